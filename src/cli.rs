@@ -1,0 +1,293 @@
+//! Subcommands of `gru`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use gru::config::{ClusterConfig, ListenAddrs, NodeConfig, NodeId};
+use gru::net::grpc::{ChannelPool, ClusterClient};
+use gru::raft::{ClusterView, Member, RaftRole};
+
+/// gru: clustered long-connection messaging (socket.io spears, ticket, Raft control plane).
+#[derive(Parser)]
+#[command(version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process: every role, a single-node Raft, no Redis.
+    Dev(DevArgs),
+    /// Run one node of a cluster described by a config file.
+    Run {
+        /// The cluster config.
+        #[arg(long, env = "GRU_CONFIG", default_value = "cluster.toml")]
+        config: PathBuf,
+        /// Which node of the config this process is.
+        #[arg(long, env = "GRU_NODE")]
+        node: NodeId,
+    },
+    /// Show the cluster as a node sees it: leader, term, members, log indexes, spears.
+    Status {
+        /// HTTP address of any node.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Print the JSON of GET /api/v1/cluster.
+        #[arg(long)]
+        json: bool,
+        /// Ask the leader, after it confirmed its leadership with a quorum.
+        #[arg(long)]
+        linearizable: bool,
+    },
+    /// Change the Raft membership at runtime.
+    Cluster {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+    /// Read and write the replicated metadata store.
+    Meta {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        action: MetaAction,
+    },
+}
+
+#[derive(clap::Args)]
+struct DevArgs {
+    /// Where the single node keeps its Raft data.
+    #[arg(long, default_value = "data/dev")]
+    data_dir: PathBuf,
+    /// Public HTTP address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// Internal gRPC address.
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    grpc: SocketAddr,
+    /// socket.io address.
+    #[arg(long, default_value = "127.0.0.1:31001")]
+    sio: SocketAddr,
+    /// Gossip address.
+    #[arg(long, default_value = "127.0.0.1:7946")]
+    gossip: SocketAddr,
+}
+
+/// Where admin commands send their requests.
+#[derive(clap::Args)]
+struct Target {
+    /// The cluster config: its core nodes are the addresses tried.
+    #[arg(long, env = "GRU_CONFIG", default_value = "cluster.toml")]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Add a core node of the config: learner, catch up, voter. Returns once it votes.
+    AddCore {
+        /// The node id (must be in the config, with the core role).
+        #[arg(long)]
+        node: NodeId,
+    },
+    /// Remove a node from the Raft membership and the member table.
+    Remove {
+        /// The node id.
+        #[arg(long)]
+        node: NodeId,
+    },
+}
+
+#[derive(Subcommand)]
+enum MetaAction {
+    /// Set a key.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Print one key, or every entry.
+    Get {
+        /// The key; all entries when omitted.
+        key: Option<String>,
+        /// Read through the leader after confirming leadership.
+        #[arg(long)]
+        linearizable: bool,
+    },
+}
+
+/// Runs the chosen subcommand.
+pub(crate) async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Dev(args) => dev(args).await,
+        Command::Run { config, node } => {
+            let config = ClusterConfig::load(&config)?;
+            serve(config, node).await
+        }
+        Command::Status {
+            addr,
+            json,
+            linearizable,
+        } => status(&addr, json, linearizable).await,
+        Command::Cluster { target, action } => cluster(target, action).await,
+        Command::Meta { target, action } => meta(target, action).await,
+    }
+}
+
+async fn dev(args: DevArgs) -> Result<()> {
+    let listen = ListenAddrs {
+        grpc: args.grpc,
+        http: args.http,
+        sio: Some(args.sio),
+        gossip: args.gossip,
+    };
+    let config = ClusterConfig::dev(args.data_dir.clone(), listen);
+    config.validate()?;
+    println!("gru dev: one node with every role, data in {}", args.data_dir.display());
+    println!("  HTTP API      http://{}/healthz", args.http);
+    println!("  cluster view  http://{}/api/v1/cluster", args.http);
+    println!("  internal gRPC {} (cluster-only)", args.grpc);
+    serve(config, 1).await
+}
+
+async fn serve(config: ClusterConfig, node: NodeId) -> Result<()> {
+    let handle = gru::start_node(config, node).await?;
+    wait_for_signal().await?;
+    tracing::info!("signal received; shutting down");
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+async fn status(addr: &str, json: bool, linearizable: bool) -> Result<()> {
+    let consistency = if linearizable { "linearizable" } else { "local" };
+    let url = format!("http://{addr}/api/v1/cluster?consistency={consistency}");
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let code = resp.status();
+    let body = resp.text().await.context("reading the reply")?;
+    if !code.is_success() {
+        bail!("{url} answered {code}: {body}");
+    }
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    let view: ClusterView = serde_json::from_str(&body).context("the reply is not a cluster view")?;
+    print_view(&view);
+    Ok(())
+}
+
+fn print_view(view: &ClusterView) {
+    let leader = view.leader_id.map_or("none".to_string(), |id| id.to_string());
+    println!("served by node {}; leader {leader}; term {}", view.served_by, view.term);
+    println!(
+        "{:<5} {:<22} {:<8} {:<10} {:>5} {:>9} {:>9}  {:<22} {}",
+        "ID", "ROLES", "RAFT", "STATE", "TERM", "LAST_LOG", "APPLIED", "GRPC", "HTTP"
+    );
+    for n in &view.nodes {
+        let roles = n.roles.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        let raft = match n.raft {
+            RaftRole::Voter => "voter",
+            RaftRole::Learner => "learner",
+            RaftRole::None => "-",
+        };
+        let (state, term, last, applied) = match &n.status {
+            Some(s) => (s.server_state.clone(), s.term.to_string(), s.last_log_index.to_string(), s.applied_index.to_string()),
+            None if n.unreachable.is_some() => ("DOWN".into(), "-".into(), "-".into(), "-".into()),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "{:<5} {:<22} {:<8} {:<10} {:>5} {:>9} {:>9}  {:<22} {}",
+            n.id, roles, raft, state, term, last, applied, n.grpc, n.http
+        );
+    }
+    if view.spears.is_empty() {
+        println!("spears: none registered");
+    } else {
+        println!("spears:");
+        let now = gru::clock::unix_ms();
+        for s in &view.spears {
+            let left = s.expires_at_ms.saturating_sub(now);
+            println!(
+                "  {:<5} sio {:<22} http {:<22} lease {} ms left",
+                s.id,
+                s.sio.as_deref().unwrap_or("-"),
+                s.http,
+                left
+            );
+        }
+    }
+}
+
+fn admin_client(config: &ClusterConfig) -> Arc<ClusterClient> {
+    let timeout = Duration::from_millis(config.raft.rpc_timeout_ms);
+    let seeds = config.core_nodes().map(NodeConfig::advertised_grpc).collect();
+    Arc::new(ClusterClient::new(
+        seeds,
+        ChannelPool::new(timeout),
+        timeout,
+        Duration::from_secs(60),
+    ))
+}
+
+async fn cluster(target: Target, action: ClusterAction) -> Result<()> {
+    let config = ClusterConfig::load(&target.config)?;
+    let client = admin_client(&config);
+    match action {
+        ClusterAction::AddCore { node } => {
+            let n = config.node(node)?;
+            if !n.is_core() {
+                bail!("node {node} does not have the core role in {}", target.config.display());
+            }
+            eprintln!("adding node {node}: learner, catching up, then voter …");
+            client.join_core(&Member::from_config(n)).await?;
+            println!("node {node} is a voter");
+        }
+        ClusterAction::Remove { node } => {
+            client.remove_node(node).await?;
+            println!("node {node} removed");
+        }
+    }
+    Ok(())
+}
+
+async fn meta(target: Target, action: MetaAction) -> Result<()> {
+    let config = ClusterConfig::load(&target.config)?;
+    let client = admin_client(&config);
+    match action {
+        MetaAction::Put { key, value } => {
+            client.put_meta(&key, &value).await?;
+            println!("ok");
+        }
+        MetaAction::Get { key, linearizable } => {
+            let entries = client.get_meta(key.as_deref(), linearizable).await?;
+            if entries.is_empty() && key.is_some() {
+                bail!("no such key");
+            }
+            for (k, v) in entries {
+                println!("{k}\t{v}");
+            }
+        }
+    }
+    Ok(())
+}

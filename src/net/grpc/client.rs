@@ -1,0 +1,294 @@
+//! The control-plane client: finds the leader, follows redirects a bounded number of times,
+//! and retries through elections until its deadline.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+use super::pb::control_plane_client::ControlPlaneClient;
+use super::pb::{ClusterViewRequest, GetMetaRequest, MetaEntry, NodeRef, NodeStatusRequest, SpearHeartbeatRequest};
+use super::{ChannelPool, LEADER_GRPC_HEADER};
+use crate::config::NodeId;
+use crate::raft::{ClusterView, Member, NodeStatus};
+
+/// Redirects followed in a row before trying the seeds again.
+const MAX_REDIRECTS: usize = 3;
+/// Pause after a full round of failed attempts (an election is probably running).
+const ROUND_PAUSE: Duration = Duration::from_millis(100);
+
+/// Why a control-plane call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No node answered as leader before the deadline.
+    #[error("no leader reachable within {deadline:?} (last error: {last})")]
+    NoLeader {
+        /// The deadline that passed.
+        deadline: Duration,
+        /// The last failure seen.
+        last: String,
+    },
+    /// The leader refused the request.
+    #[error("{code:?}: {message}")]
+    Rejected {
+        /// The gRPC status code.
+        code: Code,
+        /// The server's message.
+        message: String,
+    },
+    /// The server's answer could not be understood.
+    #[error("bad reply: {0}")]
+    BadReply(String),
+}
+
+/// A client of the control plane reached through any of a set of seed addresses.
+pub struct ClusterClient {
+    seeds: Vec<String>,
+    next_seed: AtomicUsize,
+    leader_hint: Mutex<Option<String>>,
+    pool: ChannelPool,
+    rpc_timeout: Duration,
+    deadline: Duration,
+}
+
+enum Outcome<T> {
+    Done(T),
+    Redirect(String),
+    TryElsewhere(String),
+    Fail(ClientError),
+}
+
+impl ClusterClient {
+    /// A client that starts from `seeds` (core nodes' gRPC addresses). Each RPC may take
+    /// `rpc_timeout`; a whole call, with redirects and retries, gives up after `deadline`.
+    pub fn new(seeds: Vec<String>, pool: ChannelPool, rpc_timeout: Duration, deadline: Duration) -> Self {
+        Self {
+            seeds,
+            next_seed: AtomicUsize::new(0),
+            leader_hint: Mutex::new(None),
+            pool,
+            rpc_timeout,
+            deadline,
+        }
+    }
+
+    fn client(&self, addr: &str) -> Result<ControlPlaneClient<Channel>, ClientError> {
+        self.pool
+            .get(addr)
+            .map(ControlPlaneClient::new)
+            .map_err(|e| ClientError::BadReply(e.to_string()))
+    }
+
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(self.rpc_timeout);
+        req
+    }
+
+    fn pick_target(&self) -> Option<String> {
+        if let Some(hint) = self.leader_hint.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Some(hint);
+        }
+        if self.seeds.is_empty() {
+            return None;
+        }
+        let i = self.next_seed.fetch_add(1, Ordering::Relaxed) % self.seeds.len();
+        Some(self.seeds[i].clone())
+    }
+
+    fn set_hint(&self, hint: Option<String>) {
+        *self.leader_hint.lock().unwrap_or_else(|e| e.into_inner()) = hint;
+    }
+
+    fn classify<T>(result: Result<tonic::Response<T>, Status>) -> Outcome<T> {
+        match result {
+            Ok(resp) => Outcome::Done(resp.into_inner()),
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                let leader = status
+                    .metadata()
+                    .get(LEADER_GRPC_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string);
+                match leader {
+                    Some(addr) => Outcome::Redirect(addr),
+                    None => Outcome::TryElsewhere(status.message().to_string()),
+                }
+            }
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+                ) =>
+            {
+                Outcome::TryElsewhere(format!("{:?}: {}", status.code(), status.message()))
+            }
+            Err(status) => Outcome::Fail(ClientError::Rejected {
+                code: status.code(),
+                message: status.message().to_string(),
+            }),
+        }
+    }
+
+    /// Runs `call` against the leader: follows up to [`MAX_REDIRECTS`] redirects in a row, moves
+    /// on to the next seed when a node is down or knows no leader, until the deadline.
+    async fn on_leader<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
+    where
+        F: Fn(ControlPlaneClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let start = Instant::now();
+        let mut last = String::from("no seed addresses");
+        let mut redirects = 0;
+        let mut failures_this_round = 0;
+        while start.elapsed() < self.deadline {
+            let Some(target) = self.pick_target() else { break };
+            match Self::classify(call(self.client(&target)?).await) {
+                Outcome::Done(value) => {
+                    self.set_hint(Some(target));
+                    return Ok(value);
+                }
+                Outcome::Redirect(addr) if redirects < MAX_REDIRECTS && addr != target => {
+                    redirects += 1;
+                    self.set_hint(Some(addr));
+                    continue;
+                }
+                Outcome::Redirect(addr) => {
+                    last = format!("redirect loop ending at {addr}");
+                }
+                Outcome::TryElsewhere(why) => last = format!("{target}: {why}"),
+                Outcome::Fail(e) => return Err(e),
+            }
+            redirects = 0;
+            self.set_hint(None);
+            failures_this_round += 1;
+            if failures_this_round >= self.seeds.len().max(1) {
+                failures_this_round = 0;
+                tokio::time::sleep(ROUND_PAUSE).await;
+            }
+        }
+        Err(ClientError::NoLeader {
+            deadline: self.deadline,
+            last,
+        })
+    }
+
+    /// The Raft status of the core node at `addr` (no redirects).
+    pub async fn node_status(&self, addr: &str) -> Result<NodeStatus, ClientError> {
+        let mut client = self.client(addr)?;
+        let reply = client
+            .node_status(self.request(NodeStatusRequest {}))
+            .await
+            .map_err(|s| ClientError::Rejected {
+                code: s.code(),
+                message: s.message().to_string(),
+            })?;
+        Ok(reply.into_inner().into())
+    }
+
+    /// The cluster view from any core node, or from the leader when `linearizable`.
+    pub async fn cluster_view(&self, linearizable: bool) -> Result<ClusterView, ClientError> {
+        let reply = self
+            .on_leader(|mut c| async move { c.cluster_view(self.request(ClusterViewRequest { linearizable })).await })
+            .await?;
+        serde_json::from_slice(&reply.json).map_err(|e| ClientError::BadReply(e.to_string()))
+    }
+
+    /// Records `member` in the member table.
+    pub async fn announce_member(&self, member: &Member) -> Result<(), ClientError> {
+        let msg = super::pb::Member::from(member);
+        self.on_leader(|mut c| {
+            let msg = msg.clone();
+            async move { c.announce_member(self.request(msg)).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Registers or renews a spear's lease; returns the lease length the leader granted.
+    pub async fn spear_heartbeat(&self, spear: &Member) -> Result<Duration, ClientError> {
+        let msg = SpearHeartbeatRequest {
+            spear: Some(super::pb::Member::from(spear)),
+        };
+        let reply = self
+            .on_leader(|mut c| {
+                let msg = msg.clone();
+                async move { c.spear_heartbeat(self.request(msg)).await }
+            })
+            .await?;
+        Ok(Duration::from_millis(reply.ttl_ms))
+    }
+
+    /// Removes a spear from the registry.
+    pub async fn deregister_spear(&self, id: NodeId) -> Result<(), ClientError> {
+        self.on_leader(|mut c| async move { c.deregister_spear(self.request(NodeRef { id })).await })
+            .await
+            .map(|_| ())
+    }
+
+    /// Adds a core node (learner, catch up, voter).
+    pub async fn join_core(&self, member: &Member) -> Result<(), ClientError> {
+        let msg = super::pb::Member::from(member);
+        self.on_leader(|mut c| {
+            let mut req = tonic::Request::new(msg.clone());
+            // Catching up may take a while; the leader answers once the node is a voter.
+            req.set_timeout(self.deadline);
+            async move { c.join_core(req).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes a node from the group and the member table.
+    pub async fn remove_node(&self, id: NodeId) -> Result<(), ClientError> {
+        self.on_leader(|mut c| async move { c.remove_node(self.request(NodeRef { id })).await })
+            .await
+            .map(|_| ())
+    }
+
+    /// Sets a metadata entry.
+    pub async fn put_meta(&self, key: &str, value: &str) -> Result<(), ClientError> {
+        let msg = MetaEntry {
+            key: key.to_string(),
+            value: value.to_string(),
+        };
+        self.on_leader(|mut c| {
+            let msg = msg.clone();
+            async move { c.put_meta(self.request(msg)).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Reads metadata through the leader (linearizable) or any node.
+    pub async fn get_meta(&self, key: Option<&str>, linearizable: bool) -> Result<Vec<(String, String)>, ClientError> {
+        let msg = GetMetaRequest {
+            key: key.unwrap_or_default().to_string(),
+            linearizable,
+        };
+        let reply = self
+            .on_leader(|mut c| {
+                let msg = msg.clone();
+                async move { c.get_meta(self.request(msg)).await }
+            })
+            .await?;
+        Ok(reply.entries.into_iter().map(|e| (e.key, e.value)).collect())
+    }
+
+    /// Reads metadata from the node at `addr` as it has applied it (no redirects, not linearizable).
+    pub async fn get_meta_local(&self, addr: &str) -> Result<Vec<(String, String)>, ClientError> {
+        let mut client = self.client(addr)?;
+        let reply = client
+            .get_meta(self.request(GetMetaRequest::default()))
+            .await
+            .map_err(|s| ClientError::Rejected {
+                code: s.code(),
+                message: s.message().to_string(),
+            })?;
+        Ok(reply.into_inner().entries.into_iter().map(|e| (e.key, e.value)).collect())
+    }
+}

@@ -1,0 +1,110 @@
+//! The internal gRPC server of a core node: Raft transport and control plane on `listen.grpc`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::pb::control_plane_server::{ControlPlane as ControlPlaneRpc, ControlPlaneServer};
+use super::pb::raft_transport_server::RaftTransportServer;
+use super::pb::{
+    Ack, ClusterViewRequest, GetMetaRequest, JsonReply, LeaseReply, MetaEntry, MetaReply, NodeRef,
+    NodeStatusReply, NodeStatusRequest, SpearHeartbeatRequest,
+};
+use super::raft_server::RaftService;
+use crate::raft::{ControlPlane, Member};
+
+/// Largest Raft message accepted (snapshots travel whole).
+const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+
+struct ControlService {
+    control: Arc<ControlPlane>,
+}
+
+#[tonic::async_trait]
+impl ControlPlaneRpc for ControlService {
+    async fn node_status(&self, _: Request<NodeStatusRequest>) -> Result<Response<NodeStatusReply>, Status> {
+        Ok(Response::new(self.control.node_status().into()))
+    }
+
+    async fn cluster_view(&self, req: Request<ClusterViewRequest>) -> Result<Response<JsonReply>, Status> {
+        let view = self.control.cluster_view(req.into_inner().linearizable).await?;
+        let json = serde_json::to_vec(&view).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(JsonReply { json }))
+    }
+
+    async fn announce_member(&self, req: Request<super::pb::Member>) -> Result<Response<Ack>, Status> {
+        let member = Member::try_from(req.into_inner())?;
+        self.control.announce_member(member).await?;
+        Ok(Response::new(Ack {}))
+    }
+
+    async fn spear_heartbeat(&self, req: Request<SpearHeartbeatRequest>) -> Result<Response<LeaseReply>, Status> {
+        let spear = req
+            .into_inner()
+            .spear
+            .ok_or_else(|| Status::invalid_argument("spear is required"))?;
+        let ttl = self.control.spear_heartbeat(Member::try_from(spear)?).await?;
+        Ok(Response::new(LeaseReply {
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        }))
+    }
+
+    async fn deregister_spear(&self, req: Request<NodeRef>) -> Result<Response<Ack>, Status> {
+        self.control.deregister_spear(req.into_inner().id).await?;
+        Ok(Response::new(Ack {}))
+    }
+
+    async fn join_core(&self, req: Request<super::pb::Member>) -> Result<Response<Ack>, Status> {
+        let member = Member::try_from(req.into_inner())?;
+        self.control.join_core(member).await?;
+        Ok(Response::new(Ack {}))
+    }
+
+    async fn remove_node(&self, req: Request<NodeRef>) -> Result<Response<Ack>, Status> {
+        self.control.remove_node(req.into_inner().id).await?;
+        Ok(Response::new(Ack {}))
+    }
+
+    async fn put_meta(&self, req: Request<MetaEntry>) -> Result<Response<Ack>, Status> {
+        let MetaEntry { key, value } = req.into_inner();
+        self.control.put_meta(key, value).await?;
+        Ok(Response::new(Ack {}))
+    }
+
+    async fn get_meta(&self, req: Request<GetMetaRequest>) -> Result<Response<MetaReply>, Status> {
+        let req = req.into_inner();
+        let key = Some(req.key.as_str()).filter(|k| !k.is_empty());
+        let entries = self
+            .control
+            .get_meta(key, req.linearizable)
+            .await?
+            .into_iter()
+            .map(|(key, value)| MetaEntry { key, value })
+            .collect();
+        Ok(Response::new(MetaReply { entries }))
+    }
+}
+
+/// Serves Raft and the control plane on `listener` until `shutdown` fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    control: Arc<ControlPlane>,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(addr = ?local, "internal gRPC listening");
+    let raft = RaftTransportServer::new(RaftService {
+        raft: control.raft().clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE)
+    .max_encoding_message_size(MAX_MESSAGE);
+    let control = ControlPlaneServer::new(ControlService { control });
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .add_service(raft)
+        .add_service(control)
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await
+}

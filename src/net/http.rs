@@ -1,0 +1,136 @@
+//! The public HTTP API every node serves on `listen.http`: health and the cluster view.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{NodeId, Role};
+use crate::net::grpc::{ClientError, ClusterClient};
+use crate::raft::{ClusterView, ControlError, ControlPlane};
+
+/// What the HTTP handlers need from the node.
+#[derive(Clone)]
+pub struct ApiState {
+    /// This node.
+    pub node_id: NodeId,
+    /// Its roles.
+    pub roles: Vec<Role>,
+    /// The local control plane, on core nodes.
+    pub control: Option<Arc<ControlPlane>>,
+    /// The way to the leader and other core nodes.
+    pub client: Arc<ClusterClient>,
+}
+
+/// An API failure, rendered as `{"error": {"code": …, "message": …}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The cluster cannot answer right now (no leader, no quorum).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
+/// The router of the public API.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/cluster", get(cluster))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    node_id: NodeId,
+    roles: Vec<Role>,
+}
+
+async fn healthz(State(state): State<ApiState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        node_id: state.node_id,
+        roles: state.roles.clone(),
+    })
+}
+
+#[derive(Deserialize)]
+struct ViewQuery {
+    consistency: Option<String>,
+}
+
+async fn cluster(
+    State(state): State<ApiState>,
+    Query(query): Query<ViewQuery>,
+) -> Result<Json<ClusterView>, ApiError> {
+    let linearizable = match query.consistency.as_deref() {
+        None | Some("local") => false,
+        Some("linearizable") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "consistency must be `local` or `linearizable`, got {other:?}"
+            )))
+        }
+    };
+    if let Some(control) = &state.control {
+        match control.cluster_view(linearizable).await {
+            Ok(view) => return Ok(Json(view)),
+            // Only the leader can serve a linearizable read; ask it.
+            Err(ControlError::NotLeader { .. }) => {}
+            Err(e) => return Err(ApiError::Unavailable(e.to_string())),
+        }
+    }
+    Ok(Json(state.client.cluster_view(linearizable).await?))
+}
+
+/// Serves `router` on `listener` until `shutdown` fires, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    tracing::info!(addr = ?listener.local_addr().ok(), "HTTP API listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}

@@ -1,0 +1,265 @@
+//! The composition root: `start_node(config, id) -> NodeHandle` builds one node from its
+//! config, and `NodeHandle::shutdown` tears it down in a fixed, logged order. `main` and the
+//! tests both go through here.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ClusterConfig, ConfigError, NodeConfig, NodeId, Role};
+use crate::net::grpc::{ChannelPool, ClusterClient};
+use crate::net::http::{self, ApiState};
+use crate::raft::{
+    self, BootstrapPlan, ControlPlane, GruRaft, Member, RaftStore, StoreFlusher,
+};
+use crate::services::spear;
+
+/// How long one shutdown phase may take before it is abandoned.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a control-plane call keeps trying (redirects, elections) before failing.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The config does not describe this node.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A listen address could not be bound.
+    #[error("cannot listen on {what} address {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The Raft store could not be opened.
+    #[error(transparent)]
+    Store(#[from] raft::OpenError),
+    /// The Raft settings were refused by openraft.
+    #[error("invalid Raft settings: {0}")]
+    RaftConfig(#[from] openraft::ConfigError),
+    /// Raft failed to start.
+    #[error("Raft failed to start: {0}")]
+    Raft(String),
+}
+
+/// One step of the shutdown: a token to cancel and the tasks to wait for.
+struct Phase {
+    name: &'static str,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Phase {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            cancel: CancellationToken::new(),
+            tasks: Vec::new(),
+        }
+    }
+}
+
+/// A running node.
+pub struct NodeHandle {
+    node_id: NodeId,
+    http_addr: SocketAddr,
+    grpc_addr: Option<SocketAddr>,
+    phases: Vec<Phase>,
+    raft: Option<(GruRaft, StoreFlusher)>,
+}
+
+impl NodeHandle {
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The bound internal gRPC address (core nodes).
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_addr
+    }
+
+    /// Stops the node: client listeners, spear registration, background tasks, internal gRPC,
+    /// Raft, then a final flush of the store.
+    pub async fn shutdown(self) {
+        for phase in self.phases {
+            tracing::info!(phase = phase.name, "shutdown: stopping");
+            phase.cancel.cancel();
+            for task in phase.tasks {
+                if tokio::time::timeout(PHASE_TIMEOUT, task).await.is_err() {
+                    tracing::warn!(phase = phase.name, "shutdown: task did not stop in time");
+                }
+            }
+        }
+        if let Some((raft, flusher)) = self.raft {
+            tracing::info!(phase = "raft", "shutdown: stopping");
+            if let Err(e) = raft.shutdown().await {
+                tracing::warn!(error = %e, "Raft did not shut down cleanly");
+            }
+            tracing::info!(phase = "storage", "shutdown: flushing");
+            if let Err(e) = flusher.flush().await {
+                tracing::error!(error = %e, "final flush of the Raft store failed");
+            }
+        }
+        tracing::info!("shutdown complete");
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind { what, addr, source })
+}
+
+/// Starts node `id` of `config`: binds its listeners, opens its store, starts Raft (core
+/// nodes), and spawns its services.
+pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle, NodeError> {
+    let node = config.node(id)?.clone();
+    std::fs::create_dir_all(&node.data_dir).map_err(|source| NodeError::DataDir {
+        path: node.data_dir.display().to_string(),
+        source,
+    })?;
+    let me = Member::from_config(&node);
+    let rpc_timeout = Duration::from_millis(config.raft.rpc_timeout_ms);
+    let pool = ChannelPool::new(rpc_timeout);
+    let seeds = config.core_nodes().map(NodeConfig::advertised_grpc).collect();
+    let client = Arc::new(ClusterClient::new(seeds, pool.clone(), rpc_timeout, CLIENT_DEADLINE));
+
+    let mut clients_phase = Phase::new("client listeners");
+    let mut spear_phase = Phase::new("spear registration");
+    let mut background = Phase::new("background tasks");
+    let mut grpc_phase = Phase::new("internal gRPC");
+
+    let http_listener = bind("http", node.listen.http).await?;
+    let http_addr = http_listener.local_addr().unwrap_or(node.listen.http);
+
+    let mut control = None;
+    let mut raft_parts = None;
+    let mut grpc_addr = None;
+    if node.is_core() {
+        let grpc_listener = bind("grpc", node.listen.grpc).await?;
+        grpc_addr = grpc_listener.local_addr().ok();
+        let store = RaftStore::open(&node.data_dir)?;
+        let flusher = store.flusher();
+        let raft_config = raft::raft_config(&config.cluster.name, &config.raft)?;
+        let network = raft::network::GrpcNetwork::new(pool.clone());
+        let raft_handle = GruRaft::new(id, raft_config, network, store.log, store.state_machine)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let plane = Arc::new(ControlPlane::new(
+            id,
+            raft_handle.clone(),
+            store.state,
+            Duration::from_millis(config.spear.lease_ttl_ms),
+            client.clone(),
+        ));
+
+        let grpc_cancel = grpc_phase.cancel.clone();
+        let grpc_plane = plane.clone();
+        grpc_phase.tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::net::grpc::serve(grpc_listener, grpc_plane, grpc_cancel).await {
+                tracing::error!(error = %e, "internal gRPC server failed");
+            }
+        }));
+
+        let plan = BootstrapPlan {
+            me: me.clone(),
+            initial_voters: initial_voters(&config),
+            join: node.join,
+        };
+        background.tasks.push(tokio::spawn(raft::bootstrap(
+            raft_handle.clone(),
+            plan,
+            client.clone(),
+            background.cancel.clone(),
+        )));
+        background.tasks.push(tokio::spawn(raft::run_lease_sweeper(
+            plane.clone(),
+            Duration::from_millis(config.spear.lease_sweep_ms),
+            background.cancel.clone(),
+        )));
+        control = Some(plane);
+        raft_parts = Some((raft_handle, flusher));
+    } else {
+        let (me, client, cancel) = (me.clone(), client.clone(), background.cancel.clone());
+        background.tasks.push(tokio::spawn(async move {
+            announce_until_accepted(me, client, cancel).await;
+        }));
+    }
+
+    if node.has_role(Role::Spear) {
+        spear_phase.tasks.push(tokio::spawn(spear::run_registration(
+            me.clone(),
+            client.clone(),
+            Duration::from_millis(config.spear.lease_renew_ms),
+            spear_phase.cancel.clone(),
+        )));
+    }
+
+    let api = http::router(ApiState {
+        node_id: id,
+        roles: node.roles.clone(),
+        control,
+        client,
+    });
+    let http_cancel = clients_phase.cancel.clone();
+    clients_phase.tasks.push(tokio::spawn(async move {
+        if let Err(e) = http::serve(http_listener, api, http_cancel).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    }));
+
+    tracing::info!(node = id, roles = ?node.roles, http = %http_addr, "node started");
+    Ok(NodeHandle {
+        node_id: id,
+        http_addr,
+        grpc_addr,
+        phases: vec![clients_phase, spear_phase, background, grpc_phase],
+        raft: raft_parts,
+    })
+}
+
+fn initial_voters(config: &ClusterConfig) -> BTreeMap<NodeId, raft::RaftPeer> {
+    config
+        .initial_voters()
+        .map(|n| (n.id, Member::from_config(n).peer()))
+        .collect()
+}
+
+/// Non-core nodes record their roles and addresses in the member table once a leader is up.
+async fn announce_until_accepted(me: Member, client: Arc<ClusterClient>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            r = client.announce_member(&me) => match r {
+                Ok(()) => return,
+                Err(e) => tracing::debug!(error = %e, "member announcement not accepted yet"),
+            },
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}

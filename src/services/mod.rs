@@ -1,0 +1,3 @@
+//! What gru does for its users, built on `raft` and `net`. Each service reads like its job.
+
+pub mod spear;
