@@ -1,0 +1,429 @@
+//! The cluster test harness: real `gru` processes from a generated `cluster.toml`.
+//!
+//! `TestCluster` writes the config into a temp dir, spawns one `gru run` per node (stdout and
+//! stderr to `node<id>.log`), and offers start / kill -9 / stop / restart, cluster views over
+//! HTTP, a control-plane client, and `wait_for` with deadlines. Every child is killed on drop;
+//! when the test is failing, the temp dir is kept and the tail of every log is printed.
+//!
+//! Later issues add here: `partition(node)` (a fault-injecting proxy on internal links), a
+//! Redis server and a broker per test.
+
+#![allow(dead_code)]
+
+pub mod ports;
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gru::net::grpc::{ChannelPool, ClusterClient};
+use gru::raft::ClusterView;
+
+/// The lease length the harness configures (the product default).
+pub const LEASE_TTL_MS: u64 = 3000;
+
+/// What a test node is.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// The node id.
+    pub id: u64,
+    /// Its roles, as written in the config.
+    pub roles: Vec<&'static str>,
+    /// Whether it joins a running group instead of being an initial voter.
+    pub join: bool,
+}
+
+impl NodeSpec {
+    /// A core node that is an initial voter.
+    pub fn core(id: u64) -> Self {
+        Self { id, roles: vec!["core"], join: false }
+    }
+    /// A core node that joins later.
+    pub fn joining_core(id: u64) -> Self {
+        Self { id, roles: vec!["core"], join: true }
+    }
+    /// A spear-only node.
+    pub fn spear(id: u64) -> Self {
+        Self { id, roles: vec!["spear"], join: false }
+    }
+}
+
+/// The addresses of one node.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    /// Internal gRPC.
+    pub grpc: u16,
+    /// HTTP API.
+    pub http: u16,
+    /// socket.io.
+    pub sio: u16,
+    /// Gossip.
+    pub gossip: u16,
+}
+
+struct TestNode {
+    spec: NodeSpec,
+    ports: Ports,
+    child: Option<Child>,
+}
+
+/// A cluster of real `gru` processes.
+pub struct TestCluster {
+    dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+    config_path: PathBuf,
+    nodes: BTreeMap<u64, TestNode>,
+    http: reqwest::Client,
+}
+
+impl TestCluster {
+    /// Writes a config for `specs` (nothing started yet).
+    pub fn new(specs: &[NodeSpec]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("gru-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let root = dir.path().to_path_buf();
+        let nodes = specs
+            .iter()
+            .map(|spec| {
+                let ports = Ports {
+                    grpc: ports::free_port(),
+                    http: ports::free_port(),
+                    sio: ports::free_port(),
+                    gossip: ports::free_port(),
+                };
+                (spec.id, TestNode { spec: spec.clone(), ports, child: None })
+            })
+            .collect();
+        let cluster = Self {
+            config_path: root.join("cluster.toml"),
+            dir: Some(dir),
+            root,
+            nodes,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .expect("http client"),
+        };
+        cluster.write_config();
+        cluster
+    }
+
+    /// Starts every node in id order.
+    pub fn start_all(&mut self) {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.start(id);
+        }
+    }
+
+    /// Adds a node to the config (rewriting the file); start it with [`Self::start`].
+    pub fn add_node(&mut self, spec: NodeSpec) {
+        let ports = Ports {
+            grpc: ports::free_port(),
+            http: ports::free_port(),
+            sio: ports::free_port(),
+            gossip: ports::free_port(),
+        };
+        self.nodes.insert(spec.id, TestNode { spec, ports, child: None });
+        self.write_config();
+    }
+
+    /// The config file's path.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The ids of the nodes whose process is running.
+    pub fn running(&self) -> Vec<u64> {
+        self.nodes.iter().filter(|(_, n)| n.child.is_some()).map(|(id, _)| *id).collect()
+    }
+
+    /// The ids of the core nodes.
+    pub fn core_ids(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.spec.roles.contains(&"core"))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The ports of node `id`.
+    pub fn ports(&self, id: u64) -> Ports {
+        self.nodes[&id].ports
+    }
+
+    /// The log file of node `id`.
+    pub fn log_path(&self, id: u64) -> PathBuf {
+        self.root.join(format!("node{id}.log"))
+    }
+
+    /// The whole log of node `id`.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
+    }
+
+    fn write_config(&self) {
+        let spears = self.nodes.values().filter(|n| n.spec.roles.contains(&"spear")).count();
+        let relay = if spears > 1 { "redis" } else { "local" };
+        let mut toml = format!(
+            r#"[cluster]
+name = "gru-test"
+
+[raft]
+heartbeat_interval_ms = 100
+election_timeout_min_ms = 600
+election_timeout_max_ms = 1200
+
+[spear]
+lease_ttl_ms = {LEASE_TTL_MS}
+lease_renew_ms = 1000
+lease_sweep_ms = 100
+
+[relay]
+kind = "{relay}"
+
+[auth]
+business_secret = "test-business-secret-0123456789"
+spear_secret = "test-spear-secret-abcdefghijkl"
+"#
+        );
+        for node in self.nodes.values() {
+            let roles = node.spec.roles.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ");
+            let p = node.ports;
+            let sio = if node.spec.roles.contains(&"spear") {
+                format!("sio = \"127.0.0.1:{}\"\n", p.sio)
+            } else {
+                String::new()
+            };
+            toml.push_str(&format!(
+                r#"
+[[nodes]]
+id = {id}
+roles = [{roles}]
+data_dir = "{dir}"
+join = {join}
+[nodes.listen]
+grpc = "127.0.0.1:{grpc}"
+http = "127.0.0.1:{http}"
+gossip = "127.0.0.1:{gossip}"
+{sio}"#,
+                id = node.spec.id,
+                dir = self.root.join(format!("data{}", node.spec.id)).display(),
+                join = node.spec.join,
+                grpc = p.grpc,
+                http = p.http,
+                gossip = p.gossip,
+            ));
+        }
+        std::fs::write(&self.config_path, toml).expect("write cluster.toml");
+    }
+
+    /// Spawns node `id` (appending to its log).
+    pub fn start(&mut self, id: u64) {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(id))
+            .expect("open log");
+        let log_err = log.try_clone().expect("clone log handle");
+        let child = Command::new(env!("CARGO_BIN_EXE_gru"))
+            .args(["run", "--config"])
+            .arg(&self.config_path)
+            .args(["--node", &id.to_string()])
+            .env("GRU_LOG", "info,gru=debug,openraft=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err))
+            .spawn()
+            .expect("spawn gru");
+        let node = self.nodes.get_mut(&id).expect("known node");
+        assert!(node.child.is_none(), "node {id} is already running");
+        node.child = Some(child);
+    }
+
+    /// kill -9 node `id` and reap it.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.nodes.get_mut(&id).and_then(|n| n.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+            append_marker(&self.log_path(id), "=== harness: kill -9 ===");
+        }
+    }
+
+    /// SIGTERM node `id` and wait (up to 15 s) for it to exit; returns whether it exited 0.
+    pub fn stop(&mut self, id: u64) -> bool {
+        let Some(mut child) = self.nodes.get_mut(&id).and_then(|n| n.child.take()) else {
+            return false;
+        };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Restarts a killed or stopped node.
+    pub fn restart(&mut self, id: u64) {
+        append_marker(&self.log_path(id), "=== harness: restart ===");
+        self.start(id);
+    }
+
+    /// GET /api/v1/cluster on node `id`, or `None` if it does not answer.
+    pub async fn view(&self, id: u64) -> Option<ClusterView> {
+        let url = format!("http://127.0.0.1:{}/api/v1/cluster", self.nodes[&id].ports.http);
+        let resp = self.http.get(url).send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.json().await.ok()
+    }
+
+    /// GET `path` on node `id`'s HTTP address.
+    pub async fn get(&self, id: u64, path: &str) -> Option<reqwest::Response> {
+        let url = format!("http://127.0.0.1:{}{path}", self.nodes[&id].ports.http);
+        self.http.get(url).send().await.ok()
+    }
+
+    /// The views of every node in `ids` that answered.
+    pub async fn views(&self, ids: &[u64]) -> BTreeMap<u64, ClusterView> {
+        let mut out = BTreeMap::new();
+        for id in ids {
+            if let Some(v) = self.view(*id).await {
+                out.insert(*id, v);
+            }
+        }
+        out
+    }
+
+    /// Waits until every node in `ids` reports the same leader (one of `ids`) and term.
+    pub async fn wait_leader(&self, ids: &[u64], deadline: Duration) -> (u64, u64) {
+        self.wait_for(&format!("nodes {ids:?} to agree on a leader"), deadline, || async {
+            let views = self.views(ids).await;
+            if views.len() != ids.len() {
+                return None;
+            }
+            let first = views.values().next()?;
+            let leader = first.leader_id?;
+            let term = first.term;
+            let agreed = views.values().all(|v| v.leader_id == Some(leader) && v.term == term);
+            (agreed && ids.contains(&leader)).then_some((leader, term))
+        })
+        .await
+    }
+
+    /// Waits until every node in `ids` reports the same leader and every one of them, in the
+    /// leader's view, has applied the same index. Returns that index.
+    pub async fn wait_converged(&self, ids: &[u64], deadline: Duration) -> u64 {
+        let (leader, _) = self.wait_leader(ids, deadline).await;
+        self.wait_for(&format!("nodes {ids:?} to reach the same applied index"), deadline, || async {
+            let view = self.view(leader).await?;
+            let applied: Vec<u64> = ids
+                .iter()
+                .map(|id| view.node(*id)?.status.as_ref().map(|s| s.applied_index))
+                .collect::<Option<Vec<_>>>()?;
+            let first = *applied.first()?;
+            applied.iter().all(|a| *a == first).then_some(first)
+        })
+        .await
+    }
+
+    /// Polls `probe` every 50 ms until it yields a value; panics naming `what` at the deadline.
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, deadline: Duration, probe: F) -> T
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        wait_for(what, deadline, probe).await
+    }
+
+    /// A control-plane client that knows every core node.
+    pub fn client(&self) -> Arc<ClusterClient> {
+        let seeds = self
+            .core_ids()
+            .iter()
+            .map(|id| format!("127.0.0.1:{}", self.nodes[id].ports.grpc))
+            .collect();
+        Arc::new(ClusterClient::new(
+            seeds,
+            ChannelPool::new(Duration::from_millis(500)),
+            Duration::from_millis(1000),
+            Duration::from_secs(5),
+        ))
+    }
+
+    /// The internal gRPC address of node `id`.
+    pub fn grpc_addr(&self, id: u64) -> String {
+        format!("127.0.0.1:{}", self.nodes[&id].ports.grpc)
+    }
+}
+
+/// Polls `probe` every 50 ms until it yields a value; panics naming `what` at the deadline.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, probe: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn append_marker(path: &Path, marker: &str) {
+    if let Ok(mut f) = OpenOptions::new().append(true).open(path) {
+        use std::io::Write;
+        let _ = writeln!(f, "{marker}");
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if std::thread::panicking() {
+            if let Some(dir) = self.dir.take() {
+                let kept = dir.keep();
+                eprintln!("test failed; cluster files kept in {}", kept.display());
+                for id in self.nodes.keys() {
+                    let path = kept.join(format!("node{id}.log"));
+                    eprintln!("---- last lines of {} ----\n{}", path.display(), tail(&path, 40));
+                }
+            }
+        }
+    }
+}
+
+/// Opens (creating) a log file for a process the test spawns by itself.
+pub fn log_file(path: &Path) -> (File, File) {
+    let f = File::create(path).expect("create log");
+    let g = f.try_clone().expect("clone log");
+    (f, g)
+}

@@ -1,0 +1,82 @@
+//! `dev_mode`: `gru dev` serves /healthz and a one-voter cluster led by itself, and stops
+//! cleanly on SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::common::{self, ports::free_port};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let http = free_port();
+    let log = dir.path().join("dev.log");
+    let (out, err) = common::log_file(&log);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gru"))
+        .arg("dev")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--http", &format!("127.0.0.1:{http}")])
+        .args(["--grpc", &format!("127.0.0.1:{}", free_port())])
+        .args(["--sio", &format!("127.0.0.1:{}", free_port())])
+        .args(["--gossip", &format!("127.0.0.1:{}", free_port())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .expect("spawn gru dev");
+    struct KillOnDrop<'a>(&'a mut std::process::Child);
+    impl Drop for KillOnDrop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let guard = KillOnDrop(&mut child);
+    let http_client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{http}");
+
+    let health: serde_json::Value = common::wait_for("/healthz", Duration::from_secs(20), || async {
+        let resp = http_client.get(format!("{base}/healthz")).send().await.ok()?;
+        if resp.status() != 200 {
+            return None;
+        }
+        resp.json().await.ok()
+    })
+    .await;
+    assert_eq!(health["status"], "ok");
+
+    let view: gru::raft::ClusterView = common::wait_for("a leader", Duration::from_secs(20), || async {
+        let resp = http_client.get(format!("{base}/api/v1/cluster")).send().await.ok()?;
+        let view: gru::raft::ClusterView = resp.json().await.ok()?;
+        view.leader_id.is_some().then_some(view)
+    })
+    .await;
+    assert_eq!(view.voters, vec![1]);
+    assert_eq!(view.leader_id, Some(1));
+
+    let bad = http_client
+        .get(format!("{base}/api/v1/cluster?consistency=sometimes"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(bad.status(), 400);
+    let body: serde_json::Value = bad.json().await.expect("json error");
+    assert_eq!(body["error"]["code"], "bad_request");
+
+    let printed = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(printed.contains(&format!("http://127.0.0.1:{http}/healthz")), "dev prints its URLs");
+
+    let pid = guard.0.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Ok(Some(status)) = guard.0.try_wait() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "gru dev did not exit within 15 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "gru dev exits 0 after SIGTERM");
+    assert!(std::fs::read_to_string(&log).unwrap_or_default().contains("shutdown complete"));
+}
