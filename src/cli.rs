@@ -149,7 +149,10 @@ async fn dev(args: DevArgs) -> Result<()> {
     };
     let config = ClusterConfig::dev(args.data_dir.clone(), listen);
     config.validate()?;
-    println!("gru dev: one node with every role, data in {}", args.data_dir.display());
+    println!(
+        "gru dev: one node with every role, data in {}",
+        args.data_dir.display()
+    );
     println!("  HTTP API      http://{}/healthz", args.http);
     println!("  cluster view  http://{}/api/v1/cluster", args.http);
     println!("  internal gRPC {} (cluster-only)", args.grpc);
@@ -175,7 +178,11 @@ async fn wait_for_signal() -> Result<()> {
 }
 
 async fn status(addr: &str, json: bool, linearizable: bool) -> Result<()> {
-    let consistency = if linearizable { "linearizable" } else { "local" };
+    let consistency = if linearizable {
+        "linearizable"
+    } else {
+        "local"
+    };
     let url = format!("http://{addr}/api/v1/cluster?consistency={consistency}");
     let resp = reqwest::Client::new()
         .get(&url)
@@ -192,27 +199,43 @@ async fn status(addr: &str, json: bool, linearizable: bool) -> Result<()> {
         println!("{body}");
         return Ok(());
     }
-    let view: ClusterView = serde_json::from_str(&body).context("the reply is not a cluster view")?;
+    let view: ClusterView =
+        serde_json::from_str(&body).context("the reply is not a cluster view")?;
     print_view(&view);
     Ok(())
 }
 
 fn print_view(view: &ClusterView) {
-    let leader = view.leader_id.map_or("none".to_string(), |id| id.to_string());
-    println!("served by node {}; leader {leader}; term {}", view.served_by, view.term);
+    let leader = view
+        .leader_id
+        .map_or("none".to_string(), |id| id.to_string());
+    println!(
+        "served by node {}; leader {leader}; term {}",
+        view.served_by, view.term
+    );
     println!(
         "{:<5} {:<22} {:<8} {:<10} {:>5} {:>9} {:>9}  {:<22} {}",
         "ID", "ROLES", "RAFT", "STATE", "TERM", "LAST_LOG", "APPLIED", "GRPC", "HTTP"
     );
     for n in &view.nodes {
-        let roles = n.roles.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        let roles = n
+            .roles
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let raft = match n.raft {
             RaftRole::Voter => "voter",
             RaftRole::Learner => "learner",
             RaftRole::None => "-",
         };
         let (state, term, last, applied) = match &n.status {
-            Some(s) => (s.server_state.clone(), s.term.to_string(), s.last_log_index.to_string(), s.applied_index.to_string()),
+            Some(s) => (
+                s.server_state.clone(),
+                s.term.to_string(),
+                s.last_log_index.to_string(),
+                s.applied_index.to_string(),
+            ),
             None if n.unreachable.is_some() => ("DOWN".into(), "-".into(), "-".into(), "-".into()),
             None => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
@@ -241,7 +264,10 @@ fn print_view(view: &ClusterView) {
 
 fn admin_client(config: &ClusterConfig) -> Arc<ClusterClient> {
     let timeout = Duration::from_millis(config.raft.rpc_timeout_ms);
-    let seeds = config.core_nodes().map(NodeConfig::advertised_grpc).collect();
+    let seeds = config
+        .core_nodes()
+        .map(NodeConfig::advertised_grpc)
+        .collect();
     Arc::new(ClusterClient::new(
         seeds,
         ChannelPool::new(timeout),
@@ -257,7 +283,10 @@ async fn cluster(target: Target, action: ClusterAction) -> Result<()> {
         ClusterAction::AddCore { node } => {
             let n = config.node(node)?;
             if !n.is_core() {
-                bail!("node {node} does not have the core role in {}", target.config.display());
+                bail!(
+                    "node {node} does not have the core role in {}",
+                    target.config.display()
+                );
             }
             eprintln!("adding node {node}: learner, catching up, then voter …");
             client.join_core(&Member::from_config(n)).await?;

@@ -13,9 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ClusterConfig, ConfigError, NodeConfig, NodeId, Role};
 use crate::net::grpc::{ChannelPool, ClusterClient};
 use crate::net::http::{self, ApiState};
-use crate::raft::{
-    self, BootstrapPlan, ControlPlane, GruRaft, Member, RaftStore, StoreFlusher,
-};
+use crate::raft::{self, BootstrapPlan, ControlPlane, GruRaft, Member, RaftStore, StoreFlusher};
 use crate::services::spear;
 
 /// How long one shutdown phase may take before it is abandoned.
@@ -143,8 +141,16 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
     let me = Member::from_config(&node);
     let rpc_timeout = Duration::from_millis(config.raft.rpc_timeout_ms);
     let pool = ChannelPool::new(rpc_timeout);
-    let seeds = config.core_nodes().map(NodeConfig::advertised_grpc).collect();
-    let client = Arc::new(ClusterClient::new(seeds, pool.clone(), rpc_timeout, CLIENT_DEADLINE));
+    let seeds = config
+        .core_nodes()
+        .map(NodeConfig::advertised_grpc)
+        .collect();
+    let client = Arc::new(ClusterClient::new(
+        seeds,
+        pool.clone(),
+        rpc_timeout,
+        CLIENT_DEADLINE,
+    ));
 
     let mut clients_phase = Phase::new("client listeners");
     let mut spear_phase = Phase::new("spear registration");
@@ -248,7 +254,11 @@ fn initial_voters(config: &ClusterConfig) -> BTreeMap<NodeId, raft::RaftPeer> {
 }
 
 /// Non-core nodes record their roles and addresses in the member table once a leader is up.
-async fn announce_until_accepted(me: Member, client: Arc<ClusterClient>, cancel: CancellationToken) {
+async fn announce_until_accepted(
+    me: Member,
+    client: Arc<ClusterClient>,
+    cancel: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,

@@ -20,20 +20,28 @@ pub(super) fn overrides(env: impl IntoIterator<Item = (String, String)>) -> Vec<
 fn parse_value(raw: &str) -> Value {
     // Wrap in a one-key document so TOML's own value grammar decides.
     match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut table) => table.remove("v").unwrap_or_else(|| Value::String(raw.to_string())),
+        Ok(mut table) => table
+            .remove("v")
+            .unwrap_or_else(|| Value::String(raw.to_string())),
         Err(_) => Value::String(raw.to_string()),
     }
 }
 
 /// Applies `overrides` onto the parsed document; returns the variable names applied.
-pub(super) fn apply(doc: &mut Value, overrides: &[(String, String)]) -> Result<Vec<String>, ConfigError> {
+pub(super) fn apply(
+    doc: &mut Value,
+    overrides: &[(String, String)],
+) -> Result<Vec<String>, ConfigError> {
     let mut names = Vec::new();
     for (name, raw) in overrides {
         let invalid = |reason: String| ConfigError::Invalid {
             field: name.clone(),
             reason,
         };
-        let path: Vec<String> = name["GRU_".len()..].split("__").map(str::to_lowercase).collect();
+        let path: Vec<String> = name["GRU_".len()..]
+            .split("__")
+            .map(str::to_lowercase)
+            .collect();
         if path.iter().any(String::is_empty) {
             return Err(invalid("empty path segment".into()));
         }
@@ -59,9 +67,9 @@ pub(super) fn apply(doc: &mut Value, overrides: &[(String, String)]) -> Result<V
                 }
                 continue;
             }
-            let table = cursor
-                .as_table_mut()
-                .ok_or_else(|| invalid(format!("`{segment}` is inside a value that is not a table")))?;
+            let table = cursor.as_table_mut().ok_or_else(|| {
+                invalid(format!("`{segment}` is inside a value that is not a table"))
+            })?;
             if last {
                 table.insert(segment.clone(), parse_value(raw));
                 break;
@@ -82,14 +90,21 @@ mod tests {
     const EXAMPLE: &str = include_str!("../../cluster.toml");
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn scalar_overrides_apply() {
         let config = ClusterConfig::from_toml_str(
             EXAMPLE,
-            env(&[("GRU_RAFT__HEARTBEAT_INTERVAL_MS", "150"), ("GRU_RELAY__KIND", "rocketmq"), ("GRU_LOG", "debug")]),
+            env(&[
+                ("GRU_RAFT__HEARTBEAT_INTERVAL_MS", "150"),
+                ("GRU_RELAY__KIND", "rocketmq"),
+                ("GRU_LOG", "debug"),
+            ]),
         )
         .expect("valid");
         assert_eq!(config.raft.heartbeat_interval_ms, 150);
@@ -100,7 +115,10 @@ mod tests {
     fn nodes_are_addressed_by_id() {
         let config = ClusterConfig::from_toml_str(
             EXAMPLE,
-            env(&[("GRU_NODES__3__DATA_DIR", "/var/lib/gru3"), ("GRU_NODES__3__LISTEN__HTTP", "127.0.0.1:9999")]),
+            env(&[
+                ("GRU_NODES__3__DATA_DIR", "/var/lib/gru3"),
+                ("GRU_NODES__3__LISTEN__HTTP", "127.0.0.1:9999"),
+            ]),
         )
         .expect("valid");
         let node = config.node(3).expect("node 3");
@@ -110,21 +128,32 @@ mod tests {
 
     #[test]
     fn an_unknown_node_id_is_refused_naming_the_variable() {
-        let err = ClusterConfig::from_toml_str(EXAMPLE, env(&[("GRU_NODES__42__DATA_DIR", "/x")])).expect_err("refused");
+        let err = ClusterConfig::from_toml_str(EXAMPLE, env(&[("GRU_NODES__42__DATA_DIR", "/x")]))
+            .expect_err("refused");
         assert!(err.to_string().contains("GRU_NODES__42__DATA_DIR"), "{err}");
     }
 
     #[test]
     fn an_unknown_field_is_refused_naming_the_variable() {
-        let err = ClusterConfig::from_toml_str(EXAMPLE, env(&[("GRU_RAFT__HEARTBEAT", "5")])).expect_err("refused");
+        let err = ClusterConfig::from_toml_str(EXAMPLE, env(&[("GRU_RAFT__HEARTBEAT", "5")]))
+            .expect_err("refused");
         let msg = err.to_string();
-        assert!(msg.contains("GRU_RAFT__HEARTBEAT") && msg.contains("heartbeat"), "{msg}");
+        assert!(
+            msg.contains("GRU_RAFT__HEARTBEAT") && msg.contains("heartbeat"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn overridden_values_are_validated() {
-        let err = ClusterConfig::from_toml_str(EXAMPLE, env(&[("GRU_RAFT__HEARTBEAT_INTERVAL_MS", "5000")]))
-            .expect_err("refused");
-        assert!(err.to_string().contains("raft.heartbeat_interval_ms"), "{err}");
+        let err = ClusterConfig::from_toml_str(
+            EXAMPLE,
+            env(&[("GRU_RAFT__HEARTBEAT_INTERVAL_MS", "5000")]),
+        )
+        .expect_err("refused");
+        assert!(
+            err.to_string().contains("raft.heartbeat_interval_ms"),
+            "{err}"
+        );
     }
 }

@@ -313,12 +313,18 @@ impl NodeConfig {
 
     /// Where others reach its internal gRPC.
     pub fn advertised_grpc(&self) -> String {
-        self.advertise.grpc.clone().unwrap_or_else(|| self.listen.grpc.to_string())
+        self.advertise
+            .grpc
+            .clone()
+            .unwrap_or_else(|| self.listen.grpc.to_string())
     }
 
     /// Where others reach its HTTP API.
     pub fn advertised_http(&self) -> String {
-        self.advertise.http.clone().unwrap_or_else(|| self.listen.http.to_string())
+        self.advertise
+            .http
+            .clone()
+            .unwrap_or_else(|| self.listen.http.to_string())
     }
 
     /// Where clients reach its socket.io (spears).
@@ -331,7 +337,10 @@ impl NodeConfig {
 
     /// Where others reach its gossip.
     pub fn advertised_gossip(&self) -> String {
-        self.advertise.gossip.clone().unwrap_or_else(|| self.listen.gossip.to_string())
+        self.advertise
+            .gossip
+            .clone()
+            .unwrap_or_else(|| self.listen.gossip.to_string())
     }
 }
 
@@ -364,7 +373,10 @@ impl ClusterConfig {
         Ok(config)
     }
 
-    fn parse(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    fn parse(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         // Parse once straight from the text so errors point at a line and column.
         let direct: Result<Self, _> = toml::from_str(text);
         let overrides = env::overrides(env);
@@ -407,7 +419,9 @@ impl ClusterConfig {
     /// and fixed secrets that are public and only fit for development.
     pub fn dev(data_dir: PathBuf, listen: ListenAddrs) -> Self {
         Self {
-            cluster: ClusterSection { name: "gru-dev".into() },
+            cluster: ClusterSection {
+                name: "gru-dev".into(),
+            },
             raft: RaftSection::default(),
             spear: SpearSection::default(),
             redis: RedisSection::default(),
@@ -442,8 +456,22 @@ mod tests {
     fn the_example_cluster_toml_is_valid() {
         let config = ClusterConfig::from_toml_str(EXAMPLE, []).expect("example is valid");
         assert_eq!(config.core_nodes().count(), 3);
-        assert_eq!(config.nodes.iter().filter(|n| n.has_role(Role::Spear)).count(), 2);
-        assert_eq!(config.nodes.iter().filter(|n| n.has_role(Role::Ticket)).count(), 1);
+        assert_eq!(
+            config
+                .nodes
+                .iter()
+                .filter(|n| n.has_role(Role::Spear))
+                .count(),
+            2
+        );
+        assert_eq!(
+            config
+                .nodes
+                .iter()
+                .filter(|n| n.has_role(Role::Ticket))
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -480,7 +508,10 @@ gossip = "127.0.0.1:3"
     #[test]
     fn malformed_toml_names_the_line() {
         let err = ClusterConfig::from_toml_str("[[nodes]\nid = ", []).expect_err("refused");
-        assert!(matches!(err, ConfigError::Parse(ref m) if m.contains("line")), "{err}");
+        assert!(
+            matches!(err, ConfigError::Parse(ref m) if m.contains("line")),
+            "{err}"
+        );
     }
 
     #[test]

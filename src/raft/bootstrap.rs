@@ -68,7 +68,10 @@ async fn enter_group(raft: &GruRaft, plan: &BootstrapPlan, client: &ClusterClien
         return;
     };
     if initializer != plan.me.id {
-        tracing::info!(initializer, "waiting for node {initializer} to form the group");
+        tracing::info!(
+            initializer,
+            "waiting for node {initializer} to form the group"
+        );
         return;
     }
     initialize_when_quorum_is_up(raft, plan, client).await;
@@ -93,7 +96,11 @@ async fn join(plan: &BootstrapPlan, client: &ClusterClient) {
     }
 }
 
-async fn initialize_when_quorum_is_up(raft: &GruRaft, plan: &BootstrapPlan, client: &ClusterClient) {
+async fn initialize_when_quorum_is_up(
+    raft: &GruRaft,
+    plan: &BootstrapPlan,
+    client: &ClusterClient,
+) {
     let majority = plan.initial_voters.len() / 2 + 1;
     let mut last_log: Option<Instant> = None;
     loop {
@@ -104,7 +111,10 @@ async fn initialize_when_quorum_is_up(raft: &GruRaft, plan: &BootstrapPlan, clie
             }
             match tokio::time::timeout(PROBE_TIMEOUT, client.node_status(&peer.grpc)).await {
                 Ok(Ok(status)) if status.initialized => {
-                    tracing::info!(peer = id, "node {id} already belongs to a formed group; not initializing");
+                    tracing::info!(
+                        peer = id,
+                        "node {id} already belongs to a formed group; not initializing"
+                    );
                     return;
                 }
                 Ok(Ok(_)) => empty += 1,

@@ -103,7 +103,11 @@ impl ControlPlane {
     fn leader_ref(&self, id: Option<NodeId>) -> Option<LeaderRef> {
         let metrics = self.raft.metrics().borrow().clone();
         let id = id.or(metrics.current_leader)?;
-        let peer = metrics.membership_config.membership().get_node(&id).cloned();
+        let peer = metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .cloned();
         Some(LeaderRef { id, peer })
     }
 
@@ -115,7 +119,10 @@ impl ControlPlane {
         ControlError::NotLeader { leader }
     }
 
-    fn write_error(&self, e: RaftError<NodeId, ClientWriteError<NodeId, RaftPeer>>) -> ControlError {
+    fn write_error(
+        &self,
+        e: RaftError<NodeId, ClientWriteError<NodeId, RaftPeer>>,
+    ) -> ControlError {
         match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => self.forward(f),
             RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
@@ -138,7 +145,9 @@ impl ControlPlane {
     pub async fn ensure_linearizable(&self) -> Result<(), ControlError> {
         match self.raft.ensure_linearizable().await {
             Ok(_) => Ok(()),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(self.forward(f)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(self.forward(f))
+            }
             Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
                 Err(ControlError::NoQuorum(e.to_string()))
             }
@@ -185,7 +194,9 @@ impl ControlPlane {
 
     /// Removes a spear from the registry at once.
     pub async fn deregister_spear(&self, id: NodeId) -> Result<(), ControlError> {
-        self.write(Command::DeregisterSpear { id }).await.map(|_| ())
+        self.write(Command::DeregisterSpear { id })
+            .await
+            .map(|_| ())
     }
 
     /// Removes every spear whose lease has ended by the leader's clock, if any has.
@@ -213,18 +224,25 @@ impl ControlPlane {
         self.require_leader()?;
         let is_voter = {
             let metrics = self.raft.metrics().borrow().clone();
-            let voters: BTreeSet<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+            let voters: BTreeSet<NodeId> =
+                metrics.membership_config.membership().voter_ids().collect();
             voters.contains(&member.id)
         };
         if !is_voter {
-            tracing::info!(node = member.id, "adding core node as learner; waiting for it to catch up");
+            tracing::info!(
+                node = member.id,
+                "adding core node as learner; waiting for it to catch up"
+            );
             self.raft
                 .add_learner(member.id, member.peer(), true)
                 .await
                 .map_err(|e| self.write_error(e))?;
             tracing::info!(node = member.id, "learner caught up; promoting to voter");
             self.raft
-                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([member.id])), false)
+                .change_membership(
+                    ChangeMembers::AddVoterIds(BTreeSet::from([member.id])),
+                    false,
+                )
                 .await
                 .map_err(|e| self.write_error(e))?;
             tracing::info!(node = member.id, "core node is a voter");
@@ -237,7 +255,13 @@ impl ControlPlane {
     pub async fn remove_node(&self, id: NodeId) -> Result<(), ControlError> {
         let _serial = self.membership_lock.lock().await;
         self.require_leader()?;
-        let membership = self.raft.metrics().borrow().membership_config.membership().clone();
+        let membership = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .clone();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
         if voters.contains(&id) {
@@ -268,12 +292,18 @@ impl ControlPlane {
     /// Sets a metadata entry.
     pub async fn put_meta(&self, key: String, value: String) -> Result<(), ControlError> {
         if key.is_empty() || key.len() > 256 {
-            return Err(ControlError::Invalid("meta key must be 1 to 256 bytes".into()));
+            return Err(ControlError::Invalid(
+                "meta key must be 1 to 256 bytes".into(),
+            ));
         }
         if value.len() > 64 * 1024 {
-            return Err(ControlError::Invalid("meta value must be at most 64 KiB".into()));
+            return Err(ControlError::Invalid(
+                "meta value must be at most 64 KiB".into(),
+            ));
         }
-        self.write(Command::PutMeta { key, value }).await.map(|_| ())
+        self.write(Command::PutMeta { key, value })
+            .await
+            .map(|_| ())
     }
 
     /// Reads metadata: one key, or every entry when `key` is `None`.
@@ -292,7 +322,11 @@ impl ControlPlane {
                 .get(k)
                 .map(|v| vec![(k.to_string(), v.clone())])
                 .unwrap_or_default(),
-            None => state.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            None => state
+                .meta
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         })
     }
 
@@ -330,7 +364,8 @@ impl ControlPlane {
             }
             let (id, addr, peers) = (*id, peer.grpc.clone(), self.peers.clone());
             probes.spawn(async move {
-                let status = tokio::time::timeout(PEER_STATUS_TIMEOUT, peers.node_status(&addr)).await;
+                let status =
+                    tokio::time::timeout(PEER_STATUS_TIMEOUT, peers.node_status(&addr)).await;
                 let status = match status {
                     Ok(Ok(s)) => Ok(s),
                     Ok(Err(e)) => Err(e.to_string()),

@@ -12,7 +12,11 @@ use tokio_util::sync::CancellationToken;
 use crate::raft::control::{ControlError, ControlPlane};
 
 /// Runs until `cancel`: every `every`, on the leader, expires ended leases.
-pub async fn run_lease_sweeper(control: Arc<ControlPlane>, every: Duration, cancel: CancellationToken) {
+pub async fn run_lease_sweeper(
+    control: Arc<ControlPlane>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leading_since: Option<(u64, Instant)> = None;

@@ -25,7 +25,10 @@ use std::sync::Arc;
 use crate::config::RaftSection;
 
 /// openraft's config from ours.
-pub fn raft_config(cluster_name: &str, raft: &RaftSection) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+pub fn raft_config(
+    cluster_name: &str,
+    raft: &RaftSection,
+) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
     let config = openraft::Config {
         cluster_name: cluster_name.to_string(),
         heartbeat_interval: raft.heartbeat_interval_ms,

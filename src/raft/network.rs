@@ -9,8 +9,8 @@ use std::io::Cursor;
 use std::time::Duration;
 
 use openraft::error::{
-    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
-    StreamingError, Unreachable,
+    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
+    Unreachable,
 };
 use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -52,7 +52,11 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
     async fn new_client(&mut self, target: NodeId, node: &RaftPeer) -> Self::Network {
         PeerConnection {
             target,
-            client: self.pool.get(&node.grpc).map(RaftTransportClient::new).map_err(|e| e.to_string()),
+            client: self
+                .pool
+                .get(&node.grpc)
+                .map(RaftTransportClient::new)
+                .map_err(|e| e.to_string()),
         }
     }
 }
@@ -76,7 +80,12 @@ impl PeerConnection {
             .map_err(|e| Unreachable::new(&TransportError(e)))
     }
 
-    async fn call<Req, Resp, E, F, Fut>(&self, req: &Req, ttl: Duration, send: F) -> RpcResult<Resp, E>
+    async fn call<Req, Resp, E, F, Fut>(
+        &self,
+        req: &Req,
+        ttl: Duration,
+        send: F,
+    ) -> RpcResult<Resp, E>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -123,8 +132,10 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
-        self.call(&rpc, option.hard_ttl(), |mut c, r| async move { c.vote(r).await })
-            .await
+        self.call(&rpc, option.hard_ttl(), |mut c, r| async move {
+            c.vote(r).await
+        })
+        .await
     }
 
     async fn full_snapshot(

@@ -82,10 +82,9 @@ impl ClusterState {
                     .get(&spear.id)
                     .map_or(*now_ms, |lease| lease.registered_at_ms);
                 // A lease never moves backwards, even if a new leader's clock is behind.
-                let expires_at_ms = self
-                    .spears
-                    .get(&spear.id)
-                    .map_or(expires_at_ms, |lease| lease.expires_at_ms.max(expires_at_ms));
+                let expires_at_ms = self.spears.get(&spear.id).map_or(expires_at_ms, |lease| {
+                    lease.expires_at_ms.max(expires_at_ms)
+                });
                 self.spears.insert(
                     spear.id,
                     SpearLease {

@@ -40,15 +40,27 @@ pub struct NodeSpec {
 impl NodeSpec {
     /// A core node that is an initial voter.
     pub fn core(id: u64) -> Self {
-        Self { id, roles: vec!["core"], join: false }
+        Self {
+            id,
+            roles: vec!["core"],
+            join: false,
+        }
     }
     /// A core node that joins later.
     pub fn joining_core(id: u64) -> Self {
-        Self { id, roles: vec!["core"], join: true }
+        Self {
+            id,
+            roles: vec!["core"],
+            join: true,
+        }
     }
     /// A spear-only node.
     pub fn spear(id: u64) -> Self {
-        Self { id, roles: vec!["spear"], join: false }
+        Self {
+            id,
+            roles: vec!["spear"],
+            join: false,
+        }
     }
 }
 
@@ -97,7 +109,14 @@ impl TestCluster {
                     sio: ports::free_port(),
                     gossip: ports::free_port(),
                 };
-                (spec.id, TestNode { spec: spec.clone(), ports, child: None })
+                (
+                    spec.id,
+                    TestNode {
+                        spec: spec.clone(),
+                        ports,
+                        child: None,
+                    },
+                )
             })
             .collect();
         let cluster = Self {
@@ -130,7 +149,14 @@ impl TestCluster {
             sio: ports::free_port(),
             gossip: ports::free_port(),
         };
-        self.nodes.insert(spec.id, TestNode { spec, ports, child: None });
+        self.nodes.insert(
+            spec.id,
+            TestNode {
+                spec,
+                ports,
+                child: None,
+            },
+        );
         self.write_config();
     }
 
@@ -141,7 +167,11 @@ impl TestCluster {
 
     /// The ids of the nodes whose process is running.
     pub fn running(&self) -> Vec<u64> {
-        self.nodes.iter().filter(|(_, n)| n.child.is_some()).map(|(id, _)| *id).collect()
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.child.is_some())
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// The ids of the core nodes.
@@ -169,7 +199,11 @@ impl TestCluster {
     }
 
     fn write_config(&self) {
-        let spears = self.nodes.values().filter(|n| n.spec.roles.contains(&"spear")).count();
+        let spears = self
+            .nodes
+            .values()
+            .filter(|n| n.spec.roles.contains(&"spear"))
+            .count();
         let relay = if spears > 1 { "redis" } else { "local" };
         let mut toml = format!(
             r#"[cluster]
@@ -194,7 +228,13 @@ spear_secret = "test-spear-secret-abcdefghijkl"
 "#
         );
         for node in self.nodes.values() {
-            let roles = node.spec.roles.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ");
+            let roles = node
+                .spec
+                .roles
+                .iter()
+                .map(|r| format!("\"{r}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
             let p = node.ports;
             let sio = if node.spec.roles.contains(&"spear") {
                 format!("sio = \"127.0.0.1:{}\"\n", p.sio)
@@ -261,7 +301,9 @@ gossip = "127.0.0.1:{gossip}"
         let Some(mut child) = self.nodes.get_mut(&id).and_then(|n| n.child.take()) else {
             return false;
         };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -284,7 +326,10 @@ gossip = "127.0.0.1:{gossip}"
 
     /// GET /api/v1/cluster on node `id`, or `None` if it does not answer.
     pub async fn view(&self, id: u64) -> Option<ClusterView> {
-        let url = format!("http://127.0.0.1:{}/api/v1/cluster", self.nodes[&id].ports.http);
+        let url = format!(
+            "http://127.0.0.1:{}/api/v1/cluster",
+            self.nodes[&id].ports.http
+        );
         let resp = self.http.get(url).send().await.ok()?;
         if !resp.status().is_success() {
             return None;
@@ -311,17 +356,23 @@ gossip = "127.0.0.1:{gossip}"
 
     /// Waits until every node in `ids` reports the same leader (one of `ids`) and term.
     pub async fn wait_leader(&self, ids: &[u64], deadline: Duration) -> (u64, u64) {
-        self.wait_for(&format!("nodes {ids:?} to agree on a leader"), deadline, || async {
-            let views = self.views(ids).await;
-            if views.len() != ids.len() {
-                return None;
-            }
-            let first = views.values().next()?;
-            let leader = first.leader_id?;
-            let term = first.term;
-            let agreed = views.values().all(|v| v.leader_id == Some(leader) && v.term == term);
-            (agreed && ids.contains(&leader)).then_some((leader, term))
-        })
+        self.wait_for(
+            &format!("nodes {ids:?} to agree on a leader"),
+            deadline,
+            || async {
+                let views = self.views(ids).await;
+                if views.len() != ids.len() {
+                    return None;
+                }
+                let first = views.values().next()?;
+                let leader = first.leader_id?;
+                let term = first.term;
+                let agreed = views
+                    .values()
+                    .all(|v| v.leader_id == Some(leader) && v.term == term);
+                (agreed && ids.contains(&leader)).then_some((leader, term))
+            },
+        )
         .await
     }
 
@@ -329,15 +380,19 @@ gossip = "127.0.0.1:{gossip}"
     /// leader's view, has applied the same index. Returns that index.
     pub async fn wait_converged(&self, ids: &[u64], deadline: Duration) -> u64 {
         let (leader, _) = self.wait_leader(ids, deadline).await;
-        self.wait_for(&format!("nodes {ids:?} to reach the same applied index"), deadline, || async {
-            let view = self.view(leader).await?;
-            let applied: Vec<u64> = ids
-                .iter()
-                .map(|id| view.node(*id)?.status.as_ref().map(|s| s.applied_index))
-                .collect::<Option<Vec<_>>>()?;
-            let first = *applied.first()?;
-            applied.iter().all(|a| *a == first).then_some(first)
-        })
+        self.wait_for(
+            &format!("nodes {ids:?} to reach the same applied index"),
+            deadline,
+            || async {
+                let view = self.view(leader).await?;
+                let applied: Vec<u64> = ids
+                    .iter()
+                    .map(|id| view.node(*id)?.status.as_ref().map(|s| s.applied_index))
+                    .collect::<Option<Vec<_>>>()?;
+                let first = *applied.first()?;
+                applied.iter().all(|a| *a == first).then_some(first)
+            },
+        )
         .await
     }
 
@@ -382,7 +437,10 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -414,7 +472,11 @@ impl Drop for TestCluster {
                 eprintln!("test failed; cluster files kept in {}", kept.display());
                 for id in self.nodes.keys() {
                     let path = kept.join(format!("node{id}.log"));
-                    eprintln!("---- last lines of {} ----\n{}", path.display(), tail(&path, 40));
+                    eprintln!(
+                        "---- last lines of {} ----\n{}",
+                        path.display(),
+                        tail(&path, 40)
+                    );
                 }
             }
         }

@@ -10,24 +10,42 @@ use crate::common::{NodeSpec, TestCluster};
 async fn add_core() {
     let mut cluster = TestCluster::new(&[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)]);
     cluster.start_all();
-    cluster.wait_leader(&[1, 2, 3], Duration::from_secs(30)).await;
+    cluster
+        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
+        .await;
     let client = cluster.client();
     for i in 0..50 {
-        client.put_meta(&format!("before-join-{i}"), "x").await.expect("write");
+        client
+            .put_meta(&format!("before-join-{i}"), "x")
+            .await
+            .expect("write");
     }
 
     cluster.add_node(NodeSpec::joining_core(4));
     cluster.start(4);
     let all = [1, 2, 3, 4];
     cluster
-        .wait_for("node 4 to be a voter everywhere", Duration::from_secs(30), || async {
-            let views = cluster.views(&all).await;
-            (views.len() == 4 && views.values().all(|v| v.voters == vec![1, 2, 3, 4])).then_some(())
-        })
+        .wait_for(
+            "node 4 to be a voter everywhere",
+            Duration::from_secs(30),
+            || async {
+                let views = cluster.views(&all).await;
+                (views.len() == 4 && views.values().all(|v| v.voters == vec![1, 2, 3, 4]))
+                    .then_some(())
+            },
+        )
         .await;
     assert!(cluster.log(4).contains("joined the group as a voter"));
-    let meta = client.get_meta_local(&cluster.grpc_addr(4)).await.expect("node 4 answers");
-    assert_eq!(meta.iter().filter(|(k, _)| k.starts_with("before-join-")).count(), 50);
+    let meta = client
+        .get_meta_local(&cluster.grpc_addr(4))
+        .await
+        .expect("node 4 answers");
+    assert_eq!(
+        meta.iter()
+            .filter(|(k, _)| k.starts_with("before-join-"))
+            .count(),
+        50
+    );
 
     for victim in all {
         cluster.kill(victim);
@@ -49,10 +67,17 @@ async fn add_core() {
         .expect("run gru cluster remove");
     assert!(status.success(), "gru cluster remove --node 4 succeeds");
     cluster
-        .wait_for("voters to be 1, 2, 3 again", Duration::from_secs(20), || async {
-            let views = cluster.views(&[1, 2, 3]).await;
-            (views.len() == 3 && views.values().all(|v| v.voters == vec![1, 2, 3] && v.node(4).is_none()))
+        .wait_for(
+            "voters to be 1, 2, 3 again",
+            Duration::from_secs(20),
+            || async {
+                let views = cluster.views(&[1, 2, 3]).await;
+                (views.len() == 3
+                    && views
+                        .values()
+                        .all(|v| v.voters == vec![1, 2, 3] && v.node(4).is_none()))
                 .then_some(())
-        })
+            },
+        )
         .await;
 }

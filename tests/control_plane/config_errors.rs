@@ -48,9 +48,15 @@ fn refuse(name: &str, config: &str, must_mention: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{name}: the config was accepted");
     for needle in must_mention {
-        assert!(stderr.contains(needle), "{name}: error does not mention {needle:?}:\n{stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{name}: error does not mention {needle:?}:\n{stderr}"
+        );
     }
-    assert!(!dir.path().join("data1").exists(), "{name}: nothing may start before validation");
+    assert!(
+        !dir.path().join("data1").exists(),
+        "{name}: nothing may start before validation"
+    );
 }
 
 #[test]
@@ -72,10 +78,17 @@ fn config_errors() {
     );
     refuse(
         "unknown role",
-        &format!("{AUTH}{}", GOOD_NODE.replace("\"core\"", "\"core\", \"spearr\"")),
+        &format!(
+            "{AUTH}{}",
+            GOOD_NODE.replace("\"core\"", "\"core\", \"spearr\"")
+        ),
         &["roles", "spearr"],
     );
-    refuse("malformed file", &format!("{AUTH}{GOOD_NODE}\n[[nodes]\nid = "), &["line"]);
+    refuse(
+        "malformed file",
+        &format!("{AUTH}{GOOD_NODE}\n[[nodes]\nid = "),
+        &["line"],
+    );
     refuse(
         "unknown node id",
         &format!("{AUTH}{}", GOOD_NODE.replace("id = 1", "id = 7")),

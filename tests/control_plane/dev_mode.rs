@@ -36,22 +36,32 @@ async fn dev_mode() {
     let http_client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{http}");
 
-    let health: serde_json::Value = common::wait_for("/healthz", Duration::from_secs(20), || async {
-        let resp = http_client.get(format!("{base}/healthz")).send().await.ok()?;
-        if resp.status() != 200 {
-            return None;
-        }
-        resp.json().await.ok()
-    })
-    .await;
+    let health: serde_json::Value =
+        common::wait_for("/healthz", Duration::from_secs(20), || async {
+            let resp = http_client
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .ok()?;
+            if resp.status() != 200 {
+                return None;
+            }
+            resp.json().await.ok()
+        })
+        .await;
     assert_eq!(health["status"], "ok");
 
-    let view: gru::raft::ClusterView = common::wait_for("a leader", Duration::from_secs(20), || async {
-        let resp = http_client.get(format!("{base}/api/v1/cluster")).send().await.ok()?;
-        let view: gru::raft::ClusterView = resp.json().await.ok()?;
-        view.leader_id.is_some().then_some(view)
-    })
-    .await;
+    let view: gru::raft::ClusterView =
+        common::wait_for("a leader", Duration::from_secs(20), || async {
+            let resp = http_client
+                .get(format!("{base}/api/v1/cluster"))
+                .send()
+                .await
+                .ok()?;
+            let view: gru::raft::ClusterView = resp.json().await.ok()?;
+            view.leader_id.is_some().then_some(view)
+        })
+        .await;
     assert_eq!(view.voters, vec![1]);
     assert_eq!(view.leader_id, Some(1));
 
@@ -65,7 +75,10 @@ async fn dev_mode() {
     assert_eq!(body["error"]["code"], "bad_request");
 
     let printed = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(printed.contains(&format!("http://127.0.0.1:{http}/healthz")), "dev prints its URLs");
+    assert!(
+        printed.contains(&format!("http://127.0.0.1:{http}/healthz")),
+        "dev prints its URLs"
+    );
 
     let pid = guard.0.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
@@ -74,9 +87,14 @@ async fn dev_mode() {
         if let Ok(Some(status)) = guard.0.try_wait() {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "gru dev did not exit within 15 s of SIGTERM");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gru dev did not exit within 15 s of SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "gru dev exits 0 after SIGTERM");
-    assert!(std::fs::read_to_string(&log).unwrap_or_default().contains("shutdown complete"));
+    assert!(std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("shutdown complete"));
 }

@@ -20,16 +20,27 @@ async fn leader_kill() {
             .expect("write before the kill");
         cluster.kill(leader);
         let survivors: Vec<u64> = all.iter().copied().filter(|id| *id != leader).collect();
-        let (new_leader, new_term) = cluster.wait_leader(&survivors, Duration::from_secs(20)).await;
+        let (new_leader, new_term) = cluster
+            .wait_leader(&survivors, Duration::from_secs(20))
+            .await;
         assert_ne!(new_leader, leader, "round {round}: a survivor leads");
         assert!(new_term > term, "round {round}: the term advanced");
 
         cluster.restart(leader);
         let applied = cluster.wait_converged(&all, Duration::from_secs(20)).await;
         let view = cluster.view(new_leader).await.expect("leader answers");
-        let back = view.node(leader).and_then(|n| n.status.clone()).expect("restarted node reports");
-        assert_eq!(back.server_state, "Follower", "round {round}: node {leader} rejoined as follower");
-        assert_eq!(back.applied_index, applied, "round {round}: node {leader} caught up");
+        let back = view
+            .node(leader)
+            .and_then(|n| n.status.clone())
+            .expect("restarted node reports");
+        assert_eq!(
+            back.server_state, "Follower",
+            "round {round}: node {leader} rejoined as follower"
+        );
+        assert_eq!(
+            back.applied_index, applied,
+            "round {round}: node {leader} caught up"
+        );
         let meta = client
             .get_meta_local(&cluster.grpc_addr(leader))
             .await

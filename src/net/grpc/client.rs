@@ -11,7 +11,10 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::pb::control_plane_client::ControlPlaneClient;
-use super::pb::{ClusterViewRequest, GetMetaRequest, MetaEntry, NodeRef, NodeStatusRequest, SpearHeartbeatRequest};
+use super::pb::{
+    ClusterViewRequest, GetMetaRequest, MetaEntry, NodeRef, NodeStatusRequest,
+    SpearHeartbeatRequest,
+};
 use super::{ChannelPool, LEADER_GRPC_HEADER};
 use crate::config::NodeId;
 use crate::raft::{ClusterView, Member, NodeStatus};
@@ -65,7 +68,12 @@ enum Outcome<T> {
 impl ClusterClient {
     /// A client that starts from `seeds` (core nodes' gRPC addresses). Each RPC may take
     /// `rpc_timeout`; a whole call, with redirects and retries, gives up after `deadline`.
-    pub fn new(seeds: Vec<String>, pool: ChannelPool, rpc_timeout: Duration, deadline: Duration) -> Self {
+    pub fn new(
+        seeds: Vec<String>,
+        pool: ChannelPool,
+        rpc_timeout: Duration,
+        deadline: Duration,
+    ) -> Self {
         Self {
             seeds,
             next_seed: AtomicUsize::new(0),
@@ -90,7 +98,12 @@ impl ClusterClient {
     }
 
     fn pick_target(&self) -> Option<String> {
-        if let Some(hint) = self.leader_hint.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(hint) = self
+            .leader_hint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Some(hint);
         }
         if self.seeds.is_empty() {
@@ -146,7 +159,9 @@ impl ClusterClient {
         let mut redirects = 0;
         let mut failures_this_round = 0;
         while start.elapsed() < self.deadline {
-            let Some(target) = self.pick_target() else { break };
+            let Some(target) = self.pick_target() else {
+                break;
+            };
             match Self::classify(call(self.client(&target)?).await) {
                 Outcome::Done(value) => {
                     self.set_hint(Some(target));
@@ -193,7 +208,10 @@ impl ClusterClient {
     /// The cluster view from any core node, or from the leader when `linearizable`.
     pub async fn cluster_view(&self, linearizable: bool) -> Result<ClusterView, ClientError> {
         let reply = self
-            .on_leader(|mut c| async move { c.cluster_view(self.request(ClusterViewRequest { linearizable })).await })
+            .on_leader(|mut c| async move {
+                c.cluster_view(self.request(ClusterViewRequest { linearizable }))
+                    .await
+            })
             .await?;
         serde_json::from_slice(&reply.json).map_err(|e| ClientError::BadReply(e.to_string()))
     }
@@ -225,9 +243,11 @@ impl ClusterClient {
 
     /// Removes a spear from the registry.
     pub async fn deregister_spear(&self, id: NodeId) -> Result<(), ClientError> {
-        self.on_leader(|mut c| async move { c.deregister_spear(self.request(NodeRef { id })).await })
-            .await
-            .map(|_| ())
+        self.on_leader(
+            |mut c| async move { c.deregister_spear(self.request(NodeRef { id })).await },
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Adds a core node (learner, catch up, voter).
@@ -265,7 +285,11 @@ impl ClusterClient {
     }
 
     /// Reads metadata through the leader (linearizable) or any node.
-    pub async fn get_meta(&self, key: Option<&str>, linearizable: bool) -> Result<Vec<(String, String)>, ClientError> {
+    pub async fn get_meta(
+        &self,
+        key: Option<&str>,
+        linearizable: bool,
+    ) -> Result<Vec<(String, String)>, ClientError> {
         let msg = GetMetaRequest {
             key: key.unwrap_or_default().to_string(),
             linearizable,
@@ -276,7 +300,11 @@ impl ClusterClient {
                 async move { c.get_meta(self.request(msg)).await }
             })
             .await?;
-        Ok(reply.entries.into_iter().map(|e| (e.key, e.value)).collect())
+        Ok(reply
+            .entries
+            .into_iter()
+            .map(|e| (e.key, e.value))
+            .collect())
     }
 
     /// Reads metadata from the node at `addr` as it has applied it (no redirects, not linearizable).
@@ -289,6 +317,11 @@ impl ClusterClient {
                 code: s.code(),
                 message: s.message().to_string(),
             })?;
-        Ok(reply.into_inner().entries.into_iter().map(|e| (e.key, e.value)).collect())
+        Ok(reply
+            .into_inner()
+            .entries
+            .into_iter()
+            .map(|e| (e.key, e.value))
+            .collect())
     }
 }

@@ -35,7 +35,9 @@ fn parse_role(s: &str) -> Result<Role, Status> {
 fn require_addr(field: &str, value: &str) -> Result<(), Status> {
     match value.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-        _ => Err(Status::invalid_argument(format!("{field} must be host:port, got {value:?}"))),
+        _ => Err(Status::invalid_argument(format!(
+            "{field} must be host:port, got {value:?}"
+        ))),
     }
 }
 
@@ -51,7 +53,11 @@ impl TryFrom<pb::Member> for Member {
         if !m.sio.is_empty() {
             require_addr("sio", &m.sio)?;
         }
-        let roles = m.roles.iter().map(|r| parse_role(r)).collect::<Result<Vec<_>, _>>()?;
+        let roles = m
+            .roles
+            .iter()
+            .map(|r| parse_role(r))
+            .collect::<Result<Vec<_>, _>>()?;
         if roles.is_empty() {
             return Err(Status::invalid_argument("a member needs at least one role"));
         }
@@ -102,7 +108,12 @@ impl From<ControlError> for Status {
     fn from(e: ControlError) -> Self {
         match e {
             ControlError::NotLeader { leader } => {
-                let mut status = Status::failed_precondition(format!("not the leader: {}", leader.as_ref().map_or("unknown".into(), |l| l.id.to_string())));
+                let mut status = Status::failed_precondition(format!(
+                    "not the leader: {}",
+                    leader
+                        .as_ref()
+                        .map_or("unknown".into(), |l| l.id.to_string())
+                ));
                 if let Some(leader) = leader {
                     if let Ok(v) = MetadataValue::try_from(leader.id.to_string()) {
                         status.metadata_mut().insert(LEADER_ID_HEADER, v);
@@ -147,7 +158,10 @@ mod tests {
     fn bad_members_are_refused() {
         let mut bad_role = pb::Member::from(&member());
         bad_role.roles.push("spearr".into());
-        assert_eq!(Member::try_from(bad_role).err().map(|s| s.code()), Some(tonic::Code::InvalidArgument));
+        assert_eq!(
+            Member::try_from(bad_role).err().map(|s| s.code()),
+            Some(tonic::Code::InvalidArgument)
+        );
         let mut bad_addr = pb::Member::from(&member());
         bad_addr.http = "nowhere".into();
         assert!(Member::try_from(bad_addr).is_err());
@@ -169,7 +183,10 @@ mod tests {
         });
         assert_eq!(status.code(), tonic::Code::FailedPrecondition);
         assert_eq!(
-            status.metadata().get(LEADER_GRPC_HEADER).and_then(|v| v.to_str().ok()),
+            status
+                .metadata()
+                .get(LEADER_GRPC_HEADER)
+                .and_then(|v| v.to_str().ok()),
             Some("127.0.0.1:7102")
         );
     }

@@ -24,28 +24,46 @@ struct ControlService {
 
 #[tonic::async_trait]
 impl ControlPlaneRpc for ControlService {
-    async fn node_status(&self, _: Request<NodeStatusRequest>) -> Result<Response<NodeStatusReply>, Status> {
+    async fn node_status(
+        &self,
+        _: Request<NodeStatusRequest>,
+    ) -> Result<Response<NodeStatusReply>, Status> {
         Ok(Response::new(self.control.node_status().into()))
     }
 
-    async fn cluster_view(&self, req: Request<ClusterViewRequest>) -> Result<Response<JsonReply>, Status> {
-        let view = self.control.cluster_view(req.into_inner().linearizable).await?;
+    async fn cluster_view(
+        &self,
+        req: Request<ClusterViewRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        let view = self
+            .control
+            .cluster_view(req.into_inner().linearizable)
+            .await?;
         let json = serde_json::to_vec(&view).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(JsonReply { json }))
     }
 
-    async fn announce_member(&self, req: Request<super::pb::Member>) -> Result<Response<Ack>, Status> {
+    async fn announce_member(
+        &self,
+        req: Request<super::pb::Member>,
+    ) -> Result<Response<Ack>, Status> {
         let member = Member::try_from(req.into_inner())?;
         self.control.announce_member(member).await?;
         Ok(Response::new(Ack {}))
     }
 
-    async fn spear_heartbeat(&self, req: Request<SpearHeartbeatRequest>) -> Result<Response<LeaseReply>, Status> {
+    async fn spear_heartbeat(
+        &self,
+        req: Request<SpearHeartbeatRequest>,
+    ) -> Result<Response<LeaseReply>, Status> {
         let spear = req
             .into_inner()
             .spear
             .ok_or_else(|| Status::invalid_argument("spear is required"))?;
-        let ttl = self.control.spear_heartbeat(Member::try_from(spear)?).await?;
+        let ttl = self
+            .control
+            .spear_heartbeat(Member::try_from(spear)?)
+            .await?;
         Ok(Response::new(LeaseReply {
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
         }))

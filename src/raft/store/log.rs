@@ -38,7 +38,10 @@ impl LogStore {
         &self,
         key: &[u8],
     ) -> Result<Option<T>, StorageIOError<crate::config::NodeId>> {
-        let raw = self.meta.get(key).map_err(sled_err(|e| StorageIOError::read(e)))?;
+        let raw = self
+            .meta
+            .get(key)
+            .map_err(sled_err(|e| StorageIOError::read(e)))?;
         raw.map(|bytes| decode(&bytes, |e| StorageIOError::read(e)))
             .transpose()
     }
@@ -64,7 +67,10 @@ impl LogStore {
     }
 
     fn last_entry(&self) -> Result<Option<Entry>, StorageIOError<crate::config::NodeId>> {
-        let last = self.log.last().map_err(sled_err(|e| StorageIOError::read_logs(e)))?;
+        let last = self
+            .log
+            .last()
+            .map_err(sled_err(|e| StorageIOError::read_logs(e)))?;
         last.map(|(_, bytes)| decode(&bytes, |e| StorageIOError::read_logs(e)))
             .transpose()
     }

@@ -3,6 +3,10 @@
 //!
 //! Only this module touches sled.
 
+// openraft fixes the storage error type (about 200 bytes); boxing it here would only move the
+// allocation, so the size lint is off for the storage code.
+#![allow(clippy::result_large_err)]
+
 mod codec;
 mod log;
 mod state_machine;
@@ -85,12 +89,10 @@ mod suite_tests {
         async fn build(
             &self,
         ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
-            let dir = tempfile::tempdir().map_err(|e| {
-                openraft::StorageIOError::write(openraft::AnyError::new(&e))
-            })?;
-            let store = RaftStore::open(dir.path()).map_err(|e| {
-                openraft::StorageIOError::write(openraft::AnyError::new(&e))
-            })?;
+            let dir = tempfile::tempdir()
+                .map_err(|e| openraft::StorageIOError::write(openraft::AnyError::new(&e)))?;
+            let store = RaftStore::open(dir.path())
+                .map_err(|e| openraft::StorageIOError::write(openraft::AnyError::new(&e)))?;
             Ok((dir, store.log, store.state_machine))
         }
     }

@@ -215,7 +215,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let mut responses = Vec::new();
         let mut touched = Vec::new();
-        let mut state = self.handle.0.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = self
+            .handle
+            .0
+            .state
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         for entry in entries {
             self.last_applied = Some(entry.log_id);
             let response = match entry.payload {
@@ -303,7 +308,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let wr = |e| StorageIOError::write_snapshot(None, e);
         let data = encode(&self.body, wr)?;
         let snapshot_id = match self.body.last_applied {
-            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, crate::clock::unix_ms()),
+            Some(id) => format!(
+                "{}-{}-{}",
+                id.leader_id.term,
+                id.index,
+                crate::clock::unix_ms()
+            ),
             None => format!("empty-{}", crate::clock::unix_ms()),
         };
         let meta = SnapshotMeta {

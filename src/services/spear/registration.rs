@@ -57,7 +57,9 @@ pub async fn run_registration(
     }
     match tokio::time::timeout(DEREGISTER_TIMEOUT, client.deregister_spear(me.id)).await {
         Ok(Ok(())) => tracing::info!("spear deregistered"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "spear deregistration failed; its lease will expire"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "spear deregistration failed; its lease will expire")
+        }
         Err(_) => tracing::warn!("spear deregistration timed out; its lease will expire"),
     }
 }
