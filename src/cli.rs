@@ -214,8 +214,8 @@ fn print_view(view: &ClusterView) {
         view.served_by, view.term
     );
     println!(
-        "{:<5} {:<22} {:<8} {:<10} {:>5} {:>9} {:>9}  {:<22} {}",
-        "ID", "ROLES", "RAFT", "STATE", "TERM", "LAST_LOG", "APPLIED", "GRPC", "HTTP"
+        "{:<5} {:<22} {:<8} {:<10} {:>5} {:>9} {:>9}  {:<22} HTTP",
+        "ID", "ROLES", "RAFT", "STATE", "TERM", "LAST_LOG", "APPLIED", "GRPC"
     );
     for n in &view.nodes {
         let roles = n

@@ -50,7 +50,7 @@ pub enum NodeError {
     Store(#[from] raft::OpenError),
     /// The Raft settings were refused by openraft.
     #[error("invalid Raft settings: {0}")]
-    RaftConfig(#[from] openraft::ConfigError),
+    RaftConfig(#[from] Box<openraft::ConfigError>),
     /// Raft failed to start.
     #[error("Raft failed to start: {0}")]
     Raft(String),

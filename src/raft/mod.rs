@@ -28,7 +28,7 @@ use crate::config::RaftSection;
 pub fn raft_config(
     cluster_name: &str,
     raft: &RaftSection,
-) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+) -> Result<Arc<openraft::Config>, Box<openraft::ConfigError>> {
     let config = openraft::Config {
         cluster_name: cluster_name.to_string(),
         heartbeat_interval: raft.heartbeat_interval_ms,
@@ -39,5 +39,5 @@ pub fn raft_config(
         max_in_snapshot_log_to_keep: raft.snapshot_after_logs.min(1000),
         ..Default::default()
     };
-    Ok(Arc::new(config.validate()?))
+    Ok(Arc::new(config.validate().map_err(Box::new)?))
 }

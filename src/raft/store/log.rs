@@ -38,11 +38,8 @@ impl LogStore {
         &self,
         key: &[u8],
     ) -> Result<Option<T>, StorageIOError<crate::config::NodeId>> {
-        let raw = self
-            .meta
-            .get(key)
-            .map_err(sled_err(|e| StorageIOError::read(e)))?;
-        raw.map(|bytes| decode(&bytes, |e| StorageIOError::read(e)))
+        let raw = self.meta.get(key).map_err(sled_err(StorageIOError::read))?;
+        raw.map(|bytes| decode(&bytes, StorageIOError::read))
             .transpose()
     }
 
@@ -51,10 +48,10 @@ impl LogStore {
         key: &[u8],
         value: &T,
     ) -> Result<(), StorageIOError<crate::config::NodeId>> {
-        let bytes = encode(value, |e| StorageIOError::write(e))?;
+        let bytes = encode(value, StorageIOError::write)?;
         self.meta
             .insert(key, bytes)
-            .map_err(sled_err(|e| StorageIOError::write(e)))?;
+            .map_err(sled_err(StorageIOError::write))?;
         Ok(())
     }
 
@@ -62,7 +59,7 @@ impl LogStore {
         self.db
             .flush_async()
             .await
-            .map_err(sled_err(|e| StorageIOError::write(e)))?;
+            .map_err(sled_err(StorageIOError::write))?;
         Ok(())
     }
 
@@ -70,8 +67,8 @@ impl LogStore {
         let last = self
             .log
             .last()
-            .map_err(sled_err(|e| StorageIOError::read_logs(e)))?;
-        last.map(|(_, bytes)| decode(&bytes, |e| StorageIOError::read_logs(e)))
+            .map_err(sled_err(StorageIOError::read_logs))?;
+        last.map(|(_, bytes)| decode(&bytes, StorageIOError::read_logs))
             .transpose()
     }
 }
@@ -97,8 +94,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let mut entries = Vec::new();
         for item in self.log.range::<[u8; 8], _>((start, end)) {
-            let (_, bytes) = item.map_err(sled_err(|e| StorageIOError::read_logs(e)))?;
-            entries.push(decode(&bytes, |e| StorageIOError::read_logs(e))?);
+            let (_, bytes) = item.map_err(sled_err(StorageIOError::read_logs))?;
+            entries.push(decode(&bytes, StorageIOError::read_logs)?);
         }
         Ok(entries)
     }
@@ -154,19 +151,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = sled::Batch::default();
         for entry in entries {
-            let bytes = encode(&entry, |e| StorageIOError::write_logs(e))?;
+            let bytes = encode(&entry, StorageIOError::write_logs)?;
             batch.insert(&index_key(entry.log_id.index), bytes);
         }
         self.log
             .apply_batch(batch)
-            .map_err(sled_err(|e| StorageIOError::write_logs(e)))?;
+            .map_err(sled_err(StorageIOError::write_logs))?;
         let flushed = self.db.flush_async().await;
         let outcome = flushed
             .as_ref()
             .map(|_| ())
             .map_err(|e| std::io::Error::other(e.to_string()));
         callback.log_io_completed(outcome);
-        flushed.map_err(sled_err(|e| StorageIOError::write_logs(e)))?;
+        flushed.map_err(sled_err(StorageIOError::write_logs))?;
         Ok(())
     }
 
@@ -174,12 +171,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Removes every entry at and after `log_id.index`.
         let mut batch = sled::Batch::default();
         for item in self.log.range(index_key(log_id.index)..) {
-            let (key, _) = item.map_err(sled_err(|e| StorageIOError::write_logs(e)))?;
+            let (key, _) = item.map_err(sled_err(StorageIOError::write_logs))?;
             batch.remove(key);
         }
         self.log
             .apply_batch(batch)
-            .map_err(sled_err(|e| StorageIOError::write_logs(e)))?;
+            .map_err(sled_err(StorageIOError::write_logs))?;
         self.flush().await?;
         Ok(())
     }
@@ -190,12 +187,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.flush().await?;
         let mut batch = sled::Batch::default();
         for item in self.log.range(..=index_key(log_id.index)) {
-            let (key, _) = item.map_err(sled_err(|e| StorageIOError::write_logs(e)))?;
+            let (key, _) = item.map_err(sled_err(StorageIOError::write_logs))?;
             batch.remove(key);
         }
         self.log
             .apply_batch(batch)
-            .map_err(sled_err(|e| StorageIOError::write_logs(e)))?;
+            .map_err(sled_err(StorageIOError::write_logs))?;
         Ok(())
     }
 }
