@@ -10,10 +10,11 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ClusterConfig, ConfigError, NodeConfig, NodeId, Role};
+use crate::config::{ClusterConfig, ConfigError, IdgenMode, NodeConfig, NodeId, Role};
 use crate::net::grpc::{ChannelPool, ClusterClient};
 use crate::net::http::{self, ApiState};
 use crate::raft::{self, BootstrapPlan, ControlPlane, GruRaft, Member, RaftStore, StoreFlusher};
+use crate::services::idgen::{IdClient, IdService, StrictIssuer, StrictSettings};
 use crate::services::spear;
 
 /// How long one shutdown phase may take before it is abandoned.
@@ -140,7 +141,7 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
     })?;
     let me = Member::from_config(&node);
     let rpc_timeout = Duration::from_millis(config.raft.rpc_timeout_ms);
-    let pool = ChannelPool::new(rpc_timeout);
+    let pool = ChannelPool::new(rpc_timeout).with_local_ip(node.listen.grpc.ip());
     let seeds = config
         .core_nodes()
         .map(NodeConfig::advertised_grpc)
@@ -159,13 +160,14 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
 
     let http_listener = bind("http", node.listen.http).await?;
     let http_addr = http_listener.local_addr().unwrap_or(node.listen.http);
+    let grpc_listener = bind("grpc", node.listen.grpc).await?;
+    let grpc_addr = grpc_listener.local_addr().ok();
+    let id_forwarder = IdClient::spawn(client.clone(), config.idgen.max_batch);
 
     let mut control = None;
     let mut raft_parts = None;
-    let mut grpc_addr = None;
+    let mut strict = None;
     if node.is_core() {
-        let grpc_listener = bind("grpc", node.listen.grpc).await?;
-        grpc_addr = grpc_listener.local_addr().ok();
         let store = RaftStore::open(&node.data_dir)?;
         let flusher = store.flusher();
         let raft_config = raft::raft_config(&config.cluster.name, &config.raft)?;
@@ -180,14 +182,6 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
             Duration::from_millis(config.spear.lease_ttl_ms),
             client.clone(),
         ));
-
-        let grpc_cancel = grpc_phase.cancel.clone();
-        let grpc_plane = plane.clone();
-        grpc_phase.tasks.push(tokio::spawn(async move {
-            if let Err(e) = crate::net::grpc::serve(grpc_listener, grpc_plane, grpc_cancel).await {
-                tracing::error!(error = %e, "internal gRPC server failed");
-            }
-        }));
 
         let plan = BootstrapPlan {
             me: me.clone(),
@@ -205,6 +199,13 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
             Duration::from_millis(config.spear.lease_sweep_ms),
             background.cancel.clone(),
         )));
+        if config.idgen.mode == IdgenMode::Strict {
+            let issuer = Arc::new(StrictIssuer::new(plane.clone(), strict_settings(&config)));
+            background
+                .tasks
+                .push(tokio::spawn(issuer.clone().run(background.cancel.clone())));
+            strict = Some(issuer);
+        }
         control = Some(plane);
         raft_parts = Some((raft_handle, flusher));
     } else {
@@ -213,6 +214,28 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
             announce_until_accepted(me, client, cancel).await;
         }));
     }
+
+    let ids = Arc::new(IdService::new(
+        config.idgen.mode,
+        config.idgen.max_batch,
+        strict,
+        id_forwarder,
+    ));
+    if config.idgen.mode == IdgenMode::Unique {
+        let (ids, client, cancel) = (ids.clone(), client.clone(), background.cancel.clone());
+        background.tasks.push(tokio::spawn(async move {
+            assign_worker_until_accepted(id, ids, client, cancel).await;
+        }));
+    }
+    let grpc_cancel = grpc_phase.cancel.clone();
+    let (grpc_control, grpc_ids) = (control.clone(), ids.clone());
+    grpc_phase.tasks.push(tokio::spawn(async move {
+        if let Err(e) =
+            crate::net::grpc::serve(grpc_listener, grpc_control, grpc_ids, grpc_cancel).await
+        {
+            tracing::error!(error = %e, "internal gRPC server failed");
+        }
+    }));
 
     if node.has_role(Role::Spear) {
         spear_phase.tasks.push(tokio::spawn(spear::run_registration(
@@ -228,6 +251,7 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         roles: node.roles.clone(),
         control,
         client,
+        ids,
     });
     let http_cancel = clients_phase.cancel.clone();
     clients_phase.tasks.push(tokio::spawn(async move {
@@ -251,6 +275,40 @@ fn initial_voters(config: &ClusterConfig) -> BTreeMap<NodeId, raft::RaftPeer> {
         .initial_voters()
         .map(|n| (n.id, Member::from_config(n).peer()))
         .collect()
+}
+
+fn strict_settings(config: &ClusterConfig) -> StrictSettings {
+    StrictSettings {
+        window: Duration::from_millis(config.idgen.window_ms),
+        lease: Duration::from_millis(config.raft.leader_lease_ms()),
+        tick: Duration::from_millis(config.raft.heartbeat_interval_ms),
+        reserve: u64::from(config.idgen.max_batch) * 16,
+    }
+}
+
+/// Unique mode: the node's worker id comes from the Raft state machine (kept across restarts).
+async fn assign_worker_until_accepted(
+    id: NodeId,
+    ids: Arc<IdService>,
+    client: Arc<ClusterClient>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            r = client.assign_worker(id) => match r {
+                Ok(worker) => {
+                    ids.set_worker(worker);
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "worker id not assigned yet"),
+            },
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
 }
 
 /// Non-core nodes record their roles and addresses in the member table once a leader is up.

@@ -1,19 +1,24 @@
-//! `cluster.toml`: the one config of a whole cluster, loaded, overridden by `GRU_…`
-//! environment variables, and validated before anything starts.
+//! `cluster.toml`: the one config of a whole cluster. It is parsed strictly, overridden by
+//! `GRU_…__…` environment variables, and validated before anything starts.
 //!
 //! Every field is documented in `docs/config.md`; the root `cluster.toml` is a working example.
+//! The section types live in `sections.rs`, the `[[nodes]]` types in `nodes.rs`, the override
+//! scheme in `env.rs` and the rules in `validate.rs`; all are re-exported here.
 
 mod env;
+mod nodes;
+mod sections;
 mod validate;
 
-use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// A node's id in `cluster.toml` (≥ 1).
-pub type NodeId = u64;
+pub use nodes::{AdvertiseAddrs, ListenAddrs, NodeConfig, NodeId, Role};
+pub use sections::{
+    AuthSection, ClusterSection, IdgenMode, IdgenSection, RaftSection, RedisSection, RelayKind,
+    RelaySection, SpearSection,
+};
 
 /// Why a config was refused.
 #[derive(Debug, thiserror::Error)]
@@ -23,16 +28,17 @@ pub enum ConfigError {
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// Why it could not be read.
         source: std::io::Error,
     },
-    /// The file is not valid TOML or a field has the wrong type or name.
+    /// The file is not valid TOML, or a field has the wrong type or an unknown name. The
+    /// message is TOML's own: line, column and key.
     #[error("config is not valid TOML or has a wrong field: {0}")]
     Parse(String),
-    /// A field's value is not allowed.
+    /// A value breaks a rule, or an environment override cannot be applied.
     #[error("invalid config: `{field}`: {reason}")]
     Invalid {
-        /// The field's TOML path, e.g. `nodes[2].listen.http`.
+        /// The field's TOML path (`nodes[2].listen.http`), or the override's variable name.
         field: String,
         /// What is wrong with it.
         reason: String,
@@ -42,318 +48,49 @@ pub enum ConfigError {
     UnknownNode(NodeId),
 }
 
-/// The whole cluster's configuration.
+/// The whole cluster's configuration: every node reads the same file and finds itself by id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// Cluster-wide identity.
+    /// `[cluster]`: the cluster's identity.
     #[serde(default)]
     pub cluster: ClusterSection,
-    /// Raft timing and log compaction.
+    /// `[raft]`: Raft timing and log compaction.
     #[serde(default)]
     pub raft: RaftSection,
-    /// Spear registration leases.
+    /// `[spear]`: spear registration leases.
     #[serde(default)]
     pub spear: SpearSection,
-    /// The Redis server used by the Redis relay and presence.
+    /// `[redis]`: the Redis server of the Redis relay and presence.
     #[serde(default)]
     pub redis: RedisSection,
-    /// How messages travel between spears.
+    /// `[relay]`: how messages travel between spears.
     #[serde(default)]
     pub relay: RelaySection,
-    /// Token secrets and policies.
+    /// `[auth]`: token secrets and policies (required).
     pub auth: AuthSection,
-    /// How ids are issued.
+    /// `[idgen]`: how ids are issued.
     #[serde(default)]
     pub idgen: IdgenSection,
-    /// Every node of the cluster (`[[nodes]]`).
+    /// `[[nodes]]`: every node of the cluster.
     pub nodes: Vec<NodeConfig>,
 }
 
-/// `[cluster]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClusterSection {
-    /// The cluster's name; Raft refuses messages from a group with another name.
-    pub name: String,
-}
-
-impl Default for ClusterSection {
-    fn default() -> Self {
-        Self { name: "gru".into() }
-    }
-}
-
-/// `[raft]`: timing of the embedded Raft group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RaftSection {
-    /// How often the leader sends heartbeats, ms.
-    pub heartbeat_interval_ms: u64,
-    /// A follower that hears no leader for a random time between min and max starts an
-    /// election, ms.
-    pub election_timeout_min_ms: u64,
-    /// Upper end of the election timeout, ms.
-    pub election_timeout_max_ms: u64,
-    /// Build a snapshot (and purge the log before it) after this many new entries.
-    pub snapshot_after_logs: u64,
-    /// Timeout of one node-to-node RPC, ms.
-    pub rpc_timeout_ms: u64,
-}
-
-impl Default for RaftSection {
-    fn default() -> Self {
-        Self {
-            heartbeat_interval_ms: 100,
-            election_timeout_min_ms: 600,
-            election_timeout_max_ms: 1200,
-            snapshot_after_logs: 5000,
-            rpc_timeout_ms: 500,
-        }
-    }
-}
-
-/// `[spear]`: registration leases of spear nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SpearSection {
-    /// A spear that stops renewing is removed this long after its last renewal, ms.
-    pub lease_ttl_ms: u64,
-    /// How often a spear renews its lease, ms.
-    pub lease_renew_ms: u64,
-    /// How often the leader looks for ended leases, ms.
-    pub lease_sweep_ms: u64,
-}
-
-impl Default for SpearSection {
-    fn default() -> Self {
-        Self {
-            lease_ttl_ms: 3000,
-            lease_renew_ms: 1000,
-            lease_sweep_ms: 250,
-        }
-    }
-}
-
-/// `[redis]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RedisSection {
-    /// `redis://host:port[/db]` or `rediss://…`.
-    pub url: String,
-}
-
-impl Default for RedisSection {
-    fn default() -> Self {
-        Self {
-            url: "redis://127.0.0.1:6379".into(),
-        }
-    }
-}
-
-/// How messages travel between spears.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RelayKind {
-    /// Within one process only (one spear).
-    #[default]
-    Local,
-    /// Redis pub/sub (or sharded pub/sub on Redis Cluster).
-    Redis,
-    /// A RocketMQ broker.
-    RocketMq,
-}
-
-/// `[relay]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RelaySection {
-    /// `local`, `redis` or `rocketmq`.
-    pub kind: RelayKind,
-}
-
-/// `[auth]`: token secrets and policies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthSection {
-    /// Secret shared with the business system, which signs token1 with it (≥ 16 bytes).
-    pub business_secret: String,
-    /// Secret ticket signs spear tokens with (≥ 16 bytes, different from the business secret).
-    pub spear_secret: String,
-    /// Lifetime of the tokens ticket issues, seconds.
-    #[serde(default = "default_token_ttl")]
-    pub token_ttl_secs: u64,
-    /// Accept Gru's legacy MD5 tokens (no expiry); off by default.
-    #[serde(default)]
-    pub legacy_md5: bool,
-    /// Refuse subscriptions to groups the token does not list.
-    #[serde(default)]
-    pub enforce_groups: bool,
-}
-
-fn default_token_ttl() -> u64 {
-    86_400
-}
-
-/// How ids are issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IdgenMode {
-    /// Strictly increasing ids from the Raft leader.
-    #[default]
-    Strict,
-    /// Unique (not ordered) snowflake ids from every node.
-    Unique,
-}
-
-/// `[idgen]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IdgenSection {
-    /// `strict` or `unique`.
-    pub mode: IdgenMode,
-}
-
-/// What a node does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// A Raft voter: membership, spear registry, ids.
-    Core,
-    /// Holds client connections (socket.io).
-    Spear,
-    /// Places users on spears and signs their spear tokens.
-    Ticket,
-    /// Presence and statistics API.
-    Stat,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Core => "core",
-            Role::Spear => "spear",
-            Role::Ticket => "ticket",
-            Role::Stat => "stat",
-        })
-    }
-}
-
-/// `[[nodes]]`: one node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeConfig {
-    /// Unique id, ≥ 1.
-    pub id: NodeId,
-    /// What the node does.
-    pub roles: Vec<Role>,
-    /// Where it keeps its data; relative paths are relative to the config file.
-    pub data_dir: PathBuf,
-    /// A core node that joins a running group instead of forming it.
-    #[serde(default)]
-    pub join: bool,
-    /// Addresses to bind.
-    pub listen: ListenAddrs,
-    /// Addresses others use to reach it, when they differ from `listen`.
-    #[serde(default)]
-    pub advertise: AdvertiseAddrs,
-}
-
-/// `[nodes.listen]`: socket addresses to bind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListenAddrs {
-    /// Internal gRPC (Raft, control plane); cluster-only.
-    pub grpc: SocketAddr,
-    /// Public HTTP API.
-    pub http: SocketAddr,
-    /// socket.io (spear nodes).
-    #[serde(default)]
-    pub sio: Option<SocketAddr>,
-    /// Gossip.
-    pub gossip: SocketAddr,
-}
-
-impl ListenAddrs {
-    /// The addresses `gru dev` uses by default.
-    pub fn dev_default() -> Self {
-        Self {
-            grpc: SocketAddr::from(([127, 0, 0, 1], 7000)),
-            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            sio: Some(SocketAddr::from(([127, 0, 0, 1], 31001))),
-            gossip: SocketAddr::from(([127, 0, 0, 1], 7946)),
-        }
-    }
-}
-
-/// `[nodes.advertise]`: `host:port` others should use; each defaults to the listen address.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdvertiseAddrs {
-    /// Internal gRPC.
-    pub grpc: Option<String>,
-    /// HTTP.
-    pub http: Option<String>,
-    /// socket.io.
-    pub sio: Option<String>,
-    /// Gossip.
-    pub gossip: Option<String>,
-}
-
-impl NodeConfig {
-    /// Whether the node carries `role`.
-    pub fn has_role(&self, role: Role) -> bool {
-        self.roles.contains(&role)
-    }
-
-    /// Whether the node is a Raft member.
-    pub fn is_core(&self) -> bool {
-        self.has_role(Role::Core)
-    }
-
-    /// Where others reach its internal gRPC.
-    pub fn advertised_grpc(&self) -> String {
-        self.advertise
-            .grpc
-            .clone()
-            .unwrap_or_else(|| self.listen.grpc.to_string())
-    }
-
-    /// Where others reach its HTTP API.
-    pub fn advertised_http(&self) -> String {
-        self.advertise
-            .http
-            .clone()
-            .unwrap_or_else(|| self.listen.http.to_string())
-    }
-
-    /// Where clients reach its socket.io (spears).
-    pub fn advertised_sio(&self) -> Option<String> {
-        self.advertise
-            .sio
-            .clone()
-            .or_else(|| self.listen.sio.map(|a| a.to_string()))
-    }
-
-    /// Where others reach its gossip.
-    pub fn advertised_gossip(&self) -> String {
-        self.advertise
-            .gossip
-            .clone()
-            .unwrap_or_else(|| self.listen.gossip.to_string())
-    }
-}
+/// Secrets of `gru dev`. They are public (they are in the source), hence the names.
+const DEV_BUSINESS_SECRET: &str = "INSECURE-dev-business-secret";
+const DEV_SPEAR_SECRET: &str = "INSECURE-dev-spear-secret";
 
 impl ClusterConfig {
-    /// Reads `path`, applies `GRU_…__…` overrides from the environment, resolves relative
-    /// `data_dir`s against the file's directory, and validates.
+    /// Reads the file, applies `GRU_…__…` overrides from the process environment, resolves
+    /// relative `data_dir` paths against the config file's directory, and validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut config = Self::parse(&text, std::env::vars())?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let mut config = Self::parse(&text, env::from_process()?)?;
+        // A node started from another working directory must still find its own data.
+        let base = path.parent().unwrap_or(Path::new(""));
         for node in &mut config.nodes {
             if node.data_dir.is_relative() && !node.data_dir.as_os_str().is_empty() {
                 node.data_dir = base.join(&node.data_dir);
@@ -363,33 +100,28 @@ impl ClusterConfig {
         Ok(config)
     }
 
-    /// Parses `text`, applies the given overrides, validates (no path resolution).
+    /// Parses `text`, applies the overrides among `env` and validates; relative paths are left
+    /// as they are. [`Self::load`] and tests use it.
     pub fn from_toml_str(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let config = Self::parse(text, env)?;
+        let config = Self::parse(text, env::overrides(env))?;
         config.validate()?;
         Ok(config)
     }
 
-    fn parse(
-        text: &str,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        // Parse once straight from the text so errors point at a line and column.
-        let direct: Result<Self, _> = toml::from_str(text);
-        let overrides = env::overrides(env);
+    fn parse(text: &str, overrides: Vec<(String, String)>) -> Result<Self, ConfigError> {
         if overrides.is_empty() {
-            return direct.map_err(|e| ConfigError::Parse(e.to_string()));
+            // Straight from the text, so that errors carry the line and column.
+            return toml::from_str(text).map_err(parse_error);
         }
-        direct.map_err(|e| ConfigError::Parse(e.to_string()))?;
-        let mut value: toml::Value =
-            toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        let names = env::apply(&mut value, &overrides)?;
-        value.try_into().map_err(|e: toml::de::Error| {
-            ConfigError::Parse(format!("after applying {}: {e}", names.join(", ")))
-        })
+        let file: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        let mut doc = file.clone();
+        env::apply(&mut doc, &overrides)?;
+        toml::Value::Table(doc)
+            .try_into()
+            .map_err(|err| blame(text, file, &overrides, err))
     }
 
     /// Checks every rule of `docs/config.md`; the error names the offending field.
@@ -397,7 +129,7 @@ impl ClusterConfig {
         validate::validate(self)
     }
 
-    /// Node `id`.
+    /// The node with id `id`.
     pub fn node(&self, id: NodeId) -> Result<&NodeConfig, ConfigError> {
         self.nodes
             .iter()
@@ -405,18 +137,19 @@ impl ClusterConfig {
             .ok_or(ConfigError::UnknownNode(id))
     }
 
-    /// The core nodes.
+    /// The core nodes (Raft members), in file order.
     pub fn core_nodes(&self) -> impl Iterator<Item = &NodeConfig> {
         self.nodes.iter().filter(|n| n.is_core())
     }
 
-    /// The core nodes that form the group (not `join`).
+    /// The core nodes that form the cluster at first start: those without `join = true`.
     pub fn initial_voters(&self) -> impl Iterator<Item = &NodeConfig> {
         self.core_nodes().filter(|n| !n.join)
     }
 
-    /// The one-process development config: node 1 with every role, local relay, strict ids,
-    /// and fixed secrets that are public and only fit for development.
+    /// The one-process development config of `gru dev`: node 1 with every role, relay
+    /// `local`, idgen `strict`, default timings, and fixed secrets that are public
+    /// (`INSECURE-dev-…`) and only fit for development.
     pub fn dev(data_dir: PathBuf, listen: ListenAddrs) -> Self {
         Self {
             cluster: ClusterSection {
@@ -425,15 +158,20 @@ impl ClusterConfig {
             raft: RaftSection::default(),
             spear: SpearSection::default(),
             redis: RedisSection::default(),
-            relay: RelaySection::default(),
+            relay: RelaySection {
+                kind: RelayKind::Local,
+            },
             auth: AuthSection {
-                business_secret: "INSECURE-dev-business-secret".into(),
-                spear_secret: "INSECURE-dev-spear-secret".into(),
-                token_ttl_secs: default_token_ttl(),
+                business_secret: DEV_BUSINESS_SECRET.into(),
+                spear_secret: DEV_SPEAR_SECRET.into(),
+                token_ttl_secs: sections::default_token_ttl_secs(),
                 legacy_md5: false,
                 enforce_groups: false,
             },
-            idgen: IdgenSection::default(),
+            idgen: IdgenSection {
+                mode: IdgenMode::Strict,
+                ..IdgenSection::default()
+            },
             nodes: vec![NodeConfig {
                 id: 1,
                 roles: vec![Role::Core, Role::Spear, Role::Ticket, Role::Stat],
@@ -446,37 +184,45 @@ impl ClusterConfig {
     }
 }
 
+/// Says whose fault a failure after applying overrides is. When the file alone fails the same
+/// way it is the file's, and parsing the text itself points at the line; otherwise the message
+/// names the overrides, as the tree built from them has no lines to point at.
+fn blame(
+    text: &str,
+    file: toml::Table,
+    overrides: &[(String, String)],
+    err: toml::de::Error,
+) -> ConfigError {
+    let message = err.to_string();
+    let same_without = toml::Value::Table(file)
+        .try_into::<ClusterConfig>()
+        .is_err_and(|e| e.to_string() == message);
+    if same_without {
+        if let Err(in_file) = toml::from_str::<ClusterConfig>(text) {
+            return parse_error(in_file);
+        }
+    }
+    let names: Vec<&str> = overrides.iter().map(|(name, _)| name.as_str()).collect();
+    ConfigError::Parse(format!(
+        "after applying the environment overrides {}: {}",
+        names.join(", "),
+        message.trim_end()
+    ))
+}
+
+/// TOML's own message (line, column, a snippet and the key), without its trailing newline.
+fn parse_error(err: toml::de::Error) -> ConfigError {
+    ConfigError::Parse(err.to_string().trim_end().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../../cluster.toml");
+    pub(super) const EXAMPLE: &str = include_str!("../../cluster.toml");
 
-    #[test]
-    fn the_example_cluster_toml_is_valid() {
-        let config = ClusterConfig::from_toml_str(EXAMPLE, []).expect("example is valid");
-        assert_eq!(config.core_nodes().count(), 3);
-        assert_eq!(
-            config
-                .nodes
-                .iter()
-                .filter(|n| n.has_role(Role::Spear))
-                .count(),
-            2
-        );
-        assert_eq!(
-            config
-                .nodes
-                .iter()
-                .filter(|n| n.has_role(Role::Ticket))
-                .count(),
-            1
-        );
-    }
-
-    #[test]
-    fn missing_sections_take_their_defaults() {
-        let text = r#"
+    /// The smallest valid config: one core node, defaults everywhere else.
+    pub(super) const MINIMAL: &str = r#"
 [auth]
 business_secret = "0123456789abcdef-business"
 spear_secret = "0123456789abcdef-spear"
@@ -489,35 +235,120 @@ grpc = "127.0.0.1:1"
 http = "127.0.0.1:2"
 gossip = "127.0.0.1:3"
 "#;
-        let config = ClusterConfig::from_toml_str(text, []).expect("valid");
+
+    pub(super) fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub(super) fn parse_message(result: Result<ClusterConfig, ConfigError>) -> String {
+        match result {
+            Err(ConfigError::Parse(message)) => message,
+            other => panic!("expected Parse, got {other:?}"),
+        }
+    }
+
+    pub(super) fn invalid_field(err: ConfigError) -> String {
+        match err {
+            ConfigError::Invalid { field, .. } => field,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_example_cluster_toml_is_valid() {
+        let config = ClusterConfig::from_toml_str(EXAMPLE, []).expect("example is valid");
+        let ids = |role| -> Vec<NodeId> {
+            let with_role = config.nodes.iter().filter(|n| n.has_role(role));
+            with_role.map(|n| n.id).collect()
+        };
+        assert_eq!(ids(Role::Core), [1, 2, 3]);
+        assert_eq!(ids(Role::Spear), [4, 5]);
+        assert_eq!(ids(Role::Ticket), [6]);
+        assert_eq!(config.initial_voters().count(), 3);
+        assert_eq!(config.relay.kind, RelayKind::Redis);
+        let node5 = config.node(5).expect("node 5");
+        assert_eq!(node5.data_dir, Path::new("data/node5"));
+        assert_eq!(node5.advertised_sio().as_deref(), Some("127.0.0.1:31002"));
+        assert!(matches!(config.node(7), Err(ConfigError::UnknownNode(7))));
+    }
+
+    #[test]
+    fn missing_sections_take_their_defaults() {
+        let config = ClusterConfig::from_toml_str(MINIMAL, []).expect("valid");
+        assert_eq!(config.cluster, ClusterSection::default());
         assert_eq!(config.raft, RaftSection::default());
         assert_eq!(config.spear, SpearSection::default());
+        assert_eq!(config.redis.url, "redis://127.0.0.1:6379");
         assert_eq!(config.relay.kind, RelayKind::Local);
-        assert_eq!(config.idgen.mode, IdgenMode::Strict);
+        assert_eq!(config.idgen, IdgenSection::default());
         assert_eq!(config.auth.token_ttl_secs, 86_400);
+        assert!(!config.nodes[0].join);
+        assert_eq!(config.nodes[0].listen.sio, None);
         assert_eq!(config.nodes[0].advertised_grpc(), "127.0.0.1:1");
     }
 
     #[test]
-    fn dev_config_is_valid() {
+    fn dev_config_is_valid_and_insecure_by_name() {
         let config = ClusterConfig::dev("data/dev".into(), ListenAddrs::dev_default());
         config.validate().expect("dev config validates");
         assert_eq!(config.initial_voters().count(), 1);
+        let node = config.node(1).expect("node 1");
+        assert_eq!(node.roles.len(), 4);
+        assert_eq!(node.listen.http.to_string(), "127.0.0.1:8080");
+        assert!(config.auth.business_secret.starts_with("INSECURE"));
+        assert!(config.auth.spear_secret.starts_with("INSECURE"));
     }
 
     #[test]
-    fn malformed_toml_names_the_line() {
-        let err = ClusterConfig::from_toml_str("[[nodes]\nid = ", []).expect_err("refused");
-        assert!(
-            matches!(err, ConfigError::Parse(ref m) if m.contains("line")),
-            "{err}"
+    fn a_config_survives_a_round_trip_through_toml() {
+        let config = ClusterConfig::from_toml_str(EXAMPLE, []).expect("valid");
+        let text = toml::to_string(&config).expect("serializes");
+        assert_eq!(
+            ClusterConfig::from_toml_str(&text, []).expect("reparses"),
+            config
         );
     }
 
     #[test]
-    fn unknown_fields_are_refused() {
-        let text = EXAMPLE.replace("[raft]", "[raft]\nheartbeat_ms = 5");
-        let err = ClusterConfig::from_toml_str(&text, []).expect_err("refused");
-        assert!(err.to_string().contains("heartbeat_ms"), "{err}");
+    fn malformed_toml_and_wrong_fields_name_the_line() {
+        let message = parse_message(ClusterConfig::from_toml_str("[[nodes]\nid = ", []));
+        assert!(message.contains("line 1"), "{message}");
+        let typo = MINIMAL.replace("data_dir", "datadir");
+        let message = parse_message(ClusterConfig::from_toml_str(&typo, []));
+        assert!(
+            message.contains("line 8") && message.contains("datadir"),
+            "{message}"
+        );
+        let bad_addr = MINIMAL.replace("127.0.0.1:2", "localhost:2");
+        let message = parse_message(ClusterConfig::from_toml_str(&bad_addr, []));
+        assert!(message.contains("line 11"), "{message}");
+    }
+
+    #[test]
+    fn load_resolves_relative_data_dirs_against_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("cluster.toml");
+        let text = MINIMAL.replace("data_dir = \"d\"", "data_dir = \"data/node1\"");
+        std::fs::write(&path, &text).expect("write");
+        let config = ClusterConfig::load(&path).expect("loads");
+        assert_eq!(config.nodes[0].data_dir, dir.path().join("data/node1"));
+
+        let absolute = dir.path().join("elsewhere");
+        let text = text.replace("data/node1", &absolute.display().to_string());
+        std::fs::write(&path, text).expect("write");
+        let config = ClusterConfig::load(&path).expect("loads");
+        assert_eq!(config.nodes[0].data_dir, absolute);
+    }
+
+    #[test]
+    fn load_reports_an_unreadable_file_with_its_path() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("missing.toml");
+        let err = ClusterConfig::load(&path).expect_err("refused");
+        assert!(matches!(err, ConfigError::Io { .. }), "{err}");
+        assert!(err.to_string().contains("missing.toml"), "{err}");
     }
 }

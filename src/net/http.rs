@@ -10,9 +10,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{NodeId, Role};
+use std::collections::HashMap;
+
+use crate::config::{IdgenMode, NodeId, Role};
 use crate::net::grpc::{ClientError, ClusterClient};
 use crate::raft::{ClusterView, ControlError, ControlPlane};
+use crate::services::idgen::{IdError, IdService};
 
 /// What the HTTP handlers need from the node.
 #[derive(Clone)]
@@ -25,6 +28,8 @@ pub struct ApiState {
     pub control: Option<Arc<ControlPlane>>,
     /// The way to the leader and other core nodes.
     pub client: Arc<ClusterClient>,
+    /// Ids.
+    pub ids: Arc<IdService>,
 }
 
 /// An API failure, rendered as `{"error": {"code": …, "message": …}}`.
@@ -65,6 +70,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<IdError> for ApiError {
+    fn from(e: IdError) -> Self {
+        match e {
+            IdError::BadCount { .. } => ApiError::BadRequest(e.to_string()),
+            IdError::NotLeader { .. } | IdError::Unavailable(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
+        }
+    }
+}
+
 impl From<ClientError> for ApiError {
     fn from(e: ClientError) -> Self {
         ApiError::Unavailable(e.to_string())
@@ -76,6 +92,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/cluster", get(cluster))
+        .route("/api/v1/ids", get(ids))
         .with_state(state)
 }
 
@@ -121,6 +138,43 @@ async fn cluster(
         }
     }
     Ok(Json(state.client.cluster_view(linearizable).await?))
+}
+
+#[derive(Serialize)]
+struct IdsBody {
+    mode: IdgenMode,
+    count: usize,
+    ids: Vec<u64>,
+    /// Unique-mode ids can exceed 2^53, which JavaScript numbers cannot hold exactly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_strings: Option<Vec<String>>,
+}
+
+/// `GET /api/v1/ids?count=N` (default 1): ids for business systems.
+async fn ids(
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<IdsBody>, ApiError> {
+    let count = match query.get("count") {
+        None => 1,
+        Some(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| IdError::BadCount {
+                max: state.ids.max_batch(),
+            })
+            .and_then(|c| state.ids.check_count(c))?,
+    };
+    let blocks = state.ids.issue(count).await?;
+    let ids: Vec<u64> = blocks.iter().flat_map(|b| b.ids()).collect();
+    let id_strings = (state.ids.mode() == IdgenMode::Unique)
+        .then(|| ids.iter().map(ToString::to_string).collect());
+    Ok(Json(IdsBody {
+        mode: state.ids.mode(),
+        count: ids.len(),
+        ids,
+        id_strings,
+    }))
 }
 
 /// Serves `router` on `listener` until `shutdown` fires, then drains in-flight requests.

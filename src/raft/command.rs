@@ -72,8 +72,10 @@ pub enum CommandResponse {
         /// The removed spears.
         ids: Vec<NodeId>,
     },
-    /// The idgen ceiling after the command.
+    /// The idgen ceiling before and after the command.
     IdCeiling {
+        /// The ceiling before this command: every id issued so far is below it.
+        previous: u64,
         /// The committed ceiling.
         ceiling: u64,
     },

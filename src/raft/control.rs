@@ -289,6 +289,52 @@ impl ControlPlane {
         self.write(Command::RemoveNode { id }).await.map(|_| ())
     }
 
+    /// Confirms with a quorum that this node still leads (fresh heartbeats acknowledged).
+    /// Does not wait for the state machine.
+    pub async fn confirm_leadership(&self) -> Result<(), ControlError> {
+        match self.raft.get_read_log_id().await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(self.forward(f))
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                Err(ControlError::NoQuorum(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(ControlError::Fatal(e.to_string())),
+        }
+    }
+
+    /// The current term and whether this node leads in it.
+    pub fn leadership(&self) -> (u64, bool) {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        (m.current_term, m.current_leader == Some(self.node_id))
+    }
+
+    /// The leader as far as this node knows, for redirects.
+    pub fn leader(&self) -> Option<LeaderRef> {
+        self.leader_ref(None)
+    }
+
+    /// Raises the strict-idgen ceiling; returns the ceiling before and after.
+    pub async fn raise_id_ceiling(&self, ceiling: u64) -> Result<(u64, u64), ControlError> {
+        match self.write(Command::RaiseIdCeiling { ceiling }).await? {
+            CommandResponse::IdCeiling { previous, ceiling } => Ok((previous, ceiling)),
+            other => Err(ControlError::Fatal(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Gives `node` its snowflake worker id, keeping the one it has.
+    pub async fn assign_worker(&self, node: NodeId) -> Result<u16, ControlError> {
+        match self.write(Command::AssignWorker { node }).await? {
+            CommandResponse::Worker { id: Some(id) } => Ok(id),
+            CommandResponse::Worker { id: None } => Err(ControlError::Invalid(
+                "all 1024 worker ids are taken; remove departed nodes".into(),
+            )),
+            other => Err(ControlError::Fatal(format!("unexpected answer {other:?}"))),
+        }
+    }
+
     /// Sets a metadata entry.
     pub async fn put_meta(&self, key: String, value: String) -> Result<(), ControlError> {
         if key.is_empty() || key.len() > 256 {
@@ -440,6 +486,7 @@ impl ControlPlane {
             nodes,
             spears,
             id_ceiling: state.id_ceiling,
+            workers: state.workers.clone(),
         })
     }
 }

@@ -110,11 +110,13 @@ impl ClusterState {
                 CommandResponse::Expired { ids }
             }
             Command::RaiseIdCeiling { ceiling } => {
+                let previous = self.id_ceiling;
                 if *ceiling > self.id_ceiling {
                     self.id_ceiling = *ceiling;
                     touched.push(Record::IdCeiling);
                 }
                 CommandResponse::IdCeiling {
+                    previous,
                     ceiling: self.id_ceiling,
                 }
             }
@@ -208,7 +210,13 @@ mod tests {
         let mut touched = Vec::new();
         state.apply(&Command::RaiseIdCeiling { ceiling: 50 }, &mut touched);
         let resp = state.apply(&Command::RaiseIdCeiling { ceiling: 40 }, &mut touched);
-        assert_eq!(resp, CommandResponse::IdCeiling { ceiling: 50 });
+        assert_eq!(
+            resp,
+            CommandResponse::IdCeiling {
+                previous: 50,
+                ceiling: 50
+            }
+        );
         assert_eq!(touched, vec![Record::IdCeiling]);
     }
 

@@ -94,6 +94,8 @@ pub struct ClusterView {
     pub spears: Vec<SpearView>,
     /// The strict idgen's committed ceiling.
     pub id_ceiling: u64,
+    /// Snowflake worker ids by node (unique idgen mode).
+    pub workers: std::collections::BTreeMap<NodeId, u16>,
 }
 
 impl ClusterView {

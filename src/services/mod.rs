@@ -1,3 +1,4 @@
 //! What gru does for its users, built on `raft` and `net`. Each service reads like its job.
 
+pub mod idgen;
 pub mod spear;

@@ -10,11 +10,14 @@
 
 #![allow(dead_code)]
 
+pub mod history;
 pub mod ports;
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -80,7 +83,21 @@ pub struct Ports {
 struct TestNode {
     spec: NodeSpec,
     ports: Ports,
+    /// The loopback address the node binds and dials from.
+    host: IpAddr,
+    /// The fault proxy in front of its internal gRPC, if the cluster has proxies.
+    proxy: Option<proxy::FaultProxy>,
     child: Option<Child>,
+}
+
+/// How a test cluster is set up beyond its nodes.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    /// Put a fault proxy in front of every node's internal gRPC and give every node its own
+    /// loopback address, so that `partition` can cut it off.
+    pub proxies: bool,
+    /// TOML appended to the generated config's cluster-wide sections (e.g. `[idgen]`).
+    pub extra_toml: String,
 }
 
 /// A cluster of real `gru` processes.
@@ -89,12 +106,18 @@ pub struct TestCluster {
     root: PathBuf,
     config_path: PathBuf,
     nodes: BTreeMap<u64, TestNode>,
+    options: ClusterOptions,
     http: reqwest::Client,
 }
 
 impl TestCluster {
     /// Writes a config for `specs` (nothing started yet).
     pub fn new(specs: &[NodeSpec]) -> Self {
+        Self::with(specs, ClusterOptions::default())
+    }
+
+    /// Like [`Self::new`] with options. With proxies it must run inside a tokio runtime.
+    pub fn with(specs: &[NodeSpec], options: ClusterOptions) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("gru-test-")
             .tempdir()
@@ -102,28 +125,14 @@ impl TestCluster {
         let root = dir.path().to_path_buf();
         let nodes = specs
             .iter()
-            .map(|spec| {
-                let ports = Ports {
-                    grpc: ports::free_port(),
-                    http: ports::free_port(),
-                    sio: ports::free_port(),
-                    gossip: ports::free_port(),
-                };
-                (
-                    spec.id,
-                    TestNode {
-                        spec: spec.clone(),
-                        ports,
-                        child: None,
-                    },
-                )
-            })
+            .map(|spec| (spec.id, TestNode::new(spec.clone(), &options)))
             .collect();
         let cluster = Self {
             config_path: root.join("cluster.toml"),
             dir: Some(dir),
             root,
             nodes,
+            options,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
                 .build()
@@ -143,21 +152,48 @@ impl TestCluster {
 
     /// Adds a node to the config (rewriting the file); start it with [`Self::start`].
     pub fn add_node(&mut self, spec: NodeSpec) {
-        let ports = Ports {
-            grpc: ports::free_port(),
-            http: ports::free_port(),
-            sio: ports::free_port(),
-            gossip: ports::free_port(),
-        };
-        self.nodes.insert(
-            spec.id,
-            TestNode {
-                spec,
-                ports,
-                child: None,
-            },
-        );
+        let node = TestNode::new(spec.clone(), &self.options);
+        self.nodes.insert(spec.id, node);
         self.write_config();
+    }
+
+    /// Cuts node `id` off from every other node (both directions); the test process can still
+    /// reach it.
+    pub fn partition(&self, id: u64) {
+        self.set_partition(id, true);
+        append_marker(&self.log_path(id), "=== harness: partitioned ===");
+    }
+
+    /// Undoes [`Self::partition`].
+    pub fn heal(&self, id: u64) {
+        self.set_partition(id, false);
+        append_marker(&self.log_path(id), "=== harness: healed ===");
+    }
+
+    fn set_partition(&self, id: u64, cut: bool) {
+        let ip = self.nodes[&id].host;
+        for (other, node) in &self.nodes {
+            let proxy = node
+                .proxy
+                .as_ref()
+                .expect("partition needs ClusterOptions::proxies");
+            let sources: Vec<IpAddr> = if *other == id {
+                self.nodes
+                    .values()
+                    .filter(|n| n.spec.id != id)
+                    .map(|n| n.host)
+                    .collect()
+            } else {
+                vec![ip]
+            };
+            for source in sources {
+                if cut {
+                    proxy.block(source);
+                } else {
+                    proxy.unblock(source);
+                }
+            }
+        }
     }
 
     /// The config file's path.
@@ -206,13 +242,9 @@ impl TestCluster {
             .count();
         let relay = if spears > 1 { "redis" } else { "local" };
         let mut toml = format!(
-            r#"[cluster]
+            r#"{extra}
+[cluster]
 name = "gru-test"
-
-[raft]
-heartbeat_interval_ms = 100
-election_timeout_min_ms = 600
-election_timeout_max_ms = 1200
 
 [spear]
 lease_ttl_ms = {LEASE_TTL_MS}
@@ -225,7 +257,8 @@ kind = "{relay}"
 [auth]
 business_secret = "test-business-secret-0123456789"
 spear_secret = "test-spear-secret-abcdefghijkl"
-"#
+"#,
+            extra = self.options.extra_toml
         );
         for node in self.nodes.values() {
             let roles = node
@@ -236,10 +269,15 @@ spear_secret = "test-spear-secret-abcdefghijkl"
                 .collect::<Vec<_>>()
                 .join(", ");
             let p = node.ports;
+            let host = node.host;
             let sio = if node.spec.roles.contains(&"spear") {
-                format!("sio = \"127.0.0.1:{}\"\n", p.sio)
+                format!("sio = \"{host}:{}\"\n", p.sio)
             } else {
                 String::new()
+            };
+            let advertise = match &node.proxy {
+                Some(proxy) => format!("[nodes.advertise]\ngrpc = \"{}\"\n", proxy.addr()),
+                None => String::new(),
             };
             toml.push_str(&format!(
                 r#"
@@ -248,10 +286,10 @@ id = {id}
 roles = [{roles}]
 data_dir = "{dir}"
 join = {join}
-[nodes.listen]
-grpc = "127.0.0.1:{grpc}"
-http = "127.0.0.1:{http}"
-gossip = "127.0.0.1:{gossip}"
+{advertise}[nodes.listen]
+grpc = "{host}:{grpc}"
+http = "{host}:{http}"
+gossip = "{host}:{gossip}"
 {sio}"#,
                 id = node.spec.id,
                 dir = self.root.join(format!("data{}", node.spec.id)).display(),
@@ -326,10 +364,7 @@ gossip = "127.0.0.1:{gossip}"
 
     /// GET /api/v1/cluster on node `id`, or `None` if it does not answer.
     pub async fn view(&self, id: u64) -> Option<ClusterView> {
-        let url = format!(
-            "http://127.0.0.1:{}/api/v1/cluster",
-            self.nodes[&id].ports.http
-        );
+        let url = format!("http://{}/api/v1/cluster", self.http_addr(id));
         let resp = self.http.get(url).send().await.ok()?;
         if !resp.status().is_success() {
             return None;
@@ -339,7 +374,7 @@ gossip = "127.0.0.1:{gossip}"
 
     /// GET `path` on node `id`'s HTTP address.
     pub async fn get(&self, id: u64, path: &str) -> Option<reqwest::Response> {
-        let url = format!("http://127.0.0.1:{}{path}", self.nodes[&id].ports.http);
+        let url = format!("http://{}{path}", self.http_addr(id));
         self.http.get(url).send().await.ok()
     }
 
@@ -410,7 +445,7 @@ gossip = "127.0.0.1:{gossip}"
         let seeds = self
             .core_ids()
             .iter()
-            .map(|id| format!("127.0.0.1:{}", self.nodes[id].ports.grpc))
+            .map(|id| self.grpc_addr(*id))
             .collect();
         Arc::new(ClusterClient::new(
             seeds,
@@ -420,9 +455,60 @@ gossip = "127.0.0.1:{gossip}"
         ))
     }
 
-    /// The internal gRPC address of node `id`.
+    /// The internal gRPC address of node `id` as advertised (through its proxy, if any).
     pub fn grpc_addr(&self, id: u64) -> String {
-        format!("127.0.0.1:{}", self.nodes[&id].ports.grpc)
+        let node = &self.nodes[&id];
+        match &node.proxy {
+            Some(proxy) => proxy.addr().to_string(),
+            None => SocketAddr::new(node.host, node.ports.grpc).to_string(),
+        }
+    }
+
+    /// The HTTP address of node `id`.
+    pub fn http_addr(&self, id: u64) -> SocketAddr {
+        let node = &self.nodes[&id];
+        SocketAddr::new(node.host, node.ports.http)
+    }
+
+    /// A control-plane client that only knows node `id` (no other seeds).
+    pub fn client_of(&self, id: u64) -> Arc<ClusterClient> {
+        Arc::new(ClusterClient::new(
+            vec![self.grpc_addr(id)],
+            ChannelPool::new(Duration::from_millis(500)),
+            Duration::from_millis(1000),
+            Duration::from_secs(5),
+        ))
+    }
+}
+
+impl TestNode {
+    fn new(spec: NodeSpec, options: &ClusterOptions) -> Self {
+        let ports = Ports {
+            grpc: ports::free_port(),
+            http: ports::free_port(),
+            sio: ports::free_port(),
+            gossip: ports::free_port(),
+        };
+        let (host, proxy) = if options.proxies {
+            let host = IpAddr::V4(Ipv4Addr::new(
+                127,
+                0,
+                0,
+                10 + u8::try_from(spec.id).expect("small node id"),
+            ));
+            let listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), ports::free_port());
+            let proxy = proxy::FaultProxy::start(listen, SocketAddr::new(host, ports.grpc));
+            (host, Some(proxy))
+        } else {
+            (IpAddr::V4(Ipv4Addr::LOCALHOST), None)
+        };
+        Self {
+            spec,
+            ports,
+            host,
+            proxy,
+            child: None,
+        }
     }
 }
 

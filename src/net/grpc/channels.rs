@@ -1,6 +1,7 @@
 //! One lazily connected tonic channel per peer address, shared by Raft and the control plane.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use tonic::transport::{Channel, Endpoint};
 pub struct ChannelPool {
     inner: Arc<Mutex<HashMap<String, Channel>>>,
     connect_timeout: Duration,
+    local_ip: Option<IpAddr>,
 }
 
 /// The address is not a valid `host:port`.
@@ -27,7 +29,17 @@ impl ChannelPool {
         Self {
             inner: Arc::default(),
             connect_timeout,
+            local_ip: None,
         }
+    }
+
+    /// Connections leave from `ip` (a node's own internal address), so that a multi-homed host
+    /// talks to its peers from the address it advertises.
+    pub fn with_local_ip(mut self, ip: IpAddr) -> Self {
+        if !ip.is_unspecified() {
+            self.local_ip = Some(ip);
+        }
+        self
     }
 
     /// The channel to `addr`, created on first use. Connecting happens on the first call.
@@ -45,6 +57,7 @@ impl ChannelPool {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(5))
+            .local_address(self.local_ip)
             .connect_lazy();
         map.insert(addr.to_string(), channel.clone());
         Ok(channel)

@@ -11,6 +11,8 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::pb::control_plane_client::ControlPlaneClient;
+use super::pb::id_gen_client::IdGenClient;
+use super::pb::NextIdsRequest;
 use super::pb::{
     ClusterViewRequest, GetMetaRequest, MetaEntry, NodeRef, NodeStatusRequest,
     SpearHeartbeatRequest,
@@ -84,11 +86,14 @@ impl ClusterClient {
         }
     }
 
-    fn client(&self, addr: &str) -> Result<ControlPlaneClient<Channel>, ClientError> {
+    fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
         self.pool
             .get(addr)
-            .map(ControlPlaneClient::new)
             .map_err(|e| ClientError::BadReply(e.to_string()))
+    }
+
+    fn client(&self, addr: &str) -> Result<ControlPlaneClient<Channel>, ClientError> {
+        self.channel(addr).map(ControlPlaneClient::new)
     }
 
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
@@ -151,7 +156,7 @@ impl ClusterClient {
     /// on to the next seed when a node is down or knows no leader, until the deadline.
     async fn on_leader<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
     where
-        F: Fn(ControlPlaneClient<Channel>) -> Fut,
+        F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let start = Instant::now();
@@ -162,7 +167,7 @@ impl ClusterClient {
             let Some(target) = self.pick_target() else {
                 break;
             };
-            match Self::classify(call(self.client(&target)?).await) {
+            match Self::classify(call(self.channel(&target)?).await) {
                 Outcome::Done(value) => {
                     self.set_hint(Some(target));
                     return Ok(value);
@@ -208,8 +213,9 @@ impl ClusterClient {
     /// The cluster view from any core node, or from the leader when `linearizable`.
     pub async fn cluster_view(&self, linearizable: bool) -> Result<ClusterView, ClientError> {
         let reply = self
-            .on_leader(|mut c| async move {
-                c.cluster_view(self.request(ClusterViewRequest { linearizable }))
+            .on_leader(|ch| async move {
+                ControlPlaneClient::new(ch)
+                    .cluster_view(self.request(ClusterViewRequest { linearizable }))
                     .await
             })
             .await?;
@@ -219,9 +225,13 @@ impl ClusterClient {
     /// Records `member` in the member table.
     pub async fn announce_member(&self, member: &Member) -> Result<(), ClientError> {
         let msg = super::pb::Member::from(member);
-        self.on_leader(|mut c| {
+        self.on_leader(|ch| {
             let msg = msg.clone();
-            async move { c.announce_member(self.request(msg)).await }
+            async move {
+                ControlPlaneClient::new(ch)
+                    .announce_member(self.request(msg))
+                    .await
+            }
         })
         .await
         .map(|_| ())
@@ -233,9 +243,13 @@ impl ClusterClient {
             spear: Some(super::pb::Member::from(spear)),
         };
         let reply = self
-            .on_leader(|mut c| {
+            .on_leader(|ch| {
                 let msg = msg.clone();
-                async move { c.spear_heartbeat(self.request(msg)).await }
+                async move {
+                    ControlPlaneClient::new(ch)
+                        .spear_heartbeat(self.request(msg))
+                        .await
+                }
             })
             .await?;
         Ok(Duration::from_millis(reply.ttl_ms))
@@ -243,9 +257,11 @@ impl ClusterClient {
 
     /// Removes a spear from the registry.
     pub async fn deregister_spear(&self, id: NodeId) -> Result<(), ClientError> {
-        self.on_leader(
-            |mut c| async move { c.deregister_spear(self.request(NodeRef { id })).await },
-        )
+        self.on_leader(|ch| async move {
+            ControlPlaneClient::new(ch)
+                .deregister_spear(self.request(NodeRef { id }))
+                .await
+        })
         .await
         .map(|_| ())
     }
@@ -253,11 +269,11 @@ impl ClusterClient {
     /// Adds a core node (learner, catch up, voter).
     pub async fn join_core(&self, member: &Member) -> Result<(), ClientError> {
         let msg = super::pb::Member::from(member);
-        self.on_leader(|mut c| {
+        self.on_leader(|ch| {
             let mut req = tonic::Request::new(msg.clone());
             // Catching up may take a while; the leader answers once the node is a voter.
             req.set_timeout(self.deadline);
-            async move { c.join_core(req).await }
+            async move { ControlPlaneClient::new(ch).join_core(req).await }
         })
         .await
         .map(|_| ())
@@ -265,9 +281,13 @@ impl ClusterClient {
 
     /// Removes a node from the group and the member table.
     pub async fn remove_node(&self, id: NodeId) -> Result<(), ClientError> {
-        self.on_leader(|mut c| async move { c.remove_node(self.request(NodeRef { id })).await })
-            .await
-            .map(|_| ())
+        self.on_leader(|ch| async move {
+            ControlPlaneClient::new(ch)
+                .remove_node(self.request(NodeRef { id }))
+                .await
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Sets a metadata entry.
@@ -276,9 +296,13 @@ impl ClusterClient {
             key: key.to_string(),
             value: value.to_string(),
         };
-        self.on_leader(|mut c| {
+        self.on_leader(|ch| {
             let msg = msg.clone();
-            async move { c.put_meta(self.request(msg)).await }
+            async move {
+                ControlPlaneClient::new(ch)
+                    .put_meta(self.request(msg))
+                    .await
+            }
         })
         .await
         .map(|_| ())
@@ -295,9 +319,13 @@ impl ClusterClient {
             linearizable,
         };
         let reply = self
-            .on_leader(|mut c| {
+            .on_leader(|ch| {
                 let msg = msg.clone();
-                async move { c.get_meta(self.request(msg)).await }
+                async move {
+                    ControlPlaneClient::new(ch)
+                        .get_meta(self.request(msg))
+                        .await
+                }
             })
             .await?;
         Ok(reply
@@ -305,6 +333,35 @@ impl ClusterClient {
             .into_iter()
             .map(|e| (e.key, e.value))
             .collect())
+    }
+
+    /// `count` ids from the leader (strict mode) or any node (unique mode), as
+    /// `(first, count)` blocks.
+    pub async fn next_ids(&self, count: u32) -> Result<Vec<(u64, u32)>, ClientError> {
+        let reply = self
+            .on_leader(|ch| async move {
+                IdGenClient::new(ch)
+                    .next(self.request(NextIdsRequest { count }))
+                    .await
+            })
+            .await?;
+        Ok(reply
+            .blocks
+            .into_iter()
+            .map(|b| (b.first, b.count))
+            .collect())
+    }
+
+    /// The snowflake worker id of node `id`, assigned by the leader.
+    pub async fn assign_worker(&self, id: NodeId) -> Result<u16, ClientError> {
+        let reply = self
+            .on_leader(|ch| async move {
+                ControlPlaneClient::new(ch)
+                    .assign_worker(self.request(NodeRef { id }))
+                    .await
+            })
+            .await?;
+        u16::try_from(reply.worker_id).map_err(|e| ClientError::BadReply(e.to_string()))
     }
 
     /// Reads metadata from the node at `addr` as it has applied it (no redirects, not linearizable).

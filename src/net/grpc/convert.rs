@@ -8,6 +8,7 @@ use super::pb;
 use super::{LEADER_GRPC_HEADER, LEADER_ID_HEADER};
 use crate::config::Role;
 use crate::raft::{ControlError, Member, NodeStatus};
+use crate::services::idgen::{IdBlock, IdError};
 
 impl From<&Member> for pb::Member {
     fn from(m: &Member) -> Self {
@@ -129,6 +130,25 @@ impl From<ControlError> for Status {
             ControlError::NoQuorum(msg) => Status::unavailable(msg),
             ControlError::Invalid(msg) => Status::invalid_argument(msg),
             ControlError::Fatal(msg) => Status::unavailable(format!("raft stopped: {msg}")),
+        }
+    }
+}
+
+impl From<IdError> for Status {
+    fn from(e: IdError) -> Self {
+        match e {
+            IdError::NotLeader { leader } => ControlError::NotLeader { leader }.into(),
+            IdError::BadCount { .. } => Status::invalid_argument(e.to_string()),
+            IdError::Unavailable(msg) => Status::unavailable(msg),
+        }
+    }
+}
+
+impl From<IdBlock> for pb::IdBlock {
+    fn from(b: IdBlock) -> Self {
+        Self {
+            first: b.first,
+            count: b.count,
         }
     }
 }

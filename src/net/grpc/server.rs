@@ -7,13 +7,16 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::pb::control_plane_server::{ControlPlane as ControlPlaneRpc, ControlPlaneServer};
+use super::pb::id_gen_server::{IdGen, IdGenServer};
 use super::pb::raft_transport_server::RaftTransportServer;
 use super::pb::{
-    Ack, ClusterViewRequest, GetMetaRequest, JsonReply, LeaseReply, MetaEntry, MetaReply, NodeRef,
-    NodeStatusReply, NodeStatusRequest, SpearHeartbeatRequest,
+    Ack, ClusterViewRequest, GetMetaRequest, IdsReply, JsonReply, LeaseReply, MetaEntry, MetaReply,
+    NextIdsRequest, NodeRef, NodeStatusReply, NodeStatusRequest, SpearHeartbeatRequest,
+    WorkerReply,
 };
 use super::raft_server::RaftService;
 use crate::raft::{ControlPlane, Member};
+use crate::services::idgen::IdService;
 
 /// Largest Raft message accepted (snapshots travel whole).
 const MAX_MESSAGE: usize = 256 * 1024 * 1024;
@@ -91,6 +94,13 @@ impl ControlPlaneRpc for ControlService {
         Ok(Response::new(Ack {}))
     }
 
+    async fn assign_worker(&self, req: Request<NodeRef>) -> Result<Response<WorkerReply>, Status> {
+        let worker = self.control.assign_worker(req.into_inner().id).await?;
+        Ok(Response::new(WorkerReply {
+            worker_id: u32::from(worker),
+        }))
+    }
+
     async fn get_meta(&self, req: Request<GetMetaRequest>) -> Result<Response<MetaReply>, Status> {
         let req = req.into_inner();
         let key = Some(req.key.as_str()).filter(|k| !k.is_empty());
@@ -105,24 +115,44 @@ impl ControlPlaneRpc for ControlService {
     }
 }
 
-/// Serves Raft and the control plane on `listener` until `shutdown` fires.
+struct IdGenService {
+    ids: Arc<IdService>,
+}
+
+#[tonic::async_trait]
+impl IdGen for IdGenService {
+    async fn next(&self, req: Request<NextIdsRequest>) -> Result<Response<IdsReply>, Status> {
+        let blocks = self.ids.issue_local(req.into_inner().count).await?;
+        Ok(Response::new(IdsReply {
+            blocks: blocks.into_iter().map(Into::into).collect(),
+        }))
+    }
+}
+
+/// Serves the internal API on `listener` until `shutdown` fires: idgen on every node, Raft and
+/// the control plane on core nodes (`control`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    control: Arc<ControlPlane>,
+    control: Option<Arc<ControlPlane>>,
+    ids: Arc<IdService>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let local: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(addr = ?local, "internal gRPC listening");
-    let raft = RaftTransportServer::new(RaftService {
-        raft: control.raft().clone(),
-    })
-    .max_decoding_message_size(MAX_MESSAGE)
-    .max_encoding_message_size(MAX_MESSAGE);
-    let control = ControlPlaneServer::new(ControlService { control });
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
-        .add_service(raft)
-        .add_service(control)
+    let mut router =
+        tonic::transport::Server::builder().add_service(IdGenServer::new(IdGenService { ids }));
+    if let Some(control) = control {
+        let raft = RaftTransportServer::new(RaftService {
+            raft: control.raft().clone(),
+        })
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+        router = router
+            .add_service(raft)
+            .add_service(ControlPlaneServer::new(ControlService { control }));
+    }
+    router
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
 }

@@ -1,0 +1,215 @@
+//! The cluster-wide sections of `cluster.toml`: `[cluster]`, `[raft]`, `[spear]`, `[redis]`,
+//! `[relay]`, `[auth]` and `[idgen]`.
+//!
+//! Every section but `[auth]` may be left out, and any field of a section may be left out: the
+//! container-level `#[serde(default)]` fills the gap from the section's `Default`, so the
+//! defaults live in exactly one place per section.
+
+use serde::{Deserialize, Serialize};
+
+/// `[cluster]`: the cluster's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// The cluster's name; Raft refuses messages from a group with another name. Default `"gru"`.
+    pub name: String,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        Self { name: "gru".into() }
+    }
+}
+
+/// `[raft]`: timing and log compaction of the embedded Raft group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    /// How often the leader sends heartbeats, ms. Default 50.
+    pub heartbeat_interval_ms: u64,
+    /// A follower that hears no leader for a random time between this and
+    /// `election_timeout_max_ms` starts an election, ms. Default 250.
+    pub election_timeout_min_ms: u64,
+    /// Upper end of the election timeout, ms. Default 500.
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot (and purge the log before it) after this many new entries. Default 5000.
+    pub snapshot_after_logs: u64,
+    /// Timeout of one node-to-node RPC and of connecting to a peer, ms. Default 200.
+    pub rpc_timeout_ms: u64,
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 50,
+            election_timeout_min_ms: 250,
+            election_timeout_max_ms: 500,
+            snapshot_after_logs: 5000,
+            rpc_timeout_ms: 200,
+        }
+    }
+}
+
+impl RaftSection {
+    /// How long a confirmed leadership lets the leader act alone (issue strict ids): a new
+    /// leader cannot be elected sooner than `election_timeout_min_ms` after the followers last
+    /// heard from the old one; two heartbeats are kept as margin.
+    pub fn leader_lease_ms(&self) -> u64 {
+        self.election_timeout_min_ms
+            .saturating_sub(self.heartbeat_interval_ms.saturating_mul(2))
+    }
+}
+
+/// `[spear]`: the registration leases of spear nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpearSection {
+    /// A spear that stops renewing is removed this long after its last renewal, ms. Default 3000.
+    pub lease_ttl_ms: u64,
+    /// How often a spear renews its lease, ms. Default 1000.
+    pub lease_renew_ms: u64,
+    /// How often the leader looks for ended leases, ms. Default 250.
+    pub lease_sweep_ms: u64,
+}
+
+impl Default for SpearSection {
+    fn default() -> Self {
+        Self {
+            lease_ttl_ms: 3000,
+            lease_renew_ms: 1000,
+            lease_sweep_ms: 250,
+        }
+    }
+}
+
+/// `[redis]`: the Redis server used by the Redis relay and presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSection {
+    /// `redis://host:port[/db]` or `rediss://…`. Default `"redis://127.0.0.1:6379"`.
+    pub url: String,
+}
+
+impl Default for RedisSection {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+        }
+    }
+}
+
+/// How messages travel between spears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayKind {
+    /// Within one process only, so at most one spear node (`"local"`).
+    #[default]
+    Local,
+    /// Redis pub/sub (`"redis"`).
+    Redis,
+    /// A RocketMQ broker (`"rocketmq"`).
+    RocketMq,
+}
+
+/// `[relay]`: how messages travel between spears.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelaySection {
+    /// `"local"`, `"redis"` or `"rocketmq"`. Default `"local"`.
+    pub kind: RelayKind,
+}
+
+/// `[auth]`: token secrets and policies. The one required section: secrets have no default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// Secret shared with the business system, which signs token1 with it (≥ 16 bytes).
+    pub business_secret: String,
+    /// Secret ticket signs spear tokens with (≥ 16 bytes, not the business secret).
+    pub spear_secret: String,
+    /// Lifetime of the tokens ticket issues, seconds. Default 86400 (one day).
+    #[serde(default = "default_token_ttl_secs")]
+    pub token_ttl_secs: u64,
+    /// Accept Gru's legacy MD5 tokens, which never expire. Default false.
+    #[serde(default)]
+    pub legacy_md5: bool,
+    /// Refuse subscriptions to groups the user's token does not list. Default false.
+    #[serde(default)]
+    pub enforce_groups: bool,
+}
+
+/// The default of `auth.token_ttl_secs`: one day.
+pub(super) fn default_token_ttl_secs() -> u64 {
+    86_400
+}
+
+/// How ids are issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdgenMode {
+    /// Strictly increasing ids from the Raft leader (`"strict"`).
+    #[default]
+    Strict,
+    /// Unique but unordered snowflake ids from every node (`"unique"`).
+    Unique,
+}
+
+/// `[idgen]`: how ids are issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdgenSection {
+    /// `"strict"` or `"unique"`. Default `"strict"`.
+    pub mode: IdgenMode,
+    /// How far ahead of the clock the strict leader's committed id ceiling runs, ms.
+    /// Default 3000.
+    pub window_ms: u64,
+    /// The most ids one request may ask for. Default 10000.
+    pub max_batch: u32,
+}
+
+impl Default for IdgenSection {
+    fn default() -> Self {
+        Self {
+            mode: IdgenMode::Strict,
+            window_ms: 3000,
+            max_batch: 10_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_section_keeps_the_other_defaults() {
+        let raft: RaftSection = toml::from_str("rpc_timeout_ms = 100").expect("parses");
+        assert_eq!(raft.rpc_timeout_ms, 100);
+        assert_eq!(raft.heartbeat_interval_ms, 50);
+        let auth: AuthSection = toml::from_str(
+            "business_secret = \"0123456789abcdef\"\nspear_secret = \"fedcba9876543210\"",
+        )
+        .expect("parses");
+        assert_eq!(auth.token_ttl_secs, 86_400);
+        assert!(!auth.legacy_md5 && !auth.enforce_groups);
+    }
+
+    #[test]
+    fn enums_use_their_lowercase_names() {
+        let relay: RelaySection = toml::from_str("kind = \"rocketmq\"").expect("parses");
+        assert_eq!(relay.kind, RelayKind::RocketMq);
+        let idgen: IdgenSection = toml::from_str("mode = \"unique\"").expect("parses");
+        assert_eq!(idgen.mode, IdgenMode::Unique);
+        assert!(toml::from_str::<RelaySection>("kind = \"RocketMq\"").is_err());
+    }
+
+    #[test]
+    fn the_leader_lease_keeps_two_heartbeats_of_margin() {
+        assert_eq!(RaftSection::default().leader_lease_ms(), 150);
+        let tight = RaftSection {
+            heartbeat_interval_ms: 400,
+            ..RaftSection::default()
+        };
+        assert_eq!(tight.leader_lease_ms(), 0);
+    }
+}

@@ -1,0 +1,135 @@
+//! idgen: message ids. Strict mode (default) issues strictly increasing ids from the Raft
+//! leader; unique mode issues snowflake ids from every node. See `docs/idgen.md`.
+
+mod client;
+mod clock;
+pub mod layout;
+mod strict;
+mod unique;
+
+use std::sync::{Arc, OnceLock};
+
+pub use client::IdClient;
+pub use clock::clock_steps_back;
+pub use strict::{StrictIssuer, StrictSettings};
+pub use unique::UniqueIssuer;
+
+use crate::config::IdgenMode;
+use crate::raft::LeaderRef;
+
+/// `count` consecutive ids starting at `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdBlock {
+    /// The first id.
+    pub first: u64,
+    /// How many.
+    pub count: u32,
+}
+
+impl IdBlock {
+    /// Every id of the block.
+    pub fn ids(&self) -> impl Iterator<Item = u64> {
+        self.first..self.first + u64::from(self.count)
+    }
+}
+
+/// Why ids could not be issued.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IdError {
+    /// Strict ids come from the leader; this node is not it.
+    #[error("not the leader; strict ids are issued by the leader")]
+    NotLeader {
+        /// Where the leader is, if known.
+        leader: Option<LeaderRef>,
+    },
+    /// The count is outside 1..=max.
+    #[error("count must be a whole number between 1 and {max}")]
+    BadCount {
+        /// The largest count allowed.
+        max: u32,
+    },
+    /// No ids can be issued right now (no leader, lease not confirmed, worker id pending).
+    #[error("ids unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The ids a node serves: what the gRPC and HTTP edges call.
+pub struct IdService {
+    mode: IdgenMode,
+    max_batch: u32,
+    strict: Option<Arc<StrictIssuer>>,
+    unique: OnceLock<UniqueIssuer>,
+    forward: IdClient,
+}
+
+impl IdService {
+    /// A service in `mode`; `strict` is the local issuer on core nodes; `forward` reaches the
+    /// leader from anywhere.
+    pub fn new(
+        mode: IdgenMode,
+        max_batch: u32,
+        strict: Option<Arc<StrictIssuer>>,
+        forward: IdClient,
+    ) -> Self {
+        Self {
+            mode,
+            max_batch,
+            strict,
+            unique: OnceLock::new(),
+            forward,
+        }
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> IdgenMode {
+        self.mode
+    }
+
+    /// The largest count one request may ask for.
+    pub fn max_batch(&self) -> u32 {
+        self.max_batch
+    }
+
+    /// Installs the unique issuer once the worker id is assigned.
+    pub fn set_worker(&self, worker: u16) {
+        if self.unique.set(UniqueIssuer::new(worker)).is_ok() {
+            tracing::info!(worker, "unique idgen worker id assigned");
+        }
+    }
+
+    /// Checks a requested count.
+    pub fn check_count(&self, count: u64) -> Result<u32, IdError> {
+        u32::try_from(count)
+            .ok()
+            .filter(|c| (1..=self.max_batch).contains(c))
+            .ok_or(IdError::BadCount {
+                max: self.max_batch,
+            })
+    }
+
+    /// Ids issued here: by the local strict issuer, or the local unique worker. A follower
+    /// answers `NotLeader` (gRPC callers follow the redirect).
+    pub async fn issue_local(&self, count: u32) -> Result<Vec<IdBlock>, IdError> {
+        self.check_count(u64::from(count))?;
+        match self.mode {
+            IdgenMode::Unique => self
+                .unique
+                .get()
+                .map(|u| u.issue(count))
+                .ok_or_else(|| IdError::Unavailable("worker id not assigned yet".into())),
+            IdgenMode::Strict => match &self.strict {
+                Some(issuer) => issuer.issue(count).await.map(|b| vec![b]),
+                None => Err(IdError::NotLeader { leader: None }),
+            },
+        }
+    }
+
+    /// Ids for a caller that does not follow redirects (HTTP): issued here when possible,
+    /// otherwise fetched from the leader.
+    pub async fn issue(&self, count: u32) -> Result<Vec<IdBlock>, IdError> {
+        match self.issue_local(count).await {
+            Err(IdError::NotLeader { .. }) => self.forward.next(count).await,
+            other => other,
+        }
+    }
+}
