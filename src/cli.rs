@@ -51,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         action: ClusterAction,
     },
+    /// Measure a running cluster (see docs/PERFORMANCE.md).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// Read and write the replicated metadata store.
     Meta {
         #[command(flatten)]
@@ -58,6 +63,12 @@ enum Command {
         #[command(subcommand)]
         action: MetaAction,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Ids: single-id rate and latency with a coalescing client, batched rate, unique mode.
+    Idgen(crate::bench::IdgenBench),
 }
 
 #[derive(clap::Args)]
@@ -137,6 +148,9 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         } => status(&addr, json, linearizable).await,
         Command::Cluster { target, action } => cluster(target, action).await,
         Command::Meta { target, action } => meta(target, action).await,
+        Command::Bench {
+            what: BenchWhat::Idgen(args),
+        } => crate::bench::idgen(args).await,
     }
 }
 

@@ -112,11 +112,13 @@ impl IdService {
     pub async fn issue_local(&self, count: u32) -> Result<Vec<IdBlock>, IdError> {
         self.check_count(u64::from(count))?;
         match self.mode {
-            IdgenMode::Unique => self
-                .unique
-                .get()
-                .map(|u| u.issue(count))
-                .ok_or_else(|| IdError::Unavailable("worker id not assigned yet".into())),
+            IdgenMode::Unique => {
+                let issuer = self
+                    .unique
+                    .get()
+                    .ok_or_else(|| IdError::Unavailable("worker id not assigned yet".into()))?;
+                Ok(issuer.issue(count).await)
+            }
             IdgenMode::Strict => match &self.strict {
                 Some(issuer) => issuer.issue(count).await.map(|b| vec![b]),
                 None => Err(IdError::NotLeader { leader: None }),

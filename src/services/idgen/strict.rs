@@ -20,10 +20,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::ClockGuard;
-use super::layout::{strict_floor, strict_ms};
+use super::layout::{self, strict_floor, strict_ms};
 use super::{IdBlock, IdError};
 use crate::clock::unix_ms;
 use crate::raft::{ControlError, ControlPlane};
+
+/// The smallest raise of the ceiling when it is raised for lack of ids rather than time.
+const MIN_STEP_MS: u64 = 10;
 
 /// How long a request waits for the window to open (new leader, renewal) before failing.
 const WAIT_FOR_WINDOW: Duration = Duration::from_millis(1500);
@@ -37,7 +40,7 @@ pub struct StrictSettings {
     pub lease: Duration,
     /// How often leadership is reconfirmed and the ceiling checked.
     pub tick: Duration,
-    /// Ids kept in reserve below the ceiling (raise early when fewer remain).
+    /// Raise the ceiling early when fewer ids than this remain below it.
     pub reserve: u64,
 }
 
@@ -127,9 +130,6 @@ impl StrictIssuer {
             return Attempt::Wait;
         }
         w.next = end;
-        if w.ceiling - end < self.settings.reserve {
-            self.renew_now.notify_one();
-        }
         Attempt::Issued(IdBlock { first, count })
     }
 
@@ -168,10 +168,14 @@ impl StrictIssuer {
         };
         let now_ms = unix_ms();
         let window_ms = self.settings.window.as_millis() as u64;
-        if strict_ms(ceiling).saturating_sub(now_ms) < window_ms / 2
-            || ceiling.saturating_sub(next) < self.settings.reserve
-        {
-            let target = strict_floor(now_ms + window_ms).max(next + 2 * self.settings.reserve);
+        // The ceiling follows the clock, never the issue rate: ids run at most one window ahead
+        // of the clock, and a rate above 4,096 ids/ms waits for the clock. Under such a rate the
+        // ceiling moves in steps of at least MIN_STEP_MS, which bounds the Raft writes.
+        let target = strict_floor(now_ms + window_ms);
+        let half_spent = strict_ms(ceiling).saturating_sub(now_ms) < window_ms / 2;
+        let starving = ceiling.saturating_sub(next) < self.settings.reserve
+            && target >= ceiling + strict_floor(layout::EPOCH_MS + MIN_STEP_MS);
+        if half_spent || starving {
             let (_, committed) = self.control.raise_id_ceiling(target).await?;
             let mut w = self.lock();
             if w.term == Some(term) {

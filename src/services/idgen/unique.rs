@@ -1,10 +1,15 @@
 //! Unique mode: snowflake ids from this node's own worker id, no coordination per id.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use super::clock::ClockGuard;
 use super::layout::{unique_id, PER_MS};
 use super::IdBlock;
+
+/// How far ahead of the clock borrowing may run. A restarted node must not reuse a borrowed
+/// millisecond, and it takes far longer than this to restart and get its worker id back.
+pub(crate) const MAX_AHEAD_MS: u64 = 10;
 
 /// Issues snowflake ids for one worker.
 pub struct UniqueIssuer {
@@ -37,8 +42,38 @@ impl UniqueIssuer {
     }
 
     /// `count` ids, as one block per millisecond used. When a millisecond's 4,096 ids are
-    /// spent, the next millisecond is borrowed rather than waited for.
-    pub fn issue(&self, count: u32) -> Vec<IdBlock> {
+    /// spent, the next millisecond is borrowed, up to [`MAX_AHEAD_MS`] ahead of the clock;
+    /// beyond that the caller waits for the clock.
+    pub async fn issue(&self, count: u32) -> Vec<IdBlock> {
+        let mut blocks = Vec::new();
+        let mut left = count;
+        loop {
+            match self.try_issue(left, &mut blocks) {
+                0 => return blocks,
+                rest => {
+                    left = rest;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+
+    /// Like [`Self::issue`] for a caller that may block its thread (benchmarks).
+    pub fn issue_blocking(&self, count: u32) -> Vec<IdBlock> {
+        let mut blocks = Vec::new();
+        let mut left = count;
+        while left > 0 {
+            left = self.try_issue(left, &mut blocks);
+            if left > 0 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        blocks
+    }
+
+    /// Issues as many of `count` ids as the borrowing limit allows into `blocks`; returns how
+    /// many are still owed.
+    fn try_issue(&self, count: u32, blocks: &mut Vec<IdBlock>) -> u32 {
         let mut cursor = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = cursor.clock.now_ms();
         if now > cursor.ms {
@@ -46,9 +81,11 @@ impl UniqueIssuer {
             cursor.seq = 0;
         }
         let mut left = u64::from(count);
-        let mut blocks = Vec::new();
         while left > 0 {
             if cursor.seq == PER_MS {
+                if cursor.ms >= now + MAX_AHEAD_MS {
+                    break;
+                }
                 cursor.ms += 1;
                 cursor.seq = 0;
             }
@@ -60,7 +97,7 @@ impl UniqueIssuer {
             cursor.seq += n;
             left -= n;
         }
-        blocks
+        left as u32
     }
 }
 
@@ -75,7 +112,7 @@ mod tests {
         let mut seen = HashSet::new();
         let mut last = 0;
         for _ in 0..50 {
-            for block in issuer.issue(1000) {
+            for block in issuer.issue_blocking(1000) {
                 for id in block.first..block.first + u64::from(block.count) {
                     assert!(id > last, "{id} after {last}");
                     assert!(seen.insert(id));
@@ -85,5 +122,17 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 50_000);
+    }
+
+    #[test]
+    fn borrowing_never_runs_far_ahead_of_the_clock() {
+        let issuer = UniqueIssuer::new(1);
+        let start = crate::clock::unix_ms();
+        let blocks = issuer.issue_blocking(4096 * 40);
+        let last = blocks.last().expect("ids").first;
+        let last_ms = (last >> 22) + super::super::layout::EPOCH_MS;
+        assert!(last_ms <= crate::clock::unix_ms() + MAX_AHEAD_MS);
+        // 40 milliseconds' worth of ids cannot be issued in much less than 30 ms.
+        assert!(crate::clock::unix_ms() >= start + 40 - MAX_AHEAD_MS - 1);
     }
 }
