@@ -58,8 +58,16 @@ fn ms(d: Duration) -> f64 {
 
 fn cluster_client(config: &ClusterConfig) -> Arc<ClusterClient> {
     let timeout = Duration::from_millis(config.raft.rpc_timeout_ms.max(1000));
-    let seeds = config.core_nodes().map(NodeConfig::advertised_grpc).collect();
-    Arc::new(ClusterClient::new(seeds, ChannelPool::new(timeout), timeout, Duration::from_secs(10)))
+    let seeds = config
+        .core_nodes()
+        .map(NodeConfig::advertised_grpc)
+        .collect();
+    Arc::new(ClusterClient::new(
+        seeds,
+        ChannelPool::new(timeout),
+        timeout,
+        Duration::from_secs(10),
+    ))
 }
 
 /// Runs every idgen scenario and prints a Markdown table.
@@ -67,7 +75,10 @@ pub(crate) async fn idgen(args: IdgenBench) -> Result<()> {
     let config = ClusterConfig::load(&args.config)?;
     let cluster = cluster_client(&config);
     if cluster.next_ids(1).await.is_err() {
-        bail!("no idgen answers through the core nodes of {}", args.config.display());
+        bail!(
+            "no idgen answers through the core nodes of {}",
+            args.config.display()
+        );
     }
     let run = Duration::from_secs(args.seconds);
     println!("| scenario | ids/s | requests/s | latency |");
@@ -77,7 +88,13 @@ pub(crate) async fn idgen(args: IdgenBench) -> Result<()> {
     let client = IdClient::spawn(cluster.clone(), config.idgen.max_batch);
     let (n, mut lat) = closed_loop(args.concurrency, run, move || {
         let client = client.clone();
-        async move { client.next(1).await.map(|_| 1u64).map_err(|e| e.to_string()) }
+        async move {
+            client
+                .next(1)
+                .await
+                .map(|_| 1u64)
+                .map_err(|e| e.to_string())
+        }
     })
     .await;
     let rate = n as f64 / run.as_secs_f64();
@@ -125,13 +142,22 @@ pub(crate) async fn idgen(args: IdgenBench) -> Result<()> {
         let mut ids = 0u64;
         while start.elapsed() < run {
             for _ in 0..1000 {
-                ids += issuer.issue_blocking(count).iter().map(|b| u64::from(b.count)).sum::<u64>();
+                ids += issuer
+                    .issue_blocking(count)
+                    .iter()
+                    .map(|b| u64::from(b.count))
+                    .sum::<u64>();
             }
         }
         let rate = ids as f64 / start.elapsed().as_secs_f64();
-        println!("| unique, in-process, {label}, 1 thread | {rate:.0} | {:.0} | - |", rate / f64::from(count));
+        println!(
+            "| unique, in-process, {label}, 1 thread | {rate:.0} | {:.0} | - |",
+            rate / f64::from(count)
+        );
     }
-    println!("\nSnowflake's own ceiling for comparison: 4,096 ids/ms = 4,096,000 ids/s per worker.");
+    println!(
+        "\nSnowflake's own ceiling for comparison: 4,096 ids/ms = 4,096,000 ids/s per worker."
+    );
     Ok(())
 }
 
