@@ -101,6 +101,8 @@ struct Health {
     status: &'static str,
     node_id: NodeId,
     roles: Vec<Role>,
+    /// Times an id issuer saw the wall clock step back by more than it waits out.
+    clock_steps_back: u64,
 }
 
 async fn healthz(State(state): State<ApiState>) -> Json<Health> {
@@ -108,6 +110,7 @@ async fn healthz(State(state): State<ApiState>) -> Json<Health> {
         status: "ok",
         node_id: state.node_id,
         roles: state.roles.clone(),
+        clock_steps_back: crate::services::idgen::clock_steps_back(),
     })
 }
 
