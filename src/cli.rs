@@ -51,6 +51,8 @@ enum Command {
         #[command(subcommand)]
         action: ClusterAction,
     },
+    /// Mint a token1 (what a business system gives its users) for development and tests.
+    Token(TokenArgs),
     /// Measure a running cluster (see docs/PERFORMANCE.md).
     Bench {
         #[command(subcommand)]
@@ -63,6 +65,34 @@ enum Command {
         #[command(subcommand)]
         action: MetaAction,
     },
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// Sign with the secrets of `gru dev` instead of a config file's.
+    #[arg(long, conflicts_with = "config")]
+    dev: bool,
+    /// The cluster config whose `auth.business_secret` signs the token.
+    #[arg(long, env = "GRU_CONFIG")]
+    config: Option<PathBuf>,
+    /// The user id.
+    #[arg(long)]
+    user: u64,
+    /// The user's display name.
+    #[arg(long)]
+    name: String,
+    /// The client application type.
+    #[arg(long, default_value = "web")]
+    app: String,
+    /// Lifetime in seconds (default: the config's `auth.token_ttl_secs`).
+    #[arg(long)]
+    ttl_secs: Option<u64>,
+    /// Groups the user may join, comma-separated (default: unrestricted).
+    #[arg(long, value_delimiter = ',')]
+    groups: Option<Vec<u64>>,
+    /// Print Gru's legacy MD5 token1 instead (no expiry; needs `auth.legacy_md5`).
+    #[arg(long)]
+    legacy: bool,
 }
 
 #[derive(Subcommand)]
@@ -151,6 +181,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             what: BenchWhat::Idgen(args),
         } => crate::bench::idgen(args).await,
+        Command::Token(args) => token(args),
     }
 }
 
@@ -188,6 +219,43 @@ async fn wait_for_signal() -> Result<()> {
         r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
         _ = term.recv() => {}
     }
+    Ok(())
+}
+
+fn token(args: TokenArgs) -> Result<()> {
+    use gru::services::auth::{legacy, Claims, TokenKey, TokenKind};
+    let config = match (&args.config, args.dev) {
+        (_, true) => ClusterConfig::dev("data/dev".into(), ListenAddrs::dev_default()),
+        (Some(path), false) => ClusterConfig::load(path)?,
+        (None, false) => bail!("give --config FILE, or --dev for the secrets of `gru dev`"),
+    };
+    if args.legacy {
+        println!(
+            "{}",
+            legacy::token1(
+                args.user,
+                &args.name,
+                &args.app,
+                &config.auth.business_secret
+            )
+        );
+        return Ok(());
+    }
+    let ttl = args.ttl_secs.unwrap_or(config.auth.token_ttl_secs);
+    let now = gru::clock::unix_ms() / 1000;
+    let key = TokenKey::new(TokenKind::Business, config.auth.business_secret.as_bytes());
+    println!(
+        "{}",
+        key.sign(Claims {
+            typ: TokenKind::Business,
+            uid: args.user,
+            name: args.name,
+            app: args.app,
+            exp: now + ttl,
+            groups: args.groups,
+            spear: None,
+        })
+    );
     Ok(())
 }
 

@@ -1,4 +1,6 @@
 //! What gru does for its users, built on `raft` and `net`. Each service reads like its job.
 
+pub mod auth;
 pub mod idgen;
 pub mod spear;
+pub mod ticket;

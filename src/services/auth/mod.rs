@@ -1,0 +1,10 @@
+//! Tokens, shared by ticket (which checks token1 and signs spear tokens) and spear (which
+//! verifies spear tokens locally, with no round trip).
+//!
+//! The default scheme is an HMAC-SHA256 signed, expiring token ([`token`]). Gru's MD5 scheme
+//! ([`legacy`]) has no expiry and is accepted only when `auth.legacy_md5 = true`.
+
+pub mod legacy;
+pub mod token;
+
+pub use token::{Claims, TokenError, TokenKey, TokenKind};
