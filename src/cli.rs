@@ -253,7 +253,7 @@ fn token(args: TokenArgs) -> Result<()> {
             app: args.app,
             exp: now + ttl,
             groups: args.groups,
-            spear: None,
+            spears: None,
         })
     );
     Ok(())

@@ -16,6 +16,7 @@ use crate::net::http::{self, ApiState};
 use crate::raft::{self, BootstrapPlan, ControlPlane, GruRaft, Member, RaftStore, StoreFlusher};
 use crate::services::idgen::{IdClient, IdService, StrictIssuer, StrictSettings};
 use crate::services::spear;
+use crate::services::ticket::{self, SpearDirectory, TicketIssuer, TicketState};
 
 /// How long one shutdown phase may take before it is abandoned.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -246,13 +247,29 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         )));
     }
 
-    let api = http::router(ApiState {
+    let mut api = http::router(ApiState {
         node_id: id,
         roles: node.roles.clone(),
-        control,
-        client,
+        control: control.clone(),
+        client: client.clone(),
         ids,
     });
+    if node.has_role(Role::Ticket) {
+        let directory = SpearDirectory::default();
+        let cancel = background.cancel.clone();
+        background.tasks.push(match &control {
+            Some(plane) => tokio::spawn(
+                directory
+                    .clone()
+                    .follow_state(plane.state().clone(), cancel),
+            ),
+            None => tokio::spawn(directory.clone().poll_cluster(client.clone(), cancel)),
+        });
+        api = api.merge(ticket::router(TicketState {
+            issuer: Arc::new(TicketIssuer::new(&config.auth)),
+            directory,
+        }));
+    }
     let http_cancel = clients_phase.cancel.clone();
     clients_phase.tasks.push(tokio::spawn(async move {
         if let Err(e) = http::serve(http_listener, api, http_cancel).await {

@@ -57,6 +57,15 @@ impl NodeSpec {
             join: true,
         }
     }
+    /// A node with the given roles.
+    pub fn with_roles(id: u64, roles: &[&'static str]) -> Self {
+        Self {
+            id,
+            roles: roles.to_vec(),
+            join: false,
+        }
+    }
+
     /// A spear-only node.
     pub fn spear(id: u64) -> Self {
         Self {

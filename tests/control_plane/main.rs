@@ -10,3 +10,4 @@ mod dev_mode;
 mod durability;
 mod failover_leader_kill;
 mod join_spears;
+mod ticket_api;

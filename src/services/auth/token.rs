@@ -41,9 +41,9 @@ pub struct Claims {
     /// The groups the user may join, when the issuer restricts them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<u64>>,
-    /// The spear a spear token was issued for.
+    /// The spears a spear token is good for: the placement and its backups, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spear: Option<NodeId>,
+    pub spears: Option<Vec<NodeId>>,
 }
 
 /// Why a token was refused.
@@ -143,7 +143,7 @@ mod tests {
             app: "web".into(),
             exp,
             groups: Some(vec![10, 11]),
-            spear: None,
+            spears: None,
         }
     }
 

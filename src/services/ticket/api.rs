@@ -1,0 +1,140 @@
+//! ticket's HTTP API: Gru's `GET /ticket` (wire API §1) and the modern `GET /api/v1/ticket`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+
+use super::directory::{SpearDirectory, SpearEntry};
+use super::issue::{TicketError, TicketIssuer, TicketParams};
+use crate::clock::unix_ms;
+
+/// What the ticket handlers need.
+#[derive(Clone)]
+pub struct TicketState {
+    /// Token checks and signing.
+    pub issuer: Arc<TicketIssuer>,
+    /// The live spears.
+    pub directory: SpearDirectory,
+}
+
+/// The ticket routes (a node with the ticket role merges them into its HTTP API).
+pub fn router(state: TicketState) -> Router {
+    Router::new()
+        .route("/ticket", get(legacy_ticket))
+        .route("/api/v1/ticket", get(modern_ticket))
+        .with_state(state)
+}
+
+fn node_name(spear: &SpearEntry) -> String {
+    format!("node_{}", spear.id)
+}
+
+fn url(spear: &SpearEntry) -> String {
+    format!("http://{}", spear.sio)
+}
+
+/// Gru's envelope: always HTTP 200, `success` and `errorCode` tell the outcome.
+async fn legacy_ticket(
+    State(state): State<TicketState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<serde_json::Value> {
+    let params = TicketParams {
+        user_id: q.get("userId").cloned(),
+        user_name: q.get("userName").cloned(),
+        // Older Gru clients send `userType`.
+        app_type: q.get("appType").or_else(|| q.get("userType")).cloned(),
+        token1: q.get("token1").cloned(),
+    };
+    match state
+        .issuer
+        .issue(&params, &state.directory, unix_ms() / 1000)
+    {
+        Ok(t) => Json(json!({
+            "success": true,
+            "errorCode": 0,
+            "msg": null,
+            "data": {
+                "time": t.issued_at,
+                "addr": url(&t.primary),
+                "name": node_name(&t.primary),
+                "token": t.token,
+                "backupNodes": t.backups.iter().map(|b| json!({"addr": url(b), "name": node_name(b)})).collect::<Vec<_>>(),
+            }
+        })),
+        Err(e) => Json(json!({
+            "success": false,
+            "errorCode": e.code(),
+            "msg": e.to_string(),
+            "data": null,
+        })),
+    }
+}
+
+#[derive(Serialize)]
+struct SpearRef {
+    id: u64,
+    name: String,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct ModernTicket {
+    spear: SpearRef,
+    backups: Vec<SpearRef>,
+    token: String,
+    issued_at: u64,
+    expires_at: u64,
+}
+
+fn spear_ref(s: &SpearEntry) -> SpearRef {
+    SpearRef {
+        id: s.id,
+        name: node_name(s),
+        url: url(s),
+    }
+}
+
+struct ModernError(TicketError);
+
+impl IntoResponse for ModernError {
+    fn into_response(self) -> Response {
+        let (status, code) = match self.0 {
+            TicketError::BadParam(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            TicketError::BadToken(_) => (StatusCode::UNAUTHORIZED, "bad_token"),
+            TicketError::NoSpear => (StatusCode::SERVICE_UNAVAILABLE, "no_spear"),
+        };
+        let body = json!({"error": {"code": code, "legacy_code": self.0.code(), "message": self.0.to_string()}});
+        (status, Json(body)).into_response()
+    }
+}
+
+/// The same ticket with HTTP statuses and snake_case fields.
+async fn modern_ticket(
+    State(state): State<TicketState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<ModernTicket>, ModernError> {
+    let params = TicketParams {
+        user_id: q.get("user_id").cloned(),
+        user_name: q.get("user_name").cloned(),
+        app_type: q.get("app_type").cloned(),
+        token1: q.get("token").cloned(),
+    };
+    let t = state
+        .issuer
+        .issue(&params, &state.directory, unix_ms() / 1000)
+        .map_err(ModernError)?;
+    Ok(Json(ModernTicket {
+        spear: spear_ref(&t.primary),
+        backups: t.backups.iter().map(spear_ref).collect(),
+        token: t.token,
+        issued_at: t.issued_at,
+        expires_at: t.expires_at,
+    }))
+}
