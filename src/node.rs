@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ClusterConfig, ConfigError, IdgenMode, NodeConfig, NodeId, Role};
+use crate::config::{ClusterConfig, ConfigError, IdgenMode, NodeConfig, NodeId, RelayKind, Role};
 use crate::net::grpc::{ChannelPool, ClusterClient};
 use crate::net::http::{self, ApiState};
 use crate::raft::{self, BootstrapPlan, ControlPlane, GruRaft, Member, RaftStore, StoreFlusher};
@@ -238,6 +238,29 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         }
     }));
 
+    if let (true, Some(sio)) = (node.has_role(Role::Spear), node.listen.sio) {
+        let listener = bind("socket.io", sio).await?;
+        if config.relay.kind != RelayKind::Local {
+            tracing::warn!(
+                kind = ?config.relay.kind,
+                "this build has only the in-process relay: messages reach recipients on this spear only"
+            );
+        }
+        let ctx = Arc::new(spear::SpearContext {
+            verifier: spear::Verifier::new(id, &config.auth, config.spear.max_msgs_per_sec),
+            ids: ids.clone(),
+            relay: Arc::new(spear::InProcessRelay),
+            enforce_groups: config.auth.enforce_groups,
+            max_groups: config.spear.max_groups_per_connection,
+            max_content: usize::try_from(config.spear.max_payload_bytes).unwrap_or(usize::MAX),
+        });
+        let (cancel, max_payload) = (clients_phase.cancel.clone(), config.spear.max_payload_bytes);
+        clients_phase.tasks.push(tokio::spawn(async move {
+            if let Err(e) = spear::serve(listener, ctx, max_payload, cancel).await {
+                tracing::error!(error = %e, "socket.io server failed");
+            }
+        }));
+    }
     if node.has_role(Role::Spear) {
         spear_phase.tasks.push(tokio::spawn(spear::run_registration(
             me.clone(),

@@ -70,6 +70,12 @@ pub struct SpearSection {
     pub lease_renew_ms: u64,
     /// How often the leader looks for ended leases, ms. Default 250.
     pub lease_sweep_ms: u64,
+    /// Largest socket.io payload a client may send, bytes. Default 65536.
+    pub max_payload_bytes: u64,
+    /// Most groups one connection may join. Default 100.
+    pub max_groups_per_connection: usize,
+    /// Most `msg` events one connection may send per second. Default 50.
+    pub max_msgs_per_sec: u32,
 }
 
 impl Default for SpearSection {
@@ -78,6 +84,9 @@ impl Default for SpearSection {
             lease_ttl_ms: 3000,
             lease_renew_ms: 1000,
             lease_sweep_ms: 250,
+            max_payload_bytes: 64 * 1024,
+            max_groups_per_connection: 100,
+            max_msgs_per_sec: 50,
         }
     }
 }

@@ -202,6 +202,21 @@ fn raft(config: &ClusterConfig) -> Result<(), ConfigError> {
 
 fn spear(config: &ClusterConfig) -> Result<(), ConfigError> {
     let s = &config.spear;
+    if !(256..=16 * 1024 * 1024).contains(&s.max_payload_bytes) {
+        return Err(invalid(
+            "spear.max_payload_bytes",
+            "must be between 256 and 16777216",
+        ));
+    }
+    if s.max_groups_per_connection == 0 {
+        return Err(invalid(
+            "spear.max_groups_per_connection",
+            "must be at least 1",
+        ));
+    }
+    if s.max_msgs_per_sec == 0 {
+        return Err(invalid("spear.max_msgs_per_sec", "must be at least 1"));
+    }
     if s.lease_ttl_ms > 60_000 {
         return Err(invalid("spear.lease_ttl_ms", "must be at most 60000"));
     }

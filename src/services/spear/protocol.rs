@@ -1,0 +1,246 @@
+//! Gru's socket.io wire format (wire API §2): payloads the client sends, the result envelope,
+//! and the codes. Clients send JSON strings (`JSON.stringify`) or objects; both are accepted.
+
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Success.
+pub const OK: i32 = 0;
+/// System error (ids, relay, internal).
+pub const SYSTEM_ERROR: i32 = 1001;
+/// Logic error: the request is well-formed but not allowed (group not permitted, limits).
+pub const LOGIC_ERROR: i32 = 1002;
+/// Parameter error: malformed JSON, wrong types, missing fields, bad tokens.
+pub const PARAM_ERROR: i32 = 1003;
+
+/// The result envelope every reply uses.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reply {
+    /// Whether the request succeeded.
+    pub success: bool,
+    /// One of the codes above.
+    #[serde(rename = "errorCode")]
+    pub error_code: i32,
+    /// A human-readable message.
+    pub msg: String,
+    /// The result, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl Reply {
+    /// A success with `msg` and optional `data`.
+    pub fn ok(msg: &str, data: Option<Value>) -> Self {
+        Self {
+            success: true,
+            error_code: OK,
+            msg: msg.to_string(),
+            data,
+        }
+    }
+
+    /// A failure with `code`.
+    pub fn error(code: i32, msg: impl Into<String>) -> Self {
+        Self {
+            success: false,
+            error_code: code,
+            msg: msg.into(),
+            data: None,
+        }
+    }
+}
+
+/// Decodes an event payload sent either as a JSON string or as a JSON value.
+pub fn decode<T: DeserializeOwned>(raw: Value) -> Result<T, String> {
+    match raw {
+        Value::String(text) => {
+            serde_json::from_str(&text).map_err(|e| format!("malformed JSON: {e}"))
+        }
+        other => serde_json::from_value(other).map_err(|e| format!("bad payload: {e}")),
+    }
+}
+
+/// Ids arrive as numbers or decimal strings.
+fn flex_id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flex {
+        Num(u64),
+        Text(String),
+    }
+    match Flex::deserialize(d)? {
+        Flex::Num(n) => Ok(n),
+        Flex::Text(s) => s.trim().parse().map_err(serde::de::Error::custom),
+    }
+}
+
+/// `auth`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthPayload {
+    /// The user id.
+    #[serde(deserialize_with = "flex_id")]
+    pub id: u64,
+    /// The user's name.
+    pub name: String,
+    /// The app type; older clients send `type` or nothing.
+    #[serde(rename = "appType", alias = "type", default)]
+    pub app_type: Option<String>,
+    /// The business token (legacy scheme only).
+    #[serde(default)]
+    pub token1: Option<String>,
+    /// The spear token from ticket.
+    #[serde(default)]
+    pub token2: Option<String>,
+}
+
+/// One group in `subscribe`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GroupRef {
+    /// The group id.
+    #[serde(deserialize_with = "flex_id")]
+    pub id: u64,
+    /// Its display name (not used by the server).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `subscribe`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubscribePayload {
+    /// Must equal the authenticated user.
+    #[serde(rename = "userId", deserialize_with = "flex_id")]
+    pub user_id: u64,
+    /// The groups to join.
+    #[serde(rename = "subscribeGroups")]
+    pub groups: Vec<GroupRef>,
+}
+
+/// The target of a `msg`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Target {
+    /// A user id (unicast) or group id (broadcast).
+    #[serde(deserialize_with = "flex_id")]
+    pub id: u64,
+    /// Passed through to recipients; -1 when absent.
+    #[serde(rename = "type", default)]
+    pub kind: Option<i64>,
+}
+
+/// `msg`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MsgPayload {
+    /// 0 unicast, 1 group broadcast.
+    #[serde(rename = "type")]
+    pub kind: i64,
+    /// Where it goes.
+    pub target: Target,
+    /// Any string.
+    pub content: String,
+}
+
+/// The group id of `online`: `"10"` or `10`, possibly as a JSON-encoded string.
+pub fn online_group(raw: Value) -> Result<u64, String> {
+    match raw {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| "group id must be a whole number".into()),
+        Value::String(s) => {
+            let s = s.trim().trim_matches('"');
+            s.parse()
+                .map_err(|_| format!("group id must be a whole number, got {s:?}"))
+        }
+        Value::Object(map) => map
+            .get("groupId")
+            .or_else(|| map.get("id"))
+            .cloned()
+            .map(online_group)
+            .unwrap_or_else(|| Err("groupId is required".into())),
+        _ => Err("group id must be a whole number".into()),
+    }
+}
+
+/// What recipients get as event `msg`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivered {
+    /// The message id from idgen.
+    pub id: u64,
+    /// Server time of acceptance, Unix ms.
+    #[serde(rename = "createTime")]
+    pub create_time: u64,
+    /// The sender.
+    #[serde(rename = "fromId")]
+    pub from_id: u64,
+    /// 0 unicast, 1 group.
+    #[serde(rename = "msgType")]
+    pub msg_type: i64,
+    /// The target, its id as a string as Gru sent it.
+    pub target: DeliveredTarget,
+    /// The content.
+    pub content: String,
+    /// Always 0 (no expiry).
+    #[serde(rename = "expireTime")]
+    pub expire_time: u64,
+}
+
+/// The target inside [`Delivered`].
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveredTarget {
+    /// The id, as a string.
+    pub id: String,
+    /// The client's target type, or -1.
+    #[serde(rename = "type")]
+    pub kind: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn payloads_decode_from_strings_and_objects() {
+        let as_string = Value::String(
+            r#"{"id": 123, "name": "Zhang", "appType": "web", "token2": "t"}"#.into(),
+        );
+        let a: AuthPayload = decode(as_string).expect("string payload");
+        assert_eq!((a.id, a.app_type.as_deref()), (123, Some("web")));
+        let b: AuthPayload =
+            decode(json!({"id": "123", "name": "Zhang", "type": "android"})).expect("object");
+        assert_eq!((b.id, b.app_type.as_deref()), (123, Some("android")));
+        let m: MsgPayload =
+            decode(json!({"type": 1, "target": {"id": "10", "type": 1}, "content": "hi"}))
+                .expect("msg");
+        assert_eq!((m.kind, m.target.id, m.target.kind), (1, 10, Some(1)));
+    }
+
+    #[test]
+    fn bad_payloads_are_refused_with_a_reason() {
+        assert!(decode::<AuthPayload>(Value::String("{not json".into())).is_err());
+        assert!(decode::<AuthPayload>(json!({"name": "x"})).is_err());
+        assert!(decode::<AuthPayload>(json!({"id": "abc", "name": "x"})).is_err());
+        assert!(
+            decode::<MsgPayload>(json!({"type": 0, "target": {"id": 1}, "content": 5})).is_err()
+        );
+        assert!(decode::<SubscribePayload>(json!({"userId": 1})).is_err());
+    }
+
+    #[test]
+    fn online_takes_a_group_id_in_any_of_its_shapes() {
+        assert_eq!(online_group(json!("10")), Ok(10));
+        assert_eq!(online_group(json!("\"10\"")), Ok(10));
+        assert_eq!(online_group(json!(10)), Ok(10));
+        assert_eq!(online_group(json!({"groupId": "10"})), Ok(10));
+        assert!(online_group(json!("ten")).is_err());
+        assert!(online_group(json!(null)).is_err());
+    }
+
+    #[test]
+    fn the_envelope_has_gru_field_names() {
+        let r = serde_json::to_value(Reply::error(PARAM_ERROR, "bad")).expect("json");
+        assert_eq!(
+            r,
+            json!({"success": false, "errorCode": 1003, "msg": "bad"})
+        );
+    }
+}

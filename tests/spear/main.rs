@@ -1,0 +1,3 @@
+//! spear and ticket scenarios with real clients.
+
+mod node_clients;
