@@ -13,6 +13,7 @@
 pub mod history;
 pub mod ports;
 pub mod proxy;
+pub mod sio;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

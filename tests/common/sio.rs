@@ -1,0 +1,196 @@
+//! A small socket.io client (protocol v5 over WebSocket, engine.io v4) for Rust tests: connect
+//! with an optional handshake `auth`, emit with acknowledgements, receive events, see the
+//! server close the connection.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+type Acks = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
+
+/// A connected socket.io client on the default namespace.
+pub struct SioClient {
+    out: mpsc::UnboundedSender<Message>,
+    events: mpsc::UnboundedReceiver<(String, Value)>,
+    acks: Acks,
+    next_ack: AtomicU64,
+    closed: watch::Receiver<bool>,
+}
+
+/// One socket.io packet of the default namespace.
+enum Packet {
+    Connect,
+    Disconnect,
+    Event(Option<u64>, Vec<Value>),
+    Ack(u64, Vec<Value>),
+    ConnectError(Value),
+}
+
+fn parse(text: &str) -> Option<Packet> {
+    let mut chars = text.chars();
+    let kind = chars.next()?;
+    let mut rest = chars.as_str();
+    if rest.starts_with('/') {
+        rest = rest.split_once(',').map_or("", |(_, r)| r);
+    }
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let id = digits.parse().ok();
+    let json = &rest[digits.len()..];
+    let args = || serde_json::from_str::<Vec<Value>>(json).unwrap_or_default();
+    match kind {
+        '0' => Some(Packet::Connect),
+        '1' => Some(Packet::Disconnect),
+        '2' => Some(Packet::Event(id, args())),
+        '3' => Some(Packet::Ack(id?, args())),
+        '4' => Some(Packet::ConnectError(
+            serde_json::from_str(json).unwrap_or(Value::Null),
+        )),
+        _ => None,
+    }
+}
+
+impl SioClient {
+    /// Connects to `addr` (`host:port`); `Err` carries the server's connect error.
+    pub async fn connect(addr: &str, auth: Option<Value>) -> Result<Self, String> {
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sink, mut stream) = ws.split();
+        let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        tokio::spawn(async move {
+            while let Some(msg) = out_rx.recv().await {
+                if sink.send(msg).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let connect = match auth {
+            Some(a) => format!("40{a}"),
+            None => "40".to_string(),
+        };
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let acks: Acks = Arc::default();
+        let (closed_tx, closed) = watch::channel(false);
+        let (connected_tx, connected_rx) = oneshot::channel::<Result<(), String>>();
+        let (reader_out, reader_acks) = (out.clone(), acks.clone());
+        tokio::spawn(async move {
+            let mut connected = Some(connected_tx);
+            while let Some(Ok(msg)) = stream.next().await {
+                let Message::Text(text) = msg else {
+                    if matches!(msg, Message::Close(_)) {
+                        break;
+                    }
+                    continue;
+                };
+                let text = text.as_str();
+                match text.chars().next() {
+                    Some('0') => {
+                        let _ = reader_out.send(Message::text(connect.clone()));
+                    }
+                    Some('2') => {
+                        let _ = reader_out.send(Message::text("3"));
+                    }
+                    Some('4') => match parse(&text[1..]) {
+                        Some(Packet::Connect) => {
+                            if let Some(tx) = connected.take() {
+                                let _ = tx.send(Ok(()));
+                            }
+                        }
+                        Some(Packet::ConnectError(e)) => {
+                            if let Some(tx) = connected.take() {
+                                let _ = tx.send(Err(e
+                                    .get("message")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("")
+                                    .to_string()));
+                            }
+                        }
+                        Some(Packet::Event(_, mut args)) if !args.is_empty() => {
+                            let name = args.remove(0).as_str().unwrap_or_default().to_string();
+                            let data = args.into_iter().next().unwrap_or(Value::Null);
+                            let _ = events_tx.send((name, data));
+                        }
+                        Some(Packet::Ack(id, args)) => {
+                            let waiter = reader_acks.lock().expect("acks").remove(&id);
+                            if let Some(tx) = waiter {
+                                let _ = tx.send(args.into_iter().next().unwrap_or(Value::Null));
+                            }
+                        }
+                        Some(Packet::Disconnect) => break,
+                        _ => {}
+                    },
+                    _ => {}
+                }
+            }
+            let _ = closed_tx.send(true);
+        });
+        match tokio::time::timeout(Duration::from_secs(5), connected_rx).await {
+            Ok(Ok(Ok(()))) => Ok(Self {
+                out,
+                events,
+                acks,
+                next_ack: AtomicU64::new(1),
+                closed,
+            }),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) => Err("connection closed before connect".into()),
+            Err(_) => Err("no connect within 5 s".into()),
+        }
+    }
+
+    /// Emits `event` with `payload` without asking for an ack.
+    pub fn emit(&self, event: &str, payload: &Value) {
+        let packet = serde_json::json!([event, payload]);
+        let _ = self.out.send(Message::text(format!("42{packet}")));
+    }
+
+    /// Emits raw socket.io packet text (for malformed input tests).
+    pub fn emit_raw(&self, packet: &str) {
+        let _ = self.out.send(Message::text(packet.to_string()));
+    }
+
+    /// Emits `event` and waits (5 s) for its acknowledgement.
+    pub async fn call(&self, event: &str, payload: &Value) -> Result<Value, String> {
+        let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.acks.lock().expect("acks").insert(id, tx);
+        let packet = serde_json::json!([event, payload]);
+        let _ = self.out.send(Message::text(format!("42{id}{packet}")));
+        match tokio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(v)) => Ok(v),
+            _ => Err(format!("no ack for {event} within 5 s")),
+        }
+    }
+
+    /// The next event named `name` within `within` (other events are dropped).
+    pub async fn next_event(&mut self, name: &str, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (event, data) = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .ok()??;
+            if event == name {
+                return Some(data);
+            }
+        }
+    }
+
+    /// Whether the server closes the connection within `within`.
+    pub async fn closed_within(&mut self, within: Duration) -> bool {
+        let mut closed = self.closed.clone();
+        let result = tokio::time::timeout(within, closed.wait_for(|c| *c)).await;
+        result.is_ok()
+    }
+
+    /// Whether the connection is still open.
+    pub fn is_open(&self) -> bool {
+        !*self.closed.borrow()
+    }
+}

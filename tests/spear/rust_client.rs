@@ -1,0 +1,139 @@
+//! `spear_e2e_rust`: the Gru journey through ticket and a spear of a real cluster, with a Rust
+//! socket.io client: auth, subscribe, unicast, group broadcast (sender included), online, a bad
+//! token refused, an event before auth disconnecting, the modern handshake, and a graceful
+//! spear shutdown that tells clients to reconnect through ticket.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::sio::SioClient;
+use crate::common::{NodeSpec, TestCluster};
+use crate::support::{authed, spear_token, ticket};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spear_e2e_rust() {
+    let mut cluster = TestCluster::new(&[
+        NodeSpec::with_roles(1, &["core", "ticket"]),
+        NodeSpec::core(2),
+        NodeSpec::core(3),
+        NodeSpec::spear(4),
+    ]);
+    cluster.start_all();
+    cluster
+        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
+        .await;
+
+    let mut alice = authed(&cluster, 1, 2001, "alice").await;
+    let mut bob = authed(&cluster, 1, 2002, "bob").await;
+    for (client, uid) in [(&alice, 2001), (&bob, 2002)] {
+        let sub = client
+            .call(
+                "subscribe",
+                &json!({"userId": uid, "subscribeGroups": [{"id": 10, "name": "class"}]}),
+            )
+            .await
+            .expect("subscribe ack");
+        assert_eq!(sub["success"], true, "{sub}");
+    }
+    assert_eq!(
+        alice
+            .next_event("subscribe_result", WAIT)
+            .await
+            .map(|r| r["errorCode"].clone()),
+        Some(json!(0))
+    );
+
+    let sent = alice
+        .call(
+            "msg",
+            &json!({"type": 0, "target": {"id": 2002, "type": 1}, "content": "hi bob"})
+                .to_string()
+                .into(),
+        )
+        .await
+        .expect("msg ack");
+    assert_eq!(
+        (sent["success"].clone(), sent["msg"].clone()),
+        (json!(true), json!("received"))
+    );
+    let got = bob
+        .next_event("msg", WAIT)
+        .await
+        .expect("bob gets the unicast");
+    assert_eq!(
+        (got["content"].clone(), got["fromId"].clone()),
+        (json!("hi bob"), json!(2001))
+    );
+    assert_eq!(got["id"], sent["data"]["id"]);
+
+    bob.call(
+        "msg",
+        &json!({"type": 1, "target": {"id": 10}, "content": "hi class"}),
+    )
+    .await
+    .expect("group msg ack");
+    for client in [&mut alice, &mut bob] {
+        let m = client.next_event("msg", WAIT).await.expect("group message");
+        assert_eq!(m["content"], "hi class");
+        assert_eq!(m["target"], json!({"id": "10", "type": -1}));
+    }
+    let online = alice
+        .call("online", &json!("10"))
+        .await
+        .expect("online ack");
+    assert_eq!(online["data"]["userIds"], json!([2001, 2002]));
+
+    // A bad token: refused with 1003, connection closed.
+    let (addr, token2) = ticket(&cluster, 1, 2003, "carol").await;
+    let mut carol = SioClient::connect(&addr, None).await.expect("connect");
+    let reply = carol
+        .call(
+            "auth",
+            &json!({"id": 2003, "name": "carol", "token2": format!("{token2}x")}),
+        )
+        .await
+        .expect("auth ack");
+    assert_eq!(reply["errorCode"], 1003);
+    assert!(
+        carol.closed_within(WAIT).await,
+        "a refused auth closes the connection"
+    );
+
+    // An event before auth: refused, connection closed.
+    let mut early = SioClient::connect(&addr, None).await.expect("connect");
+    let reply = early.call("online", &json!("10")).await.expect("ack");
+    assert_eq!(reply["errorCode"], 1003);
+    assert!(early.closed_within(WAIT).await);
+
+    // The modern handshake: the token in the socket.io auth payload.
+    let modern = SioClient::connect(&addr, Some(json!({"token": token2})))
+        .await
+        .expect("handshake auth");
+    let joined = modern
+        .call("join", &json!({"groups": [10]}))
+        .await
+        .expect("join ack");
+    assert_eq!(joined["success"], true);
+    let online = modern.call("online", &json!(10)).await.expect("online");
+    assert_eq!(online["data"]["userIds"], json!([2001, 2002, 2003]));
+    let expired = spear_token(2004, vec![4], 1);
+    let refused = SioClient::connect(&addr, Some(json!({"token": expired})))
+        .await
+        .err();
+    assert!(
+        refused.is_some_and(|m| m.contains("1003")),
+        "an expired handshake token is refused"
+    );
+
+    // A graceful stop tells clients to reconnect through ticket, then closes.
+    assert!(cluster.stop(4), "spear exits cleanly");
+    let notice: Option<Value> = alice.next_event("server_shutdown", WAIT).await;
+    assert_eq!(
+        notice.map(|n| n["reconnect"].clone()),
+        Some(json!("ticket"))
+    );
+    assert!(alice.closed_within(WAIT).await);
+}

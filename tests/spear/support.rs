@@ -1,0 +1,80 @@
+//! Shared steps: tokens, tickets, authenticated clients.
+
+use std::time::Duration;
+
+use gru::services::auth::{Claims, TokenKey, TokenKind};
+use serde_json::{json, Value};
+
+use crate::common::sio::SioClient;
+use crate::common::TestCluster;
+
+/// The harness's secrets (see `tests/common`).
+pub const BUSINESS_SECRET: &str = "test-business-secret-0123456789";
+pub const SPEAR_SECRET: &str = "test-spear-secret-abcdefghijkl";
+
+/// A token1 as a business system would mint it.
+pub fn token1(uid: u64, name: &str) -> String {
+    TokenKey::new(TokenKind::Business, BUSINESS_SECRET.as_bytes()).sign(Claims {
+        typ: TokenKind::Business,
+        uid,
+        name: name.into(),
+        app: "web".into(),
+        exp: gru::clock::unix_ms() / 1000 + 600,
+        groups: None,
+        spears: None,
+    })
+}
+
+/// A spear token signed with the cluster's secret, for `spears`, expiring at `exp`.
+pub fn spear_token(uid: u64, spears: Vec<u64>, exp: u64) -> String {
+    TokenKey::new(TokenKind::Spear, SPEAR_SECRET.as_bytes()).sign(Claims {
+        typ: TokenKind::Spear,
+        uid,
+        name: "test".into(),
+        app: "web".into(),
+        exp,
+        groups: None,
+        spears: Some(spears),
+    })
+}
+
+/// `GET /ticket` on `node` for a user; returns `(spear host:port, token2)`.
+pub async fn ticket(cluster: &TestCluster, node: u64, uid: u64, name: &str) -> (String, String) {
+    let url = format!(
+        "http://{}/ticket?userId={uid}&userName={name}&appType=web&token1={}",
+        cluster.http_addr(node),
+        token1(uid, name)
+    );
+    let body: Value = cluster
+        .wait_for("a ticket", Duration::from_secs(20), || async {
+            let v: Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+            (v["success"] == true).then_some(v)
+        })
+        .await;
+    let addr = body["data"]["addr"]
+        .as_str()
+        .expect("addr")
+        .trim_start_matches("http://")
+        .to_string();
+    (
+        addr,
+        body["data"]["token"].as_str().expect("token").to_string(),
+    )
+}
+
+/// A client that went through ticket and Gru's `auth` event.
+pub async fn authed(cluster: &TestCluster, ticket_node: u64, uid: u64, name: &str) -> SioClient {
+    let (addr, token2) = ticket(cluster, ticket_node, uid, name).await;
+    let client = SioClient::connect(&addr, None).await.expect("connect");
+    let reply = client
+        .call(
+            "auth",
+            &json!({"id": uid, "name": name, "appType": "web", "token2": token2})
+                .to_string()
+                .into(),
+        )
+        .await
+        .expect("auth ack");
+    assert_eq!(reply["success"], true, "auth: {reply}");
+    client
+}
