@@ -61,6 +61,51 @@ async function startDev() {
   };
 }
 
+// A cluster of `gru run` processes: three core nodes (node 1 also serves ticket) and one
+// spear, from a generated cluster.toml.
+async function startCluster() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gru-e2e-cluster-'));
+  const nodes = [
+    { id: 1, roles: ['core', 'ticket'] }, { id: 2, roles: ['core'] },
+    { id: 3, roles: ['core'] }, { id: 4, roles: ['spear'] },
+  ];
+  let toml = '[auth]\nbusiness_secret = "e2e-business-secret-0123456789"\nspear_secret = "e2e-spear-secret-0123456789abc"\n';
+  for (const n of nodes) {
+    n.http = await freePort();
+    const ports = { grpc: await freePort(), gossip: await freePort(), sio: await freePort() };
+    toml += `\n[[nodes]]\nid = ${n.id}\nroles = [${n.roles.map((r) => `"${r}"`).join(', ')}]\ndata_dir = "data${n.id}"\n`;
+    toml += `[nodes.listen]\ngrpc = "127.0.0.1:${ports.grpc}"\nhttp = "127.0.0.1:${n.http}"\ngossip = "127.0.0.1:${ports.gossip}"\n`;
+    if (n.roles.includes('spear')) toml += `sio = "127.0.0.1:${ports.sio}"\n`;
+  }
+  const config = path.join(dir, 'cluster.toml');
+  fs.writeFileSync(config, toml);
+  const children = nodes.map((n) => {
+    const log = fs.openSync(path.join(dir, `node${n.id}.log`), 'w');
+    return spawn(GRU_BIN, ['run', '--config', config, '--node', String(n.id)], { stdio: ['ignore', log, log] });
+  });
+  const base = `http://127.0.0.1:${nodes[0].http}`;
+  await waitFor('the cluster to serve tickets', 30000, async () => {
+    const v = await (await fetch(`${base}/api/v1/cluster`)).json();
+    return v.leader_id && v.spears && v.spears.length === 1;
+  });
+  const stopOne = (child) => new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    child.once('exit', (code) => resolve(code));
+    child.kill('SIGTERM');
+  });
+  return {
+    base,
+    dir,
+    token1: (user, name, extra = []) => execFileSync(GRU_BIN, ['token', '--config', config, '--user', String(user), '--name', name, ...extra]).toString().trim(),
+    // Spear first (it deregisters through the cores), then the cores; 0 when all exit cleanly.
+    stop: async () => {
+      const first = await stopOne(children[3]);
+      const rest = await Promise.all(children.slice(0, 3).map(stopOne));
+      return [first, ...rest].find((c) => c !== 0) ?? 0;
+    },
+  };
+}
+
 async function ticket(base, user, name, token1) {
   const q = new URLSearchParams({ userId: String(user), userName: name, appType: 'web', token1 });
   const r = await fetch(`${base}/ticket?${q}`);
@@ -92,4 +137,4 @@ function call(socket, event, payload, ms = 5000) {
   });
 }
 
-module.exports = { startDev, ticket, connect, once, call, waitFor };
+module.exports = { startDev, startCluster, ticket, connect, once, call, waitFor };
