@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ClusterConfig, ConfigError, IdgenMode, NodeConfig, NodeId, RelayKind, Role};
+use crate::net::gossip::Gossip;
 use crate::net::grpc::{ChannelPool, ClusterClient};
 use crate::net::http::{self, ApiState};
 use crate::raft::{self, BootstrapPlan, ControlPlane, GruRaft, Member, RaftStore, StoreFlusher};
@@ -56,6 +57,9 @@ pub enum NodeError {
     /// Raft failed to start.
     #[error("Raft failed to start: {0}")]
     Raft(String),
+    /// Gossip failed to start.
+    #[error(transparent)]
+    Gossip(#[from] crate::net::gossip::GossipError),
 }
 
 /// One step of the shutdown: a token to cancel and the tasks to wait for.
@@ -81,6 +85,7 @@ pub struct NodeHandle {
     http_addr: SocketAddr,
     grpc_addr: Option<SocketAddr>,
     phases: Vec<Phase>,
+    gossip: Arc<Gossip>,
     raft: Option<(GruRaft, StoreFlusher)>,
 }
 
@@ -112,6 +117,8 @@ impl NodeHandle {
                 }
             }
         }
+        tracing::info!(phase = "gossip", "shutdown: leaving");
+        self.gossip.shutdown();
         if let Some((raft, flusher)) = self.raft {
             tracing::info!(phase = "raft", "shutdown: stopping");
             if let Err(e) = raft.shutdown().await {
@@ -164,6 +171,15 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
     let grpc_listener = bind("grpc", node.listen.grpc).await?;
     let grpc_addr = grpc_listener.local_addr().ok();
     let id_forwarder = IdClient::spawn(client.clone(), config.idgen.max_batch);
+    let gossip_every = Duration::from_millis(config.gossip.interval_ms);
+    let gossip_seeds = config
+        .nodes
+        .iter()
+        .filter(|n| n.id != id)
+        .map(NodeConfig::advertised_gossip)
+        .collect();
+    let gossip =
+        Arc::new(Gossip::start(&config.cluster.name, &node, gossip_seeds, gossip_every).await?);
 
     let mut control = None;
     let mut raft_parts = None;
@@ -253,7 +269,14 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
             enforce_groups: config.auth.enforce_groups,
             max_groups: config.spear.max_groups_per_connection,
             max_content: usize::try_from(config.spear.max_payload_bytes).unwrap_or(usize::MAX),
+            connections: std::sync::atomic::AtomicU64::new(0),
         });
+        background.tasks.push(tokio::spawn(publish_load(
+            ctx.clone(),
+            gossip.clone(),
+            gossip_every,
+            background.cancel.clone(),
+        )));
         let (cancel, max_payload) = (clients_phase.cancel.clone(), config.spear.max_payload_bytes);
         clients_phase.tasks.push(tokio::spawn(async move {
             if let Err(e) = spear::serve(listener, ctx, max_payload, cancel).await {
@@ -288,6 +311,13 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
             ),
             None => tokio::spawn(directory.clone().poll_cluster(client.clone(), cancel)),
         });
+        background
+            .tasks
+            .push(tokio::spawn(directory.clone().follow_gossip(
+                gossip.clone(),
+                gossip_every,
+                background.cancel.clone(),
+            )));
         api = api.merge(ticket::router(TicketState {
             issuer: Arc::new(TicketIssuer::new(&config.auth)),
             directory,
@@ -306,6 +336,7 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         http_addr,
         grpc_addr,
         phases: vec![clients_phase, spear_phase, background, grpc_phase],
+        gossip,
         raft: raft_parts,
     })
 }
@@ -315,6 +346,27 @@ fn initial_voters(config: &ClusterConfig) -> BTreeMap<NodeId, raft::RaftPeer> {
         .initial_voters()
         .map(|n| (n.id, Member::from_config(n).peer()))
         .collect()
+}
+
+/// A spear gossips its connection count, which ticket uses for bounded-load placement.
+async fn publish_load(
+    ctx: Arc<spear::SpearContext>,
+    gossip: Arc<Gossip>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    let mut last = None;
+    loop {
+        let load = ctx.connections.load(std::sync::atomic::Ordering::Relaxed);
+        if last != Some(load) {
+            gossip.set_load(load).await;
+            last = Some(load);
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 fn strict_settings(config: &ClusterConfig) -> StrictSettings {

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 pub use nodes::{AdvertiseAddrs, ListenAddrs, NodeConfig, NodeId, Role};
 pub use sections::{
-    AuthSection, ClusterSection, IdgenMode, IdgenSection, RaftSection, RedisSection, RelayKind,
-    RelaySection, SpearSection,
+    AuthSection, ClusterSection, GossipSection, IdgenMode, IdgenSection, RaftSection, RedisSection,
+    RelayKind, RelaySection, SpearSection,
 };
 
 /// Why a config was refused.
@@ -72,6 +72,9 @@ pub struct ClusterConfig {
     /// `[idgen]`: how ids are issued.
     #[serde(default)]
     pub idgen: IdgenSection,
+    /// `[gossip]`: liveness and load between members.
+    #[serde(default)]
+    pub gossip: GossipSection,
     /// `[[nodes]]`: every node of the cluster.
     pub nodes: Vec<NodeConfig>,
 }
@@ -168,6 +171,7 @@ impl ClusterConfig {
                 legacy_md5: false,
                 enforce_groups: false,
             },
+            gossip: GossipSection::default(),
             idgen: IdgenSection {
                 mode: IdgenMode::Strict,
                 ..IdgenSection::default()

@@ -222,3 +222,19 @@ mod tests {
         assert_eq!(tight.leader_lease_ms(), 0);
     }
 }
+
+/// `[gossip]`: members gossip liveness and load (chitchat, Scuttlebutt with a phi-accrual
+/// failure detector); the Raft registry stays the authority on which spears exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GossipSection {
+    /// How often each member gossips, ms. Death is detected after about
+    /// 8 × 2.3 × this interval of silence (phi threshold 8). Default 100.
+    pub interval_ms: u64,
+}
+
+impl Default for GossipSection {
+    fn default() -> Self {
+        Self { interval_ms: 100 }
+    }
+}

@@ -24,6 +24,7 @@ pub(super) fn validate(config: &ClusterConfig) -> Result<(), ConfigError> {
     spear(config)?;
     relay(config)?;
     idgen(config)?;
+    gossip(config)?;
     auth(config)
 }
 
@@ -264,6 +265,16 @@ fn relay(config: &ClusterConfig) -> Result<(), ConfigError> {
         return Err(invalid(
             "redis.url",
             format!("{url:?} must start with redis:// or rediss://"),
+        ));
+    }
+    Ok(())
+}
+
+fn gossip(config: &ClusterConfig) -> Result<(), ConfigError> {
+    if !(10..=10_000).contains(&config.gossip.interval_ms) {
+        return Err(invalid(
+            "gossip.interval_ms",
+            "must be between 10 and 10000",
         ));
     }
     Ok(())

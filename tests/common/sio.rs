@@ -21,6 +21,16 @@ pub struct SioClient {
     acks: Acks,
     next_ack: AtomicU64,
     closed: watch::Receiver<bool>,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for SioClient {
+    /// Closes the connection: both halves of the WebSocket go with their tasks.
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 /// One socket.io packet of the default namespace.
@@ -64,7 +74,7 @@ impl SioClient {
             .map_err(|e| e.to_string())?;
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
-        tokio::spawn(async move {
+        let writer = tokio::spawn(async move {
             while let Some(msg) = out_rx.recv().await {
                 if sink.send(msg).await.is_err() {
                     return;
@@ -80,7 +90,7 @@ impl SioClient {
         let (closed_tx, closed) = watch::channel(false);
         let (connected_tx, connected_rx) = oneshot::channel::<Result<(), String>>();
         let (reader_out, reader_acks) = (out.clone(), acks.clone());
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut connected = Some(connected_tx);
             while let Some(Ok(msg)) = stream.next().await {
                 let Message::Text(text) = msg else {
@@ -138,8 +148,13 @@ impl SioClient {
                 acks,
                 next_ack: AtomicU64::new(1),
                 closed,
+                tasks: vec![writer.abort_handle(), reader.abort_handle()],
             }),
-            Ok(Ok(Err(e))) => Err(e),
+            Ok(Ok(Err(e))) => {
+                writer.abort();
+                reader.abort();
+                Err(e)
+            }
             Ok(Err(_)) => Err("connection closed before connect".into()),
             Err(_) => Err("no connect within 5 s".into()),
         }

@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_input;
+mod discovery;
 mod node_clients;
 mod rust_client;
 mod support;

@@ -33,6 +33,8 @@ pub struct SpearContext {
     pub max_groups: usize,
     /// Largest `content` accepted, bytes.
     pub max_content: usize,
+    /// Open connections (gossiped as this spear's load).
+    pub connections: std::sync::atomic::AtomicU64,
 }
 
 fn user_room(uid: u64) -> String {
@@ -86,6 +88,12 @@ async fn handshake(
 }
 
 fn on_connect(s: SocketRef, ctx: Arc<SpearContext>) {
+    use std::sync::atomic::Ordering;
+    ctx.connections.fetch_add(1, Ordering::Relaxed);
+    let c = ctx.clone();
+    s.on_disconnect(async move || {
+        c.connections.fetch_sub(1, Ordering::Relaxed);
+    });
     let c = ctx.clone();
     s.on(
         "auth",

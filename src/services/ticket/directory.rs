@@ -1,8 +1,9 @@
-//! The spears ticket may hand out: those in the Raft registry whose lease has not ended.
+//! The spears ticket may hand out: those in the Raft registry whose lease has not ended and
+//! that gossip does not consider dead, with the connection counts gossip reports.
 //!
-//! On a core node the directory follows the local state machine; elsewhere it polls a core
-//! node's cluster view. Loads are zero until gossip reports them (a later issue), which leaves
-//! placement to plain rendezvous hashing.
+//! On a core node the registry comes from the local state machine; elsewhere from polling a
+//! core node's cluster view. Gossip only ever removes a spear it has seen die (the registry is
+//! the authority): a spear gossip has not heard of yet is handed out on the registry's word.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::placement::SpearSlot;
 use crate::clock::unix_ms;
 use crate::config::NodeId;
+use crate::net::gossip::{Gossip, SpearHealth};
 use crate::net::grpc::ClusterClient;
 use crate::raft::{SpearView, StateHandle};
 
@@ -35,19 +37,54 @@ pub struct SpearEntry {
 #[derive(Clone, Default)]
 pub struct SpearDirectory {
     spears: Arc<RwLock<Vec<SpearEntry>>>,
+    health: Arc<RwLock<SpearHealth>>,
 }
 
 impl SpearDirectory {
-    /// The spears whose lease has not ended by this node's clock.
+    /// The spears whose lease has not ended by this node's clock and that gossip does not
+    /// consider dead, with their gossiped loads.
     pub fn live(&self) -> Vec<SpearEntry> {
         let now = unix_ms();
+        let health = self.health.read().unwrap_or_else(|e| e.into_inner());
         self.spears
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|s| s.expires_at_ms > now)
-            .cloned()
+            .filter(|s| s.expires_at_ms > now && !health.dead.contains(&s.id))
+            .map(|s| SpearEntry {
+                load: health.live.get(&s.id).copied().unwrap_or(s.load),
+                ..s.clone()
+            })
             .collect()
+    }
+
+    /// Follows gossip's view of spear liveness and load until `cancel`.
+    pub async fn follow_gossip(
+        self,
+        gossip: Arc<Gossip>,
+        every: Duration,
+        cancel: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dead_before = std::collections::BTreeSet::new();
+        // The failure detector reports a member dead until it has heard two heartbeats from
+        // it; only a spear once seen live can die.
+        let mut seen_live = std::collections::BTreeSet::new();
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let mut health = gossip.spears().await;
+            seen_live.extend(health.live.keys().copied());
+            health.dead.retain(|id| seen_live.contains(id));
+            for id in health.dead.difference(&dead_before) {
+                tracing::info!(spear = id, "gossip: spear is dead; no longer handed out");
+            }
+            dead_before.clone_from(&health.dead);
+            *self.health.write().unwrap_or_else(|e| e.into_inner()) = health;
+        }
     }
 
     /// The live spears as placement slots.

@@ -1,0 +1,136 @@
+//! Gossip between members (chitchat: Scuttlebutt reconciliation, phi-accrual failure
+//! detection). Every node gossips its roles; spears add their socket.io address and their
+//! connection count. Ticket reads liveness and load from here; the Raft registry stays the
+//! authority on which spears exist.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chitchat::transport::UdpTransport;
+use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
+
+use crate::config::{NodeConfig, NodeId};
+
+const KEY_ROLES: &str = "roles";
+const KEY_LOAD: &str = "load";
+
+/// Gossip could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("gossip failed to start on {addr}: {reason}")]
+pub struct GossipError {
+    addr: SocketAddr,
+    reason: String,
+}
+
+/// What gossip says about the spears it has heard of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpearHealth {
+    /// Live spears with their connection counts.
+    pub live: BTreeMap<NodeId, u64>,
+    /// Spears the failure detector considers dead.
+    pub dead: BTreeSet<NodeId>,
+}
+
+/// This node's gossip membership.
+pub struct Gossip {
+    handle: ChitchatHandle,
+}
+
+fn node_id(id: &ChitchatId) -> Option<NodeId> {
+    id.node_id.parse().ok()
+}
+
+impl Gossip {
+    /// Joins the gossip of `cluster` on `node.listen.gossip`, seeded with `seeds`.
+    pub async fn start(
+        cluster: &str,
+        node: &NodeConfig,
+        seeds: Vec<String>,
+        interval: Duration,
+    ) -> Result<Self, GossipError> {
+        let listen = node.listen.gossip;
+        let advertise = node.advertised_gossip().parse().unwrap_or(listen);
+        // A restart is a new generation, so peers do not mistake it for the old process.
+        let generation = crate::clock::unix_ms();
+        let config = ChitchatConfig {
+            chitchat_id: ChitchatId::new(node.id.to_string(), generation, advertise),
+            cluster_id: cluster.to_string(),
+            gossip_interval: interval,
+            listen_addr: listen,
+            seed_nodes: seeds,
+            failure_detector_config: FailureDetectorConfig {
+                initial_interval: interval * 2,
+                max_interval: interval * 20,
+                dead_node_grace_period: Duration::from_secs(3600),
+                ..FailureDetectorConfig::default()
+            },
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            protocol_version: chitchat::ProtocolVersion::V0,
+        };
+        let roles = node
+            .roles
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let handle = spawn_chitchat(config, vec![(KEY_ROLES.into(), roles)], &UdpTransport)
+            .await
+            .map_err(|e| GossipError {
+                addr: listen,
+                reason: e.to_string(),
+            })?;
+        tracing::info!(addr = %listen, "gossip started");
+        Ok(Self { handle })
+    }
+
+    /// Publishes this spear's connection count.
+    pub async fn set_load(&self, load: u64) {
+        self.handle
+            .with_chitchat(|c| c.self_node_state().set(KEY_LOAD, load))
+            .await;
+    }
+
+    /// Liveness and load of every spear gossip has heard of.
+    pub async fn spears(&self) -> SpearHealth {
+        self.handle
+            .with_chitchat(|c| {
+                let is_spear = |id: &ChitchatId| {
+                    c.node_state(id)
+                        .and_then(|s| s.get(KEY_ROLES))
+                        .is_some_and(|r| r.split(',').any(|r| r == "spear"))
+                };
+                let mut health = SpearHealth::default();
+                for id in c.live_nodes().filter(|id| is_spear(id)) {
+                    let load = c
+                        .node_state(id)
+                        .and_then(|s| s.get(KEY_LOAD))
+                        .and_then(|l| l.parse().ok())
+                        .unwrap_or(0);
+                    if let Some(n) = node_id(id) {
+                        health.live.insert(n, load);
+                    }
+                }
+                for id in c.dead_nodes().filter(|id| is_spear(id)) {
+                    if let Some(n) = node_id(id) {
+                        // A restarted spear is live under a new generation while the old one
+                        // is dead: live wins.
+                        if !health.live.contains_key(&n) {
+                            health.dead.insert(n);
+                        }
+                    }
+                }
+                health
+            })
+            .await
+    }
+
+    /// Leaves the gossip.
+    pub fn shutdown(&self) {
+        if let Err(e) = self.handle.initiate_shutdown() {
+            tracing::debug!(error = %e, "gossip shutdown");
+        }
+    }
+}
