@@ -108,6 +108,8 @@ pub struct ClusterOptions {
     pub proxies: bool,
     /// TOML appended to the generated config's cluster-wide sections (e.g. `[idgen]`).
     pub extra_toml: String,
+    /// Environment of every node process (e.g. `GRU_AUTH__ENFORCE_GROUPS=true`).
+    pub env: Vec<(String, String)>,
 }
 
 /// A cluster of real `gru` processes.
@@ -325,6 +327,7 @@ gossip = "{host}:{gossip}"
             .arg(&self.config_path)
             .args(["--node", &id.to_string()])
             .env("GRU_LOG", "info,gru=debug,openraft=info")
+            .envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))

@@ -5,6 +5,7 @@ mod common;
 
 mod bad_input;
 mod discovery;
+mod group_access;
 mod node_clients;
 mod rust_client;
 mod support;

@@ -1,0 +1,66 @@
+//! `spear_group_access`: with `auth.enforce_groups = true` a user may join only the groups its
+//! token lists; anything else is refused with 1002 and the connection stays.
+
+use std::time::Duration;
+
+use gru::services::auth::{Claims, TokenKey, TokenKind};
+use serde_json::json;
+
+use crate::common::sio::SioClient;
+use crate::common::{ClusterOptions, NodeSpec, TestCluster};
+use crate::support::BUSINESS_SECRET;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spear_group_access() {
+    let options = ClusterOptions {
+        env: vec![("GRU_AUTH__ENFORCE_GROUPS".into(), "true".into())],
+        ..ClusterOptions::default()
+    };
+    let mut cluster = TestCluster::with(&[NodeSpec::with_roles(1, &["core", "spear", "ticket"])], options);
+    cluster.start_all();
+    cluster.wait_leader(&[1], Duration::from_secs(30)).await;
+
+    let token1 = TokenKey::new(TokenKind::Business, BUSINESS_SECRET.as_bytes()).sign(Claims {
+        typ: TokenKind::Business,
+        uid: 77,
+        name: "grace".into(),
+        app: "web".into(),
+        exp: gru::clock::unix_ms() / 1000 + 600,
+        groups: Some(vec![10, 11]),
+        spears: None,
+    });
+    let url = format!(
+        "http://{}/ticket?userId=77&userName=grace&appType=web&token1={token1}",
+        cluster.http_addr(1)
+    );
+    let body: serde_json::Value = cluster
+        .wait_for("a ticket", Duration::from_secs(20), || async {
+            let v: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+            (v["success"] == true).then_some(v)
+        })
+        .await;
+    let addr = body["data"]["addr"].as_str().expect("addr").trim_start_matches("http://").to_string();
+    let token2 = body["data"]["token"].as_str().expect("token");
+
+    let client = SioClient::connect(&addr, None).await.expect("connect");
+    let auth = client
+        .call("auth", &json!({"id": 77, "name": "grace", "appType": "web", "token2": token2}))
+        .await
+        .expect("auth");
+    assert_eq!(auth["success"], true, "{auth}");
+    let ok = client
+        .call("subscribe", &json!({"userId": 77, "subscribeGroups": [{"id": 10}, {"id": 11}]}))
+        .await
+        .expect("subscribe");
+    assert_eq!(ok["success"], true, "groups in the token: {ok}");
+    let denied = client
+        .call("subscribe", &json!({"userId": 77, "subscribeGroups": [{"id": 10}, {"id": 12}]}))
+        .await
+        .expect("subscribe");
+    assert_eq!(denied["errorCode"], 1002, "a group outside the token: {denied}");
+    let denied = client.call("join", &json!({"groups": [99]})).await.expect("join");
+    assert_eq!(denied["errorCode"], 1002);
+    assert!(client.is_open(), "a refused subscription keeps the connection");
+    let online = client.call("online", &json!(12)).await.expect("online");
+    assert_eq!(online["data"]["userIds"], json!([]), "nothing of group 12 was joined");
+}
