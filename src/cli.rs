@@ -98,7 +98,9 @@ struct TokenArgs {
 #[derive(Subcommand)]
 enum BenchWhat {
     /// Ids: single-id rate and latency with a coalescing client, batched rate, unique mode.
-    Idgen(crate::bench::IdgenBench),
+    Idgen(crate::bench::idgen::IdgenBench),
+    /// Memory per socket.io connection of a running spear.
+    Connections(crate::bench::connections::ConnectionsBench),
 }
 
 #[derive(clap::Args)]
@@ -180,7 +182,10 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Meta { target, action } => meta(target, action).await,
         Command::Bench {
             what: BenchWhat::Idgen(args),
-        } => crate::bench::idgen(args).await,
+        } => crate::bench::idgen::run(args).await,
+        Command::Bench {
+            what: BenchWhat::Connections(args),
+        } => crate::bench::connections::run(args).await,
         Command::Token(args) => token(args),
     }
 }

@@ -327,7 +327,12 @@ gossip = "{host}:{gossip}"
             .arg(&self.config_path)
             .args(["--node", &id.to_string()])
             .env("GRU_LOG", "info,gru=debug,openraft=info")
-            .envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(
+                self.options
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))

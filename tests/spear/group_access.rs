@@ -16,7 +16,10 @@ async fn spear_group_access() {
         env: vec![("GRU_AUTH__ENFORCE_GROUPS".into(), "true".into())],
         ..ClusterOptions::default()
     };
-    let mut cluster = TestCluster::with(&[NodeSpec::with_roles(1, &["core", "spear", "ticket"])], options);
+    let mut cluster = TestCluster::with(
+        &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
+        options,
+    );
     cluster.start_all();
     cluster.wait_leader(&[1], Duration::from_secs(30)).await;
 
@@ -39,28 +42,54 @@ async fn spear_group_access() {
             (v["success"] == true).then_some(v)
         })
         .await;
-    let addr = body["data"]["addr"].as_str().expect("addr").trim_start_matches("http://").to_string();
+    let addr = body["data"]["addr"]
+        .as_str()
+        .expect("addr")
+        .trim_start_matches("http://")
+        .to_string();
     let token2 = body["data"]["token"].as_str().expect("token");
 
     let client = SioClient::connect(&addr, None).await.expect("connect");
     let auth = client
-        .call("auth", &json!({"id": 77, "name": "grace", "appType": "web", "token2": token2}))
+        .call(
+            "auth",
+            &json!({"id": 77, "name": "grace", "appType": "web", "token2": token2}),
+        )
         .await
         .expect("auth");
     assert_eq!(auth["success"], true, "{auth}");
     let ok = client
-        .call("subscribe", &json!({"userId": 77, "subscribeGroups": [{"id": 10}, {"id": 11}]}))
+        .call(
+            "subscribe",
+            &json!({"userId": 77, "subscribeGroups": [{"id": 10}, {"id": 11}]}),
+        )
         .await
         .expect("subscribe");
     assert_eq!(ok["success"], true, "groups in the token: {ok}");
     let denied = client
-        .call("subscribe", &json!({"userId": 77, "subscribeGroups": [{"id": 10}, {"id": 12}]}))
+        .call(
+            "subscribe",
+            &json!({"userId": 77, "subscribeGroups": [{"id": 10}, {"id": 12}]}),
+        )
         .await
         .expect("subscribe");
-    assert_eq!(denied["errorCode"], 1002, "a group outside the token: {denied}");
-    let denied = client.call("join", &json!({"groups": [99]})).await.expect("join");
+    assert_eq!(
+        denied["errorCode"], 1002,
+        "a group outside the token: {denied}"
+    );
+    let denied = client
+        .call("join", &json!({"groups": [99]}))
+        .await
+        .expect("join");
     assert_eq!(denied["errorCode"], 1002);
-    assert!(client.is_open(), "a refused subscription keeps the connection");
+    assert!(
+        client.is_open(),
+        "a refused subscription keeps the connection"
+    );
     let online = client.call("online", &json!(12)).await.expect("online");
-    assert_eq!(online["data"]["userIds"], json!([]), "nothing of group 12 was joined");
+    assert_eq!(
+        online["data"]["userIds"],
+        json!([]),
+        "nothing of group 12 was joined"
+    );
 }

@@ -137,3 +137,27 @@ async fn spear_e2e_rust() {
     );
     assert!(alice.closed_within(WAIT).await);
 }
+
+/// `spear_first_event_not_lost`: an event sent the instant the connect packet arrives is
+/// handled. (The handlers used to be registered after socketioxide sent the connect packet,
+/// and a quick client's first event found no handler; `gru bench connections` hung on it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spear_first_event_not_lost() {
+    let mut cluster = TestCluster::new(&[NodeSpec::with_roles(1, &["core", "spear", "ticket"])]);
+    cluster.start_all();
+    cluster.wait_leader(&[1], Duration::from_secs(30)).await;
+    let (addr, _) = ticket(&cluster, 1, 1, "probe").await;
+    let now = gru::clock::unix_ms() / 1000;
+    for uid in 0..300u64 {
+        let token = spear_token(10_000 + uid, vec![1], now + 600);
+        let client = SioClient::connect(&addr, Some(json!({"token": token})))
+            .await
+            .expect("connect");
+        let joined = client.call("join", &json!({"groups": [1]})).await;
+        assert!(
+            joined.as_ref().is_ok_and(|r| r["success"] == true),
+            "connection {uid}: the first event got {joined:?}"
+        );
+    }
+    cluster.stop(1);
+}

@@ -66,8 +66,11 @@ fn refuse_unauthenticated(s: SocketRef, ack: AckSender, event: &str) {
     let _ = s.disconnect();
 }
 
-/// The modern handshake: `io(url, {auth: {token}})`. Without a token the connection waits
-/// for Gru's `auth` event.
+/// Runs before socketioxide sends the connect packet, so the event handlers registered here
+/// are in place before the client can send its first event (a connect handler runs only after
+/// the connect packet went out, which let early events find no handler). The modern handshake
+/// `io(url, {auth: {token}})` authenticates here; without a token the connection waits for
+/// Gru's `auth` event.
 async fn handshake(
     s: SocketRef,
     TryData(auth): TryData<Value>,
@@ -84,10 +87,11 @@ async fn handshake(
         s.join(user_room(session.uid));
         s.extensions.insert(session);
     }
+    register_handlers(s, ctx);
     Ok(())
 }
 
-fn on_connect(s: SocketRef, ctx: Arc<SpearContext>) {
+fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
     use std::sync::atomic::Ordering;
     ctx.connections.fetch_add(1, Ordering::Relaxed);
     let c = ctx.clone();
@@ -358,19 +362,19 @@ pub async fn serve(
     let (layer, io) = SocketIo::builder()
         .max_payload(max_payload)
         .ws_max_message_size(usize::try_from(max_payload).unwrap_or(usize::MAX))
-        .max_buffer_size(128)
+        // Per-connection memory: a 1 KiB WebSocket read buffer (the default is 4 KiB) and room
+        // for 64 queued packets per client before it counts as too slow.
+        .ws_read_buffer_size(1024)
+        .max_buffer_size(64)
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(20))
         .build_layer();
-    let handler_ctx = ctx.clone();
     let mw_ctx = ctx.clone();
     io.ns(
         "/",
-        (async move |s: SocketRef| on_connect(s, handler_ctx.clone())).with(
-            async move |s: SocketRef, auth: TryData<Value>| {
-                handshake(s, auth, mw_ctx.clone()).await
-            },
-        ),
+        (async |_: SocketRef| {}).with(async move |s: SocketRef, auth: TryData<Value>| {
+            handshake(s, auth, mw_ctx.clone()).await
+        }),
     );
     tracing::info!(addr = ?listener.local_addr().ok(), "socket.io listening");
     let app = axum::Router::new().layer(layer);

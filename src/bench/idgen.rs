@@ -71,7 +71,7 @@ fn cluster_client(config: &ClusterConfig) -> Arc<ClusterClient> {
 }
 
 /// Runs every idgen scenario and prints a Markdown table.
-pub(crate) async fn idgen(args: IdgenBench) -> Result<()> {
+pub(crate) async fn run(args: IdgenBench) -> Result<()> {
     let config = ClusterConfig::load(&args.config)?;
     let cluster = cluster_client(&config);
     if cluster.next_ids(1).await.is_err() {

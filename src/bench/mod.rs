@@ -1,0 +1,5 @@
+//! `gru bench …`: measurements against running nodes. Figures go to `docs/PERFORMANCE.md`
+//! with the command that produced them.
+
+pub(crate) mod connections;
+pub(crate) mod idgen;
