@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use gru::config::{ClusterConfig, ListenAddrs, NodeConfig, NodeId};
-use gru::net::grpc::{ChannelPool, ClusterClient};
+use gru::config::{ClusterConfig, ListenAddrs, NodeId};
+use gru::net::grpc::ClusterClient;
 use gru::raft::{ClusterView, Member, RaftRole};
 
 /// gru: clustered long-connection messaging (socket.io spears, ticket, Raft control plane).
@@ -350,17 +350,8 @@ fn print_view(view: &ClusterView) {
 }
 
 fn admin_client(config: &ClusterConfig) -> Arc<ClusterClient> {
-    let timeout = Duration::from_millis(config.raft.rpc_timeout_ms);
-    let seeds = config
-        .core_nodes()
-        .map(NodeConfig::advertised_grpc)
-        .collect();
-    Arc::new(ClusterClient::new(
-        seeds,
-        ChannelPool::new(timeout),
-        timeout,
-        Duration::from_secs(60),
-    ))
+    // Adding a core node waits for it to catch up: give admin calls a minute.
+    Arc::new(ClusterClient::for_cluster(config, Duration::from_secs(60)))
 }
 
 async fn cluster(target: Target, action: ClusterAction) -> Result<()> {

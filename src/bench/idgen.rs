@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use gru::config::{ClusterConfig, NodeConfig};
-use gru::net::grpc::{ChannelPool, ClusterClient};
+use gru::config::ClusterConfig;
+use gru::net::grpc::ClusterClient;
 use gru::services::idgen::{IdClient, UniqueIssuer};
 
 /// What `gru bench idgen` measures.
@@ -56,24 +56,10 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn cluster_client(config: &ClusterConfig) -> Arc<ClusterClient> {
-    let timeout = Duration::from_millis(config.raft.rpc_timeout_ms.max(1000));
-    let seeds = config
-        .core_nodes()
-        .map(NodeConfig::advertised_grpc)
-        .collect();
-    Arc::new(ClusterClient::new(
-        seeds,
-        ChannelPool::new(timeout),
-        timeout,
-        Duration::from_secs(10),
-    ))
-}
-
 /// Runs every idgen scenario and prints a Markdown table.
 pub(crate) async fn run(args: IdgenBench) -> Result<()> {
     let config = ClusterConfig::load(&args.config)?;
-    let cluster = cluster_client(&config);
+    let cluster = Arc::new(ClusterClient::for_cluster(&config, Duration::from_secs(10)));
     if cluster.next_ids(1).await.is_err() {
         bail!(
             "no idgen answers through the core nodes of {}",

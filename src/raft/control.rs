@@ -143,15 +143,23 @@ impl ControlPlane {
     /// Confirms with a quorum that this node is still the leader and waits until its state
     /// machine has applied everything committed before the call.
     pub async fn ensure_linearizable(&self) -> Result<(), ControlError> {
-        match self.raft.ensure_linearizable().await {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(self.forward(f))
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.leader_check_error(e))
+    }
+
+    fn leader_check_error(
+        &self,
+        e: RaftError<NodeId, CheckIsLeaderError<NodeId, RaftPeer>>,
+    ) -> ControlError {
+        match e {
+            RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => self.forward(f),
+            RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)) => {
+                ControlError::NoQuorum(e.to_string())
             }
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
-                Err(ControlError::NoQuorum(e.to_string()))
-            }
-            Err(RaftError::Fatal(e)) => Err(ControlError::Fatal(e.to_string())),
+            RaftError::Fatal(e) => ControlError::Fatal(e.to_string()),
         }
     }
 
@@ -292,16 +300,11 @@ impl ControlPlane {
     /// Confirms with a quorum that this node still leads (fresh heartbeats acknowledged).
     /// Does not wait for the state machine.
     pub async fn confirm_leadership(&self) -> Result<(), ControlError> {
-        match self.raft.get_read_log_id().await {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(self.forward(f))
-            }
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
-                Err(ControlError::NoQuorum(e.to_string()))
-            }
-            Err(RaftError::Fatal(e)) => Err(ControlError::Fatal(e.to_string())),
-        }
+        self.raft
+            .get_read_log_id()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.leader_check_error(e))
     }
 
     /// The current term and whether this node leads in it.

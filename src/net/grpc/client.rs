@@ -86,6 +86,16 @@ impl ClusterClient {
         }
     }
 
+    /// A client of the core nodes of `config`, as admin tools and benchmarks use it.
+    pub fn for_cluster(config: &crate::config::ClusterConfig, deadline: Duration) -> Self {
+        let timeout = Duration::from_millis(config.raft.rpc_timeout_ms);
+        let seeds = config
+            .core_nodes()
+            .map(crate::config::NodeConfig::advertised_grpc)
+            .collect();
+        Self::new(seeds, ChannelPool::new(timeout), timeout, deadline)
+    }
+
     fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
         self.pool
             .get(addr)
