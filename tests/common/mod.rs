@@ -552,7 +552,8 @@ where
 fn append_marker(path: &Path, marker: &str) {
     if let Ok(mut f) = OpenOptions::new().append(true).open(path) {
         use std::io::Write;
-        let _ = writeln!(f, "{marker}");
+        // The Unix time lines the marker up with the node's own (UTC) log timestamps.
+        let _ = writeln!(f, "{marker} at unix_ms={}", gru::clock::unix_ms());
     }
 }
 

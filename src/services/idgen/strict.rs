@@ -101,11 +101,16 @@ impl StrictIssuer {
                 }
                 Attempt::Wait => {
                     self.renew_now.notify_one();
-                    if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                    if Instant::now() >= deadline {
                         return Err(IdError::Unavailable(
                             "the leader's id window or lease is not open (no quorum?)".into(),
                         ));
                     }
+                    // Look again at least every tick: a node that only believed it led (a
+                    // restarted old leader) learns otherwise without anyone notifying it, and
+                    // its callers should be redirected at once, not after the whole wait.
+                    let recheck = (Instant::now() + self.settings.tick).min(deadline);
+                    let _ = tokio::time::timeout_at(recheck, changed).await;
                 }
             }
         }
@@ -193,6 +198,8 @@ impl StrictIssuer {
             w.lease_until = None;
             tracing::info!(why, "stopped issuing strict ids");
         }
+        drop(w);
+        self.changed.notify_waiters();
     }
 
     async fn renew_lease(&self, term: u64) -> Result<(), ControlError> {
