@@ -52,12 +52,15 @@ async function startDev() {
     base,
     dir,
     token1: (user, name, extra = []) => execFileSync(GRU_BIN, ['token', '--dev', '--user', String(user), '--name', name, ...extra]).toString().trim(),
-    stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve(child.exitCode);
-      child.once('exit', (code) => resolve(code));
-      child.kill('SIGTERM');
-    }),
-    log: () => fs.readFileSync(path.join(dir, 'dev.log'), 'utf8'),
+    stop: async () => {
+      const code = await new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve(child.exitCode);
+        child.once('exit', (c) => resolve(c));
+        child.kill('SIGTERM');
+      });
+      if (code === 0) fs.rmSync(dir, { recursive: true, force: true }); // kept when it failed
+      return code;
+    },
   };
 }
 
@@ -101,7 +104,9 @@ async function startCluster() {
     stop: async () => {
       const first = await stopOne(children[3]);
       const rest = await Promise.all(children.slice(0, 3).map(stopOne));
-      return [first, ...rest].find((c) => c !== 0) ?? 0;
+      const code = [first, ...rest].find((c) => c !== 0) ?? 0;
+      if (code === 0) fs.rmSync(dir, { recursive: true, force: true }); // kept when it failed
+      return code;
     },
   };
 }

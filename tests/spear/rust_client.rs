@@ -86,6 +86,26 @@ async fn spear_e2e_rust() {
         .expect("online ack");
     assert_eq!(online["data"]["userIds"], json!([2001, 2002]));
 
+    // One connection is one user: authenticating again as someone else is refused.
+    let (_, bobs_token) = ticket(&cluster, 1, 2002, "bob").await;
+    let again = alice
+        .call(
+            "auth",
+            &json!({"id": 2002, "name": "bob", "token2": bobs_token}),
+        )
+        .await
+        .expect("auth ack");
+    assert_eq!(again["errorCode"], 1002, "{again}");
+    let online = alice
+        .call("online", &json!("10"))
+        .await
+        .expect("online ack");
+    assert_eq!(
+        online["data"]["userIds"],
+        json!([2001, 2002]),
+        "alice is still alice"
+    );
+
     // A bad token: refused with 1003, connection closed.
     let (addr, token2) = ticket(&cluster, 1, 2003, "carol").await;
     let mut carol = SioClient::connect(&addr, None).await.expect("connect");

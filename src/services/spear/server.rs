@@ -110,7 +110,17 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
                         .verify_auth(&p, now_sec())
                         .map_err(|e| e.to_string())
                 });
+            let current = s.extensions.get::<Session>().map(|known| known.uid);
             match session {
+                // One connection is one user: a second auth may only repeat the first.
+                Ok(session) if current.is_some_and(|uid| uid != session.uid) => {
+                    answer(
+                        &s,
+                        ack,
+                        "auth",
+                        &Reply::error(LOGIC_ERROR, "this connection is bound to another user"),
+                    );
+                }
                 Ok(session) => {
                     s.join(user_room(session.uid));
                     let uid = session.uid;
