@@ -205,6 +205,8 @@ async fn dev(args: DevArgs) -> Result<()> {
     );
     println!("  HTTP API      http://{}/healthz", args.http);
     println!("  cluster view  http://{}/api/v1/cluster", args.http);
+    println!("  ticket        http://{}/ticket", args.http);
+    println!("  socket.io     http://{}", args.sio);
     println!("  internal gRPC {} (cluster-only)", args.grpc);
     serve(config, 1).await
 }
