@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::common::sio::SioClient;
 use crate::common::{ClusterOptions, NodeSpec, TestCluster};
-use crate::support::BUSINESS_SECRET;
+use crate::support::{ticket_with, BUSINESS_SECRET};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_group_access() {
@@ -32,22 +32,7 @@ async fn spear_group_access() {
         groups: Some(vec![10, 11]),
         spears: None,
     });
-    let url = format!(
-        "http://{}/ticket?userId=77&userName=grace&appType=web&token1={token1}",
-        cluster.http_addr(1)
-    );
-    let body: serde_json::Value = cluster
-        .wait_for("a ticket", Duration::from_secs(20), || async {
-            let v: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
-            (v["success"] == true).then_some(v)
-        })
-        .await;
-    let addr = body["data"]["addr"]
-        .as_str()
-        .expect("addr")
-        .trim_start_matches("http://")
-        .to_string();
-    let token2 = body["data"]["token"].as_str().expect("token");
+    let (addr, token2) = ticket_with(&cluster, 1, 77, "grace", &token1).await;
 
     let client = SioClient::connect(&addr, None).await.expect("connect");
     let auth = client

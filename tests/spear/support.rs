@@ -40,10 +40,20 @@ pub fn spear_token(uid: u64, spears: Vec<u64>, exp: u64) -> String {
 
 /// `GET /ticket` on `node` for a user; returns `(spear host:port, token2)`.
 pub async fn ticket(cluster: &TestCluster, node: u64, uid: u64, name: &str) -> (String, String) {
+    ticket_with(cluster, node, uid, name, &token1(uid, name)).await
+}
+
+/// `GET /ticket` with a given token1.
+pub async fn ticket_with(
+    cluster: &TestCluster,
+    node: u64,
+    uid: u64,
+    name: &str,
+    token1: &str,
+) -> (String, String) {
     let url = format!(
-        "http://{}/ticket?userId={uid}&userName={name}&appType=web&token1={}",
+        "http://{}/ticket?userId={uid}&userName={name}&appType=web&token1={token1}",
         cluster.http_addr(node),
-        token1(uid, name)
     );
     let body: Value = cluster
         .wait_for("a ticket", Duration::from_secs(20), || async {
