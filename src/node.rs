@@ -16,7 +16,9 @@ use crate::net::grpc::{ChannelPool, ClusterClient};
 use crate::net::http::{self, ApiState};
 use crate::raft::{self, BootstrapPlan, ControlPlane, GruRaft, Member, RaftStore, StoreFlusher};
 use crate::services::idgen::{IdClient, IdService, StrictIssuer, StrictSettings};
-use crate::services::spear;
+use crate::net::redis::{RedisError, RedisLink};
+use crate::services::spear::{self, roster::ChangeSink};
+use crate::services::stat::{self, Keys, Presence, PresenceMarks, PresenceWriter};
 use crate::services::ticket::{self, SpearDirectory, TicketIssuer, TicketState};
 
 /// How long one shutdown phase may take before it is abandoned.
@@ -57,6 +59,9 @@ pub enum NodeError {
     /// Raft failed to start.
     #[error("Raft failed to start: {0}")]
     Raft(String),
+    /// The Redis connection cannot be set up from the config.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
     /// Gossip failed to start.
     #[error(transparent)]
     Gossip(#[from] crate::net::gossip::GossipError),
@@ -254,18 +259,89 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         }
     }));
 
+    // Redis is shared by the relay, presence and stat when the relay goes through it.
+    let uses_redis = config.relay.kind == RelayKind::Redis
+        && (node.has_role(Role::Spear) || node.has_role(Role::Stat));
+    let (push_tx, push_rx) = tokio::sync::mpsc::unbounded_channel();
+    let redis = if uses_redis {
+        let link = RedisLink::open(
+            &config.redis,
+            node.has_role(Role::Spear).then_some(push_tx),
+            background.cancel.clone(),
+        )?;
+        background
+            .tasks
+            .push(tokio::spawn(link.clone().run_monitor(background.cancel.clone())));
+        Some(link)
+    } else {
+        None
+    };
+    let keys = Keys::new(&config.cluster.name);
+    let mut presence = match &redis {
+        Some(link) => Presence::Redis {
+            link: link.clone(),
+            keys: keys.clone(),
+        },
+        None => Presence::None("relay.kind is \"local\" and this node is not the spear"),
+    };
+    let mut relay_report = None;
+
     if let (true, Some(sio)) = (node.has_role(Role::Spear), node.listen.sio) {
         let listener = bind("socket.io", sio).await?;
-        if config.relay.kind != RelayKind::Local {
+        if config.relay.kind == RelayKind::RocketMq {
             tracing::warn!(
-                kind = ?config.relay.kind,
-                "this build has only the in-process relay: messages reach recipients on this spear only"
+                "this build has no RocketMQ relay yet: messages reach recipients on this spear only"
             );
         }
+        let (layer, io) = spear::socket_layer(config.spear.max_payload_bytes);
+        let marks = Arc::new(PresenceMarks::default());
+        let (relay, sinks): (spear::Relay, Vec<Arc<dyn ChangeSink>>) = match &redis {
+            Some(link) => {
+                let (relay, tasks) = spear::RedisRelay::start(
+                    link.clone(),
+                    keys.clone(),
+                    id,
+                    Duration::from_millis(config.redis.settle_ms),
+                    push_rx,
+                    io.clone(),
+                    background.cancel.clone(),
+                );
+                background.tasks.extend(tasks);
+                (spear::Relay::Redis(relay.clone()), vec![relay, marks.clone()])
+            }
+            None => (spear::Relay::Local, Vec::new()),
+        };
+        let roster = Arc::new(spear::Roster::<spear::ConnId>::new(sinks));
+        match &redis {
+            Some(link) => {
+                let writer = PresenceWriter::new(
+                    link.clone(),
+                    keys.clone(),
+                    id,
+                    roster.clone(),
+                    marks,
+                    config.stat.clone(),
+                );
+                // After the client listeners close, so that a graceful stop removes this
+                // spear's presence instead of leaving it to expire.
+                spear_phase
+                    .tasks
+                    .push(tokio::spawn(writer.run(spear_phase.cancel.clone())));
+            }
+            None => {
+                presence = Presence::Local {
+                    me: id,
+                    roster: roster.clone(),
+                };
+            }
+        }
+        relay_report = Some(relay.clone());
         let ctx = Arc::new(spear::SpearContext {
             verifier: spear::Verifier::new(id, &config.auth, config.spear.max_msgs_per_sec),
             ids: ids.clone(),
-            relay: Arc::new(spear::InProcessRelay),
+            relay,
+            roster,
+            presence: presence.clone(),
             enforce_groups: config.auth.enforce_groups,
             max_groups: config.spear.max_groups_per_connection,
             max_content: usize::try_from(config.spear.max_payload_bytes).unwrap_or(usize::MAX),
@@ -277,9 +353,9 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
             gossip_every,
             background.cancel.clone(),
         )));
-        let (cancel, max_payload) = (clients_phase.cancel.clone(), config.spear.max_payload_bytes);
+        let cancel = clients_phase.cancel.clone();
         clients_phase.tasks.push(tokio::spawn(async move {
-            if let Err(e) = spear::serve(listener, ctx, max_payload, cancel).await {
+            if let Err(e) = spear::serve(listener, (layer, io), ctx, cancel).await {
                 tracing::error!(error = %e, "socket.io server failed");
             }
         }));
@@ -299,7 +375,11 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         control: control.clone(),
         client: client.clone(),
         ids,
+        relay: relay_report,
     });
+    if node.has_role(Role::Stat) {
+        api = api.merge(stat::router(presence));
+    }
     if node.has_role(Role::Ticket) {
         let directory = SpearDirectory::default();
         let cancel = background.cancel.clone();

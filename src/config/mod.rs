@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use nodes::{AdvertiseAddrs, ListenAddrs, NodeConfig, NodeId, Role};
 pub use sections::{
     AuthSection, ClusterSection, GossipSection, IdgenMode, IdgenSection, RaftSection, RedisSection,
-    RelayKind, RelaySection, SpearSection,
+    RelayKind, RelaySection, SpearSection, StatSection,
 };
 
 /// Why a config was refused.
@@ -67,6 +67,9 @@ pub struct ClusterConfig {
     /// `[relay]`: how messages travel between spears.
     #[serde(default)]
     pub relay: RelaySection,
+    /// `[stat]`: live presence in Redis.
+    #[serde(default)]
+    pub stat: StatSection,
     /// `[auth]`: token secrets and policies (required).
     pub auth: AuthSection,
     /// `[idgen]`: how ids are issued.
@@ -164,6 +167,7 @@ impl ClusterConfig {
             relay: RelaySection {
                 kind: RelayKind::Local,
             },
+            stat: StatSection::default(),
             auth: AuthSection {
                 business_secret: DEV_BUSINESS_SECRET.into(),
                 spear_secret: DEV_SPEAR_SECRET.into(),

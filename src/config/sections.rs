@@ -91,18 +91,55 @@ impl Default for SpearSection {
     }
 }
 
-/// `[redis]`: the Redis server used by the Redis relay and presence.
+/// `[redis]`: the Redis server (or Redis Cluster) of the Redis relay and of presence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisSection {
-    /// `redis://host:port[/db]` or `rediss://…`. Default `"redis://127.0.0.1:6379"`.
+    /// `redis://host:port[/db]` or `rediss://…`; with `cluster = true`, one node of the
+    /// cluster (the others are discovered). Default `"redis://127.0.0.1:6379"`.
     pub url: String,
+    /// The server is a Redis Cluster (≥ 7): messages use sharded pub/sub (`SPUBLISH` /
+    /// `SSUBSCRIBE`). Default false.
+    pub cluster: bool,
+    /// How long one Redis command may take before it counts as failed, ms. Default 1000.
+    pub timeout_ms: u64,
+    /// After its connection to Redis comes back, a spear refuses to acknowledge relayed
+    /// messages for this long, so that every other spear has resubscribed first, ms.
+    /// Default 2000.
+    pub settle_ms: u64,
 }
 
 impl Default for RedisSection {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".into(),
+            cluster: false,
+            timeout_ms: 1000,
+            settle_ms: 2000,
+        }
+    }
+}
+
+/// `[stat]`: live presence in Redis (who is online on which spear).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatSection {
+    /// A spear's presence entries stop counting this long after its last heartbeat, and are
+    /// then removed by the other spears, ms (at most 15000). Default 10000.
+    pub presence_ttl_ms: u64,
+    /// How often a spear renews its heartbeat key and checks its entries, ms (at most a third
+    /// of `presence_ttl_ms`). Default 2000.
+    pub heartbeat_ms: u64,
+    /// Presence changes are gathered for this long and written in one pipeline, ms. Default 20.
+    pub flush_ms: u64,
+}
+
+impl Default for StatSection {
+    fn default() -> Self {
+        Self {
+            presence_ttl_ms: 10_000,
+            heartbeat_ms: 2000,
+            flush_ms: 20,
         }
     }
 }

@@ -23,6 +23,7 @@ pub(super) fn validate(config: &ClusterConfig) -> Result<(), ConfigError> {
     raft(config)?;
     spear(config)?;
     relay(config)?;
+    stat(config)?;
     idgen(config)?;
     gossip(config)?;
     auth(config)
@@ -270,6 +271,35 @@ fn relay(config: &ClusterConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn stat(config: &ClusterConfig) -> Result<(), ConfigError> {
+    let stat = &config.stat;
+    if !(1000..=15_000).contains(&stat.presence_ttl_ms) {
+        return Err(invalid(
+            "stat.presence_ttl_ms",
+            "must be between 1000 and 15000",
+        ));
+    }
+    if stat.heartbeat_ms == 0 || stat.heartbeat_ms.saturating_mul(3) > stat.presence_ttl_ms {
+        return Err(invalid(
+            "stat.heartbeat_ms",
+            format!(
+                "must be above 0 and at most a third of stat.presence_ttl_ms ({})",
+                stat.presence_ttl_ms
+            ),
+        ));
+    }
+    if !(1..=1000).contains(&stat.flush_ms) {
+        return Err(invalid("stat.flush_ms", "must be between 1 and 1000"));
+    }
+    if !(50..=60_000).contains(&config.redis.timeout_ms) {
+        return Err(invalid("redis.timeout_ms", "must be between 50 and 60000"));
+    }
+    if config.redis.settle_ms > 60_000 {
+        return Err(invalid("redis.settle_ms", "must be at most 60000"));
+    }
+    Ok(())
+}
+
 fn gossip(config: &ClusterConfig) -> Result<(), ConfigError> {
     if !(10..=10_000).contains(&config.gossip.interval_ms) {
         return Err(invalid(
@@ -369,6 +399,10 @@ mod tests {
         ("spear.lease_ttl_ms",           "lease_ttl_ms = 3000", "90000"),
         ("relay.kind",                   "kind = \"redis\"", "\"local\""),
         ("redis.url",                    "url = \"redis://127.0.0.1:6379\"", "\"http://x\""),
+        ("stat.presence_ttl_ms",         "presence_ttl_ms = 10000", "20000"),
+        ("stat.heartbeat_ms",            "heartbeat_ms = 2000", "5000"),
+        ("stat.flush_ms",                "flush_ms = 20", "0"),
+        ("redis.timeout_ms",             "timeout_ms = 1000", "10"),
         ("idgen.window_ms",              "window_ms = 3000", "100"),
         ("idgen.max_batch",              "max_batch = 10000", "0"),
         ("auth.business_secret",         "business_secret = \"change-me-business", "\"short\" #"),

@@ -16,6 +16,7 @@ use crate::config::{IdgenMode, NodeId, Role};
 use crate::net::grpc::{ClientError, ClusterClient};
 use crate::raft::{ClusterView, ControlError, ControlPlane};
 use crate::services::idgen::{IdError, IdService};
+use crate::services::spear::RelayReport;
 
 /// What the HTTP handlers need from the node.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub struct ApiState {
     pub client: Arc<ClusterClient>,
     /// Ids.
     pub ids: Arc<IdService>,
+    /// The spear's relay, on spear nodes (`GET /api/v1/relay`).
+    pub relay: Option<crate::services::spear::Relay>,
 }
 
 /// An API failure, rendered as `{"error": {"code": …, "message": …}}`.
@@ -93,6 +96,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/ids", get(ids))
+        .route("/api/v1/relay", get(relay))
         .with_state(state)
 }
 
@@ -190,4 +194,13 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
+}
+
+/// `GET /api/v1/relay`: the spear's relay counters.
+async fn relay(State(state): State<ApiState>) -> Result<Json<RelayReport>, ApiError> {
+    state
+        .relay
+        .as_ref()
+        .map(|r| Json(r.report()))
+        .ok_or_else(|| ApiError::BadRequest("this node is not a spear".into()))
 }

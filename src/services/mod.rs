@@ -3,4 +3,5 @@
 pub mod auth;
 pub mod idgen;
 pub mod spear;
+pub mod stat;
 pub mod ticket;

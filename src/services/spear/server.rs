@@ -14,10 +14,19 @@ use super::protocol::{
     decode, online_group, AuthPayload, Delivered, DeliveredTarget, MsgPayload, Reply,
     SubscribePayload, LOGIC_ERROR, PARAM_ERROR, SYSTEM_ERROR,
 };
-use super::relay::{Audience, Envelope, Relay};
+use super::relay::{user_room, Audience, Envelope, Relay};
+use super::roster::{Pending, Roster};
 use super::session::{Session, Verifier};
 use crate::clock::unix_ms;
 use crate::services::idgen::IdService;
+use crate::services::stat::Presence;
+
+/// How long an `auth` or `subscribe` waits for the relay to confirm its subscriptions (when Redis
+/// is slow the reply goes out anyway; the subscription is completed when Redis answers).
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
+
+/// A connection's key in the roster.
+pub type ConnId = socketioxide::socket::Sid;
 
 /// What the spear's handlers share.
 pub struct SpearContext {
@@ -26,7 +35,11 @@ pub struct SpearContext {
     /// Message ids.
     pub ids: Arc<IdService>,
     /// Messages to other spears.
-    pub relay: Arc<dyn Relay>,
+    pub relay: Relay,
+    /// Who is connected here; the relay's subscriptions and presence follow it.
+    pub roster: Arc<Roster<ConnId>>,
+    /// Where `online` reads presence.
+    pub presence: Presence,
     /// Refuse groups the token does not list.
     pub enforce_groups: bool,
     /// Most groups per connection.
@@ -37,12 +50,15 @@ pub struct SpearContext {
     pub connections: std::sync::atomic::AtomicU64,
 }
 
-fn user_room(uid: u64) -> String {
-    format!("u:{uid}")
-}
-
-fn group_room(gid: u64) -> String {
-    format!("g:{gid}")
+/// Waits (bounded) until the relay confirmed the subscriptions a roster change asked for.
+async fn settle(pending: Pending) {
+    if pending.is_empty() {
+        return;
+    }
+    let all = futures_util::future::join_all(pending);
+    if tokio::time::timeout(SUBSCRIBE_WAIT, all).await.is_err() {
+        tracing::debug!("relay subscription not confirmed in time; it completes in the background");
+    }
 }
 
 fn now_sec() -> u64 {
@@ -85,7 +101,11 @@ async fn handshake(
             .verify_token(&token, now_sec())
             .map_err(|e| format!("{PARAM_ERROR}: {e}"))?;
         s.join(user_room(session.uid));
+        let uid = session.uid;
         s.extensions.insert(session);
+        register_handlers(s.clone(), ctx.clone());
+        settle(ctx.roster.bind(s.id, uid)).await;
+        return Ok(());
     }
     register_handlers(s, ctx);
     Ok(())
@@ -95,8 +115,9 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
     use std::sync::atomic::Ordering;
     ctx.connections.fetch_add(1, Ordering::Relaxed);
     let c = ctx.clone();
-    s.on_disconnect(async move || {
+    s.on_disconnect(async move |s: SocketRef| {
         c.connections.fetch_sub(1, Ordering::Relaxed);
+        c.roster.remove(s.id);
     });
     let c = ctx.clone();
     s.on(
@@ -125,6 +146,7 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
                     s.join(user_room(session.uid));
                     let uid = session.uid;
                     s.extensions.insert(session);
+                    settle(c.roster.bind(s.id, uid)).await;
                     answer(
                         &s,
                         ack,
@@ -152,13 +174,16 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
                 .and_then(decode::<SubscribePayload>)
             {
                 Err(e) => Reply::error(PARAM_ERROR, e),
-                Ok(p) => subscribe(
-                    &s,
-                    &session,
-                    &c,
-                    p.user_id,
-                    p.groups.iter().map(|g| g.id).collect(),
-                ),
+                Ok(p) => {
+                    subscribe(
+                        &s,
+                        &session,
+                        &c,
+                        p.user_id,
+                        p.groups.iter().map(|g| g.id).collect(),
+                    )
+                    .await
+                }
             };
             answer(&s, ack, "subscribe", &reply);
         },
@@ -176,12 +201,13 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
                 .and_then(decode::<GroupsPayload>)
             {
                 Err(e) => Reply::error(PARAM_ERROR, e),
-                Ok(p) => subscribe(&s, &session, &c, session.uid, p.groups),
+                Ok(p) => subscribe(&s, &session, &c, session.uid, p.groups).await,
             };
             answer(&s, ack, "join", &reply);
         },
     );
 
+    let c = ctx.clone();
     s.on(
         "leave",
         async move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
@@ -195,8 +221,9 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
                 Err(e) => Reply::error(PARAM_ERROR, e),
                 Ok(p) => {
                     for gid in &p.groups {
-                        s.leave(group_room(*gid));
+                        s.leave(Audience::Group(*gid).room());
                     }
+                    c.roster.leave(s.id, &p.groups);
                     Reply::ok("ok", Some(json!({"groups": p.groups})))
                 }
             };
@@ -222,18 +249,22 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
         },
     );
 
+    let c = ctx.clone();
     s.on(
         "online",
-        async move |s: SocketRef, io: SocketIo, TryData(data): TryData<Value>, ack: AckSender| {
+        async move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
             if s.extensions.get::<Session>().is_none() {
                 return refuse_unauthenticated(s, ack, "online");
             }
             let reply = match data.map_err(|e| e.to_string()).and_then(online_group) {
                 Err(e) => Reply::error(PARAM_ERROR, e),
-                Ok(gid) => Reply::ok(
-                    "ok",
-                    Some(json!({"groupId": gid, "userIds": online_users(&io, gid)})),
-                ),
+                Ok(gid) => match c.presence.group_online(gid).await {
+                    Ok(online) => Reply::ok(
+                        "ok",
+                        Some(json!({"groupId": gid, "userIds": online.user_ids})),
+                    ),
+                    Err(e) => Reply::error(SYSTEM_ERROR, e.to_string()),
+                },
             };
             answer(&s, ack, "online", &reply);
         },
@@ -252,7 +283,7 @@ struct GroupsPayload {
     groups: Vec<u64>,
 }
 
-fn subscribe(
+async fn subscribe(
     s: &SocketRef,
     session: &Session,
     ctx: &SpearContext,
@@ -274,7 +305,7 @@ fn subscribe(
             );
         }
     }
-    let current = s.rooms().len().saturating_sub(1); // the user's own room is not a group
+    let current = ctx.roster.groups_of(s.id);
     if current + groups.len() > ctx.max_groups {
         return Reply::error(
             LOGIC_ERROR,
@@ -282,8 +313,9 @@ fn subscribe(
         );
     }
     for gid in &groups {
-        s.join(group_room(*gid));
+        s.join(Audience::Group(*gid).room());
     }
+    settle(ctx.roster.join(s.id, &groups)).await;
     Reply::ok("ok", Some(json!({"groups": groups})))
 }
 
@@ -327,49 +359,33 @@ async fn send(io: &SocketIo, session: &Session, ctx: &SpearContext, p: MsgPayloa
         content: p.content,
         expire_time: 0,
     };
-    let payload = match serde_json::to_value(&delivered) {
+    let payload = match serde_json::to_string(&delivered) {
         Ok(v) => v,
         Err(e) => return Reply::error(SYSTEM_ERROR, e.to_string()),
     };
     let envelope = Envelope { audience, payload };
-    // Relay first: an acknowledged message is one the relay accepted.
-    if let Err(e) = ctx.relay.publish(&envelope) {
-        return Reply::error(SYSTEM_ERROR, e.to_string());
-    }
-    let room = match envelope.audience {
-        Audience::User(uid) => user_room(uid),
-        Audience::Group(gid) => group_room(gid),
-    };
-    if let Err(e) = io.to(room).emit("msg", &envelope.payload).await {
+    // An acknowledged message is one the relay accepted; local recipients get it either way.
+    let relayed = ctx.relay.publish(&envelope).await;
+    if let Err(e) = io.to(audience.room()).emit("msg", &delivered).await {
         return Reply::error(SYSTEM_ERROR, format!("local delivery failed: {e}"));
     }
-    Reply::ok(
-        "received",
-        Some(json!({"id": id, "createTime": create_time})),
-    )
+    let data = json!({"id": id, "createTime": create_time});
+    match relayed {
+        Ok(()) => Reply::ok("received", Some(data)),
+        Err(e) => Reply {
+            data: Some(json!({"id": id, "createTime": create_time, "localOnly": true})),
+            ..Reply::error(
+                SYSTEM_ERROR,
+                format!("{e}; delivered to recipients on this spear only"),
+            )
+        },
+    }
 }
 
-fn online_users(io: &SocketIo, gid: u64) -> Vec<u64> {
-    let mut users: Vec<u64> = io
-        .to(group_room(gid))
-        .sockets()
-        .iter()
-        .filter_map(|s| s.extensions.get::<Session>().map(|session| session.uid))
-        .collect();
-    users.sort_unstable();
-    users.dedup();
-    users
-}
-
-/// Serves socket.io on `listener` until `shutdown`; then tells every client to reconnect
-/// through ticket and closes the connections.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    ctx: Arc<SpearContext>,
-    max_payload: u64,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let (layer, io) = SocketIo::builder()
+/// The socket.io layer and its handle, built before the spear's context so that the relay can
+/// deliver through the handle; [`serve`] then registers the handlers and serves.
+pub fn socket_layer(max_payload: u64) -> (socketioxide::layer::SocketIoLayer, SocketIo) {
+    SocketIo::builder()
         .max_payload(max_payload)
         .ws_max_message_size(usize::try_from(max_payload).unwrap_or(usize::MAX))
         // Per-connection memory: a 1 KiB WebSocket read buffer (the default is 4 KiB) and room
@@ -378,7 +394,17 @@ pub async fn serve(
         .max_buffer_size(64)
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(20))
-        .build_layer();
+        .build_layer()
+}
+
+/// Serves socket.io on `listener` until `shutdown`; then tells every client to reconnect
+/// through ticket and closes the connections.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    (layer, io): (socketioxide::layer::SocketIoLayer, SocketIo),
+    ctx: Arc<SpearContext>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let mw_ctx = ctx.clone();
     io.ns(
         "/",

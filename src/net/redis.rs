@@ -1,0 +1,385 @@
+//! The connection to Redis that a node's relay, presence and stat share: a standalone server
+//! through redis-rs's reconnecting `ConnectionManager`, or a Redis Cluster through its async
+//! cluster connection. Both speak RESP3, so one connection carries commands and pub/sub pushes.
+//!
+//! Every command runs under `redis.timeout_ms`; a failure marks the link down ([`LinkHealth`])
+//! and a monitor pings until Redis answers again. Services never see redis-rs connection types.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RedisSection;
+
+/// How often a link that is down pings Redis.
+const PROBE_EVERY: Duration = Duration::from_millis(200);
+/// Commands per pipeline sent to a standalone server at once.
+const PIPELINE_CHUNK: usize = 4096;
+
+/// Why a Redis operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RedisError {
+    /// The config cannot describe a connection (bad URL).
+    #[error("invalid redis.url: {0}")]
+    Config(String),
+    /// The cluster connection has not been established yet.
+    #[error("not connected to the Redis Cluster yet")]
+    NotConnected,
+    /// Redis did not answer in time.
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Redis (or the connection to it) returned an error.
+    #[error("Redis: {0}")]
+    Command(String),
+}
+
+/// Whether Redis is reachable, since when, and how many outages there were.
+#[derive(Debug)]
+pub struct LinkHealth {
+    connected: AtomicBool,
+    outages: AtomicU64,
+    /// When the link last came back after an outage; `None` before the first outage.
+    up_since: Mutex<Option<Instant>>,
+}
+
+impl LinkHealth {
+    fn new() -> Self {
+        Self {
+            connected: AtomicBool::new(true),
+            outages: AtomicU64::new(0),
+            up_since: Mutex::new(None),
+        }
+    }
+
+    /// Records a failed operation: the link is down until a command succeeds again.
+    pub fn failed(&self, why: &str) {
+        if self.connected.swap(false, Ordering::AcqRel) {
+            self.outages.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = why, "Redis unreachable: relaying and presence paused");
+        }
+    }
+
+    fn succeeded(&self) {
+        if !self.connected.load(Ordering::Acquire) {
+            if let Ok(mut up) = self.up_since.lock() {
+                *up = Some(Instant::now());
+            }
+            self.connected.store(true, Ordering::Release);
+            tracing::info!("Redis reachable again");
+        }
+    }
+
+    /// Whether the last operation succeeded.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// Connected, and for at least `settle` since the last outage.
+    pub fn settled(&self, settle: Duration) -> bool {
+        self.is_connected()
+            && self
+                .up_since
+                .lock()
+                .map(|up| up.is_none_or(|t| t.elapsed() >= settle))
+                .unwrap_or(true)
+    }
+
+    /// Outages seen since the node started.
+    pub fn outages(&self) -> u64 {
+        self.outages.load(Ordering::Relaxed)
+    }
+}
+
+/// Commands grouped by the hash tag of their keys: a Redis Cluster only pipelines commands of
+/// one slot, so each group is one pipeline there; a standalone server gets them all at once.
+#[derive(Default)]
+pub struct Batch {
+    groups: BTreeMap<String, Vec<Cmd>>,
+    len: usize,
+}
+
+impl Batch {
+    /// Adds `cmd`, whose keys all carry the hash tag `tag`.
+    pub fn add(&mut self, tag: &str, cmd: Cmd) {
+        self.groups.entry(tag.to_string()).or_default().push(cmd);
+        self.len += 1;
+    }
+
+    /// Number of commands.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No commands.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// A node's connection to Redis.
+pub struct RedisLink {
+    single: Option<ConnectionManager>,
+    cluster: OnceLock<ClusterConnection>,
+    is_cluster: bool,
+    timeout: Duration,
+    health: LinkHealth,
+}
+
+fn to_err(e: redis::RedisError) -> RedisError {
+    RedisError::Command(e.to_string())
+}
+
+impl RedisLink {
+    /// Opens the link described by `section`; pub/sub messages go to `pushes`. A standalone
+    /// connection is made lazily and a cluster one in the background, so a node starts while
+    /// Redis is down and catches up when it comes.
+    pub fn open(
+        section: &RedisSection,
+        pushes: Option<UnboundedSender<PushInfo>>,
+        cancel: CancellationToken,
+    ) -> Result<Arc<Self>, RedisError> {
+        let timeout = Duration::from_millis(section.timeout_ms);
+        let info = section
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| RedisError::Config(e.to_string()))?;
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let info = info.set_redis_settings(settings);
+        if !section.cluster {
+            let client = redis::Client::open(info).map_err(|e| RedisError::Config(e.to_string()))?;
+            let mut config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_millis(500));
+            if let Some(tx) = pushes {
+                config = config.set_push_sender(tx).set_automatic_resubscription();
+            }
+            let manager = ConnectionManager::new_lazy_with_config(client, config)
+                .map_err(|e| RedisError::Config(e.to_string()))?;
+            return Ok(Arc::new(Self {
+                single: Some(manager),
+                cluster: OnceLock::new(),
+                is_cluster: false,
+                timeout,
+                health: LinkHealth::new(),
+            }));
+        }
+        let mut builder = redis::cluster::ClusterClientBuilder::new(vec![info])
+            .use_protocol(ProtocolVersion::RESP3)
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(2);
+        if let Some(tx) = pushes {
+            builder = builder.push_sender(tx);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| RedisError::Config(e.to_string()))?;
+        let link = Arc::new(Self {
+            single: None,
+            cluster: OnceLock::new(),
+            is_cluster: true,
+            timeout,
+            health: LinkHealth::new(),
+        });
+        let connecting = link.clone();
+        tokio::spawn(async move {
+            loop {
+                match client.get_async_connection().await {
+                    Ok(conn) => {
+                        let _ = connecting.cluster.set(conn);
+                        connecting.health.succeeded();
+                        tracing::info!("connected to the Redis Cluster");
+                        return;
+                    }
+                    Err(e) => connecting.health.failed(&e.to_string()),
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(PROBE_EVERY) => {}
+                }
+            }
+        });
+        Ok(link)
+    }
+
+    /// Whether this is a Redis Cluster (sharded pub/sub).
+    pub fn is_cluster(&self) -> bool {
+        self.is_cluster
+    }
+
+    /// Reachability and outages.
+    pub fn health(&self) -> &LinkHealth {
+        &self.health
+    }
+
+    fn conn(&self) -> Result<Conn, RedisError> {
+        if let Some(m) = &self.single {
+            return Ok(Conn::Single(m.clone()));
+        }
+        self.cluster
+            .get()
+            .cloned()
+            .map(Conn::Cluster)
+            .ok_or(RedisError::NotConnected)
+    }
+
+    /// Runs `fut` under the command timeout and records the outcome in the health.
+    async fn guarded<T>(
+        &self,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, RedisError> {
+        let outcome = match tokio::time::timeout(self.timeout, fut).await {
+            Err(_) => Err(RedisError::Timeout(self.timeout)),
+            Ok(Err(e)) if is_transport(&e) => Err(to_err(e)),
+            Ok(Err(e)) => {
+                // Redis answered: the link is fine, the command was not.
+                self.health.succeeded();
+                return Err(to_err(e));
+            }
+            Ok(Ok(v)) => Ok(v),
+        };
+        match &outcome {
+            Ok(_) => self.health.succeeded(),
+            Err(e) => self.health.failed(&e.to_string()),
+        }
+        outcome
+    }
+
+    /// Runs one command.
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
+        match self.conn() {
+            Ok(Conn::Single(mut c)) => self.guarded(cmd.query_async(&mut c)).await,
+            Ok(Conn::Cluster(mut c)) => self.guarded(cmd.query_async(&mut c)).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs a pipeline whose keys share one hash tag.
+    pub async fn query_pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, RedisError> {
+        match self.conn() {
+            Ok(Conn::Single(mut c)) => self.guarded(pipe.query_async(&mut c)).await,
+            Ok(Conn::Cluster(mut c)) => self.guarded(pipe.query_async(&mut c)).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs every command of `batch`, replies ignored; the first failure is returned.
+    pub async fn exec(&self, batch: Batch) -> Result<(), RedisError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if self.is_cluster {
+            let runs = batch.groups.into_values().map(|cmds| async move {
+                let mut pipe = redis::pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd).ignore();
+                }
+                self.query_pipeline::<()>(&pipe).await
+            });
+            for outcome in futures_util::future::join_all(runs).await {
+                outcome?;
+            }
+            return Ok(());
+        }
+        let mut cmds = batch.groups.into_values().flatten().peekable();
+        while cmds.peek().is_some() {
+            let mut pipe = redis::pipe();
+            for cmd in cmds.by_ref().take(PIPELINE_CHUNK) {
+                pipe.add_command(cmd).ignore();
+            }
+            self.query_pipeline::<()>(&pipe).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes `payload` on `channel` (`SPUBLISH` on a cluster); returns how many
+    /// subscribers received it.
+    pub async fn publish(&self, channel: &str, payload: &[u8]) -> Result<u64, RedisError> {
+        let verb = if self.is_cluster { "SPUBLISH" } else { "PUBLISH" };
+        self.query(redis::cmd(verb).arg(channel).arg(payload)).await
+    }
+
+    /// Subscribes to `channels` (`SSUBSCRIBE` on a cluster, one slot per call there).
+    pub async fn subscribe(&self, channels: &[String]) -> Result<(), RedisError> {
+        if channels.is_empty() {
+            return Ok(());
+        }
+        match self.conn()? {
+            Conn::Single(mut c) => self.guarded(c.subscribe(channels)).await,
+            Conn::Cluster(c) => {
+                let runs = channels.iter().map(|ch| {
+                    let mut c = c.clone();
+                    async move { self.guarded(c.ssubscribe(ch)).await }
+                });
+                futures_util::future::join_all(runs)
+                    .await
+                    .into_iter()
+                    .collect()
+            }
+        }
+    }
+
+    /// Unsubscribes from `channels`.
+    pub async fn unsubscribe(&self, channels: &[String]) -> Result<(), RedisError> {
+        if channels.is_empty() {
+            return Ok(());
+        }
+        match self.conn()? {
+            Conn::Single(mut c) => self.guarded(c.unsubscribe(channels)).await,
+            Conn::Cluster(c) => {
+                let runs = channels.iter().map(|ch| {
+                    let mut c = c.clone();
+                    async move { self.guarded(c.sunsubscribe(ch)).await }
+                });
+                futures_util::future::join_all(runs)
+                    .await
+                    .into_iter()
+                    .collect()
+            }
+        }
+    }
+
+    /// Pings Redis while the link is down, so that it is known to be back even when nothing
+    /// else sends a command, until `cancel`.
+    pub async fn run_monitor(self: Arc<Self>, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(PROBE_EVERY) => {}
+            }
+            if !self.health.is_connected() {
+                let _ = self.query::<String>(&redis::cmd("PING")).await;
+            }
+        }
+    }
+}
+
+/// Whether an error says the connection (not the command) failed.
+fn is_transport(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+        || e.is_cluster_error()
+}

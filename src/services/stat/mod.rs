@@ -1,0 +1,16 @@
+//! stat: who is online where. Each spear writes its own presence into Redis
+//! ([`PresenceWriter`], fed by the spear's roster); any node reads the union over live spears
+//! ([`Presence`]) for the `online` event and the stat HTTP API ([`router`]). Key layout in
+//! [`keys`].
+
+mod api;
+pub mod keys;
+mod presence;
+mod reader;
+
+pub use api::router;
+pub use keys::{ChannelOf, Keys};
+pub use presence::{PresenceMarks, PresenceWriter};
+pub use reader::{
+    GroupOnline, Presence, SpearGroup, SpearStat, StatError, UserOnSpear, UserPresence,
+};
