@@ -1,0 +1,149 @@
+//! Steps shared by the relay scenarios: a cluster whose core nodes are also spears, clients
+//! placed on a chosen spear, sends, and reads of presence and relay counters.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::sio::SioClient;
+use crate::common::{ClusterOptions, NodeSpec, TestCluster};
+use crate::support::spear_token;
+
+/// The node that serves the stat API.
+pub const STAT: u64 = 1;
+
+/// Three core nodes that are spears too (node 1 also serves stat), on a Redis of the
+/// harness's or `options`' choosing; started, with a leader and both spears registered.
+pub async fn spear_cluster(spears: &[u64], options: ClusterOptions) -> TestCluster {
+    let specs: Vec<NodeSpec> = (1..=3)
+        .map(|id| {
+            let mut roles = vec!["core"];
+            if spears.contains(&id) {
+                roles.push("spear");
+            }
+            if id == STAT {
+                roles.push("stat");
+            }
+            NodeSpec::with_roles(id, &roles)
+        })
+        .collect();
+    let mut options = options;
+    // The scenarios send faster than a client may by default (50 msg/s).
+    options
+        .env
+        .push(("GRU_SPEAR__MAX_MSGS_PER_SEC".into(), "1000".into()));
+    let mut cluster = TestCluster::with(&specs, options);
+    cluster.start_all();
+    cluster.wait_leader(&[1, 2, 3], Duration::from_secs(30)).await;
+    let want = spears.len();
+    cluster
+        .wait_for("every spear registered", Duration::from_secs(20), || async {
+            let view = cluster.view(STAT).await?;
+            (view.spears.len() == want).then_some(())
+        })
+        .await;
+    cluster
+}
+
+/// A client of user `uid` connected to spear `spear` (modern handshake token).
+pub async fn connect(cluster: &TestCluster, spear: u64, uid: u64) -> SioClient {
+    let exp = gru::clock::unix_ms() / 1000 + 600;
+    let token = spear_token(uid, vec![1, 2, 3], exp);
+    let addr = format!("127.0.0.1:{}", cluster.ports(spear).sio);
+    SioClient::connect(&addr, Some(json!({"token": token})))
+        .await
+        .unwrap_or_else(|e| panic!("user {uid} on spear {spear}: {e}"))
+}
+
+/// Joins `c` to `gid`.
+pub async fn join(c: &SioClient, gid: u64) {
+    let reply = c.call("join", &json!({"groups": [gid]})).await.expect("join ack");
+    assert_eq!(reply["success"], true, "join: {reply}");
+}
+
+/// Sends a `msg` the Gru way (a JSON string) and returns the ack.
+pub async fn send(c: &SioClient, kind: u8, target: u64, content: &str) -> Value {
+    let payload = json!({"type": kind, "target": {"id": target, "type": 1}, "content": content});
+    c.call("msg", &Value::String(payload.to_string()))
+        .await
+        .expect("msg ack")
+}
+
+/// Every `msg` event that arrives until none came for `quiet`.
+pub async fn drain(c: &mut SioClient, quiet: Duration) -> Vec<Value> {
+    let mut out = Vec::new();
+    while let Some(m) = c.next_event("msg", quiet).await {
+        out.push(m);
+    }
+    out
+}
+
+/// The contents of `msgs`, counted.
+pub fn counted(msgs: &[Value]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for m in msgs {
+        *out.entry(m["content"].as_str().unwrap_or_default().to_string())
+            .or_insert(0) += 1;
+    }
+    out
+}
+
+/// `GET path` on `node` as JSON, with its status.
+pub async fn get_json(cluster: &TestCluster, node: u64, path: &str) -> Option<(u16, Value)> {
+    let resp = cluster.get(node, path).await?;
+    let status = resp.status().as_u16();
+    Some((status, resp.json().await.ok()?))
+}
+
+/// Gru's `GET /getGroupStat` on the stat node, when it answers 200.
+pub async fn group_stat(cluster: &TestCluster, gid: u64) -> Option<Vec<u64>> {
+    let (status, body) = get_json(cluster, STAT, &format!("/getGroupStat?groupId={gid}")).await?;
+    if status != 200 {
+        return None;
+    }
+    assert_eq!(body["groupId"], gid, "{body}");
+    serde_json::from_value(body["userIds"].clone()).ok()
+}
+
+/// Waits until `/getGroupStat` lists exactly `expected`.
+pub async fn wait_group_stat(cluster: &TestCluster, gid: u64, expected: &[u64], deadline: Duration) {
+    cluster
+        .wait_for(
+            &format!("group {gid} online = {expected:?}"),
+            deadline,
+            || async {
+                let got = group_stat(cluster, gid).await?;
+                (got == expected).then_some(())
+            },
+        )
+        .await;
+}
+
+/// The `online` event's user ids, as seen by `c`.
+pub async fn online_event(c: &SioClient, gid: u64) -> Vec<u64> {
+    let reply = c
+        .call("online", &Value::String(gid.to_string()))
+        .await
+        .expect("online ack");
+    assert_eq!(reply["success"], true, "online: {reply}");
+    serde_json::from_value(reply["data"]["userIds"].clone()).expect("userIds")
+}
+
+/// Spear `node`'s relay counters (`GET /api/v1/relay`).
+pub async fn relay_report(cluster: &TestCluster, node: u64) -> Value {
+    let (status, body) = get_json(cluster, node, "/api/v1/relay")
+        .await
+        .expect("relay report");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// One counter of [`relay_report`].
+pub async fn relay_counter(cluster: &TestCluster, node: u64, name: &str) -> u64 {
+    relay_report(cluster, node)
+        .await
+        .get(name)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("no counter {name}"))
+}

@@ -1,0 +1,15 @@
+//! Across spears: the Redis relay, live presence and the stat API, against real `redis-server`
+//! processes (standalone and a 3-master Redis Cluster) that the tests start, kill and restart.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../spear/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+mod crash_presence;
+mod cross_node;
+mod harness;
+mod redis_cluster;
+mod redis_restart;
+mod targeting;

@@ -1,0 +1,48 @@
+//! `relay_redis_cluster`: the cross-node journey against a 3-master Redis Cluster, where the
+//! relay uses sharded pub/sub (`SPUBLISH` / `SSUBSCRIBE`) and presence keys spread over the
+//! shards by hash tag.
+
+use crate::common::redis::RedisCluster;
+use crate::common::{ClusterOptions, RedisTarget};
+use crate::cross_node::journey;
+use crate::harness::{connect, join, spear_cluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_redis_cluster() {
+    let redis = RedisCluster::start(3);
+    let options = ClusterOptions {
+        redis: Some(RedisTarget::Cluster(redis.seed_url())),
+        ..ClusterOptions::default()
+    };
+    let cluster = spear_cluster(&[1, 2], options).await;
+    journey(&cluster).await;
+    // The spears hold sharded subscriptions on the cluster's masters: a user's channel and a
+    // group's, confirmed before the join is acknowledged.
+    let client = connect(&cluster, 2, 999).await;
+    join(&client, 77).await;
+    let shard_channels: usize = redis
+        .ports()
+        .iter()
+        .filter_map(|p| {
+            let out = std::process::Command::new("redis-cli")
+                .args(["-p", &p.to_string(), "PUBSUB", "SHARDCHANNELS", "gru:*"])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            Some(text.lines().filter(|l| !l.is_empty()).count())
+        })
+        .sum();
+    assert!(shard_channels >= 2, "{shard_channels} sharded channels subscribed");
+    let spread = redis
+        .ports()
+        .iter()
+        .filter(|p| {
+            std::process::Command::new("redis-cli")
+                .args(["-p", &p.to_string(), "DBSIZE"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim() != "0")
+                .unwrap_or(false)
+        })
+        .count();
+    assert!(spread >= 2, "presence keys live on {spread} of 3 shards");
+}
