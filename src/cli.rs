@@ -101,6 +101,9 @@ enum BenchWhat {
     Idgen(crate::bench::idgen::IdgenBench),
     /// Memory per socket.io connection of a running spear.
     Connections(crate::bench::connections::ConnectionsBench),
+    /// Messages between two spears through Redis, against gru and a Node socket.io peer:
+    /// starts its own Redis and servers (see docs/PERFORMANCE.md).
+    Relay(crate::bench::relay::RelayBench),
 }
 
 #[derive(clap::Args)]
@@ -186,6 +189,9 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             what: BenchWhat::Connections(args),
         } => crate::bench::connections::run(args).await,
+        Command::Bench {
+            what: BenchWhat::Relay(args),
+        } => crate::bench::relay::run(args).await,
         Command::Token(args) => token(args),
     }
 }

@@ -14,9 +14,9 @@ use crate::config::{ClusterConfig, ConfigError, IdgenMode, NodeConfig, NodeId, R
 use crate::net::gossip::Gossip;
 use crate::net::grpc::{ChannelPool, ClusterClient};
 use crate::net::http::{self, ApiState};
+use crate::net::redis::{RedisError, RedisLink};
 use crate::raft::{self, BootstrapPlan, ControlPlane, GruRaft, Member, RaftStore, StoreFlusher};
 use crate::services::idgen::{IdClient, IdService, StrictIssuer, StrictSettings};
-use crate::net::redis::{RedisError, RedisLink};
 use crate::services::spear::{self, roster::ChangeSink};
 use crate::services::stat::{self, Keys, Presence, PresenceMarks, PresenceWriter};
 use crate::services::ticket::{self, SpearDirectory, TicketIssuer, TicketState};
@@ -269,9 +269,9 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
             node.has_role(Role::Spear).then_some(push_tx),
             background.cancel.clone(),
         )?;
-        background
-            .tasks
-            .push(tokio::spawn(link.clone().run_monitor(background.cancel.clone())));
+        background.tasks.push(tokio::spawn(
+            link.clone().run_monitor(background.cancel.clone()),
+        ));
         Some(link)
     } else {
         None
@@ -307,7 +307,10 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
                     background.cancel.clone(),
                 );
                 background.tasks.extend(tasks);
-                (spear::Relay::Redis(relay.clone()), vec![relay, marks.clone()])
+                (
+                    spear::Relay::Redis(relay.clone()),
+                    vec![relay, marks.clone()],
+                )
             }
             None => (spear::Relay::Local, Vec::new()),
         };

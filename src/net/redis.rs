@@ -62,7 +62,10 @@ impl LinkHealth {
     pub fn failed(&self, why: &str) {
         if self.connected.swap(false, Ordering::AcqRel) {
             self.outages.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = why, "Redis unreachable: relaying and presence paused");
+            tracing::warn!(
+                error = why,
+                "Redis unreachable: relaying and presence paused"
+            );
         }
     }
 
@@ -163,7 +166,8 @@ impl RedisLink {
             .set_protocol(ProtocolVersion::RESP3);
         let info = info.set_redis_settings(settings);
         if !section.cluster {
-            let client = redis::Client::open(info).map_err(|e| RedisError::Config(e.to_string()))?;
+            let client =
+                redis::Client::open(info).map_err(|e| RedisError::Config(e.to_string()))?;
             let mut config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout))
@@ -275,7 +279,10 @@ impl RedisLink {
     }
 
     /// Runs a pipeline whose keys share one hash tag.
-    pub async fn query_pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, RedisError> {
+    pub async fn query_pipeline<T: FromRedisValue>(
+        &self,
+        pipe: &Pipeline,
+    ) -> Result<T, RedisError> {
         match self.conn() {
             Ok(Conn::Single(mut c)) => self.guarded(pipe.query_async(&mut c)).await,
             Ok(Conn::Cluster(mut c)) => self.guarded(pipe.query_async(&mut c)).await,
@@ -315,7 +322,11 @@ impl RedisLink {
     /// Publishes `payload` on `channel` (`SPUBLISH` on a cluster); returns how many
     /// subscribers received it.
     pub async fn publish(&self, channel: &str, payload: &[u8]) -> Result<u64, RedisError> {
-        let verb = if self.is_cluster { "SPUBLISH" } else { "PUBLISH" };
+        let verb = if self.is_cluster {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
         self.query(redis::cmd(verb).arg(channel).arg(payload)).await
     }
 

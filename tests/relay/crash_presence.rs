@@ -25,9 +25,14 @@ async fn spear_crash_presence() {
     wait_group_stat(&cluster, 40, &[301], TTL + Duration::from_secs(5)).await;
     let gone_after = killed.elapsed();
     eprintln!("the killed spear's users left /getGroupStat after {gone_after:?}");
-    assert!(gone_after <= TTL + Duration::from_secs(1), "gone after {gone_after:?}, TTL {TTL:?}");
+    assert!(
+        gone_after <= TTL + Duration::from_secs(1),
+        "gone after {gone_after:?}, TTL {TTL:?}"
+    );
     assert_eq!(online_event(&survivor, 40).await, [301]);
-    let (_, user) = get_json(&cluster, STAT, "/api/v1/users/303").await.expect("api");
+    let (_, user) = get_json(&cluster, STAT, "/api/v1/users/303")
+        .await
+        .expect("api");
     assert_eq!(user["online"], false, "{user}");
 
     // The entries themselves are removed (targeted, through the dead spear's index).
@@ -35,14 +40,28 @@ async fn spear_crash_presence() {
     let started = Instant::now();
     loop {
         let left = redis
-            .cmd(&["EXISTS", "gru:gru-test:{s:3}:users", "gru:gru-test:{u:303}", "gru:gru-test:{g:40}:3"])
+            .cmd(&[
+                "EXISTS",
+                "gru:gru-test:{s:3}:users",
+                "gru:gru-test:{u:303}",
+                "gru:gru-test:{g:40}:3",
+            ])
             .unwrap_or_default();
         if left.trim() == "0" {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "dead spear's keys remain: {left}");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "dead spear's keys remain: {left}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let members = redis.cmd(&["SMEMBERS", "gru:gru-test:{g:40}"]).unwrap_or_default();
-    assert_eq!(members.trim(), "1", "only spear 1 is left in group 40's spears");
+    let members = redis
+        .cmd(&["SMEMBERS", "gru:gru-test:{g:40}"])
+        .unwrap_or_default();
+    assert_eq!(
+        members.trim(),
+        "1",
+        "only spear 1 is left in group 40's spears"
+    );
 }

@@ -42,7 +42,10 @@ pub async fn journey(cluster: &TestCluster) {
         assert_eq!(counted(&got).get("to alice"), Some(&1), "{name}: {got:?}");
         assert_eq!(got.len(), 1, "{name}: {got:?}");
     }
-    assert!(drain(&mut carol1, QUIET).await.is_empty(), "carol gets nothing");
+    assert!(
+        drain(&mut carol1, QUIET).await.is_empty(),
+        "carol gets nothing"
+    );
 
     // Group 10 across both spears.
     for c in [&alice1, &alice2, &bob2, &carol1] {
@@ -58,7 +61,11 @@ pub async fn journey(cluster: &TestCluster) {
         ("carol@1 (sender)", &mut carol1),
     ] {
         let got = drain(c, QUIET).await;
-        assert_eq!(got.len(), 1, "{name} gets the broadcast exactly once: {got:?}");
+        assert_eq!(
+            got.len(),
+            1,
+            "{name} gets the broadcast exactly once: {got:?}"
+        );
         assert_eq!(got[0]["id"], group_id, "{name}");
         assert_eq!(got[0]["msgType"], 1);
     }
@@ -68,13 +75,17 @@ pub async fn journey(cluster: &TestCluster) {
     assert_eq!(online_event(&bob2, 10).await, [alice, bob, carol]);
     assert_eq!(online_event(&carol1, 10).await, [alice, bob, carol]);
 
-    let (status, body) = get_json(cluster, STAT, "/api/v1/groups/10/online").await.expect("api");
+    let (status, body) = get_json(cluster, STAT, "/api/v1/groups/10/online")
+        .await
+        .expect("api");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user_ids"], serde_json::json!([alice, bob, carol]));
     assert_eq!(body["by_spear"]["1"], serde_json::json!([alice, carol]));
     assert_eq!(body["by_spear"]["2"], serde_json::json!([alice, bob]));
 
-    let (_, body) = get_json(cluster, STAT, &format!("/api/v1/users/{alice}")).await.expect("api");
+    let (_, body) = get_json(cluster, STAT, &format!("/api/v1/users/{alice}"))
+        .await
+        .expect("api");
     assert_eq!(body["online"], true, "{body}");
     let spears: Vec<u64> = body["spears"]
         .as_array()
@@ -95,16 +106,26 @@ pub async fn journey(cluster: &TestCluster) {
     assert_eq!(users(1), Some((Value::from(2), Value::from(1))), "{body}");
     assert_eq!(users(2), Some((Value::from(2), Value::from(1))), "{body}");
 
-    let (_, body) = get_json(cluster, STAT, "/api/v1/nodes/2/groups").await.expect("api");
-    assert_eq!(body["groups"], serde_json::json!([{"group_id": 10, "users": 2}]), "{body}");
+    let (_, body) = get_json(cluster, STAT, "/api/v1/nodes/2/groups")
+        .await
+        .expect("api");
+    assert_eq!(
+        body["groups"],
+        serde_json::json!([{"group_id": 10, "users": 2}]),
+        "{body}"
+    );
 
-    let (status, body) = get_json(cluster, STAT, "/getGroupStat?groupId=ten").await.expect("api");
+    let (status, body) = get_json(cluster, STAT, "/getGroupStat?groupId=ten")
+        .await
+        .expect("api");
     assert_eq!(status, 400, "{body}");
 
     // Bob leaves: gone from the group's presence, and no longer gets its messages.
     drop(bob2);
     wait_group_stat(cluster, 10, &[alice, carol], Duration::from_secs(10)).await;
-    let (_, body) = get_json(cluster, STAT, &format!("/api/v1/users/{bob}")).await.expect("api");
+    let (_, body) = get_json(cluster, STAT, &format!("/api/v1/users/{bob}"))
+        .await
+        .expect("api");
     assert_eq!(body["online"], false, "{body}");
 }
 

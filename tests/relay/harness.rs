@@ -35,13 +35,19 @@ pub async fn spear_cluster(spears: &[u64], options: ClusterOptions) -> TestClust
         .push(("GRU_SPEAR__MAX_MSGS_PER_SEC".into(), "1000".into()));
     let mut cluster = TestCluster::with(&specs, options);
     cluster.start_all();
-    cluster.wait_leader(&[1, 2, 3], Duration::from_secs(30)).await;
+    cluster
+        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
+        .await;
     let want = spears.len();
     cluster
-        .wait_for("every spear registered", Duration::from_secs(20), || async {
-            let view = cluster.view(STAT).await?;
-            (view.spears.len() == want).then_some(())
-        })
+        .wait_for(
+            "every spear registered",
+            Duration::from_secs(20),
+            || async {
+                let view = cluster.view(STAT).await?;
+                (view.spears.len() == want).then_some(())
+            },
+        )
         .await;
     cluster
 }
@@ -58,7 +64,10 @@ pub async fn connect(cluster: &TestCluster, spear: u64, uid: u64) -> SioClient {
 
 /// Joins `c` to `gid`.
 pub async fn join(c: &SioClient, gid: u64) {
-    let reply = c.call("join", &json!({"groups": [gid]})).await.expect("join ack");
+    let reply = c
+        .call("join", &json!({"groups": [gid]}))
+        .await
+        .expect("join ack");
     assert_eq!(reply["success"], true, "join: {reply}");
 }
 
@@ -107,7 +116,12 @@ pub async fn group_stat(cluster: &TestCluster, gid: u64) -> Option<Vec<u64>> {
 }
 
 /// Waits until `/getGroupStat` lists exactly `expected`.
-pub async fn wait_group_stat(cluster: &TestCluster, gid: u64, expected: &[u64], deadline: Duration) {
+pub async fn wait_group_stat(
+    cluster: &TestCluster,
+    gid: u64,
+    expected: &[u64],
+    deadline: Duration,
+) {
     cluster
         .wait_for(
             &format!("group {gid} online = {expected:?}"),

@@ -32,7 +32,10 @@ async fn relay_redis_cluster() {
             Some(text.lines().filter(|l| !l.is_empty()).count())
         })
         .sum();
-    assert!(shard_channels >= 2, "{shard_channels} sharded channels subscribed");
+    assert!(
+        shard_channels >= 2,
+        "{shard_channels} sharded channels subscribed"
+    );
     let spread = redis
         .ports()
         .iter()

@@ -44,13 +44,24 @@ async fn redis_restart() {
         } else {
             break ack;
         }
-        assert!(down.elapsed() < Duration::from_secs(10), "no error while Redis is down");
+        assert!(
+            down.elapsed() < Duration::from_secs(10),
+            "no error while Redis is down"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(refusal["errorCode"], 1001, "{refusal}");
     assert_eq!(refusal["data"]["localOnly"], true, "{refusal}");
-    assert!(refusal["msg"].as_str().unwrap_or_default().contains("relay unavailable"), "{refusal}");
-    let (status, body) = get_json(&cluster, STAT, "/getGroupStat?groupId=50").await.expect("stat answers");
+    assert!(
+        refusal["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("relay unavailable"),
+        "{refusal}"
+    );
+    let (status, body) = get_json(&cluster, STAT, "/getGroupStat?groupId=50")
+        .await
+        .expect("stat answers");
     assert_eq!(status, 503, "{body}");
     for _ in 0..10 {
         let ack = send(&alice, 0, 402, &next()).await;
@@ -68,10 +79,16 @@ async fn redis_restart() {
             break;
         }
         assert_eq!(ack["errorCode"], 1001, "{ack}");
-        assert!(back.elapsed() < Duration::from_secs(20), "relay did not come back: {ack}");
+        assert!(
+            back.elapsed() < Duration::from_secs(20),
+            "relay did not come back: {ack}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eprintln!("relay accepted messages again {:?} after Redis restarted", back.elapsed());
+    eprintln!(
+        "relay accepted messages again {:?} after Redis restarted",
+        back.elapsed()
+    );
     for _ in 0..50 {
         let ack = send(&alice, 0, 402, &next()).await;
         assert_eq!(ack["success"], true, "after recovery: {ack}");
@@ -90,7 +107,13 @@ async fn redis_restart() {
     wait_group_stat(&cluster, 50, &[401, 402], Duration::from_secs(10)).await;
     assert_eq!(cluster.running(), [1, 2, 3], "no node restarted or died");
     for node in [1, 2] {
-        assert!(relay_counter(&cluster, node, "outages").await >= 1, "spear {node} saw the outage");
-        assert!(!cluster.log(node).contains("panicked"), "node {node} panicked");
+        assert!(
+            relay_counter(&cluster, node, "outages").await >= 1,
+            "spear {node} saw the outage"
+        );
+        assert!(
+            !cluster.log(node).contains("panicked"),
+            "node {node} panicked"
+        );
     }
 }

@@ -30,8 +30,16 @@ async fn relay_targeting() {
     }
     let got1 = drain(&mut m1, QUIET).await;
     let got2 = drain(&mut m2, QUIET).await;
-    assert_eq!(got1.len(), 2 * ROUNDS, "member 201: two group messages a round");
-    assert_eq!(got2.len(), 3 * ROUNDS, "member 202: two group messages and a unicast a round");
+    assert_eq!(
+        got1.len(),
+        2 * ROUNDS,
+        "member 201: two group messages a round"
+    );
+    assert_eq!(
+        got2.len(),
+        3 * ROUNDS,
+        "member 202: two group messages and a unicast a round"
+    );
 
     let received = |node| relay_counter(&cluster, node, "received");
     let echoes = |node| relay_counter(&cluster, node, "echoes");
@@ -40,7 +48,11 @@ async fn relay_targeting() {
     // Spear 1: the group messages of spear 3 and the unicasts of spear 2, plus the echoes of
     // its own group messages (it is subscribed to the group it published on).
     assert_eq!(r[0], 3 * ROUNDS as u64, "spear 1");
-    assert_eq!(echoes(1).await, ROUNDS as u64, "spear 1 skips its own echoes");
+    assert_eq!(
+        echoes(1).await,
+        ROUNDS as u64,
+        "spear 1 skips its own echoes"
+    );
     assert_eq!(r[1], 0, "spear 2 has no recipient: it received nothing");
     assert_eq!(r[2], 0, "spear 3 has no recipient: it received nothing");
 
@@ -51,8 +63,16 @@ async fn relay_targeting() {
         let ack = send(&m1, 1, 20, &format!("late{i}")).await;
         assert_eq!(ack["success"], true, "{ack}");
     }
-    assert_eq!(drain(&mut m3, QUIET).await.len(), ROUNDS, "the new member gets each message once");
-    assert_eq!(received(2).await, ROUNDS as u64, "spear 2 now receives the group");
+    assert_eq!(
+        drain(&mut m3, QUIET).await.len(),
+        ROUNDS,
+        "the new member gets each message once"
+    );
+    assert_eq!(
+        received(2).await,
+        ROUNDS as u64,
+        "spear 2 now receives the group"
+    );
     assert_eq!(received(3).await, 0, "spear 3 still receives nothing");
     drop(outsider2);
 }

@@ -389,7 +389,10 @@ mod tests {
         );
         assert_eq!(r.members(10), [100, 200]);
         r.leave(1, &[10, 12]);
-        assert!(take(&log).is_empty(), "user 100 is still in 10 through connection 2");
+        assert!(
+            take(&log).is_empty(),
+            "user 100 is still in 10 through connection 2"
+        );
         r.remove(2);
         assert_eq!(
             take(&log),

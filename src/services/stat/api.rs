@@ -29,9 +29,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
-            ApiError::Unavailable(e) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
-            }
+            ApiError::Unavailable(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
         };
         (
             status,

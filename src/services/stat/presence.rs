@@ -43,7 +43,9 @@ impl ChangeSink for PresenceMarks {
     fn changed(&self, change: Change) -> Option<oneshot::Receiver<()>> {
         if let Ok(mut d) = self.dirty.lock() {
             match change {
-                Change::UserOnline(uid) | Change::UserConnections(uid) | Change::UserOffline(uid) => {
+                Change::UserOnline(uid)
+                | Change::UserConnections(uid)
+                | Change::UserOffline(uid) => {
                     d.users.insert(uid);
                 }
                 Change::GroupOpened(gid) | Change::GroupClosed(gid) => {
@@ -155,7 +157,9 @@ impl PresenceWriter {
         }
         match self.remove_spear(self.me).await {
             Ok(()) => tracing::info!("presence removed"),
-            Err(e) => tracing::warn!(error = %e, "presence not removed; it expires with the heartbeat"),
+            Err(e) => {
+                tracing::warn!(error = %e, "presence not removed; it expires with the heartbeat")
+            }
         }
     }
 
@@ -195,8 +199,14 @@ impl PresenceWriter {
     fn put_user(&self, batch: &mut Batch, uid: u64, connections: u32) {
         let (user, index) = (self.keys.user(uid), self.keys.spear_users(self.me));
         if connections > 0 {
-            batch.add(&Keys::user_tag(uid), cmd3("HSET", &user, self.me, connections));
-            batch.add(&Keys::spear_tag(self.me), cmd3("HSET", &index, uid, connections));
+            batch.add(
+                &Keys::user_tag(uid),
+                cmd3("HSET", &user, self.me, connections),
+            );
+            batch.add(
+                &Keys::spear_tag(self.me),
+                cmd3("HSET", &index, uid, connections),
+            );
         } else {
             batch.add(&Keys::user_tag(uid), cmd2("HDEL", &user, self.me));
             batch.add(&Keys::spear_tag(self.me), cmd2("HDEL", &index, uid));
@@ -309,7 +319,9 @@ impl PresenceWriter {
             if matches!(alive, Ok(false)) {
                 match self.remove_spear(sid).await {
                     Ok(()) => tracing::info!(spear = sid, "removed the presence of a dead spear"),
-                    Err(e) => tracing::debug!(spear = sid, error = %e, "dead spear not removed yet"),
+                    Err(e) => {
+                        tracing::debug!(spear = sid, error = %e, "dead spear not removed yet")
+                    }
                 }
             }
         }
@@ -320,7 +332,10 @@ impl PresenceWriter {
         let (users, groups) = self.index(sid).await?;
         let mut batch = Batch::default();
         for uid in users {
-            batch.add(&Keys::user_tag(uid), cmd2("HDEL", &self.keys.user(uid), sid));
+            batch.add(
+                &Keys::user_tag(uid),
+                cmd2("HDEL", &self.keys.user(uid), sid),
+            );
         }
         for gid in groups {
             let tag = Keys::group_tag(gid);
