@@ -95,7 +95,7 @@ impl Default for SpearSection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisSection {
-    /// `redis://host:port[/db]` or `rediss://…`; with `cluster = true`, one node of the
+    /// `redis://host:port[/db]` (TLS is not built in); with `cluster = true`, one node of the
     /// cluster (the others are discovered). Default `"redis://127.0.0.1:6379"`.
     pub url: String,
     /// The server is a Redis Cluster (≥ 7): messages use sharded pub/sub (`SPUBLISH` /

@@ -260,13 +260,13 @@ fn relay(config: &ClusterConfig) -> Result<(), ConfigError> {
         ));
     }
     let url = &config.redis.url;
-    if config.relay.kind == RelayKind::Redis
-        && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-    {
-        return Err(invalid(
-            "redis.url",
-            format!("{url:?} must start with redis:// or rediss://"),
-        ));
+    if config.relay.kind == RelayKind::Redis && !url.starts_with("redis://") {
+        let reason = if url.starts_with("rediss://") {
+            format!("{url:?}: TLS (rediss://) is not built into this gru")
+        } else {
+            format!("{url:?} must start with redis://")
+        };
+        return Err(invalid("redis.url", reason));
     }
     Ok(())
 }
@@ -378,8 +378,8 @@ mod tests {
         ("cluster.name",                 "name = \"gru-local\"", "\" \""),
         ("nodes[1].id",                  "id = 2", "1"),
         ("nodes[1].id",                  "id = 2", "0"),
-        ("nodes[5].roles",               "roles = [\"ticket\"]", "[]"),
-        ("nodes[5].roles",               "roles = [\"ticket\"]", "[\"stat\", \"stat\"]"),
+        ("nodes[5].roles",               "roles = [\"ticket\", \"stat\"]", "[]"),
+        ("nodes[5].roles",               "roles = [\"ticket\", \"stat\"]", "[\"stat\", \"stat\"]"),
         ("nodes[1].data_dir",            "data_dir = \"data/node2\"", "\"\""),
         ("nodes[1].data_dir",            "data_dir = \"data/node2\"", "\"./data/node1/\""),
         ("nodes[1].listen.http",         "http = \"127.0.0.1:8102\"", "\"127.0.0.1:0\""),
