@@ -1,15 +1,19 @@
-//! `dev_mode`: `gru dev` serves /healthz and a one-voter cluster led by itself, and stops
-//! cleanly on SIGTERM.
+//! `dev_mode`: `gru dev` serves /healthz and a one-voter cluster led by itself, answers the
+//! stat API from its one spear's own state (no Redis), and stops cleanly on SIGTERM.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use gru::services::auth::{Claims, TokenKey, TokenKind};
+use serde_json::json;
+
+use crate::common::sio::SioClient;
 use crate::common::{self, ports::free_port};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_mode() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let http = free_port();
+    let (http, sio) = (free_port(), free_port());
     let log = dir.path().join("dev.log");
     let (out, err) = common::log_file(&log);
     let mut child = Command::new(env!("CARGO_BIN_EXE_gru"))
@@ -18,7 +22,7 @@ async fn dev_mode() {
         .arg(dir.path().join("data"))
         .args(["--http", &format!("127.0.0.1:{http}")])
         .args(["--grpc", &format!("127.0.0.1:{}", free_port())])
-        .args(["--sio", &format!("127.0.0.1:{}", free_port())])
+        .args(["--sio", &format!("127.0.0.1:{sio}")])
         .args(["--gossip", &format!("127.0.0.1:{}", free_port())])
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
@@ -73,6 +77,44 @@ async fn dev_mode() {
     assert_eq!(bad.status(), 400);
     let body: serde_json::Value = bad.json().await.expect("json error");
     assert_eq!(body["error"]["code"], "bad_request");
+
+    // Presence without Redis: the stat API reads the spear's roster in process.
+    let token = TokenKey::new(TokenKind::Spear, b"INSECURE-dev-spear-secret").sign(Claims {
+        typ: TokenKind::Spear,
+        uid: 77,
+        name: "dev".into(),
+        app: "web".into(),
+        exp: gru::clock::unix_ms() / 1000 + 600,
+        groups: None,
+        spears: Some(vec![1]),
+    });
+    let client = SioClient::connect(&format!("127.0.0.1:{sio}"), Some(json!({"token": token})))
+        .await
+        .expect("connect to the dev spear");
+    let joined = client
+        .call("join", &json!({"groups": [10]}))
+        .await
+        .expect("join ack");
+    assert_eq!(joined["success"], true, "{joined}");
+    let stat: serde_json::Value = http_client
+        .get(format!("{base}/getGroupStat?groupId=10"))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stat, json!({"groupId": 10, "userIds": [77]}));
+    let nodes: serde_json::Value = http_client
+        .get(format!("{base}/api/v1/nodes"))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(nodes, json!({"nodes": [{"node_id": 1, "users": 1, "groups": 1}]}));
+    drop(client);
 
     let printed = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
