@@ -5,14 +5,18 @@
 //! HTTP, a control-plane client, and `wait_for` with deadlines. Every child is killed on drop;
 //! when the test is failing, the temp dir is kept and the tail of every log is printed.
 //!
-//! Later issues add here: `partition(node)` (a fault-injecting proxy on internal links), a
-//! Redis server and a broker per test.
+//! When the config has more than one spear the relay is Redis: the cluster then uses
+//! `ClusterOptions::redis` or, without one, a private `redis-server` it starts and kills
+//! (`redis.rs`), so no test shares the machine's Redis.
+//!
+//! Later issues add here: a broker per test.
 
 #![allow(dead_code)]
 
 pub mod history;
 pub mod ports;
 pub mod proxy;
+pub mod redis;
 pub mod sio;
 
 use std::collections::BTreeMap;
@@ -110,6 +114,18 @@ pub struct ClusterOptions {
     pub extra_toml: String,
     /// Environment of every node process (e.g. `GRU_AUTH__ENFORCE_GROUPS=true`).
     pub env: Vec<(String, String)>,
+    /// The Redis the Redis relay uses (more than one spear). `None`: the cluster starts a
+    /// private `redis-server` of its own.
+    pub redis: Option<RedisTarget>,
+}
+
+/// A Redis for the cluster's `[redis]` section.
+#[derive(Clone, Debug)]
+pub enum RedisTarget {
+    /// A standalone server: its URL.
+    Server(String),
+    /// A Redis Cluster: the URL of one of its nodes (`cluster = true`).
+    Cluster(String),
 }
 
 /// A cluster of real `gru` processes.
@@ -120,6 +136,8 @@ pub struct TestCluster {
     nodes: BTreeMap<u64, TestNode>,
     options: ClusterOptions,
     http: reqwest::Client,
+    /// The private Redis started when the relay is Redis and `options.redis` is `None`.
+    redis: Option<redis::RedisServer>,
 }
 
 impl TestCluster {
@@ -139,7 +157,7 @@ impl TestCluster {
             .iter()
             .map(|spec| (spec.id, TestNode::new(spec.clone(), &options)))
             .collect();
-        let cluster = Self {
+        let mut cluster = Self {
             config_path: root.join("cluster.toml"),
             dir: Some(dir),
             root,
@@ -149,7 +167,9 @@ impl TestCluster {
                 .timeout(Duration::from_secs(2))
                 .build()
                 .expect("http client"),
+            redis: None,
         };
+        cluster.ensure_redis();
         cluster.write_config();
         cluster
     }
@@ -166,7 +186,35 @@ impl TestCluster {
     pub fn add_node(&mut self, spec: NodeSpec) {
         let node = TestNode::new(spec.clone(), &self.options);
         self.nodes.insert(spec.id, node);
+        self.ensure_redis();
         self.write_config();
+    }
+
+    /// The private Redis (see [`ClusterOptions::redis`]), to kill or restart it.
+    pub fn redis(&mut self) -> Option<&mut redis::RedisServer> {
+        self.redis.as_mut()
+    }
+
+    fn spear_count(&self) -> usize {
+        self.nodes
+            .values()
+            .filter(|n| n.spec.roles.contains(&"spear"))
+            .count()
+    }
+
+    /// Starts the private Redis once the relay is Redis and no Redis was given.
+    fn ensure_redis(&mut self) {
+        if self.spear_count() > 1 && self.options.redis.is_none() && self.redis.is_none() {
+            self.redis = Some(redis::RedisServer::start());
+        }
+    }
+
+    /// The Redis the config names: the given one, else the private one.
+    fn redis_target(&self) -> Option<RedisTarget> {
+        self.options
+            .redis
+            .clone()
+            .or_else(|| self.redis.as_ref().map(|r| RedisTarget::Server(r.url())))
     }
 
     /// Cuts node `id` off from every other node (both directions); the test process can still
@@ -247,12 +295,22 @@ impl TestCluster {
     }
 
     fn write_config(&self) {
-        let spears = self
-            .nodes
-            .values()
-            .filter(|n| n.spec.roles.contains(&"spear"))
-            .count();
+        let spears = self.spear_count();
         let relay = if spears > 1 { "redis" } else { "local" };
+        // One `[redis]` section only: the test's own, if its extra TOML has one.
+        let user_redis = self
+            .options
+            .extra_toml
+            .lines()
+            .any(|l| l.trim_start().starts_with("[redis]"));
+        let redis_section = match self.redis_target() {
+            _ if relay != "redis" || user_redis => String::new(),
+            Some(RedisTarget::Server(url)) => format!("\n[redis]\nurl = \"{url}\"\n"),
+            Some(RedisTarget::Cluster(url)) => {
+                format!("\n[redis]\nurl = \"{url}\"\ncluster = true\n")
+            }
+            None => String::new(),
+        };
         let mut toml = format!(
             r#"{extra}
 [cluster]
@@ -265,7 +323,7 @@ lease_sweep_ms = 100
 
 [relay]
 kind = "{relay}"
-
+{redis_section}
 [auth]
 business_secret = "test-business-secret-0123456789"
 spear_secret = "test-spear-secret-abcdefghijkl"

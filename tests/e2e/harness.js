@@ -1,6 +1,7 @@
 // Starts `gru dev` (or uses a running gru given by GRU_HTTP) and offers the steps of the Gru
 // client journey: token1 from `gru token`, ticket, socket.io connect with either official
-// client, and promise wrappers around Gru's events.
+// client, and promise wrappers around Gru's events. A cluster with two spears gets a private
+// `redis-server` for its Redis relay and presence.
 'use strict';
 const { spawn, execFileSync } = require('node:child_process');
 const net = require('node:net');
@@ -22,6 +23,20 @@ function freePort() {
   });
 }
 
+// Every process the harness spawned and has not seen exit; killed if this process exits
+// before stop() (a failed before hook), so no gru or redis outlives the test run.
+const live = new Set();
+process.on('exit', () => {
+  for (const child of live) {
+    try { child.kill('SIGKILL'); } catch (_) { /* gone */ }
+  }
+});
+function track(child) {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+
 async function waitFor(what, deadlineMs, probe) {
   const start = Date.now();
   for (;;) {
@@ -39,9 +54,9 @@ async function startDev() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gru-e2e-'));
   const [http, grpc, sio, gossip] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const log = fs.openSync(path.join(dir, 'dev.log'), 'w');
-  const child = spawn(GRU_BIN, ['dev', '--data-dir', path.join(dir, 'data'),
+  const child = track(spawn(GRU_BIN, ['dev', '--data-dir', path.join(dir, 'data'),
     '--http', `127.0.0.1:${http}`, '--grpc', `127.0.0.1:${grpc}`,
-    '--sio', `127.0.0.1:${sio}`, '--gossip', `127.0.0.1:${gossip}`], { stdio: ['ignore', log, log] });
+    '--sio', `127.0.0.1:${sio}`, '--gossip', `127.0.0.1:${gossip}`], { stdio: ['ignore', log, log] }));
   const base = `http://127.0.0.1:${http}`;
   await waitFor('gru dev to serve tickets', 20000, async () => {
     const r = await fetch(`${base}/api/v1/cluster`);
@@ -58,21 +73,81 @@ async function startDev() {
         child.once('exit', (c) => resolve(c));
         child.kill('SIGTERM');
       });
-      if (code === 0) fs.rmSync(dir, { recursive: true, force: true }); // kept when it failed
+      // Kept when it failed, or when GRU_E2E_KEEP is set (to read the node logs).
+      if (code === 0 && !process.env.GRU_E2E_KEEP) fs.rmSync(dir, { recursive: true, force: true });
       return code;
     },
   };
 }
 
-// A cluster of `gru run` processes: three core nodes (node 1 also serves ticket) and one
-// spear, from a generated cluster.toml.
-async function startCluster() {
+// Answers true when a Redis on `port` replies +PONG to PING.
+function redisPing(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    const done = (ok) => { sock.destroy(); resolve(ok); };
+    sock.setTimeout(500, () => done(false));
+    sock.on('error', () => done(false));
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => {
+      got += d.toString();
+      if (got.includes('\r\n')) done(got.startsWith('+PONG'));
+    });
+  });
+}
+
+// A private `redis-server` on a free port without persistence, its files in `dir`; stop()
+// kills it (SIGKILL) and waits for the exit.
+async function startRedis(dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const child = track(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
+    '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', path.join(dir, 'redis.log')],
+  { stdio: 'ignore' }));
+  let spawnError = null;
+  child.once('error', (e) => { spawnError = e; });
+  const start = Date.now();
+  for (;;) {
+    if (spawnError) {
+      throw new Error(`cannot run redis-server (${spawnError.message}); .ci/run installs it (apt-get install -y redis-server redis-tools)`);
+    }
+    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}; see ${dir}/redis.log`);
+    if (await redisPing(port)) break;
+    if (Date.now() - start > 10000) {
+      child.kill('SIGKILL');
+      throw new Error(`redis-server on ${port} did not answer PING within 10 s; see ${dir}/redis.log`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    }),
+  };
+}
+
+// A cluster of `gru run` processes from a generated cluster.toml: three core nodes (node 1
+// also serves ticket) and one spear (node 4). With `spears: 2`, node 5 is a second spear, the
+// relay is Redis (a private redis-server) and node 1 also serves stat.
+async function startCluster({ spears = 1 } = {}) {
+  if (spears !== 1 && spears !== 2) throw new Error(`startCluster: spears must be 1 or 2, not ${spears}`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gru-e2e-cluster-'));
   const nodes = [
-    { id: 1, roles: ['core', 'ticket'] }, { id: 2, roles: ['core'] },
+    { id: 1, roles: spears > 1 ? ['core', 'ticket', 'stat'] : ['core', 'ticket'] }, { id: 2, roles: ['core'] },
     { id: 3, roles: ['core'] }, { id: 4, roles: ['spear'] },
   ];
+  if (spears > 1) nodes.push({ id: 5, roles: ['spear'] });
   let toml = '[auth]\nbusiness_secret = "e2e-business-secret-0123456789"\nspear_secret = "e2e-spear-secret-0123456789abc"\n';
+  let redis = null;
+  if (spears > 1) {
+    redis = await startRedis(path.join(dir, 'redis'));
+    // Cluster-wide tables, so before the first [[nodes]].
+    toml += `\n[relay]\nkind = "redis"\n\n[redis]\nurl = "${redis.url}"\n`;
+  }
   for (const n of nodes) {
     n.http = await freePort();
     const ports = { grpc: await freePort(), gossip: await freePort(), sio: await freePort() };
@@ -84,28 +159,32 @@ async function startCluster() {
   fs.writeFileSync(config, toml);
   const children = nodes.map((n) => {
     const log = fs.openSync(path.join(dir, `node${n.id}.log`), 'w');
-    return spawn(GRU_BIN, ['run', '--config', config, '--node', String(n.id)], { stdio: ['ignore', log, log] });
+    return track(spawn(GRU_BIN, ['run', '--config', config, '--node', String(n.id)], { stdio: ['ignore', log, log] }));
   });
   const base = `http://127.0.0.1:${nodes[0].http}`;
-  await waitFor('the cluster to serve tickets', 30000, async () => {
+  await waitFor(`the cluster to serve tickets (${spears} spear(s))`, 30000, async () => {
     const v = await (await fetch(`${base}/api/v1/cluster`)).json();
-    return v.leader_id && v.spears && v.spears.length === 1;
+    return v.leader_id && v.spears && v.spears.length === spears;
   });
   const stopOne = (child) => new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve(child.exitCode);
+    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
     child.once('exit', (code) => resolve(code));
     child.kill('SIGTERM');
   });
   return {
     base,
     dir,
+    redis,
     token1: (user, name, extra = []) => execFileSync(GRU_BIN, ['token', '--config', config, '--user', String(user), '--name', name, ...extra]).toString().trim(),
-    // Spear first (it deregisters through the cores), then the cores; 0 when all exit cleanly.
+    // Spears first (they deregister through the cores), then the cores, then Redis; 0 when
+    // every gru process exits cleanly.
     stop: async () => {
-      const first = await stopOne(children[3]);
+      const first = await Promise.all(children.slice(3).map(stopOne));
       const rest = await Promise.all(children.slice(0, 3).map(stopOne));
-      const code = [first, ...rest].find((c) => c !== 0) ?? 0;
-      if (code === 0) fs.rmSync(dir, { recursive: true, force: true }); // kept when it failed
+      if (redis) await redis.stop();
+      const code = [...first, ...rest].find((c) => c !== 0) ?? 0;
+      // Kept when it failed, or when GRU_E2E_KEEP is set (to read the node logs).
+      if (code === 0 && !process.env.GRU_E2E_KEEP) fs.rmSync(dir, { recursive: true, force: true });
       return code;
     },
   };

@@ -1,0 +1,346 @@
+//! Real `redis-server` processes for tests: a single server ([`RedisServer`]) or a cluster of
+//! masters ([`RedisCluster`]), each on its own free loopback port with its own temp dir and log
+//! file, without persistence. Every process is killed (kill -9) and reaped when its struct
+//! drops, also while a test panics; then the temp dir is kept and the log tail printed.
+//!
+//! `redis-server` and `redis-cli` must be on PATH (`.ci/run` installs them).
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::ports::free_port;
+
+/// How long a server may take to answer PING after it was spawned.
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// How often readiness is polled.
+const POLL: Duration = Duration::from_millis(20);
+/// How long a cluster may take to report `cluster_state:ok` on every node.
+const CLUSTER_DEADLINE: Duration = Duration::from_secs(20);
+
+fn require_binary(name: &str) {
+    match Command::new(name)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(_) => {}
+        Err(e) => panic!(
+            "`{name}` is needed on PATH for the Redis tests ({e}); .ci/run installs it \
+             (Debian: apt-get install -y redis-server redis-tools)"
+        ),
+    }
+}
+
+/// One `redis-server` child process on `127.0.0.1:<port>`.
+pub struct RedisServer {
+    port: u16,
+    /// Extra arguments (cluster mode) the process is started with, also on restart.
+    extra: Vec<String>,
+    dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a standalone server on a free port and waits until it answers PING.
+    pub fn start() -> Self {
+        Self::start_with(Vec::new())
+    }
+
+    fn start_with(extra: Vec<String>) -> Self {
+        require_binary("redis-server");
+        let dir = tempfile::Builder::new()
+            .prefix("gru-redis-")
+            .tempdir()
+            .expect("create redis temp dir");
+        let root = dir.path().to_path_buf();
+        let mut server = Self {
+            port: free_port(),
+            extra,
+            dir: Some(dir),
+            root,
+            child: None,
+        };
+        server.spawn_and_wait();
+        server
+    }
+
+    /// A standalone server's arguments plus cluster mode; the cluster config file is named
+    /// after the port.
+    fn start_cluster_node() -> Self {
+        require_binary("redis-server");
+        let dir = tempfile::Builder::new()
+            .prefix("gru-redis-cluster-")
+            .tempdir()
+            .expect("create redis temp dir");
+        let root = dir.path().to_path_buf();
+        let port = free_port();
+        let extra = vec![
+            "--cluster-enabled".to_string(),
+            "yes".to_string(),
+            "--cluster-config-file".to_string(),
+            root.join(format!("nodes-{port}.conf"))
+                .display()
+                .to_string(),
+            "--cluster-node-timeout".to_string(),
+            "2000".to_string(),
+        ];
+        let mut server = Self {
+            port,
+            extra,
+            dir: Some(dir),
+            root,
+            child: None,
+        };
+        server.spawn_and_wait();
+        server
+    }
+
+    fn spawn_and_wait(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "redis on port {} is running",
+            self.port
+        );
+        // Restart means empty data: drop what a previous run left (there is no persistence, but
+        // a cluster node's config file would bring its old identity back).
+        for name in [format!("nodes-{}.conf", self.port), "dump.rdb".into()] {
+            let _ = std::fs::remove_file(self.root.join(name));
+        }
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.root)
+            .arg("--logfile")
+            .arg(self.log_path())
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "spawn redis-server ({e}); .ci/run installs it \
+                     (Debian: apt-get install -y redis-server redis-tools)"
+                )
+            });
+        self.child = Some(child);
+        let start = Instant::now();
+        loop {
+            if ping(self.port) {
+                return;
+            }
+            if !self.is_running() {
+                panic!(
+                    "redis-server on port {} exited before answering PING; log:\n{}",
+                    self.port,
+                    self.log_tail(30)
+                );
+            }
+            if start.elapsed() > READY_DEADLINE {
+                self.kill();
+                panic!(
+                    "redis-server on port {} did not answer PING within {READY_DEADLINE:?}; log:\n{}",
+                    self.port,
+                    self.log_tail(30)
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Its log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.root.join("redis.log")
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.log_path(), lines)
+    }
+
+    /// kill -9 and reap (nothing when it is not running).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with empty data and waits until it answers PING.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn_and_wait();
+    }
+
+    /// Whether the process is alive (reaps it if it exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                self.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Runs `redis-cli -h 127.0.0.1 -p <port> <args>` and returns its output, or `None` when it
+    /// could not run or exited non-zero.
+    pub fn cmd(&self, args: &[&str]) -> Option<String> {
+        cli(self.port, args)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            if let Some(dir) = self.dir.take() {
+                let kept = dir.keep();
+                eprintln!(
+                    "test failed; redis (port {}) files kept in {}\n---- last lines of its log ----\n{}",
+                    self.port,
+                    kept.display(),
+                    tail(&kept.join("redis.log"), 20)
+                );
+            }
+        }
+    }
+}
+
+/// A Redis Cluster of `masters` masters without replicas, each a [`RedisServer`].
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts `masters` cluster-enabled servers (at least 3, Redis's minimum), joins them with
+    /// `redis-cli --cluster create`, and waits until every node reports `cluster_state:ok`.
+    pub fn start(masters: usize) -> Self {
+        assert!(masters >= 3, "a Redis Cluster needs at least 3 masters");
+        require_binary("redis-cli");
+        let nodes: Vec<RedisServer> = (0..masters)
+            .map(|_| RedisServer::start_cluster_node())
+            .collect();
+        let cluster = Self { nodes };
+        let addrs: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create {addrs:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let start = Instant::now();
+        loop {
+            let states: Vec<bool> = cluster
+                .nodes
+                .iter()
+                .map(|n| {
+                    n.cmd(&["CLUSTER", "INFO"])
+                        .is_some_and(|info| info.contains("cluster_state:ok"))
+                })
+                .collect();
+            if states.iter().all(|ok| *ok) {
+                return cluster;
+            }
+            assert!(
+                start.elapsed() < CLUSTER_DEADLINE,
+                "redis cluster {addrs:?} not ok within {CLUSTER_DEADLINE:?} (ok per node: {states:?})"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The URL of the first master.
+    pub fn seed_url(&self) -> String {
+        self.nodes[0].url()
+    }
+
+    /// The masters' ports.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(RedisServer::port).collect()
+    }
+
+    /// Master `i` (to kill or query it).
+    pub fn node(&mut self, i: usize) -> &mut RedisServer {
+        &mut self.nodes[i]
+    }
+
+    /// Runs `redis-cli -c` (following redirects) against the first master.
+    pub fn cmd(&self, args: &[&str]) -> Option<String> {
+        let mut all = vec!["-c"];
+        all.extend_from_slice(args);
+        cli(self.nodes[0].port(), &all)
+    }
+}
+
+/// PING over a raw connection; true on `+PONG`.
+fn ping(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    while !got.ends_with(b"\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got.starts_with(b"+PONG")
+}
+
+fn cli(port: u16, args: &[&str]) -> Option<String> {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
