@@ -26,10 +26,13 @@ type Sink = Arc<Mutex<SplitSink<Ws, Message>>>;
 /// How long one connection may take to open, authenticate and join.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The next text packet; binary and control frames are skipped.
+/// The next text packet that is not an engine.io ping; pings are answered (gru's spear pings
+/// right after the handshake, and a ping left unanswered closes the connection 20 s later);
+/// binary and control frames are skipped.
 async fn next_text(ws: &mut Ws) -> Result<String> {
     loop {
         match ws.next().await.context("connection closed")?? {
+            Message::Text(t) if t.as_str() == "2" => ws.send(Message::text("3")).await?,
             Message::Text(t) => return Ok(t.as_str().to_string()),
             Message::Close(_) => bail!("connection closed by the server"),
             _ => {}
@@ -45,6 +48,7 @@ pub(super) async fn open(addr: &str, auth: &str, group: Option<u64>) -> Result<W
         .with_context(|| format!("opening a connection to {addr} took over {OPEN_TIMEOUT:?}"))?
 }
 
+/// [`open`] without its time limit.
 async fn open_inner(addr: &str, auth: &str, group: Option<u64>) -> Result<Ws> {
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
     // 8 KiB instead of the eagerly allocated 128 KiB read buffer: 10,000 fan-out members would
@@ -74,9 +78,7 @@ async fn open_inner(addr: &str, auth: &str, group: Option<u64>) -> Result<Ws> {
         .await?;
         loop {
             let reply = next_text(&mut ws).await?;
-            if reply == "2" {
-                ws.send(Message::text("3")).await?;
-            } else if reply.starts_with("431") {
+            if reply.starts_with("431") {
                 if !reply.contains(r#""success":true"#) {
                     bail!("join refused: {reply}");
                 }
@@ -93,6 +95,7 @@ fn sent_ns(packet: &str) -> Option<u64> {
     if !packet.starts_with(r#"42["msg","#) {
         return None;
     }
+    /// What precedes the timestamp.
     const KEY: &str = r#""content":""#;
     let at = packet.find(KEY)? + KEY.len();
     let digits = &packet[at..];
@@ -128,12 +131,16 @@ pub(super) enum To {
 
 /// A sending connection: its reader task counts acknowledgements.
 pub(super) struct Sender {
+    /// The writing half.
     sink: Sink,
+    /// The ack id of the next message.
     next_ack: u64,
+    /// Reads acknowledgements and answers pings.
     reader: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Sender {
+    /// Stops the reader; the connection closes with its last half.
     fn drop(&mut self) {
         self.reader.abort();
     }

@@ -12,12 +12,15 @@ use anyhow::{bail, Context, Result};
 
 /// The secrets of the benchmark cluster; they never leave this machine's temp directory.
 pub(super) const SPEAR_SECRET: &str = "bench-spear-secret-0123456789abc";
+/// The business secret the config requires; the benchmark mints no token1.
 const BUSINESS_SECRET: &str = "bench-business-secret-0123456789";
 
 /// A directory under the system temp dir, removed on drop unless [`Scratch::keep`] was
 /// called (a failed run keeps its logs).
 pub(super) struct Scratch {
+    /// The directory.
     path: PathBuf,
+    /// Left in place on drop.
     keep: bool,
 }
 
@@ -45,6 +48,7 @@ impl Scratch {
 }
 
 impl Drop for Scratch {
+    /// Removes the directory unless it was kept.
     fn drop(&mut self) {
         if !self.keep {
             let _ = std::fs::remove_dir_all(&self.path);
@@ -54,7 +58,9 @@ impl Drop for Scratch {
 
 /// A child process, killed and reaped on drop.
 pub(super) struct Proc {
+    /// What the process is, for errors.
     name: String,
+    /// The process.
     child: Child,
 }
 
@@ -90,6 +96,7 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// Kills and reaps the process.
     fn drop(&mut self) {
         // SIGKILL: the benchmark's servers keep nothing worth a graceful stop, and a stop
         // that hangs would keep the benchmark from reporting.
@@ -168,11 +175,15 @@ fn redis_ping(port: u16) -> bool {
             .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
 }
 
-/// The addresses of one spear of the benchmark cluster.
+/// The ports of one node of the benchmark cluster (all on 127.0.0.1).
 struct NodePorts {
+    /// Internal gRPC.
     grpc: u16,
+    /// HTTP API.
     http: u16,
+    /// Gossip (UDP).
     gossip: u16,
+    /// socket.io.
     sio: u16,
 }
 
@@ -183,7 +194,7 @@ pub(super) struct Servers {
     pub(super) a: String,
     /// Spear B's socket.io address.
     pub(super) b: String,
-    /// Both servers and Redis: their CPU time is the system's cost; killed on drop.
+    /// Spear A, spear B and Redis: their CPU time is the system's cost; killed on drop.
     pub(super) procs: Vec<Proc>,
 }
 
@@ -204,7 +215,7 @@ impl Servers {
 /// the senders (spear A), so every message id comes from the Raft leader over gRPC, the way a
 /// spear gets its ids in a real deployment. Returns once node 1's cluster view lists two
 /// spears.
-pub(super) async fn start_gru(dir: &Path, gru_bin: &Path) -> Result<Servers> {
+pub(super) async fn start_gru(dir: &Path, gru_bin: &Path, idgen: &str) -> Result<Servers> {
     let ports = free_ports(9)?;
     let node = |i: usize| NodePorts {
         grpc: ports[1 + 4 * i],
@@ -215,7 +226,7 @@ pub(super) async fn start_gru(dir: &Path, gru_bin: &Path) -> Result<Servers> {
     let (n1, n2) = (node(0), node(1));
     let redis = start_redis(dir, ports[0]).await?;
     let config = dir.join("cluster.toml");
-    std::fs::write(&config, cluster_toml(dir, ports[0], &n1, &n2))
+    std::fs::write(&config, cluster_toml(dir, ports[0], idgen, &n1, &n2))
         .with_context(|| format!("cannot write {}", config.display()))?;
     let mut procs = Vec::new();
     for id in [1, 2] {
@@ -231,6 +242,8 @@ pub(super) async fn start_gru(dir: &Path, gru_bin: &Path) -> Result<Servers> {
             &dir.join(format!("node{id}.log")),
         )?);
     }
+    // Spear A (node 2), spear B (node 1), Redis: the order of every CPU split.
+    procs.reverse();
     procs.push(redis);
     let mut servers = Servers {
         a: format!("127.0.0.1:{}", n2.sio),
@@ -264,7 +277,9 @@ async fn spear_count(http: &reqwest::Client, url: &str) -> Option<usize> {
     view.get("spears")?.as_array().map(Vec::len)
 }
 
-fn cluster_toml(dir: &Path, redis: u16, n1: &NodePorts, n2: &NodePorts) -> String {
+/// The benchmark cluster's config: node 1 core, spear, ticket and stat, node 2 spear, the
+/// Redis relay on the private Redis, no per-connection message limit to speak of.
+fn cluster_toml(dir: &Path, redis: u16, idgen: &str, n1: &NodePorts, n2: &NodePorts) -> String {
     let node = |id: u64, roles: &str, p: &NodePorts| {
         format!(
             "[[nodes]]\nid = {id}\nroles = {roles}\ndata_dir = {data:?}\n[nodes.listen]\n\
@@ -281,7 +296,7 @@ fn cluster_toml(dir: &Path, redis: u16, n1: &NodePorts, n2: &NodePorts) -> Strin
         "# Written by `gru bench relay`.\n[cluster]\nname = \"bench\"\n\n\
          # The benchmark's senders send far more than a person would.\n\
          [spear]\nmax_msgs_per_sec = 1000000\n\n\
-         [relay]\nkind = \"redis\"\n\n[redis]\nurl = \"redis://127.0.0.1:{redis}\"\n\n\
+         [idgen]\nmode = \"{idgen}\"\n\n[relay]\nkind = \"redis\"\n\n[redis]\nurl = \"redis://127.0.0.1:{redis}\"\n\n\
          [auth]\nbusiness_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n\n{}{}",
         node(1, r#"["core", "spear", "ticket", "stat"]"#, n1),
         node(2, r#"["spear"]"#, n2),
@@ -318,17 +333,24 @@ pub(super) async fn start_peer(dir: &Path, peer_dir: &Path) -> Result<Servers> {
         let mut cmd = Command::new("node");
         cmd.arg(&script).arg(port.to_string()).arg(&redis_url);
         let log = dir.join(format!("peer-{name}.log"));
-        procs.push(Proc::spawn(&format!("peer server {name}"), cmd, &log)?);
-        wait_until(
-            &format!("peer server {name} to listen"),
-            Duration::from_secs(30),
-            || {
-                let ready = std::fs::read_to_string(&log)
-                    .is_ok_and(|l| l.contains(&format!("listening {port}")));
-                async move { ready }
-            },
-        )
-        .await?;
+        let mut server = Proc::spawn(&format!("peer server {name}"), cmd, &log)?;
+        let start = Instant::now();
+        // The script prints this once its Redis clients are connected.
+        let ready = format!("listening {port}");
+        while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains(&ready)) {
+            // A server that died (bad Redis URL, missing package) is reported at once.
+            server
+                .check_alive()
+                .with_context(|| format!("see {}", log.display()))?;
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!(
+                    "peer server {name} did not listen within 30 s (see {})",
+                    log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        procs.push(server);
     }
     procs.push(redis);
     Ok(Servers {

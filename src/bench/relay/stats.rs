@@ -20,6 +20,7 @@ const BUCKETS: usize = ((MAX_MSB - SUB_BITS) as usize + 2) << SUB_BITS;
 /// shared histogram costs the client less than per-connection ones merged later (10,000
 /// fan-out members).
 pub(super) struct Histogram {
+    /// Recordings per bucket.
     counts: Box<[AtomicU64]>,
 }
 
@@ -108,6 +109,8 @@ pub(super) struct Counters {
     pub(super) ack_errors: AtomicU64,
     /// `msg` events received for this step's messages.
     pub(super) delivered: AtomicU64,
+    /// When the last of them arrived, ns since the epoch.
+    last_delivery_ns: AtomicU64,
     /// Send → receive latency of each delivery.
     pub(super) latency: Histogram,
     /// The first error acknowledgement of the step, to show why.
@@ -124,6 +127,7 @@ impl Counters {
             acked: AtomicU64::new(0),
             ack_errors: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
+            last_delivery_ns: AtomicU64::new(0),
             latency: Histogram::new(),
             first_error: std::sync::Mutex::new(None),
         }
@@ -138,7 +142,13 @@ impl Counters {
     pub(super) fn begin(&self) {
         // Close the window first so no late delivery lands between the reset and the start.
         self.step_start_ns.store(u64::MAX, Ordering::SeqCst);
-        for c in [&self.sent, &self.acked, &self.ack_errors, &self.delivered] {
+        for c in [
+            &self.sent,
+            &self.acked,
+            &self.ack_errors,
+            &self.delivered,
+            &self.last_delivery_ns,
+        ] {
             c.store(0, Ordering::SeqCst);
         }
         self.latency.reset();
@@ -156,6 +166,14 @@ impl Counters {
         let now = self.now_ns();
         self.latency.record(now.saturating_sub(sent_ns) / 1000);
         self.delivered.fetch_add(1, Ordering::Relaxed);
+        self.last_delivery_ns.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Seconds from the start of the step to its last delivery (0 without deliveries).
+    pub(super) fn delivery_span_s(&self) -> f64 {
+        let start = self.step_start_ns.load(Ordering::Relaxed);
+        let last = self.last_delivery_ns.load(Ordering::Relaxed);
+        last.saturating_sub(start) as f64 / 1e9
     }
 
     /// An acknowledgement reported an error (`packet` is kept if it is the first).
@@ -213,9 +231,9 @@ pub(super) fn cpu_ticks(pid: &str) -> Result<u64> {
     Ok(utime + stime)
 }
 
-/// The CPU ticks of several processes together.
-pub(super) fn cpu_ticks_of(pids: &[u32]) -> Result<u64> {
-    pids.iter().map(|p| cpu_ticks(&p.to_string())).sum()
+/// The CPU ticks of each process of `pids`.
+pub(super) fn cpu_ticks_each(pids: &[u32]) -> Result<Vec<u64>> {
+    pids.iter().map(|p| cpu_ticks(&p.to_string())).collect()
 }
 
 /// What one step measured.
@@ -229,8 +247,11 @@ pub(super) struct StepResult {
     pub(super) offered: u64,
     /// Deliveries expected per message (1 for unicast, the group size for fan-out).
     pub(super) per_msg: u64,
-    /// Seconds of sending.
-    pub(super) seconds: f64,
+    /// Seconds the senders took to send everything (longer than planned when the servers
+    /// push back).
+    pub(super) send_s: f64,
+    /// Seconds from the step's start to its last delivery.
+    pub(super) span_s: f64,
     /// Messages sent.
     pub(super) sent: u64,
     /// Acknowledged with success.
@@ -241,10 +262,12 @@ pub(super) struct StepResult {
     pub(super) delivered: u64,
     /// p50, p99, p99.9 in µs.
     pub(super) lat_us: [u64; 3],
-    /// CPU seconds of the servers (both spears and Redis) over the step and its drain.
-    pub(super) server_cpu_s: f64,
+    /// CPU seconds of spear A, spear B and Redis over the step and its drain.
+    pub(super) server_cpu_s: Vec<f64>,
     /// CPU seconds of this benchmark process over the same time.
     pub(super) client_cpu_s: f64,
+    /// Why the step stopped early (a sender's connection was closed), if it did.
+    pub(super) failure: Option<String>,
 }
 
 impl StepResult {
@@ -261,9 +284,21 @@ impl StepResult {
         self.delivered as f64 / self.expected() as f64
     }
 
-    /// Deliveries per second of sending.
+    /// Messages sent per second: below the offered rate when the servers push back.
+    pub(super) fn sent_per_sec(&self) -> f64 {
+        if self.send_s <= 0.0 {
+            return 0.0;
+        }
+        self.sent as f64 / self.send_s
+    }
+
+    /// Deliveries per second, from the step's start to its last delivery: a server that falls
+    /// behind and delivers its backlog during the drain shows its real rate here.
     pub(super) fn delivered_per_sec(&self) -> f64 {
-        self.delivered as f64 / self.seconds
+        if self.span_s <= 0.0 {
+            return 0.0;
+        }
+        self.delivered as f64 / self.span_s.max(self.send_s)
     }
 
     /// Server CPU µs per delivered message.
@@ -271,29 +306,49 @@ impl StepResult {
         if self.delivered == 0 {
             return f64::NAN;
         }
-        self.server_cpu_s * 1e6 / self.delivered as f64
+        self.server_cpu() * 1e6 / self.delivered as f64
     }
 
-    /// The step kept up: ≥ 99.9 % delivered and p99 below 10 ms.
+    /// CPU seconds of the servers together.
+    pub(super) fn server_cpu(&self) -> f64 {
+        self.server_cpu_s.iter().sum()
+    }
+
+    /// The p99 a step may have and still count as kept up, µs: 10 ms for unicast (the
+    /// issue's target); 1 s for fan-out, where the last of 10,000 members gets a message only
+    /// after the whole group was written to (about 100 ms on 2 cores), so only a backlog that
+    /// grows through the step pushes p99 past a second.
+    fn p99_limit_us(&self) -> u64 {
+        if self.per_msg > 1 {
+            1_000_000
+        } else {
+            10_000
+        }
+    }
+
+    /// The step kept up: ≥ 99.9 % delivered, p99 within the limit, no connection lost.
     pub(super) fn sustained(&self) -> bool {
-        self.delivered_ratio() >= 0.999 && self.lat_us[1] < 10_000
+        self.failure.is_none()
+            && self.delivered_ratio() >= 0.999
+            && self.lat_us[1] < self.p99_limit_us()
     }
 
     /// The Markdown header of [`StepResult::row`].
     pub(super) fn header() -> &'static str {
-        "| target | scenario | offered msg/s | sent | acked (errors) | delivered | delivered/s | p50 ms | p99 ms | p99.9 ms | server CPU s | CPU µs/delivery | client CPU s | kept up |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+        "| target | scenario | offered msg/s | sent | sent/s | acked (errors) | delivered | delivered/s | p50 ms | p99 ms | p99.9 ms | server CPU s (A / B / Redis) | CPU µs/delivery | client CPU s | kept up |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     }
 
     /// One Markdown row.
     pub(super) fn row(&self) -> String {
         let ms = |us: u64| us as f64 / 1000.0;
         format!(
-            "| {} | {} | {} | {} | {} ({}) | {} ({:.2} %) | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {} ({}) | {} ({:.2} %) | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} ({}) | {} | {:.2} | {} |",
             self.target,
             self.scenario,
             self.offered,
             self.sent,
+            self.sent_per_sec(),
             self.acked,
             self.ack_errors,
             self.delivered,
@@ -302,10 +357,24 @@ impl StepResult {
             ms(self.lat_us[0]),
             ms(self.lat_us[1]),
             ms(self.lat_us[2]),
-            self.server_cpu_s,
-            self.cpu_us_per_delivery(),
+            self.server_cpu(),
+            self.server_cpu_s
+                .iter()
+                .map(|c| format!("{c:.2}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            if self.delivered == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.2}", self.cpu_us_per_delivery())
+            },
             self.client_cpu_s,
-            if self.sustained() { "yes" } else { "no" },
+            match (&self.failure, self.sustained()) {
+                _ if self.scenario == "idle" => "-".into(),
+                (Some(why), _) => format!("no: {why}"),
+                (None, true) => "yes".into(),
+                (None, false) => "no".into(),
+            },
         )
     }
 }
