@@ -2,8 +2,9 @@
 //! through redis-rs's reconnecting `ConnectionManager`, or a Redis Cluster through its async
 //! cluster connection. Both speak RESP3, so one connection carries commands and pub/sub pushes.
 //!
-//! Every command runs under `redis.timeout_ms`; a failure marks the link down ([`LinkHealth`])
-//! and a monitor pings until Redis answers again. Services never see redis-rs connection types.
+//! Every command runs under `redis.timeout_ms`; a broken connection marks the link down
+//! ([`LinkHealth`]) and a monitor pings until Redis answers again. A slow answer fails its
+//! command only. Services never see redis-rs connection types.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -253,7 +254,10 @@ impl RedisLink {
         fut: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, RedisError> {
         let outcome = match tokio::time::timeout(self.timeout, fut).await {
-            Err(_) => Err(RedisError::Timeout(self.timeout)),
+            // A slow answer fails this command only: the connection (and every subscription
+            // on it) is intact, so it is no outage. A broken connection shows as a transport
+            // error or a disconnect push.
+            Err(_) => return Err(RedisError::Timeout(self.timeout)),
             Ok(Err(e)) if is_transport(&e) => Err(to_err(e)),
             Ok(Err(e)) => {
                 // Redis answered: the link is fine, the command was not.

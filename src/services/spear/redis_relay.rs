@@ -128,6 +128,7 @@ impl RedisRelay {
             received: load(&self.stats.received),
             echoes: load(&self.stats.echoes),
             dropped: load(&self.stats.dropped),
+            slow_clients: load(&self.stats.slow_clients),
             channels: load(&self.channels),
         }
     }
@@ -273,7 +274,9 @@ impl RedisRelay {
         }
         .room();
         if let Err(e) = io.to(room).emit("msg", &msg).await {
-            tracing::debug!(error = %e, "relayed message not delivered to every local client");
+            // Only a client whose send queue is full (it does not read) misses it.
+            RelayStats::bump(&self.stats.slow_clients);
+            tracing::warn!(error = %e, "relayed message not delivered to a client that does not read");
         }
     }
 }

@@ -67,6 +67,8 @@ pub struct RelayStats {
     pub echoes: AtomicU64,
     /// Arrived messages that could not be delivered (malformed).
     pub dropped: AtomicU64,
+    /// Arrived messages that some local client missed because its send queue was full.
+    pub slow_clients: AtomicU64,
 }
 
 impl RelayStats {
@@ -95,6 +97,8 @@ pub struct RelayReport {
     pub echoes: u64,
     /// See [`RelayStats`].
     pub dropped: u64,
+    /// See [`RelayStats`].
+    pub slow_clients: u64,
     /// Channels this spear is subscribed to (or wants to be, during an outage).
     pub channels: u64,
 }
@@ -130,6 +134,7 @@ impl Relay {
                 received: 0,
                 echoes: 0,
                 dropped: 0,
+                slow_clients: 0,
                 channels: 0,
             },
             Relay::Redis(r) => r.report(),

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
-use socketioxide::SocketIo;
+use socketioxide::{SendError, SocketError, SocketIo};
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{
@@ -66,9 +67,18 @@ fn now_sec() -> u64 {
 }
 
 /// Sends `reply` both ways Gru clients expect: as the ack (if asked) and as `<event>_result`.
+/// A client whose send queue is full does not read what it is sent: it is disconnected (and
+/// reconnects through ticket) rather than left to miss a reply silently.
 fn answer(s: &SocketRef, ack: AckSender, event: &str, reply: &Reply) {
-    let _ = ack.send(reply);
-    let _ = s.emit(format!("{event}_result"), reply);
+    let acked = ack.send(reply);
+    let emitted = s.emit(format!("{event}_result"), reply);
+    let full = |r: &Result<(), SendError>| {
+        matches!(r, Err(SendError::Socket(SocketError::InternalChannelFull)))
+    };
+    if full(&acked) || full(&emitted) {
+        tracing::warn!(sid = %s.id, event, "client does not read its replies: disconnecting it");
+        let _ = s.clone().disconnect();
+    }
 }
 
 /// Refuses an event before authentication and closes the connection.
@@ -415,6 +425,10 @@ pub async fn serve(
     tracing::info!(addr = ?listener.local_addr().ok(), "socket.io listening");
     let app = axum::Router::new().layer(layer);
     let closing = io.clone();
+    // Small frames (acks, messages) go out at once instead of waiting for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.cancelled().await;
