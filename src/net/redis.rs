@@ -336,35 +336,31 @@ impl RedisLink {
 
     /// Subscribes to `channels` (`SSUBSCRIBE` on a cluster, one slot per call there).
     pub async fn subscribe(&self, channels: &[String]) -> Result<(), RedisError> {
-        if channels.is_empty() {
-            return Ok(());
-        }
-        match self.conn()? {
-            Conn::Single(mut c) => self.guarded(c.subscribe(channels)).await,
-            Conn::Cluster(c) => {
-                let runs = channels.iter().map(|ch| {
-                    let mut c = c.clone();
-                    async move { self.guarded(c.ssubscribe(ch)).await }
-                });
-                futures_util::future::join_all(runs)
-                    .await
-                    .into_iter()
-                    .collect()
-            }
-        }
+        self.pubsub(channels, true).await
     }
 
     /// Unsubscribes from `channels`.
     pub async fn unsubscribe(&self, channels: &[String]) -> Result<(), RedisError> {
+        self.pubsub(channels, false).await
+    }
+
+    async fn pubsub(&self, channels: &[String], subscribe: bool) -> Result<(), RedisError> {
         if channels.is_empty() {
             return Ok(());
         }
         match self.conn()? {
+            Conn::Single(mut c) if subscribe => self.guarded(c.subscribe(channels)).await,
             Conn::Single(mut c) => self.guarded(c.unsubscribe(channels)).await,
             Conn::Cluster(c) => {
                 let runs = channels.iter().map(|ch| {
                     let mut c = c.clone();
-                    async move { self.guarded(c.sunsubscribe(ch)).await }
+                    async move {
+                        if subscribe {
+                            self.guarded(c.ssubscribe(ch)).await
+                        } else {
+                            self.guarded(c.sunsubscribe(ch)).await
+                        }
+                    }
                 });
                 futures_util::future::join_all(runs)
                     .await

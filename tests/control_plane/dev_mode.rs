@@ -96,24 +96,22 @@ async fn dev_mode() {
         .await
         .expect("join ack");
     assert_eq!(joined["success"], true, "{joined}");
-    let stat: serde_json::Value = http_client
-        .get(format!("{base}/getGroupStat?groupId=10"))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(stat, json!({"groupId": 10, "userIds": [77]}));
-    let nodes: serde_json::Value = http_client
-        .get(format!("{base}/api/v1/nodes"))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(nodes, json!({"nodes": [{"node_id": 1, "users": 1, "groups": 1}]}));
+    let get_json = |path: &str| {
+        let url = format!("{base}{path}");
+        let http_client = http_client.clone();
+        async move {
+            let resp = http_client.get(url).send().await.expect("answer");
+            resp.json::<serde_json::Value>().await.expect("json")
+        }
+    };
+    assert_eq!(
+        get_json("/getGroupStat?groupId=10").await,
+        json!({"groupId": 10, "userIds": [77]})
+    );
+    assert_eq!(
+        get_json("/api/v1/nodes").await,
+        json!({"nodes": [{"node_id": 1, "users": 1, "groups": 1}]})
+    );
     drop(client);
 
     let printed = std::fs::read_to_string(&log).unwrap_or_default();

@@ -113,19 +113,8 @@ impl Bench<'_> {
         let idle = self.idle().await?;
         eprintln!("{}", idle.row());
         results.push(idle);
-        for &rate in &self.args.rates {
-            let r = self
-                .step("unicast", &mut senders, rate, self.args.seconds, 1)
-                .await?;
-            eprintln!("{}", r.row());
-            let failure = r.failure.clone();
-            results.push(r);
-            if let Some(why) = failure {
-                // A closed sender or a dead server cannot take the next rates.
-                eprintln!("{}: {why}; skipping higher rates", self.target);
-                break;
-            }
-        }
+        let rates = self.args.rates.clone();
+        results.extend(self.ladder("unicast", &mut senders, &rates, 1).await?);
         drop(senders);
         for r in receivers {
             r.abort();
@@ -163,10 +152,30 @@ impl Bench<'_> {
             .into_iter()
             .map(|ws| (Sender::new(ws, self.counters.clone()), To::Group(GROUP)))
             .collect();
+        let rates = self.args.fanout_rate.clone();
+        let results = self
+            .ladder("fan-out", &mut senders, &rates, n as u64)
+            .await?;
+        drop(senders);
+        for m in members {
+            m.abort();
+        }
+        Ok(results)
+    }
+
+    /// Runs `scenario` at each of `rates` until a step fails: a closed sender or a dead
+    /// server cannot take the next rates.
+    async fn ladder(
+        &mut self,
+        scenario: &'static str,
+        senders: &mut Vec<(Sender, To)>,
+        rates: &[u64],
+        per_msg: u64,
+    ) -> Result<Vec<StepResult>> {
         let mut results = Vec::new();
-        for &rate in &self.args.fanout_rate {
+        for &rate in rates {
             let r = self
-                .step("fan-out", &mut senders, rate, self.args.seconds, n as u64)
+                .step(scenario, senders, rate, self.args.seconds, per_msg)
                 .await?;
             eprintln!("{}", r.row());
             let failure = r.failure.clone();
@@ -175,10 +184,6 @@ impl Bench<'_> {
                 eprintln!("{}: {why}; skipping higher rates", self.target);
                 break;
             }
-        }
-        drop(senders);
-        for m in members {
-            m.abort();
         }
         Ok(results)
     }
