@@ -9,9 +9,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::{IdBlock, IdError};
 use crate::net::grpc::ClusterClient;
 
-/// Scheduler yields before an RPC goes out, to gather callers that are runnable already.
-const YIELDS_BEFORE_SEND: usize = 4;
-
 struct Waiter {
     count: u32,
     reply: oneshot::Sender<Result<Vec<IdBlock>, IdError>>,
@@ -57,11 +54,6 @@ async fn dispatch(
                 None => return,
             },
         };
-        // Let the tasks that are already runnable (other messages read in the same wake-up)
-        // queue their requests too, so that one RPC carries them all; this costs no timer.
-        for _ in 0..YIELDS_BEFORE_SEND {
-            tokio::task::yield_now().await;
-        }
         let mut batch = vec![first];
         let mut total = batch[0].count;
         while let Ok(w) = rx.try_recv() {
