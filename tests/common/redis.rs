@@ -53,46 +53,39 @@ impl RedisServer {
     }
 
     fn start_with(extra: Vec<String>) -> Self {
-        require_binary("redis-server");
-        let dir = tempfile::Builder::new()
-            .prefix("gru-redis-")
-            .tempdir()
-            .expect("create redis temp dir");
-        let root = dir.path().to_path_buf();
-        let mut server = Self {
-            port: free_port(),
-            extra,
-            dir: Some(dir),
-            root,
-            child: None,
-        };
-        server.spawn_and_wait();
-        server
+        Self::start_in("gru-redis-", |_, _| extra)
     }
 
     /// A standalone server's arguments plus cluster mode; the cluster config file is named
     /// after the port.
     fn start_cluster_node() -> Self {
+        Self::start_in("gru-redis-cluster-", |root, port| {
+            vec![
+                "--cluster-enabled".to_string(),
+                "yes".to_string(),
+                "--cluster-config-file".to_string(),
+                root.join(format!("nodes-{port}.conf"))
+                    .display()
+                    .to_string(),
+                "--cluster-node-timeout".to_string(),
+                "2000".to_string(),
+            ]
+        })
+    }
+
+    /// Starts a server in a new temp dir named `prefix…`, with the extra arguments `extra`
+    /// makes from that dir and the chosen port.
+    fn start_in(prefix: &str, extra: impl FnOnce(&Path, u16) -> Vec<String>) -> Self {
         require_binary("redis-server");
         let dir = tempfile::Builder::new()
-            .prefix("gru-redis-cluster-")
+            .prefix(prefix)
             .tempdir()
             .expect("create redis temp dir");
         let root = dir.path().to_path_buf();
         let port = free_port();
-        let extra = vec![
-            "--cluster-enabled".to_string(),
-            "yes".to_string(),
-            "--cluster-config-file".to_string(),
-            root.join(format!("nodes-{port}.conf"))
-                .display()
-                .to_string(),
-            "--cluster-node-timeout".to_string(),
-            "2000".to_string(),
-        ];
         let mut server = Self {
             port,
-            extra,
+            extra: extra(&root, port),
             dir: Some(dir),
             root,
             child: None,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::ClusterOptions;
+use crate::common::{wait_for, ClusterOptions};
 use crate::harness::{connect, get_json, join, online_event, spear_cluster, wait_group_stat, STAT};
 
 /// `stat.presence_ttl_ms`'s default.
@@ -37,25 +37,20 @@ async fn spear_crash_presence() {
 
     // The entries themselves are removed (targeted, through the dead spear's index).
     let redis = cluster.redis().expect("the harness's Redis");
-    let started = Instant::now();
-    loop {
-        let left = redis
-            .cmd(&[
+    wait_for(
+        "the dead spear's keys to be removed",
+        Duration::from_secs(15),
+        || async {
+            let left = redis.cmd(&[
                 "EXISTS",
                 "gru:gru-test:{s:3}:users",
                 "gru:gru-test:{u:303}",
                 "gru:gru-test:{g:40}:3",
-            ])
-            .unwrap_or_default();
-        if left.trim() == "0" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "dead spear's keys remain: {left}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            ])?;
+            (left.trim() == "0").then_some(())
+        },
+    )
+    .await;
     let members = redis
         .cmd(&["SMEMBERS", "gru:gru-test:{g:40}"])
         .unwrap_or_default();

@@ -277,12 +277,8 @@ impl Bench<'_> {
             ack_errors: Counters::get(&counters.ack_errors),
             delivered: Counters::get(&counters.delivered),
             lat_us: [0; 3],
-            server_cpu_s: cpu1
-                .iter()
-                .zip(&cpu0)
-                .map(|(b, a)| b.saturating_sub(*a) as f64 / self.ticks)
-                .collect(),
-            client_cpu_s: self1.saturating_sub(self0) as f64 / self.ticks,
+            server_cpu_s: self.cpu_seconds(&cpu0, &cpu1),
+            client_cpu_s: self.cpu_seconds(&[self0], &[self1])[0],
             failure,
         };
         let q = counters.latency.quantiles(&[0.5, 0.99, 0.999]);
@@ -300,6 +296,15 @@ impl Bench<'_> {
             eprintln!("  first error acknowledgement: {e}");
         }
         Ok(result)
+    }
+
+    /// CPU seconds per process between two readings of clock ticks.
+    fn cpu_seconds(&self, before: &[u64], after: &[u64]) -> Vec<f64> {
+        after
+            .iter()
+            .zip(before)
+            .map(|(b, a)| b.saturating_sub(*a) as f64 / self.ticks)
+            .collect()
     }
 
     /// The servers' CPU time over five seconds without traffic, every connection of the
@@ -326,12 +331,8 @@ impl Bench<'_> {
             ack_errors: 0,
             delivered: 0,
             lat_us: [0; 3],
-            server_cpu_s: cpu1
-                .iter()
-                .zip(&cpu0)
-                .map(|(b, a)| b.saturating_sub(*a) as f64 / self.ticks)
-                .collect(),
-            client_cpu_s: self1.saturating_sub(self0) as f64 / self.ticks,
+            server_cpu_s: self.cpu_seconds(&cpu0, &cpu1),
+            client_cpu_s: self.cpu_seconds(&[self0], &[self1])[0],
             failure: None,
         })
     }

@@ -1,45 +1,21 @@
 //! The stat HTTP API on nodes with the `stat` role: Gru's `GET /getGroupStat` (wire API §4)
-//! and the JSON API of `docs/api.md`.
+//! and the JSON API of `docs/api.md`. Errors use the public API's one mapping (400 / 503).
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
 use super::reader::{Presence, StatError};
 use crate::config::NodeId;
-
-/// A stat API failure: 400 for a bad id, 503 when presence cannot be read.
-enum ApiError {
-    BadRequest(String),
-    Unavailable(StatError),
-}
+use crate::net::http::ApiError;
 
 impl From<StatError> for ApiError {
     fn from(e: StatError) -> Self {
-        ApiError::Unavailable(e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code, message) = match self {
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
-            ApiError::Unavailable(e) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
-            ),
-        };
-        (
-            status,
-            Json(json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response()
+        ApiError::Unavailable(e.to_string())
     }
 }
 
