@@ -1,5 +1,5 @@
-//! `idgen_leader_kill`: 8 clients request ids without pause while the leader is killed -9 and
-//! restarted 10 times. The history checker finds no id twice and no real-time order
+//! `idgen_leader_kill`: 8 clients (4 of them through the spears' streaming client) request ids
+//! without pause while the leader is killed -9 and restarted 10 times. The history checker finds no id twice and no real-time order
 //! violation; the longest stretch without any id served around each kill is under 2 s.
 
 use std::time::{Duration, Instant};
@@ -43,7 +43,16 @@ async fn idgen_leader_kill() {
             .await;
     }
     let end = Instant::now();
+    let via = workload.stream_counts();
     let ops = workload.finish().await;
+    eprintln!(
+        "stream clients: {} requests over the stream, {} as single RPCs",
+        via.streamed, via.unary
+    );
+    // The stream carries the traffic, and each kill sends its clients back to the RPC, which
+    // finds the new leader (the history check below covers both ways).
+    assert!(via.streamed > via.unary, "the stream was not used: {via:?}");
+    assert!(via.unary >= 10, "no fallback after the kills: {via:?}");
 
     let checked = check_strict(&ops).unwrap_or_else(|e| panic!("history check failed: {e}"));
     eprintln!(

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
+use super::id_stream::IdStream;
 use super::pb::control_plane_client::ControlPlaneClient;
 use super::pb::id_gen_client::IdGenClient;
 use super::pb::NextIdsRequest;
@@ -48,6 +49,15 @@ pub enum ClientError {
     /// The server's answer could not be understood.
     #[error("bad reply: {0}")]
     BadReply(String),
+}
+
+impl From<Status> for ClientError {
+    fn from(s: Status) -> Self {
+        Self::Rejected {
+            code: s.code(),
+            message: s.message().to_string(),
+        }
+    }
 }
 
 /// A client of the control plane reached through any of a set of seed addresses.
@@ -155,10 +165,7 @@ impl ClusterClient {
             {
                 Outcome::TryElsewhere(format!("{:?}: {}", status.code(), status.message()))
             }
-            Err(status) => Outcome::Fail(ClientError::Rejected {
-                code: status.code(),
-                message: status.message().to_string(),
-            }),
+            Err(status) => Outcome::Fail(status.into()),
         }
     }
 
@@ -213,10 +220,7 @@ impl ClusterClient {
         let reply = client
             .node_status(self.request(NodeStatusRequest {}))
             .await
-            .map_err(|s| ClientError::Rejected {
-                code: s.code(),
-                message: s.message().to_string(),
-            })?;
+            .map_err(ClientError::from)?;
         Ok(reply.into_inner().into())
     }
 
@@ -362,6 +366,21 @@ impl ClusterClient {
             .collect())
     }
 
+    /// Opens an id stream to the node this client last found leading (the next seed when it
+    /// knows none). It does not follow redirects: a stream to a node that does not issue ids
+    /// ends at its first request, and the caller goes back to [`Self::next_ids`].
+    pub async fn open_id_stream(&self) -> Result<IdStream, ClientError> {
+        let target = self
+            .pick_target()
+            .ok_or_else(|| ClientError::BadReply("no seed addresses".into()))?;
+        IdStream::open(self.channel(&target)?).await
+    }
+
+    /// How long one RPC may take.
+    pub fn rpc_timeout(&self) -> Duration {
+        self.rpc_timeout
+    }
+
     /// The snowflake worker id of node `id`, assigned by the leader.
     pub async fn assign_worker(&self, id: NodeId) -> Result<u16, ClientError> {
         let reply = self
@@ -380,10 +399,7 @@ impl ClusterClient {
         let reply = client
             .get_meta(self.request(GetMetaRequest::default()))
             .await
-            .map_err(|s| ClientError::Rejected {
-                code: s.code(),
-                message: s.message().to_string(),
-            })?;
+            .map_err(ClientError::from)?;
         Ok(reply
             .into_inner()
             .entries

@@ -6,6 +6,7 @@
 mod channels;
 mod client;
 mod convert;
+mod id_stream;
 mod raft_server;
 mod server;
 
@@ -17,6 +18,7 @@ pub mod pb {
 
 pub use channels::ChannelPool;
 pub use client::{ClientError, ClusterClient};
+pub use id_stream::IdStream;
 pub use server::serve;
 
 /// Metadata key of the leader's id in a not-leader answer.

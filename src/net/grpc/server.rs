@@ -1,10 +1,12 @@
 //! The internal gRPC server of a core node: Raft transport and control plane on `listen.grpc`.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::Stream;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::pb::control_plane_server::{ControlPlane as ControlPlaneRpc, ControlPlaneServer};
 use super::pb::id_gen_server::{IdGen, IdGenServer};
@@ -127,6 +129,44 @@ impl IdGen for IdGenService {
             blocks: blocks.into_iter().map(Into::into).collect(),
         }))
     }
+
+    type NextStreamStream = IdReplies;
+
+    async fn next_stream(
+        &self,
+        req: Request<Streaming<NextIdsRequest>>,
+    ) -> Result<Response<IdReplies>, Status> {
+        Ok(Response::new(id_replies(
+            self.ids.clone(),
+            req.into_inner(),
+        )))
+    }
+}
+
+/// The answers of an id stream.
+type IdReplies = Pin<Box<dyn Stream<Item = Result<IdsReply, Status>> + Send>>;
+
+/// Answers each request of `inbound` in order, polled by the stream's own HTTP/2 task (no task
+/// per request). The first refusal is the stream's last item: tonic sends it as the trailing
+/// status, and the client falls back to `Next`, which follows redirects.
+fn id_replies(ids: Arc<IdService>, inbound: Streaming<NextIdsRequest>) -> IdReplies {
+    Box::pin(futures_util::stream::unfold(
+        Some((ids, inbound)),
+        |state| async move {
+            let (ids, mut inbound) = state?;
+            // A broken or finished request stream ends the answers; there is nobody to tell.
+            let req = inbound.message().await.ok().flatten()?;
+            match ids.issue_local(req.count).await {
+                Ok(blocks) => Some((
+                    Ok(IdsReply {
+                        blocks: blocks.into_iter().map(Into::into).collect(),
+                    }),
+                    Some((ids, inbound)),
+                )),
+                Err(e) => Some((Err(Status::from(e)), None)),
+            }
+        },
+    ))
 }
 
 /// Serves the internal API on `listener` until `shutdown` fires: idgen on every node, Raft and

@@ -1,13 +1,17 @@
-//! The idgen client used by spears and the HTTP edge: one RPC in flight at a time carries
-//! every waiting caller (as PD's client batches timestamp requests); the leader is found and
-//! followed by [`ClusterClient`].
+//! The idgen client used by spears and the HTTP edge: one request in flight at a time carries
+//! every waiting caller (as PD's client batches timestamp requests), over a long-lived stream
+//! to the leader (as PD's TSO stream) once one is open; the leader is found and followed by
+//! [`ClusterClient`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::{IdBlock, IdError};
-use crate::net::grpc::ClusterClient;
+use crate::net::grpc::{ClientError, ClusterClient, IdStream};
 
 struct Waiter {
     count: u32,
@@ -18,6 +22,23 @@ struct Waiter {
 #[derive(Clone)]
 pub struct IdClient {
     tx: mpsc::UnboundedSender<Waiter>,
+    counts: Arc<Counts>,
+}
+
+/// How the client's requests went out.
+#[derive(Default)]
+struct Counts {
+    streamed: AtomicU64,
+    unary: AtomicU64,
+}
+
+/// Requests sent over the stream and as single RPCs (the first, and after a stream failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdClientCounts {
+    /// Answered over the stream.
+    pub streamed: u64,
+    /// Sent as a single RPC.
+    pub unary: u64,
 }
 
 impl IdClient {
@@ -25,8 +46,17 @@ impl IdClient {
     /// The dispatcher stops when every clone of the client is dropped.
     pub fn spawn(cluster: Arc<ClusterClient>, max_batch: u32) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(dispatch(cluster, rx, max_batch));
-        Self { tx }
+        let counts = Arc::new(Counts::default());
+        tokio::spawn(dispatch(cluster, rx, max_batch, counts.clone()));
+        Self { tx, counts }
+    }
+
+    /// How many requests went over the stream and as single RPCs so far.
+    pub fn counts(&self) -> IdClientCounts {
+        IdClientCounts {
+            streamed: self.counts.streamed.load(Ordering::Relaxed),
+            unary: self.counts.unary.load(Ordering::Relaxed),
+        }
     }
 
     /// `count` ids (one or more blocks, in increasing order).
@@ -40,11 +70,21 @@ impl IdClient {
     }
 }
 
+/// How long the client waits before trying to open an id stream again after a failed open.
+const STREAM_RETRY: Duration = Duration::from_secs(1);
+
 async fn dispatch(
     cluster: Arc<ClusterClient>,
     mut rx: mpsc::UnboundedReceiver<Waiter>,
     max_batch: u32,
+    counts: Arc<Counts>,
 ) {
+    let mut link = Link {
+        cluster,
+        stream: None,
+        open_after: Instant::now(),
+        counts,
+    };
     let mut carry: Option<Waiter> = None;
     loop {
         let first = match carry.take() {
@@ -64,7 +104,7 @@ async fn dispatch(
             total += w.count;
             batch.push(w);
         }
-        match cluster.next_ids(total).await {
+        match link.next_ids(total).await {
             Ok(blocks) => hand_out(
                 batch,
                 blocks
@@ -77,6 +117,54 @@ async fn dispatch(
                 for w in batch {
                     let _ = w.reply.send(Err(err.clone()));
                 }
+            }
+        }
+        // After the callers have their ids: (re)open the stream when it is due.
+        link.open_stream_if_due().await;
+    }
+}
+
+/// The way to the issuer: a stream to the leader when one is open, the redirect-following
+/// unary RPC otherwise (and whenever the stream fails: ids lost with a broken stream are
+/// never handed out, and strict ids need not be dense).
+struct Link {
+    cluster: Arc<ClusterClient>,
+    stream: Option<IdStream>,
+    open_after: Instant,
+    counts: Arc<Counts>,
+}
+
+impl Link {
+    async fn next_ids(&mut self, count: u32) -> Result<Vec<(u64, u32)>, ClientError> {
+        if let Some(stream) = self.stream.as_mut() {
+            match tokio::time::timeout(self.cluster.rpc_timeout(), stream.next(count)).await {
+                Ok(Ok(blocks)) => {
+                    self.counts.streamed.fetch_add(1, Ordering::Relaxed);
+                    return Ok(blocks);
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "id stream ended; falling back"),
+                Err(_) => tracing::debug!("id stream answered too late; falling back"),
+            }
+            self.stream = None;
+        }
+        self.counts.unary.fetch_add(1, Ordering::Relaxed);
+        self.cluster.next_ids(count).await
+    }
+
+    async fn open_stream_if_due(&mut self) {
+        if self.stream.is_some() || Instant::now() < self.open_after {
+            return;
+        }
+        match tokio::time::timeout(self.cluster.rpc_timeout(), self.cluster.open_id_stream()).await
+        {
+            Ok(Ok(stream)) => self.stream = Some(stream),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "id stream not opened");
+                self.open_after = Instant::now() + STREAM_RETRY;
+            }
+            Err(_) => {
+                tracing::debug!("id stream not opened in time");
+                self.open_after = Instant::now() + STREAM_RETRY;
             }
         }
     }

@@ -9,7 +9,7 @@ mod unique;
 
 use std::sync::{Arc, OnceLock};
 
-pub use client::IdClient;
+pub use client::{IdClient, IdClientCounts};
 pub use clock::clock_steps_back;
 pub use strict::{StrictIssuer, StrictSettings};
 pub use unique::UniqueIssuer;
