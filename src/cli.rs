@@ -15,8 +15,19 @@ use gru::raft::{ClusterView, Member, RaftRole};
 #[derive(Parser)]
 #[command(version, about)]
 pub(crate) struct Cli {
+    /// Threads of the async runtime (default: one per CPU). Fewer save CPU when several busy
+    /// processes share a small machine: every extra worker costs wake-ups between threads.
+    #[arg(long, global = true, env = "GRU_WORKER_THREADS")]
+    worker_threads: Option<std::num::NonZeroUsize>,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// The runtime's worker threads, when set.
+    pub(crate) fn worker_threads(&self) -> Option<usize> {
+        self.worker_threads.map(std::num::NonZeroUsize::get)
+    }
 }
 
 #[derive(Subcommand)]

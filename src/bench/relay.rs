@@ -67,6 +67,10 @@ pub(crate) struct RelayBench {
     /// every message id over gRPC) or "unique" (each spear issues snowflake ids itself).
     #[arg(long, default_value = "strict", value_parser = ["strict", "unique"])]
     gru_idgen: String,
+    /// Runtime threads of each gru server (`gru run --worker-threads`); 0 = gru's default, one
+    /// per CPU. The default, 1, matches the peer: each Node server runs one event-loop thread.
+    #[arg(long, default_value_t = 1)]
+    gru_worker_threads: usize,
     /// Put receivers and every fan-out member on spear A too: no message crosses Redis
     /// (a baseline of one server alone).
     #[arg(long)]
@@ -139,7 +143,10 @@ async fn bench_target(
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             let servers = match target {
-                "gru" => procs::start_gru(&dir, gru_bin, &args.gru_idgen).await?,
+                "gru" => {
+                    procs::start_gru(&dir, gru_bin, &args.gru_idgen, args.gru_worker_threads)
+                        .await?
+                }
                 _ => procs::start_peer(&dir, &args.peer_dir).await?,
             };
             eprintln!(

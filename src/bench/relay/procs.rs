@@ -215,7 +215,12 @@ impl Servers {
 /// the senders (spear A), so every message id comes from the Raft leader over gRPC, the way a
 /// spear gets its ids in a real deployment. Returns once node 1's cluster view lists two
 /// spears.
-pub(super) async fn start_gru(dir: &Path, gru_bin: &Path, idgen: &str) -> Result<Servers> {
+pub(super) async fn start_gru(
+    dir: &Path,
+    gru_bin: &Path,
+    idgen: &str,
+    worker_threads: usize,
+) -> Result<Servers> {
     let ports = free_ports(9)?;
     let node = |i: usize| NodePorts {
         grpc: ports[1 + 4 * i],
@@ -235,7 +240,11 @@ pub(super) async fn start_gru(dir: &Path, gru_bin: &Path, idgen: &str) -> Result
             .arg("--config")
             .arg(&config)
             .args(["--node", &id.to_string()])
-            .env("GRU_LOG", "warn");
+            .env("GRU_LOG", "warn")
+            .env_remove("GRU_WORKER_THREADS");
+        if worker_threads > 0 {
+            cmd.args(["--worker-threads", &worker_threads.to_string()]);
+        }
         procs.push(Proc::spawn(
             &format!("gru node {id}"),
             cmd,

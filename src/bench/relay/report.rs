@@ -18,11 +18,13 @@ pub(super) fn print_report(args: &RelayBench, results: &[StepResult]) {
     };
     println!();
     println!(
-        "Kept up: ≥ 99.9 % of the expected deliveries arrived, p99 < 10 ms (unicast) or < 1 s (fan-out), no connection lost. Sending {} s per step, {} pairs, {} group members{}.",
+        "Kept up: ≥ 99.9 % of the expected deliveries arrived, p99 < 10 ms (unicast) or < 1 s (fan-out), no connection lost. Sending {} s per step, {} pairs, {} group members{}; gru: idgen {}, {} runtime thread(s) per server.",
         args.seconds,
         args.pairs,
         args.fanout_members,
-        if args.same_spear { ", every connection on spear A (--same-spear)" } else { "" }
+        if args.same_spear { ", every connection on spear A (--same-spear)" } else { "" },
+        args.gru_idgen,
+        if args.gru_worker_threads == 0 { "one per CPU".to_string() } else { args.gru_worker_threads.to_string() }
     );
     println!();
     println!("| figure | gru | peer | gru / peer |");
