@@ -45,8 +45,9 @@ pub fn group_room(gid: u64) -> String {
 pub struct Envelope {
     /// Who it is for.
     pub audience: Audience,
-    /// The `msg` event payload, as JSON text.
-    pub payload: String,
+    /// The `msg` event payload, as JSON text (serialised once, sent as it is to local
+    /// recipients and to other spears).
+    pub payload: Box<serde_json::value::RawValue>,
 }
 
 /// The relay could not take a message; the sender is told, nothing is dropped silently.

@@ -369,15 +369,23 @@ async fn send(io: &SocketIo, session: &Session, ctx: &SpearContext, p: MsgPayloa
         content: p.content,
         expire_time: 0,
     };
-    let payload = match serde_json::to_string(&delivered) {
+    let payload = match serde_json::value::to_raw_value(&delivered) {
         Ok(v) => v,
         Err(e) => return Reply::error(SYSTEM_ERROR, e.to_string()),
     };
     let envelope = Envelope { audience, payload };
     // An acknowledged message is one the relay accepted; local recipients get it either way.
     let relayed = ctx.relay.publish(&envelope).await;
-    if let Err(e) = io.to(audience.room()).emit("msg", &delivered).await {
-        return Reply::error(SYSTEM_ERROR, format!("local delivery failed: {e}"));
+    // The relay brings it to every other spear; here only rooms with someone in them cost a
+    // serialisation (a sender's own user room counts: its other connections get it too).
+    let local = match audience {
+        Audience::User(uid) => ctx.roster.connections_of(uid) > 0,
+        Audience::Group(gid) => ctx.roster.group_size(gid) > 0,
+    };
+    if local {
+        if let Err(e) = io.to(audience.room()).emit("msg", &envelope.payload).await {
+            return Reply::error(SYSTEM_ERROR, format!("local delivery failed: {e}"));
+        }
     }
     let data = json!({"id": id, "createTime": create_time});
     match relayed {
