@@ -6,5 +6,6 @@ mod common;
 mod failover_leader_kill;
 mod http_api;
 mod partition;
+mod stream;
 mod unique_mode;
 mod workload;
