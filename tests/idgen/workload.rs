@@ -90,16 +90,12 @@ impl Workload {
 
     /// Requests the [`IdClient`]s sent over their stream and as single RPCs, summed.
     pub fn stream_counts(&self) -> IdClientCounts {
-        self.streams.iter().map(IdClient::counts).fold(
-            IdClientCounts {
-                streamed: 0,
-                unary: 0,
-            },
-            |a, b| IdClientCounts {
-                streamed: a.streamed + b.streamed,
-                unary: a.unary + b.unary,
-            },
-        )
+        let mut sum = IdClientCounts::default();
+        for counts in self.streams.iter().map(IdClient::counts) {
+            sum.streamed += counts.streamed;
+            sum.unary += counts.unary;
+        }
+        sum
     }
 
     /// Successful requests so far.

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
+use super::convert::id_blocks;
 use super::id_stream::IdStream;
 use super::pb::control_plane_client::ControlPlaneClient;
 use super::pb::id_gen_client::IdGenClient;
@@ -352,18 +353,13 @@ impl ClusterClient {
     /// `count` ids from the leader (strict mode) or any node (unique mode), as
     /// `(first, count)` blocks.
     pub async fn next_ids(&self, count: u32) -> Result<Vec<(u64, u32)>, ClientError> {
-        let reply = self
-            .on_leader(|ch| async move {
-                IdGenClient::new(ch)
-                    .next(self.request(NextIdsRequest { count }))
-                    .await
-            })
-            .await?;
-        Ok(reply
-            .blocks
-            .into_iter()
-            .map(|b| (b.first, b.count))
-            .collect())
+        self.on_leader(|ch| async move {
+            IdGenClient::new(ch)
+                .next(self.request(NextIdsRequest { count }))
+                .await
+        })
+        .await
+        .map(id_blocks)
     }
 
     /// Opens an id stream to the node this client last found leading (the next seed when it

@@ -144,6 +144,15 @@ impl From<IdError> for Status {
     }
 }
 
+/// The blocks of an id answer, as `(first, count)`.
+pub(super) fn id_blocks(reply: pb::IdsReply) -> Vec<(u64, u32)> {
+    reply
+        .blocks
+        .into_iter()
+        .map(|b| (b.first, b.count))
+        .collect()
+}
+
 impl From<IdBlock> for pb::IdBlock {
     fn from(b: IdBlock) -> Self {
         Self {

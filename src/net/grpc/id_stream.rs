@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use tonic::Streaming;
 
+use super::convert::id_blocks;
 use super::pb::id_gen_client::IdGenClient;
 use super::pb::{IdsReply, NextIdsRequest};
 use super::ClientError;
@@ -40,11 +41,7 @@ impl IdStream {
             .await
             .map_err(|_| ClientError::BadReply("the id stream is closed".into()))?;
         match self.replies.message().await {
-            Ok(Some(reply)) => Ok(reply
-                .blocks
-                .into_iter()
-                .map(|b| (b.first, b.count))
-                .collect()),
+            Ok(Some(reply)) => Ok(id_blocks(reply)),
             Ok(None) => Err(ClientError::BadReply(
                 "the server ended the id stream".into(),
             )),

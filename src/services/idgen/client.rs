@@ -33,7 +33,7 @@ struct Counts {
 }
 
 /// Requests sent over the stream and as single RPCs (the first, and after a stream failed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IdClientCounts {
     /// Answered over the stream.
     pub streamed: u64,
