@@ -7,6 +7,23 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The async runtime for `threads` workers (`None`: one per CPU). One worker means tokio's
+/// single-threaded scheduler rather than a multi-threaded one with one worker: it runs woken
+/// tasks in the order they were woken, with no last-in-first-out slot, so the handlers woken by
+/// one id batch all publish before the Redis connection's writer runs and their commands leave
+/// in one write.
+fn runtime_builder(threads: Option<usize>) -> tokio::runtime::Builder {
+    match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    }
+}
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("GRU_LOG").unwrap_or_else(|_| {
@@ -19,11 +36,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.worker_threads() {
-        builder.worker_threads(n);
-    }
-    let runtime = match builder.enable_all().build() {
+    let runtime = match runtime_builder(args.worker_threads()).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

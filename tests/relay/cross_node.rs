@@ -134,3 +134,13 @@ async fn relay_cross_node() {
     let cluster = spear_cluster(&[1, 2], ClusterOptions::default()).await;
     journey(&cluster).await;
 }
+
+/// The same journey with every node on one runtime thread (`GRU_WORKER_THREADS=1`), which runs
+/// gru on tokio's single-threaded scheduler: the mode `gru bench relay` measures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_cross_node_one_thread() {
+    let mut options = ClusterOptions::default();
+    options.env.push(("GRU_WORKER_THREADS".into(), "1".into()));
+    let cluster = spear_cluster(&[1, 2], options).await;
+    journey(&cluster).await;
+}
