@@ -63,7 +63,9 @@ async fn next_text(ws: &mut Ws) -> Result<String> {
 /// Opens one connection; with a token, authenticates and joins group 1.
 async fn open(addr: &str, token: Option<String>) -> Result<Ws> {
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    // No Nagle: a join sent right after the pong to the server's first ping would otherwise
+    // wait for that pong's delayed ACK (up to 40 ms), and the time to open would measure that.
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
     let first = next_text(&mut ws).await?;
     if !first.starts_with('0') {
         bail!("unexpected first packet {first:?}");
