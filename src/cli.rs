@@ -15,7 +15,7 @@ use gru::raft::{ClusterView, Member, RaftRole};
 #[derive(Parser)]
 #[command(version, about)]
 pub(crate) struct Cli {
-    /// Threads of the async runtime (default: one per CPU). Fewer save CPU when several busy
+    /// Threads of the async runtime (default: one per CPU; one for `bench relay`). Fewer save CPU when several busy
     /// processes share a small machine: every extra worker costs wake-ups between threads.
     #[arg(long, global = true, env = "GRU_WORKER_THREADS")]
     worker_threads: Option<std::num::NonZeroUsize>,
@@ -24,9 +24,20 @@ pub(crate) struct Cli {
 }
 
 impl Cli {
-    /// The runtime's worker threads, when set.
+    /// The runtime's worker threads: as set, else one for `gru bench relay` (its load generator
+    /// shares the cores with the servers it measures, and one thread spends about a fifth less
+    /// CPU than two), else `None` (one per CPU).
     pub(crate) fn worker_threads(&self) -> Option<usize> {
-        self.worker_threads.map(std::num::NonZeroUsize::get)
+        match (self.worker_threads, &self.command) {
+            (Some(n), _) => Some(n.get()),
+            (
+                None,
+                Command::Bench {
+                    what: BenchWhat::Relay(_),
+                },
+            ) => Some(1),
+            (None, _) => None,
+        }
     }
 }
 

@@ -18,13 +18,14 @@ pub(super) fn print_report(args: &RelayBench, results: &[StepResult]) {
     };
     println!();
     println!(
-        "Kept up: ≥ 99.9 % of the expected deliveries arrived, p99 < 10 ms (unicast) or < 1 s (fan-out), no connection lost. Sending {} s per step, {} pairs, {} group members{}; gru: idgen {}, {} runtime thread(s) per server.",
+        "Kept up: ≥ 99.9 % of the expected deliveries arrived, p99 < 10 ms (unicast) or < 1 s (fan-out), no connection lost. Sending {} s per step, {} pairs, {} group members{}; gru: idgen {}, {} runtime thread(s) per server; load generator: {} runtime thread(s).",
         args.seconds,
         args.pairs,
         args.fanout_members,
         if args.same_spear { ", every connection on spear A (--same-spear)" } else { "" },
         args.gru_idgen,
-        if args.gru_worker_threads == 0 { "one per CPU".to_string() } else { args.gru_worker_threads.to_string() }
+        if args.gru_worker_threads == 0 { "one per CPU".to_string() } else { args.gru_worker_threads.to_string() },
+        tokio::runtime::Handle::current().metrics().num_workers()
     );
     println!();
     println!("| figure | gru | peer | gru / peer |");
