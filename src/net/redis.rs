@@ -165,7 +165,12 @@ impl RedisLink {
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
-        let info = info.set_redis_settings(settings);
+        // No Nagle: a publish written while the previous one is unacknowledged would otherwise
+        // wait for Redis's ACK, and relayed messages are small and latency-bound.
+        let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+        let info = info
+            .set_redis_settings(settings)
+            .set_tcp_settings(tcp.clone());
         if !section.cluster {
             let client =
                 redis::Client::open(info).map_err(|e| RedisError::Config(e.to_string()))?;
@@ -190,6 +195,7 @@ impl RedisLink {
         }
         let mut builder = redis::cluster::ClusterClientBuilder::new(vec![info])
             .use_protocol(ProtocolVersion::RESP3)
+            .tcp_settings(tcp)
             .connection_timeout(timeout)
             .response_timeout(timeout)
             .retries(2);
