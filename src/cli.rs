@@ -15,8 +15,9 @@ use gru::raft::{ClusterView, Member, RaftRole};
 #[derive(Parser)]
 #[command(version, about)]
 pub(crate) struct Cli {
-    /// Threads of the async runtime (default: one per CPU; one for `bench relay`). Fewer save CPU when several busy
-    /// processes share a small machine: every extra worker costs wake-ups between threads.
+    /// Threads of the async runtime (default: one per CPU; one for `bench relay`). Fewer save
+    /// CPU when several busy processes share a small machine: every extra worker costs
+    /// wake-ups between threads.
     #[arg(long, global = true, env = "GRU_WORKER_THREADS")]
     worker_threads: Option<std::num::NonZeroUsize>,
     #[command(subcommand)]

@@ -140,7 +140,19 @@ pub struct TestCluster {
     redis: Option<redis::RedisServer>,
 }
 
+/// The ids of the core nodes of [`TestCluster::three_cores`].
+pub const CORES: [u64; 3] = [1, 2, 3];
+
 impl TestCluster {
+    /// Three core nodes ([`CORES`]), started and agreed on a leader: the cluster, the leader
+    /// and its term.
+    pub async fn three_cores() -> (Self, u64, u64) {
+        let mut cluster = Self::new(&CORES.map(NodeSpec::core));
+        cluster.start_all();
+        let (leader, term) = cluster.wait_leader(&CORES, Duration::from_secs(30)).await;
+        (cluster, leader, term)
+    }
+
     /// Writes a config for `specs` (nothing started yet).
     pub fn new(specs: &[NodeSpec]) -> Self {
         Self::with(specs, ClusterOptions::default())

@@ -8,11 +8,7 @@ use crate::common::{NodeSpec, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_core() {
-    let mut cluster = TestCluster::new(&[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)]);
-    cluster.start_all();
-    cluster
-        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
-        .await;
+    let (mut cluster, _, _) = TestCluster::three_cores().await;
     let client = cluster.client();
     for i in 0..50 {
         client

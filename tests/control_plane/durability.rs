@@ -6,17 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{NodeSpec, TestCluster};
+use crate::common::{TestCluster, CORES};
 
 const WRITES: usize = 1000;
 const KILL_AFTER: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn durability() {
-    let all = [1, 2, 3];
-    let mut cluster = TestCluster::new(&[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)]);
-    cluster.start_all();
-    let (leader, _) = cluster.wait_leader(&all, Duration::from_secs(30)).await;
+    let (mut cluster, leader, _) = TestCluster::three_cores().await;
 
     // The writer runs on its own so that writes are in flight when the leader dies. A write
     // counts as acknowledged only when the client got the leader's OK (committed and applied).
@@ -63,7 +60,7 @@ async fn durability() {
     );
     assert!(killed_at < WRITES, "the kill happened mid-stream");
 
-    let survivors: Vec<u64> = all.iter().copied().filter(|id| *id != leader).collect();
+    let survivors: Vec<u64> = CORES.iter().copied().filter(|id| *id != leader).collect();
     let (new_leader, _) = cluster
         .wait_leader(&survivors, Duration::from_secs(20))
         .await;

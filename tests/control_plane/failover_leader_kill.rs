@@ -3,15 +3,12 @@
 
 use std::time::Duration;
 
-use crate::common::{NodeSpec, TestCluster};
+use crate::common::{TestCluster, CORES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_kill() {
-    let all = [1, 2, 3];
-    let mut cluster = TestCluster::new(&[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)]);
-    cluster.start_all();
+    let (mut cluster, mut leader, mut term) = TestCluster::three_cores().await;
     let client = cluster.client();
-    let (mut leader, mut term) = cluster.wait_leader(&all, Duration::from_secs(30)).await;
 
     for round in 1..=5 {
         client
@@ -19,7 +16,7 @@ async fn leader_kill() {
             .await
             .expect("write before the kill");
         cluster.kill(leader);
-        let survivors: Vec<u64> = all.iter().copied().filter(|id| *id != leader).collect();
+        let survivors: Vec<u64> = CORES.iter().copied().filter(|id| *id != leader).collect();
         let (new_leader, new_term) = cluster
             .wait_leader(&survivors, Duration::from_secs(20))
             .await;
@@ -27,7 +24,9 @@ async fn leader_kill() {
         assert!(new_term > term, "round {round}: the term advanced");
 
         cluster.restart(leader);
-        let applied = cluster.wait_converged(&all, Duration::from_secs(20)).await;
+        let applied = cluster
+            .wait_converged(&CORES, Duration::from_secs(20))
+            .await;
         let view = cluster.view(new_leader).await.expect("leader answers");
         let back = view
             .node(leader)

@@ -5,15 +5,12 @@
 use std::time::{Duration, Instant};
 
 use crate::common::history::{check_strict, longest_gap};
-use crate::common::{NodeSpec, TestCluster};
+use crate::common::{TestCluster, CORES};
 use crate::workload::Workload;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idgen_leader_kill() {
-    let all = [1, 2, 3];
-    let mut cluster = TestCluster::new(&[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)]);
-    cluster.start_all();
-    cluster.wait_leader(&all, Duration::from_secs(30)).await;
+    let (mut cluster, _, _) = TestCluster::three_cores().await;
 
     let workload = Workload::start(&cluster, 8);
     cluster
@@ -24,15 +21,17 @@ async fn idgen_leader_kill() {
 
     let mut kills = Vec::new();
     for round in 1..=10 {
-        let (leader, _) = cluster.wait_leader(&all, Duration::from_secs(20)).await;
+        let (leader, _) = cluster.wait_leader(&CORES, Duration::from_secs(20)).await;
         kills.push(Instant::now());
         cluster.kill(leader);
-        let survivors: Vec<u64> = all.iter().copied().filter(|id| *id != leader).collect();
+        let survivors: Vec<u64> = CORES.iter().copied().filter(|id| *id != leader).collect();
         cluster
             .wait_leader(&survivors, Duration::from_secs(20))
             .await;
         cluster.restart(leader);
-        cluster.wait_converged(&all, Duration::from_secs(20)).await;
+        cluster
+            .wait_converged(&CORES, Duration::from_secs(20))
+            .await;
         let before = workload.served();
         cluster
             .wait_for(

@@ -1,22 +1,18 @@
 //! `idgen_http`: `GET /api/v1/ids?count=` serves ids on the leader and on followers (which
 //! fetch them from the leader) and refuses bad counts with a clear 400 JSON error.
 
-use std::time::Duration;
-
-use crate::common::{NodeSpec, TestCluster};
+use crate::common::{TestCluster, CORES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idgen_http() {
-    let all = [1, 2, 3];
-    let mut cluster = TestCluster::new(&[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)]);
-    cluster.start_all();
-    let (leader, _) = cluster.wait_leader(&all, Duration::from_secs(30)).await;
+    let (cluster, leader, _) = TestCluster::three_cores().await;
     let http = reqwest::Client::new();
 
     let mut last = 0u64;
     for id in [
         leader,
-        all.into_iter()
+        CORES
+            .into_iter()
             .find(|id| *id != leader)
             .expect("a follower"),
     ] {

@@ -4,20 +4,15 @@
 //! FAILED_PRECONDITION, which is how the client knows to fall back to the redirect-following
 //! RPC.
 
-use std::time::Duration;
-
 use gru::net::grpc::ClientError;
 use tonic::Code;
 
-use crate::common::{NodeSpec, TestCluster};
+use crate::common::{TestCluster, CORES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idgen_stream() {
-    let all = [1, 2, 3];
-    let mut cluster = TestCluster::new(&[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)]);
-    cluster.start_all();
-    let (leader, _) = cluster.wait_leader(&all, Duration::from_secs(30)).await;
-    let follower = all
+    let (cluster, leader, _) = TestCluster::three_cores().await;
+    let follower = CORES
         .into_iter()
         .find(|id| *id != leader)
         .expect("a follower");
