@@ -195,9 +195,9 @@ enum MetaAction {
 pub(crate) async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Dev(args) => dev(args).await,
-        Command::Run { config, node } => {
-            let config = ClusterConfig::load(&config)?;
-            serve(config, node).await
+        Command::Run { config: path, node } => {
+            let config = ClusterConfig::load(&path)?;
+            serve(config, node, Some(path)).await
         }
         Command::Status {
             addr,
@@ -237,24 +237,49 @@ async fn dev(args: DevArgs) -> Result<()> {
     println!("  ticket        http://{}/ticket", args.http);
     println!("  socket.io     http://{}", args.sio);
     println!("  internal gRPC {} (cluster-only)", args.grpc);
-    serve(config, 1).await
+    serve(config, 1, None).await
 }
 
-async fn serve(config: ClusterConfig, node: NodeId) -> Result<()> {
-    let handle = gru::start_node(config, node).await?;
-    wait_for_signal().await?;
+/// Runs a node until SIGINT or SIGTERM. With a config file, SIGHUP reloads it and puts its
+/// `[auth]` section in force (secret rotation without a restart); a file that no longer
+/// loads is refused with its error and the node carries on unchanged.
+async fn serve(config: ClusterConfig, node: NodeId, path: Option<PathBuf>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut running = config;
+    let handle = gru::start_node(running.clone(), node).await?;
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { r.context("cannot listen for SIGINT")?; break }
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                let Some(path) = &path else {
+                    tracing::info!("SIGHUP ignored: gru dev has no config file to reload");
+                    continue;
+                };
+                match ClusterConfig::load(path) {
+                    Ok(fresh) => {
+                        handle.reload_auth(&fresh.auth);
+                        let others_changed = ClusterConfig {
+                            auth: running.auth.clone(),
+                            ..fresh.clone()
+                        } != running;
+                        if others_changed {
+                            tracing::warn!(
+                                "the reloaded config changes more than [auth]; only [auth] is \
+                                 applied now, the rest needs a restart"
+                            );
+                        }
+                        running = fresh;
+                    }
+                    Err(e) => tracing::error!(error = %e, "config not reloaded"),
+                }
+            }
+        }
+    }
     tracing::info!("signal received; shutting down");
     handle.shutdown().await;
-    Ok(())
-}
-
-async fn wait_for_signal() -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
-        _ = term.recv() => {}
-    }
     Ok(())
 }
 

@@ -15,13 +15,16 @@ use crate::net::gossip::Gossip;
 use crate::net::grpc::{ChannelPool, ClusterClient};
 use crate::net::http::{self, ApiState};
 use crate::net::redis::{RedisError, RedisLink};
+use crate::net::serve::{self, PerIpRate, ServeLimits};
 use crate::raft::{self, BootstrapPlan, ControlPlane, GruRaft, Member, RaftStore, StoreFlusher};
+use crate::services::auth::AuthStore;
 use crate::services::idgen::{IdClient, IdService, StrictIssuer, StrictSettings};
 use crate::services::spear::{self, roster::ChangeSink};
 use crate::services::stat::{self, Keys, Presence, PresenceMarks, PresenceWriter};
 use crate::services::ticket::{self, SpearDirectory, TicketIssuer, TicketState};
 
-/// How long one shutdown phase may take before it is abandoned.
+/// How long one shutdown phase may take before it is abandoned (the client listeners get
+/// their drain time on top).
 const PHASE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a control-plane call keeps trying (redirects, elections) before failing.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
@@ -70,6 +73,7 @@ pub enum NodeError {
 /// One step of the shutdown: a token to cancel and the tasks to wait for.
 struct Phase {
     name: &'static str,
+    timeout: Duration,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -78,6 +82,7 @@ impl Phase {
     fn new(name: &'static str) -> Self {
         Self {
             name,
+            timeout: PHASE_TIMEOUT,
             cancel: CancellationToken::new(),
             tasks: Vec::new(),
         }
@@ -91,6 +96,7 @@ pub struct NodeHandle {
     grpc_addr: Option<SocketAddr>,
     phases: Vec<Phase>,
     gossip: Arc<Gossip>,
+    auth: AuthStore,
     raft: Option<(GruRaft, StoreFlusher)>,
 }
 
@@ -110,6 +116,18 @@ impl NodeHandle {
         self.grpc_addr
     }
 
+    /// Puts the `[auth]` section of a reloaded config in force: the secrets (with a rotation's
+    /// previous ones), the token lifetime, legacy tokens and group enforcement. Tokens checked
+    /// from now on use them; connections already authenticated stay.
+    pub fn reload_auth(&self, auth: &crate::config::AuthSection) {
+        self.auth.replace(auth);
+        tracing::info!(
+            rotating_business = auth.previous_business_secret.is_some(),
+            rotating_spear = auth.previous_spear_secret.is_some(),
+            "auth section reloaded"
+        );
+    }
+
     /// Stops the node: client listeners, spear registration, background tasks, internal gRPC,
     /// Raft, then a final flush of the store.
     pub async fn shutdown(self) {
@@ -117,7 +135,7 @@ impl NodeHandle {
             tracing::info!(phase = phase.name, "shutdown: stopping");
             phase.cancel.cancel();
             for task in phase.tasks {
-                if tokio::time::timeout(PHASE_TIMEOUT, task).await.is_err() {
+                if tokio::time::timeout(phase.timeout, task).await.is_err() {
                     tracing::warn!(phase = phase.name, "shutdown: task did not stop in time");
                 }
             }
@@ -166,7 +184,11 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         CLIENT_DEADLINE,
     ));
 
+    let auth = AuthStore::new(&config.auth);
     let mut clients_phase = Phase::new("client listeners");
+    // Both listeners drain at once; each then cuts what is left and needs a moment for it.
+    clients_phase.timeout =
+        Duration::from_millis(config.spear.drain_ms.max(config.http.drain_ms)) + PHASE_TIMEOUT;
     let mut spear_phase = Phase::new("spear registration");
     let mut background = Phase::new("background tasks");
     let mut grpc_phase = Phase::new("internal gRPC");
@@ -293,7 +315,7 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
                 "this build has no RocketMQ relay yet: messages reach recipients on this spear only"
             );
         }
-        let (layer, io) = spear::socket_layer(config.spear.max_payload_bytes);
+        let (layer, io) = spear::socket_layer(&config.spear);
         let marks = Arc::new(PresenceMarks::default());
         let (relay, sinks): (spear::Relay, Vec<Arc<dyn ChangeSink>>) = match &redis {
             Some(link) => {
@@ -312,7 +334,7 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
                     vec![relay, marks.clone()],
                 )
             }
-            None => (spear::Relay::Local, Vec::new()),
+            None => (spear::Relay::Local(Arc::default()), Vec::new()),
         };
         let roster = Arc::new(spear::Roster::<spear::ConnId>::new(sinks));
         match &redis {
@@ -339,15 +361,29 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
             }
         }
         relay_report = Some(relay.clone());
+        let spear_cfg = &config.spear;
+        // A closed session is refused for as long as engine.io may still hold it.
+        let refuse_for =
+            Duration::from_millis(spear_cfg.ping_interval_ms + spear_cfg.ping_timeout_ms)
+                + Duration::from_secs(5);
+        let closer = Arc::new(spear::Closer::new(refuse_for));
+        let (deadlines, deadline_task) = {
+            let (io, closer) = (io.clone(), closer.clone());
+            spear::Deadlines::spawn(
+                move |sid, deadline| spear::on_deadline(&io, &closer, sid, deadline),
+                background.cancel.clone(),
+            )
+        };
+        background.tasks.push(deadline_task);
         let ctx = Arc::new(spear::SpearContext {
-            verifier: spear::Verifier::new(id, &config.auth, config.spear.max_msgs_per_sec),
+            verifier: spear::Verifier::new(id, auth.clone()),
             ids: ids.clone(),
             relay,
             roster,
             presence: presence.clone(),
-            enforce_groups: config.auth.enforce_groups,
-            max_groups: config.spear.max_groups_per_connection,
-            max_content: usize::try_from(config.spear.max_payload_bytes).unwrap_or(usize::MAX),
+            limits: spear::SpearLimits::new(spear_cfg),
+            closer,
+            deadlines,
             connections: std::sync::atomic::AtomicU64::new(0),
         });
         background.tasks.push(tokio::spawn(publish_load(
@@ -356,12 +392,20 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
             gossip_every,
             background.cancel.clone(),
         )));
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
+            write_timeout: Duration::from_millis(spear_cfg.write_timeout_ms),
+            max_connections_per_ip: spear_cfg.max_connections_per_ip,
+            drain: Duration::from_millis(spear_cfg.drain_ms),
+        };
         let cancel = clients_phase.cancel.clone();
-        clients_phase.tasks.push(tokio::spawn(async move {
-            if let Err(e) = spear::serve(listener, (layer, io), ctx, cancel).await {
-                tracing::error!(error = %e, "socket.io server failed");
-            }
-        }));
+        clients_phase.tasks.push(tokio::spawn(spear::serve(
+            listener,
+            (layer, io),
+            ctx,
+            limits,
+            cancel,
+        )));
     }
     if node.has_role(Role::Spear) {
         spear_phase.tasks.push(tokio::spawn(spear::run_registration(
@@ -402,16 +446,29 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
                 background.cancel.clone(),
             )));
         api = api.merge(ticket::router(TicketState {
-            issuer: Arc::new(TicketIssuer::new(&config.auth)),
+            issuer: Arc::new(TicketIssuer::new(auth.clone())),
             directory,
+            rate: Arc::new(PerIpRate::new(
+                config.ticket.requests_per_ip_per_sec,
+                config.ticket.burst,
+            )),
         }));
     }
-    let http_cancel = clients_phase.cancel.clone();
-    clients_phase.tasks.push(tokio::spawn(async move {
-        if let Err(e) = http::serve(http_listener, api, http_cancel).await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    }));
+    let api = http::with_json_fallbacks(api);
+    let http_limits = ServeLimits {
+        header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
+        write_timeout: Duration::from_millis(config.http.write_timeout_ms),
+        max_connections_per_ip: config.http.max_connections_per_ip,
+        drain: Duration::from_millis(config.http.drain_ms),
+    };
+    clients_phase.tasks.push(tokio::spawn(serve::serve(
+        "http",
+        http_listener,
+        api,
+        http_limits,
+        clients_phase.cancel.clone(),
+        std::future::ready(()),
+    )));
 
     tracing::info!(node = id, roles = ?node.roles, http = %http_addr, "node started");
     Ok(NodeHandle {
@@ -420,6 +477,7 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         grpc_addr,
         phases: vec![clients_phase, spear_phase, background, grpc_phase],
         gossip,
+        auth,
         raft: raft_parts,
     })
 }

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 pub use nodes::{AdvertiseAddrs, ListenAddrs, NodeConfig, NodeId, Role};
 pub use sections::{
-    AuthSection, ClusterSection, GossipSection, IdgenMode, IdgenSection, RaftSection, RedisSection,
-    RelayKind, RelaySection, SpearSection, StatSection,
+    AuthSection, ClusterSection, GossipSection, HttpSection, IdgenMode, IdgenSection, RaftSection,
+    RedisSection, RelayKind, RelaySection, SpearSection, StatSection, TicketSection,
 };
 
 /// Why a config was refused.
@@ -58,9 +58,15 @@ pub struct ClusterConfig {
     /// `[raft]`: Raft timing and log compaction.
     #[serde(default)]
     pub raft: RaftSection,
-    /// `[spear]`: spear registration leases.
+    /// `[spear]`: spear registration leases and client connection limits.
     #[serde(default)]
     pub spear: SpearSection,
+    /// `[http]`: limits of the public HTTP port.
+    #[serde(default)]
+    pub http: HttpSection,
+    /// `[ticket]`: the ticket endpoints' per-address request limit.
+    #[serde(default)]
+    pub ticket: TicketSection,
     /// `[redis]`: the Redis server of the Redis relay and presence.
     #[serde(default)]
     pub redis: RedisSection,
@@ -163,6 +169,8 @@ impl ClusterConfig {
             },
             raft: RaftSection::default(),
             spear: SpearSection::default(),
+            http: HttpSection::default(),
+            ticket: TicketSection::default(),
             redis: RedisSection::default(),
             relay: RelaySection {
                 kind: RelayKind::Local,
@@ -174,6 +182,8 @@ impl ClusterConfig {
                 token_ttl_secs: sections::default_token_ttl_secs(),
                 legacy_md5: false,
                 enforce_groups: false,
+                previous_business_secret: None,
+                previous_spear_secret: None,
             },
             gossip: GossipSection::default(),
             idgen: IdgenSection {

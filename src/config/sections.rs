@@ -60,7 +60,8 @@ impl RaftSection {
     }
 }
 
-/// `[spear]`: the registration leases of spear nodes.
+/// `[spear]`: the registration leases of spear nodes and the limits of their client
+/// connections.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SpearSection {
@@ -76,6 +77,26 @@ pub struct SpearSection {
     pub max_groups_per_connection: usize,
     /// Most `msg` events one connection may send per second. Default 50.
     pub max_msgs_per_sec: u32,
+    /// Most events other than `msg` (auth, subscribe, join, leave, online, unknown ones) one
+    /// connection may send per second. Default 100.
+    pub max_requests_per_sec: u32,
+    /// A connection must authenticate within this long after it opens, ms. Default 10000.
+    pub auth_timeout_ms: u64,
+    /// Most open socket.io connections from one IP address; 0 for no limit. Default 1000.
+    pub max_connections_per_ip: u32,
+    /// Packets queued for one connection before it counts as a slow consumer and is
+    /// closed. Default 256.
+    pub send_queue_packets: usize,
+    /// A write to a client that makes no progress for this long closes the connection, ms.
+    /// Default 10000.
+    pub write_timeout_ms: u64,
+    /// How often the spear pings each client (engine.io heartbeat), ms. Default 25000.
+    pub ping_interval_ms: u64,
+    /// A client that does not answer a ping within this long is closed, ms. Default 20000.
+    pub ping_timeout_ms: u64,
+    /// On a graceful stop, how long clients get to close before they are cut, ms.
+    /// Default 2000.
+    pub drain_ms: u64,
 }
 
 impl Default for SpearSection {
@@ -87,6 +108,61 @@ impl Default for SpearSection {
             max_payload_bytes: 64 * 1024,
             max_groups_per_connection: 100,
             max_msgs_per_sec: 50,
+            max_requests_per_sec: 100,
+            auth_timeout_ms: 10_000,
+            max_connections_per_ip: 1000,
+            send_queue_packets: 256,
+            write_timeout_ms: 10_000,
+            ping_interval_ms: 25_000,
+            ping_timeout_ms: 20_000,
+            drain_ms: 2000,
+        }
+    }
+}
+
+/// `[http]`: the limits of every node's public HTTP port (`listen.http`); the header read
+/// timeout also applies to the HTTP requests of the socket.io port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// A request's headers must arrive within this long, also while a keep-alive connection
+    /// waits for its next request, ms. Default 10000.
+    pub header_read_timeout_ms: u64,
+    /// A response write that makes no progress for this long closes the connection, ms.
+    /// Default 10000.
+    pub write_timeout_ms: u64,
+    /// Most open HTTP connections from one IP address; 0 for no limit. Default 256.
+    pub max_connections_per_ip: u32,
+    /// On a graceful stop, how long requests in flight get to finish, ms. Default 5000.
+    pub drain_ms: u64,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            write_timeout_ms: 10_000,
+            max_connections_per_ip: 256,
+            drain_ms: 5000,
+        }
+    }
+}
+
+/// `[ticket]`: the per-address request limit of the ticket endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TicketSection {
+    /// Sustained ticket requests per second from one IP address; 0 for no limit. Default 20.
+    pub requests_per_ip_per_sec: u32,
+    /// Requests one IP address may make at once before the rate applies. Default 40.
+    pub burst: u32,
+}
+
+impl Default for TicketSection {
+    fn default() -> Self {
+        Self {
+            requests_per_ip_per_sec: 20,
+            burst: 40,
         }
     }
 }
@@ -182,6 +258,14 @@ pub struct AuthSection {
     /// Refuse subscriptions to groups the user's token does not list. Default false.
     #[serde(default)]
     pub enforce_groups: bool,
+    /// During a rotation: the business secret being replaced. token1s signed with it are
+    /// still accepted until it is removed; nothing is signed with it. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_business_secret: Option<String>,
+    /// During a rotation: the spear secret being replaced. Spear tokens signed with it are
+    /// still accepted until it is removed; ticket signs with `spear_secret`. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_spear_secret: Option<String>,
 }
 
 /// The default of `auth.token_ttl_secs`: one day.

@@ -22,6 +22,9 @@ pub(super) fn validate(config: &ClusterConfig) -> Result<(), ConfigError> {
     addresses(config)?;
     raft(config)?;
     spear(config)?;
+    spear_clients(config)?;
+    http(config)?;
+    ticket(config)?;
     relay(config)?;
     stat(config)?;
     idgen(config)?;
@@ -244,6 +247,64 @@ fn spear(config: &ClusterConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// A duration field in ms that must lie in `range`.
+fn millis(
+    field: &str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(invalid(
+        field,
+        format!("must be between {} and {}", range.start(), range.end()),
+    ))
+}
+
+fn spear_clients(config: &ClusterConfig) -> Result<(), ConfigError> {
+    let s = &config.spear;
+    if s.max_requests_per_sec == 0 {
+        return Err(invalid("spear.max_requests_per_sec", "must be at least 1"));
+    }
+    millis("spear.auth_timeout_ms", s.auth_timeout_ms, 100..=300_000)?;
+    if !(16..=65_536).contains(&s.send_queue_packets) {
+        return Err(invalid(
+            "spear.send_queue_packets",
+            "must be between 16 and 65536",
+        ));
+    }
+    millis("spear.write_timeout_ms", s.write_timeout_ms, 100..=300_000)?;
+    millis("spear.ping_interval_ms", s.ping_interval_ms, 1000..=300_000)?;
+    millis("spear.ping_timeout_ms", s.ping_timeout_ms, 1000..=300_000)?;
+    millis("spear.drain_ms", s.drain_ms, 0..=60_000)
+}
+
+fn http(config: &ClusterConfig) -> Result<(), ConfigError> {
+    let h = &config.http;
+    millis(
+        "http.header_read_timeout_ms",
+        h.header_read_timeout_ms,
+        100..=300_000,
+    )?;
+    millis("http.write_timeout_ms", h.write_timeout_ms, 100..=300_000)?;
+    millis("http.drain_ms", h.drain_ms, 0..=60_000)
+}
+
+fn ticket(config: &ClusterConfig) -> Result<(), ConfigError> {
+    let t = &config.ticket;
+    if t.requests_per_ip_per_sec > 1_000_000 {
+        return Err(invalid(
+            "ticket.requests_per_ip_per_sec",
+            "must be at most 1000000 (0 turns the limit off)",
+        ));
+    }
+    if t.requests_per_ip_per_sec > 0 && !(1..=1_000_000).contains(&t.burst) {
+        return Err(invalid("ticket.burst", "must be between 1 and 1000000"));
+    }
+    Ok(())
+}
+
 fn relay(config: &ClusterConfig) -> Result<(), ConfigError> {
     let spears = config
         .nodes
@@ -340,6 +401,54 @@ fn auth(config: &ClusterConfig) -> Result<(), ConfigError> {
     if a.token_ttl_secs == 0 {
         return Err(invalid("auth.token_ttl_secs", "must be at least 1"));
     }
+    if let Some(previous) = &a.previous_business_secret {
+        if previous.len() < 16 {
+            return Err(invalid(
+                "auth.previous_business_secret",
+                "must be at least 16 bytes",
+            ));
+        }
+        if *previous == a.business_secret {
+            return Err(invalid(
+                "auth.previous_business_secret",
+                "is the same as auth.business_secret: a rotation needs a new secret",
+            ));
+        }
+    }
+    if let Some(previous) = &a.previous_spear_secret {
+        if previous.len() < 16 {
+            return Err(invalid(
+                "auth.previous_spear_secret",
+                "must be at least 16 bytes",
+            ));
+        }
+        if *previous == a.spear_secret {
+            return Err(invalid(
+                "auth.previous_spear_secret",
+                "is the same as auth.spear_secret: a rotation needs a new secret",
+            ));
+        }
+    }
+    // No secret that verifies token1 may also verify spear tokens, old ones included.
+    let business = [
+        Some(&a.business_secret),
+        a.previous_business_secret.as_ref(),
+    ];
+    let spear = [
+        ("auth.spear_secret", Some(&a.spear_secret)),
+        (
+            "auth.previous_spear_secret",
+            a.previous_spear_secret.as_ref(),
+        ),
+    ];
+    for (field, key) in spear {
+        if key.is_some() && business.contains(&key) {
+            return Err(invalid(
+                field,
+                "must differ from auth.business_secret and auth.previous_business_secret",
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -402,12 +511,23 @@ mod tests {
         ("stat.presence_ttl_ms",         "presence_ttl_ms = 10000", "20000"),
         ("stat.heartbeat_ms",            "heartbeat_ms = 2000", "5000"),
         ("stat.flush_ms",                "flush_ms = 20", "0"),
-        ("redis.timeout_ms",             "timeout_ms = 1000", "10"),
+        ("redis.timeout_ms",             "\ntimeout_ms = 1000\n", "10\n"),
         ("idgen.window_ms",              "window_ms = 3000", "100"),
         ("idgen.max_batch",              "max_batch = 10000", "0"),
         ("auth.business_secret",         "business_secret = \"change-me-business", "\"short\" #"),
         ("auth.spear_secret",            "spear_secret = \"change-me-spear", "\"short\" #"),
         ("auth.token_ttl_secs",          "token_ttl_secs = 86400", "0"),
+        ("spear.max_requests_per_sec",   "max_requests_per_sec = 100", "0"),
+        ("spear.auth_timeout_ms",        "auth_timeout_ms = 10000", "0"),
+        ("spear.send_queue_packets",     "send_queue_packets = 256", "8"),
+        ("spear.write_timeout_ms",       "write_timeout_ms = 10000\n# How often each", "10\n# How often each"),
+        ("spear.ping_interval_ms",       "ping_interval_ms = 25000", "500"),
+        ("spear.ping_timeout_ms",        "ping_timeout_ms = 20000", "400000"),
+        ("spear.drain_ms",               "drain_ms = 2000", "70000"),
+        ("http.header_read_timeout_ms",  "header_read_timeout_ms = 10000", "0"),
+        ("http.drain_ms",                "drain_ms = 5000", "70000"),
+        ("ticket.burst",                 "burst = 40", "0"),
+        ("ticket.requests_per_ip_per_sec", "requests_per_ip_per_sec = 20", "2000000"),
     ];
 
     #[test]
@@ -465,6 +585,47 @@ mod tests {
         // The syntax itself is tested in nodes.rs; here, that the rule names the field.
         let text = edited_after("\n[nodes.advertise]", "127.0.0.1:7104", "node4");
         assert_eq!(refusal(&text).0, "nodes[3].advertise.grpc");
+    }
+
+    #[test]
+    fn previous_secrets_must_be_long_new_and_of_their_own_kind() {
+        let with = |line: &str| {
+            edited(
+                "enforce_groups = false\n",
+                &format!("enforce_groups = false\n{line}\n"),
+            )
+        };
+        let cases = [
+            (
+                "auth.previous_business_secret",
+                "previous_business_secret = \"short\"",
+            ),
+            (
+                "auth.previous_business_secret",
+                "previous_business_secret = \"change-me-business-secret-0001\"",
+            ),
+            (
+                "auth.previous_spear_secret",
+                "previous_spear_secret = \"short\"",
+            ),
+            (
+                "auth.previous_spear_secret",
+                "previous_spear_secret = \"change-me-spear-secret-0000001\"",
+            ),
+            (
+                "auth.previous_spear_secret",
+                "previous_spear_secret = \"change-me-business-secret-0001\"",
+            ),
+        ];
+        for (field, line) in cases {
+            let (got, reason) = refusal(&with(line));
+            assert_eq!(got, field, "{line}: {reason}");
+            assert!(!reason.contains("change-me"), "{reason}");
+        }
+        let rotating = with(
+            "previous_business_secret = \"old-business-secret-0001\"\nprevious_spear_secret = \"old-spear-secret-00000001\"",
+        );
+        ClusterConfig::from_toml_str(&rotating, []).expect("a rotation in progress is valid");
     }
 
     #[test]

@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
+use serde::Serialize;
 
 use std::collections::HashMap;
 
@@ -35,15 +34,44 @@ pub struct ApiState {
     pub relay: Option<crate::services::spear::Relay>,
 }
 
-/// An API failure, rendered as `{"error": {"code": …, "message": …}}`.
+/// An API failure, rendered as `{"error": {"code": …, "message": …}}` with the status of the
+/// table in [`ApiError::status`].
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// No such endpoint.
+    #[error("no such endpoint: {0}")]
+    NotFound(String),
+    /// The endpoint exists but not for this method.
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
+    /// The caller's address is over its request rate; it may retry after the given time.
+    #[error("too many requests from this address; retry after {} ms", .0.as_millis())]
+    TooManyRequests(std::time::Duration),
     /// The cluster cannot answer right now (no leader, no quorum).
     #[error("{0}")]
     Unavailable(String),
+}
+
+impl ApiError {
+    /// The one table from error to HTTP status and machine-readable code.
+    pub fn status(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+}
+
+/// `Retry-After` in whole seconds, at least one: HTTP cannot say less.
+pub fn retry_after(wait: std::time::Duration) -> (axum::http::HeaderName, String) {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    (axum::http::header::RETRY_AFTER, secs.max(1).to_string())
 }
 
 #[derive(Serialize)]
@@ -59,18 +87,58 @@ struct ErrorDetail<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        };
+        let (status, code) = self.status();
         let body = ErrorBody {
             error: ErrorDetail {
                 code,
                 message: self.to_string(),
             },
         };
-        (status, Json(body)).into_response()
+        match self {
+            ApiError::TooManyRequests(wait) => {
+                (status, [retry_after(wait)], Json(body)).into_response()
+            }
+            _ => (status, Json(body)).into_response(),
+        }
     }
+}
+
+/// The query string as a map, decoded leniently (bad escapes and bad UTF-8 become U+FFFD),
+/// so that a malformed query reaches the handler, whose error names the parameter, instead of
+/// a plain-text rejection. A repeated name keeps its last value.
+#[derive(Debug, Default, Clone)]
+pub struct QueryMap(pub HashMap<String, String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryMap {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        Ok(Self(
+            form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+}
+
+impl QueryMap {
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.0.get(name)
+    }
+}
+
+/// Gives every router the API's JSON answers for unknown paths and methods.
+pub fn with_json_fallbacks(router: Router) -> Router {
+    router
+        .fallback(|uri: axum::http::Uri| async move { ApiError::NotFound(uri.path().to_string()) })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::MethodNotAllowed(method.to_string())
+        })
 }
 
 impl From<IdError> for ApiError {
@@ -118,16 +186,11 @@ async fn healthz(State(state): State<ApiState>) -> Json<Health> {
     })
 }
 
-#[derive(Deserialize)]
-struct ViewQuery {
-    consistency: Option<String>,
-}
-
 async fn cluster(
     State(state): State<ApiState>,
-    Query(query): Query<ViewQuery>,
+    query: QueryMap,
 ) -> Result<Json<ClusterView>, ApiError> {
-    let linearizable = match query.consistency.as_deref() {
+    let linearizable = match query.get("consistency").map(String::as_str) {
         None | Some("local") => false,
         Some("linearizable") => true,
         Some(other) => {
@@ -158,10 +221,7 @@ struct IdsBody {
 }
 
 /// `GET /api/v1/ids?count=N` (default 1): ids for business systems.
-async fn ids(
-    State(state): State<ApiState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<IdsBody>, ApiError> {
+async fn ids(State(state): State<ApiState>, query: QueryMap) -> Result<Json<IdsBody>, ApiError> {
     let count = match query.get("count") {
         None => 1,
         Some(raw) => raw
@@ -182,18 +242,6 @@ async fn ids(
         ids,
         id_strings,
     }))
-}
-
-/// Serves `router` on `listener` until `shutdown` fires, then drains in-flight requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    tracing::info!(addr = ?listener.local_addr().ok(), "HTTP API listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
 }
 
 /// `GET /api/v1/relay`: the spear's relay counters.

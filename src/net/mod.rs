@@ -5,3 +5,4 @@ pub mod gossip;
 pub mod grpc;
 pub mod http;
 pub mod redis;
+pub mod serve;

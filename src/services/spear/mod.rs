@@ -1,7 +1,13 @@
 //! spear: the long-connection node. Clients connect with socket.io (Gru's events and the
 //! modern surface), the spear verifies their tokens locally, keeps a roster of who is here, and
 //! delivers messages locally and through the relay. It registers itself with the Raft group.
+//! Every connection lives under limits (`docs/security.md`): an authentication deadline, rate
+//! limits, a bounded send queue with a slow-consumer policy ([`closer`]), and token expiry
+//! ([`deadlines`]).
 
+mod closer;
+mod conn;
+mod deadlines;
 pub mod protocol;
 mod redis_relay;
 mod registration;
@@ -10,9 +16,12 @@ pub mod roster;
 mod server;
 pub mod session;
 
+pub use closer::Closer;
+pub use conn::ConnLimits;
+pub use deadlines::Deadlines;
 pub use redis_relay::RedisRelay;
 pub use registration::run_registration;
-pub use relay::{Relay, RelayReport};
+pub use relay::{Relay, RelayReport, RelayStats};
 pub use roster::Roster;
-pub use server::{serve, socket_layer, ConnId, SpearContext};
+pub use server::{on_deadline, serve, socket_layer, ConnId, SpearContext, SpearLimits};
 pub use session::Verifier;

@@ -51,32 +51,65 @@ impl Reply {
     }
 }
 
-/// Decodes an event payload sent either as a JSON string or as a JSON value.
+/// Decodes an event payload sent either as a JSON string or as a JSON value. Errors say what
+/// is wrong in the client's terms (a field, a type), never a Rust type name.
 pub fn decode<T: DeserializeOwned>(raw: Value) -> Result<T, String> {
-    match raw {
+    let value = match raw {
         Value::String(text) => {
-            serde_json::from_str(&text).map_err(|e| format!("malformed JSON: {e}"))
+            serde_json::from_str(&text).map_err(|e| format!("malformed JSON: {e}"))?
         }
-        other => serde_json::from_value(other).map_err(|e| format!("bad payload: {e}")),
+        other => other,
+    };
+    if !value.is_object() {
+        return Err(format!(
+            "bad payload: expected a JSON object, got {}",
+            kind_of(&value)
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| format!("bad payload: {e}"))
+}
+
+/// The JSON kind of `v`, for error messages.
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
+/// What the client is told when an event carries no payload at all.
+pub const NO_PAYLOAD: &str = "the event carries no payload";
+
 /// Ids arrive as numbers or decimal strings.
 fn flex_id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Flex {
-        Num(u64),
-        Text(String),
+    struct Id;
+    impl serde::de::Visitor<'_> for Id {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a whole number or a decimal string")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
+            v.trim()
+                .parse()
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+        }
     }
-    match Flex::deserialize(d)? {
-        Flex::Num(n) => Ok(n),
-        Flex::Text(s) => s.trim().parse().map_err(serde::de::Error::custom),
-    }
+    d.deserialize_any(Id)
 }
 
 /// `auth`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "an object with id, name and token2")]
 pub struct AuthPayload {
     /// The user id.
     #[serde(deserialize_with = "flex_id")]
@@ -96,6 +129,7 @@ pub struct AuthPayload {
 
 /// One group in `subscribe`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "a group object with an id")]
 pub struct GroupRef {
     /// The group id.
     #[serde(deserialize_with = "flex_id")]
@@ -107,6 +141,7 @@ pub struct GroupRef {
 
 /// `subscribe`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "an object with userId and subscribeGroups")]
 pub struct SubscribePayload {
     /// Must equal the authenticated user.
     #[serde(rename = "userId", deserialize_with = "flex_id")]
@@ -118,6 +153,7 @@ pub struct SubscribePayload {
 
 /// The target of a `msg`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "a target object with an id")]
 pub struct Target {
     /// A user id (unicast) or group id (broadcast).
     #[serde(deserialize_with = "flex_id")]
@@ -129,6 +165,7 @@ pub struct Target {
 
 /// `msg`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "an object with type, target and content")]
 pub struct MsgPayload {
     /// 0 unicast, 1 group broadcast.
     #[serde(rename = "type")]
@@ -137,6 +174,20 @@ pub struct MsgPayload {
     pub target: Target,
     /// Any string.
     pub content: String,
+}
+
+/// `join` and `leave`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "an object with groups")]
+pub struct GroupsPayload {
+    /// Group ids.
+    pub groups: Vec<u64>,
+}
+
+/// `ids` without repeats, in first-seen order.
+pub fn distinct(ids: impl IntoIterator<Item = u64>) -> Vec<u64> {
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter().filter(|id| seen.insert(*id)).collect()
 }
 
 /// The group id of `online`: `"10"` or `10`, possibly as a JSON-encoded string.
@@ -223,6 +274,37 @@ mod tests {
             decode::<MsgPayload>(json!({"type": 0, "target": {"id": 1}, "content": 5})).is_err()
         );
         assert!(decode::<SubscribePayload>(json!({"userId": 1})).is_err());
+    }
+
+    #[test]
+    fn errors_speak_of_fields_and_json_types_never_of_rust_types() {
+        let cases = [
+            decode::<AuthPayload>(json!({"id": "abc", "name": "x"})).map(|_| ()),
+            decode::<AuthPayload>(json!({"id": [1], "name": "x"})).map(|_| ()),
+            decode::<AuthPayload>(json!([1, 2])).map(|_| ()),
+            decode::<AuthPayload>(Value::String("[1]".into())).map(|_| ()),
+            decode::<MsgPayload>(json!({"type": 0, "target": 5, "content": "x"})).map(|_| ()),
+            decode::<SubscribePayload>(json!({"userId": 1, "subscribeGroups": "10"})).map(|_| ()),
+            decode::<GroupsPayload>(json!({"groups": [1, "x"]})).map(|_| ()),
+        ];
+        for case in cases {
+            let message = case.expect_err("refused");
+            for internal in [
+                "Flex", "untagged", "struct", "Payload", "Target", "GroupRef",
+            ] {
+                assert!(!message.contains(internal), "{message}");
+            }
+        }
+        let message = decode::<AuthPayload>(json!({"id": "abc", "name": "x"})).unwrap_err();
+        assert!(
+            message.contains("a whole number or a decimal string"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn repeated_ids_count_once() {
+        assert_eq!(distinct([10, 11, 10, 12, 11]), vec![10, 11, 12]);
     }
 
     #[test]

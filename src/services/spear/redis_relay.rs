@@ -117,6 +117,11 @@ impl RedisRelay {
         }
     }
 
+    /// The live counters.
+    pub fn stats(&self) -> &RelayStats {
+        &self.stats
+    }
+
     /// The counters.
     pub fn report(&self) -> RelayReport {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);

@@ -68,7 +68,8 @@ pub struct RelayStats {
     pub echoes: AtomicU64,
     /// Arrived messages that could not be delivered (malformed).
     pub dropped: AtomicU64,
-    /// Arrived messages that some local client missed because its send queue was full.
+    /// Deliveries (relayed or from this spear) that some local client missed because its send
+    /// queue was full.
     pub slow_clients: AtomicU64,
 }
 
@@ -107,8 +108,9 @@ pub struct RelayReport {
 /// Carries messages between spears.
 #[derive(Clone)]
 pub enum Relay {
-    /// A single-spear deployment (`relay.kind = "local"`): every recipient is local.
-    Local,
+    /// A single-spear deployment (`relay.kind = "local"`): every recipient is local; the
+    /// counters record only local deliveries that slow clients missed.
+    Local(Arc<RelayStats>),
     /// Redis pub/sub, standalone or cluster.
     Redis(Arc<RedisRelay>),
 }
@@ -118,15 +120,23 @@ impl Relay {
     /// accepted it (for Redis: `PUBLISH` answered).
     pub async fn publish(&self, envelope: &Envelope) -> Result<(), RelayError> {
         match self {
-            Relay::Local => Ok(()),
+            Relay::Local(_) => Ok(()),
             Relay::Redis(r) => r.publish(envelope).await,
+        }
+    }
+
+    /// The live counters, for the spear's own deliveries.
+    pub fn stats(&self) -> &RelayStats {
+        match self {
+            Relay::Local(stats) => stats,
+            Relay::Redis(r) => r.stats(),
         }
     }
 
     /// The relay's counters.
     pub fn report(&self) -> RelayReport {
         match self {
-            Relay::Local => RelayReport {
+            Relay::Local(stats) => RelayReport {
                 kind: "local",
                 connected: true,
                 outages: 0,
@@ -135,7 +145,7 @@ impl Relay {
                 received: 0,
                 echoes: 0,
                 dropped: 0,
-                slow_clients: 0,
+                slow_clients: stats.slow_clients.load(Ordering::Relaxed),
                 channels: 0,
             },
             Relay::Redis(r) => r.report(),

@@ -127,11 +127,30 @@ impl<K: ConnKey> Roster<K> {
         pending
     }
 
-    /// Joins `conn` to `groups`; returns the groups it was not in yet.
+    /// Joins `conn` to `groups` (a group it is in already is left as it is).
     pub fn join(&self, conn: K, groups: &[u64]) -> Pending {
-        let mut pending = Vec::new();
         let mut guard = self.lock();
-        let inner = &mut *guard;
+        self.join_locked(&mut guard, conn, groups)
+    }
+
+    /// Joins `conn` to `groups` unless that would put it in more than `max` groups; then
+    /// nothing changes and `Err` carries how many it would have been in. Check and join happen
+    /// under one lock, so concurrent requests cannot pass the limit together.
+    pub fn join_at_most(&self, conn: K, groups: &[u64], max: usize) -> Result<Pending, usize> {
+        let mut guard = self.lock();
+        if let Some(c) = guard.conns.get(&conn) {
+            let wanted: HashSet<&u64> = groups.iter().collect();
+            let new = wanted.iter().filter(|g| !c.groups.contains(g)).count();
+            let total = c.groups.len() + new;
+            if total > max {
+                return Err(total);
+            }
+        }
+        Ok(self.join_locked(&mut guard, conn, groups))
+    }
+
+    fn join_locked(&self, inner: &mut Inner<K>, conn: K, groups: &[u64]) -> Pending {
+        let mut pending = Vec::new();
         let Some(c) = inner.conns.get_mut(&conn) else {
             return pending;
         };
@@ -228,6 +247,14 @@ impl<K: ConnKey> Roster<K> {
     /// How many groups `conn` is in.
     pub fn groups_of(&self, conn: K) -> usize {
         self.lock().conns.get(&conn).map_or(0, |c| c.groups.len())
+    }
+
+    /// Whether `conn` is in group `gid`.
+    pub fn in_group(&self, conn: K, gid: u64) -> bool {
+        self.lock()
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.groups.contains(&gid))
     }
 
     /// Connections of user `uid` here.

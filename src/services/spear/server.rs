@@ -1,24 +1,34 @@
 //! The spear's socket.io server: Gru's events (wire API §2) and the modern surface
-//! (`docs/api.md`) on one namespace, protocol v5 and v4 on the same port.
+//! (`docs/api.md`) on one namespace, protocol v5 and v4 on the same port, behind the limits
+//! of a port that faces the internet (`docs/security.md`).
 
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
-use socketioxide::{SendError, SocketError, SocketIo};
+use socketioxide::{ParserConfig, SendError, SocketError, SocketIo};
 use tokio_util::sync::CancellationToken;
 
+use super::closer::{CloseReason, Closer};
+use super::conn::{ConnLimits, ConnState};
+use super::deadlines::{Deadline, Deadlines};
 use super::protocol::{
-    decode, online_group, AuthPayload, Delivered, DeliveredTarget, MsgPayload, Reply,
-    SubscribePayload, LOGIC_ERROR, PARAM_ERROR, SYSTEM_ERROR,
+    decode, distinct, online_group, AuthPayload, Delivered, DeliveredTarget, GroupsPayload,
+    MsgPayload, Reply, SubscribePayload, LOGIC_ERROR, NO_PAYLOAD, PARAM_ERROR, SYSTEM_ERROR,
 };
-use super::relay::{user_room, Audience, Envelope, Relay};
+use super::relay::{user_room, Audience, Envelope, Relay, RelayStats};
 use super::roster::{Pending, Roster};
 use super::session::{Session, Verifier};
 use crate::clock::unix_ms;
+use crate::config::SpearSection;
+use crate::net::serve::{self, Conn, ServeLimits};
 use crate::services::idgen::IdService;
 use crate::services::stat::Presence;
 
@@ -28,6 +38,35 @@ const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 
 /// A connection's key in the roster.
 pub type ConnId = socketioxide::socket::Sid;
+
+/// The client-facing settings of a spear, from `[spear]`.
+#[derive(Debug, Clone, Copy)]
+pub struct SpearLimits {
+    /// Rate limits per connection.
+    pub conn: ConnLimits,
+    /// Most groups per connection.
+    pub max_groups: usize,
+    /// Largest `content` accepted, bytes.
+    pub max_content: usize,
+    /// Time to authenticate after connecting.
+    pub auth_timeout: Duration,
+}
+
+impl SpearLimits {
+    /// The limits of `spear`.
+    pub fn new(spear: &SpearSection) -> Self {
+        Self {
+            conn: ConnLimits {
+                msgs_per_sec: NonZeroU32::new(spear.max_msgs_per_sec).unwrap_or(NonZeroU32::MIN),
+                requests_per_sec: NonZeroU32::new(spear.max_requests_per_sec)
+                    .unwrap_or(NonZeroU32::MIN),
+            },
+            max_groups: spear.max_groups_per_connection,
+            max_content: usize::try_from(spear.max_payload_bytes).unwrap_or(usize::MAX),
+            auth_timeout: Duration::from_millis(spear.auth_timeout_ms),
+        }
+    }
+}
 
 /// What the spear's handlers share.
 pub struct SpearContext {
@@ -41,14 +80,14 @@ pub struct SpearContext {
     pub roster: Arc<Roster<ConnId>>,
     /// Where `online` reads presence.
     pub presence: Presence,
-    /// Refuse groups the token does not list.
-    pub enforce_groups: bool,
-    /// Most groups per connection.
-    pub max_groups: usize,
-    /// Largest `content` accepted, bytes.
-    pub max_content: usize,
+    /// Per-connection limits.
+    pub limits: SpearLimits,
+    /// Ends connections.
+    pub closer: Arc<Closer>,
+    /// Authentication deadlines and token expiries.
+    pub deadlines: Deadlines,
     /// Open connections (gossiped as this spear's load).
-    pub connections: std::sync::atomic::AtomicU64,
+    pub connections: AtomicU64,
 }
 
 /// Waits (bounded) until the relay confirmed the subscriptions a roster change asked for.
@@ -66,107 +105,166 @@ fn now_sec() -> u64 {
     unix_ms() / 1000
 }
 
+/// The payload of an event, or the error a client understands.
+fn payload(data: TryData<Value>) -> Result<Value, String> {
+    data.0.map_err(|_| NO_PAYLOAD.to_string())
+}
+
 /// Sends `reply` both ways Gru clients expect: as the ack (if asked) and as `<event>_result`.
-/// A client whose send queue is full does not read what it is sent: it is disconnected (and
-/// reconnects through ticket) rather than left to miss a reply silently.
-fn answer(s: &SocketRef, ack: AckSender, event: &str, reply: &Reply) {
+/// A client whose send queue is full does not read what it is sent: it is cut (and reconnects
+/// through ticket) rather than left to miss replies silently.
+fn answer(s: &SocketRef, ctx: &SpearContext, ack: AckSender, event: &str, reply: &Reply) {
     let acked = ack.send(reply);
     let emitted = s.emit(format!("{event}_result"), reply);
     let full = |r: &Result<(), SendError>| {
         matches!(r, Err(SendError::Socket(SocketError::InternalChannelFull)))
     };
     if full(&acked) || full(&emitted) {
-        tracing::warn!(sid = %s.id, event, "client does not read its replies: disconnecting it");
-        let _ = s.clone().disconnect();
+        ctx.closer.cut(s, CloseReason::SlowConsumer);
     }
 }
 
 /// Refuses an event before authentication and closes the connection.
-fn refuse_unauthenticated(s: SocketRef, ack: AckSender, event: &str) {
-    answer(
-        &s,
-        ack,
-        event,
-        &Reply::error(PARAM_ERROR, "authenticate first"),
-    );
-    let _ = s.disconnect();
+fn refuse_unauthenticated(s: SocketRef, ctx: &SpearContext, ack: AckSender, event: &str) {
+    let msg = "authenticate first";
+    answer(&s, ctx, ack, event, &Reply::error(PARAM_ERROR, msg));
+    ctx.closer
+        .close(&s, CloseReason::Unauthenticated, msg, false);
+}
+
+/// Counts an event other than `msg` (which has its own limit) against the connection's
+/// request rate; over it, answers 1002 and returns `None`.
+fn admit(s: &SocketRef, ctx: &SpearContext, ack: AckSender, event: &str) -> Option<AckSender> {
+    if ConnState::of(s, ctx.limits.conn).allow_request() {
+        return Some(ack);
+    }
+    let reply = Reply::error(LOGIC_ERROR, "too many requests per second");
+    answer(s, ctx, ack, event, &reply);
+    None
+}
+
+/// Binds `session` to the connection (first auth) and sets its expiry deadline.
+async fn bind(s: &SocketRef, ctx: &SpearContext, session: Session) {
+    s.join(user_room(session.uid));
+    let uid = session.uid;
+    expire_at(s, ctx, &session);
+    s.extensions.insert(session);
+    settle(ctx.roster.bind(s.id, uid)).await;
+}
+
+/// The connection must leave when its token expires (legacy tokens never do).
+fn expire_at(s: &SocketRef, ctx: &SpearContext, session: &Session) {
+    match session.expires_at {
+        Some(exp) => {
+            let left = exp.saturating_mul(1000).saturating_sub(unix_ms());
+            ctx.deadlines
+                .set(s.id, Deadline::TokenExpiry, Duration::from_millis(left));
+        }
+        None => ctx.deadlines.clear(s.id),
+    }
 }
 
 /// Runs before socketioxide sends the connect packet, so the event handlers registered here
 /// are in place before the client can send its first event (a connect handler runs only after
 /// the connect packet went out, which let early events find no handler). The modern handshake
-/// `io(url, {auth: {token}})` authenticates here; without a token the connection waits for
-/// Gru's `auth` event.
+/// `io(url, {auth: {token}})` authenticates here; without a token the connection has
+/// `spear.auth_timeout_ms` to send Gru's `auth` event.
 async fn handshake(
     s: SocketRef,
     TryData(auth): TryData<Value>,
     ctx: Arc<SpearContext>,
 ) -> Result<(), String> {
+    s.extensions.insert(ConnState::new(ctx.limits.conn));
     let token = auth
         .ok()
         .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_string));
-    if let Some(token) = token {
-        let session = ctx
-            .verifier
-            .verify_token(&token, now_sec())
-            .map_err(|e| format!("{PARAM_ERROR}: {e}"))?;
-        s.join(user_room(session.uid));
-        let uid = session.uid;
-        s.extensions.insert(session);
-        register_handlers(s.clone(), ctx.clone());
-        settle(ctx.roster.bind(s.id, uid)).await;
-        return Ok(());
+    match token {
+        Some(token) => {
+            let session = ctx
+                .verifier
+                .verify_token(&token, now_sec())
+                .map_err(|e| format!("{PARAM_ERROR}: {e}"))?;
+            register_handlers(s.clone(), ctx.clone());
+            bind(&s, &ctx, session).await;
+        }
+        None => {
+            register_handlers(s.clone(), ctx.clone());
+            ctx.deadlines
+                .set(s.id, Deadline::Auth, ctx.limits.auth_timeout);
+        }
     }
-    register_handlers(s, ctx);
     Ok(())
 }
 
+/// What a deadline that passed does to its connection.
+pub fn on_deadline(io: &SocketIo, closer: &Closer, sid: ConnId, deadline: Deadline) {
+    let Some(s) = io.get_socket(sid) else {
+        return;
+    };
+    match deadline {
+        Deadline::Auth if s.extensions.get::<Session>().is_none() => {
+            let msg =
+                "not authenticated in time; get a ticket and send auth right after connecting";
+            closer.close(&s, CloseReason::AuthTimeout, msg, true);
+        }
+        Deadline::Auth => {}
+        Deadline::TokenExpiry => {
+            let msg = "the token expired; get a new one from ticket (send auth with a fresh token2 before it expires to stay connected)";
+            closer.close(&s, CloseReason::TokenExpired, msg, true);
+        }
+    }
+}
+
 fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
-    use std::sync::atomic::Ordering;
     ctx.connections.fetch_add(1, Ordering::Relaxed);
     let c = ctx.clone();
     s.on_disconnect(async move |s: SocketRef| {
         c.connections.fetch_sub(1, Ordering::Relaxed);
+        c.deadlines.clear(s.id);
         c.roster.remove(s.id);
     });
+
     let c = ctx.clone();
     s.on(
         "auth",
-        async move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
-            let session = data
-                .map_err(|e| e.to_string())
-                .and_then(decode::<AuthPayload>)
-                .and_then(|p| {
-                    c.verifier
-                        .verify_auth(&p, now_sec())
-                        .map_err(|e| e.to_string())
-                });
+        async move |s: SocketRef, data: TryData<Value>, ack: AckSender| {
+            let Some(ack) = admit(&s, &c, ack, "auth") else {
+                return;
+            };
+            let result = payload(data).and_then(decode::<AuthPayload>).and_then(|p| {
+                c.verifier
+                    .verify_auth(&p, now_sec())
+                    .map_err(|e| e.to_string())
+            });
             let current = s.extensions.get::<Session>().map(|known| known.uid);
-            match session {
-                // One connection is one user: a second auth may only repeat the first.
-                Ok(session) if current.is_some_and(|uid| uid != session.uid) => {
-                    answer(
-                        &s,
-                        ack,
-                        "auth",
-                        &Reply::error(LOGIC_ERROR, "this connection is bound to another user"),
-                    );
-                }
-                Ok(session) => {
-                    s.join(user_room(session.uid));
+            match (current, result) {
+                (None, Ok(session)) => {
+                    c.deadlines.clear(s.id);
                     let uid = session.uid;
-                    s.extensions.insert(session);
-                    settle(c.roster.bind(s.id, uid)).await;
-                    answer(
-                        &s,
-                        ack,
-                        "auth",
-                        &Reply::ok("ok", Some(json!({"userId": uid}))),
-                    );
+                    bind(&s, &c, session).await;
+                    let reply = Reply::ok("ok", Some(json!({"userId": uid})));
+                    answer(&s, &c, ack, "auth", &reply);
                 }
-                Err(e) => {
-                    answer(&s, ack, "auth", &Reply::error(PARAM_ERROR, e));
-                    let _ = s.disconnect();
+                (None, Err(e)) => {
+                    answer(&s, &c, ack, "auth", &Reply::error(PARAM_ERROR, &e));
+                    c.closer.close(&s, CloseReason::Unauthenticated, &e, false);
+                }
+                // One connection is one user: a second auth may only renew the first.
+                (Some(uid), Ok(session)) if uid != session.uid => {
+                    let reply =
+                        Reply::error(LOGIC_ERROR, "this connection is bound to another user");
+                    answer(&s, &c, ack, "auth", &reply);
+                }
+                (Some(uid), Ok(session)) => {
+                    // A fresh token for the same user renews the connection's expiry.
+                    expire_at(&s, &c, &session);
+                    s.extensions.insert(session);
+                    let reply = Reply::ok("ok", Some(json!({"userId": uid})));
+                    answer(&s, &c, ack, "auth", &reply);
+                }
+                // A bad second auth changes nothing: the connection stays as it was.
+                (Some(_), Err(e)) => {
+                    answer(&s, &c, ack, "auth", &Reply::error(PARAM_ERROR, e));
                 }
             }
         },
@@ -175,98 +273,93 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
     let c = ctx.clone();
     s.on(
         "subscribe",
-        async move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
+        async move |s: SocketRef, data: TryData<Value>, ack: AckSender| {
             let Some(session) = s.extensions.get::<Session>() else {
-                return refuse_unauthenticated(s, ack, "subscribe");
+                return refuse_unauthenticated(s, &c, ack, "subscribe");
             };
-            let reply = match data
-                .map_err(|e| e.to_string())
-                .and_then(decode::<SubscribePayload>)
-            {
+            let Some(ack) = admit(&s, &c, ack, "subscribe") else {
+                return;
+            };
+            let reply = match payload(data).and_then(decode::<SubscribePayload>) {
                 Err(e) => Reply::error(PARAM_ERROR, e),
                 Ok(p) => {
-                    subscribe(
-                        &s,
-                        &session,
-                        &c,
-                        p.user_id,
-                        p.groups.iter().map(|g| g.id).collect(),
-                    )
-                    .await
+                    let groups = p.groups.iter().map(|g| g.id);
+                    subscribe(&s, &session, &c, p.user_id, distinct(groups)).await
                 }
             };
-            answer(&s, ack, "subscribe", &reply);
+            answer(&s, &c, ack, "subscribe", &reply);
         },
     );
 
     let c = ctx.clone();
     s.on(
         "join",
-        async move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
+        async move |s: SocketRef, data: TryData<Value>, ack: AckSender| {
             let Some(session) = s.extensions.get::<Session>() else {
-                return refuse_unauthenticated(s, ack, "join");
+                return refuse_unauthenticated(s, &c, ack, "join");
             };
-            let reply = match data
-                .map_err(|e| e.to_string())
-                .and_then(decode::<GroupsPayload>)
-            {
+            let Some(ack) = admit(&s, &c, ack, "join") else {
+                return;
+            };
+            let reply = match payload(data).and_then(decode::<GroupsPayload>) {
                 Err(e) => Reply::error(PARAM_ERROR, e),
-                Ok(p) => subscribe(&s, &session, &c, session.uid, p.groups).await,
+                Ok(p) => subscribe(&s, &session, &c, session.uid, distinct(p.groups)).await,
             };
-            answer(&s, ack, "join", &reply);
+            answer(&s, &c, ack, "join", &reply);
         },
     );
 
     let c = ctx.clone();
     s.on(
         "leave",
-        async move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
+        async move |s: SocketRef, data: TryData<Value>, ack: AckSender| {
             if s.extensions.get::<Session>().is_none() {
-                return refuse_unauthenticated(s, ack, "leave");
+                return refuse_unauthenticated(s, &c, ack, "leave");
             }
-            let reply = match data
-                .map_err(|e| e.to_string())
-                .and_then(decode::<GroupsPayload>)
-            {
+            let Some(ack) = admit(&s, &c, ack, "leave") else {
+                return;
+            };
+            let reply = match payload(data).and_then(decode::<GroupsPayload>) {
                 Err(e) => Reply::error(PARAM_ERROR, e),
                 Ok(p) => {
-                    for gid in &p.groups {
+                    let groups = distinct(p.groups);
+                    for gid in &groups {
                         s.leave(Audience::Group(*gid).room());
                     }
-                    c.roster.leave(s.id, &p.groups);
-                    Reply::ok("ok", Some(json!({"groups": p.groups})))
+                    c.roster.leave(s.id, &groups);
+                    Reply::ok("ok", Some(json!({"groups": groups})))
                 }
             };
-            answer(&s, ack, "leave", &reply);
+            answer(&s, &c, ack, "leave", &reply);
         },
     );
 
     let c = ctx.clone();
     s.on(
         "msg",
-        async move |s: SocketRef, io: SocketIo, TryData(data): TryData<Value>, ack: AckSender| {
+        async move |s: SocketRef, io: SocketIo, data: TryData<Value>, ack: AckSender| {
             let Some(session) = s.extensions.get::<Session>() else {
-                return refuse_unauthenticated(s, ack, "msg");
+                return refuse_unauthenticated(s, &c, ack, "msg");
             };
-            let reply = match data
-                .map_err(|e| e.to_string())
-                .and_then(decode::<MsgPayload>)
-            {
+            let reply = match payload(data).and_then(decode::<MsgPayload>) {
                 Err(e) => Reply::error(PARAM_ERROR, e),
-                Ok(p) => send(&io, &session, &c, p).await,
+                Ok(p) => send(&s, &io, &session, &c, p).await,
             };
-            answer(&s, ack, "msg", &reply);
+            answer(&s, &c, ack, "msg", &reply);
         },
     );
 
     let c = ctx.clone();
     s.on(
         "online",
-        async move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
+        async move |s: SocketRef, data: TryData<Value>, ack: AckSender| {
             if s.extensions.get::<Session>().is_none() {
-                return refuse_unauthenticated(s, ack, "online");
+                return refuse_unauthenticated(s, &c, ack, "online");
             }
-            let reply = match data.map_err(|e| e.to_string()).and_then(online_group) {
+            let Some(ack) = admit(&s, &c, ack, "online") else {
+                return;
+            };
+            let reply = match payload(data).and_then(online_group) {
                 Err(e) => Reply::error(PARAM_ERROR, e),
                 Ok(gid) => match c.presence.group_online(gid).await {
                     Ok(online) => Reply::ok(
@@ -276,21 +369,24 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
                     Err(e) => Reply::error(SYSTEM_ERROR, e.to_string()),
                 },
             };
-            answer(&s, ack, "online", &reply);
+            answer(&s, &c, ack, "online", &reply);
         },
     );
 
+    let c = ctx;
     s.on_fallback(async move |s: SocketRef, ack: AckSender| {
         if s.extensions.get::<Session>().is_none() {
-            return refuse_unauthenticated(s, ack, "error");
+            return refuse_unauthenticated(s, &c, ack, "error");
         }
-        let _ = ack.send(&Reply::error(PARAM_ERROR, "unknown event"));
+        let Some(ack) = admit(&s, &c, ack, "error") else {
+            return;
+        };
+        if let Err(SendError::Socket(SocketError::InternalChannelFull)) =
+            ack.send(&Reply::error(PARAM_ERROR, "unknown event"))
+        {
+            c.closer.cut(&s, CloseReason::SlowConsumer);
+        }
     });
-}
-
-#[derive(serde::Deserialize)]
-struct GroupsPayload {
-    groups: Vec<u64>,
 }
 
 async fn subscribe(
@@ -306,7 +402,7 @@ async fn subscribe(
     if groups.is_empty() {
         return Reply::error(PARAM_ERROR, "subscribeGroups must not be empty");
     }
-    if ctx.enforce_groups {
+    if ctx.verifier.enforce_groups() {
         let allowed = session.allowed_groups.as_deref().unwrap_or_default();
         if let Some(denied) = groups.iter().find(|g| !allowed.contains(g)) {
             return Reply::error(
@@ -315,21 +411,39 @@ async fn subscribe(
             );
         }
     }
-    let current = ctx.roster.groups_of(s.id);
-    if current + groups.len() > ctx.max_groups {
-        return Reply::error(
-            LOGIC_ERROR,
-            format!("at most {} groups per connection", ctx.max_groups),
-        );
-    }
+    // Rooms first, so that a message to a group reaches the connection as soon as the roster
+    // counts it as a member.
     for gid in &groups {
         s.join(Audience::Group(*gid).room());
     }
-    settle(ctx.roster.join(s.id, &groups)).await;
-    Reply::ok("ok", Some(json!({"groups": groups})))
+    match ctx
+        .roster
+        .join_at_most(s.id, &groups, ctx.limits.max_groups)
+    {
+        Ok(pending) => {
+            settle(pending).await;
+            Reply::ok("ok", Some(json!({"groups": groups})))
+        }
+        Err(_) => {
+            // Undo the rooms of groups the connection was not in.
+            for gid in groups.iter().filter(|g| !ctx.roster.in_group(s.id, **g)) {
+                s.leave(Audience::Group(*gid).room());
+            }
+            Reply::error(
+                LOGIC_ERROR,
+                format!("at most {} groups per connection", ctx.limits.max_groups),
+            )
+        }
+    }
 }
 
-async fn send(io: &SocketIo, session: &Session, ctx: &SpearContext, p: MsgPayload) -> Reply {
+async fn send(
+    s: &SocketRef,
+    io: &SocketIo,
+    session: &Session,
+    ctx: &SpearContext,
+    p: MsgPayload,
+) -> Reply {
     let audience = match p.kind {
         0 => Audience::User(p.target.id),
         1 => Audience::Group(p.target.id),
@@ -340,13 +454,13 @@ async fn send(io: &SocketIo, session: &Session, ctx: &SpearContext, p: MsgPayloa
             )
         }
     };
-    if p.content.len() > ctx.max_content {
+    if p.content.len() > ctx.limits.max_content {
         return Reply::error(
             PARAM_ERROR,
-            format!("content is larger than {} bytes", ctx.max_content),
+            format!("content is larger than {} bytes", ctx.limits.max_content),
         );
     }
-    if !session.limiter.allow(now_sec()) {
+    if !ConnState::of(s, ctx.limits.conn).allow_msg() {
         return Reply::error(LOGIC_ERROR, "too many messages per second");
     }
     let id = match ctx.ids.issue(1).await {
@@ -383,8 +497,11 @@ async fn send(io: &SocketIo, session: &Session, ctx: &SpearContext, p: MsgPayloa
         Audience::Group(gid) => ctx.roster.group_size(gid) > 0,
     };
     if local {
+        // A recipient whose queue is full misses this message and is disconnected by the
+        // slow-consumer policy; that is its problem, never the sender's.
         if let Err(e) = io.to(audience.room()).emit("msg", &envelope.payload).await {
-            return Reply::error(SYSTEM_ERROR, format!("local delivery failed: {e}"));
+            RelayStats::bump(&ctx.relay.stats().slow_clients);
+            tracing::debug!(error = %e, "a local recipient missed a message (slow consumer)");
         }
     }
     let data = json!({"id": id, "createTime": create_time});
@@ -402,27 +519,80 @@ async fn send(io: &SocketIo, session: &Session, ctx: &SpearContext, p: MsgPayloa
 
 /// The socket.io layer and its handle, built before the spear's context so that the relay can
 /// deliver through the handle; [`serve`] then registers the handlers and serves.
-pub fn socket_layer(max_payload: u64) -> (socketioxide::layer::SocketIoLayer, SocketIo) {
+///
+/// Gru's events take no binary attachments, so a packet announcing any is refused and its
+/// connection closed before a byte of attachment is buffered.
+pub fn socket_layer(spear: &SpearSection) -> (socketioxide::layer::SocketIoLayer, SocketIo) {
+    let max_message = usize::try_from(spear.max_payload_bytes).unwrap_or(usize::MAX);
     SocketIo::builder()
-        .max_payload(max_payload)
-        .ws_max_message_size(usize::try_from(max_payload).unwrap_or(usize::MAX))
-        // Per-connection memory: a 1 KiB WebSocket read buffer (the default is 4 KiB) and room
-        // for 64 queued packets per client before it counts as too slow.
+        .with_parser(
+            ParserConfig::common()
+                .max_incoming_binaries(0)
+                .max_incoming_binary_buf_size(0)
+                .packet_completion_timeout(Duration::from_secs(1)),
+        )
+        .max_payload(spear.max_payload_bytes)
+        .ws_max_message_size(max_message)
+        .ws_max_frame_size(max_message)
+        // Per-connection memory: a 1 KiB WebSocket read buffer (the default is 4 KiB); the
+        // queue holds `send_queue_packets` before the client counts as a slow consumer.
         .ws_read_buffer_size(1024)
-        .max_buffer_size(64)
-        .ping_interval(Duration::from_secs(25))
-        .ping_timeout(Duration::from_secs(20))
+        .max_buffer_size(spear.send_queue_packets)
+        .ping_interval(Duration::from_millis(spear.ping_interval_ms))
+        .ping_timeout(Duration::from_millis(spear.ping_timeout_ms))
+        // An engine.io session that never opens the namespace gets the same time as one that
+        // never authenticates.
+        .connect_timeout(Duration::from_millis(spear.auth_timeout_ms))
         .build_layer()
 }
 
-/// Serves socket.io on `listener` until `shutdown`; then tells every client to reconnect
-/// through ticket and closes the connections.
+/// What the per-request gate of the socket.io port needs.
+#[derive(Clone)]
+struct Gate {
+    io: SocketIo,
+    closer: Arc<Closer>,
+}
+
+/// The value of `name` in a query string.
+fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Runs before engine.io sees a request: a session the spear closed is refused, and the
+/// connection that upgrades a session to WebSocket is bound to its socket (so that closing
+/// the socket can cut that connection).
+async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    let query = request.uri().query().unwrap_or_default();
+    if let Some(sid) = query_param(query, "sid").and_then(|v| v.parse::<ConnId>().ok()) {
+        if gate.closer.is_refused(sid) {
+            let body = axum::Json(json!({"code": 1, "message": "Session ID unknown"}));
+            return (axum::http::StatusCode::BAD_REQUEST, body).into_response();
+        }
+        if query_param(query, "transport") == Some("websocket") {
+            if let (Some(s), Some(conn)) =
+                (gate.io.get_socket(sid), request.extensions().get::<Conn>())
+            {
+                s.extensions.insert(conn.clone());
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// Serves socket.io on `listener` until `shutdown`; then stops accepting, tells every client
+/// to reconnect through ticket, closes the connections and cuts those still open after the
+/// drain time.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     (layer, io): (socketioxide::layer::SocketIoLayer, SocketIo),
     ctx: Arc<SpearContext>,
+    limits: ServeLimits,
     shutdown: CancellationToken,
-) -> std::io::Result<()> {
+) {
     let mw_ctx = ctx.clone();
     io.ns(
         "/",
@@ -430,23 +600,35 @@ pub async fn serve(
             handshake(s, auth, mw_ctx.clone()).await
         }),
     );
-    tracing::info!(addr = ?listener.local_addr().ok(), "socket.io listening");
-    let app = axum::Router::new().layer(layer);
-    let closing = io.clone();
-    // Small frames (acks, messages) go out at once instead of waiting for Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.cancelled().await;
-            let _ = closing
-                .emit(
-                    "server_shutdown",
-                    &json!({"reconnect": "ticket", "msg": "this spear is shutting down"}),
-                )
-                .await;
-            closing.close().await;
-        })
-        .await
+    let gate_state = Gate {
+        io: io.clone(),
+        closer: ctx.closer.clone(),
+    };
+    let app = axum::Router::new()
+        .layer(layer)
+        .layer(axum::middleware::from_fn_with_state(gate_state, gate));
+    let farewell = async move {
+        let _ = io
+            .emit(
+                "server_shutdown",
+                &json!({"reconnect": "ticket", "msg": "this spear is shutting down"}),
+            )
+            .await;
+        io.close().await;
+    };
+    serve::serve("socket.io", listener, app, limits, shutdown, farewell).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_are_found_by_exact_name() {
+        let q = "EIO=4&transport=websocket&sid=abc";
+        assert_eq!(query_param(q, "sid"), Some("abc"));
+        assert_eq!(query_param(q, "transport"), Some("websocket"));
+        assert_eq!(query_param(q, "id"), None);
+        assert_eq!(query_param("", "sid"), None);
+    }
 }

@@ -1,11 +1,10 @@
 //! A connection's authenticated user, and how its spear token is checked.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::protocol::AuthPayload;
-use crate::config::{AuthSection, NodeId};
-use crate::services::auth::{legacy, TokenKey, TokenKind};
+use crate::config::NodeId;
+use crate::services::auth::AuthStore;
 
 /// The user bound to a connection by `auth` (or the handshake token).
 #[derive(Debug, Clone)]
@@ -18,52 +17,8 @@ pub struct Session {
     pub app: String,
     /// The groups the token allows, when it restricts them.
     pub allowed_groups: Option<Arc<[u64]>>,
-    /// Message rate limiter, shared by every clone of the session.
-    pub limiter: Arc<RateLimiter>,
-}
-
-/// A fixed one-second window: at most `per_sec` events per wall-clock second.
-#[derive(Debug)]
-pub struct RateLimiter {
-    per_sec: u32,
-    /// High 32 bits: the second; low 32 bits: events in it.
-    window: AtomicU64,
-}
-
-impl RateLimiter {
-    /// A limiter allowing `per_sec` events per second.
-    pub fn new(per_sec: u32) -> Self {
-        Self {
-            per_sec,
-            window: AtomicU64::new(0),
-        }
-    }
-
-    /// Counts one event at `now_sec`; false when the limit is reached.
-    pub fn allow(&self, now_sec: u64) -> bool {
-        let second = now_sec & 0xffff_ffff;
-        let mut current = self.window.load(Ordering::Relaxed);
-        loop {
-            let (sec, count) = (current >> 32, current & 0xffff_ffff);
-            let next = if sec == second {
-                (sec << 32) | (count + 1)
-            } else {
-                (second << 32) | 1
-            };
-            if sec == second && count >= u64::from(self.per_sec) {
-                return false;
-            }
-            match self.window.compare_exchange_weak(
-                current,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(seen) => current = seen,
-            }
-        }
-    }
+    /// When the token expires, Unix seconds; `None` for Gru's legacy tokens, which never do.
+    pub expires_at: Option<u64>,
 }
 
 /// Why authentication failed.
@@ -77,32 +32,30 @@ pub enum AuthError {
     Invalid(String),
 }
 
-/// Checks spear tokens for this spear.
+/// Checks spear tokens for this spear, with the keys in force.
 #[derive(Clone)]
 pub struct Verifier {
     node_id: NodeId,
-    key: TokenKey,
-    legacy_salts: Option<(String, String)>,
-    max_msgs_per_sec: u32,
+    keys: AuthStore,
 }
 
 impl Verifier {
-    /// A verifier for spear `node_id` with the cluster's secrets.
-    pub fn new(node_id: NodeId, auth: &AuthSection, max_msgs_per_sec: u32) -> Self {
-        Self {
-            node_id,
-            key: TokenKey::new(TokenKind::Spear, auth.spear_secret.as_bytes()),
-            legacy_salts: auth
-                .legacy_md5
-                .then(|| (auth.business_secret.clone(), auth.spear_secret.clone())),
-            max_msgs_per_sec,
-        }
+    /// A verifier for spear `node_id` over the node's keys (which a reload replaces).
+    pub fn new(node_id: NodeId, keys: AuthStore) -> Self {
+        Self { node_id, keys }
+    }
+
+    /// Whether groups outside a token's list are refused.
+    pub fn enforce_groups(&self) -> bool {
+        self.keys.current().enforce_groups
     }
 
     /// Checks a signed spear token alone (the modern handshake).
     pub fn verify_token(&self, token2: &str, now_sec: u64) -> Result<Session, AuthError> {
         let claims = self
-            .key
+            .keys
+            .current()
+            .spear
             .verify(token2, now_sec)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
         if !claims
@@ -121,7 +74,7 @@ impl Verifier {
             name: claims.name,
             app: claims.app,
             allowed_groups: claims.groups.map(Arc::from),
-            limiter: Arc::new(RateLimiter::new(self.max_msgs_per_sec)),
+            expires_at: Some(claims.exp),
         })
     }
 
@@ -140,13 +93,14 @@ impl Verifier {
             }
             return Ok(session);
         }
-        let Some((salt1, salt2)) = &self.legacy_salts else {
+        let keys = self.keys.current();
+        let Some(salts) = &keys.legacy else {
             return Err(AuthError::Invalid("not a signed token".into()));
         };
         let app = p.app_type.clone().unwrap_or_default();
         let token1 = p.token1.as_deref().unwrap_or_default();
-        let good = legacy::same(&legacy::token1(p.id, &p.name, &app, salt1), token1)
-            && legacy::same(&legacy::token2(p.id, &p.name, &app, token1, salt2), token2);
+        let good = salts.token1_ok(p.id, &p.name, &app, token1)
+            && salts.token2_ok(p.id, &p.name, &app, token1, token2);
         if !good {
             return Err(AuthError::Invalid("legacy tokens do not match".into()));
         }
@@ -155,7 +109,7 @@ impl Verifier {
             name: p.name.clone(),
             app,
             allowed_groups: None,
-            limiter: Arc::new(RateLimiter::new(self.max_msgs_per_sec)),
+            expires_at: None,
         })
     }
 }
@@ -163,7 +117,12 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::auth::Claims;
+    use crate::config::AuthSection;
+    use crate::services::auth::{legacy, Claims, TokenKey, TokenKind};
+
+    fn verifier(node: NodeId, auth: &AuthSection) -> Verifier {
+        Verifier::new(node, AuthStore::new(auth))
+    }
 
     fn auth(legacy_md5: bool) -> AuthSection {
         AuthSection {
@@ -172,6 +131,8 @@ mod tests {
             token_ttl_secs: 600,
             legacy_md5,
             enforce_groups: false,
+            previous_business_secret: None,
+            previous_spear_secret: None,
         }
     }
 
@@ -199,7 +160,7 @@ mod tests {
 
     #[test]
     fn signed_tokens_bind_user_spear_and_expiry() {
-        let v = Verifier::new(4, &auth(false), 10);
+        let v = verifier(4, &auth(false));
         let s = v
             .verify_auth(&payload(123, &token2(123, vec![5, 4], 100)), 50)
             .expect("valid");
@@ -234,21 +195,9 @@ mod tests {
         let t2 = legacy::token2(123, "Zhang", "web", &t1, "spear-secret-0123456789abcd");
         let mut p = payload(123, &t2);
         p.token1 = Some(t1);
-        assert!(Verifier::new(4, &auth(false), 10)
-            .verify_auth(&p, 0)
-            .is_err());
-        assert!(Verifier::new(4, &auth(true), 10).verify_auth(&p, 0).is_ok());
+        assert!(verifier(4, &auth(false)).verify_auth(&p, 0).is_err());
+        assert!(verifier(4, &auth(true)).verify_auth(&p, 0).is_ok());
         p.id = 124;
-        assert!(Verifier::new(4, &auth(true), 10)
-            .verify_auth(&p, 0)
-            .is_err());
-    }
-
-    #[test]
-    fn the_rate_limiter_counts_per_second() {
-        let l = RateLimiter::new(3);
-        assert!((0..3).all(|_| l.allow(7)));
-        assert!(!l.allow(7));
-        assert!(l.allow(8));
+        assert!(verifier(4, &auth(true)).verify_auth(&p, 0).is_err());
     }
 }

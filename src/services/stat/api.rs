@@ -1,9 +1,8 @@
 //! The stat HTTP API on nodes with the `stat` role: Gru's `GET /getGroupStat` (wire API §4)
 //! and the JSON API of `docs/api.md`. Errors use the public API's one mapping (400 / 503).
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -11,11 +10,21 @@ use serde_json::json;
 
 use super::reader::{Presence, StatError};
 use crate::config::NodeId;
-use crate::net::http::ApiError;
+use crate::net::http::{ApiError, QueryMap};
 
 impl From<StatError> for ApiError {
     fn from(e: StatError) -> Self {
         ApiError::Unavailable(e.to_string())
+    }
+}
+
+/// The `{id}` of a path, or the error naming it.
+fn path_id(what: &str, path: Result<Path<String>, PathRejection>) -> Result<u64, ApiError> {
+    match path {
+        Ok(Path(id)) => parse_id(what, Some(&id)),
+        Err(_) => Err(ApiError::BadRequest(format!(
+            "{what} must be a whole number"
+        ))),
     }
 }
 
@@ -39,7 +48,7 @@ pub fn router(presence: Presence) -> Router {
 
 async fn get_group_stat(
     State(p): State<Presence>,
-    Query(q): Query<HashMap<String, String>>,
+    q: QueryMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let gid = parse_id("groupId", q.get("groupId").map(String::as_str))?;
     let online = p.group_online(gid).await?;
@@ -48,9 +57,9 @@ async fn get_group_stat(
 
 async fn group_online(
     State(p): State<Presence>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let gid = parse_id("group id", Some(&id))?;
+    let gid = path_id("group id", path)?;
     Ok(Json(p.group_online(gid).await?))
 }
 
@@ -60,9 +69,9 @@ async fn nodes(State(p): State<Presence>) -> Result<impl IntoResponse, ApiError>
 
 async fn node_groups(
     State(p): State<Presence>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let sid: NodeId = parse_id("node id", Some(&id))?;
+    let sid: NodeId = path_id("node id", path)?;
     Ok(Json(
         json!({"node_id": sid, "groups": p.spear_groups(sid).await?}),
     ))
@@ -70,8 +79,8 @@ async fn node_groups(
 
 async fn user(
     State(p): State<Presence>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let uid = parse_id("user id", Some(&id))?;
+    let uid = path_id("user id", path)?;
     Ok(Json(p.user(uid).await?))
 }

@@ -1,19 +1,21 @@
 //! ticket's HTTP API: Gru's `GET /ticket` (wire API §1) and the modern `GET /api/v1/ticket`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
 use super::directory::{SpearDirectory, SpearEntry};
-use super::issue::{TicketError, TicketIssuer, TicketParams};
+use super::issue::{TicketError, TicketIssuer, TicketParams, GRU_PARAMS, MODERN_PARAMS};
 use crate::clock::unix_ms;
+use crate::net::http::{retry_after, QueryMap};
+use crate::net::serve::{Conn, PerIpRate};
 
 /// What the ticket handlers need.
 #[derive(Clone)]
@@ -22,6 +24,20 @@ pub struct TicketState {
     pub issuer: Arc<TicketIssuer>,
     /// The live spears.
     pub directory: SpearDirectory,
+    /// The per-address request limit (`[ticket]`).
+    pub rate: Arc<PerIpRate>,
+}
+
+impl TicketState {
+    /// Counts a request from the connection's peer; `Err(wait)` over the limit.
+    fn admit(&self, conn: Option<&Conn>) -> Result<(), Duration> {
+        match conn {
+            Some(conn) => self.rate.check(conn.peer().ip()),
+            // Only a request that did not come through the public listener (an in-process
+            // test) has no connection; it has no address to limit either.
+            None => Ok(()),
+        }
+    }
 }
 
 /// The ticket routes (a node with the ticket role merges them into its HTTP API).
@@ -43,20 +59,36 @@ fn url(spear: &SpearEntry) -> String {
 /// Gru's envelope: always HTTP 200, `success` and `errorCode` tell the outcome.
 async fn legacy_ticket(
     State(state): State<TicketState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Json<serde_json::Value> {
+    conn: Option<Extension<Conn>>,
+    q: QueryMap,
+) -> Response {
+    if let Err(wait) = state.admit(conn.as_deref()) {
+        let body = json!({
+            "success": false,
+            "errorCode": 429,
+            "msg": format!("too many ticket requests from this address; retry after {} ms", wait.as_millis()),
+            "data": null,
+        });
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [retry_after(wait)],
+            Json(body),
+        )
+            .into_response();
+    }
     let params = TicketParams {
         user_id: q.get("userId").cloned(),
         user_name: q.get("userName").cloned(),
         // Older Gru clients send `userType`.
         app_type: q.get("appType").or_else(|| q.get("userType")).cloned(),
         token1: q.get("token1").cloned(),
+        names: GRU_PARAMS,
     };
-    match state
+    let body = match state
         .issuer
         .issue(&params, &state.directory, unix_ms() / 1000)
     {
-        Ok(t) => Json(json!({
+        Ok(t) => json!({
             "success": true,
             "errorCode": 0,
             "msg": null,
@@ -67,14 +99,15 @@ async fn legacy_ticket(
                 "token": t.token,
                 "backupNodes": t.backups.iter().map(|b| json!({"addr": url(b), "name": node_name(b)})).collect::<Vec<_>>(),
             }
-        })),
-        Err(e) => Json(json!({
+        }),
+        Err(e) => json!({
             "success": false,
             "errorCode": e.code(),
             "msg": e.to_string(),
             "data": null,
-        })),
-    }
+        }),
+    };
+    Json(body).into_response()
 }
 
 #[derive(Serialize)]
@@ -101,35 +134,61 @@ fn spear_ref(s: &SpearEntry) -> SpearRef {
     }
 }
 
-struct ModernError(TicketError);
+enum ModernError {
+    Ticket(TicketError),
+    RateLimited(Duration),
+}
 
 impl IntoResponse for ModernError {
     fn into_response(self) -> Response {
-        let (status, code) = match self.0 {
-            TicketError::BadParam(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            TicketError::BadToken(_) => (StatusCode::UNAUTHORIZED, "bad_token"),
-            TicketError::NoSpear => (StatusCode::SERVICE_UNAVAILABLE, "no_spear"),
-        };
-        let body = json!({"error": {"code": code, "legacy_code": self.0.code(), "message": self.0.to_string()}});
-        (status, Json(body)).into_response()
+        match self {
+            ModernError::Ticket(e) => {
+                let (status, code) = match e {
+                    TicketError::BadParam(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+                    TicketError::BadToken(_) => (StatusCode::UNAUTHORIZED, "bad_token"),
+                    TicketError::NoSpear => (StatusCode::SERVICE_UNAVAILABLE, "no_spear"),
+                };
+                let body = json!({"error": {"code": code, "legacy_code": e.code(), "message": e.to_string()}});
+                (status, Json(body)).into_response()
+            }
+            ModernError::RateLimited(wait) => {
+                let body = json!({"error": {
+                    "code": "rate_limited",
+                    "legacy_code": 429,
+                    "message": format!("too many ticket requests from this address; retry after {} ms", wait.as_millis()),
+                    "retry_after_ms": u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                }});
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [retry_after(wait)],
+                    Json(body),
+                )
+                    .into_response()
+            }
+        }
     }
 }
 
 /// The same ticket with HTTP statuses and snake_case fields.
 async fn modern_ticket(
     State(state): State<TicketState>,
-    Query(q): Query<HashMap<String, String>>,
+    conn: Option<Extension<Conn>>,
+    q: QueryMap,
 ) -> Result<Json<ModernTicket>, ModernError> {
+    state
+        .admit(conn.as_deref())
+        .map_err(ModernError::RateLimited)?;
     let params = TicketParams {
         user_id: q.get("user_id").cloned(),
         user_name: q.get("user_name").cloned(),
         app_type: q.get("app_type").cloned(),
         token1: q.get("token").cloned(),
+        names: MODERN_PARAMS,
     };
     let t = state
         .issuer
         .issue(&params, &state.directory, unix_ms() / 1000)
-        .map_err(ModernError)?;
+        .map_err(ModernError::Ticket)?;
     Ok(Json(ModernTicket {
         spear: spear_ref(&t.primary),
         backups: t.backups.iter().map(spear_ref).collect(),

@@ -2,14 +2,47 @@
 
 use super::directory::{SpearDirectory, SpearEntry};
 use super::placement::place;
-use crate::config::AuthSection;
-use crate::services::auth::{legacy, Claims, TokenError, TokenKey, TokenKind};
+use crate::services::auth::{AuthKeys, AuthStore, Claims, TokenError, TokenKind};
 
 /// Backups returned with each ticket.
 const BACKUPS: usize = 2;
+/// Longest user name accepted, bytes (it travels inside every spear token).
+const MAX_NAME: usize = 256;
+/// Longest app type accepted, bytes.
+const MAX_APP: usize = 64;
 
-/// What the caller sent (query parameters, already trimmed of nothing).
-#[derive(Debug, Default, Clone)]
+/// The query parameter names of one ticket endpoint, so that an error names what the caller
+/// sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamNames {
+    /// The user id's name.
+    pub user_id: &'static str,
+    /// The user name's name.
+    pub user_name: &'static str,
+    /// The app type's name.
+    pub app_type: &'static str,
+    /// The business token's name.
+    pub token1: &'static str,
+}
+
+/// Gru's `GET /ticket`.
+pub const GRU_PARAMS: ParamNames = ParamNames {
+    user_id: "userId",
+    user_name: "userName",
+    app_type: "appType",
+    token1: "token1",
+};
+
+/// `GET /api/v1/ticket`.
+pub const MODERN_PARAMS: ParamNames = ParamNames {
+    user_id: "user_id",
+    user_name: "user_name",
+    app_type: "app_type",
+    token1: "token",
+};
+
+/// What the caller sent, and under which names.
+#[derive(Debug, Clone)]
 pub struct TicketParams {
     /// The user id (decimal).
     pub user_id: Option<String>,
@@ -19,6 +52,20 @@ pub struct TicketParams {
     pub app_type: Option<String>,
     /// The business system's token for this user.
     pub token1: Option<String>,
+    /// The endpoint's parameter names.
+    pub names: ParamNames,
+}
+
+impl Default for TicketParams {
+    fn default() -> Self {
+        Self {
+            user_id: None,
+            user_name: None,
+            app_type: None,
+            token1: None,
+            names: GRU_PARAMS,
+        }
+    }
 }
 
 /// Why no ticket was issued; each maps to a Gru error code.
@@ -61,34 +108,26 @@ pub struct Ticket {
     pub expires_at: u64,
 }
 
-/// Checks tokens and signs spear tokens.
+/// Checks tokens and signs spear tokens with the keys in force.
 #[derive(Clone)]
 pub struct TicketIssuer {
-    business: TokenKey,
-    spear: TokenKey,
-    ttl_secs: u64,
-    /// `(salt_toticket, salt_tospear)` when Gru's MD5 tokens are accepted.
-    legacy: Option<(String, String)>,
+    keys: AuthStore,
 }
 
-fn required(value: &Option<String>, name: &str) -> Result<String, TicketError> {
+fn required(value: &Option<String>, name: &str, max: usize) -> Result<String, TicketError> {
     match value.as_deref().map(str::trim) {
+        Some(v) if v.len() > max => Err(TicketError::BadParam(format!(
+            "{name} is longer than {max} bytes"
+        ))),
         Some(v) if !v.is_empty() => Ok(v.to_string()),
         _ => Err(TicketError::BadParam(format!("{name} is required"))),
     }
 }
 
 impl TicketIssuer {
-    /// An issuer with the cluster's secrets.
-    pub fn new(auth: &AuthSection) -> Self {
-        Self {
-            business: TokenKey::new(TokenKind::Business, auth.business_secret.as_bytes()),
-            spear: TokenKey::new(TokenKind::Spear, auth.spear_secret.as_bytes()),
-            ttl_secs: auth.token_ttl_secs,
-            legacy: auth
-                .legacy_md5
-                .then(|| (auth.business_secret.clone(), auth.spear_secret.clone())),
-        }
+    /// An issuer over the node's keys (which a reload of `[auth]` replaces).
+    pub fn new(keys: AuthStore) -> Self {
+        Self { keys }
     }
 
     /// Issues a ticket for `params` over the live spears of `directory`, at `now` (Unix s).
@@ -98,15 +137,20 @@ impl TicketIssuer {
         directory: &SpearDirectory,
         now: u64,
     ) -> Result<Ticket, TicketError> {
-        let user_id = required(&params.user_id, "userId")?;
-        let name = required(&params.user_name, "userName")?;
-        let app = required(&params.app_type, "appType")?;
-        let token1 = required(&params.token1, "token1")?;
+        let names = params.names;
+        let user_id = required(&params.user_id, names.user_id, 20)?;
+        let name = required(&params.user_name, names.user_name, MAX_NAME)?;
+        let app = required(&params.app_type, names.app_type, MAX_APP)?;
+        let token1 = required(&params.token1, names.token1, 4096)?;
         let uid: u64 = user_id.parse().map_err(|_| {
-            TicketError::BadParam(format!("userId must be a whole number, got {user_id:?}"))
+            TicketError::BadParam(format!(
+                "{} must be a whole number, got {user_id:?}",
+                names.user_id
+            ))
         })?;
 
-        let groups = self.check_token1(uid, &name, &app, &token1, now)?;
+        let keys = self.keys.current();
+        let groups = check_token1(&keys, uid, &name, &app, &token1, now)?;
         let live = directory.live();
         let placement =
             place(uid, &SpearDirectory::slots(&live), BACKUPS).ok_or(TicketError::NoSpear)?;
@@ -120,18 +164,18 @@ impl TicketIssuer {
 
         let (token, expires_at) = match groups {
             Token1::Legacy => {
-                let salt = self
+                let token = keys
                     .legacy
                     .as_ref()
-                    .map(|(_, s)| s.as_str())
+                    .map(|l| l.token2(uid, &name, &app, &token1))
                     .unwrap_or_default();
-                (legacy::token2(uid, &name, &app, &token1, salt), 0)
+                (token, 0)
             }
             Token1::Signed(groups) => {
-                let exp = now + self.ttl_secs;
+                let exp = now.saturating_add(keys.ttl_secs);
                 let mut spears = vec![primary.id];
                 spears.extend(backups.iter().map(|s| s.id));
-                let token = self.spear.sign(Claims {
+                let token = keys.spear.sign(Claims {
                     typ: TokenKind::Spear,
                     uid,
                     name,
@@ -151,38 +195,37 @@ impl TicketIssuer {
             expires_at,
         })
     }
+}
 
-    fn check_token1(
-        &self,
-        uid: u64,
-        name: &str,
-        app: &str,
-        token1: &str,
-        now: u64,
-    ) -> Result<Token1, TicketError> {
-        match self.business.verify(token1, now) {
-            Ok(claims) => {
-                if claims.uid != uid || claims.name != name || claims.app != app {
-                    return Err(TicketError::BadToken(
-                        "it was issued for another user or app".into(),
-                    ));
-                }
-                Ok(Token1::Signed(claims.groups))
+fn check_token1(
+    keys: &AuthKeys,
+    uid: u64,
+    name: &str,
+    app: &str,
+    token1: &str,
+    now: u64,
+) -> Result<Token1, TicketError> {
+    match keys.business.verify(token1, now) {
+        Ok(claims) => {
+            if claims.uid != uid || claims.name != name || claims.app != app {
+                return Err(TicketError::BadToken(
+                    "it was issued for another user or app".into(),
+                ));
             }
-            Err(TokenError::Malformed) if self.legacy.is_some() => {
-                let salt = self
-                    .legacy
-                    .as_ref()
-                    .map(|(s, _)| s.as_str())
-                    .unwrap_or_default();
-                if legacy::same(&legacy::token1(uid, name, app, salt), token1) {
-                    Ok(Token1::Legacy)
-                } else {
-                    Err(TicketError::BadToken("legacy token1 does not match".into()))
-                }
-            }
-            Err(e) => Err(TicketError::BadToken(e.to_string())),
+            Ok(Token1::Signed(claims.groups))
         }
+        Err(TokenError::Malformed) if keys.legacy.is_some() => {
+            let good = keys
+                .legacy
+                .as_ref()
+                .is_some_and(|l| l.token1_ok(uid, name, app, token1));
+            if good {
+                Ok(Token1::Legacy)
+            } else {
+                Err(TicketError::BadToken("legacy token1 does not match".into()))
+            }
+        }
+        Err(e) => Err(TicketError::BadToken(e.to_string())),
     }
 }
 
@@ -194,6 +237,12 @@ enum Token1 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AuthSection;
+    use crate::services::auth::{legacy, TokenKey};
+
+    fn issuer(auth: &AuthSection) -> TicketIssuer {
+        TicketIssuer::new(AuthStore::new(auth))
+    }
 
     fn auth(legacy_md5: bool) -> AuthSection {
         AuthSection {
@@ -202,6 +251,8 @@ mod tests {
             token_ttl_secs: 600,
             legacy_md5,
             enforce_groups: false,
+            previous_business_secret: None,
+            previous_spear_secret: None,
         }
     }
 
@@ -234,13 +285,14 @@ mod tests {
             user_name: Some("Zhang".into()),
             app_type: Some("web".into()),
             token1: Some(token1.into()),
+            names: GRU_PARAMS,
         }
     }
 
     #[test]
     fn a_good_token1_gets_a_spear_token_for_the_placement_and_its_backups() {
         let auth = auth(false);
-        let issuer = TicketIssuer::new(&auth);
+        let issuer = issuer(&auth);
         let t = issuer
             .issue(
                 &params("123", &token1(&auth, 123, 2_000)),
@@ -263,7 +315,7 @@ mod tests {
     #[test]
     fn every_refusal_has_its_gru_code() {
         let auth = auth(false);
-        let issuer = TicketIssuer::new(&auth);
+        let issuer = issuer(&auth);
         let good = token1(&auth, 123, 2_000);
         let d = directory(&[4]);
         let code = |p: &TicketParams, d: &SpearDirectory| {
@@ -293,10 +345,28 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_the_parameters_of_the_endpoint_called() {
+        let auth = auth(false);
+        let d = directory(&[4]);
+        let mut modern = params("abc", &token1(&auth, 123, 2_000));
+        modern.names = MODERN_PARAMS;
+        let err = issuer(&auth).issue(&modern, &d, 1_000).unwrap_err();
+        assert!(err.to_string().starts_with("user_id must"), "{err}");
+        modern.token1 = None;
+        modern.user_id = Some("123".into());
+        let err = issuer(&auth).issue(&modern, &d, 1_000).unwrap_err();
+        assert_eq!(err.to_string(), "token is required");
+        let mut long = params("123", &token1(&auth, 123, 2_000));
+        long.user_name = Some("x".repeat(MAX_NAME + 1));
+        let err = issuer(&auth).issue(&long, &d, 1_000).unwrap_err();
+        assert_eq!(err.code(), 710, "{err}");
+    }
+
+    #[test]
     fn legacy_md5_tokens_only_when_enabled() {
         let legacy_token1 = legacy::token1(123, "Zhang", "web", "business-secret-0123456789");
         let d = directory(&[4]);
-        let off = TicketIssuer::new(&auth(false));
+        let off = issuer(&auth(false));
         assert_eq!(
             off.issue(&params("123", &legacy_token1), &d, 1)
                 .map(|_| ())
@@ -304,7 +374,7 @@ mod tests {
                 .code(),
             711
         );
-        let on = TicketIssuer::new(&auth(true));
+        let on = issuer(&auth(true));
         let t = on
             .issue(&params("123", &legacy_token1), &d, 1)
             .expect("legacy ticket");
@@ -337,7 +407,7 @@ mod tests {
             expires_at_ms: 1,
             load: 0,
         }));
-        let err = TicketIssuer::new(&auth)
+        let err = issuer(&auth)
             .issue(&params("123", &token1(&auth, 123, u64::MAX)), &d, 1)
             .map(|_| ())
             .unwrap_err();

@@ -1,0 +1,177 @@
+//! The accept loop shared by every client-facing port (the public HTTP API and socket.io):
+//! HTTP/1.1 with upgrades, and the limits a port facing the internet needs.
+//!
+//! - **Per-IP connections**: at most `max_connections_per_ip` open connections from one
+//!   address; one more is answered `429` and closed before anything is read.
+//! - **Header read timeout**: a connection must deliver a request's headers within it, also
+//!   while idle between keep-alive requests; slow or silent clients are closed.
+//! - **Write timeout**: a write that makes no progress for it ends the connection (see
+//!   [`conn`]), also after a WebSocket upgrade.
+//! - **Shutdown**: the port stops accepting at once (new connections are refused, not served
+//!   half-way), in-flight requests finish, `farewell` tells long-lived clients to go, and
+//!   whatever is still open when `drain` is over is cut.
+//!
+//! Every request carries the connection's [`Conn`] in its extensions: the peer address for
+//! per-IP limits, and the handle that ends the connection.
+
+mod conn;
+mod rate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tower::Service;
+
+pub use conn::{Conn, KillReason};
+use conn::{GuardedIo, Registry};
+pub use rate::PerIpRate;
+
+/// The limits of one public port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// A request's headers must arrive within this (also the idle time allowed between
+    /// keep-alive requests).
+    pub header_read_timeout: Duration,
+    /// A write that makes no progress for this long ends the connection.
+    pub write_timeout: Duration,
+    /// Most open connections from one IP address; 0 for no limit.
+    pub max_connections_per_ip: u32,
+    /// How long a graceful stop waits for connections to close before cutting them.
+    pub drain: Duration,
+}
+
+/// The body of the answer to a connection over the per-IP limit.
+const TOO_MANY: &str = r#"{"error":{"code":"too_many_connections","message":"too many open connections from this address"}}"#;
+
+/// Serves `router` on `listener` until `shutdown`; then stops accepting, runs `farewell` (for
+/// example: tell every socket.io client to reconnect elsewhere) while open connections drain,
+/// and cuts those still open after `limits.drain`.
+pub async fn serve<F>(
+    name: &'static str,
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ServeLimits,
+    shutdown: CancellationToken,
+    farewell: F,
+) where
+    F: Future<Output = ()> + Send,
+{
+    let registry = Arc::new(Registry::default());
+    let draining = CancellationToken::new();
+    tracing::info!(addr = ?listener.local_addr().ok(), port = name, "listening");
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors or memory: back off instead of spinning.
+                    tracing::warn!(port = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(conn) = registry.admit(peer, limits.max_connections_per_ip) else {
+            refuse(name, &stream, peer);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let io = GuardedIo::new(stream, &conn, registry.clone(), limits.write_timeout);
+        tokio::spawn(serve_connection(
+            io,
+            conn,
+            router.clone(),
+            limits,
+            draining.clone(),
+        ));
+    }
+    // New connections are refused from here on; clients try elsewhere at once.
+    drop(listener);
+    tracing::info!(
+        port = name,
+        open = registry.open(),
+        "stopped accepting; draining"
+    );
+    draining.cancel();
+    let drained = async {
+        farewell.await;
+        while registry.open() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(limits.drain, drained).await.is_err() {
+        let cut = registry.kill_all(KillReason::Shutdown);
+        tracing::info!(port = name, cut, "drain time over: connections cut");
+        // Killed connections fail their next read or write and go within a scheduler pass.
+        let gone = async {
+            while registry.open() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(1), gone)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                port = name,
+                open = registry.open(),
+                "connections still open"
+            );
+        }
+    }
+    tracing::info!(port = name, "closed");
+}
+
+/// Answers a connection over the per-IP limit with a `429` if the socket takes it at once,
+/// and closes it; nothing is read and nothing waits.
+fn refuse(name: &str, stream: &TcpStream, peer: SocketAddr) {
+    tracing::debug!(port = name, %peer, "connection refused: per-IP limit");
+    let response = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{TOO_MANY}",
+        TOO_MANY.len()
+    );
+    let _ = stream.try_write(response.as_bytes());
+}
+
+async fn serve_connection(
+    io: GuardedIo<TcpStream>,
+    conn: Conn,
+    router: axum::Router,
+    limits: ServeLimits,
+    draining: CancellationToken,
+) {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(conn.clone());
+        let mut router = router.clone();
+        router.call(request)
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        r = connection.as_mut() => r,
+        () = draining.cancelled() => {
+            // Finish the request in flight, then close; an idle keep-alive closes at once.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::trace!(error = %e, "connection ended with an error");
+    }
+}

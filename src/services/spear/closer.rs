@@ -1,0 +1,166 @@
+//! How a spear ends a client connection, politely when it can and for certain in any case.
+//!
+//! socket.io's own disconnect only closes the namespace socket: it needs room in the client's
+//! send queue (a slow consumer has none), and a hostile client may ignore it and keep the
+//! engine.io session open. So closing is two steps:
+//!
+//! 1. **Tell**: an optional notice event and the disconnect packet, if the queue takes them;
+//!    the socket leaves the roster at once either way (it is closed on the server).
+//! 2. **Cut**: after `grace`, or at once when nothing can be told, the TCP connection is
+//!    killed ([`crate::net::serve::Conn`]); and the session id is refused for a while, so a
+//!    long-polling client's next poll is answered `400` (engine.io's "Session ID unknown"), its
+//!    heartbeat fails and engine.io drops the session.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::json;
+use socketioxide::extract::SocketRef;
+use tokio::time::Instant;
+
+use super::conn::transport_of;
+use super::protocol::{Reply, PARAM_ERROR};
+use super::server::ConnId;
+
+/// How long a connection that was told to go has to close by itself before it is cut.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// Why the spear closed a connection: the reason a client is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// It did not authenticate within `spear.auth_timeout_ms`.
+    AuthTimeout,
+    /// Its token expired.
+    TokenExpired,
+    /// It failed to authenticate, or sent another event first.
+    Unauthenticated,
+    /// It does not read what it is sent.
+    SlowConsumer,
+}
+
+impl CloseReason {
+    /// The `reason` field of the `server_disconnect` notice.
+    pub fn code(self) -> &'static str {
+        match self {
+            CloseReason::AuthTimeout => "auth_timeout",
+            CloseReason::TokenExpired => "token_expired",
+            CloseReason::Unauthenticated => "unauthenticated",
+            CloseReason::SlowConsumer => "slow_consumer",
+        }
+    }
+}
+
+/// Session ids refused after their connection was closed, for as long as engine.io may still
+/// hold the session (its heartbeat ends it).
+struct Refused {
+    ttl: Duration,
+    order: VecDeque<(Instant, ConnId)>,
+    set: HashSet<ConnId>,
+}
+
+impl Refused {
+    fn prune(&mut self, now: Instant) {
+        while let Some((at, sid)) = self.order.front().copied() {
+            if now.duration_since(at) < self.ttl {
+                break;
+            }
+            self.order.pop_front();
+            self.set.remove(&sid);
+        }
+    }
+}
+
+/// Ends connections (see the module doc).
+pub struct Closer {
+    grace: Duration,
+    refused: Mutex<Refused>,
+}
+
+impl Closer {
+    /// A closer that cuts a told connection after a second and refuses its session id for
+    /// `refuse_for`.
+    pub fn new(refuse_for: Duration) -> Self {
+        Self {
+            grace: GRACE,
+            refused: Mutex::new(Refused {
+                ttl: refuse_for,
+                order: VecDeque::new(),
+                set: HashSet::new(),
+            }),
+        }
+    }
+
+    fn refuse(&self, sid: ConnId) {
+        let now = Instant::now();
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused.prune(now);
+        if refused.set.insert(sid) {
+            refused.order.push_back((now, sid));
+        }
+    }
+
+    /// Whether requests for session `sid` are refused.
+    pub fn is_refused(&self, sid: ConnId) -> bool {
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused.prune(Instant::now());
+        refused.set.contains(&sid)
+    }
+
+    /// Tells the client why (event `server_disconnect`, when `notify`), disconnects it, and
+    /// cuts its transport after the grace time unless it left by itself.
+    pub fn close(&self, s: &SocketRef, reason: CloseReason, msg: &str, notify: bool) {
+        tracing::debug!(sid = %s.id, reason = reason.code(), "closing connection");
+        if notify {
+            let notice = Reply {
+                data: Some(json!({"reason": reason.code(), "reconnect": "ticket"})),
+                ..Reply::error(PARAM_ERROR, msg)
+            };
+            let _ = s.emit("server_disconnect", &notice);
+        }
+        self.refuse(s.id);
+        let transport = transport_of(s);
+        if s.clone().disconnect().is_err() {
+            // No room for even the disconnect packet: nothing more can be told.
+            if let Some(conn) = transport {
+                conn.kill();
+            }
+            return;
+        }
+        if let Some(conn) = transport {
+            let grace = self.grace;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                conn.kill();
+            });
+        }
+    }
+
+    /// Cuts the connection now, telling nothing (it does not read).
+    pub fn cut(&self, s: &SocketRef, reason: CloseReason) {
+        tracing::info!(sid = %s.id, reason = reason.code(), "cutting connection");
+        self.refuse(s.id);
+        if let Some(conn) = transport_of(s) {
+            conn.kill();
+        }
+        // Free the namespace socket at once if the queue still takes the disconnect packet;
+        // otherwise the transport's end (or, when long-polling, the failed heartbeat) does.
+        let _ = s.clone().disconnect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_session_is_forgotten_after_its_time() {
+        let closer = Closer::new(Duration::from_secs(50));
+        let sid = ConnId::new();
+        closer.refuse(sid);
+        assert!(closer.is_refused(sid));
+        assert!(!closer.is_refused(ConnId::new()));
+        tokio::time::advance(Duration::from_secs(51)).await;
+        assert!(!closer.is_refused(sid));
+    }
+}
