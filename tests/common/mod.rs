@@ -117,7 +117,15 @@ pub struct ClusterOptions {
     /// The Redis the Redis relay uses (more than one spear). `None`: the cluster starts a
     /// private `redis-server` of its own.
     pub redis: Option<RedisTarget>,
+    /// The body of the `[auth]` section; `None`: the harness's secrets ([`BUSINESS_SECRET`],
+    /// [`SPEAR_SECRET`]).
+    pub auth_toml: Option<String>,
 }
+
+/// The harness's business secret.
+pub const BUSINESS_SECRET: &str = "test-business-secret-0123456789";
+/// The harness's spear secret.
+pub const SPEAR_SECRET: &str = "test-spear-secret-abcdefghijkl";
 
 /// A Redis for the cluster's `[redis]` section.
 #[derive(Clone, Debug)]
@@ -323,8 +331,21 @@ impl TestCluster {
             }
             None => String::new(),
         };
+        // Every test client comes from 127.0.0.1, and some scenarios ask ticket for dozens of
+        // users in a loop: the per-address ticket limit is off unless a test sets it
+        // (`ticket_rate_limit` does, through the environment).
+        let user_ticket = self
+            .options
+            .extra_toml
+            .lines()
+            .any(|l| l.trim_start().starts_with("[ticket]"));
+        let ticket_section = if user_ticket {
+            ""
+        } else {
+            "\n[ticket]\nrequests_per_ip_per_sec = 0\n"
+        };
         let mut toml = format!(
-            r#"{extra}
+            r#"{extra}{ticket_section}
 [cluster]
 name = "gru-test"
 
@@ -337,10 +358,12 @@ lease_sweep_ms = 100
 kind = "{relay}"
 {redis_section}
 [auth]
-business_secret = "test-business-secret-0123456789"
-spear_secret = "test-spear-secret-abcdefghijkl"
+{auth}
 "#,
-            extra = self.options.extra_toml
+            extra = self.options.extra_toml,
+            auth = self.options.auth_toml.clone().unwrap_or_else(|| format!(
+                "business_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\""
+            )),
         );
         for node in self.nodes.values() {
             let roles = node
@@ -413,6 +436,37 @@ gossip = "{host}:{gossip}"
         node.child = Some(child);
     }
 
+    /// Replaces the body of the `[auth]` section and rewrites the config file (running nodes
+    /// see it when they reload: [`Self::signal`] `HUP`).
+    pub fn set_auth_toml(&mut self, body: &str) {
+        self.options.auth_toml = Some(body.to_string());
+        self.write_config();
+    }
+
+    /// Sends signal `sig` (`"HUP"`, `"TERM"`, …) to node `id`.
+    pub fn signal(&self, id: u64, sig: &str) {
+        let pid = self.pid(id).expect("node is running");
+        let status = Command::new("kill")
+            .args([format!("-{sig}"), pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} {pid}");
+    }
+
+    /// The process id of node `id`, while it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.nodes[&id].child.as_ref().map(Child::id)
+    }
+
+    /// The resident memory of node `id`'s process, KiB (`VmRSS`).
+    pub fn rss_kib(&self, id: u64) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid(id)?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// kill -9 node `id` and reap it.
     pub fn kill(&mut self, id: u64) {
         if let Some(mut child) = self.nodes.get_mut(&id).and_then(|n| n.child.take()) {
@@ -439,6 +493,24 @@ gossip = "{host}:{gossip}"
                 let _ = child.kill();
                 let _ = child.wait();
                 return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (up to `deadline`) for node `id` to exit by itself, and reaps it; its exit
+    /// status, or `None` if it was still running (then it is killed).
+    pub fn wait_exit(&mut self, id: u64, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.nodes.get_mut(&id).and_then(|n| n.child.take())?;
+        let end = Instant::now() + deadline;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -1,9 +1,12 @@
 //! A small socket.io client (protocol v5 over WebSocket, engine.io v4) for Rust tests: connect
 //! with an optional handshake `auth`, emit with acknowledgements, receive events, see the
-//! server close the connection.
+//! server close the connection. [`SioOptions`] make it misbehave the way hostile clients and
+//! bad networks do: stop reading, keep a tiny receive window, ignore the server's disconnect,
+//! connect from another loopback address.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +17,21 @@ use tokio_tungstenite::tungstenite::Message;
 
 type Acks = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
 
+/// How a test client behaves beyond the protocol.
+#[derive(Clone, Debug, Default)]
+pub struct SioOptions {
+    /// The handshake `auth` payload.
+    pub auth: Option<Value>,
+    /// `SO_RCVBUF` of the client's socket, so a client that stops reading fills up fast.
+    pub recv_buffer: Option<u32>,
+    /// Keep the connection open after the server's disconnect packet (a hostile client);
+    /// [`SioClient::closed_within`] then only sees the server cut the TCP connection.
+    pub ignore_disconnect: bool,
+    /// The local address to connect from (a loopback address other than 127.0.0.1 is another
+    /// client IP).
+    pub local_ip: Option<IpAddr>,
+}
+
 /// A connected socket.io client on the default namespace.
 pub struct SioClient {
     out: mpsc::UnboundedSender<Message>,
@@ -21,6 +39,8 @@ pub struct SioClient {
     acks: Acks,
     next_ack: AtomicU64,
     closed: watch::Receiver<bool>,
+    reading: Arc<AtomicBool>,
+    local: SocketAddr,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -68,10 +88,45 @@ fn parse(text: &str) -> Option<Packet> {
 impl SioClient {
     /// Connects to `addr` (`host:port`); `Err` carries the server's connect error.
     pub async fn connect(addr: &str, auth: Option<Value>) -> Result<Self, String> {
+        Self::connect_with(
+            addr,
+            SioOptions {
+                auth,
+                ..SioOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Connects to `addr` behaving as `options` say.
+    pub async fn connect_with(addr: &str, options: SioOptions) -> Result<Self, String> {
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        let target: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+        let socket = match target {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .map_err(|e| e.to_string())?;
+        if let Some(size) = options.recv_buffer {
+            socket
+                .set_recv_buffer_size(size)
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(ip) = options.local_ip {
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .map_err(|e| e.to_string())?;
+        }
+        let tcp = socket.connect(target).await.map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().map_err(|e| e.to_string())?;
+        let (ws, _) = tokio_tungstenite::client_async(url, tcp)
             .await
             .map_err(|e| e.to_string())?;
+        let auth = options.auth;
+        let ignore_disconnect = options.ignore_disconnect;
+        let reading = Arc::new(AtomicBool::new(true));
+        let reader_reading = reading.clone();
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let writer = tokio::spawn(async move {
@@ -93,6 +148,13 @@ impl SioClient {
         let reader = tokio::spawn(async move {
             let mut connected = Some(connected_tx);
             while let Some(Ok(msg)) = stream.next().await {
+                if !reader_reading.load(Ordering::Relaxed) {
+                    // The client stopped reading: the socket's receive window fills up, and
+                    // the server's writes to it stall. Hold the stream until dropped.
+                    let _hold = stream;
+                    std::future::pending::<()>().await;
+                    return;
+                }
                 let Message::Text(text) = msg else {
                     if matches!(msg, Message::Close(_)) {
                         break;
@@ -133,7 +195,7 @@ impl SioClient {
                                 let _ = tx.send(args.into_iter().next().unwrap_or(Value::Null));
                             }
                         }
-                        Some(Packet::Disconnect) => break,
+                        Some(Packet::Disconnect) if !ignore_disconnect => break,
                         _ => {}
                     },
                     _ => {}
@@ -148,6 +210,8 @@ impl SioClient {
                 acks,
                 next_ack: AtomicU64::new(1),
                 closed,
+                reading,
+                local,
                 tasks: vec![writer.abort_handle(), reader.abort_handle()],
             }),
             Ok(Ok(Err(e))) => {
@@ -171,12 +235,36 @@ impl SioClient {
         let _ = self.out.send(Message::text(packet.to_string()));
     }
 
+    /// Sends a binary WebSocket frame (a socket.io binary attachment).
+    pub fn send_binary(&self, data: Vec<u8>) {
+        let _ = self.out.send(Message::binary(data));
+    }
+
+    /// Stops reading from the socket for good (after the message being read, if any): no
+    /// more events, acks or pings are processed, and the receive window fills up.
+    pub fn stop_reading(&self) {
+        self.reading.store(false, Ordering::Relaxed);
+    }
+
     /// Emits `event` and waits (5 s) for its acknowledgement.
     pub async fn call(&self, event: &str, payload: &Value) -> Result<Value, String> {
         let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.acks.lock().expect("acks").insert(id, tx);
         let packet = serde_json::json!([event, payload]);
+        let _ = self.out.send(Message::text(format!("42{id}{packet}")));
+        match tokio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(v)) => Ok(v),
+            _ => Err(format!("no ack for {event} within 5 s")),
+        }
+    }
+
+    /// Emits `event` with no payload at all and waits (5 s) for its acknowledgement.
+    pub async fn call_without_payload(&self, event: &str) -> Result<Value, String> {
+        let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.acks.lock().expect("acks").insert(id, tx);
+        let packet = serde_json::json!([event]);
         let _ = self.out.send(Message::text(format!("42{id}{packet}")));
         match tokio::time::timeout(Duration::from_secs(5), rx).await {
             Ok(Ok(v)) => Ok(v),
@@ -208,4 +296,29 @@ impl SioClient {
     pub fn is_open(&self) -> bool {
         !*self.closed.borrow()
     }
+
+    /// Whether the kernel still sees this client's TCP connection as established; false once
+    /// the server closed or reset it. Works while the client does not read (when
+    /// [`Self::closed_within`] cannot see anything).
+    pub fn tcp_established(&self) -> bool {
+        tcp_established(self.local)
+    }
+}
+
+/// Whether the IPv4 TCP connection from `local` is in state ESTABLISHED (`/proc/net/tcp`).
+pub fn tcp_established(local: SocketAddr) -> bool {
+    let SocketAddr::V4(v4) = local else {
+        return false;
+    };
+    let want = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table.lines().skip(1).any(|line| {
+        let mut fields = line.split_whitespace();
+        let (_, local, _, state) = (fields.next(), fields.next(), fields.next(), fields.next());
+        local == Some(want.as_str()) && state == Some("01")
+    })
 }

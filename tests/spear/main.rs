@@ -8,4 +8,5 @@ mod discovery;
 mod group_access;
 mod node_clients;
 mod rust_client;
+mod secret_rotation;
 mod support;

@@ -8,9 +8,7 @@ use serde_json::{json, Value};
 use crate::common::sio::SioClient;
 use crate::common::TestCluster;
 
-/// The harness's secrets (see `tests/common`).
-pub const BUSINESS_SECRET: &str = "test-business-secret-0123456789";
-pub const SPEAR_SECRET: &str = "test-spear-secret-abcdefghijkl";
+pub use crate::common::{BUSINESS_SECRET, SPEAR_SECRET};
 
 /// A token1 as a business system would mint it.
 pub fn token1(uid: u64, name: &str) -> String {

@@ -188,9 +188,23 @@ impl Registry {
     }
 }
 
+/// A socket that can be closed abortively: a killed connection is reset, so neither side
+/// keeps its unsent data (the kernel would otherwise go on offering it to a client that does
+/// not read, and that client would never see the end of the connection).
+pub(super) trait Abortive {
+    /// Makes closing the socket send a reset and drop unsent data.
+    fn reset_on_close(&self);
+}
+
+impl Abortive for tokio::net::TcpStream {
+    fn reset_on_close(&self) {
+        let _ = self.set_zero_linger();
+    }
+}
+
 /// The IO of one connection: the socket, its write deadline and its kill switch. Dropping it
 /// (the connection is over) frees its place in the registry and its per-IP count.
-pub(super) struct GuardedIo<T> {
+pub(super) struct GuardedIo<T: Abortive> {
     inner: T,
     control: Arc<Control>,
     registry: Arc<Registry>,
@@ -199,7 +213,7 @@ pub(super) struct GuardedIo<T> {
     stall: Option<Pin<Box<Sleep>>>,
 }
 
-impl<T> GuardedIo<T> {
+impl<T: Abortive> GuardedIo<T> {
     pub(super) fn new(
         inner: T,
         conn: &Conn,
@@ -223,6 +237,11 @@ impl<T> GuardedIo<T> {
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match stall.as_mut().poll(cx) {
             Poll::Ready(()) => {
+                tracing::info!(
+                    peer = %self.control.peer,
+                    timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                    "client does not read: connection cut"
+                );
                 self.control.kill(KillReason::WriteTimeout);
                 Poll::Ready(Err(KillReason::WriteTimeout.error()))
             }
@@ -231,13 +250,16 @@ impl<T> GuardedIo<T> {
     }
 }
 
-impl<T> Drop for GuardedIo<T> {
+impl<T: Abortive> Drop for GuardedIo<T> {
     fn drop(&mut self) {
+        if self.control.killed.load(Ordering::Acquire) {
+            self.inner.reset_on_close();
+        }
         self.registry.release(&self.control);
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
+impl<T: AsyncRead + Abortive + Unpin> AsyncRead for GuardedIo<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -251,7 +273,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
+impl<T: AsyncWrite + Abortive + Unpin> AsyncWrite for GuardedIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -317,7 +339,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    impl Abortive for DuplexStream {
+        fn reset_on_close(&self) {}
+    }
 
     fn peer(last: u8) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, last], 4000))

@@ -501,7 +501,7 @@ async fn send(
         // slow-consumer policy; that is its problem, never the sender's.
         if let Err(e) = io.to(audience.room()).emit("msg", &envelope.payload).await {
             RelayStats::bump(&ctx.relay.stats().slow_clients);
-            tracing::debug!(error = %e, "a local recipient missed a message (slow consumer)");
+            tracing::trace!(error = %e, "a local recipient missed a message (slow consumer)");
         }
     }
     let data = json!({"id": id, "createTime": create_time});

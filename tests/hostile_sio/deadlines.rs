@@ -1,0 +1,130 @@
+//! Connections that never authenticate, fail to and ignore being told, or outlive their token
+//! are closed: told first when they can be, and cut when they do not leave.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
+
+use crate::common::sio::{SioClient, SioOptions};
+use crate::node::{client, sio, start, token};
+
+const TIMEOUTS: &[(&str, &str)] = &[
+    ("GRU_SPEAR__AUTH_TIMEOUT_MS", "1000"),
+    ("GRU_HTTP__HEADER_READ_TIMEOUT_MS", "1000"),
+];
+const WAIT: Duration = Duration::from_secs(6);
+
+/// Whether the server closes a raw TCP connection within `WAIT` (a read returns 0 or fails).
+async fn raw_closed(mut stream: tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    let read = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_connections_are_closed() {
+    let cluster = start(TIMEOUTS).await;
+    let addr = sio(&cluster);
+
+    // Never authenticates: told why, then closed.
+    let mut idle = SioClient::connect(&addr, None).await.expect("connect");
+    let notice = idle
+        .next_event("server_disconnect", WAIT)
+        .await
+        .expect("told before being closed");
+    assert_eq!(notice["data"]["reason"], "auth_timeout", "{notice}");
+    assert!(idle.closed_within(WAIT).await, "closed");
+
+    // Never authenticates and ignores the disconnect: the TCP connection is cut.
+    let hostile = SioOptions {
+        ignore_disconnect: true,
+        ..SioOptions::default()
+    };
+    let mut stubborn = SioClient::connect_with(&addr, hostile.clone())
+        .await
+        .expect("connect");
+    assert!(stubborn.closed_within(WAIT).await, "cut after the deadline");
+
+    // Fails to authenticate and ignores the disconnect: cut as well.
+    let mut liar = SioClient::connect_with(&addr, hostile)
+        .await
+        .expect("connect");
+    let reply = liar
+        .call(
+            "auth",
+            &json!({"id": 5, "name": "x", "token2": "v1.e30.AAAA"}),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(reply["errorCode"], 1003, "{reply}");
+    assert!(liar.closed_within(WAIT).await, "cut after a failed auth");
+
+    // Opens engine.io but never the namespace.
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
+    let ended = tokio::time::timeout(WAIT, async {
+        use futures_util::StreamExt;
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "an engine.io session without a namespace is closed"
+    );
+
+    // A TCP connection that never sends a request.
+    let silent = tokio::net::TcpStream::connect(&addr).await.expect("tcp");
+    assert!(raw_closed(silent).await, "an idle TCP connection is closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_token_is_told_closed_or_renewed() {
+    let cluster = start(&[]).await;
+    let addr = sio(&cluster);
+    let short = SioOptions {
+        auth: Some(json!({"token": token(41, 2)})),
+        ..SioOptions::default()
+    };
+    let mut expiring = SioClient::connect_with(&addr, short)
+        .await
+        .expect("connect");
+    let mut renewed = SioClient::connect_with(
+        &addr,
+        SioOptions {
+            auth: Some(json!({"token": token(42, 2)})),
+            ..SioOptions::default()
+        },
+    )
+    .await
+    .expect("connect");
+    let reply = renewed
+        .call(
+            "auth",
+            &json!({"id": 42, "name": "test", "token2": token(42, 600)}),
+        )
+        .await
+        .expect("renewal answered");
+    assert_eq!(reply["success"], true, "{reply}");
+
+    let notice: Value = expiring
+        .next_event("server_disconnect", WAIT)
+        .await
+        .expect("told that the token expired");
+    assert_eq!(notice["data"]["reason"], "token_expired", "{notice}");
+    assert_eq!(notice["data"]["reconnect"], "ticket", "{notice}");
+    assert!(expiring.closed_within(WAIT).await, "closed once expired");
+    assert!(
+        !renewed.closed_within(Duration::from_secs(2)).await,
+        "a renewed connection outlives its first token"
+    );
+    let still = client(&cluster, 43, SioOptions::default()).await;
+    assert!(still.is_open());
+}

@@ -1,0 +1,91 @@
+//! One `gru` node with every client-facing role and the limits a scenario tightens.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::sio::{SioClient, SioOptions};
+use crate::common::{ClusterOptions, NodeSpec, TestCluster};
+use crate::support::spear_token;
+
+/// The node's id.
+pub const NODE: u64 = 1;
+
+/// A started single-node cluster (core, spear, ticket, stat; local relay) with `env`
+/// overrides, its leader elected and its spear registered.
+pub async fn start(env: &[(&str, &str)]) -> TestCluster {
+    let options = ClusterOptions {
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect(),
+        ..ClusterOptions::default()
+    };
+    let mut cluster = TestCluster::with(
+        &[NodeSpec::with_roles(
+            NODE,
+            &["core", "spear", "ticket", "stat"],
+        )],
+        options,
+    );
+    cluster.start_all();
+    cluster.wait_leader(&[NODE], Duration::from_secs(30)).await;
+    cluster
+        .wait_for("the spear registered", Duration::from_secs(20), || async {
+            (cluster.view(NODE).await?.spears.len() == 1).then_some(())
+        })
+        .await;
+    cluster
+}
+
+/// The node's socket.io address.
+pub fn sio(cluster: &TestCluster) -> String {
+    format!("127.0.0.1:{}", cluster.ports(NODE).sio)
+}
+
+/// A spear token for `uid` valid for `secs` seconds.
+pub fn token(uid: u64, secs: u64) -> String {
+    spear_token(uid, vec![NODE], gru::clock::unix_ms() / 1000 + secs)
+}
+
+/// A client of `uid` authenticated by the handshake token, behaving as `options` say.
+pub async fn client(cluster: &TestCluster, uid: u64, options: SioOptions) -> SioClient {
+    let options = SioOptions {
+        auth: Some(json!({"token": token(uid, 600)})),
+        ..options
+    };
+    SioClient::connect_with(&sio(cluster), options)
+        .await
+        .unwrap_or_else(|e| panic!("user {uid}: {e}"))
+}
+
+/// Joins `c` to `gid`.
+pub async fn join(c: &SioClient, gid: u64) {
+    let reply = c
+        .call("join", &json!({"groups": [gid]}))
+        .await
+        .expect("join ack");
+    assert_eq!(reply["success"], true, "join: {reply}");
+}
+
+/// The online members of `gid` as a fresh client sees them.
+pub async fn online(cluster: &TestCluster, gid: u64) -> Vec<u64> {
+    let body: Value = cluster
+        .get(NODE, &format!("/getGroupStat?groupId={gid}"))
+        .await
+        .expect("stat answers")
+        .json()
+        .await
+        .expect("json");
+    body["userIds"]
+        .as_array()
+        .expect("userIds")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect()
+}
+
+/// The node's resident memory, MiB.
+pub fn rss_mib(cluster: &TestCluster) -> f64 {
+    cluster.rss_kib(NODE).expect("node running") as f64 / 1024.0
+}
