@@ -116,16 +116,20 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryMap {
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        Ok(Self(
-            form_urlencoded::parse(query.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        ))
+        Ok(Self::parse(parts.uri.query().unwrap_or_default()))
     }
 }
 
 impl QueryMap {
+    /// Decodes a query string (without the `?`); never fails.
+    pub fn parse(query: &str) -> Self {
+        Self(
+            form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
     /// The value of `name`.
     pub fn get(&self, name: &str) -> Option<&String> {
         self.0.get(name)

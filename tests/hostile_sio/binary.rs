@@ -24,7 +24,16 @@ async fn binary_attachments_are_refused() {
         let c = SioClient::connect_with(&addr, SioOptions::default())
             .await
             .expect("connect");
-        c.emit_raw(r#"451-["msg",{"_placeholder":true,"num":0}]"#);
+        // A packet announcing one attachment more than is ever sent: the server would keep
+        // every frame while it waits for the last one.
+        let placeholders: Vec<String> = (0..=FRAMES)
+            .map(|n| format!(r#"{{"_placeholder":true,"num":{n}}}"#))
+            .collect();
+        c.emit_raw(&format!(
+            r#"45{}-["msg",[{}]]"#,
+            FRAMES + 1,
+            placeholders.join(",")
+        ));
         for _ in 0..FRAMES {
             c.send_binary(vec![0x5a; FRAME]);
         }

@@ -442,6 +442,23 @@ mod tests {
     }
 
     #[test]
+    fn the_group_limit_counts_new_groups_once_and_refuses_all_or_nothing() {
+        let (r, _) = roster();
+        r.bind(1, 100);
+        assert!(
+            r.join_at_most(1, &[10, 10, 11], 2).is_ok(),
+            "a repeat counts once"
+        );
+        assert!(
+            r.join_at_most(1, &[11, 10], 2).is_ok(),
+            "groups joined already"
+        );
+        assert_eq!(r.join_at_most(1, &[12, 10], 2).map(|_| ()), Err(3));
+        assert!(!r.in_group(1, 12), "a refused join changes nothing");
+        assert_eq!(r.groups_of(1), 2);
+    }
+
+    #[test]
     fn unbound_connections_join_nothing() {
         let (r, log) = roster();
         r.join(9, &[10]);

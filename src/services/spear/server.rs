@@ -604,7 +604,8 @@ pub async fn serve(
         io: io.clone(),
         closer: ctx.closer.clone(),
     };
-    let app = axum::Router::new()
+    // Paths that are not socket.io get the API's JSON 404.
+    let app = crate::net::http::with_json_fallbacks(axum::Router::new())
         .layer(layer)
         .layer(axum::middleware::from_fn_with_state(gate_state, gate));
     let farewell = async move {

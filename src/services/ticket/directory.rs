@@ -99,7 +99,7 @@ impl SpearDirectory {
     }
 
     /// Replaces the known spears.
-    pub(crate) fn replace(&self, views: impl Iterator<Item = SpearEntry>) {
+    pub fn replace(&self, views: impl Iterator<Item = SpearEntry>) {
         *self.spears.write().unwrap_or_else(|e| e.into_inner()) = views.collect();
     }
 
