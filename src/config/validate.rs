@@ -401,31 +401,29 @@ fn auth(config: &ClusterConfig) -> Result<(), ConfigError> {
     if a.token_ttl_secs == 0 {
         return Err(invalid("auth.token_ttl_secs", "must be at least 1"));
     }
-    if let Some(previous) = &a.previous_business_secret {
+    let rotations = [
+        (
+            "auth.previous_business_secret",
+            &a.previous_business_secret,
+            "auth.business_secret",
+            &a.business_secret,
+        ),
+        (
+            "auth.previous_spear_secret",
+            &a.previous_spear_secret,
+            "auth.spear_secret",
+            &a.spear_secret,
+        ),
+    ];
+    for (field, previous, current_field, current) in rotations {
+        let Some(previous) = previous else { continue };
         if previous.len() < 16 {
-            return Err(invalid(
-                "auth.previous_business_secret",
-                "must be at least 16 bytes",
-            ));
+            return Err(invalid(field, "must be at least 16 bytes"));
         }
-        if *previous == a.business_secret {
+        if previous == current {
             return Err(invalid(
-                "auth.previous_business_secret",
-                "is the same as auth.business_secret: a rotation needs a new secret",
-            ));
-        }
-    }
-    if let Some(previous) = &a.previous_spear_secret {
-        if previous.len() < 16 {
-            return Err(invalid(
-                "auth.previous_spear_secret",
-                "must be at least 16 bytes",
-            ));
-        }
-        if *previous == a.spear_secret {
-            return Err(invalid(
-                "auth.previous_spear_secret",
-                "is the same as auth.spear_secret: a rotation needs a new secret",
+                field,
+                format!("is the same as {current_field}: a rotation needs a new secret"),
             ));
         }
     }

@@ -259,6 +259,15 @@ impl SioClient {
         }
     }
 
+    /// Joins group `gid` (the modern `join`) and checks that it succeeded.
+    pub async fn join(&self, gid: u64) {
+        let reply = self
+            .call("join", &serde_json::json!({"groups": [gid]}))
+            .await
+            .expect("join ack");
+        assert_eq!(reply["success"], true, "join {gid}: {reply}");
+    }
+
     /// Emits `event` with no payload at all and waits (5 s) for its acknowledgement.
     pub async fn call_without_payload(&self, event: &str) -> Result<Value, String> {
         let id = self.next_ack.fetch_add(1, Ordering::Relaxed);

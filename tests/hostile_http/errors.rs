@@ -5,6 +5,16 @@ use serde_json::Value;
 
 use crate::node::{start, NODE};
 
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_is_json() {
     let cluster = start(&[]).await;
@@ -53,42 +63,27 @@ async fn every_error_is_json() {
     }
 
     // Errors name the parameters of the endpoint that was called.
-    let modern: Value = http
-        .get(format!(
-            "{base}/api/v1/ticket?user_id=abc&user_name=a&app_type=web&token=t"
-        ))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("json");
+    let modern = get_json(
+        &http,
+        &format!("{base}/api/v1/ticket?user_id=abc&user_name=a&app_type=web&token=t"),
+    )
+    .await;
     let message = modern["error"]["message"].as_str().unwrap_or_default();
     assert!(message.starts_with("user_id "), "{message}");
-    let missing: Value = http
-        .get(format!(
-            "{base}/api/v1/ticket?user_id=1&user_name=a&app_type=web"
-        ))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("json");
+    let missing = get_json(
+        &http,
+        &format!("{base}/api/v1/ticket?user_id=1&user_name=a&app_type=web"),
+    )
+    .await;
     assert_eq!(
         missing["error"]["message"], "token is required",
         "{missing}"
     );
-    let legacy: Value = http
-        .get(format!(
-            "{base}/ticket?userId=abc&userName=a&appType=web&token1=t"
-        ))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("json");
+    let legacy = get_json(
+        &http,
+        &format!("{base}/ticket?userId=abc&userName=a&appType=web&token1=t"),
+    )
+    .await;
     assert_eq!(legacy["errorCode"], 710, "{legacy}");
     let message = legacy["msg"].as_str().unwrap_or_default();
     assert!(message.starts_with("userId "), "{message}");

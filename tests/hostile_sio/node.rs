@@ -59,13 +59,14 @@ pub async fn client(cluster: &TestCluster, uid: u64, options: SioOptions) -> Sio
         .unwrap_or_else(|e| panic!("user {uid}: {e}"))
 }
 
-/// Joins `c` to `gid`.
-pub async fn join(c: &SioClient, gid: u64) {
-    let reply = c
-        .call("join", &json!({"groups": [gid]}))
-        .await
-        .expect("join ack");
-    assert_eq!(reply["success"], true, "join: {reply}");
+/// A client of `uid` with a 4 KiB receive buffer: once it stops reading, the server's writes
+/// to it stall after little data.
+pub async fn small_window_client(cluster: &TestCluster, uid: u64) -> SioClient {
+    let options = SioOptions {
+        recv_buffer: Some(4096),
+        ..SioOptions::default()
+    };
+    client(cluster, uid, options).await
 }
 
 /// The online members of `gid` as a fresh client sees them.

@@ -7,24 +7,16 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::common::sio::{SioClient, SioOptions};
-use crate::node::{client, join, sio, start, NODE};
+use crate::node::{client, sio, small_window_client, start, NODE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_refuses_new_clients_and_cuts_stuck_ones() {
     let mut cluster = start(&[("GRU_SPEAR__MAX_MSGS_PER_SEC", "5000")]).await;
     let addr = sio(&cluster);
     let sender = client(&cluster, 1, SioOptions::default()).await;
-    let stuck = client(
-        &cluster,
-        2,
-        SioOptions {
-            recv_buffer: Some(4096),
-            ..SioOptions::default()
-        },
-    )
-    .await;
-    join(&sender, 9).await;
-    join(&stuck, 9).await;
+    let stuck = small_window_client(&cluster, 2).await;
+    sender.join(9).await;
+    stuck.join(9).await;
     stuck.stop_reading();
     // Fill the stuck client's socket buffers and its send queue.
     let content = "s".repeat(16 * 1024);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::sio::SioOptions;
-use crate::node::{client, join, online, rss_mib, start};
+use crate::node::{client, online, rss_mib, small_window_client, start};
 
 const GROUP: u64 = 7;
 const MESSAGES: usize = 600;
@@ -23,17 +23,9 @@ async fn a_group_member_that_never_reads() {
     .await;
     let sender = client(&cluster, 1, SioOptions::default()).await;
     let mut reader = client(&cluster, 2, SioOptions::default()).await;
-    let stuck = client(
-        &cluster,
-        3,
-        SioOptions {
-            recv_buffer: Some(4096),
-            ..SioOptions::default()
-        },
-    )
-    .await;
+    let stuck = small_window_client(&cluster, 3).await;
     for c in [&sender, &reader, &stuck] {
-        join(c, GROUP).await;
+        c.join(GROUP).await;
     }
     assert_eq!(online(&cluster, GROUP).await, vec![1, 2, 3]);
     let baseline = rss_mib(&cluster);

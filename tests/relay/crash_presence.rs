@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::{wait_for, ClusterOptions};
-use crate::harness::{connect, get_json, join, online_event, spear_cluster, wait_group_stat, STAT};
+use crate::harness::{connect, get_json, online_event, spear_cluster, wait_group_stat, STAT};
 
 /// `stat.presence_ttl_ms`'s default.
 const TTL: Duration = Duration::from_secs(10);
@@ -15,8 +15,8 @@ async fn spear_crash_presence() {
     let mut cluster = spear_cluster(&[1, 3], ClusterOptions::default()).await;
     let survivor = connect(&cluster, 1, 301).await;
     let doomed = connect(&cluster, 3, 303).await;
-    join(&survivor, 40).await;
-    join(&doomed, 40).await;
+    survivor.join(40).await;
+    doomed.join(40).await;
     wait_group_stat(&cluster, 40, &[301, 303], Duration::from_secs(10)).await;
 
     cluster.kill(3);

@@ -8,8 +8,7 @@ use serde_json::Value;
 
 use crate::common::{ClusterOptions, TestCluster};
 use crate::harness::{
-    connect, counted, drain, get_json, join, online_event, send, spear_cluster, wait_group_stat,
-    STAT,
+    connect, counted, drain, get_json, online_event, send, spear_cluster, wait_group_stat, STAT,
 };
 
 const QUIET: Duration = Duration::from_millis(500);
@@ -49,7 +48,7 @@ pub async fn journey(cluster: &TestCluster) {
 
     // Group 10 across both spears.
     for c in [&alice1, &alice2, &bob2, &carol1] {
-        join(c, 10).await;
+        c.join(10).await;
     }
     let ack = send(&carol1, 1, 10, "hello class").await;
     assert_eq!(ack["success"], true, "{ack}");

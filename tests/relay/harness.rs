@@ -62,15 +62,6 @@ pub async fn connect(cluster: &TestCluster, spear: u64, uid: u64) -> SioClient {
         .unwrap_or_else(|e| panic!("user {uid} on spear {spear}: {e}"))
 }
 
-/// Joins `c` to `gid`.
-pub async fn join(c: &SioClient, gid: u64) {
-    let reply = c
-        .call("join", &json!({"groups": [gid]}))
-        .await
-        .expect("join ack");
-    assert_eq!(reply["success"], true, "join: {reply}");
-}
-
 /// Sends a `msg` the Gru way (a JSON string) and returns the ack.
 pub async fn send(c: &SioClient, kind: u8, target: u64, content: &str) -> Value {
     let payload = json!({"type": kind, "target": {"id": target, "type": 1}, "content": content});

@@ -5,7 +5,7 @@
 use crate::common::redis::RedisCluster;
 use crate::common::{ClusterOptions, RedisTarget};
 use crate::cross_node::journey;
-use crate::harness::{connect, join, spear_cluster};
+use crate::harness::{connect, spear_cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_redis_cluster() {
@@ -19,7 +19,7 @@ async fn relay_redis_cluster() {
     // The spears hold sharded subscriptions on the cluster's masters: a user's channel and a
     // group's, confirmed before the join is acknowledged.
     let client = connect(&cluster, 2, 999).await;
-    join(&client, 77).await;
+    client.join(77).await;
     let shard_channels: usize = redis
         .ports()
         .iter()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::ClusterOptions;
 use crate::harness::{
-    connect, drain, get_json, join, relay_counter, send, spear_cluster, wait_group_stat, STAT,
+    connect, drain, get_json, relay_counter, send, spear_cluster, wait_group_stat, STAT,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,8 +17,8 @@ async fn redis_restart() {
     let mut cluster = spear_cluster(&[1, 2], ClusterOptions::default()).await;
     let alice = connect(&cluster, 1, 401).await;
     let mut bob = connect(&cluster, 2, 402).await;
-    join(&alice, 50).await;
-    join(&bob, 50).await;
+    alice.join(50).await;
+    bob.join(50).await;
     wait_group_stat(&cluster, 50, &[401, 402], Duration::from_secs(10)).await;
 
     // Every message acknowledged as relayed must reach Bob; remember their ids.

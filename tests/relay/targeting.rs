@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::common::ClusterOptions;
-use crate::harness::{connect, drain, join, relay_counter, send, spear_cluster};
+use crate::harness::{connect, drain, relay_counter, send, spear_cluster};
 
 const ROUNDS: usize = 25;
 const QUIET: Duration = Duration::from_millis(500);
@@ -17,8 +17,8 @@ async fn relay_targeting() {
     let cluster = spear_cluster(&[1, 2, 3], ClusterOptions::default()).await;
     let mut m1 = connect(&cluster, 1, 201).await;
     let mut m2 = connect(&cluster, 1, 202).await;
-    join(&m1, 20).await;
-    join(&m2, 20).await;
+    m1.join(20).await;
+    m2.join(20).await;
     let outsider2 = connect(&cluster, 2, 203).await;
     let outsider3 = connect(&cluster, 3, 204).await;
 
@@ -58,7 +58,7 @@ async fn relay_targeting() {
 
     // A member on spear 2 makes spear 2 a recipient of the group, once per message.
     let mut m3 = connect(&cluster, 2, 205).await;
-    join(&m3, 20).await;
+    m3.join(20).await;
     for i in 0..ROUNDS {
         let ack = send(&m1, 1, 20, &format!("late{i}")).await;
         assert_eq!(ack["success"], true, "{ack}");

@@ -229,6 +229,25 @@ impl<T: Abortive> GuardedIo<T> {
         }
     }
 
+    /// What a write or flush came to: progress resets the deadline; pending starts it, or
+    /// ends the connection once it has passed.
+    fn progress<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        match polled {
+            Poll::Pending => match self.stalled(cx) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                _ => Poll::Pending,
+            },
+            ready => {
+                self.stall = None;
+                ready
+            }
+        }
+    }
+
     /// A write is pending: starts the deadline, or ends the connection when it has passed.
     fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let timeout = self.write_timeout;
@@ -283,13 +302,8 @@ impl<T: AsyncWrite + Abortive + Unpin> AsyncWrite for GuardedIo<T> {
             return Poll::Ready(Err(e));
         }
         self.control.write_waker.register(cx.waker());
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Pending => self.stalled(cx).map(|r| r.map(|()| 0)),
-            ready => {
-                self.stall = None;
-                ready
-            }
-        }
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.progress(cx, written)
     }
 
     fn poll_write_vectored(
@@ -301,13 +315,8 @@ impl<T: AsyncWrite + Abortive + Unpin> AsyncWrite for GuardedIo<T> {
             return Poll::Ready(Err(e));
         }
         self.control.write_waker.register(cx.waker());
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => self.stalled(cx).map(|r| r.map(|()| 0)),
-            ready => {
-                self.stall = None;
-                ready
-            }
-        }
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.progress(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -318,13 +327,8 @@ impl<T: AsyncWrite + Abortive + Unpin> AsyncWrite for GuardedIo<T> {
         if let Some(e) = self.control.dead() {
             return Poll::Ready(Err(e));
         }
-        match Pin::new(&mut self.inner).poll_flush(cx) {
-            Poll::Pending => self.stalled(cx),
-            ready => {
-                self.stall = None;
-                ready
-            }
-        }
+        let flushed = Pin::new(&mut self.inner).poll_flush(cx);
+        self.progress(cx, flushed)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

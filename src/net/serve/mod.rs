@@ -6,7 +6,7 @@
 //! - **Header read timeout**: a connection must deliver a request's headers within it, also
 //!   while idle between keep-alive requests; slow or silent clients are closed.
 //! - **Write timeout**: a write that makes no progress for it ends the connection (see
-//!   [`conn`]), also after a WebSocket upgrade.
+//!   `conn.rs`), also after a WebSocket upgrade.
 //! - **Shutdown**: the port stops accepting at once (new connections are refused, not served
 //!   half-way), in-flight requests finish, `farewell` tells long-lived clients to go, and
 //!   whatever is still open when `drain` is over is cut.

@@ -15,7 +15,7 @@ pub(crate) const MAX_WAIT_MS: u64 = 5;
 
 static STEPS_BACK: AtomicU64 = AtomicU64::new(0);
 
-/// How many times the clock was seen stepping back further than [`MAX_WAIT_MS`].
+/// How many times the clock was seen stepping back further than `MAX_WAIT_MS`.
 pub fn clock_steps_back() -> u64 {
     STEPS_BACK.load(Ordering::Relaxed)
 }

@@ -42,7 +42,7 @@ impl UniqueIssuer {
     }
 
     /// `count` ids, as one block per millisecond used. When a millisecond's 4,096 ids are
-    /// spent, the next millisecond is borrowed, up to [`MAX_AHEAD_MS`] ahead of the clock;
+    /// spent, the next millisecond is borrowed, up to `MAX_AHEAD_MS` ahead of the clock;
     /// beyond that the caller waits for the clock.
     pub async fn issue(&self, count: u32) -> Vec<IdBlock> {
         let mut blocks = Vec::new();

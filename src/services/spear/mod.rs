@@ -2,8 +2,8 @@
 //! modern surface), the spear verifies their tokens locally, keeps a roster of who is here, and
 //! delivers messages locally and through the relay. It registers itself with the Raft group.
 //! Every connection lives under limits (`docs/security.md`): an authentication deadline, rate
-//! limits, a bounded send queue with a slow-consumer policy ([`closer`]), and token expiry
-//! ([`deadlines`]).
+//! limits, a bounded send queue with a slow-consumer policy (`closer.rs`), and token expiry
+//! (`deadlines.rs`).
 
 mod closer;
 mod conn;

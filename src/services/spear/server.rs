@@ -518,7 +518,7 @@ async fn send(
 }
 
 /// The socket.io layer and its handle, built before the spear's context so that the relay can
-/// deliver through the handle; [`serve`] then registers the handlers and serves.
+/// deliver through the handle; [`serve()`] then registers the handlers and serves.
 ///
 /// Gru's events take no binary attachments, so a packet announcing any is refused and its
 /// connection closed before a byte of attachment is buffered.
