@@ -303,8 +303,9 @@ fn cluster_toml(dir: &Path, redis: u16, idgen: &str, n1: &NodePorts, n2: &NodePo
     };
     format!(
         "# Written by `gru bench relay`.\n[cluster]\nname = \"bench\"\n\n\
-         # The benchmark's senders send far more than a person would.\n\
-         [spear]\nmax_msgs_per_sec = 1000000\n\n\
+         # The benchmark's senders send far more than a person would, and every one of its\n\
+         # clients comes from 127.0.0.1.\n\
+         [spear]\nmax_msgs_per_sec = 1000000\nmax_connections_per_ip = 0\n\n\
          [idgen]\nmode = \"{idgen}\"\n\n[relay]\nkind = \"redis\"\n\n[redis]\nurl = \"redis://127.0.0.1:{redis}\"\n\n\
          [auth]\nbusiness_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n\n{}{}",
         node(1, r#"["core", "spear", "ticket", "stat"]"#, n1),

@@ -551,6 +551,7 @@ pub fn socket_layer(spear: &SpearSection) -> (socketioxide::layer::SocketIoLayer
 struct Gate {
     io: SocketIo,
     closer: Arc<Closer>,
+    stopping: CancellationToken,
 }
 
 /// The value of `name` in a query string.
@@ -562,11 +563,16 @@ fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
         .map(|(_, v)| v)
 }
 
-/// Runs before engine.io sees a request: a session the spear closed is refused, and the
-/// connection that upgrades a session to WebSocket is bound to its socket (so that closing
-/// the socket can cut that connection).
+/// Runs before engine.io sees a request: a new session is refused once the spear is stopping
+/// (503, so the client tries a backup instead of meeting a half-closed server), a session the
+/// spear closed is refused, and the connection that upgrades a session to WebSocket is bound
+/// to its socket (so that closing the socket can cut that connection).
 async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
     let query = request.uri().query().unwrap_or_default();
+    if gate.stopping.is_cancelled() && query_param(query, "sid").is_none() {
+        let body = axum::Json(json!({"code": 503, "message": "this spear is shutting down"}));
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    }
     if let Some(sid) = query_param(query, "sid").and_then(|v| v.parse::<ConnId>().ok()) {
         if gate.closer.is_refused(sid) {
             let body = axum::Json(json!({"code": 1, "message": "Session ID unknown"}));
@@ -603,6 +609,7 @@ pub async fn serve(
     let gate_state = Gate {
         io: io.clone(),
         closer: ctx.closer.clone(),
+        stopping: shutdown.clone(),
     };
     // Paths that are not socket.io get the API's JSON 404.
     let app = crate::net::http::with_json_fallbacks(axum::Router::new())
