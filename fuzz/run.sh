@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 targets=(sio_payloads ticket_params tokens cluster_toml)
 cargo fuzz build --sanitizer none
+# The example config is the richest seed of the config target (ignored by git: a copy).
+mkdir -p fuzz/corpus/cluster_toml
+cp cluster.toml fuzz/corpus/cluster_toml/example-cluster.toml
 for target in "${targets[@]}"; do
   echo "fuzzing $target for ${seconds}s"
   mkdir -p "fuzz/corpus/$target"
