@@ -392,12 +392,7 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
             gossip_every,
             background.cancel.clone(),
         )));
-        let limits = ServeLimits {
-            header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
-            write_timeout: Duration::from_millis(spear_cfg.write_timeout_ms),
-            max_connections_per_ip: spear_cfg.max_connections_per_ip,
-            drain: Duration::from_millis(spear_cfg.drain_ms),
-        };
+        let limits = ServeLimits::socket_io(spear_cfg, &config.http);
         let cancel = clients_phase.cancel.clone();
         clients_phase.tasks.push(tokio::spawn(spear::serve(
             listener,
@@ -455,17 +450,11 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         }));
     }
     let api = http::with_json_fallbacks(api);
-    let http_limits = ServeLimits {
-        header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
-        write_timeout: Duration::from_millis(config.http.write_timeout_ms),
-        max_connections_per_ip: config.http.max_connections_per_ip,
-        drain: Duration::from_millis(config.http.drain_ms),
-    };
     clients_phase.tasks.push(tokio::spawn(serve::serve(
         "http",
         http_listener,
         api,
-        http_limits,
+        ServeLimits::http(&config.http),
         clients_phase.cancel.clone(),
         std::future::ready(()),
     )));

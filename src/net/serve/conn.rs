@@ -13,7 +13,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -24,16 +24,29 @@ use tokio::time::Sleep;
 
 /// Why a connection was ended by the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KillReason {
+#[repr(u8)]
+pub(super) enum KillReason {
     /// A write made no progress for the write timeout (the client does not read).
-    WriteTimeout,
+    WriteTimeout = 1,
     /// The application closed it (slow consumer, failed or missing authentication, expiry).
-    Closed,
+    Closed = 2,
     /// The server is stopping and the drain time is over.
-    Shutdown,
+    Shutdown = 3,
 }
 
+/// `Control::state` of a connection that is alive.
+const ALIVE: u8 = 0;
+
 impl KillReason {
+    fn from_state(state: u8) -> Option<Self> {
+        match state {
+            ALIVE => None,
+            s if s == KillReason::WriteTimeout as u8 => Some(KillReason::WriteTimeout),
+            s if s == KillReason::Shutdown as u8 => Some(KillReason::Shutdown),
+            _ => Some(KillReason::Closed),
+        }
+    }
+
     fn error(self) -> io::Error {
         match self {
             KillReason::WriteTimeout => io::Error::new(
@@ -56,32 +69,29 @@ impl KillReason {
 struct Control {
     id: u64,
     peer: SocketAddr,
-    killed: AtomicBool,
-    reason: Mutex<Option<KillReason>>,
+    /// `ALIVE`, or the first [`KillReason`] that ended it.
+    state: AtomicU8,
     read_waker: AtomicWaker,
     write_waker: AtomicWaker,
 }
 
 impl Control {
     fn kill(&self, reason: KillReason) {
-        {
-            let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
-            if slot.is_none() {
-                *slot = Some(reason);
-            }
-        }
-        self.killed.store(true, Ordering::Release);
+        // The first reason stays.
+        let _ =
+            self.state
+                .compare_exchange(ALIVE, reason as u8, Ordering::AcqRel, Ordering::Acquire);
         // Whoever is parked on the socket must wake up to see the error.
         self.read_waker.wake();
         self.write_waker.wake();
     }
 
+    fn reason(&self) -> Option<KillReason> {
+        KillReason::from_state(self.state.load(Ordering::Acquire))
+    }
+
     fn dead(&self) -> Option<io::Error> {
-        if !self.killed.load(Ordering::Acquire) {
-            return None;
-        }
-        let reason = *self.reason.lock().unwrap_or_else(|e| e.into_inner());
-        Some(reason.unwrap_or(KillReason::Closed).error())
+        self.reason().map(KillReason::error)
     }
 }
 
@@ -102,14 +112,10 @@ impl Conn {
         self.0.kill(KillReason::Closed);
     }
 
-    /// Whether the connection was ended by the server.
-    pub fn is_killed(&self) -> bool {
-        self.0.killed.load(Ordering::Acquire)
-    }
-
     /// Why the server ended it, if it did.
-    pub fn kill_reason(&self) -> Option<KillReason> {
-        *self.0.reason.lock().unwrap_or_else(|e| e.into_inner())
+    #[cfg(test)]
+    fn kill_reason(&self) -> Option<KillReason> {
+        self.0.reason()
     }
 }
 
@@ -127,6 +133,8 @@ impl std::fmt::Debug for Conn {
 pub(super) struct Registry {
     next_id: AtomicU64,
     inner: Mutex<RegistryInner>,
+    /// Woken when the last open connection is released.
+    emptied: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -152,8 +160,7 @@ impl Registry {
         let control = Arc::new(Control {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             peer,
-            killed: AtomicBool::new(false),
-            reason: Mutex::new(None),
+            state: AtomicU8::new(ALIVE),
             read_waker: AtomicWaker::new(),
             write_waker: AtomicWaker::new(),
         });
@@ -171,11 +178,28 @@ impl Registry {
                 inner.per_ip.remove(&ip);
             }
         }
+        if inner.open.is_empty() {
+            self.emptied.notify_waiters();
+        }
     }
 
     /// Connections open now.
     pub(super) fn open(&self) -> usize {
         self.lock().open.len()
+    }
+
+    /// Returns once no connection is open.
+    pub(super) async fn all_closed(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            tokio::pin!(emptied);
+            // Registered before the check, so a release in between is not missed.
+            emptied.as_mut().enable();
+            if self.open() == 0 {
+                return;
+            }
+            emptied.await;
+        }
     }
 
     /// Ends every open connection.
@@ -229,20 +253,29 @@ impl<T: Abortive> GuardedIo<T> {
         }
     }
 
-    /// What a write or flush came to: progress resets the deadline; pending starts it, or
-    /// ends the connection once it has passed.
-    fn progress<R>(
-        &mut self,
+    /// Runs a write or flush of the socket under the kill switch and the write deadline:
+    /// progress resets the deadline; pending starts it, or ends the connection once it has
+    /// passed.
+    fn guarded<R>(
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        polled: Poll<io::Result<R>>,
-    ) -> Poll<io::Result<R>> {
-        match polled {
-            Poll::Pending => match self.stalled(cx) {
+        op: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>>
+    where
+        T: Unpin,
+    {
+        let this = self.get_mut();
+        if let Some(e) = this.control.dead() {
+            return Poll::Ready(Err(e));
+        }
+        this.control.write_waker.register(cx.waker());
+        match op(Pin::new(&mut this.inner), cx) {
+            Poll::Pending => match this.stalled(cx) {
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
                 _ => Poll::Pending,
             },
             ready => {
-                self.stall = None;
+                this.stall = None;
                 ready
             }
         }
@@ -271,7 +304,7 @@ impl<T: Abortive> GuardedIo<T> {
 
 impl<T: Abortive> Drop for GuardedIo<T> {
     fn drop(&mut self) {
-        if self.control.killed.load(Ordering::Acquire) {
+        if self.control.reason().is_some() {
             self.inner.reset_on_close();
         }
         self.registry.release(&self.control);
@@ -294,41 +327,27 @@ impl<T: AsyncRead + Abortive + Unpin> AsyncRead for GuardedIo<T> {
 
 impl<T: AsyncWrite + Abortive + Unpin> AsyncWrite for GuardedIo<T> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if let Some(e) = self.control.dead() {
-            return Poll::Ready(Err(e));
-        }
-        self.control.write_waker.register(cx.waker());
-        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.progress(cx, written)
+        self.guarded(cx, |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if let Some(e) = self.control.dead() {
-            return Poll::Ready(Err(e));
-        }
-        self.control.write_waker.register(cx.waker());
-        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.progress(cx, written)
+        self.guarded(cx, |io, cx| io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.control.dead() {
-            return Poll::Ready(Err(e));
-        }
-        let flushed = Pin::new(&mut self.inner).poll_flush(cx);
-        self.progress(cx, flushed)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.guarded(cx, |io, cx| io.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -383,6 +402,25 @@ mod tests {
             io::ErrorKind::ConnectionAborted
         );
         assert_eq!(registry.open(), 0, "dropping the IO releases it");
+    }
+
+    #[tokio::test]
+    async fn all_closed_waits_for_the_last_connection() {
+        let registry = Arc::new(Registry::default());
+        let conn = registry.admit(peer(1), 0).expect("admitted");
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let io = GuardedIo::new(ours, &conn, registry.clone(), Duration::from_secs(60));
+        let waiter = tokio::spawn({
+            let registry = registry.clone();
+            async move { registry.all_closed().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "a connection is still open");
+        drop(io);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken when the last connection goes")
+            .expect("task");
     }
 
     #[tokio::test(start_paused = true)]

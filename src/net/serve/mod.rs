@@ -29,8 +29,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
-pub use conn::{Conn, KillReason};
-use conn::{GuardedIo, Registry};
+use crate::config::{HttpSection, SpearSection};
+
+pub use conn::Conn;
+use conn::{GuardedIo, KillReason, Registry};
 pub use rate::PerIpRate;
 
 /// The limits of one public port.
@@ -45,6 +47,29 @@ pub struct ServeLimits {
     pub max_connections_per_ip: u32,
     /// How long a graceful stop waits for connections to close before cutting them.
     pub drain: Duration,
+}
+
+impl ServeLimits {
+    /// The public HTTP port's limits (`[http]`).
+    pub fn http(http: &HttpSection) -> Self {
+        Self {
+            header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
+            write_timeout: Duration::from_millis(http.write_timeout_ms),
+            max_connections_per_ip: http.max_connections_per_ip,
+            drain: Duration::from_millis(http.drain_ms),
+        }
+    }
+
+    /// The socket.io port's limits: `[spear]`'s, with `[http]`'s header read timeout for its
+    /// HTTP requests.
+    pub fn socket_io(spear: &SpearSection, http: &HttpSection) -> Self {
+        Self {
+            header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
+            write_timeout: Duration::from_millis(spear.write_timeout_ms),
+            max_connections_per_ip: spear.max_connections_per_ip,
+            drain: Duration::from_millis(spear.drain_ms),
+        }
+    }
 }
 
 /// The body of the answer to a connection over the per-IP limit.
@@ -103,20 +128,13 @@ pub async fn serve<F>(
     draining.cancel();
     let drained = async {
         farewell.await;
-        while registry.open() > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        registry.all_closed().await;
     };
     if tokio::time::timeout(limits.drain, drained).await.is_err() {
         let cut = registry.kill_all(KillReason::Shutdown);
         tracing::info!(port = name, cut, "drain time over: connections cut");
         // Killed connections fail their next read or write and go within a scheduler pass.
-        let gone = async {
-            while registry.open() > 0 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        };
-        if tokio::time::timeout(Duration::from_secs(1), gone)
+        if tokio::time::timeout(Duration::from_secs(1), registry.all_closed())
             .await
             .is_err()
         {

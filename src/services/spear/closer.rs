@@ -7,7 +7,7 @@
 //! 1. **Tell**: an optional notice event and the disconnect packet, if the queue takes them;
 //!    the socket leaves the roster at once either way (it is closed on the server).
 //! 2. **Cut**: after `grace`, or at once when nothing can be told, the TCP connection is
-//!    killed ([`crate::net::serve::Conn`]); and the session id is refused for a while, so a
+//!    killed (`net::serve::Conn`); and the session id is refused for a while, so a
 //!    long-polling client's next poll is answered `400` (engine.io's "Session ID unknown"), its
 //!    heartbeat fails and engine.io drops the session.
 
@@ -73,7 +73,6 @@ impl Refused {
 
 /// Ends connections (see the module doc).
 pub struct Closer {
-    grace: Duration,
     refused: Mutex<Refused>,
 }
 
@@ -82,7 +81,6 @@ impl Closer {
     /// `refuse_for`.
     pub fn new(refuse_for: Duration) -> Self {
         Self {
-            grace: GRACE,
             refused: Mutex::new(Refused {
                 ttl: refuse_for,
                 order: VecDeque::new(),
@@ -107,11 +105,11 @@ impl Closer {
         refused.set.contains(&sid)
     }
 
-    /// Tells the client why (event `server_disconnect`, when `notify`), disconnects it, and
-    /// cuts its transport after the grace time unless it left by itself.
-    pub fn close(&self, s: &SocketRef, reason: CloseReason, msg: &str, notify: bool) {
+    /// Tells the client why (event `server_disconnect` with `notice`, when there is one),
+    /// disconnects it, and cuts its transport after the grace time unless it left by itself.
+    pub fn close(&self, s: &SocketRef, reason: CloseReason, notice: Option<&str>) {
         tracing::debug!(sid = %s.id, reason = reason.code(), "closing connection");
-        if notify {
+        if let Some(msg) = notice {
             let notice = Reply {
                 data: Some(json!({"reason": reason.code(), "reconnect": "ticket"})),
                 ..Reply::error(PARAM_ERROR, msg)
@@ -128,9 +126,8 @@ impl Closer {
             return;
         }
         if let Some(conn) = transport {
-            let grace = self.grace;
             tokio::spawn(async move {
-                tokio::time::sleep(grace).await;
+                tokio::time::sleep(GRACE).await;
                 conn.kill();
             });
         }

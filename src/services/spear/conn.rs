@@ -67,10 +67,8 @@ pub(super) fn transport_of(s: &SocketRef) -> Option<Conn> {
         return Some(conn);
     }
     let parts = s.req_parts();
-    let direct_ws = parts
-        .uri
-        .query()
-        .is_some_and(|q| q.split('&').any(|kv| kv == "transport=websocket"));
+    let direct_ws =
+        parts.uri.query().and_then(|q| query_param(q, "transport")) == Some("websocket");
     if direct_ws {
         parts.extensions.get::<Conn>().cloned()
     } else {
@@ -78,9 +76,27 @@ pub(super) fn transport_of(s: &SocketRef) -> Option<Conn> {
     }
 }
 
+/// The value of `name` in an engine.io query string (no decoding: its parameters are plain).
+pub(super) fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_params_are_found_by_exact_name() {
+        let q = "EIO=4&transport=websocket&sid=abc";
+        assert_eq!(query_param(q, "sid"), Some("abc"));
+        assert_eq!(query_param(q, "transport"), Some("websocket"));
+        assert_eq!(query_param(q, "id"), None);
+        assert_eq!(query_param("", "sid"), None);
+    }
 
     #[test]
     fn limits_hold_across_the_connection_and_count_separately() {

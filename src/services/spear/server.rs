@@ -17,7 +17,7 @@ use socketioxide::{ParserConfig, SendError, SocketError, SocketIo};
 use tokio_util::sync::CancellationToken;
 
 use super::closer::{CloseReason, Closer};
-use super::conn::{ConnLimits, ConnState};
+use super::conn::{query_param, ConnLimits, ConnState};
 use super::deadlines::{Deadline, Deadlines};
 use super::protocol::{
     decode, distinct, online_group, AuthPayload, Delivered, DeliveredTarget, GroupsPayload,
@@ -116,10 +116,15 @@ fn payload(data: TryData<Value>) -> Result<Value, String> {
 fn answer(s: &SocketRef, ctx: &SpearContext, ack: AckSender, event: &str, reply: &Reply) {
     let acked = ack.send(reply);
     let emitted = s.emit(format!("{event}_result"), reply);
+    cut_if_full(s, ctx, &[acked, emitted]);
+}
+
+/// Cuts the connection if any of these sends found its queue full (a slow consumer).
+fn cut_if_full(s: &SocketRef, ctx: &SpearContext, sent: &[Result<(), SendError>]) {
     let full = |r: &Result<(), SendError>| {
         matches!(r, Err(SendError::Socket(SocketError::InternalChannelFull)))
     };
-    if full(&acked) || full(&emitted) {
+    if sent.iter().any(full) {
         ctx.closer.cut(s, CloseReason::SlowConsumer);
     }
 }
@@ -128,8 +133,7 @@ fn answer(s: &SocketRef, ctx: &SpearContext, ack: AckSender, event: &str, reply:
 fn refuse_unauthenticated(s: SocketRef, ctx: &SpearContext, ack: AckSender, event: &str) {
     let msg = "authenticate first";
     answer(&s, ctx, ack, event, &Reply::error(PARAM_ERROR, msg));
-    ctx.closer
-        .close(&s, CloseReason::Unauthenticated, msg, false);
+    ctx.closer.close(&s, CloseReason::Unauthenticated, None);
 }
 
 /// Counts an event other than `msg` (which has its own limit) against the connection's
@@ -205,12 +209,12 @@ pub fn on_deadline(io: &SocketIo, closer: &Closer, sid: ConnId, deadline: Deadli
         Deadline::Auth if s.extensions.get::<Session>().is_none() => {
             let msg =
                 "not authenticated in time; get a ticket and send auth right after connecting";
-            closer.close(&s, CloseReason::AuthTimeout, msg, true);
+            closer.close(&s, CloseReason::AuthTimeout, Some(msg));
         }
         Deadline::Auth => {}
         Deadline::TokenExpiry => {
             let msg = "the token expired; get a new one from ticket (send auth with a fresh token2 before it expires to stay connected)";
-            closer.close(&s, CloseReason::TokenExpired, msg, true);
+            closer.close(&s, CloseReason::TokenExpired, Some(msg));
         }
     }
 }
@@ -247,7 +251,7 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
                 }
                 (None, Err(e)) => {
                     answer(&s, &c, ack, "auth", &Reply::error(PARAM_ERROR, &e));
-                    c.closer.close(&s, CloseReason::Unauthenticated, &e, false);
+                    c.closer.close(&s, CloseReason::Unauthenticated, None);
                 }
                 // One connection is one user: a second auth may only renew the first.
                 (Some(uid), Ok(session)) if uid != session.uid => {
@@ -381,11 +385,8 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
         let Some(ack) = admit(&s, &c, ack, "error") else {
             return;
         };
-        if let Err(SendError::Socket(SocketError::InternalChannelFull)) =
-            ack.send(&Reply::error(PARAM_ERROR, "unknown event"))
-        {
-            c.closer.cut(&s, CloseReason::SlowConsumer);
-        }
+        let acked = ack.send(&Reply::error(PARAM_ERROR, "unknown event"));
+        cut_if_full(&s, &c, &[acked]);
     });
 }
 
@@ -554,26 +555,18 @@ struct Gate {
     stopping: CancellationToken,
 }
 
-/// The value of `name` in a query string.
-fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 /// Runs before engine.io sees a request: a new session is refused once the spear is stopping
 /// (503, so the client tries a backup instead of meeting a half-closed server), a session the
 /// spear closed is refused, and the connection that upgrades a session to WebSocket is bound
 /// to its socket (so that closing the socket can cut that connection).
 async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
     let query = request.uri().query().unwrap_or_default();
-    if gate.stopping.is_cancelled() && query_param(query, "sid").is_none() {
+    let sid = query_param(query, "sid");
+    if gate.stopping.is_cancelled() && sid.is_none() {
         let body = axum::Json(json!({"code": 503, "message": "this spear is shutting down"}));
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     }
-    if let Some(sid) = query_param(query, "sid").and_then(|v| v.parse::<ConnId>().ok()) {
+    if let Some(sid) = sid.and_then(|v| v.parse::<ConnId>().ok()) {
         if gate.closer.is_refused(sid) {
             let body = axum::Json(json!({"code": 1, "message": "Session ID unknown"}));
             return (axum::http::StatusCode::BAD_REQUEST, body).into_response();
@@ -625,18 +618,4 @@ pub async fn serve(
         io.close().await;
     };
     serve::serve("socket.io", listener, app, limits, shutdown, farewell).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_params_are_found_by_exact_name() {
-        let q = "EIO=4&transport=websocket&sid=abc";
-        assert_eq!(query_param(q, "sid"), Some("abc"));
-        assert_eq!(query_param(q, "transport"), Some("websocket"));
-        assert_eq!(query_param(q, "id"), None);
-        assert_eq!(query_param("", "sid"), None);
-    }
 }
