@@ -246,7 +246,7 @@ async fn dev(args: DevArgs) -> Result<()> {
 async fn serve(config: ClusterConfig, node: NodeId, path: Option<PathBuf>) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut running = config;
-    let handle = gru::start_node(running.clone(), node).await?;
+    let handle = gru::node::start_node(running.clone(), node).await?;
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     loop {
@@ -423,7 +423,7 @@ async fn cluster(target: Target, action: ClusterAction) -> Result<()> {
                 );
             }
             eprintln!("adding node {node}: learner, catching up, then voter …");
-            client.join_core(&Member::from_config(n)).await?;
+            client.join_core((&Member::from_config(n)).into()).await?;
             println!("node {node} is a voter");
         }
         ClusterAction::Remove { node } => {

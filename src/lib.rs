@@ -6,6 +6,7 @@
 
 #![warn(unreachable_pub, missing_docs)]
 
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod net;

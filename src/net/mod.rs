@@ -1,8 +1,7 @@
-//! Transports: node-to-node gRPC, the public HTTP API and the Redis link. Services use these through small
-//! types (`ClusterClient`, routers); no service sees tonic or axum request plumbing.
+//! Transport clients, the bottom layer above `config`: the node-to-node gRPC client with its
+//! channel pool and generated code ([`grpc`]), the Redis link ([`redis`]) and gossip
+//! ([`gossip`]). Nothing here knows Raft's or a service's types: callers convert at their end.
 
 pub mod gossip;
 pub mod grpc;
-pub mod http;
 pub mod redis;
-pub mod serve;

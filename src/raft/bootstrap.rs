@@ -81,7 +81,7 @@ async fn join(plan: &BootstrapPlan, client: &ClusterClient) {
     let mut last_log = Instant::now();
     tracing::info!("joining the running group as a new core node");
     loop {
-        match client.join_core(&plan.me).await {
+        match client.join_core((&plan.me).into()).await {
             Ok(()) => {
                 tracing::info!("joined the group as a voter");
                 return;
@@ -145,7 +145,7 @@ async fn initialize_when_quorum_is_up(
 
 async fn announce(me: &Member, client: &ClusterClient, cancel: &CancellationToken) {
     loop {
-        match client.announce_member(me).await {
+        match client.announce_member(me.into()).await {
             Ok(()) => return,
             Err(e) => tracing::debug!(error = %e, "member announcement not accepted yet"),
         }

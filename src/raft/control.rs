@@ -416,7 +416,7 @@ impl ControlPlane {
                 let status =
                     tokio::time::timeout(PEER_STATUS_TIMEOUT, peers.node_status(&addr)).await;
                 let status = match status {
-                    Ok(Ok(s)) => Ok(s),
+                    Ok(Ok(s)) => Ok(NodeStatus::from(s)),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err(format!("no answer within {PEER_STATUS_TIMEOUT:?}")),
                 };

@@ -10,11 +10,13 @@ mod state;
 mod store;
 mod types;
 mod view;
+mod wire;
 
 pub use bootstrap::{bootstrap, BootstrapPlan};
 pub use command::{Command, CommandResponse};
 pub use control::{ControlError, ControlPlane, LeaderRef};
 pub use lease::run_lease_sweeper;
+pub use network::SnapshotHeader;
 pub use state::{ClusterState, SpearLease};
 pub use store::{OpenError, RaftStore, StateHandle, StoreFlusher};
 pub use types::{GruRaft, Member, RaftPeer, TypeConfig};

@@ -29,7 +29,7 @@ use crate::raft::types::{RaftPeer, SnapshotMeta, TypeConfig, Vote};
 
 /// The header of a snapshot transfer: who sends it and what it is.
 #[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct SnapshotHeader {
+pub struct SnapshotHeader {
     pub(crate) vote: Vote,
     pub(crate) meta: SnapshotMeta,
 }

@@ -1,4 +1,5 @@
-//! The control-plane client: finds the leader, follows redirects a bounded number of times,
+//! The control-plane client: speaks protobuf only (callers convert their types, see
+//! `crate::raft::wire`), finds the leader, follows redirects a bounded number of times,
 //! and retries through elections until its deadline.
 
 use std::future::Future;
@@ -10,18 +11,16 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use super::convert::id_blocks;
-use super::id_stream::IdStream;
+use super::id_stream::{id_blocks, IdStream};
 use super::pb::control_plane_client::ControlPlaneClient;
 use super::pb::id_gen_client::IdGenClient;
 use super::pb::NextIdsRequest;
 use super::pb::{
-    ClusterViewRequest, GetMetaRequest, MetaEntry, NodeRef, NodeStatusRequest,
-    SpearHeartbeatRequest,
+    ClusterViewRequest, GetMetaRequest, Member, MetaEntry, NodeRef, NodeStatusReply,
+    NodeStatusRequest, SpearHeartbeatRequest,
 };
 use super::{ChannelPool, LEADER_GRPC_HEADER};
 use crate::config::NodeId;
-use crate::raft::{ClusterView, Member, NodeStatus};
 
 /// Redirects followed in a row before trying the seeds again.
 const MAX_REDIRECTS: usize = 3;
@@ -216,17 +215,21 @@ impl ClusterClient {
     }
 
     /// The Raft status of the core node at `addr` (no redirects).
-    pub async fn node_status(&self, addr: &str) -> Result<NodeStatus, ClientError> {
+    pub async fn node_status(&self, addr: &str) -> Result<NodeStatusReply, ClientError> {
         let mut client = self.client(addr)?;
         let reply = client
             .node_status(self.request(NodeStatusRequest {}))
             .await
             .map_err(ClientError::from)?;
-        Ok(reply.into_inner().into())
+        Ok(reply.into_inner())
     }
 
-    /// The cluster view from any core node, or from the leader when `linearizable`.
-    pub async fn cluster_view(&self, linearizable: bool) -> Result<ClusterView, ClientError> {
+    /// The cluster view from any core node, or from the leader when `linearizable`, decoded from
+    /// its JSON form into `V` (Raft's `ClusterView`; this layer does not know it).
+    pub async fn cluster_view<V: serde::de::DeserializeOwned>(
+        &self,
+        linearizable: bool,
+    ) -> Result<V, ClientError> {
         let reply = self
             .on_leader(|ch| async move {
                 ControlPlaneClient::new(ch)
@@ -238,8 +241,7 @@ impl ClusterClient {
     }
 
     /// Records `member` in the member table.
-    pub async fn announce_member(&self, member: &Member) -> Result<(), ClientError> {
-        let msg = super::pb::Member::from(member);
+    pub async fn announce_member(&self, msg: Member) -> Result<(), ClientError> {
         self.on_leader(|ch| {
             let msg = msg.clone();
             async move {
@@ -253,10 +255,8 @@ impl ClusterClient {
     }
 
     /// Registers or renews a spear's lease; returns the lease length the leader granted.
-    pub async fn spear_heartbeat(&self, spear: &Member) -> Result<Duration, ClientError> {
-        let msg = SpearHeartbeatRequest {
-            spear: Some(super::pb::Member::from(spear)),
-        };
+    pub async fn spear_heartbeat(&self, spear: Member) -> Result<Duration, ClientError> {
+        let msg = SpearHeartbeatRequest { spear: Some(spear) };
         let reply = self
             .on_leader(|ch| {
                 let msg = msg.clone();
@@ -282,8 +282,7 @@ impl ClusterClient {
     }
 
     /// Adds a core node (learner, catch up, voter).
-    pub async fn join_core(&self, member: &Member) -> Result<(), ClientError> {
-        let msg = super::pb::Member::from(member);
+    pub async fn join_core(&self, msg: Member) -> Result<(), ClientError> {
         self.on_leader(|ch| {
             let mut req = tonic::Request::new(msg.clone());
             // Catching up may take a while; the leader answers once the node is a voter.

@@ -6,7 +6,6 @@ use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use tonic::Streaming;
 
-use super::convert::id_blocks;
 use super::pb::id_gen_client::IdGenClient;
 use super::pb::{IdsReply, NextIdsRequest};
 use super::ClientError;
@@ -48,4 +47,13 @@ impl IdStream {
             Err(status) => Err(status.into()),
         }
     }
+}
+
+/// The blocks of an id answer, as `(first, count)`.
+pub(super) fn id_blocks(reply: IdsReply) -> Vec<(u64, u32)> {
+    reply
+        .blocks
+        .into_iter()
+        .map(|b| (b.first, b.count))
+        .collect()
 }

@@ -1,14 +1,12 @@
-//! Node-to-node gRPC (tonic): the generated `proto/cluster.proto` types, a channel pool, the
-//! control-plane client that follows leader redirects, and the servers.
+//! Node-to-node gRPC clients (tonic): the generated `proto/cluster.proto` types, a channel pool,
+//! and the client that follows leader redirects. The servers are edges (`crate::api::grpc`); the
+//! conversions of Raft's types live with Raft (`crate::raft`), so this layer knows only the wire.
 //!
 //! Everything here is cluster-internal: it binds only `listen.grpc`.
 
 mod channels;
 mod client;
-mod convert;
 mod id_stream;
-mod raft_server;
-mod server;
 
 /// The generated protobuf types and service stubs.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
@@ -19,9 +17,8 @@ pub mod pb {
 pub use channels::ChannelPool;
 pub use client::{ClientError, ClusterClient};
 pub use id_stream::IdStream;
-pub use server::serve;
 
 /// Metadata key of the leader's id in a not-leader answer.
-pub(crate) const LEADER_ID_HEADER: &str = "gru-leader-id";
+pub const LEADER_ID_HEADER: &str = "gru-leader-id";
 /// Metadata key of the leader's gRPC address in a not-leader answer.
-pub(crate) const LEADER_GRPC_HEADER: &str = "gru-leader-grpc";
+pub const LEADER_GRPC_HEADER: &str = "gru-leader-grpc";

@@ -42,13 +42,24 @@ pub struct IdClientCounts {
 }
 
 impl IdClient {
-    /// Starts the dispatcher on the current runtime. One RPC asks for at most `max_batch` ids.
-    /// The dispatcher stops when every clone of the client is dropped.
-    pub fn spawn(cluster: Arc<ClusterClient>, max_batch: u32) -> Self {
+    /// The client and its dispatcher, for the caller to run (a node runs it as a worker). One
+    /// RPC asks for at most `max_batch` ids. The dispatcher ends when every clone of the client
+    /// is dropped.
+    pub fn new(
+        cluster: Arc<ClusterClient>,
+        max_batch: u32,
+    ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let (tx, rx) = mpsc::unbounded_channel();
         let counts = Arc::new(Counts::default());
-        tokio::spawn(dispatch(cluster, rx, max_batch, counts.clone()));
-        Self { tx, counts }
+        let dispatcher = dispatch(cluster, rx, max_batch, counts.clone());
+        (Self { tx, counts }, dispatcher)
+    }
+
+    /// [`Self::new`] with the dispatcher spawned on the current runtime (tools and benchmarks).
+    pub fn spawn(cluster: Arc<ClusterClient>, max_batch: u32) -> Self {
+        let (client, dispatcher) = Self::new(cluster, max_batch);
+        tokio::spawn(dispatcher);
+        client
     }
 
     /// How many requests went over the stream and as single RPCs so far.

@@ -1,27 +1,16 @@
-//! spear: the long-connection node. Clients connect with socket.io (Gru's events and the
-//! modern surface), the spear verifies their tokens locally, keeps a roster of who is here, and
-//! delivers messages locally and through the relay. It registers itself with the Raft group.
-//! Every connection lives under limits (`docs/security.md`): an authentication deadline, rate
-//! limits, a bounded send queue with a slow-consumer policy (`closer.rs`), and token expiry
-//! (`deadlines.rs`).
+//! spear: what a long-connection node knows about the clients it holds, independent of the
+//! socket.io edge (`crate::api::socketio`): the roster of who is here (whose changes drive the
+//! relay's subscriptions and presence), token checks for connecting clients ([`Verifier`]),
+//! and the spear's registration with the Raft group.
 
-mod closer;
-mod conn;
-mod deadlines;
-pub mod protocol;
 mod redis_relay;
 mod registration;
 pub mod relay;
 pub mod roster;
-mod server;
 pub mod session;
 
-pub use closer::Closer;
-pub use conn::ConnLimits;
-pub use deadlines::Deadlines;
 pub use redis_relay::RedisRelay;
 pub use registration::run_registration;
 pub use relay::{Relay, RelayReport, RelayStats};
 pub use roster::Roster;
-pub use server::{on_deadline, serve, socket_layer, ConnId, SpearContext, SpearLimits};
 pub use session::Verifier;

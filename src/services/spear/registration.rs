@@ -32,7 +32,7 @@ pub async fn run_registration(
         // A renewal that takes longer than the interval is abandoned; the next one starts fresh.
         let outcome = tokio::select! {
             () = cancel.cancelled() => break,
-            r = tokio::time::timeout(renew, client.spear_heartbeat(&me)) => r,
+            r = tokio::time::timeout(renew, client.spear_heartbeat((&me).into())) => r,
         };
         match outcome {
             Ok(Ok(ttl)) => {

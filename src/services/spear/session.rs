@@ -2,9 +2,23 @@
 
 use std::sync::Arc;
 
-use super::protocol::AuthPayload;
 use crate::config::NodeId;
 use crate::services::auth::AuthStore;
+
+/// What a client presents in Gru's `auth` event, however the edge decoded it.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// The user id.
+    pub id: u64,
+    /// The user's name.
+    pub name: &'a str,
+    /// The app type, if the client sent one.
+    pub app_type: Option<&'a str>,
+    /// The business token (legacy scheme only).
+    pub token1: Option<&'a str>,
+    /// The spear token from ticket.
+    pub token2: Option<&'a str>,
+}
 
 /// The user bound to a connection by `auth` (or the handshake token).
 #[derive(Debug, Clone)]
@@ -80,10 +94,9 @@ impl Verifier {
 
     /// Checks Gru's `auth` event: a signed token2 for this user, or (legacy mode) the MD5
     /// token pair.
-    pub fn verify_auth(&self, p: &AuthPayload, now_sec: u64) -> Result<Session, AuthError> {
+    pub fn verify_auth(&self, p: &Credentials<'_>, now_sec: u64) -> Result<Session, AuthError> {
         let token2 = p
             .token2
-            .as_deref()
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
         if token2.starts_with("v1.") {
@@ -97,16 +110,16 @@ impl Verifier {
         let Some(salts) = &keys.legacy else {
             return Err(AuthError::Invalid("not a signed token".into()));
         };
-        let app = p.app_type.clone().unwrap_or_default();
-        let token1 = p.token1.as_deref().unwrap_or_default();
-        let good = salts.token1_ok(p.id, &p.name, &app, token1)
-            && salts.token2_ok(p.id, &p.name, &app, token1, token2);
+        let app = p.app_type.unwrap_or_default().to_string();
+        let token1 = p.token1.unwrap_or_default();
+        let good = salts.token1_ok(p.id, p.name, &app, token1)
+            && salts.token2_ok(p.id, p.name, &app, token1, token2);
         if !good {
             return Err(AuthError::Invalid("legacy tokens do not match".into()));
         }
         Ok(Session {
             uid: p.id,
-            name: p.name.clone(),
+            name: p.name.to_string(),
             app,
             allowed_groups: None,
             expires_at: None,
@@ -148,13 +161,13 @@ mod tests {
         })
     }
 
-    fn payload(id: u64, token2: &str) -> AuthPayload {
-        AuthPayload {
+    fn payload(id: u64, token2: &str) -> Credentials<'_> {
+        Credentials {
             id,
-            name: "Zhang".into(),
-            app_type: Some("web".into()),
+            name: "Zhang",
+            app_type: Some("web"),
             token1: None,
-            token2: Some(token2.into()),
+            token2: Some(token2),
         }
     }
 
@@ -194,7 +207,7 @@ mod tests {
         let t1 = legacy::token1(123, "Zhang", "web", "business-secret-0123456789");
         let t2 = legacy::token2(123, "Zhang", "web", &t1, "spear-secret-0123456789abcd");
         let mut p = payload(123, &t2);
-        p.token1 = Some(t1);
+        p.token1 = Some(&t1);
         assert!(verifier(4, &auth(false)).verify_auth(&p, 0).is_err());
         assert!(verifier(4, &auth(true)).verify_auth(&p, 0).is_ok());
         p.id = 124;

@@ -3,12 +3,10 @@
 //! ([`Presence`]) for the `online` event and the stat HTTP API ([`router`]). Key layout in
 //! [`keys`].
 
-mod api;
 pub mod keys;
 mod presence;
 mod reader;
 
-pub use api::router;
 pub use keys::{ChannelOf, Keys};
 pub use presence::{PresenceMarks, PresenceWriter};
 pub use reader::{

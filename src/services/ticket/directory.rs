@@ -15,7 +15,7 @@ use crate::clock::unix_ms;
 use crate::config::NodeId;
 use crate::net::gossip::{Gossip, SpearHealth};
 use crate::net::grpc::ClusterClient;
-use crate::raft::{SpearView, StateHandle};
+use crate::raft::{ClusterView, SpearView, StateHandle};
 
 /// How often a non-core ticket node refreshes the registry.
 const POLL: Duration = Duration::from_millis(250);
@@ -137,7 +137,7 @@ impl SpearDirectory {
                 () = cancel.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            match client.cluster_view(false).await {
+            match client.cluster_view::<ClusterView>(false).await {
                 Ok(view) => self.replace(view.spears.into_iter().filter_map(entry)),
                 Err(e) => tracing::debug!(error = %e, "spear registry not refreshed"),
             }

@@ -5,6 +5,8 @@ use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::services::spear::session::Credentials;
+
 /// Success.
 pub const OK: i32 = 0;
 /// System error (ids, relay, internal).
@@ -125,6 +127,19 @@ pub struct AuthPayload {
     /// The spear token from ticket.
     #[serde(default)]
     pub token2: Option<String>,
+}
+
+impl AuthPayload {
+    /// The credentials in it, for the spear's verifier.
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials {
+            id: self.id,
+            name: &self.name,
+            app_type: self.app_type.as_deref(),
+            token1: self.token1.as_deref(),
+            token2: self.token2.as_deref(),
+        }
+    }
 }
 
 /// One group in `subscribe`.

@@ -23,13 +23,13 @@ use super::protocol::{
     decode, distinct, online_group, AuthPayload, Delivered, DeliveredTarget, GroupsPayload,
     MsgPayload, Reply, SubscribePayload, LOGIC_ERROR, NO_PAYLOAD, PARAM_ERROR, SYSTEM_ERROR,
 };
-use super::relay::{user_room, Audience, Envelope, Relay, RelayStats};
-use super::roster::{Pending, Roster};
-use super::session::{Session, Verifier};
+use crate::api::serve::{self, Conn, ServeLimits};
 use crate::clock::unix_ms;
 use crate::config::SpearSection;
-use crate::net::serve::{self, Conn, ServeLimits};
 use crate::services::idgen::IdService;
+use crate::services::spear::relay::{user_room, Audience, Envelope, Relay, RelayStats};
+use crate::services::spear::roster::{Pending, Roster};
+use crate::services::spear::session::{Session, Verifier};
 use crate::services::stat::Presence;
 
 /// How long an `auth` or `subscribe` waits for the relay to confirm its subscriptions (when Redis
@@ -237,7 +237,7 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
             };
             let result = payload(data).and_then(decode::<AuthPayload>).and_then(|p| {
                 c.verifier
-                    .verify_auth(&p, now_sec())
+                    .verify_auth(&p.credentials(), now_sec())
                     .map_err(|e| e.to_string())
             });
             let current = s.extensions.get::<Session>().map(|known| known.uid);
@@ -605,7 +605,7 @@ pub async fn serve(
         stopping: shutdown.clone(),
     };
     // Paths that are not socket.io get the API's JSON 404.
-    let app = crate::net::http::with_json_fallbacks(axum::Router::new())
+    let app = crate::api::http::with_json_fallbacks(axum::Router::new())
         .layer(layer)
         .layer(axum::middleware::from_fn_with_state(gate_state, gate));
     let farewell = async move {

@@ -6,10 +6,9 @@ use openraft::Snapshot;
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
-use super::pb::raft_transport_server::RaftTransport;
-use super::pb::{RaftPayload, SnapshotPayload};
-use crate::raft::network::SnapshotHeader;
-use crate::raft::GruRaft;
+use crate::net::grpc::pb::raft_transport_server::RaftTransport;
+use crate::net::grpc::pb::{RaftPayload, SnapshotPayload};
+use crate::raft::{GruRaft, SnapshotHeader};
 
 /// Serves `RaftTransport` for the local Raft node.
 pub(super) struct RaftService {

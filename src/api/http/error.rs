@@ -1,38 +1,16 @@
-//! The public HTTP API every node serves on `listen.http`: health and the cluster view.
-
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Serialize;
+//! The HTTP edge's one error table ([`ApiError`]: status and machine-readable code for every
+//! failure of every route) and the request helpers the routes share.
 
 use std::collections::HashMap;
 
-use crate::config::{IdgenMode, NodeId, Role};
-use crate::net::grpc::{ClientError, ClusterClient};
-use crate::raft::{ClusterView, ControlError, ControlPlane};
-use crate::services::idgen::{IdError, IdService};
-use crate::services::spear::RelayReport;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde::Serialize;
 
-/// What the HTTP handlers need from the node.
-#[derive(Clone)]
-pub struct ApiState {
-    /// This node.
-    pub node_id: NodeId,
-    /// Its roles.
-    pub roles: Vec<Role>,
-    /// The local control plane, on core nodes.
-    pub control: Option<Arc<ControlPlane>>,
-    /// The way to the leader and other core nodes.
-    pub client: Arc<ClusterClient>,
-    /// Ids.
-    pub ids: Arc<IdService>,
-    /// The spear's relay, on spear nodes (`GET /api/v1/relay`).
-    pub relay: Option<crate::services::spear::Relay>,
-}
+use crate::net::grpc::ClientError;
+use crate::services::idgen::IdError;
+use crate::services::stat::StatError;
 
 /// An API failure, rendered as `{"error": {"code": …, "message": …}}` with the status of the
 /// table in [`ApiError::status`].
@@ -162,97 +140,8 @@ impl From<ClientError> for ApiError {
     }
 }
 
-/// The router of the public API.
-pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/api/v1/cluster", get(cluster))
-        .route("/api/v1/ids", get(ids))
-        .route("/api/v1/relay", get(relay))
-        .with_state(state)
-}
-
-#[derive(Serialize)]
-struct Health {
-    status: &'static str,
-    node_id: NodeId,
-    roles: Vec<Role>,
-    /// Times an id issuer saw the wall clock step back by more than it waits out.
-    clock_steps_back: u64,
-}
-
-async fn healthz(State(state): State<ApiState>) -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        node_id: state.node_id,
-        roles: state.roles.clone(),
-        clock_steps_back: crate::services::idgen::clock_steps_back(),
-    })
-}
-
-async fn cluster(
-    State(state): State<ApiState>,
-    query: QueryMap,
-) -> Result<Json<ClusterView>, ApiError> {
-    let linearizable = match query.get("consistency").map(String::as_str) {
-        None | Some("local") => false,
-        Some("linearizable") => true,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "consistency must be `local` or `linearizable`, got {other:?}"
-            )))
-        }
-    };
-    if let Some(control) = &state.control {
-        match control.cluster_view(linearizable).await {
-            Ok(view) => return Ok(Json(view)),
-            // Only the leader can serve a linearizable read; ask it.
-            Err(ControlError::NotLeader { .. }) => {}
-            Err(e) => return Err(ApiError::Unavailable(e.to_string())),
-        }
+impl From<StatError> for ApiError {
+    fn from(e: StatError) -> Self {
+        ApiError::Unavailable(e.to_string())
     }
-    Ok(Json(state.client.cluster_view(linearizable).await?))
-}
-
-#[derive(Serialize)]
-struct IdsBody {
-    mode: IdgenMode,
-    count: usize,
-    ids: Vec<u64>,
-    /// Unique-mode ids can exceed 2^53, which JavaScript numbers cannot hold exactly.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id_strings: Option<Vec<String>>,
-}
-
-/// `GET /api/v1/ids?count=N` (default 1): ids for business systems.
-async fn ids(State(state): State<ApiState>, query: QueryMap) -> Result<Json<IdsBody>, ApiError> {
-    let count = match query.get("count") {
-        None => 1,
-        Some(raw) => raw
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| IdError::BadCount {
-                max: state.ids.max_batch(),
-            })
-            .and_then(|c| state.ids.check_count(c))?,
-    };
-    let blocks = state.ids.issue(count).await?;
-    let ids: Vec<u64> = blocks.iter().flat_map(|b| b.ids()).collect();
-    let id_strings = (state.ids.mode() == IdgenMode::Unique)
-        .then(|| ids.iter().map(ToString::to_string).collect());
-    Ok(Json(IdsBody {
-        mode: state.ids.mode(),
-        count: ids.len(),
-        ids,
-        id_strings,
-    }))
-}
-
-/// `GET /api/v1/relay`: the spear's relay counters.
-async fn relay(State(state): State<ApiState>) -> Result<Json<RelayReport>, ApiError> {
-    state
-        .relay
-        .as_ref()
-        .map(|r| Json(r.report()))
-        .ok_or_else(|| ApiError::BadRequest("this node is not a spear".into()))
 }

@@ -1,14 +1,12 @@
-//! Conversions between protobuf messages and gru's types, and the one mapping of control-plane
-//! errors onto gRPC statuses.
+//! The control plane's types on the wire: conversions between protobuf messages and
+//! [`Member`] / [`NodeStatus`]. A member that arrives malformed is refused with the gRPC status
+//! the caller is answered with.
 
-use tonic::metadata::MetadataValue;
 use tonic::Status;
 
-use super::pb;
-use super::{LEADER_GRPC_HEADER, LEADER_ID_HEADER};
+use super::{Member, NodeStatus};
 use crate::config::Role;
-use crate::raft::{ControlError, Member, NodeStatus};
-use crate::services::idgen::{IdBlock, IdError};
+use crate::net::grpc::pb;
 
 impl From<&Member> for pb::Member {
     fn from(m: &Member) -> Self {
@@ -105,63 +103,6 @@ impl From<pb::NodeStatusReply> for NodeStatus {
     }
 }
 
-impl From<ControlError> for Status {
-    fn from(e: ControlError) -> Self {
-        match e {
-            ControlError::NotLeader { leader } => {
-                let mut status = Status::failed_precondition(format!(
-                    "not the leader: {}",
-                    leader
-                        .as_ref()
-                        .map_or("unknown".into(), |l| l.id.to_string())
-                ));
-                if let Some(leader) = leader {
-                    if let Ok(v) = MetadataValue::try_from(leader.id.to_string()) {
-                        status.metadata_mut().insert(LEADER_ID_HEADER, v);
-                    }
-                    if let Some(peer) = leader.peer {
-                        if let Ok(v) = MetadataValue::try_from(peer.grpc) {
-                            status.metadata_mut().insert(LEADER_GRPC_HEADER, v);
-                        }
-                    }
-                }
-                status
-            }
-            ControlError::NoQuorum(msg) => Status::unavailable(msg),
-            ControlError::Invalid(msg) => Status::invalid_argument(msg),
-            ControlError::Fatal(msg) => Status::unavailable(format!("raft stopped: {msg}")),
-        }
-    }
-}
-
-impl From<IdError> for Status {
-    fn from(e: IdError) -> Self {
-        match e {
-            IdError::NotLeader { leader } => ControlError::NotLeader { leader }.into(),
-            IdError::BadCount { .. } => Status::invalid_argument(e.to_string()),
-            IdError::Unavailable(msg) => Status::unavailable(msg),
-        }
-    }
-}
-
-/// The blocks of an id answer, as `(first, count)`.
-pub(super) fn id_blocks(reply: pb::IdsReply) -> Vec<(u64, u32)> {
-    reply
-        .blocks
-        .into_iter()
-        .map(|b| (b.first, b.count))
-        .collect()
-}
-
-impl From<IdBlock> for pb::IdBlock {
-    fn from(b: IdBlock) -> Self {
-        Self {
-            first: b.first,
-            count: b.count,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,26 +138,5 @@ mod tests {
         let mut no_id = pb::Member::from(&member());
         no_id.id = 0;
         assert!(Member::try_from(no_id).is_err());
-    }
-
-    #[test]
-    fn not_leader_carries_the_leader_address() {
-        let status = Status::from(ControlError::NotLeader {
-            leader: Some(crate::raft::LeaderRef {
-                id: 2,
-                peer: Some(crate::raft::RaftPeer {
-                    grpc: "127.0.0.1:7102".into(),
-                    http: "127.0.0.1:8102".into(),
-                }),
-            }),
-        });
-        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
-        assert_eq!(
-            status
-                .metadata()
-                .get(LEADER_GRPC_HEADER)
-                .and_then(|v| v.to_str().ok()),
-            Some("127.0.0.1:7102")
-        );
     }
 }

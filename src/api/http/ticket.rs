@@ -11,11 +11,12 @@ use axum::{Extension, Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
-use super::directory::{SpearDirectory, SpearEntry};
-use super::issue::{TicketError, TicketIssuer, TicketParams, GRU_PARAMS, MODERN_PARAMS};
+use super::{retry_after, QueryMap};
+use crate::api::serve::{Conn, PerIpRate};
 use crate::clock::unix_ms;
-use crate::net::http::{retry_after, QueryMap};
-use crate::net::serve::{Conn, PerIpRate};
+use crate::services::ticket::{
+    SpearDirectory, SpearEntry, TicketError, TicketIssuer, TicketParams, GRU_PARAMS, MODERN_PARAMS,
+};
 
 /// What the ticket handlers need.
 #[derive(Clone)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use socketioxide::extract::SocketRef;
 
-use crate::net::serve::Conn;
+use crate::api::serve::Conn;
 
 /// The per-connection limits, from `[spear]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! The internal gRPC server of a core node: Raft transport and control plane on `listen.grpc`.
+//! The internal gRPC server: ids on every node; Raft transport and control plane on core nodes;
+//! all on `listen.grpc`.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -8,15 +9,18 @@ use futures_util::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::pb::control_plane_server::{ControlPlane as ControlPlaneRpc, ControlPlaneServer};
-use super::pb::id_gen_server::{IdGen, IdGenServer};
-use super::pb::raft_transport_server::RaftTransportServer;
-use super::pb::{
+use super::raft_server::RaftService;
+use crate::net::grpc::pb;
+use crate::net::grpc::pb::control_plane_server::{
+    ControlPlane as ControlPlaneRpc, ControlPlaneServer,
+};
+use crate::net::grpc::pb::id_gen_server::{IdGen, IdGenServer};
+use crate::net::grpc::pb::raft_transport_server::RaftTransportServer;
+use crate::net::grpc::pb::{
     Ack, ClusterViewRequest, GetMetaRequest, IdsReply, JsonReply, LeaseReply, MetaEntry, MetaReply,
     NextIdsRequest, NodeRef, NodeStatusReply, NodeStatusRequest, SpearHeartbeatRequest,
     WorkerReply,
 };
-use super::raft_server::RaftService;
 use crate::raft::{ControlPlane, Member};
 use crate::services::idgen::IdService;
 
@@ -48,10 +52,7 @@ impl ControlPlaneRpc for ControlService {
         Ok(Response::new(JsonReply { json }))
     }
 
-    async fn announce_member(
-        &self,
-        req: Request<super::pb::Member>,
-    ) -> Result<Response<Ack>, Status> {
+    async fn announce_member(&self, req: Request<pb::Member>) -> Result<Response<Ack>, Status> {
         let member = Member::try_from(req.into_inner())?;
         self.control.announce_member(member).await?;
         Ok(Response::new(Ack {}))
@@ -79,7 +80,7 @@ impl ControlPlaneRpc for ControlService {
         Ok(Response::new(Ack {}))
     }
 
-    async fn join_core(&self, req: Request<super::pb::Member>) -> Result<Response<Ack>, Status> {
+    async fn join_core(&self, req: Request<pb::Member>) -> Result<Response<Ack>, Status> {
         let member = Member::try_from(req.into_inner())?;
         self.control.join_core(member).await?;
         Ok(Response::new(Ack {}))

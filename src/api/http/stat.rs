@@ -8,15 +8,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::reader::{Presence, StatError};
+use super::{ApiError, QueryMap};
 use crate::config::NodeId;
-use crate::net::http::{ApiError, QueryMap};
-
-impl From<StatError> for ApiError {
-    fn from(e: StatError) -> Self {
-        ApiError::Unavailable(e.to_string())
-    }
-}
+use crate::services::stat::Presence;
 
 /// The `{id}` of a path, or the error naming it.
 fn path_id(what: &str, path: Result<Path<String>, PathRejection>) -> Result<u64, ApiError> {

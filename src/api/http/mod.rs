@@ -1,0 +1,13 @@
+//! The public HTTP edge on `listen.http`: the node's own routes ([`node`]), the stat API
+//! ([`stat`]) and the ticket API ([`ticket`]), with one error table ([`ApiError`]) for all of
+//! them.
+
+mod error;
+mod node;
+mod stat;
+mod ticket;
+
+pub use error::{retry_after, with_json_fallbacks, ApiError, QueryMap};
+pub use node::{router, ApiState};
+pub use stat::router as stat_router;
+pub use ticket::{router as ticket_router, TicketState};

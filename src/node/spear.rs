@@ -1,0 +1,154 @@
+//! The spear role: the relay and the roster it follows, presence, the socket.io edge with its
+//! closer and deadlines, the load it gossips, and its registration with the Raft group.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::PushInfo;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+use super::runner::{Runner, Stage};
+use super::Base;
+use crate::api::serve::ServeLimits;
+use crate::api::socketio::{self, Closer, ConnId, Deadlines, SpearContext, SpearLimits};
+use crate::net::gossip::Gossip;
+use crate::net::redis::RedisLink;
+use crate::services::idgen::IdService;
+use crate::services::spear::{self, roster::ChangeSink, Relay, Roster, Verifier};
+use crate::services::stat::{Keys, Presence, PresenceMarks, PresenceWriter};
+
+/// Where presence and relay go: Redis when the relay goes through it, else nowhere but here.
+pub(super) struct SpearLinks {
+    pub(super) redis: Option<Arc<RedisLink>>,
+    /// The link's pub/sub messages, for the relay.
+    pub(super) pushes: UnboundedReceiver<PushInfo>,
+    pub(super) keys: Keys,
+}
+
+/// What a running spear gives the rest of the node.
+pub(super) struct Spear {
+    /// For `GET /api/v1/relay`.
+    pub(super) relay: Relay,
+    /// Who is online: `presence` as given, or this spear's own roster when there is no Redis.
+    pub(super) presence: Presence,
+}
+
+/// Starts the spear on `listener` and spawns its workers into `runner`.
+pub(super) fn start(
+    base: &Base<'_>,
+    listener: TcpListener,
+    links: SpearLinks,
+    ids: Arc<IdService>,
+    presence: Presence,
+    runner: &mut Runner,
+) -> Spear {
+    let (config, id) = (base.config, base.node.id);
+    let spear_cfg = &config.spear;
+    let (layer, io) = socketio::socket_layer(spear_cfg);
+    let marks = Arc::new(PresenceMarks::default());
+    let (relay, sinks): (Relay, Vec<Arc<dyn ChangeSink>>) = match &links.redis {
+        Some(link) => {
+            let (relay, tasks) = spear::RedisRelay::start(
+                link.clone(),
+                links.keys.clone(),
+                id,
+                Duration::from_millis(config.redis.settle_ms),
+                links.pushes,
+                io.clone(),
+                runner.token(Stage::Background),
+            );
+            for task in tasks {
+                runner.adopt(Stage::Background, "redis relay", task);
+            }
+            (Relay::Redis(relay.clone()), vec![relay, marks.clone()])
+        }
+        None => (Relay::Local(Arc::default()), Vec::new()),
+    };
+    let roster = Arc::new(Roster::<ConnId>::new(sinks));
+    let presence = match &links.redis {
+        Some(link) => {
+            let writer = PresenceWriter::new(
+                link.clone(),
+                links.keys.clone(),
+                id,
+                roster.clone(),
+                marks,
+                config.stat.clone(),
+            );
+            // Stops after the client listeners close, so that a graceful stop removes this
+            // spear's presence instead of leaving it to expire.
+            runner.spawn(Stage::Registration, "presence writer", move |cancel| {
+                writer.run(cancel)
+            });
+            presence
+        }
+        None => Presence::Local {
+            me: id,
+            roster: roster.clone(),
+        },
+    };
+    // A closed session is refused for as long as engine.io may still hold it.
+    let refuse_for = Duration::from_millis(spear_cfg.ping_interval_ms + spear_cfg.ping_timeout_ms)
+        + Duration::from_secs(5);
+    let closer = Arc::new(Closer::new(refuse_for));
+    let (deadlines, deadline_task) = {
+        let (io, closer) = (io.clone(), closer.clone());
+        Deadlines::spawn(
+            move |sid, deadline| socketio::on_deadline(&io, &closer, sid, deadline),
+            runner.token(Stage::Background),
+        )
+    };
+    runner.adopt(Stage::Background, "connection deadlines", deadline_task);
+    let ctx = Arc::new(SpearContext {
+        verifier: Verifier::new(id, base.auth.clone()),
+        ids,
+        relay: relay.clone(),
+        roster,
+        presence: presence.clone(),
+        limits: SpearLimits::new(spear_cfg),
+        closer,
+        deadlines,
+        connections: AtomicU64::new(0),
+    });
+    let (load_ctx, gossip, every) = (ctx.clone(), base.gossip.clone(), base.gossip_every);
+    runner.spawn(Stage::Background, "load publisher", move |cancel| {
+        publish_load(load_ctx, gossip, every, cancel)
+    });
+    let limits = ServeLimits::socket_io(spear_cfg, &config.http);
+    runner.spawn(Stage::Clients, "socket.io listener", move |cancel| {
+        socketio::serve(listener, (layer, io), ctx, limits, cancel)
+    });
+    let (me, client, renew) = (
+        base.me.clone(),
+        base.client.clone(),
+        Duration::from_millis(config.spear.lease_renew_ms),
+    );
+    runner.spawn(Stage::Registration, "spear registration", move |cancel| {
+        spear::run_registration(me, client, renew, cancel)
+    });
+    Spear { relay, presence }
+}
+
+/// A spear gossips its connection count, which ticket uses for bounded-load placement.
+async fn publish_load(
+    ctx: Arc<SpearContext>,
+    gossip: Arc<Gossip>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    let mut last = None;
+    loop {
+        let load = ctx.connections.load(Ordering::Relaxed);
+        if last != Some(load) {
+            gossip.set_load(load).await;
+            last = Some(load);
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
