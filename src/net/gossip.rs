@@ -127,10 +127,21 @@ impl Gossip {
             .await
     }
 
-    /// Leaves the gossip.
-    pub fn shutdown(&self) {
-        if let Err(e) = self.handle.initiate_shutdown() {
-            tracing::debug!(error = %e, "gossip shutdown");
+    /// Leaves the gossip and waits until its UDP socket is closed. Only the last holder can
+    /// wait; any other holder only asks it to stop.
+    pub async fn shutdown(self: std::sync::Arc<Self>) {
+        match std::sync::Arc::try_unwrap(self) {
+            Ok(gossip) => {
+                if let Err(e) = gossip.handle.shutdown().await {
+                    tracing::debug!(error = %e, "gossip shutdown");
+                }
+            }
+            Err(shared) => {
+                tracing::warn!("gossip still shared at shutdown; not waiting for its socket");
+                if let Err(e) = shared.handle.initiate_shutdown() {
+                    tracing::debug!(error = %e, "gossip shutdown");
+                }
+            }
         }
     }
 }

@@ -98,7 +98,7 @@ impl Parts {
         runner.shutdown().await;
         if let Some(gossip) = gossip {
             tracing::info!(stage = "gossip", "shutdown: leaving");
-            gossip.shutdown();
+            gossip.shutdown().await;
         }
         if let Some((raft, flusher)) = raft {
             tracing::info!(stage = "raft", "shutdown: stopping");

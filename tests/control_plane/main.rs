@@ -9,5 +9,7 @@ mod config_errors;
 mod dev_mode;
 mod durability;
 mod failover_leader_kill;
+mod in_process;
 mod join_spears;
+mod start_failure;
 mod ticket_api;
