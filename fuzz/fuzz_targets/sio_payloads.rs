@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use gru::services::spear::protocol::{
+use gru::api::socketio::protocol::{
     decode, online_group, AuthPayload, GroupsPayload, MsgPayload, SubscribePayload,
 };
 use libfuzzer_sys::fuzz_target;

@@ -4,7 +4,7 @@
 #![no_main]
 
 use gru::config::AuthSection;
-use gru::net::http::QueryMap;
+use gru::api::http::QueryMap;
 use gru::services::auth::AuthStore;
 use gru::services::ticket::issue::{GRU_PARAMS, MODERN_PARAMS};
 use gru::services::ticket::{SpearDirectory, SpearEntry, TicketIssuer, TicketParams};

@@ -7,7 +7,7 @@
 //! 1. **Tell**: an optional notice event and the disconnect packet, if the queue takes them;
 //!    the socket leaves the roster at once either way (it is closed on the server).
 //! 2. **Cut**: after `grace`, or at once when nothing can be told, the TCP connection is
-//!    killed (`net::serve::Conn`); and the session id is refused for a while, so a
+//!    killed (`api::serve::Conn`); and the session id is refused for a while, so a
 //!    long-polling client's next poll is answered `400` (engine.io's "Session ID unknown"), its
 //!    heartbeat fails and engine.io drops the session.
 
