@@ -5,7 +5,7 @@
 //! Starting goes in steps, each of which can fail without leaving anything behind: bind every
 //! listener (`listeners.rs`); open Redis, gossip and (core) the Raft store; then the per-role
 //! start functions (`core.rs`, `spear.rs`, `public.rs`) spawn their workers into one
-//! [`Runner`](runner::Runner), which owns every loop the node runs. A step that fails stops what
+//! `Runner` (`runner.rs`), which owns every loop the node runs. A step that fails stops what
 //! the steps before it started, in the shutdown order, before the error is returned.
 
 mod core;

@@ -1,5 +1,5 @@
-//! The public HTTP edge on `listen.http`: the node's own routes ([`node`]), the stat API
-//! ([`stat`]) and the ticket API ([`ticket`]), with one error table ([`ApiError`]) for all of
+//! The public HTTP edge on `listen.http`: the node's own routes (`node.rs`), the stat API
+//! (`stat.rs`) and the ticket API (`ticket.rs`), with one error table ([`ApiError`]) for all of
 //! them.
 
 mod error;

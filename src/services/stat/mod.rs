@@ -1,6 +1,6 @@
 //! stat: who is online where. Each spear writes its own presence into Redis
 //! ([`PresenceWriter`], fed by the spear's roster); any node reads the union over live spears
-//! ([`Presence`]) for the `online` event and the stat HTTP API ([`router`]). Key layout in
+//! ([`Presence`]) for the `online` event and the stat HTTP API (`crate::api::http`). Key layout in
 //! [`keys`].
 
 pub mod keys;
