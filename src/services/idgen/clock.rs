@@ -3,7 +3,8 @@
 //! A step back of at most [`MAX_WAIT_MS`] is waited out (the caller sleeps until the clock is
 //! back where it was). A larger step is not waited for: the issuer keeps counting from where it
 //! was (ids stay increasing, but run ahead of the clock until it catches up); it is logged and
-//! counted in [`clock_steps_back`].
+//! counted in [`clock_steps_back`], once per step however many readings it takes the clock to
+//! catch up (counting every reading would count the load, and flood the log).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,7 +16,8 @@ pub(crate) const MAX_WAIT_MS: u64 = 5;
 
 static STEPS_BACK: AtomicU64 = AtomicU64::new(0);
 
-/// How many times the clock was seen stepping back further than `MAX_WAIT_MS`.
+/// How many times an issuer of this process saw the wall clock step back further than it waits
+/// out (each step once).
 pub fn clock_steps_back() -> u64 {
     STEPS_BACK.load(Ordering::Relaxed)
 }
@@ -24,6 +26,10 @@ pub fn clock_steps_back() -> u64 {
 #[derive(Debug, Default)]
 pub(crate) struct ClockGuard {
     last_ms: u64,
+    /// The clock is behind `last_ms` and that step was already counted.
+    behind: bool,
+    /// Steps back this guard counted.
+    steps_back: u64,
 }
 
 impl ClockGuard {
@@ -42,13 +48,19 @@ impl ClockGuard {
             now
         };
         if now < self.last_ms {
-            STEPS_BACK.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                back_ms = self.last_ms - now,
-                "the wall clock stepped back; ids keep counting from where they were"
-            );
+            if !self.behind {
+                self.behind = true;
+                self.steps_back += 1;
+                STEPS_BACK.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    back_ms = self.last_ms - now,
+                    steps_back = self.steps_back,
+                    "the wall clock stepped back; ids keep counting from where they were"
+                );
+            }
             return self.last_ms;
         }
+        self.behind = false;
         self.last_ms = now;
         now
     }
@@ -60,7 +72,10 @@ mod tests {
 
     #[test]
     fn small_steps_back_are_waited_out() {
-        let mut guard = ClockGuard { last_ms: 1_000 };
+        let mut guard = ClockGuard {
+            last_ms: 1_000,
+            ..ClockGuard::default()
+        };
         let waited = std::cell::Cell::new(0);
         let now = guard.observe(997, |ms| {
             waited.set(ms);
@@ -70,14 +85,23 @@ mod tests {
     }
 
     #[test]
-    fn large_steps_back_keep_the_last_reading_and_are_counted() {
-        let mut guard = ClockGuard { last_ms: 10_000 };
+    fn large_steps_back_keep_the_last_reading_and_are_counted_once() {
+        let mut guard = ClockGuard {
+            last_ms: 10_000,
+            ..ClockGuard::default()
+        };
         let before = clock_steps_back();
-        assert_eq!(
-            guard.observe(9_000, |_| panic!("no wait for a large step")),
-            10_000
-        );
+        for now in [9_000, 9_001, 9_500, 9_990] {
+            assert_eq!(
+                guard.observe(now, |_| panic!("no wait for a large step")),
+                10_000
+            );
+        }
+        assert_eq!(guard.steps_back, 1);
         assert!(clock_steps_back() > before);
+        // Once the clock has caught up, a new step is a new step.
         assert_eq!(guard.observe(10_005, |_| 0), 10_005);
+        assert_eq!(guard.observe(8_000, |_| 0), 10_005);
+        assert_eq!(guard.steps_back, 2);
     }
 }
