@@ -19,10 +19,10 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::clock::ClockGuard;
+use super::clock::{ClockGuard, Reading};
 use super::layout::{self, strict_floor, strict_ms};
 use super::{IdBlock, IdError};
-use crate::clock::unix_ms;
+use crate::clock::{SystemClock, WallClock};
 use crate::raft::{ControlError, ControlPlane};
 
 /// The smallest raise of the ceiling when it is raised for lack of ids rather than time.
@@ -47,6 +47,7 @@ pub struct StrictSettings {
 /// The leader-side strict id window.
 pub struct StrictIssuer {
     control: Arc<ControlPlane>,
+    wall: Arc<dyn WallClock>,
     settings: StrictSettings,
     window: Mutex<Window>,
     changed: Notify,
@@ -65,6 +66,8 @@ struct Window {
 
 enum Attempt {
     Issued(IdBlock),
+    /// The wall clock is a little behind an earlier reading: wait this long, then try again.
+    ClockBehind(Duration),
     Wait,
     NotLeader,
 }
@@ -74,6 +77,7 @@ impl StrictIssuer {
     pub fn new(control: Arc<ControlPlane>, settings: StrictSettings) -> Self {
         Self {
             control,
+            wall: Arc::new(SystemClock),
             settings,
             window: Mutex::new(Window::default()),
             changed: Notify::new(),
@@ -88,12 +92,20 @@ impl StrictIssuer {
     /// `count` consecutive ids, or why not.
     pub async fn issue(&self, count: u32) -> Result<IdBlock, IdError> {
         let deadline = Instant::now() + WAIT_FOR_WINDOW;
+        let mut may_wait_for_clock = true;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            match self.try_issue(count) {
+            match self.try_issue(count, may_wait_for_clock) {
                 Attempt::Issued(block) => return Ok(block),
+                Attempt::ClockBehind(wait) => {
+                    // The window lock was released when `try_issue` returned: other requests
+                    // and the renewal go on while this one waits on the timer, and the runtime
+                    // thread is never blocked. One wait per request; see `ClockGuard::read`.
+                    may_wait_for_clock = false;
+                    tokio::time::sleep(wait).await;
+                }
                 Attempt::NotLeader => {
                     return Err(IdError::NotLeader {
                         leader: self.control.leader(),
@@ -116,7 +128,9 @@ impl StrictIssuer {
         }
     }
 
-    fn try_issue(&self, count: u32) -> Attempt {
+    /// One attempt under the window lock; it never waits, so the lock is never held across a
+    /// wait.
+    fn try_issue(&self, count: u32, may_wait_for_clock: bool) -> Attempt {
         let mut w = self.lock();
         if w.term.is_none() {
             return if self.control.leadership().1 {
@@ -128,7 +142,10 @@ impl StrictIssuer {
         if w.lease_until.is_none_or(|until| Instant::now() >= until) {
             return Attempt::Wait;
         }
-        let now_ms = w.clock.now_ms();
+        let now_ms = match w.clock.read(self.wall.now_ms(), may_wait_for_clock) {
+            Reading::At(ms) => ms,
+            Reading::Behind(wait) => return Attempt::ClockBehind(wait),
+        };
         let first = w.next.max(strict_floor(now_ms));
         let end = first + u64::from(count);
         if end > w.ceiling {
@@ -171,7 +188,7 @@ impl StrictIssuer {
             let w = self.lock();
             (w.next, w.ceiling)
         };
-        let now_ms = unix_ms();
+        let now_ms = self.wall.now_ms();
         let window_ms = self.settings.window.as_millis() as u64;
         // The ceiling follows the clock, never the issue rate: ids run at most one window ahead
         // of the clock, and a rate above 4,096 ids/ms waits for the clock. Under such a rate the
@@ -225,7 +242,7 @@ impl StrictIssuer {
 
     async fn open(&self, term: u64) -> Result<(), ControlError> {
         self.renew_lease(term).await?;
-        let now_ms = unix_ms();
+        let now_ms = self.wall.now_ms();
         let target = strict_floor(now_ms + self.settings.window.as_millis() as u64);
         let (previous, ceiling) = self.control.raise_id_ceiling(target).await?;
         if self.control.leadership() != (term, true) {
