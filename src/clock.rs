@@ -7,3 +7,66 @@ pub fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+/// Where logic that must survive the wall clock stepping back reads it: the system clock in a
+/// node, a clock the test steps back in unit tests. (Waiting is never done on this clock:
+/// `tokio::time` measures waits, so paused tests control them too.)
+pub(crate) trait WallClock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system's wall clock, [`unix_ms`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SystemClock;
+
+impl WallClock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        unix_ms()
+    }
+}
+
+#[cfg(test)]
+pub(crate) use test_clock::TestClock;
+
+#[cfg(test)]
+mod test_clock {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use tokio::time::Instant;
+
+    use super::WallClock;
+
+    /// A wall clock for tests that runs with tokio's clock (so it advances with paused time)
+    /// and can be stepped back or forward.
+    pub(crate) struct TestClock {
+        origin: Instant,
+        start_ms: u64,
+        offset_ms: AtomicI64,
+    }
+
+    impl TestClock {
+        /// A clock reading `start_ms` now.
+        pub(crate) fn starting_at(start_ms: u64) -> Self {
+            Self {
+                origin: Instant::now(),
+                start_ms,
+                offset_ms: AtomicI64::new(0),
+            }
+        }
+
+        /// Steps the clock by `ms` (negative: back), as an NTP correction would.
+        pub(crate) fn step(&self, ms: i64) {
+            self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+        }
+    }
+
+    impl WallClock for TestClock {
+        fn now_ms(&self) -> u64 {
+            let elapsed = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.start_ms
+                .saturating_add(elapsed)
+                .saturating_add_signed(self.offset_ms.load(Ordering::SeqCst))
+        }
+    }
+}

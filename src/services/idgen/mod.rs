@@ -3,6 +3,7 @@
 
 mod client;
 mod clock;
+mod control;
 pub mod layout;
 mod strict;
 mod unique;
