@@ -1,7 +1,4 @@
-//! Control-plane scenarios against real `gru` processes (see `tests/common`).
-
-#[path = "../common/mod.rs"]
-mod common;
+//! Control-plane scenarios against real `gru` processes (see `gru-testkit`).
 
 mod add_core;
 mod bootstrap;
@@ -11,3 +8,8 @@ mod durability;
 mod failover_leader_kill;
 mod join_spears;
 mod ticket_api;
+
+/// The `gru` binary cargo built for these tests: every cluster here runs it.
+fn gru() -> gru_testkit::GruBin {
+    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
+}

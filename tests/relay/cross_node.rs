@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{ClusterOptions, TestCluster};
 use crate::harness::{
     connect, counted, drain, get_json, online_event, send, spear_cluster, wait_group_stat, STAT,
 };
+use gru_testkit::{ClusterOptions, TestCluster};
 
 const QUIET: Duration = Duration::from_millis(500);
 
