@@ -166,7 +166,7 @@ async fn spear_e2e_rust() {
 
 /// `spear_first_event_not_lost`: an event sent the instant the connect packet arrives is
 /// handled. (The handlers used to be registered after socketioxide sent the connect packet,
-/// and a quick client's first event found no handler; `gru bench connections` hung on it.)
+/// and a quick client's first event found no handler; `gru bench connections`, now `gru-bench connections`, hung on it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_first_event_not_lost() {
     let mut cluster = TestCluster::new(

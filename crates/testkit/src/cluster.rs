@@ -452,11 +452,7 @@ gossip = "{host}:{gossip}"
 
     /// The resident memory of node `id`'s process, KiB (`VmRSS`).
     pub fn rss_kib(&self, id: u64) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid(id)?)).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        crate::rss_kib(self.pid(id)?)
     }
 
     /// kill -9 node `id` and reap it.

@@ -6,8 +6,8 @@
 //!   control-plane client; logs kept and printed when a test fails.
 //! - [`GruBin`]: which `gru` binary those processes run.
 //! - [`redis`]: real `redis-server` processes (one, or a Redis Cluster of masters).
-//! - [`ports`]: free loopback ports; [`KillOnDrop`]: child processes killed and reaped on drop;
-//!   [`wait`]: polling with deadlines instead of sleeps.
+//! - [`ports`]: free loopback ports; [`KillOnDrop`]: child processes killed and reaped on drop
+//!   ([`rss_kib`]: a process's memory); [`wait`]: polling with deadlines instead of sleeps.
 //! - [`sio`]: one small socket.io client, lean enough for benchmarks and able to misbehave
 //!   the way hostile clients do for tests.
 //! - [`proxy`]: a fault-injecting TCP proxy; [`history`]: the id history checker.
@@ -33,5 +33,5 @@ pub use cluster::{
     LEASE_TTL_MS, SPEAR_SECRET,
 };
 pub use gru_bin::{GruBin, GruBinError};
-pub use process::{KillOnDrop, ProcessError};
+pub use process::{rss_kib, KillOnDrop, ProcessError};
 pub use wait::wait_for;

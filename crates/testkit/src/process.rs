@@ -144,6 +144,16 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The resident memory of process `pid`, KiB (`VmRSS` in `/proc/<pid>/status`); `None` when
+/// there is no such process.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// The last `lines` lines of the log at `path` (empty when it cannot be read).
 pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
