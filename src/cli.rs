@@ -15,9 +15,8 @@ use gru::raft::{ClusterView, Member, RaftRole};
 #[derive(Parser)]
 #[command(version, about)]
 pub(crate) struct Cli {
-    /// Threads of the async runtime (default: one per CPU; one for `bench relay`). Fewer save
-    /// CPU when several busy processes share a small machine: every extra worker costs
-    /// wake-ups between threads.
+    /// Threads of the async runtime (default: one per CPU). Fewer save CPU when several busy
+    /// processes share a small machine: every extra worker costs wake-ups between threads.
     #[arg(long, global = true, env = "GRU_WORKER_THREADS")]
     worker_threads: Option<std::num::NonZeroUsize>,
     #[command(subcommand)]
@@ -25,20 +24,9 @@ pub(crate) struct Cli {
 }
 
 impl Cli {
-    /// The runtime's worker threads: as set, else one for `gru bench relay` (its load generator
-    /// shares the cores with the servers it measures, and one thread spends about a fifth less
-    /// CPU than two), else `None` (one per CPU).
+    /// The runtime's worker threads: as set, else `None` (one per CPU).
     pub(crate) fn worker_threads(&self) -> Option<usize> {
-        match (self.worker_threads, &self.command) {
-            (Some(n), _) => Some(n.get()),
-            (
-                None,
-                Command::Bench {
-                    what: BenchWhat::Relay(_),
-                },
-            ) => Some(1),
-            (None, _) => None,
-        }
+        self.worker_threads.map(std::num::NonZeroUsize::get)
     }
 }
 
@@ -76,11 +64,6 @@ enum Command {
     },
     /// Mint a token1 (what a business system gives its users) for development and tests.
     Token(TokenArgs),
-    /// Measure a running cluster (see docs/PERFORMANCE.md).
-    Bench {
-        #[command(subcommand)]
-        what: BenchWhat,
-    },
     /// Read and write the replicated metadata store.
     Meta {
         #[command(flatten)]
@@ -116,17 +99,6 @@ struct TokenArgs {
     /// Print Gru's legacy MD5 token1 instead (no expiry; needs `auth.legacy_md5`).
     #[arg(long)]
     legacy: bool,
-}
-
-#[derive(Subcommand)]
-enum BenchWhat {
-    /// Ids: single-id rate and latency with a coalescing client, batched rate, unique mode.
-    Idgen(crate::bench::idgen::IdgenBench),
-    /// Memory per socket.io connection of a running spear.
-    Connections(crate::bench::connections::ConnectionsBench),
-    /// Messages between two spears through Redis, against gru and a Node socket.io peer:
-    /// starts its own Redis and servers (see docs/PERFORMANCE.md).
-    Relay(crate::bench::relay::RelayBench),
 }
 
 #[derive(clap::Args)]
@@ -206,15 +178,6 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         } => status(&addr, json, linearizable).await,
         Command::Cluster { target, action } => cluster(target, action).await,
         Command::Meta { target, action } => meta(target, action).await,
-        Command::Bench {
-            what: BenchWhat::Idgen(args),
-        } => crate::bench::idgen::run(args).await,
-        Command::Bench {
-            what: BenchWhat::Connections(args),
-        } => crate::bench::connections::run(args).await,
-        Command::Bench {
-            what: BenchWhat::Relay(args),
-        } => crate::bench::relay::run(args).await,
         Command::Token(args) => token(args),
     }
 }

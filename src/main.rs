@@ -1,6 +1,5 @@
 //! The `gru` binary: parses the command line, sets up logging, and hands over to the library.
 
-mod bench;
 mod cli;
 
 use std::process::ExitCode;

@@ -4,11 +4,11 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{NodeSpec, TestCluster};
+use gru_testkit::{NodeSpec, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_core() {
-    let (mut cluster, _, _) = TestCluster::three_cores().await;
+    let (mut cluster, _, _) = TestCluster::three_cores(crate::gru()).await;
     let client = cluster.client();
     for i in 0..50 {
         client

@@ -3,11 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{NodeSpec, TestCluster};
+use gru_testkit::{NodeSpec, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_three() {
-    let mut cluster = TestCluster::new(&[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)]);
+    let mut cluster = TestCluster::new(
+        crate::gru(),
+        &[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)],
+    );
     let started = Instant::now();
     cluster.start_all();
     let (leader, term) = cluster

@@ -1,71 +1,56 @@
 //! `dev_mode`: `gru dev` serves /healthz and a one-voter cluster led by itself, answers the
 //! stat API from its one spear's own state (no Redis), and stops cleanly on SIGTERM.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use gru::services::auth::{Claims, TokenKey, TokenKind};
 use serde_json::json;
 
-use crate::common::sio::SioClient;
-use crate::common::{self, ports::free_port};
+use gru_testkit::ports::free_port;
+use gru_testkit::sio::SioClient;
+use gru_testkit::{wait_for, KillOnDrop};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_mode() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (http, sio) = (free_port(), free_port());
     let log = dir.path().join("dev.log");
-    let (out, err) = common::log_file(&log);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gru"))
-        .arg("dev")
+    let mut cmd = crate::gru().command();
+    cmd.arg("dev")
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .args(["--http", &format!("127.0.0.1:{http}")])
         .args(["--grpc", &format!("127.0.0.1:{}", free_port())])
         .args(["--sio", &format!("127.0.0.1:{sio}")])
-        .args(["--gossip", &format!("127.0.0.1:{}", free_port())])
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .expect("spawn gru dev");
-    struct KillOnDrop<'a>(&'a mut std::process::Child);
-    impl Drop for KillOnDrop<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let guard = KillOnDrop(&mut child);
+        .args(["--gossip", &format!("127.0.0.1:{}", free_port())]);
+    let mut dev = KillOnDrop::spawn("gru dev", &mut cmd, &log).expect("spawn gru dev");
     let http_client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{http}");
 
-    let health: serde_json::Value =
-        common::wait_for("/healthz", Duration::from_secs(20), || async {
-            let resp = http_client
-                .get(format!("{base}/healthz"))
-                .send()
-                .await
-                .ok()?;
-            if resp.status() != 200 {
-                return None;
-            }
-            resp.json().await.ok()
-        })
-        .await;
+    let health: serde_json::Value = wait_for("/healthz", Duration::from_secs(20), || async {
+        let resp = http_client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .ok()?;
+        if resp.status() != 200 {
+            return None;
+        }
+        resp.json().await.ok()
+    })
+    .await;
     assert_eq!(health["status"], "ok");
 
-    let view: gru::raft::ClusterView =
-        common::wait_for("a leader", Duration::from_secs(20), || async {
-            let resp = http_client
-                .get(format!("{base}/api/v1/cluster"))
-                .send()
-                .await
-                .ok()?;
-            let view: gru::raft::ClusterView = resp.json().await.ok()?;
-            view.leader_id.is_some().then_some(view)
-        })
-        .await;
+    let view: gru::raft::ClusterView = wait_for("a leader", Duration::from_secs(20), || async {
+        let resp = http_client
+            .get(format!("{base}/api/v1/cluster"))
+            .send()
+            .await
+            .ok()?;
+        let view: gru::raft::ClusterView = resp.json().await.ok()?;
+        view.leader_id.is_some().then_some(view)
+    })
+    .await;
     assert_eq!(view.voters, vec![1]);
     assert_eq!(view.leader_id, Some(1));
 
@@ -120,19 +105,9 @@ async fn dev_mode() {
         "dev prints its URLs"
     );
 
-    let pid = guard.0.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Ok(Some(status)) = guard.0.try_wait() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gru dev did not exit within 15 s of SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = dev
+        .stop(Duration::from_secs(15))
+        .expect("gru dev exits within 15 s of SIGTERM");
     assert!(status.success(), "gru dev exits 0 after SIGTERM");
     assert!(std::fs::read_to_string(&log)
         .unwrap_or_default()

@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{TestCluster, CORES};
+use gru_testkit::{TestCluster, CORES};
 
 const WRITES: usize = 1000;
 const KILL_AFTER: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn durability() {
-    let (mut cluster, leader, _) = TestCluster::three_cores().await;
+    let (mut cluster, leader, _) = TestCluster::three_cores(crate::gru()).await;
 
     // The writer runs on its own so that writes are in flight when the leader dies. A write
     // counts as acknowledged only when the client got the leader's OK (committed and applied).

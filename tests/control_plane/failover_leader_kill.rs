@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use crate::common::{TestCluster, CORES};
+use gru_testkit::{TestCluster, CORES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_kill() {
-    let (mut cluster, mut leader, mut term) = TestCluster::three_cores().await;
+    let (mut cluster, mut leader, mut term) = TestCluster::three_cores(crate::gru()).await;
     let client = cluster.client();
 
     for round in 1..=5 {

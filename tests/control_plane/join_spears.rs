@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{NodeSpec, TestCluster, LEASE_TTL_MS};
+use gru_testkit::{NodeSpec, TestCluster, LEASE_TTL_MS};
 
 async fn spears_everywhere(cluster: &TestCluster, cores: &[u64]) -> Vec<Vec<u64>> {
     let views = cluster.views(cores).await;
@@ -21,13 +21,16 @@ async fn spears_everywhere(cluster: &TestCluster, cores: &[u64]) -> Vec<Vec<u64>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_spears() {
     let cores = [1, 2, 3];
-    let mut cluster = TestCluster::new(&[
-        NodeSpec::core(1),
-        NodeSpec::core(2),
-        NodeSpec::core(3),
-        NodeSpec::spear(4),
-        NodeSpec::spear(5),
-    ]);
+    let mut cluster = TestCluster::new(
+        crate::gru(),
+        &[
+            NodeSpec::core(1),
+            NodeSpec::core(2),
+            NodeSpec::core(3),
+            NodeSpec::spear(4),
+            NodeSpec::spear(5),
+        ],
+    );
     for id in cores {
         cluster.start(id);
     }

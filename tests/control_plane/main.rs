@@ -1,7 +1,4 @@
-//! Control-plane scenarios against real `gru` processes (see `tests/common`).
-
-#[path = "../common/mod.rs"]
-mod common;
+//! Control-plane scenarios against real `gru` processes (see `gru-testkit`).
 
 mod add_core;
 mod bootstrap;
@@ -13,3 +10,8 @@ mod in_process;
 mod join_spears;
 mod start_failure;
 mod ticket_api;
+
+/// The `gru` binary cargo built for these tests: every cluster here runs it.
+fn gru() -> gru_testkit::GruBin {
+    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
+}

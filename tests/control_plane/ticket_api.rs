@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{NodeSpec, TestCluster, LEASE_TTL_MS};
+use gru_testkit::{NodeSpec, TestCluster, LEASE_TTL_MS};
 
 async fn get_json(url: &str) -> (u16, Value) {
     let resp = reqwest::get(url).await.expect("answer");
@@ -17,14 +17,17 @@ async fn get_json(url: &str) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticket_api() {
-    let mut cluster = TestCluster::new(&[
-        NodeSpec::with_roles(1, &["core", "ticket"]),
-        NodeSpec::core(2),
-        NodeSpec::core(3),
-        NodeSpec::spear(4),
-        NodeSpec::spear(5),
-        NodeSpec::with_roles(6, &["ticket"]),
-    ]);
+    let mut cluster = TestCluster::new(
+        crate::gru(),
+        &[
+            NodeSpec::with_roles(1, &["core", "ticket"]),
+            NodeSpec::core(2),
+            NodeSpec::core(3),
+            NodeSpec::spear(4),
+            NodeSpec::spear(5),
+            NodeSpec::with_roles(6, &["ticket"]),
+        ],
+    );
     cluster.start_all();
     cluster
         .wait_leader(&[1, 2, 3], Duration::from_secs(30))

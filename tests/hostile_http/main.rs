@@ -1,8 +1,6 @@
 //! The public HTTP port probed as an attacker would: silent and slow connections, one address
 //! opening many, ticket floods, and requests that used to get plain-text or empty errors.
 
-#[path = "../common/mod.rs"]
-mod common;
 #[path = "../spear/support.rs"]
 #[allow(dead_code)]
 mod support;
@@ -14,3 +12,8 @@ mod node;
 mod errors;
 mod slow;
 mod ticket_rate_limit;
+
+/// The `gru` binary cargo built for these tests: every cluster here runs it.
+fn gru() -> gru_testkit::GruBin {
+    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
+}

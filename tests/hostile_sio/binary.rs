@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::common::sio::{SioClient, SioOptions};
 use crate::node::{rss_mib, sio, start};
+use gru_testkit::sio::{SioClient, SioOptions};
 
 const CLIENTS: usize = 20;
 /// Attachment bytes each client tries to park (in frames under the 64 KiB message limit).

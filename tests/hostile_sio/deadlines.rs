@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 
-use crate::common::sio::{SioClient, SioOptions};
 use crate::node::{client, sio, start, token};
+use gru_testkit::sio::{SioClient, SioConn, SioOptions};
 
 const TIMEOUTS: &[(&str, &str)] = &[
     ("GRU_SPEAR__AUTH_TIMEOUT_MS", "1000"),
@@ -67,14 +67,12 @@ async fn unauthenticated_connections_are_closed() {
     assert_eq!(reply["errorCode"], 1003, "{reply}");
     assert!(liar.closed_within(WAIT).await, "cut after a failed auth");
 
-    // Opens engine.io but never the namespace.
-    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
-    let ended = tokio::time::timeout(WAIT, async {
-        use futures_util::StreamExt;
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    // Opens engine.io but never the namespace (and answers no ping).
+    let mut engine = SioConn::engine(&addr, &SioOptions::default())
+        .await
+        .expect("engine.io");
+    let ended =
+        tokio::time::timeout(WAIT, async { while engine.next_frame().await.is_ok() {} }).await;
     assert!(
         ended.is_ok(),
         "an engine.io session without a namespace is closed"

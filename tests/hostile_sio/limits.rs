@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::sio::{SioClient, SioOptions};
 use crate::node::{client, sio, start, token};
+use gru_testkit::sio::{SioClient, SioOptions};
 
 fn msg(to: u64) -> Value {
     json!({"type": 0, "target": {"id": to}, "content": "x"})

@@ -3,8 +3,6 @@
 //! session open, floods, a stop with stuck clients. Each scenario runs a real `gru` process and
 //! checks what the server did (closed the connection, kept its memory, answered the others).
 
-#[path = "../common/mod.rs"]
-mod common;
 #[path = "../spear/support.rs"]
 #[allow(dead_code)]
 mod support;
@@ -15,3 +13,8 @@ mod limits;
 mod node;
 mod shutdown;
 mod slow_consumer;
+
+/// The `gru` binary cargo built for these tests: every cluster here runs it.
+fn gru() -> gru_testkit::GruBin {
+    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
+}

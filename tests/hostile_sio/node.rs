@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::sio::{SioClient, SioOptions};
-use crate::common::{ClusterOptions, NodeSpec, TestCluster};
 use crate::support::spear_token;
+use gru_testkit::sio::{SioClient, SioOptions};
+use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 /// The node's id.
 pub const NODE: u64 = 1;
@@ -22,6 +22,7 @@ pub async fn start(env: &[(&str, &str)]) -> TestCluster {
         ..ClusterOptions::default()
     };
     let mut cluster = TestCluster::with(
+        crate::gru(),
         &[NodeSpec::with_roles(
             NODE,
             &["core", "spear", "ticket", "stat"],

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::sio::{SioClient, SioOptions};
 use crate::node::{client, sio, small_window_client, start, NODE};
+use gru_testkit::sio::{SioClient, SioOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_refuses_new_clients_and_cuts_stuck_ones() {
@@ -32,7 +32,7 @@ async fn a_stop_refuses_new_clients_and_cuts_stuck_ones() {
     while stopping.elapsed() < Duration::from_millis(1500) {
         match SioClient::connect(&addr, None).await {
             Ok(c) => answers.push(format!("connected (open: {})", c.is_open())),
-            Err(e) => answers.push(e),
+            Err(e) => answers.push(e.to_string()),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::sio::SioOptions;
 use crate::node::{client, online, rss_mib, small_window_client, start};
+use gru_testkit::sio::SioOptions;
 
 const GROUP: u64 = 7;
 const MESSAGES: usize = 600;

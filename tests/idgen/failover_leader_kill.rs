@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::history::{check_strict, longest_gap};
-use crate::common::{TestCluster, CORES};
 use crate::workload::Workload;
+use gru_testkit::history::{check_strict, longest_gap};
+use gru_testkit::{TestCluster, CORES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idgen_leader_kill() {
-    let (mut cluster, _, _) = TestCluster::three_cores().await;
+    let (mut cluster, _, _) = TestCluster::three_cores(crate::gru()).await;
 
     let workload = Workload::start(&cluster, 8);
     cluster

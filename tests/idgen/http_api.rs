@@ -1,11 +1,11 @@
 //! `idgen_http`: `GET /api/v1/ids?count=` serves ids on the leader and on followers (which
 //! fetch them from the leader) and refuses bad counts with a clear 400 JSON error.
 
-use crate::common::{TestCluster, CORES};
+use gru_testkit::{TestCluster, CORES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idgen_http() {
-    let (cluster, leader, _) = TestCluster::three_cores().await;
+    let (cluster, leader, _) = TestCluster::three_cores(crate::gru()).await;
     let http = reqwest::Client::new();
 
     let mut last = 0u64;

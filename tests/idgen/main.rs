@@ -1,7 +1,4 @@
-//! idgen scenarios against real `gru` processes (see `tests/common`).
-
-#[path = "../common/mod.rs"]
-mod common;
+//! idgen scenarios against real `gru` processes (see `gru-testkit`).
 
 mod failover_leader_kill;
 mod http_api;
@@ -9,3 +6,8 @@ mod partition;
 mod stream;
 mod unique_mode;
 mod workload;
+
+/// The `gru` binary cargo built for these tests: every cluster here runs it.
+fn gru() -> gru_testkit::GruBin {
+    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
+}

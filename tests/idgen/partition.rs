@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::history::check_strict;
-use crate::common::{ClusterOptions, NodeSpec, TestCluster};
 use crate::workload::Workload;
+use gru_testkit::history::check_strict;
+use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 /// The leader lease with the default Raft timing: election_timeout_min (250) - 2 × heartbeat (50).
 const LEASE: Duration = Duration::from_millis(150);
@@ -19,6 +19,7 @@ async fn idgen_partition() {
         ..ClusterOptions::default()
     };
     let mut cluster = TestCluster::with(
+        crate::gru(),
         &[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)],
         options,
     );

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use gru::services::idgen::layout::unique_worker;
 
-use crate::common::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 const PER_NODE: u64 = 1_000_000;
 const BATCH: u32 = 10_000;
@@ -19,6 +19,7 @@ async fn idgen_unique() {
         ..ClusterOptions::default()
     };
     let mut cluster = TestCluster::with(
+        crate::gru(),
         &[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)],
         options,
     );

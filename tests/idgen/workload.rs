@@ -9,8 +9,8 @@ use tokio::task::JoinHandle;
 use gru::net::grpc::ClusterClient;
 use gru::services::idgen::{IdClient, IdClientCounts};
 
-use crate::common::history::IdOp;
-use crate::common::TestCluster;
+use gru_testkit::history::IdOp;
+use gru_testkit::TestCluster;
 
 /// How a client asks for ids.
 enum Via {

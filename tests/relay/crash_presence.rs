@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{wait_for, ClusterOptions};
 use crate::harness::{connect, get_json, online_event, spear_cluster, wait_group_stat, STAT};
+use gru_testkit::{wait_for, ClusterOptions};
 
 /// `stat.presence_ttl_ms`'s default.
 const TTL: Duration = Duration::from_secs(10);

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{ClusterOptions, TestCluster};
 use crate::harness::{
     connect, counted, drain, get_json, online_event, send, spear_cluster, wait_group_stat, STAT,
 };
+use gru_testkit::{ClusterOptions, TestCluster};
 
 const QUIET: Duration = Duration::from_millis(500);
 
@@ -135,7 +135,7 @@ async fn relay_cross_node() {
 }
 
 /// The same journey with every node on one runtime thread (`GRU_WORKER_THREADS=1`), which runs
-/// gru on tokio's single-threaded scheduler: the mode `gru bench relay` measures.
+/// gru on tokio's single-threaded scheduler: the mode `gru-bench relay` measures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_cross_node_one_thread() {
     let mut options = ClusterOptions::default();

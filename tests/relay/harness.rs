@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::sio::SioClient;
-use crate::common::{ClusterOptions, NodeSpec, TestCluster};
 use crate::support::spear_token;
+use gru_testkit::sio::SioClient;
+use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 /// The node that serves the stat API.
 pub const STAT: u64 = 1;
@@ -33,7 +33,7 @@ pub async fn spear_cluster(spears: &[u64], options: ClusterOptions) -> TestClust
     options
         .env
         .push(("GRU_SPEAR__MAX_MSGS_PER_SEC".into(), "1000".into()));
-    let mut cluster = TestCluster::with(&specs, options);
+    let mut cluster = TestCluster::with(crate::gru(), &specs, options);
     cluster.start_all();
     cluster
         .wait_leader(&[1, 2, 3], Duration::from_secs(30))

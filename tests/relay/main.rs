@@ -1,8 +1,6 @@
 //! Across spears: the Redis relay, live presence and the stat API, against real `redis-server`
 //! processes (standalone and a 3-master Redis Cluster) that the tests start, kill and restart.
 
-#[path = "../common/mod.rs"]
-mod common;
 #[path = "../spear/support.rs"]
 #[allow(dead_code)]
 mod support;
@@ -13,3 +11,8 @@ mod harness;
 mod redis_cluster;
 mod redis_restart;
 mod targeting;
+
+/// The `gru` binary cargo built for these tests: every cluster here runs it.
+fn gru() -> gru_testkit::GruBin {
+    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
+}

@@ -2,10 +2,10 @@
 //! relay uses sharded pub/sub (`SPUBLISH` / `SSUBSCRIBE`) and presence keys spread over the
 //! shards by hash tag.
 
-use crate::common::redis::RedisCluster;
-use crate::common::{ClusterOptions, RedisTarget};
 use crate::cross_node::journey;
 use crate::harness::{connect, spear_cluster};
+use gru_testkit::redis::RedisCluster;
+use gru_testkit::{ClusterOptions, RedisTarget};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_redis_cluster() {

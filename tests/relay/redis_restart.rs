@@ -7,10 +7,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::common::ClusterOptions;
 use crate::harness::{
     connect, drain, get_json, relay_counter, send, spear_cluster, wait_group_stat, STAT,
 };
+use gru_testkit::ClusterOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart() {

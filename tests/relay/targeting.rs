@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use crate::common::ClusterOptions;
 use crate::harness::{connect, drain, relay_counter, send, spear_cluster};
+use gru_testkit::ClusterOptions;
 
 const ROUNDS: usize = 25;
 const QUIET: Duration = Duration::from_millis(500);

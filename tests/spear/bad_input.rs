@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::sio::SioClient;
-use crate::common::{NodeSpec, TestCluster};
 use crate::support::{authed, spear_token, ticket};
+use gru_testkit::sio::SioClient;
+use gru_testkit::{NodeSpec, TestCluster};
 
 const WAIT: Duration = Duration::from_secs(5);
 const EVENTS: [&str; 6] = ["auth", "subscribe", "msg", "online", "join", "leave"];
@@ -35,7 +35,10 @@ fn bad_payloads(event: &str) -> Vec<(&'static str, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_bad_input() {
-    let mut cluster = TestCluster::new(&[NodeSpec::with_roles(1, &["core", "spear", "ticket"])]);
+    let mut cluster = TestCluster::new(
+        crate::gru(),
+        &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
+    );
     cluster.start_all();
     cluster.wait_leader(&[1], Duration::from_secs(30)).await;
     let (addr, _) = ticket(&cluster, 1, 3000, "probe").await;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::sio::SioClient;
-use crate::common::{NodeSpec, TestCluster, LEASE_TTL_MS};
 use crate::support::token1;
+use gru_testkit::sio::SioClient;
+use gru_testkit::{NodeSpec, TestCluster, LEASE_TTL_MS};
 
 const USERS: u64 = 40;
 
@@ -36,14 +36,17 @@ async fn placements(cluster: &TestCluster) -> BTreeMap<u64, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticket_discovery() {
-    let mut cluster = TestCluster::new(&[
-        NodeSpec::core(1),
-        NodeSpec::core(2),
-        NodeSpec::core(3),
-        NodeSpec::spear(4),
-        NodeSpec::spear(5),
-        NodeSpec::with_roles(6, &["ticket"]),
-    ]);
+    let mut cluster = TestCluster::new(
+        crate::gru(),
+        &[
+            NodeSpec::core(1),
+            NodeSpec::core(2),
+            NodeSpec::core(3),
+            NodeSpec::spear(4),
+            NodeSpec::spear(5),
+            NodeSpec::with_roles(6, &["ticket"]),
+        ],
+    );
     for id in [1, 2, 3, 6] {
         cluster.start(id);
     }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use gru::services::auth::{Claims, TokenKey, TokenKind};
 use serde_json::json;
 
-use crate::common::sio::SioClient;
-use crate::common::{ClusterOptions, NodeSpec, TestCluster};
 use crate::support::{ticket_with, BUSINESS_SECRET};
+use gru_testkit::sio::SioClient;
+use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_group_access() {
@@ -17,6 +17,7 @@ async fn spear_group_access() {
         ..ClusterOptions::default()
     };
     let mut cluster = TestCluster::with(
+        crate::gru(),
         &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
         options,
     );

@@ -1,8 +1,5 @@
 //! spear and ticket scenarios with real clients.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod bad_input;
 mod discovery;
 mod group_access;
@@ -10,3 +7,8 @@ mod node_clients;
 mod rust_client;
 mod secret_rotation;
 mod support;
+
+/// The `gru` binary cargo built for these tests: every cluster here runs it.
+fn gru() -> gru_testkit::GruBin {
+    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
+}

@@ -7,20 +7,23 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::sio::SioClient;
-use crate::common::{NodeSpec, TestCluster};
 use crate::support::{authed, spear_token, ticket};
+use gru_testkit::sio::{SioClient, SioError};
+use gru_testkit::{NodeSpec, TestCluster};
 
 const WAIT: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_e2e_rust() {
-    let mut cluster = TestCluster::new(&[
-        NodeSpec::with_roles(1, &["core", "ticket"]),
-        NodeSpec::core(2),
-        NodeSpec::core(3),
-        NodeSpec::spear(4),
-    ]);
+    let mut cluster = TestCluster::new(
+        crate::gru(),
+        &[
+            NodeSpec::with_roles(1, &["core", "ticket"]),
+            NodeSpec::core(2),
+            NodeSpec::core(3),
+            NodeSpec::spear(4),
+        ],
+    );
     cluster.start_all();
     cluster
         .wait_leader(&[1, 2, 3], Duration::from_secs(30))
@@ -144,7 +147,10 @@ async fn spear_e2e_rust() {
         .await
         .err();
     assert!(
-        refused.is_some_and(|m| m.contains("1003")),
+        refused
+            .as_ref()
+            .and_then(SioError::refusal)
+            .is_some_and(|m| m.contains("1003")),
         "an expired handshake token is refused"
     );
 
@@ -160,10 +166,13 @@ async fn spear_e2e_rust() {
 
 /// `spear_first_event_not_lost`: an event sent the instant the connect packet arrives is
 /// handled. (The handlers used to be registered after socketioxide sent the connect packet,
-/// and a quick client's first event found no handler; `gru bench connections` hung on it.)
+/// and a quick client's first event found no handler; `gru bench connections`, now `gru-bench connections`, hung on it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_first_event_not_lost() {
-    let mut cluster = TestCluster::new(&[NodeSpec::with_roles(1, &["core", "spear", "ticket"])]);
+    let mut cluster = TestCluster::new(
+        crate::gru(),
+        &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
+    );
     cluster.start_all();
     cluster.wait_leader(&[1], Duration::from_secs(30)).await;
     let (addr, _) = ticket(&cluster, 1, 1, "probe").await;

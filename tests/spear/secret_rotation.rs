@@ -9,8 +9,8 @@ use std::time::Duration;
 use gru::services::auth::{Claims, TokenKey, TokenKind};
 use serde_json::{json, Value};
 
-use crate::common::sio::SioClient;
-use crate::common::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::sio::{SioClient, SioError};
+use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 const OLD_BUSINESS: &str = "old-business-secret-00000001";
 const OLD_SPEAR: &str = "old-spear-secret-000000000001";
@@ -52,7 +52,7 @@ fn verifies_with(secret: &str, token2: &str) -> bool {
         .is_ok()
 }
 
-async fn connect(cluster: &TestCluster, token2: &str) -> Result<SioClient, String> {
+async fn connect(cluster: &TestCluster, token2: &str) -> Result<SioClient, SioError> {
     let addr = format!("127.0.0.1:{}", cluster.ports(1).sio);
     SioClient::connect(&addr, Some(json!({"token": token2}))).await
 }
@@ -74,6 +74,7 @@ async fn secret_rotation() {
         ..ClusterOptions::default()
     };
     let mut cluster = TestCluster::with(
+        crate::gru(),
         &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
         options,
     );
@@ -135,7 +136,10 @@ async fn secret_rotation() {
         .await
         .err()
         .expect("a spear token signed with the retired secret is refused");
-    assert!(refused.starts_with("1003"), "{refused}");
+    assert!(
+        refused.refusal().is_some_and(|m| m.starts_with("1003")),
+        "{refused}"
+    );
     connect(&cluster, &new_t2)
         .await
         .expect("new tokens still work");

@@ -5,10 +5,10 @@ use std::time::Duration;
 use gru::services::auth::{Claims, TokenKey, TokenKind};
 use serde_json::{json, Value};
 
-use crate::common::sio::SioClient;
-use crate::common::TestCluster;
+use gru_testkit::sio::SioClient;
+use gru_testkit::TestCluster;
 
-pub use crate::common::{BUSINESS_SECRET, SPEAR_SECRET};
+pub use gru_testkit::{BUSINESS_SECRET, SPEAR_SECRET};
 
 /// A token1 as a business system would mint it.
 pub fn token1(uid: u64, name: &str) -> String {

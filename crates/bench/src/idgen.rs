@@ -1,4 +1,4 @@
-//! `gru bench idgen`: throughput and latency of ids against a running cluster, plus the
+//! `gru-bench idgen`: throughput and latency of ids against a running cluster, plus the
 //! unique-mode issuer in-process. Figures go to `docs/PERFORMANCE.md` with the command used.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +10,7 @@ use gru::config::ClusterConfig;
 use gru::net::grpc::ClusterClient;
 use gru::services::idgen::{IdClient, UniqueIssuer};
 
-/// What `gru bench idgen` measures.
+/// What `gru-bench idgen` measures.
 #[derive(clap::Args)]
 pub(crate) struct IdgenBench {
     /// The cluster config: its core nodes are the addresses tried.

@@ -1,16 +1,15 @@
-//! `gru bench connections`: how much memory a spear spends per socket.io connection. Opens N
+//! `gru-bench connections`: how much memory a spear spends per socket.io connection. Opens N
 //! WebSocket connections to a running spear, idle or authenticated and in a group, and reads
 //! the spear's resident memory from `/proc/<pid>/status` before and after.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use futures_util::{SinkExt, StreamExt};
+use anyhow::{Context, Result};
 use gru::config::ClusterConfig;
 use gru::services::auth::{Claims, TokenKey, TokenKind};
-use tokio_tungstenite::tungstenite::Message;
+use gru_testkit::sio::{SioConn, SioOptions};
 
-/// What `gru bench connections` measures.
+/// What `gru-bench connections` measures.
 #[derive(clap::Args)]
 pub(crate) struct ConnectionsBench {
     /// The cluster config (its spear secret signs the test users' tokens).
@@ -31,63 +30,22 @@ pub(crate) struct ConnectionsBench {
 }
 
 fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("no process {pid}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS in /proc status")
+    gru_testkit::rss_kib(pid).with_context(|| format!("no memory reading of process {pid}"))
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// The next text packet that is not an engine.io ping (pings are answered).
-async fn next_text(ws: &mut Ws) -> Result<String> {
-    loop {
-        let msg = ws.next().await.context("connection closed")??;
-        let text = msg.to_text().unwrap_or_default().to_string();
-        if text == "2" {
-            ws.send(Message::text("3")).await?;
-            continue;
-        }
-        if std::env::var_os("GRU_BENCH_TRACE").is_some() {
-            eprintln!("<- {}", text.chars().take(120).collect::<String>());
-        }
-        return Ok(text);
-    }
-}
-
-/// Opens one connection; with a token, authenticates and joins group 1.
-async fn open(addr: &str, token: Option<String>) -> Result<Ws> {
-    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    // No Nagle: a join sent right after the pong to the server's first ping would otherwise
-    // wait for that pong's delayed ACK (up to 40 ms), and the time to open would measure that.
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
-    let first = next_text(&mut ws).await?;
-    if !first.starts_with('0') {
-        bail!("unexpected first packet {first:?}");
-    }
-    let connect = match &token {
-        Some(t) => format!("40{}", serde_json::json!({ "token": t })),
-        None => "40".into(),
+/// Opens one connection; with a token, authenticates in the handshake and joins group 1
+/// (unless `GRU_BENCH_NOJOIN` is set).
+async fn open(addr: &str, token: Option<String>) -> Result<SioConn> {
+    let authed = token.is_some();
+    let options = SioOptions {
+        auth: token.map(|t| serde_json::json!({ "token": t })),
+        ..SioOptions::default()
     };
-    ws.send(Message::text(connect)).await?;
-    let reply = next_text(&mut ws).await?;
-    if !reply.starts_with("40") {
-        bail!("connect refused: {reply:?}");
+    let mut conn = SioConn::open(addr, &options).await?;
+    if authed && std::env::var_os("GRU_BENCH_NOJOIN").is_none() {
+        conn.join(1).await?;
     }
-    if token.is_some() && std::env::var_os("GRU_BENCH_NOJOIN").is_none() {
-        ws.send(Message::text(r#"421["join",{"groups":[1]}]"#))
-            .await?;
-        let ack = next_text(&mut ws).await?;
-        if !ack.contains("\"success\":true") {
-            bail!("join refused: {ack:?}");
-        }
-    }
-    Ok(ws)
+    Ok(conn)
 }
 
 /// Opens the connections, measures, closes them.
@@ -140,8 +98,8 @@ pub(crate) async fn run(args: ConnectionsBench) -> Result<()> {
         per,
         start.elapsed().as_secs_f64()
     );
-    for mut ws in held {
-        let _ = ws.close(None).await;
+    for conn in held {
+        let _ = conn.close().await;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! What one step of `gru bench relay` counts while it runs, and what it reports: a lock-free
+//! What one step of `gru-bench relay` counts while it runs, and what it reports: a lock-free
 //! latency histogram shared by every client task, the step's counters, CPU readings from
 //! `/proc`, and the Markdown rows.
 

@@ -1,4 +1,4 @@
-//! The Markdown report at the end of `gru bench relay`: every step, then the gru/peer ratios.
+//! The Markdown report at the end of `gru-bench relay`: every step, then the gru/peer ratios.
 
 use super::stats::StepResult;
 use super::RelayBench;

@@ -1,9 +1,10 @@
 //! The cluster test harness: real `gru` processes from a generated `cluster.toml`.
 //!
-//! `TestCluster` writes the config into a temp dir, spawns one `gru run` per node (stdout and
-//! stderr to `node<id>.log`), and offers start / kill -9 / stop / restart, cluster views over
-//! HTTP, a control-plane client, and `wait_for` with deadlines. Every child is killed on drop;
-//! when the test is failing, the temp dir is kept and the tail of every log is printed.
+//! `TestCluster` writes the config into a temp dir, spawns one `gru run` per node of the given
+//! [`GruBin`] (stdout and stderr to `node<id>.log`), and offers start / kill -9 / stop /
+//! restart, cluster views over HTTP, a control-plane client, and `wait_for` with deadlines.
+//! Every child is killed on drop; when the test is failing, the temp dir is kept and the tail
+//! of every log is printed.
 //!
 //! When the config has more than one spear the relay is Redis: the cluster then uses
 //! `ClusterOptions::redis` or, without one, a private `redis-server` it starts and kills
@@ -11,25 +12,19 @@
 //!
 //! Later issues add here: a broker per test.
 
-#![allow(dead_code)]
-
-pub mod history;
-pub mod ports;
-pub mod proxy;
-pub mod redis;
-pub mod sio;
-
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gru::net::grpc::{ChannelPool, ClusterClient};
 use gru::raft::ClusterView;
+
+use crate::process::{tail, KillOnDrop};
+use crate::{ports, proxy, redis, GruBin};
 
 /// The lease length the harness configures (the product default).
 pub const LEASE_TTL_MS: u64 = 3000;
@@ -101,7 +96,8 @@ struct TestNode {
     host: IpAddr,
     /// The fault proxy in front of its internal gRPC, if the cluster has proxies.
     proxy: Option<proxy::FaultProxy>,
-    child: Option<Child>,
+    /// Its process, while it runs.
+    process: Option<KillOnDrop>,
 }
 
 /// How a test cluster is set up beyond its nodes.
@@ -138,6 +134,8 @@ pub enum RedisTarget {
 
 /// A cluster of real `gru` processes.
 pub struct TestCluster {
+    /// What every node runs.
+    gru: GruBin,
     dir: Option<tempfile::TempDir>,
     root: PathBuf,
     config_path: PathBuf,
@@ -152,22 +150,22 @@ pub struct TestCluster {
 pub const CORES: [u64; 3] = [1, 2, 3];
 
 impl TestCluster {
-    /// Three core nodes ([`CORES`]), started and agreed on a leader: the cluster, the leader
-    /// and its term.
-    pub async fn three_cores() -> (Self, u64, u64) {
-        let mut cluster = Self::new(&CORES.map(NodeSpec::core));
+    /// Three core nodes ([`CORES`]) running `gru`, started and agreed on a leader: the
+    /// cluster, the leader and its term.
+    pub async fn three_cores(gru: GruBin) -> (Self, u64, u64) {
+        let mut cluster = Self::new(gru, &CORES.map(NodeSpec::core));
         cluster.start_all();
         let (leader, term) = cluster.wait_leader(&CORES, Duration::from_secs(30)).await;
         (cluster, leader, term)
     }
 
-    /// Writes a config for `specs` (nothing started yet).
-    pub fn new(specs: &[NodeSpec]) -> Self {
-        Self::with(specs, ClusterOptions::default())
+    /// Writes a config for `specs`, whose nodes will run `gru` (nothing started yet).
+    pub fn new(gru: GruBin, specs: &[NodeSpec]) -> Self {
+        Self::with(gru, specs, ClusterOptions::default())
     }
 
     /// Like [`Self::new`] with options. With proxies it must run inside a tokio runtime.
-    pub fn with(specs: &[NodeSpec], options: ClusterOptions) -> Self {
+    pub fn with(gru: GruBin, specs: &[NodeSpec], options: ClusterOptions) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("gru-test-")
             .tempdir()
@@ -178,6 +176,7 @@ impl TestCluster {
             .map(|spec| (spec.id, TestNode::new(spec.clone(), &options)))
             .collect();
         let mut cluster = Self {
+            gru,
             config_path: root.join("cluster.toml"),
             dir: Some(dir),
             root,
@@ -225,7 +224,8 @@ impl TestCluster {
     /// Starts the private Redis once the relay is Redis and no Redis was given.
     fn ensure_redis(&mut self) {
         if self.spear_count() > 1 && self.options.redis.is_none() && self.redis.is_none() {
-            self.redis = Some(redis::RedisServer::start());
+            let redis = redis::RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+            self.redis = Some(redis);
         }
     }
 
@@ -285,7 +285,7 @@ impl TestCluster {
     pub fn running(&self) -> Vec<u64> {
         self.nodes
             .iter()
-            .filter(|(_, n)| n.child.is_some())
+            .filter(|(_, n)| n.process.is_some())
             .map(|(id, _)| *id)
             .collect()
     }
@@ -407,16 +407,15 @@ gossip = "{host}:{gossip}"
         std::fs::write(&self.config_path, toml).expect("write cluster.toml");
     }
 
+    /// The `gru` binary the nodes run.
+    pub fn gru(&self) -> &GruBin {
+        &self.gru
+    }
+
     /// Spawns node `id` (appending to its log).
     pub fn start(&mut self, id: u64) {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path(id))
-            .expect("open log");
-        let log_err = log.try_clone().expect("clone log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_gru"))
-            .args(["run", "--config"])
+        let mut cmd = self.gru.command();
+        cmd.args(["run", "--config"])
             .arg(&self.config_path)
             .args(["--node", &id.to_string()])
             .env("GRU_LOG", "info,gru=debug,openraft=info")
@@ -425,15 +424,12 @@ gossip = "{host}:{gossip}"
                     .env
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str())),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
-            .spawn()
-            .expect("spawn gru");
+            );
+        let process = KillOnDrop::spawn(&format!("gru node {id}"), &mut cmd, &self.log_path(id))
+            .unwrap_or_else(|e| panic!("{e}"));
         let node = self.nodes.get_mut(&id).expect("known node");
-        assert!(node.child.is_none(), "node {id} is already running");
-        node.child = Some(child);
+        assert!(node.process.is_none(), "node {id} is already running");
+        node.process = Some(process);
     }
 
     /// Replaces the body of the `[auth]` section and rewrites the config file (running nodes
@@ -445,75 +441,44 @@ gossip = "{host}:{gossip}"
 
     /// Sends signal `sig` (`"HUP"`, `"TERM"`, …) to node `id`.
     pub fn signal(&self, id: u64, sig: &str) {
-        let pid = self.pid(id).expect("node is running");
-        let status = Command::new("kill")
-            .args([format!("-{sig}"), pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{sig} {pid}");
+        let process = self.nodes[&id].process.as_ref().expect("node is running");
+        assert!(process.signal(sig), "kill -{sig} {}", process.pid());
     }
 
     /// The process id of node `id`, while it runs.
     pub fn pid(&self, id: u64) -> Option<u32> {
-        self.nodes[&id].child.as_ref().map(Child::id)
+        self.nodes[&id].process.as_ref().map(KillOnDrop::pid)
     }
 
     /// The resident memory of node `id`'s process, KiB (`VmRSS`).
     pub fn rss_kib(&self, id: u64) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid(id)?)).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        crate::rss_kib(self.pid(id)?)
     }
 
     /// kill -9 node `id` and reap it.
     pub fn kill(&mut self, id: u64) {
-        if let Some(mut child) = self.nodes.get_mut(&id).and_then(|n| n.child.take()) {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(process) = self.nodes.get_mut(&id).and_then(|n| n.process.take()) {
+            drop(process);
             append_marker(&self.log_path(id), "=== harness: kill -9 ===");
         }
     }
 
-    /// SIGTERM node `id` and wait (up to 15 s) for it to exit; returns whether it exited 0.
+    /// SIGTERM node `id` and wait (up to 15 s) for it to exit; returns whether it exited 0
+    /// (one that did not exit in time is killed).
     pub fn stop(&mut self, id: u64) -> bool {
-        let Some(mut child) = self.nodes.get_mut(&id).and_then(|n| n.child.take()) else {
+        let Some(mut process) = self.nodes.get_mut(&id).and_then(|n| n.process.take()) else {
             return false;
         };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.success();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        process
+            .stop(Duration::from_secs(15))
+            .is_some_and(|status| status.success())
     }
 
     /// Waits (up to `deadline`) for node `id` to exit by itself, and reaps it; its exit
     /// status, or `None` if it was still running (then it is killed).
     pub fn wait_exit(&mut self, id: u64, deadline: Duration) -> Option<std::process::ExitStatus> {
-        let mut child = self.nodes.get_mut(&id).and_then(|n| n.child.take())?;
-        let end = Instant::now() + deadline;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > end {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut process = self.nodes.get_mut(&id).and_then(|n| n.process.take())?;
+        process.wait_exit(deadline)
     }
 
     /// Restarts a killed or stopped node.
@@ -591,13 +556,14 @@ gossip = "{host}:{gossip}"
         .await
     }
 
-    /// Polls `probe` every 50 ms until it yields a value; panics naming `what` at the deadline.
+    /// Polls `probe` every 50 ms until it yields a value; panics naming `what` at the deadline
+    /// ([`crate::wait_for`]).
     pub async fn wait_for<T, F, Fut>(&self, what: &str, deadline: Duration, probe: F) -> T
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Option<T>>,
     {
-        wait_for(what, deadline, probe).await
+        crate::wait_for(what, deadline, probe).await
     }
 
     /// A control-plane client that knows every core node.
@@ -667,27 +633,8 @@ impl TestNode {
             ports,
             host,
             proxy,
-            child: None,
+            process: None,
         }
-    }
-}
-
-/// Polls `probe` every 50 ms until it yields a value; panics naming `what` at the deadline.
-pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, probe: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -699,19 +646,11 @@ fn append_marker(path: &Path, marker: &str) {
     }
 }
 
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 impl Drop for TestCluster {
     fn drop(&mut self) {
+        // Every process is gone before the logs are read.
         for node in self.nodes.values_mut() {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            node.process = None;
         }
         if std::thread::panicking() {
             if let Some(dir) = self.dir.take() {
@@ -728,11 +667,4 @@ impl Drop for TestCluster {
             }
         }
     }
-}
-
-/// Opens (creating) a log file for a process the test spawns by itself.
-pub fn log_file(path: &Path) -> (File, File) {
-    let f = File::create(path).expect("create log");
-    let g = f.try_clone().expect("clone log");
-    (f, g)
 }

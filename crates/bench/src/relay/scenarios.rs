@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use futures_util::stream::{self, StreamExt};
 use gru::services::auth::{Claims, TokenKey, TokenKind};
+use gru_testkit::sio::SioConn;
 
 use super::client::{self, Sender, To};
 use super::procs::Servers;
@@ -47,7 +48,7 @@ pub(super) struct Bench<'a> {
 impl Bench<'_> {
     /// The handshake auth of user `uid`: a spear token good on both gru spears, and the uid
     /// the peer takes (gru ignores it; the peer ignores the token).
-    fn auth(&self, uid: u64) -> String {
+    fn auth(&self, uid: u64) -> serde_json::Value {
         let token = self.key.sign(Claims {
             typ: TokenKind::Spear,
             uid,
@@ -57,7 +58,7 @@ impl Bench<'_> {
             groups: None,
             spears: Some(vec![1, 2]),
         });
-        serde_json::json!({ "token": token, "uid": uid }).to_string()
+        serde_json::json!({ "token": token, "uid": uid })
     }
 
     /// Where receivers and members on spear B go (spear A with `--same-spear`).
@@ -192,7 +193,7 @@ impl Bench<'_> {
     async fn open_many(
         &self,
         conns: impl IntoIterator<Item = (String, u64, Option<u64>)>,
-    ) -> Result<Vec<client::Ws>> {
+    ) -> Result<Vec<SioConn>> {
         let conns: Vec<_> = conns
             .into_iter()
             .map(|(addr, uid, group)| (addr, self.auth(uid), group))
@@ -201,7 +202,7 @@ impl Bench<'_> {
         let mut opened = Vec::with_capacity(total);
         let mut pending = stream::iter(conns)
             .map(|(addr, auth, group)| async move {
-                client::open(&addr, &auth, group)
+                client::open(&addr, auth, group)
                     .await
                     .with_context(|| format!("connection to {addr}"))
             })

@@ -1,17 +1,19 @@
-//! Real `redis-server` processes for tests: a single server ([`RedisServer`]) or a cluster of
-//! masters ([`RedisCluster`]), each on its own free loopback port with its own temp dir and log
-//! file, without persistence. Every process is killed (kill -9) and reaped when its struct
-//! drops, also while a test panics; then the temp dir is kept and the log tail printed.
+//! Real `redis-server` processes for tests and benchmarks: a single server ([`RedisServer`])
+//! or a cluster of masters ([`RedisCluster`], tests only), each on its own free loopback port
+//! with its own directory and log file, without persistence. Every process is killed (kill -9)
+//! and reaped when its struct drops, also while a test panics; then a temp dir is kept and the
+//! log tail printed.
 //!
 //! `redis-server` and `redis-cli` must be on PATH (`.ci/run` installs them).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::ports::free_port;
+use crate::ports::free_port;
+use crate::process::{tail, KillOnDrop, ProcessError};
 
 /// How long a server may take to answer PING after it was spawned.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
@@ -19,21 +21,56 @@ const READY_DEADLINE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
 /// How long a cluster may take to report `cluster_state:ok` on every node.
 const CLUSTER_DEADLINE: Duration = Duration::from_secs(20);
+/// How to install what is missing.
+const INSTALL: &str = ".ci/run installs it (Debian: apt-get install -y redis-server redis-tools)";
 
-fn require_binary(name: &str) {
-    match Command::new(name)
+/// Why a Redis server could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// A program is not on PATH.
+    #[error("`{name}` is needed on PATH ({source}); {INSTALL}")]
+    Missing {
+        /// The program.
+        name: &'static str,
+        /// Why it did not run.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The temp dir could not be created.
+    #[error("cannot create a temp dir for redis-server: {0}")]
+    TempDir(#[source] std::io::Error),
+    /// The process could not be started.
+    #[error(transparent)]
+    Spawn(#[from] ProcessError),
+    /// The process exited before it answered.
+    #[error("redis-server on port {port} exited before answering PING; log:\n{log}")]
+    Exited {
+        /// Its port.
+        port: u16,
+        /// The tail of its log.
+        log: String,
+    },
+    /// The process did not answer in time (it was killed).
+    #[error(
+        "redis-server on port {port} did not answer PING within {READY_DEADLINE:?}; log:\n{log}"
+    )]
+    NotReady {
+        /// Its port.
+        port: u16,
+        /// The tail of its log.
+        log: String,
+    },
+}
+
+fn require_binary(name: &'static str) -> Result<(), RedisError> {
+    Command::new(name)
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-    {
-        Ok(_) => {}
-        Err(e) => panic!(
-            "`{name}` is needed on PATH for the Redis tests ({e}); .ci/run installs it \
-             (Debian: apt-get install -y redis-server redis-tools)"
-        ),
-    }
+        .map(|_| ())
+        .map_err(|source| RedisError::Missing { name, source })
 }
 
 /// One `redis-server` child process on `127.0.0.1:<port>`.
@@ -41,24 +78,30 @@ pub struct RedisServer {
     port: u16,
     /// Extra arguments (cluster mode) the process is started with, also on restart.
     extra: Vec<String>,
+    /// The temp dir it owns, if it made one (kept when a test fails).
     dir: Option<tempfile::TempDir>,
+    /// Where its data and `redis.log` go.
     root: PathBuf,
-    child: Option<Child>,
+    process: Option<KillOnDrop>,
 }
 
 impl RedisServer {
-    /// Starts a standalone server on a free port and waits until it answers PING.
-    pub fn start() -> Self {
-        Self::start_with(Vec::new())
+    /// Starts a standalone server on a free port in a temp dir of its own and waits until it
+    /// answers PING.
+    pub fn start() -> Result<Self, RedisError> {
+        Self::start_in("gru-redis-", |_, _| Vec::new())
     }
 
-    fn start_with(extra: Vec<String>) -> Self {
-        Self::start_in("gru-redis-", |_, _| extra)
+    /// Starts a standalone server on a free port with its files (`redis.log`) in `dir`, which
+    /// the caller owns, and waits until it answers PING.
+    pub fn start_at(dir: &Path) -> Result<Self, RedisError> {
+        require_binary("redis-server")?;
+        Self::launch(free_port(), Vec::new(), None, dir.to_path_buf())
     }
 
     /// A standalone server's arguments plus cluster mode; the cluster config file is named
     /// after the port.
-    fn start_cluster_node() -> Self {
+    fn start_cluster_node() -> Result<Self, RedisError> {
         Self::start_in("gru-redis-cluster-", |root, port| {
             vec![
                 "--cluster-enabled".to_string(),
@@ -75,76 +118,75 @@ impl RedisServer {
 
     /// Starts a server in a new temp dir named `prefix…`, with the extra arguments `extra`
     /// makes from that dir and the chosen port.
-    fn start_in(prefix: &str, extra: impl FnOnce(&Path, u16) -> Vec<String>) -> Self {
-        require_binary("redis-server");
+    fn start_in(
+        prefix: &str,
+        extra: impl FnOnce(&Path, u16) -> Vec<String>,
+    ) -> Result<Self, RedisError> {
+        require_binary("redis-server")?;
         let dir = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir()
-            .expect("create redis temp dir");
+            .map_err(RedisError::TempDir)?;
         let root = dir.path().to_path_buf();
         let port = free_port();
-        let mut server = Self {
-            port,
-            extra: extra(&root, port),
-            dir: Some(dir),
-            root,
-            child: None,
-        };
-        server.spawn_and_wait();
-        server
+        Self::launch(port, extra(&root, port), Some(dir), root)
     }
 
-    fn spawn_and_wait(&mut self) {
-        assert!(
-            self.child.is_none(),
-            "redis on port {} is running",
-            self.port
-        );
+    fn launch(
+        port: u16,
+        extra: Vec<String>,
+        dir: Option<tempfile::TempDir>,
+        root: PathBuf,
+    ) -> Result<Self, RedisError> {
+        let mut server = Self {
+            port,
+            extra,
+            dir,
+            root,
+            process: None,
+        };
+        server.spawn_and_wait()?;
+        Ok(server)
+    }
+
+    fn spawn_and_wait(&mut self) -> Result<(), RedisError> {
         // Restart means empty data: drop what a previous run left (there is no persistence, but
         // a cluster node's config file would bring its old identity back).
         for name in [format!("nodes-{}.conf", self.port), "dump.rdb".into()] {
             let _ = std::fs::remove_file(self.root.join(name));
         }
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
+            .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(&self.root)
-            .arg("--logfile")
-            .arg(self.log_path())
-            .args(&self.extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "spawn redis-server ({e}); .ci/run installs it \
-                     (Debian: apt-get install -y redis-server redis-tools)"
-                )
-            });
-        self.child = Some(child);
+            .args(&self.extra);
+        // Without `--logfile` the server logs to stdout, which goes to the log file.
+        self.process = Some(KillOnDrop::spawn(
+            "redis-server",
+            &mut cmd,
+            &self.log_path(),
+        )?);
         let start = Instant::now();
         loop {
             if ping(self.port) {
-                return;
+                return Ok(());
             }
             if !self.is_running() {
-                panic!(
-                    "redis-server on port {} exited before answering PING; log:\n{}",
-                    self.port,
-                    self.log_tail(30)
-                );
+                return Err(RedisError::Exited {
+                    port: self.port,
+                    log: self.log_tail(30),
+                });
             }
             if start.elapsed() > READY_DEADLINE {
                 self.kill();
-                panic!(
-                    "redis-server on port {} did not answer PING within {READY_DEADLINE:?}; log:\n{}",
-                    self.port,
-                    self.log_tail(30)
-                );
+                return Err(RedisError::NotReady {
+                    port: self.port,
+                    log: self.log_tail(30),
+                });
             }
             std::thread::sleep(POLL);
         }
@@ -160,6 +202,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(KillOnDrop::pid)
+    }
+
     /// Its log file.
     pub fn log_path(&self) -> PathBuf {
         self.root.join("redis.log")
@@ -172,24 +219,27 @@ impl RedisServer {
 
     /// kill -9 and reap (nothing when it is not running).
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process = None;
     }
 
     /// Starts it again on the same port with empty data and waits until it answers PING.
+    ///
+    /// # Panics
+    ///
+    /// When it does not come back (a test failure).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn_and_wait();
+        if let Err(e) = self.spawn_and_wait() {
+            panic!("restarting redis: {e}");
+        }
     }
 
     /// Whether the process is alive (reaps it if it exited).
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut().map(|c| c.try_wait()) {
-            Some(Ok(None)) => true,
-            Some(_) => {
-                self.child = None;
+        match self.process.as_mut().map(KillOnDrop::exited) {
+            Some(None) => true,
+            Some(Some(_)) => {
+                self.process = None;
                 false
             }
             None => false,
@@ -228,11 +278,17 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Starts `masters` cluster-enabled servers (at least 3, Redis's minimum), joins them with
     /// `redis-cli --cluster create`, and waits until every node reports `cluster_state:ok`.
+    ///
+    /// # Panics
+    ///
+    /// When the cluster does not form (a test failure).
     pub fn start(masters: usize) -> Self {
         assert!(masters >= 3, "a Redis Cluster needs at least 3 masters");
-        require_binary("redis-cli");
+        if let Err(e) = require_binary("redis-cli") {
+            panic!("{e}");
+        }
         let nodes: Vec<RedisServer> = (0..masters)
-            .map(|_| RedisServer::start_cluster_node())
+            .map(|_| RedisServer::start_cluster_node().unwrap_or_else(|e| panic!("{e}")))
             .collect();
         let cluster = Self { nodes };
         let addrs: Vec<String> = cluster
@@ -330,10 +386,4 @@ fn cli(port: u16, args: &[&str]) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

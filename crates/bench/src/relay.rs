@@ -1,5 +1,6 @@
-//! `gru bench relay`: messages between two spears through Redis, against gru and against a
-//! Node peer (socket.io 4.8 with `@socket.io/redis-adapter` 8, `bench/peer/`), in one run.
+//! `gru-bench relay`: messages between two spears through Redis, against gru and against a
+//! Node peer (socket.io 4.8 with `@socket.io/redis-adapter` 8, `crates/bench/peer/`), in one
+//! run.
 //! Each target gets a private `redis-server` and two servers; senders connect to spear A,
 //! receivers to spear B. Unicast runs at rising open-loop rates, then one group with many
 //! members over both spears. Reports delivered messages, send → receive latency and the
@@ -16,12 +17,12 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use gru::services::auth::{TokenKey, TokenKind};
+use gru_testkit::GruBin;
 
-use procs::Scratch;
 use scenarios::Bench;
 use stats::{Counters, StepResult};
 
-/// Which systems `gru bench relay` measures.
+/// Which systems `gru-bench relay` measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Which {
     /// gru only.
@@ -32,7 +33,7 @@ pub(crate) enum Which {
     Both,
 }
 
-/// What `gru bench relay` measures.
+/// What `gru-bench relay` measures.
 #[derive(clap::Args)]
 pub(crate) struct RelayBench {
     /// The system(s) under test.
@@ -57,10 +58,12 @@ pub(crate) struct RelayBench {
     /// Group messages per second of the fan-out runs (each reaches every member).
     #[arg(long, value_delimiter = ',', default_value = "5,10,20")]
     fanout_rate: Vec<u64>,
-    /// The peer's directory (server.js, package.json, package-lock.json).
-    #[arg(long, default_value = "bench/peer")]
+    /// The peer's directory (server.js, package.json, package-lock.json); by default the one
+    /// beside the benchmark's sources.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/peer"))]
     peer_dir: PathBuf,
-    /// The gru binary whose `gru run` serves the spears (default: this executable).
+    /// The gru binary whose `gru run` serves the spears (default: `GRU_BIN`, else the `gru`
+    /// next to this executable, e.g. target/release/gru).
     #[arg(long)]
     gru_bin: Option<PathBuf>,
     /// gru's `idgen.mode`: "strict" (the default: spear A asks the Raft leader, node 1, for
@@ -94,9 +97,12 @@ pub(crate) async fn run(args: RelayBench) -> Result<()> {
 /// Runs each chosen target in turn, prints the report, and fails if any target failed.
 async fn run_all(args: &RelayBench) -> Result<()> {
     let gru_bin = match &args.gru_bin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe().context("cannot find this executable")?,
+        Some(path) => GruBin::at(path),
+        None => GruBin::locate()?,
     };
+    if args.target != Which::Peer {
+        eprintln!("gru servers: {}", gru_bin.path().display());
+    }
     let targets: &[&'static str] = match args.target {
         Which::Gru => &["gru"],
         Which::Peer => &["peer"],
@@ -128,10 +134,14 @@ async fn run_all(args: &RelayBench) -> Result<()> {
 async fn bench_target(
     target: &'static str,
     args: &RelayBench,
-    gru_bin: &std::path::Path,
+    gru_bin: &GruBin,
     ticks: f64,
 ) -> Result<Vec<StepResult>> {
-    let mut scratch = Scratch::new(target)?;
+    // Removed on success; a failed run keeps it, since its logs explain the failure.
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("gru-bench-relay-{target}-"))
+        .tempdir()
+        .context("cannot create a scratch directory")?;
     let result = async {
         let mut results = Vec::new();
         let fanout = args.fanout_members > 0 && !args.fanout_rate.is_empty();
@@ -170,8 +180,7 @@ async fn bench_target(
     }
     .await;
     if result.is_err() {
-        scratch.keep();
-        eprintln!("{target}: logs kept in {}", scratch.path().display());
+        eprintln!("{target}: logs kept in {}", scratch.keep().display());
     }
     result
 }

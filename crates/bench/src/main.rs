@@ -1,0 +1,91 @@
+//! `gru-bench`: gru's benchmarks, kept out of the service's binary. `idgen` and `connections`
+//! measure a running cluster; `relay` starts its own Redis, gru servers and Node peer. Figures
+//! go to `docs/PERFORMANCE.md` with the command that produced them.
+
+#![warn(unreachable_pub, missing_docs)]
+
+mod connections;
+mod idgen;
+mod relay;
+
+use std::num::NonZeroUsize;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// gru-bench: measurements of gru (see docs/PERFORMANCE.md).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Threads of the async runtime (default: one per CPU; one for `relay`, whose load
+    /// generator shares the cores with the servers it measures: one thread spends about a
+    /// fifth less CPU than two). 1 runs tokio's single-threaded scheduler.
+    #[arg(long, global = true, env = "GRU_WORKER_THREADS")]
+    worker_threads: Option<NonZeroUsize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ids: single-id rate and latency with a coalescing client, batched rate, unique mode.
+    Idgen(idgen::IdgenBench),
+    /// Memory per socket.io connection of a running spear.
+    Connections(connections::ConnectionsBench),
+    /// Messages between two spears through Redis, against gru and a Node socket.io peer:
+    /// starts its own Redis and servers (see docs/PERFORMANCE.md).
+    Relay(relay::RelayBench),
+}
+
+impl Cli {
+    /// The runtime's threads: as set, else one for `relay`, else `None` (one per CPU).
+    fn threads(&self) -> Option<usize> {
+        match (self.worker_threads, &self.command) {
+            (Some(n), _) => Some(n.get()),
+            (None, Command::Relay(_)) => Some(1),
+            (None, _) => None,
+        }
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Idgen(args) => idgen::run(args).await,
+            Command::Connections(args) => connections::run(args).await,
+            Command::Relay(args) => relay::run(args).await,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRU_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let threads = cli.threads();
+    // One thread is the single-threaded scheduler (as `gru --worker-threads 1` runs), not a
+    // multi-threaded one with one worker.
+    let mut builder = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if let Some(n) = threads.filter(|n| *n > 1) {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli.run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

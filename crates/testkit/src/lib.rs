@@ -1,0 +1,37 @@
+//! gru's test kit: what the integration tests (`tests/`) and the benchmarks (`gru-bench`) run
+//! gru with.
+//!
+//! - [`TestCluster`] (`cluster.rs`): real `gru` processes from a generated `cluster.toml` —
+//!   start / kill -9 / stop / restart / partition a node, cluster views over HTTP, a
+//!   control-plane client; logs kept and printed when a test fails.
+//! - [`GruBin`]: which `gru` binary those processes run.
+//! - [`redis`]: real `redis-server` processes (one, or a Redis Cluster of masters).
+//! - [`ports`]: free loopback ports; [`KillOnDrop`]: child processes killed and reaped on drop
+//!   ([`rss_kib`]: a process's memory); [`wait`]: polling with deadlines instead of sleeps.
+//! - [`sio`]: one small socket.io client, lean enough for benchmarks and able to misbehave
+//!   the way hostile clients do for tests.
+//! - [`proxy`]: a fault-injecting TCP proxy; [`history`]: the id history checker.
+//!
+//! Helpers meant only for tests panic with a message instead of returning errors; what the
+//! benchmarks use as well (ports, processes, Redis, the socket.io connection) returns typed
+//! errors.
+
+#![warn(unreachable_pub, missing_docs)]
+
+mod cluster;
+mod gru_bin;
+pub mod history;
+pub mod ports;
+mod process;
+pub mod proxy;
+pub mod redis;
+pub mod sio;
+pub mod wait;
+
+pub use cluster::{
+    ClusterOptions, NodeSpec, Ports, RedisTarget, TestCluster, BUSINESS_SECRET, CORES,
+    LEASE_TTL_MS, SPEAR_SECRET,
+};
+pub use gru_bin::{GruBin, GruBinError};
+pub use process::{rss_kib, KillOnDrop, ProcessError};
+pub use wait::wait_for;
