@@ -9,8 +9,8 @@ use std::time::Duration;
 use gru::config::{ClusterConfig, ListenAddrs};
 use gru::node::start_node;
 
-use crate::common::ports::free_port;
-use crate::common::wait_for;
+use gru_testkit::ports::free_port;
+use gru_testkit::wait_for;
 
 fn listen() -> ListenAddrs {
     let local = |port| SocketAddr::from(([127, 0, 0, 1], port));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use gru::config::{ClusterConfig, ListenAddrs};
 use gru::node::{start_node, NodeError};
 
-use crate::common::ports::free_port;
+use gru_testkit::ports::free_port;
 
 fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
