@@ -15,7 +15,7 @@ use crate::config::{IdgenMode, NodeId, Role};
 use crate::net::grpc::{ClientError, ClusterClient};
 use crate::raft::{ClusterView, ControlError, ControlPlane};
 use crate::services::idgen::{IdError, IdService};
-use crate::services::spear::RelayReport;
+use crate::services::relay::{Relay, RelayReport};
 
 /// What the HTTP handlers need from the node.
 #[derive(Clone)]
@@ -31,7 +31,7 @@ pub struct ApiState {
     /// Ids.
     pub ids: Arc<IdService>,
     /// The spear's relay, on spear nodes (`GET /api/v1/relay`).
-    pub relay: Option<crate::services::spear::Relay>,
+    pub relay: Option<Relay>,
 }
 
 /// An API failure, rendered as `{"error": {"code": …, "message": …}}` with the status of the

@@ -23,13 +23,13 @@ use super::protocol::{
     decode, distinct, online_group, AuthPayload, Delivered, DeliveredTarget, GroupsPayload,
     MsgPayload, Reply, SubscribePayload, LOGIC_ERROR, NO_PAYLOAD, PARAM_ERROR, SYSTEM_ERROR,
 };
-use super::relay::{user_room, Audience, Envelope, Relay, RelayStats};
 use super::roster::{Pending, Roster};
 use super::session::{Session, Verifier};
 use crate::clock::unix_ms;
 use crate::config::SpearSection;
 use crate::net::serve::{self, Conn, ServeLimits};
 use crate::services::idgen::IdService;
+use crate::services::relay::{user_room, Audience, Delivery, Envelope, Inbound, Relay, RelayStats};
 use crate::services::stat::Presence;
 
 /// How long an `auth` or `subscribe` waits for the relay to confirm its subscriptions (when Redis
@@ -518,8 +518,34 @@ async fn send(
     }
 }
 
+/// Hands relayed messages to this spear's rooms: the relay's [`Inbound`] sink.
+#[derive(Clone)]
+pub struct RoomDelivery(SocketIo);
+
+impl RoomDelivery {
+    /// Delivers through `io`, the handle of [`socket_layer`].
+    pub fn new(io: SocketIo) -> Self {
+        Self(io)
+    }
+}
+
+impl Inbound for RoomDelivery {
+    async fn deliver(&self, envelope: Envelope) -> Delivery {
+        let room = envelope.audience.room();
+        match self.0.to(room).emit("msg", &envelope.payload).await {
+            Ok(()) => Delivery::Done,
+            Err(e) => {
+                // Only a client whose send queue is full (it does not read) misses it.
+                tracing::warn!(error = %e, "relayed message not delivered to a client that does not read");
+                Delivery::SlowClient
+            }
+        }
+    }
+}
+
 /// The socket.io layer and its handle, built before the spear's context so that the relay can
-/// deliver through the handle; [`serve()`] then registers the handlers and serves.
+/// deliver through the handle ([`RoomDelivery`]); [`serve()`] then registers the handlers and
+/// serves.
 ///
 /// Gru's events take no binary attachments, so a packet announcing any is refused and its
 /// connection closed before a byte of attachment is buffered.

@@ -9,7 +9,7 @@ mod presence;
 mod reader;
 
 pub use api::router;
-pub use keys::{ChannelOf, Keys};
+pub use keys::Keys;
 pub use presence::{PresenceMarks, PresenceWriter};
 pub use reader::{
     GroupOnline, Presence, SpearGroup, SpearStat, StatError, UserOnSpear, UserPresence,
