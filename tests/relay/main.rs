@@ -1,5 +1,7 @@
-//! Across spears: the Redis relay, live presence and the stat API, against real `redis-server`
-//! processes (standalone and a 3-master Redis Cluster) that the tests start, kill and restart.
+//! Across spears: the relay conformance suite against every backend (`conformance/`), and
+//! whole-node scenarios — the Redis relay, live presence and the stat API — against real
+//! `redis-server` processes (standalone and a 3-master Redis Cluster) that the tests start,
+//! kill and restart.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -7,9 +9,9 @@ mod common;
 #[allow(dead_code)]
 mod support;
 
+mod conformance;
 mod crash_presence;
 mod cross_node;
 mod harness;
 mod redis_cluster;
 mod redis_restart;
-mod targeting;
