@@ -152,7 +152,7 @@ fn parse_value(raw: &str, replaced: Option<&Value>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{invalid_field, parse_message, vars, EXAMPLE, MINIMAL};
-    use super::super::{ClusterConfig, RelayKind, Role};
+    use super::super::{ClusterConfig, IdgenMode, Role};
     use super::*;
 
     fn doc() -> Table {
@@ -238,7 +238,7 @@ mod tests {
     fn overrides_set_scalars_and_nodes_by_id() {
         let env = vars(&[
             ("GRU_RAFT__HEARTBEAT_INTERVAL_MS", "60"),
-            ("GRU_RELAY__KIND", "rocketmq"),
+            ("GRU_IDGEN__MODE", "unique"),
             ("GRU_AUTH__SPEAR_SECRET", "from-the-environment-0001"),
             ("GRU_NODES__3__DATA_DIR", "/var/lib/gru3"),
             ("GRU_NODES__3__LISTEN__HTTP", "0.0.0.0:8203"),
@@ -247,7 +247,7 @@ mod tests {
         ]);
         let config = ClusterConfig::from_toml_str(EXAMPLE, env).expect("valid");
         assert_eq!(config.raft.heartbeat_interval_ms, 60);
-        assert_eq!(config.relay.kind, RelayKind::RocketMq);
+        assert_eq!(config.idgen.mode, IdgenMode::Unique);
         assert_eq!(config.auth.spear_secret, "from-the-environment-0001");
         let node = config.node(3).expect("node 3");
         assert_eq!(node.data_dir, std::path::Path::new("/var/lib/gru3"));

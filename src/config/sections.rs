@@ -229,7 +229,8 @@ pub enum RelayKind {
     Local,
     /// Redis pub/sub (`"redis"`).
     Redis,
-    /// A RocketMQ broker (`"rocketmq"`).
+    /// A RocketMQ broker (`"rocketmq"`). Parsed so that validation can refuse it by name: no
+    /// RocketMQ relay is built yet.
     RocketMq,
 }
 
@@ -237,7 +238,8 @@ pub enum RelayKind {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelaySection {
-    /// `"local"`, `"redis"` or `"rocketmq"`. Default `"local"`.
+    /// `"local"` or `"redis"` (`"rocketmq"` is refused until its relay is built). Default
+    /// `"local"`.
     pub kind: RelayKind,
 }
 

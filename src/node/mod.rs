@@ -329,7 +329,7 @@ async fn compose(
             pushes,
             keys: Keys::new(&config.cluster.name),
         };
-        let started = spear::start(&base, listener, links, ids.clone(), presence, runner);
+        let started = spear::start(&base, listener, links, ids.clone(), presence, runner)?;
         presence = started.presence;
         relay = Some(started.relay);
     }

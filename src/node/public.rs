@@ -12,7 +12,7 @@ use crate::api::serve::PerIpRate;
 use crate::config::Role;
 use crate::raft::ControlPlane;
 use crate::services::idgen::IdService;
-use crate::services::spear::Relay;
+use crate::services::relay::Relay;
 use crate::services::stat::Presence;
 use crate::services::ticket::{SpearDirectory, TicketIssuer};
 

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod idgen;
+pub mod relay;
 pub mod spear;
 pub mod stat;
 pub mod ticket;

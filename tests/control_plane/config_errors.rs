@@ -90,6 +90,11 @@ fn config_errors() {
         &["line"],
     );
     refuse(
+        "a relay this build does not have",
+        &format!("{AUTH}{GOOD_NODE}\n[relay]\nkind = \"rocketmq\"\n"),
+        &["relay.kind", "rocketmq", "not built", "\"redis\""],
+    );
+    refuse(
         "unknown node id",
         &format!("{AUTH}{}", GOOD_NODE.replace("id = 1", "id = 7")),
         &["node 1"],

@@ -1,16 +1,18 @@
-//! Across spears: the Redis relay, live presence and the stat API, against real `redis-server`
-//! processes (standalone and a 3-master Redis Cluster) that the tests start, kill and restart.
+//! Across spears: the relay conformance suite against every backend (`conformance/`), and
+//! whole-node scenarios — the Redis relay, live presence and the stat API — against real
+//! `redis-server` processes (standalone and a 3-master Redis Cluster) that the tests start,
+//! kill and restart.
 
 #[path = "../spear/support.rs"]
 #[allow(dead_code)]
 mod support;
 
+mod conformance;
 mod crash_presence;
 mod cross_node;
 mod harness;
 mod redis_cluster;
 mod redis_restart;
-mod targeting;
 
 /// The `gru` binary cargo built for these tests: every cluster here runs it.
 fn gru() -> gru_testkit::GruBin {

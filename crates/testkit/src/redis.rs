@@ -291,7 +291,14 @@ impl RedisCluster {
             .map(|_| RedisServer::start_cluster_node().unwrap_or_else(|e| panic!("{e}")))
             .collect();
         let cluster = Self { nodes };
-        let addrs: Vec<String> = cluster
+        cluster.form();
+        cluster
+    }
+
+    /// Joins the running, empty masters with `redis-cli --cluster create` and waits until every
+    /// node reports `cluster_state:ok`.
+    fn form(&self) {
+        let addrs: Vec<String> = self
             .nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
@@ -312,7 +319,7 @@ impl RedisCluster {
         );
         let start = Instant::now();
         loop {
-            let states: Vec<bool> = cluster
+            let states: Vec<bool> = self
                 .nodes
                 .iter()
                 .map(|n| {
@@ -321,7 +328,7 @@ impl RedisCluster {
                 })
                 .collect();
             if states.iter().all(|ok| *ok) {
-                return cluster;
+                return;
             }
             assert!(
                 start.elapsed() < CLUSTER_DEADLINE,
@@ -329,6 +336,22 @@ impl RedisCluster {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// kill -9 every master: the whole cluster is down.
+    pub fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+
+    /// Starts every master again on its port, empty, and forms the cluster anew (the same
+    /// ports in the same order get the same slots).
+    pub fn restart_all(&mut self) {
+        for node in &mut self.nodes {
+            node.restart();
+        }
+        self.form();
     }
 
     /// The URL of the first master.

@@ -13,7 +13,7 @@ use crate::config::{IdgenMode, NodeId, Role};
 use crate::net::grpc::ClusterClient;
 use crate::raft::{ClusterView, ControlError, ControlPlane};
 use crate::services::idgen::{IdError, IdService};
-use crate::services::spear::{Relay, RelayReport};
+use crate::services::relay::{Relay, RelayReport};
 
 /// What the HTTP handlers need from the node.
 #[derive(Clone)]

@@ -12,4 +12,6 @@ mod server;
 pub use closer::Closer;
 pub use conn::ConnLimits;
 pub use deadlines::Deadlines;
-pub use server::{on_deadline, serve, socket_layer, ConnId, SpearContext, SpearLimits};
+pub use server::{
+    on_deadline, serve, socket_layer, ConnId, RoomDelivery, SpearContext, SpearLimits,
+};

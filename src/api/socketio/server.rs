@@ -27,7 +27,7 @@ use crate::api::serve::{self, Conn, ServeLimits};
 use crate::clock::unix_ms;
 use crate::config::SpearSection;
 use crate::services::idgen::IdService;
-use crate::services::spear::relay::{user_room, Audience, Envelope, Relay, RelayStats};
+use crate::services::relay::{user_room, Audience, Delivery, Envelope, Inbound, Relay, RelayStats};
 use crate::services::spear::roster::{Pending, Roster};
 use crate::services::spear::session::{Session, Verifier};
 use crate::services::stat::Presence;
@@ -518,8 +518,34 @@ async fn send(
     }
 }
 
+/// Hands relayed messages to this spear's rooms: the relay's [`Inbound`] sink.
+#[derive(Clone)]
+pub struct RoomDelivery(SocketIo);
+
+impl RoomDelivery {
+    /// Delivers through `io`, the handle of [`socket_layer`].
+    pub fn new(io: SocketIo) -> Self {
+        Self(io)
+    }
+}
+
+impl Inbound for RoomDelivery {
+    async fn deliver(&self, envelope: Envelope) -> Delivery {
+        let room = envelope.audience.room();
+        match self.0.to(room).emit("msg", &envelope.payload).await {
+            Ok(()) => Delivery::Done,
+            Err(e) => {
+                // Only a client whose send queue is full (it does not read) misses it.
+                tracing::warn!(error = %e, "relayed message not delivered to a client that does not read");
+                Delivery::SlowClient
+            }
+        }
+    }
+}
+
 /// The socket.io layer and its handle, built before the spear's context so that the relay can
-/// deliver through the handle; [`serve()`] then registers the handlers and serves.
+/// deliver through the handle ([`RoomDelivery`]); [`serve()`] then registers the handlers and
+/// serves.
 ///
 /// Gru's events take no binary attachments, so a packet announcing any is refused and its
 /// connection closed before a byte of attachment is buffered.

@@ -3,14 +3,10 @@
 //! relay's subscriptions and presence), token checks for connecting clients ([`Verifier`]),
 //! and the spear's registration with the Raft group.
 
-mod redis_relay;
 mod registration;
-pub mod relay;
 pub mod roster;
 pub mod session;
 
-pub use redis_relay::RedisRelay;
 pub use registration::run_registration;
-pub use relay::{Relay, RelayReport, RelayStats};
 pub use roster::Roster;
 pub use session::Verifier;

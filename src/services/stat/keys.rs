@@ -1,6 +1,5 @@
-//! Where presence lives in Redis, and the relay's channel names. Every key carries a hash tag
-//! (`{s:4}`, `{u:123}`, `{g:10}`), so that what one command or pipeline touches sits in one slot
-//! of a Redis Cluster:
+//! Where presence lives in Redis. Every key carries a hash tag (`{s:4}`, `{u:123}`, `{g:10}`),
+//! so that what one command or pipeline touches sits in one slot of a Redis Cluster:
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
@@ -12,24 +11,15 @@
 //! | `P{g:GID}:SID` | set | members of group GID on spear SID |
 //! | `Pspears` | set | spears that have written presence |
 //!
-//! `P` is `gru:<cluster name>:`, so clusters can share a Redis. Relay channels are
-//! `Pmsg:{u:UID}` and `Pmsg:{g:GID}`.
+//! `P` is `gru:<cluster name>:`, so clusters can share a Redis. The relay's channels, under the
+//! same prefix, are the relay's own (`services::relay`).
 
 use crate::config::NodeId;
 
-/// Key and channel names of one cluster.
+/// Key names of one cluster.
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
-}
-
-/// Who a relay channel is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChannelOf {
-    /// A user's channel.
-    User(u64),
-    /// A group's channel.
-    Group(u64),
 }
 
 impl Keys {
@@ -88,27 +78,6 @@ impl Keys {
     pub fn spears(&self) -> String {
         format!("{}{{spears}}", self.prefix)
     }
-
-    /// The relay channel of `of`.
-    pub fn channel(&self, of: ChannelOf) -> String {
-        match of {
-            ChannelOf::User(uid) => format!("{}msg:{{u:{uid}}}", self.prefix),
-            ChannelOf::Group(gid) => format!("{}msg:{{g:{gid}}}", self.prefix),
-        }
-    }
-
-    /// Who channel `name` is for, if it is one of this cluster's.
-    pub fn parse_channel(&self, name: &str) -> Option<ChannelOf> {
-        let rest = name.strip_prefix(&self.prefix)?.strip_prefix("msg:{")?;
-        let rest = rest.strip_suffix('}')?;
-        let (kind, id) = rest.split_once(':')?;
-        let id = id.parse().ok()?;
-        match kind {
-            "u" => Some(ChannelOf::User(id)),
-            "g" => Some(ChannelOf::Group(id)),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -124,16 +93,5 @@ mod tests {
         assert_eq!(k.group_members(10, 4), "gru:prod:{g:10}:4");
         assert_eq!(k.user(7), "gru:prod:{u:7}");
         assert_eq!(Keys::new("a{b}").spears(), "gru:a_b_:{spears}");
-    }
-
-    #[test]
-    fn channels_round_trip_and_foreign_ones_are_ignored() {
-        let k = Keys::new("prod");
-        for of in [ChannelOf::User(123), ChannelOf::Group(10)] {
-            assert_eq!(k.parse_channel(&k.channel(of)), Some(of));
-        }
-        assert_eq!(k.parse_channel("gru:other:msg:{u:1}"), None);
-        assert_eq!(k.parse_channel("gru:prod:msg:{x:1}"), None);
-        assert_eq!(k.parse_channel("gru:prod:msg:{u:abc}"), None);
     }
 }

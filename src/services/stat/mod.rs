@@ -7,7 +7,7 @@ pub mod keys;
 mod presence;
 mod reader;
 
-pub use keys::{ChannelOf, Keys};
+pub use keys::Keys;
 pub use presence::{PresenceMarks, PresenceWriter};
 pub use reader::{
     GroupOnline, Presence, SpearGroup, SpearStat, StatError, UserOnSpear, UserPresence,

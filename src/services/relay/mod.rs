@@ -1,0 +1,272 @@
+//! The relay: how a message reaches its recipients on other spears. A spear delivers to its own
+//! clients itself; the relay carries each message only to the spears that have recipients for
+//! it, and hands what arrives from other spears to an [`Inbound`] sink (the spear's socket.io
+//! server, or a test's channel). The relay knows neither socket.io nor the stat service.
+//!
+//! # The contract
+//!
+//! A backend is a [`Backend`] trait object behind one [`Relay`] handle. A trait object, not an
+//! enum, so that a backend lives in its own file and nothing else matches on it: `local.rs`
+//! carries nothing (one spear), `redis/` publishes on a channel per user and per group. A new
+//! one (RocketMQ) is a file implementing [`Backend`], its `mod` line here, and one arm of the
+//! `match` on `relay.kind` in the composition root (`node.rs`); the spear, the HTTP report and
+//! the conformance suite (`tests/relay/conformance/`, plus one harness) stay as they are. An
+//! enum would add a variant and an arm to every method instead. The price is a boxed future
+//! per publish, small next to a network round trip. What every backend must do, the suite
+//! checks:
+//!
+//! - **Targeted.** A spear receives a channel (a user's, a group's) only while its roster has a
+//!   recipient for it: the backend follows the roster as its [`ChangeSink`].
+//! - **No gap.** The receiver a roster change returns completes once the subscription it needs
+//!   is in place, so the `auth` or `join` answered after it cannot miss a message published
+//!   after the answer. A receiver dropped without a value means the backend could not
+//!   subscribe now; it keeps trying by itself.
+//! - **Ordered.** Messages of one channel arrive in the order they were published.
+//! - **Once.** A spear never delivers its own message a second time: its echo is counted in
+//!   [`RelayStats::echoes`] and skipped.
+//! - **Honest.** [`Relay::publish`] succeeds only when the transport took the message;
+//!   otherwise the sender learns it through a [`RelayError`] (error code 1001 on socket.io,
+//!   `docs/api.md`), and the backend recovers from an outage without being asked.
+//!
+//! The handle counts `published` and `publish_errors` for every backend alike; a backend
+//! counts what arrives (`received`, `echoes`, `dropped`) in the [`RelayStats`] it shares with
+//! its handle.
+
+mod local;
+mod redis;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::spear::roster::{Change, ChangeSink};
+
+pub use local::LocalRelay;
+pub use redis::{RedisParts, RedisRelay};
+
+/// Who a relayed message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// Every connection of a user.
+    User(u64),
+    /// Every connection subscribed to a group.
+    Group(u64),
+}
+
+impl Audience {
+    /// The socket.io room of this audience on a spear.
+    pub fn room(self) -> String {
+        match self {
+            Audience::User(uid) => user_room(uid),
+            Audience::Group(gid) => group_room(gid),
+        }
+    }
+}
+
+/// The room of every connection of user `uid`.
+pub fn user_room(uid: u64) -> String {
+    format!("u:{uid}")
+}
+
+/// The room of group `gid`'s members.
+pub fn group_room(gid: u64) -> String {
+    format!("g:{gid}")
+}
+
+/// A message on its way to other spears, or arrived from one.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// Who it is for.
+    pub audience: Audience,
+    /// The `msg` event payload, as JSON text (serialised once, sent as it is to local
+    /// recipients and to other spears).
+    pub payload: Box<serde_json::value::RawValue>,
+}
+
+/// Why the relay did not take a message. Whatever the variant, the sender is told (socket.io
+/// error 1001) and the message has reached the recipients on the sender's spear only, except
+/// after a [`RelayError::Timeout`], where it may still reach the others.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RelayError {
+    /// The transport cannot be reached (it is down, or not connected yet).
+    #[error("relay unavailable: {transport} is unreachable")]
+    Unavailable {
+        /// The transport, as operators know it (`"Redis"`).
+        transport: &'static str,
+    },
+    /// The transport is back after an outage, for less than the settle time in which the other
+    /// spears resubscribe; a message published now could miss some of them.
+    #[error("relay unavailable: {transport} just came back; other spears are resubscribing")]
+    Settling {
+        /// The transport.
+        transport: &'static str,
+    },
+    /// The transport did not answer in time. The message may have been relayed all the same.
+    #[error("relay unavailable: {transport} did not answer within {after:?}")]
+    Timeout {
+        /// The transport.
+        transport: &'static str,
+        /// How long the relay waited.
+        after: Duration,
+    },
+    /// The transport answered with an error.
+    #[error("relay unavailable: {transport} refused the message: {reason}")]
+    Refused {
+        /// The transport.
+        transport: &'static str,
+        /// Its answer.
+        reason: String,
+    },
+}
+
+/// How a delivery to this spear's recipients went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every recipient's send queue took the message.
+    Done,
+    /// Some recipient's send queue was full: that client missed it (the slow-consumer policy
+    /// ends its connection). Counted in [`RelayStats::slow_clients`].
+    SlowClient,
+}
+
+/// Where a relay hands the messages that arrive from other spears. Called by one task per
+/// relay, one message at a time, in arrival order, so a channel's order is kept: it must not
+/// wait for a slow client.
+pub trait Inbound: Send + Sync + 'static {
+    /// Delivers `envelope` to this spear's recipients of its audience.
+    fn deliver(&self, envelope: Envelope) -> impl Future<Output = Delivery> + Send;
+}
+
+/// Counters of a relay, for `/api/v1/relay` and the logs.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Messages handed to the relay and accepted.
+    pub published: AtomicU64,
+    /// Messages the relay refused (the sender got error 1001).
+    pub publish_errors: AtomicU64,
+    /// Relayed messages that arrived at this spear (its own echoes included).
+    pub received: AtomicU64,
+    /// Arrived messages that this spear had sent itself (already delivered, skipped).
+    pub echoes: AtomicU64,
+    /// Arrived messages that could not be delivered (malformed).
+    pub dropped: AtomicU64,
+    /// Deliveries (relayed or from this spear) that some local client missed because its send
+    /// queue was full.
+    pub slow_clients: AtomicU64,
+}
+
+impl RelayStats {
+    /// Adds one to `counter`.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What `/api/v1/relay` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RelayReport {
+    /// `"local"` or `"redis"`.
+    pub kind: &'static str,
+    /// Whether the relay's transport is reachable.
+    pub connected: bool,
+    /// Outages of the transport since start.
+    pub outages: u64,
+    /// See [`RelayStats`].
+    pub published: u64,
+    /// See [`RelayStats`].
+    pub publish_errors: u64,
+    /// See [`RelayStats`].
+    pub received: u64,
+    /// See [`RelayStats`].
+    pub echoes: u64,
+    /// See [`RelayStats`].
+    pub dropped: u64,
+    /// See [`RelayStats`].
+    pub slow_clients: u64,
+    /// Channels this spear is subscribed to (or wants to be, during an outage).
+    pub channels: u64,
+}
+
+/// What a backend says of its transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportStatus {
+    /// `relay.kind`: `"local"`, `"redis"`.
+    pub kind: &'static str,
+    /// Whether the transport is reachable.
+    pub connected: bool,
+    /// Outages since start.
+    pub outages: u64,
+    /// Channels subscribed, or wanted during an outage.
+    pub channels: u64,
+}
+
+/// One way of carrying messages between spears. It follows the roster (as its
+/// [`ChangeSink`]) to receive what this spear's recipients need, and publishes.
+pub trait Backend: ChangeSink {
+    /// Hands `envelope` to the spears that have recipients for it; resolves once the transport
+    /// accepted it.
+    fn publish<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), RelayError>>;
+
+    /// The transport's state.
+    fn status(&self) -> TransportStatus;
+}
+
+/// A spear's relay: its backend and its counters. Cheap to clone.
+#[derive(Clone)]
+pub struct Relay {
+    backend: Arc<dyn Backend>,
+    stats: Arc<RelayStats>,
+}
+
+impl Relay {
+    /// The relay that publishes through `backend`, which counts what arrives in `stats`.
+    pub fn new(backend: Arc<dyn Backend>, stats: Arc<RelayStats>) -> Self {
+        Self { backend, stats }
+    }
+
+    /// Hands `envelope` to the spears that have recipients for it. Returns once the transport
+    /// accepted it (for Redis: `PUBLISH` answered).
+    pub async fn publish(&self, envelope: &Envelope) -> Result<(), RelayError> {
+        let outcome = self.backend.publish(envelope).await;
+        RelayStats::bump(match outcome {
+            Ok(()) => &self.stats.published,
+            Err(_) => &self.stats.publish_errors,
+        });
+        outcome
+    }
+
+    /// The live counters, for the spear's own deliveries.
+    pub fn stats(&self) -> &RelayStats {
+        &self.stats
+    }
+
+    /// The counters and the transport's state.
+    pub fn report(&self) -> RelayReport {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let status = self.backend.status();
+        RelayReport {
+            kind: status.kind,
+            connected: status.connected,
+            outages: status.outages,
+            published: load(&self.stats.published),
+            publish_errors: load(&self.stats.publish_errors),
+            received: load(&self.stats.received),
+            echoes: load(&self.stats.echoes),
+            dropped: load(&self.stats.dropped),
+            slow_clients: load(&self.stats.slow_clients),
+            channels: status.channels,
+        }
+    }
+}
+
+/// The roster tells the relay, which tells its backend.
+impl ChangeSink for Relay {
+    fn changed(&self, change: Change) -> Option<oneshot::Receiver<()>> {
+        self.backend.changed(change)
+    }
+}

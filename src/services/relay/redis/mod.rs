@@ -1,0 +1,162 @@
+//! `relay.kind = "redis"`: targeted, not flooded. A message for user U is published on U's
+//! channel and a group message on the group's channel; a spear subscribes to a user's channel
+//! while that user has a connection on it and to a group's channel while the group has a
+//! member on it, so a message reaches only the spears with recipients. On a Redis Cluster the
+//! channels are sharded (`SPUBLISH` / `SSUBSCRIBE`, through [`RedisLink`]).
+//!
+//! Names and payloads on the wire: `channels.rs`. Subscriptions follow the roster through one
+//! ordered task (`subscriptions.rs`), what arrives is read by another (`inbound.rs`). After an
+//! outage a spear refuses to publish for `redis.settle_ms`, so that every other spear has
+//! resubscribed before anything is acknowledged as relayed again.
+
+mod channels;
+mod inbound;
+mod subscriptions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use redis::PushInfo;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Audience, Backend, Envelope, Inbound, Relay, RelayError, RelayStats, TransportStatus};
+use crate::config::NodeId;
+use crate::net::redis::{RedisError, RedisLink};
+use crate::services::spear::roster::{Change, ChangeSink};
+use channels::Channels;
+use inbound::Receiver;
+use subscriptions::Subscriptions;
+
+/// How the transport is named in errors.
+const TRANSPORT: &str = "Redis";
+
+/// What the Redis relay of one spear is made of.
+pub struct RedisParts<I> {
+    /// The node's Redis link (shared with presence).
+    pub link: Arc<RedisLink>,
+    /// The link's pub/sub messages (its push sender's other end).
+    pub pushes: UnboundedReceiver<PushInfo>,
+    /// This spear.
+    pub me: NodeId,
+    /// `cluster.name`, which prefixes every channel.
+    pub cluster_name: String,
+    /// `redis.settle_ms`: how long publishing stays refused after an outage.
+    pub settle: Duration,
+    /// Where messages from other spears go.
+    pub inbound: I,
+}
+
+/// A spear's Redis relay: publishing, and following the roster.
+pub struct RedisRelay {
+    link: Arc<RedisLink>,
+    channels: Channels,
+    me: NodeId,
+    settle: Duration,
+    subscriptions: Arc<Subscriptions>,
+}
+
+impl RedisRelay {
+    /// Starts the relay of `parts.me`: its subscription task and the task that hands what
+    /// arrives to `parts.inbound`, both until `cancel`.
+    pub fn start<I: Inbound>(
+        parts: RedisParts<I>,
+        cancel: CancellationToken,
+    ) -> (Relay, Vec<JoinHandle<()>>) {
+        let stats = Arc::new(RelayStats::default());
+        let channels = Channels::new(&parts.cluster_name);
+        let (subscriptions, subscribing) = Subscriptions::start(parts.link.clone(), cancel.clone());
+        let receiver = Receiver {
+            me: parts.me,
+            channels: channels.clone(),
+            link: parts.link.clone(),
+            subscriptions: subscriptions.clone(),
+            stats: stats.clone(),
+            inbound: parts.inbound,
+        };
+        let receiving = tokio::spawn(receiver.run(parts.pushes, cancel));
+        let backend = Arc::new(Self {
+            link: parts.link,
+            channels,
+            me: parts.me,
+            settle: parts.settle,
+            subscriptions,
+        });
+        (Relay::new(backend, stats), vec![subscribing, receiving])
+    }
+
+    async fn publish_now(&self, envelope: &Envelope) -> Result<(), RelayError> {
+        let health = self.link.health();
+        if !health.settled(self.settle) {
+            return Err(if health.is_connected() {
+                RelayError::Settling {
+                    transport: TRANSPORT,
+                }
+            } else {
+                RelayError::Unavailable {
+                    transport: TRANSPORT,
+                }
+            });
+        }
+        let wire = channels::encode(self.me, envelope.payload.get());
+        match self
+            .link
+            .publish(&self.channels.of(envelope.audience), &wire)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(RedisError::Timeout(after)) => Err(RelayError::Timeout {
+                transport: TRANSPORT,
+                after,
+            }),
+            Err(RedisError::NotConnected) => Err(RelayError::Unavailable {
+                transport: TRANSPORT,
+            }),
+            // The link tells a broken connection (now marked down) from an answer.
+            Err(_) if !health.is_connected() => Err(RelayError::Unavailable {
+                transport: TRANSPORT,
+            }),
+            Err(e @ (RedisError::Config(_) | RedisError::Command(_))) => Err(RelayError::Refused {
+                transport: TRANSPORT,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl Backend for RedisRelay {
+    fn publish<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), RelayError>> {
+        Box::pin(self.publish_now(envelope))
+    }
+
+    fn status(&self) -> TransportStatus {
+        TransportStatus {
+            kind: "redis",
+            connected: self.link.health().is_connected(),
+            outages: self.link.health().outages(),
+            channels: self.subscriptions.count(),
+        }
+    }
+}
+
+impl ChangeSink for RedisRelay {
+    fn changed(&self, change: Change) -> Option<oneshot::Receiver<()>> {
+        let channel = |audience| self.channels.of(audience);
+        match change {
+            Change::UserOnline(uid) => Some(self.subscriptions.add(channel(Audience::User(uid)))),
+            Change::GroupOpened(gid) => Some(self.subscriptions.add(channel(Audience::Group(gid)))),
+            Change::UserOffline(uid) => {
+                self.subscriptions.remove(channel(Audience::User(uid)));
+                None
+            }
+            Change::GroupClosed(gid) => {
+                self.subscriptions.remove(channel(Audience::Group(gid)));
+                None
+            }
+            Change::UserConnections(_) | Change::Member { .. } => None,
+        }
+    }
+}

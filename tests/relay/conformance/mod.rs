@@ -1,0 +1,96 @@
+//! One suite every relay backend runs, in the spirit of openraft's storage `Suite`: the checks
+//! are generic over a [`Harness`] that starts the backend, makes the relay of spear N (with a
+//! channel as its inbound sink and a real roster that it follows), and kills and restarts the
+//! backend. A backend declares what applies to it ([`Caps`]); the rest is skipped, by name.
+//! `backends.rs` has one harness per backend and the test of each: `relay_conformance_local`,
+//! `relay_conformance_redis`, `relay_conformance_redis_cluster`, against real servers.
+//!
+//! What the checks assert:
+//!
+//! - `order` — many messages to one user and to one group arrive in publish order;
+//! - `targeting` — a spear receives only the channels it has recipients for, and stops when
+//!   the last one leaves;
+//! - `no_gap` — once a roster change's confirmation resolved, a publish from another spear is
+//!   delivered (what an `auth` or `join` answered after it relies on);
+//! - `echoes` — a spear never delivers its own message again: its echo is counted and skipped;
+//! - `outage` — publishing while the backend is down fails with [`RelayError::Unavailable`]
+//!   (socket.io code 1001), and delivery resumes by itself when it is back;
+//! - `counters` — published, received, echoes and publish errors match what was done.
+
+mod backends;
+mod counters;
+mod echoes;
+mod no_gap;
+mod order;
+mod outage;
+mod spear;
+mod targeting;
+
+use std::future::Future;
+use std::time::Instant;
+
+use gru::config::NodeId;
+pub use gru::services::relay::RelayError;
+
+pub use spear::TestSpear;
+
+/// What a backend can be asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    /// It carries messages between spears (`local` has one spear only).
+    pub multi_spear: bool,
+    /// Its transport can be killed and restarted (`local` has none).
+    pub can_fail: bool,
+}
+
+/// Starts, breaks and mends one backend for the suite.
+pub trait Harness {
+    /// The backend's name in the output.
+    fn name(&self) -> &'static str;
+    /// What applies to it.
+    fn caps(&self) -> Caps;
+    /// `relay.kind` as the report shows it.
+    fn kind(&self) -> &'static str;
+    /// The relay of spear `id`, on the running backend, ready to subscribe.
+    fn spear(&mut self, id: NodeId) -> impl Future<Output = TestSpear>;
+    /// Stops the transport (kill -9). Called only with [`Caps::can_fail`].
+    fn kill(&mut self);
+    /// Starts the transport again where it was, empty.
+    fn restart(&mut self);
+}
+
+/// Runs every check that applies to `h`'s backend, in order; the outage last, so that the
+/// others run against a backend that never failed.
+pub async fn run_suite<H: Harness>(h: &mut H) {
+    let caps = h.caps();
+    let name = h.name();
+    let started = Instant::now();
+    let announce = |check: &str, applies: bool, why: &str| {
+        if applies {
+            eprintln!("[{name}] {check} …");
+        } else {
+            eprintln!("[{name}] {check}: skipped ({why})");
+        }
+        applies
+    };
+    if announce("order", caps.multi_spear, "one spear") {
+        order::check(h).await;
+    }
+    if announce("targeting", caps.multi_spear, "one spear") {
+        targeting::check(h).await;
+    }
+    if announce("no_gap", true, "") {
+        no_gap::check(h).await;
+    }
+    if announce("echoes", true, "") {
+        echoes::check(h).await;
+    }
+    if announce("counters", true, "") {
+        counters::check(h).await;
+    }
+    let outage = caps.can_fail && caps.multi_spear;
+    if announce("outage", outage, "the transport cannot fail") {
+        outage::check(h).await;
+    }
+    eprintln!("[{name}] suite passed in {:?}", started.elapsed());
+}
