@@ -618,10 +618,15 @@ pub async fn serve(
     limits: ServeLimits,
     shutdown: CancellationToken,
 ) {
-    let mw_ctx = ctx.clone();
+    let (mw_ctx, mw_stopping) = (ctx.clone(), shutdown.clone());
     io.ns(
         "/",
         (async |_: SocketRef| {}).with(async move |s: SocketRef, auth: TryData<Value>| {
+            // A session opened just before the stop whose namespace connect arrives after it:
+            // refused with the reason, as the gate refuses new sessions.
+            if mw_stopping.is_cancelled() {
+                return Err(format!("{SYSTEM_ERROR}: this spear is shutting down"));
+            }
             handshake(s, auth, mw_ctx.clone()).await
         }),
     );
@@ -641,7 +646,11 @@ pub async fn serve(
                 &json!({"reconnect": "ticket", "msg": "this spear is shutting down"}),
             )
             .await;
-        io.close().await;
+        // Disconnect every socket but keep the namespace: a connect that arrives during the
+        // drain meets the refusal above, not "Invalid namespace".
+        if let Err(e) = io.disconnect().await {
+            tracing::debug!(error = %e, "disconnecting clients at shutdown");
+        }
     };
     serve::serve("socket.io", listener, app, limits, shutdown, farewell).await;
 }
