@@ -21,16 +21,15 @@ pub async fn start(env: &[(&str, &str)]) -> TestCluster {
             .collect(),
         ..ClusterOptions::default()
     };
-    let mut cluster = TestCluster::with(
+    let (cluster, _, _) = TestCluster::launch(
         crate::gru(),
         &[NodeSpec::with_roles(
             NODE,
             &["core", "spear", "ticket", "stat"],
         )],
         options,
-    );
-    cluster.start_all();
-    cluster.wait_leader(&[NODE], Duration::from_secs(30)).await;
+    )
+    .await;
     cluster
         .wait_for("the spear registered", Duration::from_secs(20), || async {
             (cluster.view(NODE).await?.spears.len() == 1).then_some(())

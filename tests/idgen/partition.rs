@@ -18,13 +18,12 @@ async fn idgen_partition() {
         proxies: true,
         ..ClusterOptions::default()
     };
-    let mut cluster = TestCluster::with(
+    let (cluster, leader, _) = TestCluster::launch(
         crate::gru(),
         &[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)],
         options,
-    );
-    cluster.start_all();
-    let (leader, _) = cluster.wait_leader(&all, Duration::from_secs(30)).await;
+    )
+    .await;
     let workload = Workload::start(&cluster, 4);
     cluster
         .wait_for("ids to flow", Duration::from_secs(20), || async {

@@ -18,13 +18,12 @@ async fn idgen_unique() {
         extra_toml: "[idgen]\nmode = \"unique\"\n".into(),
         ..ClusterOptions::default()
     };
-    let mut cluster = TestCluster::with(
+    let (mut cluster, _, _) = TestCluster::launch(
         crate::gru(),
         &[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)],
         options,
-    );
-    cluster.start_all();
-    cluster.wait_leader(&all, Duration::from_secs(30)).await;
+    )
+    .await;
     let workers: BTreeMap<u64, u16> = cluster
         .wait_for(
             "every node to have a worker id",

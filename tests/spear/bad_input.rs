@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::support::{authed, spear_token, ticket};
 use gru_testkit::sio::SioClient;
-use gru_testkit::{NodeSpec, TestCluster};
+use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 const WAIT: Duration = Duration::from_secs(5);
 const EVENTS: [&str; 6] = ["auth", "subscribe", "msg", "online", "join", "leave"];
@@ -35,12 +35,12 @@ fn bad_payloads(event: &str) -> Vec<(&'static str, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_bad_input() {
-    let mut cluster = TestCluster::new(
+    let (mut cluster, _, _) = TestCluster::launch(
         crate::gru(),
         &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
-    );
-    cluster.start_all();
-    cluster.wait_leader(&[1], Duration::from_secs(30)).await;
+        ClusterOptions::default(),
+    )
+    .await;
     let (addr, _) = ticket(&cluster, 1, 3000, "probe").await;
 
     // Before auth: every event but `auth` is refused and the connection closed.

@@ -1,8 +1,6 @@
 //! `spear_group_access`: with `auth.enforce_groups = true` a user may join only the groups its
 //! token lists; anything else is refused with 1002 and the connection stays.
 
-use std::time::Duration;
-
 use gru::services::auth::{Claims, TokenKey, TokenKind};
 use serde_json::json;
 
@@ -16,13 +14,12 @@ async fn spear_group_access() {
         env: vec![("GRU_AUTH__ENFORCE_GROUPS".into(), "true".into())],
         ..ClusterOptions::default()
     };
-    let mut cluster = TestCluster::with(
+    let (cluster, _, _) = TestCluster::launch(
         crate::gru(),
         &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
         options,
-    );
-    cluster.start_all();
-    cluster.wait_leader(&[1], Duration::from_secs(30)).await;
+    )
+    .await;
 
     let token1 = TokenKey::new(TokenKind::Business, BUSINESS_SECRET.as_bytes()).sign(Claims {
         typ: TokenKind::Business,

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::support::{authed, spear_token, ticket};
 use gru_testkit::sio::{SioClient, SioError};
-use gru_testkit::{NodeSpec, TestCluster};
+use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -169,12 +169,12 @@ async fn spear_e2e_rust() {
 /// and a quick client's first event found no handler; `gru bench connections`, now `gru-bench connections`, hung on it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_first_event_not_lost() {
-    let mut cluster = TestCluster::new(
+    let (mut cluster, _, _) = TestCluster::launch(
         crate::gru(),
         &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
-    );
-    cluster.start_all();
-    cluster.wait_leader(&[1], Duration::from_secs(30)).await;
+        ClusterOptions::default(),
+    )
+    .await;
     let (addr, _) = ticket(&cluster, 1, 1, "probe").await;
     let now = gru::clock::unix_ms() / 1000;
     for uid in 0..300u64 {

@@ -73,13 +73,12 @@ async fn secret_rotation() {
         auth_toml: Some(auth(OLD_BUSINESS, OLD_SPEAR, None)),
         ..ClusterOptions::default()
     };
-    let mut cluster = TestCluster::with(
+    let (mut cluster, _, _) = TestCluster::launch(
         crate::gru(),
         &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
         options,
-    );
-    cluster.start_all();
-    cluster.wait_leader(&[1], Duration::from_secs(30)).await;
+    )
+    .await;
     let old_t1 = token1(OLD_BUSINESS);
     let old_t2 = cluster
         .wait_for(

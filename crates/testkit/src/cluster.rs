@@ -153,9 +153,20 @@ impl TestCluster {
     /// Three core nodes ([`CORES`]) running `gru`, started and agreed on a leader: the
     /// cluster, the leader and its term.
     pub async fn three_cores(gru: GruBin) -> (Self, u64, u64) {
-        let mut cluster = Self::new(gru, &CORES.map(NodeSpec::core));
+        Self::launch(gru, &CORES.map(NodeSpec::core), ClusterOptions::default()).await
+    }
+
+    /// Writes the config for `specs`, starts every node and waits (30 s at most) until the
+    /// core nodes agree on a leader: the cluster, the leader and its term.
+    pub async fn launch(
+        gru: GruBin,
+        specs: &[NodeSpec],
+        options: ClusterOptions,
+    ) -> (Self, u64, u64) {
+        let mut cluster = Self::with(gru, specs, options);
         cluster.start_all();
-        let (leader, term) = cluster.wait_leader(&CORES, Duration::from_secs(30)).await;
+        let cores = cluster.core_ids();
+        let (leader, term) = cluster.wait_leader(&cores, Duration::from_secs(30)).await;
         (cluster, leader, term)
     }
 
