@@ -27,7 +27,7 @@ impl WallClock for SystemClock {
 }
 
 #[cfg(test)]
-pub(crate) use test_clock::TestClock;
+pub(crate) use test_clock::{TestClock, Ticker};
 
 #[cfg(test)]
 mod test_clock {
@@ -67,6 +67,43 @@ mod test_clock {
             self.start_ms
                 .saturating_add(elapsed)
                 .saturating_add_signed(self.offset_ms.load(Ordering::SeqCst))
+        }
+    }
+
+    /// A task that counts the milliseconds of tokio's clock: on a one-thread runtime it only
+    /// advances while nothing blocks that thread. Stopped when dropped.
+    pub(crate) struct Ticker {
+        ticks: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Ticker {
+        /// Starts the ticker and returns once it has ticked.
+        pub(crate) async fn start() -> Self {
+            let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let counter = ticks.clone();
+            let task = tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_millis(1));
+                loop {
+                    every.tick().await;
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            while ticks.load(Ordering::SeqCst) == 0 {
+                tokio::task::yield_now().await;
+            }
+            Self { ticks, task }
+        }
+
+        /// Ticks so far.
+        pub(crate) fn count(&self) -> u64 {
+            self.ticks.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for Ticker {
+        fn drop(&mut self) {
+            self.task.abort();
         }
     }
 }

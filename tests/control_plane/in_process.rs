@@ -3,13 +3,13 @@
 //! strict ids; they shut down one after the other, and each one's ports are free as soon as
 //! its shutdown returns while the other keeps serving.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use gru::config::{ClusterConfig, ListenAddrs};
 use gru::node::start_node;
 
-use gru_testkit::ports::free_port;
+use gru_testkit::ports::{assert_released, free_port};
 use gru_testkit::wait_for;
 
 fn listen() -> ListenAddrs {
@@ -74,16 +74,11 @@ async fn in_process_nodes() {
     assert_free(&listens[1]);
 }
 
+/// Every port of `listen` can be bound again.
 fn assert_free(listen: &ListenAddrs) {
-    for addr in [listen.grpc, listen.http].into_iter().chain(listen.sio) {
-        if let Err(e) = TcpListener::bind(addr) {
-            panic!("{addr} is still bound after shutdown: {e}");
-        }
-    }
-    if let Err(e) = UdpSocket::bind(listen.gossip) {
-        panic!(
-            "gossip {} is still bound after shutdown: {e}",
-            listen.gossip
-        );
-    }
+    let tcp: Vec<SocketAddr> = [listen.grpc, listen.http]
+        .into_iter()
+        .chain(listen.sio)
+        .collect();
+    assert_released(&tcp, &[listen.gossip], "after shutdown");
 }

@@ -4,14 +4,14 @@
 //! store, locked by another node) stops every worker, gossip and Raft that the steps before it
 //! started, so that all of its ports can be bound again at once.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gru::config::{ClusterConfig, ListenAddrs};
 use gru::node::{start_node, NodeError};
 
-use gru_testkit::ports::free_port;
+use gru_testkit::ports::{assert_released, free_port};
 
 fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -28,20 +28,11 @@ fn listen() -> ListenAddrs {
 
 /// Every port of `listen` can be bound now (TCP, gossip on UDP).
 fn assert_all_free(listen: &ListenAddrs, after: &str) {
-    for (what, addr) in [("grpc", listen.grpc), ("http", listen.http)]
+    let tcp: Vec<SocketAddr> = [listen.grpc, listen.http]
         .into_iter()
-        .chain(listen.sio.map(|a| ("sio", a)))
-    {
-        if let Err(e) = TcpListener::bind(addr) {
-            panic!("{after}: {what} address {addr} is still bound: {e}");
-        }
-    }
-    if let Err(e) = UdpSocket::bind(listen.gossip) {
-        panic!(
-            "{after}: gossip address {} is still bound: {e}",
-            listen.gossip
-        );
-    }
+        .chain(listen.sio)
+        .collect();
+    assert_released(&tcp, &[listen.gossip], after);
 }
 
 /// Runs `gru dev` on `listen` while `taken` is held by this test.

@@ -24,3 +24,18 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// Panics, saying `when`, unless every TCP address of `tcp` and UDP address of `udp` can be
+/// bound right now: what a stopped (or failed) node must have released.
+pub fn assert_released(tcp: &[std::net::SocketAddr], udp: &[std::net::SocketAddr], when: &str) {
+    for addr in tcp {
+        if let Err(e) = TcpListener::bind(addr) {
+            panic!("{when}: TCP {addr} is still bound: {e}");
+        }
+    }
+    for addr in udp {
+        if let Err(e) = UdpSocket::bind(addr) {
+            panic!("{when}: UDP {addr} is still bound: {e}");
+        }
+    }
+}

@@ -277,12 +277,11 @@ impl StrictIssuer {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
 
     use futures_util::future::BoxFuture;
 
     use super::*;
-    use crate::clock::TestClock;
+    use crate::clock::{TestClock, Ticker};
     use crate::config::NodeId;
     use crate::raft::LeaderRef;
 
@@ -618,31 +617,17 @@ mod tests {
     async fn a_small_clock_step_back_is_waited_out_on_the_timer_while_other_tasks_run() {
         let r = start(FakeRaft::leading(1, 0));
         let before = r.issuer.issue(1).await.expect("the window opens");
-        let ticks = Arc::new(AtomicU64::new(0));
-        let ticker = tokio::spawn({
-            let ticks = ticks.clone();
-            async move {
-                let mut every = tokio::time::interval(Duration::from_millis(1));
-                loop {
-                    every.tick().await;
-                    ticks.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        });
-        while ticks.load(Ordering::SeqCst) == 0 {
-            tokio::task::yield_now().await;
-        }
+        let ticker = Ticker::start().await;
 
         r.clock.step(-3);
-        let (asked, ticks_before) = (Instant::now(), ticks.load(Ordering::SeqCst));
+        let (asked, ticks_before) = (Instant::now(), ticker.count());
         let after = r.issuer.issue(1).await.expect("ids");
         // The request waited for the clock, on the timer: this one thread ran the ticker
         // meanwhile (a blocking sleep would have stopped it, and tokio's clock with it).
         assert!(asked.elapsed() >= Duration::from_millis(3));
-        assert!(ticks.load(Ordering::SeqCst) >= ticks_before + 2);
+        assert!(ticker.count() >= ticks_before + 2);
         assert!(after.first > before.first);
         assert_eq!(r.steps_back(), 0, "a step waited out is not a step back");
-        ticker.abort();
     }
 
     #[tokio::test(start_paused = true)]

@@ -126,12 +126,11 @@ impl UniqueIssuer {
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
-    use std::sync::atomic::{AtomicU64, Ordering};
 
     use tokio::time::Instant;
 
     use super::*;
-    use crate::clock::TestClock;
+    use crate::clock::{TestClock, Ticker};
     use crate::services::idgen::layout::{unique_worker, EPOCH_MS, SEQ_BITS, WORKER_BITS};
 
     const START_MS: u64 = EPOCH_MS + 1_000_000;
@@ -185,35 +184,21 @@ mod tests {
     async fn a_small_clock_step_back_is_waited_out_on_the_timer_while_other_tasks_run() {
         let (issuer, clock) = issuer(3);
         let before = ids(&issuer.issue(1).await)[0];
-        let ticks = Arc::new(AtomicU64::new(0));
-        let ticker = tokio::spawn({
-            let ticks = ticks.clone();
-            async move {
-                let mut every = tokio::time::interval(Duration::from_millis(1));
-                loop {
-                    every.tick().await;
-                    ticks.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        });
-        while ticks.load(Ordering::SeqCst) == 0 {
-            tokio::task::yield_now().await;
-        }
+        let ticker = Ticker::start().await;
 
         clock.step(-3);
-        let (asked, ticks_before) = (Instant::now(), ticks.load(Ordering::SeqCst));
+        let (asked, ticks_before) = (Instant::now(), ticker.count());
         let after = ids(&issuer.issue(1).await)[0];
         // The request waited for the clock, on the timer: this one thread ran the ticker
         // meanwhile (a blocking sleep would have stopped it, and tokio's clock with it).
         assert!(asked.elapsed() >= Duration::from_millis(3));
-        assert!(ticks.load(Ordering::SeqCst) >= ticks_before + 2);
+        assert!(ticker.count() >= ticks_before + 2);
         assert!(after > before);
         assert_eq!(
             steps_back(&issuer),
             0,
             "a step waited out is not a step back"
         );
-        ticker.abort();
     }
 
     #[tokio::test(start_paused = true)]
