@@ -27,7 +27,7 @@ use crate::api::serve::{self, Conn, ServeLimits};
 use crate::clock::unix_ms;
 use crate::config::SpearSection;
 use crate::services::idgen::IdService;
-use crate::services::relay::{user_room, Audience, Delivery, Envelope, Inbound, Relay, RelayStats};
+use crate::services::relay::{Audience, Delivery, Envelope, Inbound, Relay, RelayStats};
 use crate::services::spear::roster::{Pending, Roster};
 use crate::services::spear::session::{Session, Verifier};
 use crate::services::stat::Presence;
@@ -35,6 +35,15 @@ use crate::services::stat::Presence;
 /// How long an `auth` or `subscribe` waits for the relay to confirm its subscriptions (when Redis
 /// is slow the reply goes out anyway; the subscription is completed when Redis answers).
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
+
+/// The socket.io room of an audience on this spear: every connection of a user, or every
+/// member of a group.
+fn room(audience: Audience) -> String {
+    match audience {
+        Audience::User(uid) => format!("u:{uid}"),
+        Audience::Group(gid) => format!("g:{gid}"),
+    }
+}
 
 /// A connection's key in the roster.
 pub type ConnId = socketioxide::socket::Sid;
@@ -149,7 +158,7 @@ fn admit(s: &SocketRef, ctx: &SpearContext, ack: AckSender, event: &str) -> Opti
 
 /// Binds `session` to the connection (first auth) and sets its expiry deadline.
 async fn bind(s: &SocketRef, ctx: &SpearContext, session: Session) {
-    s.join(user_room(session.uid));
+    s.join(room(Audience::User(session.uid)));
     let uid = session.uid;
     expire_at(s, ctx, &session);
     s.extensions.insert(session);
@@ -328,7 +337,7 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
                 Ok(p) => {
                     let groups = distinct(p.groups);
                     for gid in &groups {
-                        s.leave(Audience::Group(*gid).room());
+                        s.leave(room(Audience::Group(*gid)));
                     }
                     c.roster.leave(s.id, &groups);
                     Reply::ok("ok", Some(json!({"groups": groups})))
@@ -415,7 +424,7 @@ async fn subscribe(
     // Rooms first, so that a message to a group reaches the connection as soon as the roster
     // counts it as a member.
     for gid in &groups {
-        s.join(Audience::Group(*gid).room());
+        s.join(room(Audience::Group(*gid)));
     }
     match ctx
         .roster
@@ -428,7 +437,7 @@ async fn subscribe(
         Err(_) => {
             // Undo the rooms of groups the connection was not in.
             for gid in groups.iter().filter(|g| !ctx.roster.in_group(s.id, **g)) {
-                s.leave(Audience::Group(*gid).room());
+                s.leave(room(Audience::Group(*gid)));
             }
             Reply::error(
                 LOGIC_ERROR,
@@ -500,7 +509,7 @@ async fn send(
     if local {
         // A recipient whose queue is full misses this message and is disconnected by the
         // slow-consumer policy; that is its problem, never the sender's.
-        if let Err(e) = io.to(audience.room()).emit("msg", &envelope.payload).await {
+        if let Err(e) = io.to(room(audience)).emit("msg", &envelope.payload).await {
             RelayStats::bump(&ctx.relay.stats().slow_clients);
             tracing::trace!(error = %e, "a local recipient missed a message (slow consumer)");
         }
@@ -531,7 +540,7 @@ impl RoomDelivery {
 
 impl Inbound for RoomDelivery {
     async fn deliver(&self, envelope: Envelope) -> Delivery {
-        let room = envelope.audience.room();
+        let room = room(envelope.audience);
         match self.0.to(room).emit("msg", &envelope.payload).await {
             Ok(()) => Delivery::Done,
             Err(e) => {

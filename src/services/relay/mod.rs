@@ -9,7 +9,7 @@
 //! enum, so that a backend lives in its own file and nothing else matches on it: `local.rs`
 //! carries nothing (one spear), `redis/` publishes on a channel per user and per group. A new
 //! one (RocketMQ) is a file implementing [`Backend`], its `mod` line here, and one arm of the
-//! `match` on `relay.kind` in the composition root (`node.rs`); the spear, the HTTP report and
+//! `match` on `relay.kind` in the composition root (`node/spear.rs`); the spear, the HTTP report and
 //! the conformance suite (`tests/relay/conformance/`, plus one harness) stay as they are. An
 //! enum would add a variant and an arm to every method instead. The price is a boxed future
 //! per publish, small next to a network round trip. What every backend must do, the suite
@@ -56,26 +56,6 @@ pub enum Audience {
     User(u64),
     /// Every connection subscribed to a group.
     Group(u64),
-}
-
-impl Audience {
-    /// The socket.io room of this audience on a spear.
-    pub fn room(self) -> String {
-        match self {
-            Audience::User(uid) => user_room(uid),
-            Audience::Group(gid) => group_room(gid),
-        }
-    }
-}
-
-/// The room of every connection of user `uid`.
-pub fn user_room(uid: u64) -> String {
-    format!("u:{uid}")
-}
-
-/// The room of group `gid`'s members.
-pub fn group_room(gid: u64) -> String {
-    format!("g:{gid}")
 }
 
 /// A message on its way to other spears, or arrived from one.
