@@ -137,6 +137,8 @@ enum Conn {
 pub struct RedisLink {
     single: Option<ConnectionManager>,
     cluster: OnceLock<ClusterConnection>,
+    /// The cluster client until [`RedisLink::run_monitor`] has connected it.
+    cluster_client: std::sync::Mutex<Option<redis::cluster::ClusterClient>>,
     is_cluster: bool,
     timeout: Duration,
     health: LinkHealth,
@@ -148,12 +150,11 @@ fn to_err(e: redis::RedisError) -> RedisError {
 
 impl RedisLink {
     /// Opens the link described by `section`; pub/sub messages go to `pushes`. A standalone
-    /// connection is made lazily and a cluster one in the background, so a node starts while
-    /// Redis is down and catches up when it comes.
+    /// connection is made lazily, a cluster one by [`Self::run_monitor`] (which the owner runs
+    /// as a worker), so a node starts while Redis is down and catches up when it comes.
     pub fn open(
         section: &RedisSection,
         pushes: Option<UnboundedSender<PushInfo>>,
-        cancel: CancellationToken,
     ) -> Result<Arc<Self>, RedisError> {
         let timeout = Duration::from_millis(section.timeout_ms);
         let info = section
@@ -188,6 +189,7 @@ impl RedisLink {
             return Ok(Arc::new(Self {
                 single: Some(manager),
                 cluster: OnceLock::new(),
+                cluster_client: std::sync::Mutex::new(None),
                 is_cluster: false,
                 timeout,
                 health: LinkHealth::new(),
@@ -205,32 +207,41 @@ impl RedisLink {
         let client = builder
             .build()
             .map_err(|e| RedisError::Config(e.to_string()))?;
-        let link = Arc::new(Self {
+        Ok(Arc::new(Self {
             single: None,
             cluster: OnceLock::new(),
+            cluster_client: std::sync::Mutex::new(Some(client)),
             is_cluster: true,
             timeout,
             health: LinkHealth::new(),
-        });
-        let connecting = link.clone();
-        tokio::spawn(async move {
-            loop {
-                match client.get_async_connection().await {
-                    Ok(conn) => {
-                        let _ = connecting.cluster.set(conn);
-                        connecting.health.succeeded();
-                        tracing::info!("connected to the Redis Cluster");
-                        return;
-                    }
-                    Err(e) => connecting.health.failed(&e.to_string()),
+        }))
+    }
+
+    /// A Redis Cluster link: connects, retrying until it succeeds or `cancel`. Returns whether
+    /// it connected.
+    async fn connect_cluster(&self, cancel: &CancellationToken) -> bool {
+        let client = match self.cluster_client.lock() {
+            Ok(mut pending) => pending.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let Some(client) = client else {
+            return true;
+        };
+        loop {
+            match client.get_async_connection().await {
+                Ok(conn) => {
+                    let _ = self.cluster.set(conn);
+                    self.health.succeeded();
+                    tracing::info!("connected to the Redis Cluster");
+                    return true;
                 }
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(PROBE_EVERY) => {}
-                }
+                Err(e) => self.health.failed(&e.to_string()),
             }
-        });
-        Ok(link)
+            tokio::select! {
+                () = cancel.cancelled() => return false,
+                () = tokio::time::sleep(PROBE_EVERY) => {}
+            }
+        }
     }
 
     /// Whether this is a Redis Cluster (sharded pub/sub).
@@ -376,9 +387,13 @@ impl RedisLink {
         }
     }
 
-    /// Pings Redis while the link is down, so that it is known to be back even when nothing
-    /// else sends a command, until `cancel`.
+    /// The link's worker, until `cancel`: makes a Redis Cluster connection (a cluster link has
+    /// none before), then pings Redis while the link is down, so that it is known to be back
+    /// even when nothing else sends a command.
     pub async fn run_monitor(self: Arc<Self>, cancel: CancellationToken) {
+        if !self.connect_cluster(&cancel).await {
+            return;
+        }
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,

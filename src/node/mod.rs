@@ -234,13 +234,9 @@ async fn compose(
         && (node.has_role(Role::Spear) || node.has_role(Role::Stat));
     let (push_tx, pushes) = tokio::sync::mpsc::unbounded_channel();
     let redis = if uses_redis {
-        let link = RedisLink::open(
-            &config.redis,
-            node.has_role(Role::Spear).then_some(push_tx),
-            runner.token(Stage::Background),
-        )?;
+        let link = RedisLink::open(&config.redis, node.has_role(Role::Spear).then_some(push_tx))?;
         let monitor = link.clone();
-        runner.spawn(Stage::Background, "redis monitor", move |cancel| {
+        runner.spawn(Stage::Background, "redis link", move |cancel| {
             monitor.run_monitor(cancel)
         });
         Some(link)

@@ -82,8 +82,7 @@ impl Redis {
     fn spear_and_link(&self, id: NodeId) -> (TestSpear, Arc<RedisLink>) {
         let cancel = CancellationToken::new();
         let (pushes_tx, pushes) = mpsc::unbounded_channel();
-        let link =
-            RedisLink::open(&self.section(), Some(pushes_tx), cancel.clone()).expect("redis link");
+        let link = RedisLink::open(&self.section(), Some(pushes_tx)).expect("redis link");
         let monitor = tokio::spawn(link.clone().run_monitor(cancel.clone()));
         let (sink, inbound) = mpsc::unbounded_channel();
         let parts = RedisParts {
