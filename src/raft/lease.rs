@@ -92,7 +92,6 @@ mod tests {
 
     use super::*;
     use crate::clock::{TestClock, WallClock};
-    use crate::config::Role;
     use crate::raft::command::{Command, CommandResponse};
     use crate::raft::state::ClusterState;
     use crate::raft::types::Member;
@@ -127,14 +126,7 @@ mod tests {
 
         /// Spear `id` renews its lease, stamped `at_ms`.
         fn heartbeat(&self, id: NodeId, at_ms: u64) {
-            let spear = Member {
-                id,
-                roles: vec![Role::Spear],
-                grpc: format!("127.0.0.1:{}", 7100 + id),
-                http: format!("127.0.0.1:{}", 8100 + id),
-                sio: Some(format!("127.0.0.1:{}", 31000 + id)),
-                gossip: format!("127.0.0.1:{}", 7200 + id),
-            };
+            let spear = Member::test_spear(id);
             let cmd = Command::SpearHeartbeat {
                 spear,
                 now_ms: at_ms,

@@ -154,17 +154,9 @@ impl ClusterState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Role;
 
     fn spear(id: NodeId) -> Member {
-        Member {
-            id,
-            roles: vec![Role::Spear],
-            grpc: format!("127.0.0.1:{}", 7100 + id),
-            http: format!("127.0.0.1:{}", 8100 + id),
-            sio: Some(format!("127.0.0.1:{}", 31000 + id)),
-            gossip: format!("127.0.0.1:{}", 7200 + id),
-        }
+        Member::test_spear(id)
     }
 
     fn heartbeat(id: NodeId, now_ms: u64) -> Command {

@@ -90,4 +90,17 @@ impl Member {
             http: self.http.clone(),
         }
     }
+
+    /// A spear with addresses derived from its id, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn test_spear(id: NodeId) -> Self {
+        Self {
+            id,
+            roles: vec![Role::Spear],
+            grpc: format!("127.0.0.1:{}", 7100 + id),
+            http: format!("127.0.0.1:{}", 8100 + id),
+            sio: Some(format!("127.0.0.1:{}", 31000 + id)),
+            gossip: format!("127.0.0.1:{}", 7200 + id),
+        }
+    }
 }
