@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("clock", &[]),
     ("config", &[]),
-    ("net", &["grpc", "redis", "gossip"]),
+    ("net", &["grpc", "redis", "rocketmq", "gossip"]),
     ("raft", &[]),
     (
         "services",

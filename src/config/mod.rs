@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use nodes::{AdvertiseAddrs, ListenAddrs, NodeConfig, NodeId, Role};
 pub use sections::{
     AuthSection, ClusterSection, GossipSection, HttpSection, IdgenMode, IdgenSection, RaftSection,
-    RedisSection, RelayKind, RelaySection, SpearSection, StatSection, TicketSection,
+    RedisSection, RelayKind, RelaySection, RocketMqSection, SpearSection, StatSection, TicketSection,
 };
 
 /// Why a config was refused.
@@ -73,6 +73,9 @@ pub struct ClusterConfig {
     /// `[relay]`: how messages travel between spears.
     #[serde(default)]
     pub relay: RelaySection,
+    /// `[rocketmq]`: the broker of the RocketMQ relay.
+    #[serde(default)]
+    pub rocketmq: RocketMqSection,
     /// `[stat]`: live presence in Redis.
     #[serde(default)]
     pub stat: StatSection,
@@ -175,6 +178,7 @@ impl ClusterConfig {
             relay: RelaySection {
                 kind: RelayKind::Local,
             },
+            rocketmq: RocketMqSection::default(),
             stat: StatSection::default(),
             auth: AuthSection {
                 business_secret: DEV_BUSINESS_SECRET.into(),

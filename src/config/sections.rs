@@ -229,8 +229,8 @@ pub enum RelayKind {
     Local,
     /// Redis pub/sub (`"redis"`).
     Redis,
-    /// A RocketMQ broker (`"rocketmq"`). Parsed so that validation can refuse it by name: no
-    /// RocketMQ relay is built yet.
+    /// A RocketMQ broker (`"rocketmq"`): a topic per spear, found through Redis (see
+    /// `docs/relay.md`). Needs a gru built with the `rocketmq` feature.
     RocketMq,
 }
 
@@ -238,9 +238,40 @@ pub enum RelayKind {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelaySection {
-    /// `"local"` or `"redis"` (`"rocketmq"` is refused until its relay is built). Default
-    /// `"local"`.
+    /// `"local"`, `"redis"` or `"rocketmq"`. Default `"local"`.
     pub kind: RelayKind,
+}
+
+/// `[rocketmq]`: the name servers and topics of the RocketMQ relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RocketMqSection {
+    /// The name servers, `host:port`, separated by `;` as RocketMQ's own `namesrvAddr` is.
+    /// Default `"127.0.0.1:9876"`.
+    pub name_server: String,
+    /// Queues of each spear's topic. A conversation (a user, a group) always goes to the same
+    /// queue, which keeps its order. Default 4.
+    pub queues: u32,
+    /// How long the broker may take to store a message before the sender is told it was not
+    /// relayed, ms. Default 3000.
+    pub send_timeout_ms: u64,
+}
+
+impl Default for RocketMqSection {
+    fn default() -> Self {
+        Self {
+            name_server: "127.0.0.1:9876".into(),
+            queues: 4,
+            send_timeout_ms: 3000,
+        }
+    }
+}
+
+impl RocketMqSection {
+    /// The name server addresses, in order.
+    pub fn name_servers(&self) -> impl Iterator<Item = &str> {
+        self.name_server.split(';').map(str::trim)
+    }
 }
 
 /// `[auth]`: token secrets and policies. The one required section: secrets have no default.

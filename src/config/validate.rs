@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Component, PathBuf};
 
 use super::nodes::is_host_port;
-use super::{ClusterConfig, ConfigError, NodeConfig, RelayKind, Role};
+use super::{ClusterConfig, ConfigError, NodeConfig, RelayKind, RocketMqSection, Role};
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -306,31 +306,40 @@ fn ticket(config: &ClusterConfig) -> Result<(), ConfigError> {
 }
 
 fn relay(config: &ClusterConfig) -> Result<(), ConfigError> {
-    if config.relay.kind == RelayKind::RocketMq {
-        // Accepting it would run the local relay: senders told "received" while the other
-        // spears never get their messages.
-        return Err(invalid(
-            "relay.kind",
-            "\"rocketmq\" is not built yet (the RocketMQ relay comes with its own issue): \
-             use \"local\" for one spear or \"redis\" for more",
-        ));
-    }
+    // Checked whatever the kind: a wrong section is a mistake even while it is unused.
+    rocketmq(&config.rocketmq)?;
     let spears = config
         .nodes
         .iter()
         .filter(|n| n.has_role(Role::Spear))
         .count();
-    if config.relay.kind == RelayKind::Local && spears > 1 {
-        return Err(invalid(
-            "relay.kind",
-            format!(
-                "\"local\" only delivers within one process, but there are {spears} spear nodes: \
-                 use \"redis\""
-            ),
-        ));
+    match config.relay.kind {
+        RelayKind::Local if spears > 1 => {
+            return Err(invalid(
+                "relay.kind",
+                format!(
+                    "\"local\" only delivers within one process, but there are {spears} spear \
+                     nodes: use \"redis\" or \"rocketmq\""
+                ),
+            ))
+        }
+        RelayKind::Local => return Ok(()),
+        RelayKind::Redis => {}
+        // Accepting it would run the local relay: senders told "received" while the other
+        // spears never get their messages.
+        RelayKind::RocketMq if !cfg!(feature = "rocketmq") => {
+            return Err(invalid(
+                "relay.kind",
+                "\"rocketmq\" is not built into this gru: build it with \
+                 `cargo build --release --features rocketmq`, or use \"redis\"",
+            ))
+        }
+        RelayKind::RocketMq => {}
     }
+    // Both relays that travel need Redis: the Redis relay carries messages through it, the
+    // RocketMQ relay finds there which spears hold a user or a group.
     let url = &config.redis.url;
-    if config.relay.kind == RelayKind::Redis && !url.starts_with("redis://") {
+    if !url.starts_with("redis://") {
         let reason = if url.starts_with("rediss://") {
             format!("{url:?}: TLS (rediss://) is not built into this gru")
         } else {
@@ -339,6 +348,23 @@ fn relay(config: &ClusterConfig) -> Result<(), ConfigError> {
         return Err(invalid("redis.url", reason));
     }
     Ok(())
+}
+
+fn rocketmq(section: &RocketMqSection) -> Result<(), ConfigError> {
+    for addr in section.name_servers() {
+        if !is_host_port(addr) {
+            return Err(invalid(
+                "rocketmq.name_server",
+                format!(
+                    "{addr:?} is not host:port (several name servers are separated by \";\")"
+                ),
+            ));
+        }
+    }
+    if !(1..=64).contains(&section.queues) {
+        return Err(invalid("rocketmq.queues", "must be between 1 and 64"));
+    }
+    millis("rocketmq.send_timeout_ms", section.send_timeout_ms, 100..=60_000)
 }
 
 fn stat(config: &ClusterConfig) -> Result<(), ConfigError> {
@@ -514,7 +540,11 @@ mod tests {
         ("spear.lease_sweep_ms",         "lease_sweep_ms = 250", "3000"),
         ("spear.lease_ttl_ms",           "lease_ttl_ms = 3000", "90000"),
         ("relay.kind",                   "kind = \"redis\"", "\"local\""),
-        ("relay.kind",                   "kind = \"redis\"", "\"rocketmq\""),
+        ("rocketmq.name_server",         "name_server = \"127.0.0.1:9876\"", "\"127.0.0.1:9876;x\""),
+        ("rocketmq.name_server",         "name_server = \"127.0.0.1:9876\"", "\"\""),
+        ("rocketmq.queues",              "queues = 4", "0"),
+        ("rocketmq.queues",              "queues = 4", "65"),
+        ("rocketmq.send_timeout_ms",     "send_timeout_ms = 3000", "10"),
         ("redis.url",                    "url = \"redis://127.0.0.1:6379\"", "\"http://x\""),
         ("stat.presence_ttl_ms",         "presence_ttl_ms = 10000", "20000"),
         ("stat.heartbeat_ms",            "heartbeat_ms = 2000", "5000"),

@@ -5,3 +5,5 @@
 pub mod gossip;
 pub mod grpc;
 pub mod redis;
+#[cfg(feature = "rocketmq")]
+pub mod rocketmq;

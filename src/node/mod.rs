@@ -78,6 +78,10 @@ pub enum NodeError {
     /// Gossip failed to start.
     #[error(transparent)]
     Gossip(#[from] GossipError),
+    /// The RocketMQ client could not be set up.
+    #[cfg(feature = "rocketmq")]
+    #[error(transparent)]
+    RocketMq(#[from] crate::net::rocketmq::MqError),
 }
 
 /// What a node has started that must be stopped: its workers, gossip, Raft.
@@ -229,8 +233,9 @@ async fn compose(
     ));
     let runner = &mut parts.runner;
 
-    // Redis is shared by the relay, presence and stat when the relay goes through it.
-    let uses_redis = config.relay.kind == RelayKind::Redis
+    // Redis is shared by the relay (its messages, or the RocketMQ relay's routes), presence and
+    // stat whenever the relay travels between spears.
+    let uses_redis = config.relay.kind != RelayKind::Local
         && (node.has_role(Role::Spear) || node.has_role(Role::Stat));
     let (push_tx, pushes) = tokio::sync::mpsc::unbounded_channel();
     let redis = if uses_redis {
@@ -324,6 +329,8 @@ async fn compose(
             redis: redis.clone(),
             pushes,
             keys: Keys::new(&config.cluster.name),
+            #[cfg(feature = "rocketmq")]
+            mq: spear::open_mq(config, node.id, runner).await?,
         };
         let started = spear::start(&base, listener, links, ids.clone(), presence, runner)?;
         presence = started.presence;

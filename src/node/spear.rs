@@ -30,6 +30,32 @@ pub(super) struct SpearLinks {
     /// The link's pub/sub messages, for the relay.
     pub(super) pushes: UnboundedReceiver<PushInfo>,
     pub(super) keys: Keys,
+    /// The RocketMQ client, when the relay goes through it.
+    #[cfg(feature = "rocketmq")]
+    pub(super) mq: Option<Arc<crate::net::rocketmq::MqLink>>,
+}
+
+/// The RocketMQ client of spear `me` when `relay.kind = "rocketmq"`, stopped by `runner` in
+/// its last stage, after the relay's own workers.
+#[cfg(feature = "rocketmq")]
+pub(super) async fn open_mq(
+    config: &crate::config::ClusterConfig,
+    me: crate::config::NodeId,
+    runner: &mut Runner,
+) -> Result<Option<Arc<crate::net::rocketmq::MqLink>>, NodeError> {
+    use crate::net::rocketmq::MqLink;
+    use crate::services::relay::RocketMqRelay;
+    if config.relay.kind != RelayKind::RocketMq {
+        return Ok(None);
+    }
+    let group = RocketMqRelay::producer_group(&config.cluster.name, me);
+    let mq = MqLink::start(&config.rocketmq, &group).await?;
+    let stopping = mq.clone();
+    runner.spawn(Stage::Internal, "rocketmq client", move |cancel| async move {
+        cancel.cancelled().await;
+        stopping.shutdown().await;
+    });
+    Ok(Some(mq))
 }
 
 /// What a running spear gives the rest of the node.
@@ -71,14 +97,28 @@ pub(super) fn start(
             }
             relay
         }
-        // `validate()` refuses "rocketmq", and a spear of the Redis relay always has its link;
-        // a config built in code that slips past gets the validation's answer.
-        (RelayKind::RocketMq, _) | (RelayKind::Redis, None) => {
-            return Err(NodeError::Config(ConfigError::Invalid {
-                field: "relay.kind".into(),
-                reason: "this relay is not built into this gru: use \"local\" or \"redis\"".into(),
-            }))
+        #[cfg(feature = "rocketmq")]
+        (RelayKind::RocketMq, Some(link)) => {
+            let parts = crate::services::relay::RocketMqParts {
+                link: link.clone(),
+                mq: links.mq.clone().ok_or_else(unbuilt)?,
+                me: id,
+                cluster_name: config.cluster.name.clone(),
+                queues: config.rocketmq.queues,
+                settle: Duration::from_millis(config.redis.settle_ms),
+                inbound: RoomDelivery::new(io.clone()),
+            };
+            let (relay, tasks) =
+                crate::services::relay::RocketMqRelay::start(parts, runner.token(Stage::Background));
+            for task in tasks {
+                runner.adopt(Stage::Background, "rocketmq relay", task);
+            }
+            relay
         }
+        // A spear of a travelling relay always has its links, and `validate()` refuses
+        // "rocketmq" in a gru built without it; a config built in code that slips past gets
+        // the validation's answer.
+        (RelayKind::RocketMq | RelayKind::Redis, _) => return Err(unbuilt()),
     };
     let mut sinks: Vec<Arc<dyn ChangeSink>> = vec![Arc::new(relay.clone())];
     if links.redis.is_some() {
@@ -147,6 +187,14 @@ pub(super) fn start(
         spear::run_registration(me, client, renew, cancel)
     });
     Ok(Spear { relay, presence })
+}
+
+/// What a spear whose relay cannot be built answers.
+fn unbuilt() -> NodeError {
+    NodeError::Config(ConfigError::Invalid {
+        field: "relay.kind".into(),
+        reason: "this relay is not built into this gru, or its links are missing".into(),
+    })
 }
 
 /// A spear gossips its connection count, which ticket uses for bounded-load placement.

@@ -89,11 +89,22 @@ fn config_errors() {
         &format!("{AUTH}{GOOD_NODE}\n[[nodes]\nid = "),
         &["line"],
     );
-    refuse(
-        "a relay this build does not have",
-        &format!("{AUTH}{GOOD_NODE}\n[relay]\nkind = \"rocketmq\"\n"),
-        &["relay.kind", "rocketmq", "not built", "\"redis\""],
-    );
+    if cfg!(feature = "rocketmq") {
+        refuse(
+            "a RocketMQ name server that is not host:port",
+            &format!(
+                "{AUTH}{GOOD_NODE}\n[relay]\nkind = \"rocketmq\"\n\
+                 [rocketmq]\nname_server = \"127.0.0.1:9876;nameserver\"\n"
+            ),
+            &["rocketmq.name_server", "\"nameserver\"", "host:port"],
+        );
+    } else {
+        refuse(
+            "a relay this build does not have",
+            &format!("{AUTH}{GOOD_NODE}\n[relay]\nkind = \"rocketmq\"\n"),
+            &["relay.kind", "rocketmq", "not built", "--features rocketmq"],
+        );
+    }
     refuse(
         "unknown node id",
         &format!("{AUTH}{}", GOOD_NODE.replace("id = 1", "id = 7")),

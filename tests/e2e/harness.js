@@ -132,7 +132,8 @@ async function startRedis(dir) {
 
 // A cluster of `gru run` processes from a generated cluster.toml: three core nodes (node 1
 // also serves ticket) and one spear (node 4). With `spears: 2`, node 5 is a second spear, the
-// relay is Redis (a private redis-server) and node 1 also serves stat.
+// relay is Redis (a private redis-server; RocketMQ with GRU_E2E_ROCKETMQ) and node 1 also
+// serves stat.
 async function startCluster({ spears = 1 } = {}) {
   if (spears !== 1 && spears !== 2) throw new Error(`startCluster: spears must be 1 or 2, not ${spears}`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gru-e2e-cluster-'));
@@ -145,8 +146,12 @@ async function startCluster({ spears = 1 } = {}) {
   let redis = null;
   if (spears > 1) {
     redis = await startRedis(path.join(dir, 'redis'));
-    // Cluster-wide tables, so before the first [[nodes]].
-    toml += `\n[relay]\nkind = "redis"\n\n[redis]\nurl = "${redis.url}"\n`;
+    // Cluster-wide tables, so before the first [[nodes]]. With GRU_E2E_ROCKETMQ (a name
+    // server's address, given by the Rust test that started it) the relay is RocketMQ, which
+    // keeps its routes in the same Redis.
+    const namesrv = process.env.GRU_E2E_ROCKETMQ;
+    toml += `\n[relay]\nkind = "${namesrv ? 'rocketmq' : 'redis'}"\n\n[redis]\nurl = "${redis.url}"\n`;
+    if (namesrv) toml += `\n[rocketmq]\nname_server = "${namesrv}"\n`;
   }
   for (const n of nodes) {
     n.http = await freePort();

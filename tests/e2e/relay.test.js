@@ -1,5 +1,5 @@
-// Two spears joined by the Redis relay, with the official clients: users placed on both
-// spears (one user connected to both), unicast both ways with either client, a group
+// Two spears joined by the Redis relay (RocketMQ's with GRU_E2E_ROCKETMQ, see harness.js),
+// with the official clients: users placed on both spears (one user connected to both), unicast both ways with either client, a group
 // broadcast that reaches every member connection on both spears exactly once, `online` and
 // stat's `/getGroupStat` listing the users of both spears, and a disconnect leaving them.
 'use strict';
@@ -12,7 +12,9 @@ const GROUP = 10;
 const SETTLE_MS = 300;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-describe('two spears over the Redis relay', () => {
+const RELAY = process.env.GRU_E2E_ROCKETMQ ? 'RocketMQ' : 'Redis';
+
+describe(`two spears over the ${RELAY} relay`, () => {
   let c;
   // Connections by name; each records every `msg` it receives in `inbox`.
   const conns = {};

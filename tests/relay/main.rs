@@ -1,7 +1,8 @@
 //! Across spears: the relay conformance suite against every backend (`conformance/`), and
 //! whole-node scenarios — the Redis relay, live presence and the stat API — against real
 //! `redis-server` processes (standalone and a 3-master Redis Cluster) that the tests start,
-//! kill and restart.
+//! kill and restart; with the `rocketmq` feature, the RocketMQ relay against a real name
+//! server and broker (`rocketmq.rs`).
 
 #[path = "../spear/support.rs"]
 #[allow(dead_code)]
@@ -13,6 +14,8 @@ mod cross_node;
 mod harness;
 mod redis_cluster;
 mod redis_restart;
+#[cfg(feature = "rocketmq")]
+mod rocketmq;
 
 /// The `gru` binary cargo built for these tests: every cluster here runs it.
 fn gru() -> gru_testkit::GruBin {

@@ -6,11 +6,11 @@
 //! Every child is killed on drop; when the test is failing, the temp dir is kept and the tail
 //! of every log is printed.
 //!
-//! When the config has more than one spear the relay is Redis: the cluster then uses
+//! When the config has more than one spear the relay is Redis (or RocketMQ, with
+//! [`ClusterOptions::rocketmq`], its routes in Redis): the cluster then uses
 //! `ClusterOptions::redis` or, without one, a private `redis-server` it starts and kills
 //! (`redis.rs`), so no test shares the machine's Redis.
 //!
-//! Later issues add here: a broker per test.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -116,6 +116,10 @@ pub struct ClusterOptions {
     /// The body of the `[auth]` section; `None`: the harness's secrets ([`BUSINESS_SECRET`],
     /// [`SPEAR_SECRET`]).
     pub auth_toml: Option<String>,
+    /// With more than one spear: relay through RocketMQ at this name server (`host:port`,
+    /// see [`crate::rocketmq::RocketMq`]) instead of Redis pub/sub; the routes still go to
+    /// the cluster's Redis.
+    pub rocketmq: Option<String>,
 }
 
 /// The harness's business secret.
@@ -327,7 +331,11 @@ impl TestCluster {
 
     fn write_config(&self) {
         let spears = self.spear_count();
-        let relay = if spears > 1 { "redis" } else { "local" };
+        let relay = match (&self.options.rocketmq, spears) {
+            (_, 0 | 1) => "local",
+            (None, _) => "redis",
+            (Some(_), _) => "rocketmq",
+        };
         // One `[redis]` section only: the test's own, if its extra TOML has one.
         let user_redis = self
             .options
@@ -335,7 +343,7 @@ impl TestCluster {
             .lines()
             .any(|l| l.trim_start().starts_with("[redis]"));
         let redis_section = match self.redis_target() {
-            _ if relay != "redis" || user_redis => String::new(),
+            _ if relay == "local" || user_redis => String::new(),
             Some(RedisTarget::Server(url)) => format!("\n[redis]\nurl = \"{url}\"\n"),
             Some(RedisTarget::Cluster(url)) => {
                 format!("\n[redis]\nurl = \"{url}\"\ncluster = true\n")
@@ -367,11 +375,17 @@ lease_sweep_ms = 100
 
 [relay]
 kind = "{relay}"
-{redis_section}
+{redis_section}{rocketmq_section}
 [auth]
 {auth}
 "#,
             extra = self.options.extra_toml,
+            rocketmq_section = match &self.options.rocketmq {
+                Some(addr) if relay == "rocketmq" => {
+                    format!("\n[rocketmq]\nname_server = \"{addr}\"\n")
+                }
+                _ => String::new(),
+            },
             auth = self.options.auth_toml.clone().unwrap_or_else(|| format!(
                 "business_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\""
             )),

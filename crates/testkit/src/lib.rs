@@ -25,6 +25,7 @@ pub mod ports;
 mod process;
 pub mod proxy;
 pub mod redis;
+pub mod rocketmq;
 pub mod sio;
 pub mod wait;
 

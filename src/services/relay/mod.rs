@@ -34,6 +34,10 @@
 
 mod local;
 mod redis;
+#[cfg(feature = "rocketmq")]
+mod rocketmq;
+mod wanted;
+mod wire;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,9 +49,12 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::spear::roster::{Change, ChangeSink};
+use crate::config::NodeId;
 
 pub use local::LocalRelay;
 pub use redis::{RedisParts, RedisRelay};
+#[cfg(feature = "rocketmq")]
+pub use rocketmq::{RocketMqParts, RocketMqRelay};
 
 /// Who a relayed message is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,6 +127,34 @@ pub enum Delivery {
 pub trait Inbound: Send + Sync + 'static {
     /// Delivers `envelope` to this spear's recipients of its audience.
     fn deliver(&self, envelope: Envelope) -> impl Future<Output = Delivery> + Send;
+}
+
+/// Hands a message that arrived from another spear to `inbound`, counting it: `wire` as it came
+/// (see `wire.rs`), for the audience its channel or tag named (`None`: a name that is none).
+/// This spear's own echo is counted and skipped, a malformed message counted as dropped.
+async fn hand_on<I: Inbound>(
+    me: NodeId,
+    stats: &RelayStats,
+    inbound: &I,
+    audience: Option<Audience>,
+    wire: Vec<u8>,
+) {
+    RelayStats::bump(&stats.received);
+    let (Some(audience), Some(arrival)) = (audience, wire::Arrival::parse(wire)) else {
+        RelayStats::bump(&stats.dropped);
+        return;
+    };
+    if arrival.origin == me {
+        RelayStats::bump(&stats.echoes);
+        return;
+    }
+    let Some(payload) = arrival.into_message() else {
+        RelayStats::bump(&stats.dropped);
+        return;
+    };
+    if inbound.deliver(Envelope { audience, payload }).await == Delivery::SlowClient {
+        RelayStats::bump(&stats.slow_clients);
+    }
 }
 
 /// Counters of a relay, for `/api/v1/relay` and the logs.

@@ -1,6 +1,7 @@
 //! One harness per relay backend, and the test that runs the suite against it: `local` in
 //! process, `redis` against a real `redis-server`, `redis_cluster` against a real 3-master
-//! Redis Cluster (sharded pub/sub). Each spear gets its own Redis link, as a node does.
+//! Redis Cluster (sharded pub/sub), `rocketmq` against a real name server and broker (and a
+//! `redis-server` for its routes). Each spear gets its own links, as a node does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ impl Harness for Local {
         Caps {
             multi_spear: false,
             can_fail: false,
+            hears_echoes: false,
         }
     }
     fn kind(&self) -> &'static str {
@@ -111,6 +113,7 @@ impl Harness for Redis {
         Caps {
             multi_spear: true,
             can_fail: true,
+            hears_echoes: true,
         }
     }
     fn kind(&self) -> &'static str {
@@ -175,6 +178,89 @@ async fn relay_conformance_redis_cluster() {
     logs();
     let mut h = Redis {
         target: Target::Cluster(RedisCluster::start(3)),
+    };
+    run_suite(&mut h).await;
+}
+
+/// `relay.kind = "rocketmq"`: a real name server and broker, and a `redis-server` for the
+/// routes. The outage kills the broker (kill -9) and restarts it on its store.
+#[cfg(feature = "rocketmq")]
+struct RocketMq {
+    redis: RedisServer,
+    mq: gru_testkit::rocketmq::RocketMq,
+}
+
+#[cfg(feature = "rocketmq")]
+impl Harness for RocketMq {
+    fn name(&self) -> &'static str {
+        "rocketmq"
+    }
+    fn caps(&self) -> Caps {
+        Caps {
+            multi_spear: true,
+            can_fail: true,
+            hears_echoes: false,
+        }
+    }
+    fn kind(&self) -> &'static str {
+        "rocketmq"
+    }
+    async fn spear(&mut self, id: NodeId) -> TestSpear {
+        use gru::config::RocketMqSection;
+        use gru::net::rocketmq::MqLink;
+        use gru::services::relay::{RocketMqParts, RocketMqRelay};
+
+        let cancel = CancellationToken::new();
+        let section = RedisSection {
+            url: self.redis.url(),
+            settle_ms: SETTLE.as_millis() as u64,
+            ..RedisSection::default()
+        };
+        let link = RedisLink::open(&section, None).expect("redis link");
+        let monitor = tokio::spawn(link.clone().run_monitor(cancel.clone()));
+        let mq_section = RocketMqSection {
+            name_server: self.mq.name_server(),
+            ..RocketMqSection::default()
+        };
+        let group = RocketMqRelay::producer_group("conformance", id);
+        let mq = MqLink::start(&mq_section, &group)
+            .await
+            .unwrap_or_else(|e| panic!("spear {id}'s RocketMQ client: {e}"));
+        let (sink, inbound) = mpsc::unbounded_channel();
+        let parts = RocketMqParts {
+            link,
+            mq,
+            me: id,
+            cluster_name: "conformance".into(),
+            queues: mq_section.queues,
+            settle: SETTLE,
+            inbound: ToChannel(sink.clone()),
+        };
+        let (relay, mut tasks) = RocketMqRelay::start(parts, cancel.clone());
+        tasks.push(monitor);
+        let spear = TestSpear::new(id, relay, (sink, inbound), cancel, tasks);
+        // The relay creates its topic and starts its consumer in the background first.
+        spear.ready_within(Duration::from_secs(30)).await;
+        spear
+    }
+    fn kill(&mut self) {
+        self.mq.kill_broker();
+    }
+    fn restart(&mut self) {
+        // A real broker restart takes seconds; a spear that does not publish notices the
+        // outage through its probe (every 250 ms), so the broker stays down at least a second.
+        std::thread::sleep(Duration::from_secs(1));
+        self.mq.restart_broker();
+    }
+}
+
+#[cfg(feature = "rocketmq")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_conformance_rocketmq() {
+    logs();
+    let mut h = RocketMq {
+        redis: RedisServer::start().unwrap_or_else(|e| panic!("{e}")),
+        mq: gru_testkit::rocketmq::RocketMq::start().unwrap_or_else(|e| panic!("{e}")),
     };
     run_suite(&mut h).await;
 }

@@ -41,6 +41,10 @@ pub struct Caps {
     pub multi_spear: bool,
     /// Its transport can be killed and restarted (`local` has none).
     pub can_fail: bool,
+    /// A spear hears its own messages back and must skip them (Redis pub/sub: it is subscribed
+    /// to the channel it publishes on). A backend that sends only to the other spears
+    /// (RocketMQ) has no echoes to skip.
+    pub hears_echoes: bool,
 }
 
 /// Starts, breaks and mends one backend for the suite.
@@ -55,7 +59,7 @@ pub trait Harness {
     fn spear(&mut self, id: NodeId) -> impl Future<Output = TestSpear>;
     /// Stops the transport (kill -9). Called only with [`Caps::can_fail`].
     fn kill(&mut self);
-    /// Starts the transport again where it was, empty.
+    /// Starts the transport again where it was (Redis: empty; a broker: with its store).
     fn restart(&mut self);
 }
 

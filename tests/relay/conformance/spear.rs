@@ -73,6 +73,19 @@ impl TestSpear {
         confirmed(self.id, self.roster.bind(conn, uid)).await;
     }
 
+    /// Waits, up to `deadline`, until the relay confirms a subscription (a backend may set
+    /// itself up in the background first), with a connection and a user of its own that it
+    /// then lets go.
+    pub async fn ready_within(&self, deadline: Duration) {
+        let (conn, uid) = (u32::MAX, u64::MAX - self.id);
+        let pending = self.roster.bind(conn, uid);
+        let all = tokio::time::timeout(deadline, futures_util::future::join_all(pending))
+            .await
+            .unwrap_or_else(|_| panic!("spear {}: not ready within {deadline:?}", self.id));
+        assert!(all.iter().all(Result::is_ok), "spear {}: {all:?}", self.id);
+        self.roster.remove(conn);
+    }
+
     /// Connection `conn` joins group `gid`; returns once confirmed, as `join` does.
     pub async fn join(&self, conn: u32, gid: u64) {
         confirmed(self.id, self.roster.join(conn, &[gid])).await;

@@ -8,9 +8,9 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
-use super::super::{Delivery, Envelope, Inbound, RelayStats};
-use super::channels::{Arrival, Channels};
-use super::subscriptions::Subscriptions;
+use super::super::{hand_on, Inbound, RelayStats};
+use super::channels::Channels;
+use super::super::wanted::Wanted;
 use crate::config::NodeId;
 use crate::net::redis::RedisLink;
 
@@ -19,7 +19,7 @@ pub(super) struct Receiver<I> {
     pub(super) me: NodeId,
     pub(super) channels: Channels,
     pub(super) link: Arc<RedisLink>,
-    pub(super) subscriptions: Arc<Subscriptions>,
+    pub(super) subscriptions: Arc<Wanted>,
     pub(super) stats: Arc<RelayStats>,
     pub(super) inbound: I,
 }
@@ -51,31 +51,15 @@ impl<I: Inbound> Receiver<I> {
     }
 
     async fn arrived(&self, data: Vec<Value>) {
-        RelayStats::bump(&self.stats.received);
         let mut parts = data.into_iter();
         let (Some(Value::BulkString(channel)), Some(Value::BulkString(wire))) =
             (parts.next(), parts.next())
         else {
+            RelayStats::bump(&self.stats.received);
             RelayStats::bump(&self.stats.dropped);
             return;
         };
-        let (Some(audience), Some(arrival)) =
-            (self.channels.audience(&channel), Arrival::parse(wire))
-        else {
-            RelayStats::bump(&self.stats.dropped);
-            return;
-        };
-        if arrival.origin == self.me {
-            RelayStats::bump(&self.stats.echoes);
-            return;
-        }
-        let Some(payload) = arrival.into_message() else {
-            RelayStats::bump(&self.stats.dropped);
-            return;
-        };
-        let envelope = Envelope { audience, payload };
-        if self.inbound.deliver(envelope).await == Delivery::SlowClient {
-            RelayStats::bump(&self.stats.slow_clients);
-        }
+        let audience = self.channels.audience(&channel);
+        hand_on(self.me, &self.stats, &self.inbound, audience, wire).await;
     }
 }

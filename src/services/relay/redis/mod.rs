@@ -23,13 +23,14 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Audience, Backend, Envelope, Inbound, Relay, RelayError, RelayStats, TransportStatus};
+use super::{Backend, Envelope, Inbound, Relay, RelayError, RelayStats, TransportStatus};
 use crate::config::NodeId;
 use crate::net::redis::{RedisError, RedisLink};
 use crate::services::spear::roster::{Change, ChangeSink};
 use channels::Channels;
 use inbound::Receiver;
-use subscriptions::Subscriptions;
+use subscriptions::Subscribe;
+use super::wanted::Wanted;
 
 /// How the transport is named in errors.
 const TRANSPORT: &str = "Redis";
@@ -56,7 +57,7 @@ pub struct RedisRelay {
     channels: Channels,
     me: NodeId,
     settle: Duration,
-    subscriptions: Arc<Subscriptions>,
+    subscriptions: Arc<Wanted>,
 }
 
 impl RedisRelay {
@@ -68,7 +69,8 @@ impl RedisRelay {
     ) -> (Relay, Vec<JoinHandle<()>>) {
         let stats = Arc::new(RelayStats::default());
         let channels = Channels::new(&parts.cluster_name);
-        let (subscriptions, subscribing) = Subscriptions::start(parts.link.clone(), cancel.clone());
+        let (subscriptions, subscribing) =
+            Wanted::start(Subscribe(parts.link.clone()), cancel.clone());
         let receiver = Receiver {
             me: parts.me,
             channels: channels.clone(),
@@ -101,7 +103,7 @@ impl RedisRelay {
                 }
             });
         }
-        let wire = channels::encode(self.me, envelope.payload.get());
+        let wire = super::wire::encode(self.me, envelope.payload.get());
         match self
             .link
             .publish(&self.channels.of(envelope.audience), &wire)
@@ -144,19 +146,7 @@ impl Backend for RedisRelay {
 
 impl ChangeSink for RedisRelay {
     fn changed(&self, change: Change) -> Option<oneshot::Receiver<()>> {
-        let channel = |audience| self.channels.of(audience);
-        match change {
-            Change::UserOnline(uid) => Some(self.subscriptions.add(channel(Audience::User(uid)))),
-            Change::GroupOpened(gid) => Some(self.subscriptions.add(channel(Audience::Group(gid)))),
-            Change::UserOffline(uid) => {
-                self.subscriptions.remove(channel(Audience::User(uid)));
-                None
-            }
-            Change::GroupClosed(gid) => {
-                self.subscriptions.remove(channel(Audience::Group(gid)));
-                None
-            }
-            Change::UserConnections(_) | Change::Member { .. } => None,
-        }
+        self.subscriptions
+            .follow(change, |audience| self.channels.of(audience))
     }
 }

@@ -1,0 +1,219 @@
+//! Whole nodes with `relay.kind = "rocketmq"`, against a real name server and broker that the
+//! tests start (`gru_testkit::rocketmq`), kill and restart, and a private `redis-server` for
+//! the routes and presence:
+//!
+//! - `relay_rocketmq_cross_node`: the cross-node journey of `cross_node.rs` (unicast both ways,
+//!   a group broadcast, `online` and the stat API), then the Node end-to-end test with the
+//!   official clients (`tests/e2e/relay.test.js`) on a cluster of its own;
+//! - `relay_rocketmq_targeting`: three spears; the relayed-message counts of each show that a
+//!   spear receives only what its users and groups need;
+//! - `broker_restart`: kill -9 the broker mid-traffic and start it again: senders get error
+//!   1001 while it is down, delivery resumes by itself, and every message acknowledged as
+//!   relayed is delivered exactly once.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use gru_testkit::rocketmq::RocketMq;
+use gru_testkit::{ClusterOptions, TestCluster};
+
+use crate::harness::{connect, drain, relay_counter, relay_report, send, spear_cluster};
+
+fn broker() -> RocketMq {
+    RocketMq::start().unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn rocketmq_cluster(spears: &[u64], mq: &RocketMq) -> TestCluster {
+    let options = ClusterOptions {
+        rocketmq: Some(mq.name_server()),
+        ..ClusterOptions::default()
+    };
+    spear_cluster(spears, options).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_rocketmq_cross_node() {
+    let mq = broker();
+    {
+        let cluster = rocketmq_cluster(&[1, 2], &mq).await;
+        crate::cross_node::journey(&cluster).await;
+        for node in [1, 2] {
+            let report = relay_report(&cluster, node).await;
+            assert_eq!(report["kind"], "rocketmq", "{report}");
+            assert_eq!(report["publish_errors"], 0, "{report}");
+        }
+    }
+
+    // The official clients, on a cluster the Node harness starts, on the same broker.
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+    if !e2e.join("node_modules").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&e2e)
+            .status()
+            .expect("npm is needed for the end-to-end tests");
+        assert!(status.success(), "npm ci in tests/e2e failed");
+    }
+    let out = Command::new("node")
+        .args(["--test", "relay.test.js"])
+        .current_dir(&e2e)
+        .env("GRU_BIN", env!("CARGO_BIN_EXE_gru"))
+        .env("GRU_E2E_ROCKETMQ", mq.name_server())
+        .output()
+        .expect("node is needed for the end-to-end tests");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "node --test relay.test.js failed");
+    assert!(stdout.contains("RocketMQ relay"), "the RocketMQ relay ran");
+    assert!(stdout.contains("# fail 0"), "some end-to-end test failed");
+    assert!(!stdout.contains("# pass 0"), "no end-to-end test ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_rocketmq_targeting() {
+    const ROUNDS: u64 = 30;
+    let mq = broker();
+    let cluster = rocketmq_cluster(&[1, 2, 3], &mq).await;
+    // Alice on spear 1, Bob on spear 2, Carol on spear 3; group 70 has Alice and Bob only.
+    let alice = connect(&cluster, 1, 701).await;
+    let mut bob = connect(&cluster, 2, 702).await;
+    let mut carol = connect(&cluster, 3, 703).await;
+    alice.join(70).await;
+    bob.join(70).await;
+
+    for seq in 0..ROUNDS {
+        let ack = send(&alice, 0, 702, &format!("u{seq}")).await;
+        assert_eq!(ack["success"], true, "{ack}");
+        let ack = send(&alice, 1, 70, &format!("g{seq}")).await;
+        assert_eq!(ack["success"], true, "{ack}");
+        // To a user on no spear: relayed nowhere.
+        let ack = send(&alice, 0, 799, &format!("n{seq}")).await;
+        assert_eq!(ack["success"], true, "{ack}");
+    }
+    let got = drain(&mut bob, Duration::from_millis(800)).await;
+    assert_eq!(got.len() as u64, 2 * ROUNDS, "bob: {got:?}");
+    assert!(drain(&mut carol, Duration::from_millis(300)).await.is_empty());
+
+    // Spear 2 received exactly Bob's and the group's messages; spear 3, with no recipient of
+    // any, received nothing; spear 1 only published.
+    assert_eq!(relay_counter(&cluster, 2, "received").await, 2 * ROUNDS);
+    assert_eq!(relay_counter(&cluster, 3, "received").await, 0);
+    assert_eq!(relay_counter(&cluster, 1, "received").await, 0);
+    assert_eq!(relay_counter(&cluster, 1, "published").await, 3 * ROUNDS);
+    for node in [1, 2, 3] {
+        assert_eq!(relay_counter(&cluster, node, "echoes").await, 0);
+        assert_eq!(relay_counter(&cluster, node, "publish_errors").await, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart() {
+    let mut mq = broker();
+    let cluster = rocketmq_cluster(&[1, 2], &mq).await;
+    let alice = connect(&cluster, 1, 801).await;
+    let mut bob = connect(&cluster, 2, 802).await;
+    alice.join(80).await;
+    bob.join(80).await;
+
+    // Every message acknowledged as relayed must reach Bob; remember their ids.
+    let mut relayed = BTreeSet::new();
+    let mut seq = 0;
+    let mut next = || {
+        seq += 1;
+        format!("m{seq}")
+    };
+    for _ in 0..20 {
+        let ack = send(&alice, 0, 802, &next()).await;
+        assert_eq!(ack["success"], true, "{ack}");
+        relayed.insert(ack["data"]["id"].as_u64().expect("id"));
+    }
+
+    mq.kill_broker();
+    let down = Instant::now();
+    let refusal = loop {
+        let ack = send(&alice, 1, 80, &next()).await;
+        if ack["success"] == true {
+            relayed.insert(ack["data"]["id"].as_u64().expect("id"));
+        } else {
+            break ack;
+        }
+        assert!(
+            down.elapsed() < Duration::from_secs(15),
+            "no error while the broker is down"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(refusal["errorCode"], 1001, "{refusal}");
+    assert_eq!(refusal["data"]["localOnly"], true, "{refusal}");
+    assert!(
+        refusal["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("RocketMQ"),
+        "the sender is told which transport failed: {refusal}"
+    );
+    for _ in 0..10 {
+        let ack = send(&alice, 0, 802, &next()).await;
+        assert_eq!(ack["errorCode"], 1001, "still down: {ack}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = relay_report(&cluster, 1).await;
+    assert_eq!(report["connected"], false, "{report}");
+
+    mq.restart_broker();
+    let back = Instant::now();
+    loop {
+        let ack = send(&alice, 0, 802, &next()).await;
+        if ack["success"] == true {
+            relayed.insert(ack["data"]["id"].as_u64().expect("id"));
+            break;
+        }
+        assert_eq!(ack["errorCode"], 1001, "{ack}");
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "the relay did not come back: {ack}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "relay accepted messages again {:?} after the broker restarted",
+        back.elapsed()
+    );
+    for _ in 0..50 {
+        let ack = send(&alice, 0, 802, &next()).await;
+        assert_eq!(ack["success"], true, "after recovery: {ack}");
+        relayed.insert(ack["data"]["id"].as_u64().expect("id"));
+    }
+
+    // Bob got every relayed message exactly once.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut ids: Vec<u64> = Vec::new();
+    loop {
+        let got = drain(&mut bob, Duration::from_millis(800)).await;
+        ids.extend(got.iter().filter_map(|m| m["id"].as_u64()));
+        let seen: BTreeSet<u64> = ids.iter().copied().collect();
+        if relayed.is_subset(&seen) || Instant::now() > deadline {
+            break;
+        }
+    }
+    let unique: BTreeSet<u64> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "no message delivered twice");
+    let lost: Vec<&u64> = relayed.difference(&unique).collect();
+    assert!(lost.is_empty(), "acknowledged but not delivered: {lost:?}");
+
+    assert_eq!(cluster.running(), [1, 2, 3], "no node restarted or died");
+    for node in [1, 2] {
+        let report = relay_report(&cluster, node).await;
+        assert_eq!(report["connected"], true, "{report}");
+        assert!(
+            !cluster.log(node).contains("panicked"),
+            "node {node} panicked"
+        );
+    }
+    assert!(
+        relay_counter(&cluster, 1, "outages").await >= 1,
+        "spear 1 saw the outage"
+    );
+}
