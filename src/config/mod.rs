@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 pub use nodes::{AdvertiseAddrs, ListenAddrs, NodeConfig, NodeId, Role};
 pub use sections::{
     AuthSection, ClusterSection, GossipSection, HttpSection, IdgenMode, IdgenSection, RaftSection,
-    RedisSection, RelayKind, RelaySection, RocketMqSection, SpearSection, StatSection, TicketSection,
+    RedisSection, RelayKind, RelaySection, RocketMqSection, SpearSection, StatSection,
+    TicketSection,
 };
 
 /// Why a config was refused.

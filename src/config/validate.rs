@@ -355,16 +355,18 @@ fn rocketmq(section: &RocketMqSection) -> Result<(), ConfigError> {
         if !is_host_port(addr) {
             return Err(invalid(
                 "rocketmq.name_server",
-                format!(
-                    "{addr:?} is not host:port (several name servers are separated by \";\")"
-                ),
+                format!("{addr:?} is not host:port (several name servers are separated by \";\")"),
             ));
         }
     }
     if !(1..=64).contains(&section.queues) {
         return Err(invalid("rocketmq.queues", "must be between 1 and 64"));
     }
-    millis("rocketmq.send_timeout_ms", section.send_timeout_ms, 100..=60_000)
+    millis(
+        "rocketmq.send_timeout_ms",
+        section.send_timeout_ms,
+        100..=60_000,
+    )
 }
 
 fn stat(config: &ClusterConfig) -> Result<(), ConfigError> {

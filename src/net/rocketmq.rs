@@ -340,7 +340,11 @@ mod tests {
         let shuffled = pick([2, 3, 0, 1].into_iter(), 6);
         assert_eq!(sorted, Some(2));
         assert_eq!(shuffled, Some(0), "queue id 2 is listed first there");
-        assert_eq!(pick([5, 6].into_iter(), 0), Some(0), "no queue 0: the first");
+        assert_eq!(
+            pick([5, 6].into_iter(), 0),
+            Some(0),
+            "no queue 0: the first"
+        );
         assert_eq!(pick(std::iter::empty(), 1), None);
     }
 }

@@ -51,10 +51,14 @@ pub(super) async fn open_mq(
     let group = RocketMqRelay::producer_group(&config.cluster.name, me);
     let mq = MqLink::start(&config.rocketmq, &group).await?;
     let stopping = mq.clone();
-    runner.spawn(Stage::Internal, "rocketmq client", move |cancel| async move {
-        cancel.cancelled().await;
-        stopping.shutdown().await;
-    });
+    runner.spawn(
+        Stage::Internal,
+        "rocketmq client",
+        move |cancel| async move {
+            cancel.cancelled().await;
+            stopping.shutdown().await;
+        },
+    );
     Ok(Some(mq))
 }
 
@@ -108,8 +112,10 @@ pub(super) fn start(
                 settle: Duration::from_millis(config.redis.settle_ms),
                 inbound: RoomDelivery::new(io.clone()),
             };
-            let (relay, tasks) =
-                crate::services::relay::RocketMqRelay::start(parts, runner.token(Stage::Background));
+            let (relay, tasks) = crate::services::relay::RocketMqRelay::start(
+                parts,
+                runner.token(Stage::Background),
+            );
             for task in tasks {
                 runner.adopt(Stage::Background, "rocketmq relay", task);
             }

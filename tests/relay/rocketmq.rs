@@ -94,7 +94,9 @@ async fn relay_rocketmq_targeting() {
     }
     let got = drain(&mut bob, Duration::from_millis(800)).await;
     assert_eq!(got.len() as u64, 2 * ROUNDS, "bob: {got:?}");
-    assert!(drain(&mut carol, Duration::from_millis(300)).await.is_empty());
+    assert!(drain(&mut carol, Duration::from_millis(300))
+        .await
+        .is_empty());
 
     // Spear 2 received exactly Bob's and the group's messages; spear 3, with no recipient of
     // any, received nothing; spear 1 only published.

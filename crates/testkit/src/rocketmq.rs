@@ -28,7 +28,8 @@ const POLL: Duration = Duration::from_millis(50);
 const CACHE: &str = ".cache/gru/rocketmq-1.0.0/bin";
 const NAMESRV: &str = "rocketmq-namesrv-rust";
 const BROKER: &str = "rocketmq-broker-rust";
-const INSTALL: &str = "`.ci/run` installs them (cargo install --locked --root ~/.cache/gru/rocketmq-1.0.0 \
+const INSTALL: &str =
+    "`.ci/run` installs them (cargo install --locked --root ~/.cache/gru/rocketmq-1.0.0 \
                        rocketmq-namesrv@1.0.0 rocketmq-broker@1.0.0), or set GRU_ROCKETMQ_BIN";
 
 /// Why RocketMQ could not be started.
@@ -126,8 +127,7 @@ fn ready(addr: SocketAddr) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s
-        .write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    if s.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .is_err()
     {
         return false;

@@ -7,11 +7,12 @@
 //!
 //! A backend is a [`Backend`] trait object behind one [`Relay`] handle. A trait object, not an
 //! enum, so that a backend lives in its own file and nothing else matches on it: `local.rs`
-//! carries nothing (one spear), `redis/` publishes on a channel per user and per group. A new
-//! one (RocketMQ) is a file implementing [`Backend`], its `mod` line here, and one arm of the
-//! `match` on `relay.kind` in the composition root (`node/spear.rs`); the spear, the HTTP report and
-//! the conformance suite (`tests/relay/conformance/`, plus one harness) stay as they are. An
-//! enum would add a variant and an arm to every method instead. The price is a boxed future
+//! carries nothing (one spear), `redis/` publishes on a channel per user and per group,
+//! `rocketmq/` (feature `rocketmq`) sends a copy to the topic of each spear its Redis routes
+//! name. A backend is a folder implementing [`Backend`], its `mod` line here, and one arm of
+//! the `match` on `relay.kind` in the composition root (`node/spear.rs`); the spear, the HTTP
+//! report and the conformance suite (`tests/relay/conformance/`, plus one harness) stay as
+//! they are. An enum would add a variant and an arm to every method instead. The price is a boxed future
 //! per publish, small next to a network round trip. What every backend must do, the suite
 //! checks:
 //!
@@ -22,8 +23,8 @@
 //!   after the answer. A receiver dropped without a value means the backend could not
 //!   subscribe now; it keeps trying by itself.
 //! - **Ordered.** Messages of one channel arrive in the order they were published.
-//! - **Once.** A spear never delivers its own message a second time: its echo is counted in
-//!   [`RelayStats::echoes`] and skipped.
+//! - **Once.** A spear never delivers its own message a second time: its echo, if the
+//!   transport brings it back, is counted in [`RelayStats::echoes`] and skipped.
 //! - **Honest.** [`Relay::publish`] succeeds only when the transport took the message;
 //!   otherwise the sender learns it through a [`RelayError`] (error code 1001 on socket.io,
 //!   `docs/api.md`), and the backend recovers from an outage without being asked.
@@ -77,7 +78,8 @@ pub struct Envelope {
 
 /// Why the relay did not take a message. Whatever the variant, the sender is told (socket.io
 /// error 1001) and the message has reached the recipients on the sender's spear only, except
-/// after a [`RelayError::Timeout`], where it may still reach the others.
+/// after a [`RelayError::Timeout`], where it may still reach the others, and when a backend
+/// that sends a copy per spear (RocketMQ) had only some of them stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RelayError {
     /// The transport cannot be reached (it is down, or not connected yet).
@@ -185,7 +187,7 @@ impl RelayStats {
 /// What `/api/v1/relay` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RelayReport {
-    /// `"local"` or `"redis"`.
+    /// `"local"`, `"redis"` or `"rocketmq"`.
     pub kind: &'static str,
     /// Whether the relay's transport is reachable.
     pub connected: bool,
@@ -210,7 +212,7 @@ pub struct RelayReport {
 /// What a backend says of its transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransportStatus {
-    /// `relay.kind`: `"local"`, `"redis"`.
+    /// `relay.kind`: `"local"`, `"redis"`, `"rocketmq"`.
     pub kind: &'static str,
     /// Whether the transport is reachable.
     pub connected: bool,

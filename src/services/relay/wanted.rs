@@ -63,7 +63,10 @@ pub(super) struct Wanted {
 
 impl Wanted {
     /// Starts the task that keeps what `apply`'s transport holds, until `cancel`.
-    pub(super) fn start<A: Apply>(apply: A, cancel: CancellationToken) -> (Arc<Self>, JoinHandle<()>) {
+    pub(super) fn start<A: Apply>(
+        apply: A,
+        cancel: CancellationToken,
+    ) -> (Arc<Self>, JoinHandle<()>) {
         let (ops, rx) = mpsc::unbounded_channel();
         let wanted = Arc::new(Self {
             ops,

@@ -76,6 +76,7 @@ impl TestSpear {
     /// Waits, up to `deadline`, until the relay confirms a subscription (a backend may set
     /// itself up in the background first), with a connection and a user of its own that it
     /// then lets go.
+    #[cfg_attr(not(feature = "rocketmq"), allow(dead_code))]
     pub async fn ready_within(&self, deadline: Duration) {
         let (conn, uid) = (u32::MAX, u64::MAX - self.id);
         let pending = self.roster.bind(conn, uid);

@@ -8,9 +8,9 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
+use super::super::wanted::Wanted;
 use super::super::{hand_on, Inbound, RelayStats};
 use super::channels::Channels;
-use super::super::wanted::Wanted;
 use crate::config::NodeId;
 use crate::net::redis::RedisLink;
 

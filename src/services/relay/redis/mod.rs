@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::wanted::Wanted;
 use super::{Backend, Envelope, Inbound, Relay, RelayError, RelayStats, TransportStatus};
 use crate::config::NodeId;
 use crate::net::redis::{RedisError, RedisLink};
@@ -30,7 +31,6 @@ use crate::services::spear::roster::{Change, ChangeSink};
 use channels::Channels;
 use inbound::Receiver;
 use subscriptions::Subscribe;
-use super::wanted::Wanted;
 
 /// How the transport is named in errors.
 const TRANSPORT: &str = "Redis";

@@ -26,8 +26,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::wanted::Wanted;
-use super::{wire, Backend, Envelope, Inbound, Relay, RelayError, RelayStats};
 use super::TransportStatus;
+use super::{wire, Backend, Envelope, Inbound, Relay, RelayError, RelayStats};
 use crate::config::NodeId;
 use crate::net::redis::{RedisError, RedisLink};
 use crate::net::rocketmq::{MqError, MqLink};
@@ -117,7 +117,10 @@ impl RocketMqRelay {
             settle: parts.settle,
             routes,
         });
-        (Relay::new(backend, stats), vec![receiving, routing, probing])
+        (
+            Relay::new(backend, stats),
+            vec![receiving, routing, probing],
+        )
     }
 
     async fn publish_now(&self, envelope: &Envelope) -> Result<(), RelayError> {

@@ -30,8 +30,18 @@ impl Routes {
         let index_tag = Names::index_tag(self.me);
         let index = self.names.index(self.me);
         for tag in tags {
-            batch.add(&index_tag, Cmd::new().arg(command).arg(&index).arg(tag).clone());
-            batch.add(tag, Cmd::new().arg(command).arg(self.names.route(tag)).arg(self.me).clone());
+            batch.add(
+                &index_tag,
+                Cmd::new().arg(command).arg(&index).arg(tag).clone(),
+            );
+            batch.add(
+                tag,
+                Cmd::new()
+                    .arg(command)
+                    .arg(self.names.route(tag))
+                    .arg(self.me)
+                    .clone(),
+            );
         }
         batch
     }
@@ -45,17 +55,30 @@ impl Apply for Routes {
             return false;
         }
         let index = self.names.index(self.me);
-        let left: Vec<String> = match self.link.query(Cmd::new().arg("SMEMBERS").arg(&index)).await
+        let left: Vec<String> = match self
+            .link
+            .query(Cmd::new().arg("SMEMBERS").arg(&index))
+            .await
         {
             Ok(left) => left,
             Err(_) => return false,
         };
         if !left.is_empty() {
-            tracing::info!(routes = left.len(), "removing the routes of this spear's last run");
+            tracing::info!(
+                routes = left.len(),
+                "removing the routes of this spear's last run"
+            );
         }
         let mut batch = Batch::default();
         for tag in &left {
-            batch.add(tag, Cmd::new().arg("SREM").arg(self.names.route(tag)).arg(self.me).clone());
+            batch.add(
+                tag,
+                Cmd::new()
+                    .arg("SREM")
+                    .arg(self.names.route(tag))
+                    .arg(self.me)
+                    .clone(),
+            );
         }
         if self.link.exec(batch).await.is_err() {
             return false;
