@@ -9,14 +9,18 @@
 //!   spear receives only what its users and groups need;
 //! - `broker_restart`: kill -9 the broker mid-traffic and start it again: senders get error
 //!   1001 while it is down, delivery resumes by itself, and every message acknowledged as
-//!   relayed is delivered exactly once.
+//!   relayed is delivered exactly once;
+//! - `relay_rocketmq_before_the_broker`: spears start while no name server or broker runs,
+//!   show the relay disconnected, and relay as soon as RocketMQ comes up.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use gru_testkit::ports::free_port;
 use gru_testkit::rocketmq::RocketMq;
+use gru_testkit::wait_for;
 use gru_testkit::{ClusterOptions, TestCluster};
 
 use crate::harness::{connect, drain, relay_counter, relay_report, send, spear_cluster};
@@ -218,4 +222,56 @@ async fn broker_restart() {
         relay_counter(&cluster, 1, "outages").await >= 1,
         "spear 1 saw the outage"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_rocketmq_before_the_broker() {
+    let namesrv_port = free_port();
+    let options = ClusterOptions {
+        rocketmq: Some(format!("127.0.0.1:{namesrv_port}")),
+        ..ClusterOptions::default()
+    };
+    // Nothing listens on the name server's port yet: the spears start and register all the
+    // same, and say their relay is not connected.
+    let cluster = spear_cluster(&[1, 2], options).await;
+    for node in [1, 2] {
+        wait_for(
+            &format!("spear {node} to report RocketMQ unreachable"),
+            Duration::from_secs(15),
+            || async {
+                let report = relay_report(&cluster, node).await;
+                (report["connected"] == false).then_some(())
+            },
+        )
+        .await;
+    }
+
+    let _mq = RocketMq::start_on(namesrv_port).unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let alice = connect(&cluster, 1, 901).await;
+    let mut bob = connect(&cluster, 2, 902).await;
+    // The spears set up their topics in the background; a send is taken once they have.
+    let id = loop {
+        let ack = send(&alice, 0, 902, "hello").await;
+        if ack["success"] == true {
+            break ack["data"]["id"].as_u64().expect("id");
+        }
+        assert_eq!(ack["errorCode"], 1001, "{ack}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the relay did not come up with the broker: {ack}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("relayed {:?} after the broker started", started.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while !got.iter().any(|m: &serde_json::Value| m["id"] == id) {
+        assert!(Instant::now() < deadline, "bob never got it: {got:?}");
+        got.extend(drain(&mut bob, Duration::from_millis(300)).await);
+    }
+    for node in [1, 2] {
+        let report = relay_report(&cluster, node).await;
+        assert_eq!(report["connected"], true, "{report}");
+    }
 }

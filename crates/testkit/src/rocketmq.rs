@@ -151,13 +151,18 @@ impl RocketMq {
     /// Starts a name server and a broker on free ports in a temp dir of their own, and waits
     /// until both report ready.
     pub fn start() -> Result<Self, RocketMqError> {
+        Self::start_on(free_port())
+    }
+
+    /// [`Self::start`] with the name server on `namesrv_port` (for a cluster configured
+    /// before its broker exists).
+    pub fn start_on(namesrv_port: u16) -> Result<Self, RocketMqError> {
         let (namesrv_bin, broker_bin) = (binary(NAMESRV)?, binary(BROKER)?);
         let dir = tempfile::Builder::new()
             .prefix("gru-rocketmq-")
             .tempdir()
             .map_err(RocketMqError::Dir)?;
         let root = dir.path().to_path_buf();
-        let namesrv_port = free_port();
         let broker_port = free_broker_port();
         let store = root.join("store");
         let config = root.join("broker.toml");
