@@ -1,7 +1,7 @@
 //! Steps shared by the relay scenarios: a cluster whose core nodes are also spears, clients
 //! placed on a chosen spear, sends, and reads of presence and relay counters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -151,4 +151,98 @@ pub async fn relay_counter(cluster: &TestCluster, node: u64, name: &str) -> u64 
         .get(name)
         .and_then(Value::as_u64)
         .unwrap_or_else(|| panic!("no counter {name}"))
+}
+
+/// The messages one sender had acknowledged as relayed, which must all be delivered once.
+#[derive(Default)]
+pub struct Relayed {
+    seq: u64,
+    /// Ids of the messages acknowledged with success.
+    pub ids: BTreeSet<u64>,
+}
+
+impl Relayed {
+    /// Sends the next numbered message from `c` (`kind` 0 to a user, 1 to a group) and
+    /// returns the answer; a success is remembered.
+    pub async fn send(&mut self, c: &SioClient, kind: u8, target: u64) -> Value {
+        self.seq += 1;
+        let ack = send(c, kind, target, &format!("m{}", self.seq)).await;
+        if ack["success"] == true {
+            self.ids.insert(ack["data"]["id"].as_u64().expect("id"));
+        }
+        ack
+    }
+
+    /// After the transport was killed: sends (`kind`, `target`) until the relay refuses one,
+    /// within `deadline`; the refusal must be 1001, delivered locally only, naming
+    /// `transport`.
+    pub async fn until_refused(
+        &mut self,
+        c: &SioClient,
+        (kind, target): (u8, u64),
+        transport: &str,
+        deadline: Duration,
+    ) {
+        let down = std::time::Instant::now();
+        let refusal = loop {
+            let ack = self.send(c, kind, target).await;
+            if ack["success"] != true {
+                break ack;
+            }
+            assert!(
+                down.elapsed() < deadline,
+                "no error while {transport} is down"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(refusal["errorCode"], 1001, "{refusal}");
+        assert_eq!(refusal["data"]["localOnly"], true, "{refusal}");
+        let msg = refusal["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("relay unavailable") && msg.contains(transport),
+            "the sender is told which transport failed: {refusal}"
+        );
+    }
+
+    /// Sends until the relay takes a message again (every refusal must be 1001), within
+    /// `deadline`; returns how long it took.
+    pub async fn until_taken(
+        &mut self,
+        c: &SioClient,
+        target: u64,
+        deadline: Duration,
+    ) -> Duration {
+        let back = std::time::Instant::now();
+        loop {
+            let ack = self.send(c, 0, target).await;
+            if ack["success"] == true {
+                return back.elapsed();
+            }
+            assert_eq!(ack["errorCode"], 1001, "{ack}");
+            assert!(
+                back.elapsed() < deadline,
+                "the relay did not come back: {ack}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Reads `receiver` until every acknowledged message arrived (within `deadline`), and
+    /// checks none arrived twice.
+    pub async fn delivered_once(&self, receiver: &mut SioClient, deadline: Duration) {
+        let end = std::time::Instant::now() + deadline;
+        let mut ids: Vec<u64> = Vec::new();
+        loop {
+            let got = drain(receiver, Duration::from_millis(800)).await;
+            ids.extend(got.iter().filter_map(|m| m["id"].as_u64()));
+            let seen: BTreeSet<u64> = ids.iter().copied().collect();
+            if self.ids.is_subset(&seen) || std::time::Instant::now() > end {
+                break;
+            }
+        }
+        let unique: BTreeSet<u64> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len(), "no message delivered twice");
+        let lost: Vec<&u64> = self.ids.difference(&unique).collect();
+        assert!(lost.is_empty(), "acknowledged but not delivered: {lost:?}");
+    }
 }

@@ -13,9 +13,6 @@
 //! - `relay_rocketmq_before_the_broker`: spears start while no name server or broker runs,
 //!   show the relay disconnected, and relay as soon as RocketMQ comes up.
 
-use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gru_testkit::ports::free_port;
@@ -23,7 +20,7 @@ use gru_testkit::rocketmq::RocketMq;
 use gru_testkit::wait_for;
 use gru_testkit::{ClusterOptions, TestCluster};
 
-use crate::harness::{connect, drain, relay_counter, relay_report, send, spear_cluster};
+use crate::harness::{connect, drain, relay_counter, relay_report, send, spear_cluster, Relayed};
 
 fn broker() -> RocketMq {
     RocketMq::start().unwrap_or_else(|e| panic!("{e}"))
@@ -51,28 +48,11 @@ async fn relay_rocketmq_cross_node() {
     }
 
     // The official clients, on a cluster the Node harness starts, on the same broker.
-    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
-    if !e2e.join("node_modules").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&e2e)
-            .status()
-            .expect("npm is needed for the end-to-end tests");
-        assert!(status.success(), "npm ci in tests/e2e failed");
-    }
-    let out = Command::new("node")
-        .args(["--test", "relay.test.js"])
-        .current_dir(&e2e)
-        .env("GRU_BIN", env!("CARGO_BIN_EXE_gru"))
-        .env("GRU_E2E_ROCKETMQ", mq.name_server())
-        .output()
-        .expect("node is needed for the end-to-end tests");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "node --test relay.test.js failed");
-    assert!(stdout.contains("RocketMQ relay"), "the RocketMQ relay ran");
-    assert!(stdout.contains("# fail 0"), "some end-to-end test failed");
-    assert!(!stdout.contains("# pass 0"), "no end-to-end test ran");
+    let out = crate::support::node_tests(
+        &["relay.test.js"],
+        &[("GRU_E2E_ROCKETMQ", mq.name_server())],
+    );
+    assert!(out.contains("RocketMQ relay"), "the RocketMQ relay ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,45 +103,20 @@ async fn broker_restart() {
     alice.join(80).await;
     bob.join(80).await;
 
-    // Every message acknowledged as relayed must reach Bob; remember their ids.
-    let mut relayed = BTreeSet::new();
-    let mut seq = 0;
-    let mut next = || {
-        seq += 1;
-        format!("m{seq}")
-    };
+    // Every message acknowledged as relayed must reach Bob.
+    let mut relayed = Relayed::default();
     for _ in 0..20 {
-        let ack = send(&alice, 0, 802, &next()).await;
+        let ack = relayed.send(&alice, 0, 802).await;
         assert_eq!(ack["success"], true, "{ack}");
-        relayed.insert(ack["data"]["id"].as_u64().expect("id"));
     }
 
     mq.kill_broker();
-    let down = Instant::now();
-    let refusal = loop {
-        let ack = send(&alice, 1, 80, &next()).await;
-        if ack["success"] == true {
-            relayed.insert(ack["data"]["id"].as_u64().expect("id"));
-        } else {
-            break ack;
-        }
-        assert!(
-            down.elapsed() < Duration::from_secs(15),
-            "no error while the broker is down"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(refusal["errorCode"], 1001, "{refusal}");
-    assert_eq!(refusal["data"]["localOnly"], true, "{refusal}");
-    assert!(
-        refusal["msg"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("RocketMQ"),
-        "the sender is told which transport failed: {refusal}"
-    );
+    // Senders learn it: error 1001, delivered locally only.
+    relayed
+        .until_refused(&alice, (1, 80), "RocketMQ", Duration::from_secs(15))
+        .await;
     for _ in 0..10 {
-        let ack = send(&alice, 0, 802, &next()).await;
+        let ack = relayed.send(&alice, 0, 802).await;
         assert_eq!(ack["errorCode"], 1001, "still down: {ack}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -169,45 +124,19 @@ async fn broker_restart() {
     assert_eq!(report["connected"], false, "{report}");
 
     mq.restart_broker();
-    let back = Instant::now();
-    loop {
-        let ack = send(&alice, 0, 802, &next()).await;
-        if ack["success"] == true {
-            relayed.insert(ack["data"]["id"].as_u64().expect("id"));
-            break;
-        }
-        assert_eq!(ack["errorCode"], 1001, "{ack}");
-        assert!(
-            back.elapsed() < Duration::from_secs(30),
-            "the relay did not come back: {ack}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!(
-        "relay accepted messages again {:?} after the broker restarted",
-        back.elapsed()
-    );
+    let back = relayed
+        .until_taken(&alice, 802, Duration::from_secs(30))
+        .await;
+    eprintln!("relay accepted messages again {back:?} after the broker restarted");
     for _ in 0..50 {
-        let ack = send(&alice, 0, 802, &next()).await;
+        let ack = relayed.send(&alice, 0, 802).await;
         assert_eq!(ack["success"], true, "after recovery: {ack}");
-        relayed.insert(ack["data"]["id"].as_u64().expect("id"));
     }
 
     // Bob got every relayed message exactly once.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut ids: Vec<u64> = Vec::new();
-    loop {
-        let got = drain(&mut bob, Duration::from_millis(800)).await;
-        ids.extend(got.iter().filter_map(|m| m["id"].as_u64()));
-        let seen: BTreeSet<u64> = ids.iter().copied().collect();
-        if relayed.is_subset(&seen) || Instant::now() > deadline {
-            break;
-        }
-    }
-    let unique: BTreeSet<u64> = ids.iter().copied().collect();
-    assert_eq!(unique.len(), ids.len(), "no message delivered twice");
-    let lost: Vec<&u64> = relayed.difference(&unique).collect();
-    assert!(lost.is_empty(), "acknowledged but not delivered: {lost:?}");
+    relayed
+        .delivered_once(&mut bob, Duration::from_secs(20))
+        .await;
 
     assert_eq!(cluster.running(), [1, 2, 3], "no node restarted or died");
     for node in [1, 2] {

@@ -86,3 +86,34 @@ pub async fn authed(cluster: &TestCluster, ticket_node: u64, uid: u64, name: &st
     assert_eq!(reply["success"], true, "auth: {reply}");
     client
 }
+
+/// Runs Node's test runner in `tests/e2e` on `files` (all of them when empty) against the
+/// built `gru` (`GRU_BIN`), with `env` added, installing the official clients from the lockfile
+/// first on a fresh checkout (`.ci/run` installs them). Fails unless every test passed and
+/// some ran; returns the runner's output.
+pub fn node_tests(files: &[&str], env: &[(&str, String)]) -> String {
+    use std::process::Command;
+    let e2e = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+    if !e2e.join("node_modules").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&e2e)
+            .status()
+            .expect("npm is needed for the end-to-end tests");
+        assert!(status.success(), "npm ci in tests/e2e failed");
+    }
+    let out = Command::new("node")
+        .arg("--test")
+        .args(files)
+        .current_dir(&e2e)
+        .env("GRU_BIN", env!("CARGO_BIN_EXE_gru"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("node is needed for the end-to-end tests");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "node --test failed");
+    assert!(stdout.contains("# fail 0"), "some end-to-end test failed");
+    assert!(!stdout.contains("# pass 0"), "no end-to-end test ran");
+    stdout
+}

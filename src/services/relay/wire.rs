@@ -7,6 +7,15 @@ use serde_json::value::RawValue;
 use super::Audience;
 use crate::config::NodeId;
 
+/// `cluster_name` as it may appear in a Redis key or channel: braces, which would move the hash
+/// tag, become `_`.
+pub(super) fn in_redis(cluster_name: &str) -> String {
+    cluster_name
+        .chars()
+        .map(|c| if c == '{' || c == '}' { '_' } else { c })
+        .collect()
+}
+
 /// The name of `audience` on the wire: `u:<uid>` or `g:<gid>`.
 pub(super) fn tag(audience: Audience) -> String {
     match audience {

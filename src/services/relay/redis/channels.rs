@@ -16,10 +16,7 @@ impl Channels {
     /// The channels of cluster `cluster_name` (braces, which would change the hash tag, are
     /// replaced, as in the presence keys).
     pub(super) fn new(cluster_name: &str) -> Self {
-        let name: String = cluster_name
-            .chars()
-            .map(|c| if c == '{' || c == '}' { '_' } else { c })
-            .collect();
+        let name = wire::in_redis(cluster_name);
         Self {
             prefix: format!("gru:{name}:msg:"),
         }

@@ -9,6 +9,7 @@
 //! | `gru:<cluster>:route:{u:UID}` / `{g:GID}` (Redis set) | spears with a recipient of user UID / group GID |
 //! | `gru:<cluster>:route:{s:SID}` (Redis set) | the routes spear SID wrote (its index, for clean-up) |
 
+use super::super::wire;
 use crate::config::NodeId;
 
 /// The names of one cluster.
@@ -34,10 +35,7 @@ impl Names {
                 }
             })
             .collect();
-        let keys: String = cluster_name
-            .chars()
-            .map(|c| if c == '{' || c == '}' { '_' } else { c })
-            .collect();
+        let keys = wire::in_redis(cluster_name);
         Self {
             mq_prefix: format!("gru_{mq}_"),
             route_prefix: format!("gru:{keys}:route:"),
