@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("GRU_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "info,openraft=warn,sled=warn,h2=warn,tower=warn,hyper=warn",
+            "info,openraft=warn,sled=warn,h2=warn,tower=warn,hyper=warn,rocketmq_client_rust=warn,rocketmq_transport=warn,rocketmq_runtime=warn",
         )
     });
     tracing_subscriber::fmt()

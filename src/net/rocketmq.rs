@@ -7,8 +7,9 @@
 //! the broker marks it down, the next one that succeeds marks it up again (the relay probes
 //! while it is down, so that it comes back without traffic).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rocketmq_client_rust::{
@@ -265,7 +266,9 @@ impl MqLink {
             .broker_suspend_max_time_millis(LONG_POLL_MS)
             .consumer_timeout_millis_when_suspend(LONG_POLL_MS + 1000)
             .consumer_pull_timeout_millis(LONG_POLL_MS + 1000)
-            .auto_commit(true)
+            // Committed by `MqConsumer::commit`, for the queues that moved only: the client's
+            // auto-commit logs an error every 5 s for each queue nothing came through yet.
+            .auto_commit(false)
             .build()
             .map_err(client)?;
         consumer.start().await.map_err(client)?;
@@ -274,7 +277,11 @@ impl MqLink {
         // pulled again as soon as the broker is back.
         let queues = consumer.fetch_message_queues(topic).await.map_err(client)?;
         consumer.assign(queues).await.map_err(client)?;
-        Ok(MqConsumer { consumer })
+        Ok(MqConsumer {
+            consumer,
+            topic: topic.to_string(),
+            moved: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Stops the producer and the client runtime.
@@ -304,15 +311,25 @@ fn pick(ids: impl Iterator<Item = i32>, key: u64) -> Option<usize> {
 /// A lite-pull consumer of one topic.
 pub struct MqConsumer {
     consumer: DefaultLitePullConsumer,
+    topic: String,
+    /// The next offset of each queue (by broker and queue id) polled since the last commit.
+    moved: Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl MqConsumer {
     /// The messages that arrived, in each queue's order; empty after a short wait when there
     /// are none.
     pub async fn poll(&self) -> Vec<Received> {
-        self.consumer
-            .poll()
-            .await
+        let polled = self.consumer.poll().await;
+        if let Ok(mut moved) = self.moved.lock() {
+            for m in &polled {
+                let next = moved
+                    .entry((m.broker_name().to_string(), m.queue_id()))
+                    .or_insert(0);
+                *next = (*next).max(m.queue_offset() + 1);
+            }
+        }
+        polled
             .into_iter()
             .map(|m| Received {
                 queue: m.queue_id(),
@@ -323,9 +340,31 @@ impl MqConsumer {
             .collect()
     }
 
+    /// Stores at the broker how far the queues that moved since the last commit were read: a
+    /// consumer of the same group started later (the spear restarted) resumes there.
+    pub async fn commit(&self) {
+        let moved = match self.moved.lock() {
+            Ok(mut moved) => std::mem::take(&mut *moved),
+            Err(_) => return,
+        };
+        if moved.is_empty() {
+            return;
+        }
+        let offsets = moved
+            .into_iter()
+            .map(|((broker, queue), next)| {
+                (
+                    MessageQueue::from_parts(self.topic.as_str(), broker, queue),
+                    next,
+                )
+            })
+            .collect();
+        self.consumer.commit_with_map(offsets, true).await;
+    }
+
     /// Commits what was polled and leaves the group.
     pub async fn shutdown(&self) {
-        self.consumer.commit_sync().await;
+        self.commit().await;
         self.consumer.shutdown().await;
     }
 }

@@ -11,7 +11,10 @@
 //!   1001 while it is down, delivery resumes by itself, and every message acknowledged as
 //!   relayed is delivered exactly once;
 //! - `relay_rocketmq_before_the_broker`: spears start while no name server or broker runs,
-//!   show the relay disconnected, and relay as soon as RocketMQ comes up.
+//!   show the relay disconnected, and relay as soon as RocketMQ comes up;
+//! - `relay_rocketmq_spear_restart`: a spear stopped and started again resumes its topic
+//!   where it stopped reading (the offsets it committed), so nothing it handed on before
+//!   comes again.
 
 use std::time::{Duration, Instant};
 
@@ -203,4 +206,56 @@ async fn relay_rocketmq_before_the_broker() {
         let report = relay_report(&cluster, node).await;
         assert_eq!(report["connected"], true, "{report}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_rocketmq_spear_restart() {
+    let mq = broker();
+    let mut cluster = rocketmq_cluster(&[1, 2], &mq).await;
+    let alice = connect(&cluster, 1, 951).await;
+    let mut bob = connect(&cluster, 2, 952).await;
+    let mut before = Relayed::default();
+    for _ in 0..20 {
+        let ack = before.send(&alice, 0, 952).await;
+        assert_eq!(ack["success"], true, "{ack}");
+    }
+    before
+        .delivered_once(&mut bob, Duration::from_secs(10))
+        .await;
+
+    // Spear 2 stops (SIGTERM: it commits what it read) and starts again.
+    drop(bob);
+    assert!(cluster.stop(2), "spear 2 exits cleanly");
+    cluster.restart(2);
+    cluster
+        .wait_for(
+            "spear 2 back in the registry",
+            Duration::from_secs(30),
+            || async {
+                let view = cluster.view(1).await?;
+                (view.spears.len() == 2).then_some(())
+            },
+        )
+        .await;
+    let mut bob = connect(&cluster, 2, 952).await;
+    let mut after = Relayed::default();
+    after
+        .until_taken(&alice, 952, Duration::from_secs(30))
+        .await;
+    for _ in 0..20 {
+        let ack = after.send(&alice, 0, 952).await;
+        assert_eq!(ack["success"], true, "{ack}");
+    }
+    after
+        .delivered_once(&mut bob, Duration::from_secs(10))
+        .await;
+    // Nothing from before the restart came again: every message bob got now is a new one.
+    let again = drain(&mut bob, Duration::from_millis(500)).await;
+    assert!(again.is_empty(), "{again:?}");
+    let report = relay_report(&cluster, 2).await;
+    assert_eq!(
+        report["received"].as_u64(),
+        Some(after.ids.len() as u64),
+        "spear 2 received only what was sent after it started: {report}"
+    );
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +16,8 @@ use crate::net::rocketmq::{MqConsumer, MqLink, Received};
 
 /// How long to wait before trying again to set up the consumer.
 const RETRY: Duration = Duration::from_millis(500);
+/// How often the offsets read are stored at the broker (what a restarted spear resumes from).
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 /// The receiving side of one spear's RocketMQ relay.
 pub(super) struct Receiver<I> {
@@ -37,7 +39,10 @@ impl<I: Inbound> Receiver<I> {
         self.consuming.store(true, Ordering::Release);
         tracing::info!(topic = %self.topic, "relay consuming its RocketMQ topic");
         let mut handed: HashMap<i32, i64> = HashMap::new();
+        let mut committed = Instant::now();
         loop {
+            // A poll is never raced against anything but the stop: one dropped half-way could
+            // lose what it took.
             let polled = tokio::select! {
                 () = cancel.cancelled() => break,
                 polled = consumer.poll() => polled,
@@ -49,6 +54,11 @@ impl<I: Inbound> Receiver<I> {
                 }
                 *last = message.offset;
                 self.arrived(message).await;
+            }
+            // A poll returns within a fraction of a second even when nothing came.
+            if committed.elapsed() >= COMMIT_EVERY {
+                consumer.commit().await;
+                committed = Instant::now();
             }
         }
         consumer.shutdown().await;
