@@ -334,6 +334,14 @@ fn relay(config: &ClusterConfig) -> Result<(), ConfigError> {
                  `cargo build --release --features rocketmq`, or use \"redis\"",
             ))
         }
+        // A topic name is at most 127 characters: `gru_<name>_producer_<id>` must fit.
+        RelayKind::RocketMq if config.cluster.name.chars().count() > 64 => {
+            return Err(invalid(
+                "cluster.name",
+                "must be at most 64 characters with relay.kind = \"rocketmq\" (it is part of \
+                 every topic and group name, which RocketMQ limits to 127)",
+            ))
+        }
         RelayKind::RocketMq => {}
     }
     // Both relays that travel need Redis: the Redis relay carries messages through it, the
@@ -625,6 +633,20 @@ mod tests {
         // The syntax itself is tested in nodes.rs; here, that the rule names the field.
         let text = edited_after("\n[nodes.advertise]", "127.0.0.1:7104", "node4");
         assert_eq!(refusal(&text).0, "nodes[3].advertise.grpc");
+    }
+
+    #[test]
+    fn a_rocketmq_cluster_name_fits_in_a_topic_name() {
+        let text = EXAMPLE
+            .replacen("kind = \"redis\"", "kind = \"rocketmq\"", 1)
+            .replacen("name = \"gru-local\"", &format!("name = \"{}\"", "c".repeat(65)), 1);
+        if cfg!(feature = "rocketmq") {
+            let (field, reason) = refusal(&text);
+            assert_eq!(field, "cluster.name", "{reason}");
+            assert!(reason.contains("64"), "{reason}");
+        } else {
+            assert_eq!(refusal(&text).0, "relay.kind");
+        }
     }
 
     #[test]
