@@ -639,7 +639,11 @@ mod tests {
     fn a_rocketmq_cluster_name_fits_in_a_topic_name() {
         let text = EXAMPLE
             .replacen("kind = \"redis\"", "kind = \"rocketmq\"", 1)
-            .replacen("name = \"gru-local\"", &format!("name = \"{}\"", "c".repeat(65)), 1);
+            .replacen(
+                "name = \"gru-local\"",
+                &format!("name = \"{}\"", "c".repeat(65)),
+                1,
+            );
         if cfg!(feature = "rocketmq") {
             let (field, reason) = refusal(&text);
             assert_eq!(field, "cluster.name", "{reason}");

@@ -126,6 +126,8 @@ pub struct MqLink {
     name_server: String,
     send_timeout: Duration,
     health: MqHealth,
+    /// The queue [`Self::probe`] asks about, once known.
+    probed: Mutex<Option<MessageQueue>>,
 }
 
 impl MqLink {
@@ -161,6 +163,7 @@ impl MqLink {
             name_server,
             send_timeout,
             health: MqHealth::new(),
+            probed: Mutex::new(None),
         }))
     }
 
@@ -184,10 +187,26 @@ impl MqLink {
     /// whether the broker is there, recorded in [`Self::health`].
     pub async fn probe(&self, topic: &str) -> Result<(), MqError> {
         let mut admin = self.producer.clone();
+        let known = self.probed.lock().ok().and_then(|q| q.clone());
         let ask = async {
-            let queues = admin.fetch_publish_message_queues(topic).await?;
-            match queues.first() {
-                Some(queue) => admin.max_offset(queue).await.map(drop),
+            // The queue is looked up once, so that the probe asks the broker alone: a name
+            // server that is down does not stop the broker from serving what is known.
+            let queue = match known {
+                Some(queue) => Some(queue),
+                None => admin
+                    .fetch_publish_message_queues(topic)
+                    .await?
+                    .first()
+                    .cloned(),
+            };
+            match queue {
+                Some(queue) => {
+                    admin.max_offset(&queue).await?;
+                    if let Ok(mut probed) = self.probed.lock() {
+                        *probed = Some(queue);
+                    }
+                    Ok(())
+                }
                 None => Ok(()),
             }
         };

@@ -12,6 +12,9 @@
 //!   relayed is delivered exactly once;
 //! - `relay_rocketmq_before_the_broker`: spears start while no name server or broker runs,
 //!   show the relay disconnected, and relay as soon as RocketMQ comes up;
+//! - `name_server_restart`: kill -9 the name server mid-traffic and start it again: the
+//!   relay keeps what it knows of the broker, so nothing acknowledged is lost and delivery
+//!   goes on;
 //! - `relay_rocketmq_spear_restart`: a spear stopped and started again resumes its topic
 //!   where it stopped reading (the offsets it committed), so nothing it handed on before
 //!   comes again.
@@ -258,4 +261,42 @@ async fn relay_rocketmq_spear_restart() {
         Some(after.ids.len() as u64),
         "spear 2 received only what was sent after it started: {report}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_server_restart() {
+    let mut mq = broker();
+    let cluster = rocketmq_cluster(&[1, 2], &mq).await;
+    let alice = connect(&cluster, 1, 961).await;
+    let mut bob = connect(&cluster, 2, 962).await;
+    let mut relayed = Relayed::default();
+    for _ in 0..10 {
+        let ack = relayed.send(&alice, 0, 962).await;
+        assert_eq!(ack["success"], true, "{ack}");
+    }
+
+    // Without its name server the broker still serves the routes the clients know.
+    mq.kill_name_server();
+    let mut refused = 0;
+    for _ in 0..40 {
+        let ack = relayed.send(&alice, 0, 962).await;
+        if ack["success"] != true {
+            assert_eq!(ack["errorCode"], 1001, "{ack}");
+            refused += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("{refused} of 40 sends refused while the name server was down");
+    assert_eq!(refused, 0, "the broker was up: nothing needed refusing");
+
+    mq.restart_name_server();
+    for _ in 0..20 {
+        let ack = relayed.send(&alice, 0, 962).await;
+        assert_eq!(ack["success"], true, "{ack}");
+    }
+    relayed
+        .delivered_once(&mut bob, Duration::from_secs(10))
+        .await;
+    let report = relay_report(&cluster, 1).await;
+    assert_eq!(report["connected"], true, "{report}");
 }

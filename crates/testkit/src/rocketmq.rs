@@ -248,6 +248,24 @@ impl RocketMq {
         }
     }
 
+    /// kill -9 the name server and reap it.
+    pub fn kill_name_server(&mut self) {
+        self.namesrv.process = None;
+    }
+
+    /// Starts the name server again on the same port and waits until it is ready (the broker
+    /// registers with it again within its registration period, 30 s in RocketMQ).
+    ///
+    /// # Panics
+    ///
+    /// When it does not come back (a test failure).
+    pub fn restart_name_server(&mut self) {
+        self.kill_name_server();
+        if let Err(e) = self.namesrv.spawn_and_wait(&self.root) {
+            panic!("restarting the RocketMQ name server: {e}");
+        }
+    }
+
     /// The last `lines` lines of the broker's log.
     pub fn broker_log(&self, lines: usize) -> String {
         tail(&self.broker.log, lines)
