@@ -1,6 +1,6 @@
 //! `gru-bench`: gru's benchmarks, kept out of the service's binary. `idgen` and `connections`
-//! measure a running cluster; `relay` starts its own Redis, gru servers and Node peer. Figures
-//! go to `docs/PERFORMANCE.md` with the command that produced them.
+//! measure a running cluster; `relay` starts its own Redis, RocketMQ, gru servers and Node
+//! peer. Figures go to `docs/PERFORMANCE.md` with the command that produced them.
 
 #![warn(unreachable_pub, missing_docs)]
 
@@ -32,8 +32,9 @@ enum Command {
     Idgen(idgen::IdgenBench),
     /// Memory per socket.io connection of a running spear.
     Connections(connections::ConnectionsBench),
-    /// Messages between two spears through Redis, against gru and a Node socket.io peer:
-    /// starts its own Redis and servers (see docs/PERFORMANCE.md).
+    /// Messages between two spears, against gru (Redis or RocketMQ relay) and a Node
+    /// socket.io peer (Redis adapter): starts its own Redis, RocketMQ and servers (see
+    /// docs/PERFORMANCE.md).
     Relay(relay::RelayBench),
 }
 

@@ -1,10 +1,13 @@
-//! `gru-bench relay`: messages between two spears through Redis, against gru and against a
-//! Node peer (socket.io 4.8 with `@socket.io/redis-adapter` 8, `crates/bench/peer/`), in one
-//! run.
-//! Each target gets a private `redis-server` and two servers; senders connect to spear A,
-//! receivers to spear B. Unicast runs at rising open-loop rates, then one group with many
-//! members over both spears. Reports delivered messages, send → receive latency and the
-//! servers' CPU time per delivered message as Markdown (`docs/PERFORMANCE.md`).
+//! `gru-bench relay`: messages between two spears, in one run against gru with its Redis relay,
+//! gru with its RocketMQ relay, and a Node peer (socket.io 4.8 with `@socket.io/redis-adapter`
+//! 8, `crates/bench/peer/`).
+//! Each target gets its own private `redis-server` and two servers; gru with the RocketMQ relay
+//! also gets a RocketMQ name server and broker (from the test kit), which carry the messages
+//! while Redis only holds the routes. Senders connect to spear A, receivers to spear B.
+//! Unicast runs at rising open-loop rates, then one group with many members over both spears.
+//! Reports delivered messages, send → receive latency and the CPU time per delivered message
+//! of everything the target needs to run (its two servers, Redis and, for RocketMQ, the broker
+//! and name server) as Markdown (`docs/PERFORMANCE.md`).
 
 mod client;
 mod procs;
@@ -22,21 +25,81 @@ use gru_testkit::GruBin;
 use scenarios::Bench;
 use stats::{Counters, StepResult};
 
-/// Which systems `gru-bench relay` measures.
+/// Which systems `gru-bench relay` measures (`--target`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Which {
-    /// gru only.
+    /// gru with the Redis relay (`relay.kind = "redis"`) only.
     Gru,
-    /// The Node peer only.
+    /// gru with the RocketMQ relay (`relay.kind = "rocketmq"`) only: needs a gru built with
+    /// `--features rocketmq` and the RocketMQ binaries the test kit runs.
+    GruRocketmq,
+    /// The Node peer (socket.io with the Redis adapter) only.
     Peer,
-    /// gru, then the peer, in the same run.
+    /// gru with the Redis relay, then the peer, in the same run.
     Both,
+    /// gru with the Redis relay, gru with the RocketMQ relay, then the peer, in the same run.
+    All,
+}
+
+impl Which {
+    /// The targets to run, in order.
+    fn targets(self) -> &'static [Target] {
+        match self {
+            Which::Gru => &[Target::Gru],
+            Which::GruRocketmq => &[Target::GruRocketMq],
+            Which::Peer => &[Target::Peer],
+            Which::Both => &[Target::Gru, Target::Peer],
+            Which::All => &[Target::Gru, Target::GruRocketMq, Target::Peer],
+        }
+    }
+}
+
+/// One system under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// gru, messages relayed through Redis pub/sub.
+    Gru,
+    /// gru, messages relayed through a RocketMQ broker, routes in Redis.
+    GruRocketMq,
+    /// The Node peer, messages relayed through Redis pub/sub.
+    Peer,
+}
+
+impl Target {
+    /// A name without spaces, for file names.
+    fn slug(self) -> &'static str {
+        match self {
+            Target::Gru => "gru",
+            Target::GruRocketMq => "gru-rocketmq",
+            Target::Peer => "peer",
+        }
+    }
+
+    /// The relay of gru's spears; `None` for the peer.
+    fn gru_relay(self) -> Option<procs::GruRelay> {
+        match self {
+            Target::Gru => Some(procs::GruRelay::Redis),
+            Target::GruRocketMq => Some(procs::GruRelay::RocketMq),
+            Target::Peer => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    /// The label of the report's rows and columns: the system and what carries its messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Target::Gru => "gru (redis)",
+            Target::GruRocketMq => "gru (rocketmq)",
+            Target::Peer => "peer (redis)",
+        })
+    }
 }
 
 /// What `gru-bench relay` measures.
 #[derive(clap::Args)]
 pub(crate) struct RelayBench {
-    /// The system(s) under test.
+    /// The system(s) under test, one after the other, each on servers of its own.
     #[arg(long, value_enum, default_value = "both")]
     target: Which,
     /// Unicast rates to offer, messages per second over all senders (open loop).
@@ -100,14 +163,10 @@ async fn run_all(args: &RelayBench) -> Result<()> {
         Some(path) => GruBin::at(path),
         None => GruBin::locate()?,
     };
-    if args.target != Which::Peer {
+    let targets = args.target.targets();
+    if targets.iter().any(|t| t.gru_relay().is_some()) {
         eprintln!("gru servers: {}", gru_bin.path().display());
     }
-    let targets: &[&'static str] = match args.target {
-        Which::Gru => &["gru"],
-        Which::Peer => &["peer"],
-        Which::Both => &["gru", "peer"],
-    };
     let ticks = stats::clock_ticks() as f64;
     let mut results = Vec::new();
     let mut failures = Vec::new();
@@ -121,7 +180,7 @@ async fn run_all(args: &RelayBench) -> Result<()> {
             }
         }
     }
-    report::print_report(args, &results);
+    report::print_report(args, targets, &results);
     if !failures.is_empty() {
         bail!("{}", failures.join("; "));
     }
@@ -132,14 +191,14 @@ async fn run_all(args: &RelayBench) -> Result<()> {
 /// servers and Redis: an overloaded unicast step leaves no backlog (or dead server) behind for
 /// the fan-out.
 async fn bench_target(
-    target: &'static str,
+    target: Target,
     args: &RelayBench,
     gru_bin: &GruBin,
     ticks: f64,
 ) -> Result<Vec<StepResult>> {
     // Removed on success; a failed run keeps it, since its logs explain the failure.
     let scratch = tempfile::Builder::new()
-        .prefix(&format!("gru-bench-relay-{target}-"))
+        .prefix(&format!("gru-bench-relay-{}-", target.slug()))
         .tempdir()
         .context("cannot create a scratch directory")?;
     let result = async {
@@ -152,12 +211,18 @@ async fn bench_target(
             let dir = scratch.path().join(phase);
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            let servers = match target {
-                "gru" => {
-                    procs::start_gru(&dir, gru_bin, &args.gru_idgen, args.gru_worker_threads)
-                        .await?
+            let servers = match target.gru_relay() {
+                Some(relay) => {
+                    procs::start_gru(
+                        &dir,
+                        gru_bin,
+                        relay,
+                        &args.gru_idgen,
+                        args.gru_worker_threads,
+                    )
+                    .await?
                 }
-                _ => procs::start_peer(&dir, &args.peer_dir).await?,
+                None => procs::start_peer(&dir, &args.peer_dir).await?,
             };
             eprintln!(
                 "{target} {phase}: spear A {}, spear B {}",

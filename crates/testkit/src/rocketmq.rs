@@ -231,6 +231,11 @@ impl RocketMq {
         self.broker.process.as_ref().map(KillOnDrop::pid)
     }
 
+    /// The name server's process id, while it runs.
+    pub fn namesrv_pid(&self) -> Option<u32> {
+        self.namesrv.process.as_ref().map(KillOnDrop::pid)
+    }
+
     /// kill -9 the broker and reap it. What it stored stays on disk.
     pub fn kill_broker(&mut self) {
         self.broker.process = None;

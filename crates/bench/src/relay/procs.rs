@@ -1,16 +1,19 @@
-//! The processes `gru-bench relay` runs: a private `redis-server`, and either two `gru run`
-//! spears (node 1 also core, ticket and stat) or two `node server.js` peers. Ports, Redis and
-//! child processes come from the test kit; every child is killed when its guard drops, so an
-//! error or Ctrl-C leaves nothing running.
+//! The processes `gru-bench relay` runs for one target: a private `redis-server`, and either
+//! two `gru run` spears (node 1 also core, ticket and stat) with the Redis relay, the same two
+//! spears with the RocketMQ relay and a RocketMQ name server and broker (routes in Redis,
+//! messages through the broker), or two `node server.js` peers. The CPU time of all of them
+//! is the system's cost. Ports, Redis, RocketMQ and child processes come from the test kit;
+//! every child is killed when its guard drops, so an error or Ctrl-C leaves nothing running.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use gru_testkit::ports::free_port;
 use gru_testkit::redis::RedisServer;
-use gru_testkit::{wait, GruBin, KillOnDrop};
+use gru_testkit::rocketmq::RocketMq;
+use gru_testkit::{GruBin, KillOnDrop};
 
 /// The secrets of the benchmark cluster; they never leave this machine's temp directory.
 pub(super) const SPEAR_SECRET: &str = "bench-spear-secret-0123456789abc";
@@ -35,7 +38,7 @@ struct NodePorts {
 }
 
 /// A running system under test: two socket.io servers ("spear A" takes the senders, "spear
-/// B" the receivers) and Redis between them.
+/// B" the receivers), Redis between them, and RocketMQ when gru relays through it.
 pub(super) struct Servers {
     /// Spear A's socket.io address.
     pub(super) a: String,
@@ -43,22 +46,34 @@ pub(super) struct Servers {
     pub(super) b: String,
     /// Spear A and spear B; killed on drop.
     servers: [KillOnDrop; 2],
+    /// Their logs, in the same order.
+    logs: [PathBuf; 2],
     /// The Redis between them; killed on drop.
     redis: RedisServer,
+    /// The RocketMQ name server and broker of gru's RocketMQ relay; killed on drop.
+    rocketmq: Option<RocketMq>,
 }
 
 impl Servers {
-    /// The pids whose CPU time is counted, the system's cost: spear A, spear B, Redis.
+    /// The pids whose CPU time is counted, the system's cost: spear A, spear B, Redis, then
+    /// the RocketMQ broker and name server when there are.
     pub(super) fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self.servers.iter().map(KillOnDrop::pid).collect();
         pids.extend(self.redis.pid());
+        if let Some(mq) = &self.rocketmq {
+            pids.extend(mq.broker_pid());
+            pids.extend(mq.namesrv_pid());
+        }
         pids
     }
 
-    /// Fails when any server has exited.
+    /// Fails when any server has exited; the error is one line (it lands in the report's
+    /// table) and names the log to read.
     pub(super) fn check_alive(&mut self) -> Result<()> {
-        for server in &mut self.servers {
-            server.check_alive()?;
+        for (server, log) in self.servers.iter_mut().zip(&self.logs) {
+            if let Err(e) = server.check_alive() {
+                bail!("{e} (see {})", log.display());
+            }
         }
         if !self.redis.is_running() {
             bail!(
@@ -66,21 +81,72 @@ impl Servers {
                 self.redis.log_path().display()
             );
         }
+        if let Some(mq) = &self.rocketmq {
+            if !mq.broker_pid().is_some_and(running) {
+                // Its files go with it on drop: its last words go to the terminal.
+                eprintln!("--- RocketMQ broker log ---\n{}", mq.broker_log(30));
+                bail!("the RocketMQ broker exited early");
+            }
+            if !mq.namesrv_pid().is_some_and(running) {
+                bail!("the RocketMQ name server exited early");
+            }
+        }
         Ok(())
+    }
+
+    /// Like [`Servers::check_alive`], for a start: a server that exited is reported with the
+    /// end of its log, which says why (a config gru refuses, say).
+    fn check_started(&mut self) -> Result<()> {
+        for (server, log) in self.servers.iter_mut().zip(&self.logs) {
+            if let Err(e) = server.check_alive() {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                bail!(
+                    "{e} while starting; the end of its log ({}):\n{}",
+                    log.display(),
+                    lines[lines.len().saturating_sub(20)..].join("\n")
+                );
+            }
+        }
+        self.check_alive()
     }
 }
 
-/// The gru side: Redis and two `gru run` processes with the Redis relay. Node 1 is core,
-/// spear, ticket and stat and takes the receivers (spear B); node 2 is only a spear and takes
-/// the senders (spear A), so every message id comes from the Raft leader over gRPC, the way a
-/// spear gets its ids in a real deployment. Returns once node 1's cluster view lists two
-/// spears.
+/// Whether process `pid` runs: it exists and is no zombie (a child that exited but that its
+/// guard has not reaped yet).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| !matches!(state, "Z" | "X" | "x"))
+    })
+}
+
+/// What carries gru's messages between its spears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GruRelay {
+    /// Redis pub/sub (`relay.kind = "redis"`).
+    Redis,
+    /// A RocketMQ broker, routes in Redis (`relay.kind = "rocketmq"`).
+    RocketMq,
+}
+
+/// The gru side: Redis (plus a RocketMQ name server and broker for [`GruRelay::RocketMq`])
+/// and two `gru run` processes relaying through `relay`. Node 1 is core, spear, ticket and stat and takes the
+/// receivers (spear B); node 2 is only a spear and takes the senders (spear A), so every
+/// message id comes from the Raft leader over gRPC, the way a spear gets its ids in a real
+/// deployment. Returns once node 1's cluster view lists two spears; fails at once, with the
+/// end of its log, when a node exits first.
 pub(super) async fn start_gru(
     dir: &Path,
     gru_bin: &GruBin,
+    relay: GruRelay,
     idgen: &str,
     worker_threads: usize,
 ) -> Result<Servers> {
+    /// How long the two spears may take to register.
+    const START_DEADLINE: Duration = Duration::from_secs(60);
     let node = || NodePorts {
         grpc: free_port(),
         http: free_port(),
@@ -89,9 +155,23 @@ pub(super) async fn start_gru(
     };
     let (n1, n2) = (node(), node());
     let redis = start_redis(dir)?;
+    let rocketmq = match relay {
+        GruRelay::Redis => None,
+        GruRelay::RocketMq => Some(start_rocketmq().await?),
+    };
+    let relay_conf = match &rocketmq {
+        None => RelayConf::Redis,
+        Some(mq) => RelayConf::RocketMq {
+            name_server: mq.name_server(),
+        },
+    };
     let config = dir.join("cluster.toml");
-    std::fs::write(&config, cluster_toml(dir, redis.port(), idgen, &n1, &n2))
-        .with_context(|| format!("cannot write {}", config.display()))?;
+    std::fs::write(
+        &config,
+        cluster_toml(dir, redis.port(), &relay_conf, idgen, &n1, &n2),
+    )
+    .with_context(|| format!("cannot write {}", config.display()))?;
+    let log = |id: u64| dir.join(format!("node{id}.log"));
     let spawn = |id: u64| {
         let mut cmd = gru_bin.command();
         cmd.arg("run")
@@ -103,30 +183,43 @@ pub(super) async fn start_gru(
         if worker_threads > 0 {
             cmd.args(["--worker-threads", &worker_threads.to_string()]);
         }
-        let log = dir.join(format!("node{id}.log"));
-        KillOnDrop::spawn(&format!("gru node {id}"), &mut cmd, &log)
+        KillOnDrop::spawn(&format!("gru node {id}"), &mut cmd, &log(id))
     };
     let (node1, node2) = (spawn(1)?, spawn(2)?);
-    // Spear A (node 2), spear B (node 1), Redis: the order of every CPU split.
+    // Spear A (node 2), spear B (node 1), Redis, RocketMQ: the order of every CPU split.
     let mut servers = Servers {
         a: format!("127.0.0.1:{}", n2.sio),
         b: format!("127.0.0.1:{}", n1.sio),
         servers: [node2, node1],
+        logs: [log(2), log(1)],
         redis,
+        rocketmq,
     };
     let url = format!("http://127.0.0.1:{}/api/v1/cluster", n1.http);
     let http = reqwest::Client::new();
-    wait::poll(
-        "both gru spears to register",
-        Duration::from_secs(60),
-        || {
-            let (http, url) = (http.clone(), url.clone());
-            async move { (spear_count(&http, &url).await == Some(2)).then_some(()) }
-        },
-    )
-    .await?;
+    let start = Instant::now();
+    while spear_count(&http, &url).await != Some(2) {
+        servers.check_started()?;
+        if start.elapsed() > START_DEADLINE {
+            bail!(
+                "the two gru spears did not register within {START_DEADLINE:?} (see {} and {})",
+                servers.logs[1].display(),
+                servers.logs[0].display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     servers.check_alive()?;
     Ok(servers)
+}
+
+/// A RocketMQ name server and broker from the test kit, started off the async runtime: the
+/// kit waits for them in blocking sleeps.
+async fn start_rocketmq() -> Result<RocketMq> {
+    tokio::task::spawn_blocking(RocketMq::start)
+        .await
+        .context("the task starting RocketMQ failed")?
+        .context("starting the benchmark's RocketMQ name server and broker")
 }
 
 /// How many spears node 1's cluster view lists.
@@ -141,9 +234,42 @@ async fn spear_count(http: &reqwest::Client, url: &str) -> Option<usize> {
     view.get("spears")?.as_array().map(Vec::len)
 }
 
+/// The `[relay]` of the benchmark cluster's config and what it needs besides Redis.
+enum RelayConf {
+    /// `relay.kind = "redis"`.
+    Redis,
+    /// `relay.kind = "rocketmq"` through the name server at `name_server`.
+    RocketMq {
+        /// `host:port`.
+        name_server: String,
+    },
+}
+
+impl RelayConf {
+    /// The config's `[relay]` section, and `[rocketmq]` when it relays through RocketMQ
+    /// (gru's default queues and send timeout).
+    fn toml(&self) -> String {
+        match self {
+            RelayConf::Redis => "[relay]\nkind = \"redis\"\n\n".into(),
+            RelayConf::RocketMq { name_server } => format!(
+                "# Messages go through the RocketMQ broker; the routes (which spears hold a user\n\
+                 # or a group) are in Redis.\n\
+                 [relay]\nkind = \"rocketmq\"\n\n[rocketmq]\nname_server = \"{name_server}\"\n\n"
+            ),
+        }
+    }
+}
+
 /// The benchmark cluster's config: node 1 core, spear, ticket and stat, node 2 spear, the
-/// Redis relay on the private Redis, no per-connection message limit to speak of.
-fn cluster_toml(dir: &Path, redis: u16, idgen: &str, n1: &NodePorts, n2: &NodePorts) -> String {
+/// relay of `relay` with the private Redis, no per-connection message limit to speak of.
+fn cluster_toml(
+    dir: &Path,
+    redis: u16,
+    relay: &RelayConf,
+    idgen: &str,
+    n1: &NodePorts,
+    n2: &NodePorts,
+) -> String {
     let node = |id: u64, roles: &str, p: &NodePorts| {
         format!(
             "[[nodes]]\nid = {id}\nroles = {roles}\ndata_dir = {data:?}\n[nodes.listen]\n\
@@ -161,8 +287,9 @@ fn cluster_toml(dir: &Path, redis: u16, idgen: &str, n1: &NodePorts, n2: &NodePo
          # The benchmark's senders send far more than a person would, and every one of its\n\
          # clients comes from 127.0.0.1.\n\
          [spear]\nmax_msgs_per_sec = 1000000\nmax_connections_per_ip = 0\n\n\
-         [idgen]\nmode = \"{idgen}\"\n\n[relay]\nkind = \"redis\"\n\n[redis]\nurl = \"redis://127.0.0.1:{redis}\"\n\n\
+         [idgen]\nmode = \"{idgen}\"\n\n{}[redis]\nurl = \"redis://127.0.0.1:{redis}\"\n\n\
          [auth]\nbusiness_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n\n{}{}",
+        relay.toml(),
         node(1, r#"["core", "spear", "ticket", "stat"]"#, n1),
         node(2, r#"["spear"]"#, n2),
     )
@@ -192,33 +319,35 @@ pub(super) async fn start_peer(dir: &Path, peer_dir: &Path) -> Result<Servers> {
     }
     let redis = start_redis(dir)?;
     let (port_a, port_b) = (free_port(), free_port());
-    let a = start_peer_server(dir, &script, "a", port_a, &redis.url()).await?;
-    let b = start_peer_server(dir, &script, "b", port_b, &redis.url()).await?;
+    let log = |name: &str| dir.join(format!("peer-{name}.log"));
+    let a = start_peer_server(&script, "a", port_a, &redis.url(), &log("a")).await?;
+    let b = start_peer_server(&script, "b", port_b, &redis.url(), &log("b")).await?;
     Ok(Servers {
         a: format!("127.0.0.1:{port_a}"),
         b: format!("127.0.0.1:{port_b}"),
         servers: [a, b],
+        logs: [log("a"), log("b")],
         redis,
+        rocketmq: None,
     })
 }
 
-/// Starts `node <script> <port> <redis_url>` as peer server `name` and returns once it prints
-/// that it listens.
+/// Starts `node <script> <port> <redis_url>` as peer server `name`, its output to `log`, and
+/// returns once it prints that it listens.
 async fn start_peer_server(
-    dir: &Path,
     script: &Path,
     name: &str,
     port: u16,
     redis_url: &str,
+    log: &Path,
 ) -> Result<KillOnDrop> {
     let mut cmd = Command::new("node");
     cmd.arg(script).arg(port.to_string()).arg(redis_url);
-    let log = dir.join(format!("peer-{name}.log"));
-    let mut server = KillOnDrop::spawn(&format!("peer server {name}"), &mut cmd, &log)?;
+    let mut server = KillOnDrop::spawn(&format!("peer server {name}"), &mut cmd, log)?;
     let start = Instant::now();
     // The script prints this once its Redis clients are connected.
     let ready = format!("listening {port}");
-    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains(&ready)) {
+    while !std::fs::read_to_string(log).is_ok_and(|l| l.contains(&ready)) {
         // A server that died (bad Redis URL, missing package) is reported at once.
         server
             .check_alive()
@@ -232,4 +361,55 @@ async fn start_peer_server(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gru::config::{ClusterConfig, RelayKind};
+
+    fn ports() -> NodePorts {
+        NodePorts {
+            grpc: free_port(),
+            http: free_port(),
+            gossip: free_port(),
+            sio: free_port(),
+        }
+    }
+
+    fn parse(relay: &RelayConf) -> Result<ClusterConfig, gru::config::ConfigError> {
+        let text = cluster_toml(
+            Path::new("/tmp/bench"),
+            6379,
+            relay,
+            "strict",
+            &ports(),
+            &ports(),
+        );
+        ClusterConfig::from_toml_str(&text, Vec::new())
+    }
+
+    #[test]
+    fn the_redis_config_is_valid() {
+        let config = parse(&RelayConf::Redis).expect("gru takes the Redis config");
+        assert_eq!(config.relay.kind, RelayKind::Redis);
+        assert_eq!(config.redis.url, "redis://127.0.0.1:6379");
+        assert_eq!(config.nodes.len(), 2);
+    }
+
+    #[test]
+    fn the_rocketmq_config_is_valid_or_names_the_feature() {
+        let relay = RelayConf::RocketMq {
+            name_server: "127.0.0.1:9999".into(),
+        };
+        // This test's gru library has the feature only when the build unified it in.
+        match parse(&relay) {
+            Ok(config) => {
+                assert_eq!(config.relay.kind, RelayKind::RocketMq);
+                assert_eq!(config.rocketmq.name_server, "127.0.0.1:9999");
+                assert_eq!(config.redis.url, "redis://127.0.0.1:6379");
+            }
+            Err(e) => assert!(e.to_string().contains("--features rocketmq"), "{e}"),
+        }
+    }
 }

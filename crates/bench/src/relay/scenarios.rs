@@ -12,7 +12,7 @@ use gru_testkit::sio::SioConn;
 use super::client::{self, Sender, To};
 use super::procs::Servers;
 use super::stats::{self, Counters, StepResult};
-use super::RelayBench;
+use super::{RelayBench, Target};
 
 /// The group of the fan-out runs.
 const GROUP: u64 = 10;
@@ -31,8 +31,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
 /// One target's run.
 pub(super) struct Bench<'a> {
-    /// `gru` or `peer`.
-    pub(super) target: &'static str,
+    /// The system under test.
+    pub(super) target: Target,
     /// The command line.
     pub(super) args: &'a RelayBench,
     /// The system under test.

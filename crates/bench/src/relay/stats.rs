@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+use super::Target;
+
 /// Sub-buckets per power of two: values are kept within 1/1024 (0.1 %) of what was recorded.
 const SUB_BITS: u32 = 10;
 /// Latencies are recorded in µs and capped below 2^30 µs (about 18 minutes), whose highest
@@ -239,8 +241,8 @@ pub(super) fn cpu_ticks_each(pids: &[u32]) -> Result<Vec<u64>> {
 /// What one step measured.
 #[derive(Debug, Clone)]
 pub(super) struct StepResult {
-    /// `gru` or `peer`.
-    pub(super) target: &'static str,
+    /// The system under test.
+    pub(super) target: Target,
     /// `unicast` or `fan-out`.
     pub(super) scenario: &'static str,
     /// Messages per second offered (open loop).
@@ -262,7 +264,8 @@ pub(super) struct StepResult {
     pub(super) delivered: u64,
     /// p50, p99, p99.9 in µs.
     pub(super) lat_us: [u64; 3],
-    /// CPU seconds of spear A, spear B and Redis over the step and its drain.
+    /// CPU seconds of spear A, spear B, Redis (and, for gru's RocketMQ relay, the broker and
+    /// the name server) over the step and its drain.
     pub(super) server_cpu_s: Vec<f64>,
     /// CPU seconds of this benchmark process over the same time.
     pub(super) client_cpu_s: f64,
@@ -335,7 +338,7 @@ impl StepResult {
 
     /// The Markdown header of [`StepResult::row`].
     pub(super) fn header() -> &'static str {
-        "| target | scenario | offered msg/s | sent | sent/s | acked (errors) | delivered | delivered/s | p50 ms | p99 ms | p99.9 ms | server CPU s (A / B / Redis) | CPU µs/delivery | client CPU s | kept up |\n\
+        "| target | scenario | offered msg/s | sent | sent/s | acked (errors) | delivered | delivered/s | p50 ms | p99 ms | p99.9 ms | server CPU s (A / B / Redis [/ broker / name server]) | CPU µs/delivery | client CPU s | kept up |\n\
          | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     }
 
