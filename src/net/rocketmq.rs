@@ -45,6 +45,9 @@ pub enum MqError {
     /// The broker answered with an error, or did not store the message as asked.
     #[error("RocketMQ refused: {0}")]
     Refused(String),
+    /// The client has too many requests waiting for the broker's answer to take another.
+    #[error("RocketMQ client busy: {0}")]
+    Busy(String),
     /// The client could not be set up (bad configuration).
     #[error("RocketMQ client: {0}")]
     Client(String),
@@ -54,11 +57,13 @@ impl MqError {
     fn of(e: &ClientError, timeout: Duration) -> Self {
         match e.descriptor().condition() {
             CanonicalCondition::DeadlineExceeded => Self::Timeout(timeout),
+            // The client's own queue of requests waiting for an answer is full (a burst the
+            // broker has not answered yet): this message is refused, the broker is not down.
+            CanonicalCondition::ResourceExhausted => Self::Busy(e.to_string()),
             CanonicalCondition::Unavailable
             | CanonicalCondition::NotFound
             | CanonicalCondition::Aborted
-            | CanonicalCondition::Cancelled
-            | CanonicalCondition::ResourceExhausted => Self::Unreachable(e.to_string()),
+            | CanonicalCondition::Cancelled => Self::Unreachable(e.to_string()),
             _ if e.broker_response_code().is_some() => Self::Refused(e.to_string()),
             _ => Self::Unreachable(e.to_string()),
         }

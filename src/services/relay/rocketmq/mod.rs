@@ -164,10 +164,12 @@ fn mq_error(e: MqError) -> RelayError {
         MqError::Unreachable(_) => RelayError::Unavailable {
             transport: TRANSPORT,
         },
-        MqError::Refused(reason) | MqError::Client(reason) => RelayError::Refused {
-            transport: TRANSPORT,
-            reason,
-        },
+        MqError::Refused(reason) | MqError::Busy(reason) | MqError::Client(reason) => {
+            RelayError::Refused {
+                transport: TRANSPORT,
+                reason,
+            }
+        }
     }
 }
 
