@@ -5,7 +5,7 @@
 
 use gru::services::relay::{Audience, RelayReport};
 
-use super::{Caps, Harness};
+use super::Harness;
 
 const USER_A: u64 = 5_008;
 const USER_B: u64 = 5_007;
@@ -15,12 +15,8 @@ const A_TO_GROUP: u64 = 10;
 const B_TO_GROUP: u64 = 5;
 
 pub async fn check<H: Harness>(h: &mut H) {
-    let Caps {
-        multi_spear,
-        hears_echoes,
-        ..
-    } = h.caps();
-    let echoes = |n: u64| if hears_echoes { n } else { 0 };
+    let caps = h.caps();
+    let (multi_spear, echoes) = (caps.multi_spear, |n| caps.echoes(n));
     let mut a = h.spear(51).await;
     a.bind(1, USER_A).await;
     a.join(1, GROUP).await;

@@ -5,19 +5,15 @@
 
 use gru::services::relay::Audience;
 
-use super::{Caps, Harness};
+use super::Harness;
 
 const USER: u64 = 4_001;
 const GROUP: u64 = 4_010;
 const MESSAGES: u64 = 20;
 
 pub async fn check<H: Harness>(h: &mut H) {
-    let Caps {
-        multi_spear,
-        hears_echoes,
-        ..
-    } = h.caps();
-    let echoes = |n: u64| if hears_echoes { n } else { 0 };
+    let caps = h.caps();
+    let (multi_spear, echoes) = (caps.multi_spear, |n| caps.echoes(n));
     let mut a = h.spear(41).await;
     a.bind(1, USER).await;
     a.join(1, GROUP).await;

@@ -47,6 +47,17 @@ pub struct Caps {
     pub hears_echoes: bool,
 }
 
+impl Caps {
+    /// How many of `n` own messages a spear hears back: all of them, or none.
+    pub fn echoes(&self, n: u64) -> u64 {
+        if self.hears_echoes {
+            n
+        } else {
+            0
+        }
+    }
+}
+
 /// Starts, breaks and mends one backend for the suite.
 pub trait Harness {
     /// The backend's name in the output.
