@@ -17,7 +17,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("raft", &[]),
     (
         "services",
-        &["auth", "idgen", "spear", "relay", "stat", "ticket"],
+        &[
+            "auth", "idgen", "spear", "relay", "history", "stat", "ticket",
+        ],
     ),
     ("api", &["serve", "http", "grpc", "socketio"]),
     ("node", &[]),

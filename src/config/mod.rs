@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 pub use nodes::{AdvertiseAddrs, ListenAddrs, NodeConfig, NodeId, Role};
 pub use sections::{
-    AuthSection, ClusterSection, GossipSection, HttpSection, IdgenMode, IdgenSection, RaftSection,
-    RedisSection, RelayKind, RelaySection, RocketMqSection, SpearSection, StatSection,
-    TicketSection,
+    AuthSection, ClusterSection, GossipSection, HistorySection, HttpSection, IdgenMode,
+    IdgenSection, RaftSection, RedisSection, RelayKind, RelaySection, RocketMqSection,
+    SpearSection, StatSection, TicketSection,
 };
 
 /// Why a config was refused.
@@ -77,6 +77,9 @@ pub struct ClusterConfig {
     /// `[rocketmq]`: the broker of the RocketMQ relay.
     #[serde(default)]
     pub rocketmq: RocketMqSection,
+    /// `[history]`: what each channel keeps for clients that resume.
+    #[serde(default)]
+    pub history: HistorySection,
     /// `[stat]`: live presence in Redis.
     #[serde(default)]
     pub stat: StatSection,
@@ -180,6 +183,7 @@ impl ClusterConfig {
                 kind: RelayKind::Local,
             },
             rocketmq: RocketMqSection::default(),
+            history: HistorySection::default(),
             stat: StatSection::default(),
             auth: AuthSection {
                 business_secret: DEV_BUSINESS_SECRET.into(),

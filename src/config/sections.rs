@@ -242,6 +242,32 @@ pub struct RelaySection {
     pub kind: RelayKind,
 }
 
+/// `[history]`: what each channel (a user's, a group's) keeps of its messages, so that a client
+/// that reconnects, to any spear, gets what it missed (`docs/api.md`, "Resume").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistorySection {
+    /// Keep a history per channel. Off, messages carry no position and a client that presents
+    /// one gets a `resync`. Default true.
+    pub enabled: bool,
+    /// Messages kept per channel (at least; Redis trims a little lazily), 1..=100000.
+    /// Default 500.
+    pub max_messages: u64,
+    /// How long a message stays replayable, s; a channel without a message for this long is
+    /// forgotten (its next message starts a new epoch), 1..=604800. Default 3600.
+    pub max_age_secs: u64,
+}
+
+impl Default for HistorySection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_messages: 500,
+            max_age_secs: 3600,
+        }
+    }
+}
+
 /// `[rocketmq]`: the name servers and topics of the RocketMQ relay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Component, PathBuf};
 
 use super::nodes::is_host_port;
-use super::{ClusterConfig, ConfigError, NodeConfig, RelayKind, RocketMqSection, Role};
+use super::{
+    ClusterConfig, ConfigError, HistorySection, NodeConfig, RelayKind, RocketMqSection, Role,
+};
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -26,6 +28,7 @@ pub(super) fn validate(config: &ClusterConfig) -> Result<(), ConfigError> {
     http(config)?;
     ticket(config)?;
     relay(config)?;
+    history(&config.history)?;
     stat(config)?;
     idgen(config)?;
     gossip(config)?;
@@ -358,6 +361,22 @@ fn relay(config: &ClusterConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn history(section: &HistorySection) -> Result<(), ConfigError> {
+    if !(1..=100_000).contains(&section.max_messages) {
+        return Err(invalid(
+            "history.max_messages",
+            "must be between 1 and 100000",
+        ));
+    }
+    if !(1..=604_800).contains(&section.max_age_secs) {
+        return Err(invalid(
+            "history.max_age_secs",
+            "must be between 1 and 604800 (a week)",
+        ));
+    }
+    Ok(())
+}
+
 fn rocketmq(section: &RocketMqSection) -> Result<(), ConfigError> {
     for addr in section.name_servers() {
         if !is_host_port(addr) {
@@ -555,6 +574,10 @@ mod tests {
         ("rocketmq.queues",              "queues = 4", "0"),
         ("rocketmq.queues",              "queues = 4", "65"),
         ("rocketmq.send_timeout_ms",     "send_timeout_ms = 3000", "10"),
+        ("history.max_messages",         "max_messages = 500", "0"),
+        ("history.max_messages",         "max_messages = 500", "100001"),
+        ("history.max_age_secs",         "max_age_secs = 3600", "0"),
+        ("history.max_age_secs",         "max_age_secs = 3600", "604801"),
         ("redis.url",                    "url = \"redis://127.0.0.1:6379\"", "\"http://x\""),
         ("stat.presence_ttl_ms",         "presence_ttl_ms = 10000", "20000"),
         ("stat.heartbeat_ms",            "heartbeat_ms = 2000", "5000"),

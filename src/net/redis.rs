@@ -41,6 +41,27 @@ pub enum RedisError {
     Command(String),
 }
 
+/// A Lua script, run with [`RedisLink::eval`].
+#[derive(Debug)]
+pub struct Script {
+    code: &'static str,
+    hash: String,
+}
+
+impl Script {
+    /// The script `code`.
+    pub fn new(code: &'static str) -> Self {
+        Self {
+            code,
+            hash: redis::Script::new(code).get_hash().to_string(),
+        }
+    }
+
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+}
+
 /// Whether Redis is reachable, since when, and how many outages there were.
 #[derive(Debug)]
 pub struct LinkHealth {
@@ -296,6 +317,30 @@ impl RedisLink {
             Ok(Conn::Single(mut c)) => self.guarded(cmd.query_async(&mut c)).await,
             Ok(Conn::Cluster(mut c)) => self.guarded(cmd.query_async(&mut c)).await,
             Err(e) => Err(e),
+        }
+    }
+
+    /// Runs `script` on `keys` (one hash tag) with `args`: by its hash, and by its text when
+    /// Redis does not know it yet (a new or restarted server), which loads it.
+    pub async fn eval<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[&[u8]],
+    ) -> Result<T, RedisError> {
+        let call = |verb: &str, body: &str| {
+            let mut cmd = redis::cmd(verb);
+            cmd.arg(body).arg(keys.len()).arg(keys);
+            for a in args {
+                cmd.arg(*a);
+            }
+            cmd
+        };
+        match self.query(&call("EVALSHA", script.hash())).await {
+            Err(RedisError::Command(e)) if e.to_ascii_uppercase().contains("NOSCRIPT") => {
+                self.query(&call("EVAL", script.code)).await
+            }
+            other => other,
         }
     }
 

@@ -334,7 +334,7 @@ async fn compose(
         };
         let started = spear::start(&base, listener, links, ids.clone(), presence, runner)?;
         presence = started.presence;
-        relay = Some(started.relay);
+        relay = Some((started.relay, started.sequencer));
     }
 
     let routes = public::Routes {

@@ -11,6 +11,7 @@ use crate::api::http::{self, ApiState, TicketState};
 use crate::api::serve::PerIpRate;
 use crate::config::Role;
 use crate::raft::ControlPlane;
+use crate::services::history::Sequencer;
 use crate::services::idgen::IdService;
 use crate::services::relay::Relay;
 use crate::services::stat::Presence;
@@ -20,7 +21,7 @@ use crate::services::ticket::{SpearDirectory, TicketIssuer};
 pub(super) struct Routes {
     pub(super) control: Option<Arc<ControlPlane>>,
     pub(super) ids: Arc<IdService>,
-    pub(super) relay: Option<Relay>,
+    pub(super) relay: Option<(Relay, Arc<Sequencer>)>,
     pub(super) presence: Presence,
 }
 

@@ -19,6 +19,7 @@ use crate::api::socketio::{
 use crate::config::{ConfigError, RelayKind};
 use crate::net::gossip::Gossip;
 use crate::net::redis::RedisLink;
+use crate::services::history::{HistoryStore, MemoryStore, RedisStore, Retention, Sequencer};
 use crate::services::idgen::IdService;
 use crate::services::relay::{LocalRelay, RedisParts, RedisRelay, Relay};
 use crate::services::spear::{self, roster::ChangeSink, Roster, Verifier};
@@ -66,6 +67,8 @@ pub(super) async fn open_mq(
 pub(super) struct Spear {
     /// For `GET /api/v1/relay`.
     pub(super) relay: Relay,
+    /// For `GET /api/v1/relay` too.
+    pub(super) sequencer: Arc<Sequencer>,
     /// Who is online: `presence` as given, or this spear's own roster when there is no Redis.
     pub(super) presence: Presence,
 }
@@ -83,6 +86,20 @@ pub(super) fn start(
     let spear_cfg = &config.spear;
     let (layer, io) = socketio::socket_layer(spear_cfg);
     let marks = Arc::new(PresenceMarks::default());
+    // History: in the spear's memory when it is the only one, else in Redis.
+    let store: Option<Arc<dyn HistoryStore>> = match (&links.redis, config.history.enabled) {
+        (_, false) => None,
+        (None, true) => Some(Arc::new(MemoryStore::new(Retention::new(&config.history)))),
+        (Some(link), true) => Some(Arc::new(RedisStore::new(
+            link.clone(),
+            &config.cluster.name,
+            Retention::new(&config.history),
+        ))),
+    };
+    let sequencer = Arc::new(Sequencer::new(
+        store,
+        Arc::new(RoomDelivery::new(io.clone())),
+    ));
     // The one choice of relay backend.
     let relay = match (config.relay.kind, &links.redis) {
         (RelayKind::Local, _) => LocalRelay::start(),
@@ -93,7 +110,7 @@ pub(super) fn start(
                 me: id,
                 cluster_name: config.cluster.name.clone(),
                 settle: Duration::from_millis(config.redis.settle_ms),
-                inbound: RoomDelivery::new(io.clone()),
+                inbound: sequencer.clone(),
             };
             let (relay, tasks) = RedisRelay::start(parts, runner.token(Stage::Background));
             for task in tasks {
@@ -110,7 +127,7 @@ pub(super) fn start(
                 cluster_name: config.cluster.name.clone(),
                 queues: config.rocketmq.queues,
                 settle: Duration::from_millis(config.redis.settle_ms),
-                inbound: RoomDelivery::new(io.clone()),
+                inbound: sequencer.clone(),
             };
             let (relay, tasks) = crate::services::relay::RocketMqRelay::start(
                 parts,
@@ -126,7 +143,7 @@ pub(super) fn start(
         // the validation's answer.
         (RelayKind::RocketMq | RelayKind::Redis, _) => return Err(unbuilt()),
     };
-    let mut sinks: Vec<Arc<dyn ChangeSink>> = vec![Arc::new(relay.clone())];
+    let mut sinks: Vec<Arc<dyn ChangeSink>> = vec![Arc::new(relay.clone()), sequencer.clone()];
     if links.redis.is_some() {
         sinks.push(marks.clone());
     }
@@ -169,6 +186,7 @@ pub(super) fn start(
         verifier: Verifier::new(id, base.auth.clone()),
         ids,
         relay: relay.clone(),
+        sequencer: sequencer.clone(),
         roster,
         presence: presence.clone(),
         limits: SpearLimits::new(spear_cfg),
@@ -192,7 +210,11 @@ pub(super) fn start(
     runner.spawn(Stage::Registration, "spear registration", move |cancel| {
         spear::run_registration(me, client, renew, cancel)
     });
-    Ok(Spear { relay, presence })
+    Ok(Spear {
+        relay,
+        sequencer,
+        presence,
+    })
 }
 
 /// What a spear whose relay cannot be built answers.

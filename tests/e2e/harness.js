@@ -180,6 +180,13 @@ async function startCluster({ spears = 1 } = {}) {
     base,
     dir,
     redis,
+    // Kills node `id` (-9), as a crash would.
+    kill: (id) => {
+      const child = children[nodes.findIndex((n) => n.id === id)];
+      child.kill('SIGKILL');
+      return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null
+        ? resolve() : child.once('exit', () => resolve())));
+    },
     token1: (user, name, extra = []) => execFileSync(GRU_BIN, ['token', '--config', config, '--user', String(user), '--name', name, ...extra]).toString().trim(),
     // Spears first (they deregister through the cores), then the cores, then Redis; 0 when
     // every gru process exits cleanly.
@@ -187,7 +194,8 @@ async function startCluster({ spears = 1 } = {}) {
       const first = await Promise.all(children.slice(3).map(stopOne));
       const rest = await Promise.all(children.slice(0, 3).map(stopOne));
       if (redis) await redis.stop();
-      const code = [...first, ...rest].find((c) => c !== 0) ?? 0;
+      // A node the test killed has no exit code to report.
+      const code = [...first, ...rest].find((c) => c !== 0 && c !== null) ?? 0;
       // Kept when it failed, or when GRU_E2E_KEEP is set (to read the node logs).
       if (code === 0 && !process.env.GRU_E2E_KEEP) fs.rmSync(dir, { recursive: true, force: true });
       return code;

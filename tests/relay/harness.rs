@@ -199,7 +199,7 @@ impl Relayed {
         assert_eq!(refusal["data"]["localOnly"], true, "{refusal}");
         let msg = refusal["msg"].as_str().unwrap_or_default();
         assert!(
-            msg.contains("relay unavailable") && msg.contains(transport),
+            msg.contains("unavailable") && msg.contains(transport),
             "the sender is told which transport failed: {refusal}"
         );
     }

@@ -55,7 +55,7 @@ async fn relay_rocketmq_cross_node() {
 
     // The official clients, on a cluster the Node harness starts, on the same broker.
     let out = crate::support::node_tests(
-        &["relay.test.js"],
+        &["relay.test.js", "resume.test.js"],
         &[("GRU_E2E_ROCKETMQ", mq.name_server())],
     );
     assert!(out.contains("RocketMQ relay"), "the RocketMQ relay ran");

@@ -12,6 +12,7 @@ use super::{ApiError, QueryMap};
 use crate::config::{IdgenMode, NodeId, Role};
 use crate::net::grpc::ClusterClient;
 use crate::raft::{ClusterView, ControlError, ControlPlane};
+use crate::services::history::{Sequencer, SequencerReport};
 use crate::services::idgen::{IdError, IdService};
 use crate::services::relay::{Relay, RelayReport};
 
@@ -28,8 +29,8 @@ pub struct ApiState {
     pub client: Arc<ClusterClient>,
     /// Ids.
     pub ids: Arc<IdService>,
-    /// The spear's relay, on spear nodes (`GET /api/v1/relay`).
-    pub relay: Option<Relay>,
+    /// The spear's relay and sequencer, on spear nodes (`GET /api/v1/relay`).
+    pub relay: Option<(Relay, Arc<Sequencer>)>,
 }
 
 /// The router of the public API.
@@ -123,11 +124,25 @@ async fn ids(State(state): State<ApiState>, query: QueryMap) -> Result<Json<IdsB
     }))
 }
 
+/// What `GET /api/v1/relay` answers: the relay's counters and, under `history`, the
+/// sequencer's.
+#[derive(Debug, Serialize)]
+struct RelayAnswer {
+    #[serde(flatten)]
+    relay: RelayReport,
+    history: SequencerReport,
+}
+
 /// `GET /api/v1/relay`: the spear's relay counters.
-async fn relay(State(state): State<ApiState>) -> Result<Json<RelayReport>, ApiError> {
+async fn relay(State(state): State<ApiState>) -> Result<Json<RelayAnswer>, ApiError> {
     state
         .relay
         .as_ref()
-        .map(|r| Json(r.report()))
+        .map(|(relay, sequencer)| {
+            Json(RelayAnswer {
+                relay: relay.report(),
+                history: sequencer.report(),
+            })
+        })
         .ok_or_else(|| ApiError::BadRequest("this node is not a spear".into()))
 }

@@ -5,6 +5,7 @@ use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::services::relay::{Audience, Position};
 use crate::services::spear::session::Credentials;
 
 /// Success.
@@ -127,6 +128,9 @@ pub struct AuthPayload {
     /// The spear token from ticket.
     #[serde(default)]
     pub token2: Option<String>,
+    /// The client's last position per channel, to resume (`docs/api.md`, "Resume").
+    #[serde(default)]
+    pub resume: Option<Value>,
 }
 
 impl AuthPayload {
@@ -140,6 +144,57 @@ impl AuthPayload {
             token2: self.token2.as_deref(),
         }
     }
+}
+
+/// One channel's point in `resume`: `{"epoch": "<decimal>", "position": <n>}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an object with epoch and position")]
+struct ResumePoint {
+    #[serde(deserialize_with = "flex_id")]
+    epoch: u64,
+    #[serde(deserialize_with = "flex_id")]
+    position: u64,
+}
+
+/// The `resume` object of `auth` or of the handshake: `{"u:5": {epoch, position}, "g:10":
+/// …}`, at most `max_channels` entries, every one the connection's own user or a group. A
+/// channel that appears twice keeps its last point.
+pub fn resume_points(
+    raw: Value,
+    uid: u64,
+    max_channels: usize,
+) -> Result<std::collections::HashMap<Audience, Position>, String> {
+    let Value::Object(map) = raw else {
+        return Err(format!(
+            "resume must be an object of channel: {{epoch, position}}, got {}",
+            kind_of(&raw)
+        ));
+    };
+    if map.len() > max_channels {
+        return Err(format!(
+            "resume names {} channels; at most {max_channels} (the user and its groups)",
+            map.len()
+        ));
+    }
+    map.into_iter()
+        .map(|(name, point)| {
+            let channel: Audience = name
+                .parse()
+                .map_err(|()| format!("resume: {name:?} is not a channel (u:<id> or g:<id>)"))?;
+            if matches!(channel, Audience::User(other) if other != uid) {
+                return Err(format!("resume: {name:?} is another user's channel"));
+            }
+            let point: ResumePoint =
+                serde_json::from_value(point).map_err(|e| format!("resume: {name}: {e}"))?;
+            Ok((
+                channel,
+                Position {
+                    epoch: point.epoch,
+                    offset: point.position,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// One group in `subscribe`.
@@ -263,6 +318,45 @@ pub struct DeliveredTarget {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn resume_points_are_checked() {
+        let ok = resume_points(
+            json!({"u:5": {"epoch": "9007199254740993", "position": 3}, "g:10": {"epoch": 7, "position": "0"}}),
+            5,
+            3,
+        )
+        .expect("valid");
+        assert_eq!(
+            ok.get(&Audience::User(5)),
+            Some(&Position {
+                epoch: 9_007_199_254_740_993,
+                offset: 3
+            })
+        );
+        assert_eq!(ok.get(&Audience::Group(10)).map(|p| p.offset), Some(0));
+        for (bad, says) in [
+            (json!([1]), "must be an object"),
+            (
+                json!({"u:6": {"epoch": "1", "position": 1}}),
+                "another user's",
+            ),
+            (
+                json!({"x:1": {"epoch": "1", "position": 1}}),
+                "not a channel",
+            ),
+            (json!({"g:1": {"epoch": "a", "position": 1}}), "g:1"),
+            (json!({"g:1": {"epoch": "1"}}), "position"),
+            (json!({"g:1": {"epoch": "1", "position": -1}}), "g:1"),
+            (
+                json!({"g:1": {}, "g:2": {}, "g:3": {}, "g:4": {}}),
+                "at most 3",
+            ),
+        ] {
+            let e = resume_points(bad.clone(), 5, 3).expect_err("refused");
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn payloads_decode_from_strings_and_objects() {

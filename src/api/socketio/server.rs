@@ -2,6 +2,7 @@
 //! (`docs/api.md`) on one namespace, protocol v5 and v4 on the same port, behind the limits
 //! of a port that faces the internet (`docs/security.md`).
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
@@ -20,14 +22,16 @@ use super::closer::{CloseReason, Closer};
 use super::conn::{query_param, ConnLimits, ConnState};
 use super::deadlines::{Deadline, Deadlines};
 use super::protocol::{
-    decode, distinct, online_group, AuthPayload, Delivered, DeliveredTarget, GroupsPayload,
-    MsgPayload, Reply, SubscribePayload, LOGIC_ERROR, NO_PAYLOAD, PARAM_ERROR, SYSTEM_ERROR,
+    decode, distinct, online_group, resume_points, AuthPayload, Delivered, DeliveredTarget,
+    GroupsPayload, MsgPayload, Reply, SubscribePayload, LOGIC_ERROR, NO_PAYLOAD, PARAM_ERROR,
+    SYSTEM_ERROR,
 };
 use crate::api::serve::{self, Conn, ServeLimits};
 use crate::clock::unix_ms;
 use crate::config::SpearSection;
+use crate::services::history::{positioned, Catcher, Outlet, Resync, Sequencer};
 use crate::services::idgen::IdService;
-use crate::services::relay::{Audience, Delivery, Envelope, Inbound, Relay, RelayStats};
+use crate::services::relay::{Audience, Delivery, Envelope, Position, Relay, RelayStats};
 use crate::services::spear::roster::{Pending, Roster};
 use crate::services::spear::session::{Session, Verifier};
 use crate::services::stat::Presence;
@@ -85,6 +89,8 @@ pub struct SpearContext {
     pub ids: Arc<IdService>,
     /// Messages to other spears.
     pub relay: Relay,
+    /// Each channel's delivery order here, and its history.
+    pub sequencer: Arc<Sequencer>,
     /// Who is connected here; the relay's subscriptions and presence follow it.
     pub roster: Arc<Roster<ConnId>>,
     /// Where `online` reads presence.
@@ -156,13 +162,84 @@ fn admit(s: &SocketRef, ctx: &SpearContext, ack: AckSender, event: &str) -> Opti
     None
 }
 
-/// Binds `session` to the connection (first auth) and sets its expiry deadline.
-async fn bind(s: &SocketRef, ctx: &SpearContext, session: Session) {
-    s.join(room(Audience::User(session.uid)));
+/// The positions a connection presented to resume, per channel, until it joins each.
+#[derive(Debug, Clone, Default)]
+struct ResumeFrom(HashMap<Audience, Position>);
+
+/// How many channels a `resume` may name: the user's and its groups'.
+fn resume_limit(ctx: &SpearContext) -> usize {
+    ctx.limits.max_groups.saturating_add(1)
+}
+
+/// Binds `session` to the connection (first auth) and sets its expiry deadline; resumes the
+/// user's channel from `resume`'s point for it, and keeps the groups' points for their joins.
+async fn bind(
+    s: &SocketRef,
+    ctx: &SpearContext,
+    session: Session,
+    mut resume: HashMap<Audience, Position>,
+) {
     let uid = session.uid;
+    let user = Audience::User(uid);
+    let from = resume.remove(&user);
+    if from.is_none() {
+        // Live at once: what is published after the roster counts this connection reaches it.
+        s.join(room(user));
+    }
     expire_at(s, ctx, &session);
     s.extensions.insert(session);
+    if !resume.is_empty() {
+        s.extensions.insert(ResumeFrom(resume));
+    }
     settle(ctx.roster.bind(s.id, uid)).await;
+    ctx.sequencer
+        .catch_up(user, from, &SocketCatcher::new(s.clone(), user))
+        .await;
+}
+
+/// A connection catching up on one channel: replayed messages go to it alone, then it joins
+/// the channel's room.
+struct SocketCatcher {
+    s: SocketRef,
+    channel: Audience,
+}
+
+impl SocketCatcher {
+    /// How long a replay waits for a connection whose send queue is full.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    fn new(s: SocketRef, channel: Audience) -> Self {
+        Self { s, channel }
+    }
+}
+
+impl Catcher for SocketCatcher {
+    fn send(&self, message: Box<serde_json::value::RawValue>) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + Self::PATIENCE;
+            loop {
+                match self.s.emit("msg", &message) {
+                    Ok(()) => return true,
+                    Err(SendError::Socket(SocketError::InternalChannelFull))
+                        if tokio::time::Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err(_) => return false,
+                }
+            }
+        })
+    }
+
+    fn resync(&self, notice: &Resync) {
+        if let Err(e) = self.s.emit("resync", notice) {
+            tracing::debug!(error = %e, "a resync notice was not sent");
+        }
+    }
+
+    fn go_live(&self) {
+        self.s.join(room(self.channel));
+    }
 }
 
 /// The connection must leave when its token expires (legacy tokens never do).
@@ -188,8 +265,9 @@ async fn handshake(
     ctx: Arc<SpearContext>,
 ) -> Result<(), String> {
     s.extensions.insert(ConnState::new(ctx.limits.conn));
+    let mut auth = auth.ok();
     let token = auth
-        .ok()
+        .as_ref()
         .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_string));
     match token {
         Some(token) => {
@@ -197,8 +275,17 @@ async fn handshake(
                 .verifier
                 .verify_token(&token, now_sec())
                 .map_err(|e| format!("{PARAM_ERROR}: {e}"))?;
+            let resume = match auth
+                .as_mut()
+                .and_then(|v| v.get_mut("resume"))
+                .map(Value::take)
+            {
+                Some(raw) => resume_points(raw, session.uid, resume_limit(&ctx))
+                    .map_err(|e| format!("{PARAM_ERROR}: {e}"))?,
+                None => HashMap::new(),
+            };
             register_handlers(s.clone(), ctx.clone());
-            bind(&s, &ctx, session).await;
+            bind(&s, &ctx, session, resume).await;
         }
         None => {
             register_handlers(s.clone(), ctx.clone());
@@ -245,16 +332,22 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
                 return;
             };
             let result = payload(data).and_then(decode::<AuthPayload>).and_then(|p| {
-                c.verifier
+                let session = c
+                    .verifier
                     .verify_auth(&p.credentials(), now_sec())
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string())?;
+                let resume = match p.resume {
+                    Some(raw) => resume_points(raw, session.uid, resume_limit(&c))?,
+                    None => HashMap::new(),
+                };
+                Ok((session, resume))
             });
             let current = s.extensions.get::<Session>().map(|known| known.uid);
             match (current, result) {
-                (None, Ok(session)) => {
+                (None, Ok((session, resume))) => {
                     c.deadlines.clear(s.id);
                     let uid = session.uid;
-                    bind(&s, &c, session).await;
+                    bind(&s, &c, session, resume).await;
                     let reply = Reply::ok("ok", Some(json!({"userId": uid})));
                     answer(&s, &c, ack, "auth", &reply);
                 }
@@ -263,13 +356,14 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
                     c.closer.close(&s, CloseReason::Unauthenticated, None);
                 }
                 // One connection is one user: a second auth may only renew the first.
-                (Some(uid), Ok(session)) if uid != session.uid => {
+                (Some(uid), Ok((session, _))) if uid != session.uid => {
                     let reply =
                         Reply::error(LOGIC_ERROR, "this connection is bound to another user");
                     answer(&s, &c, ack, "auth", &reply);
                 }
-                (Some(uid), Ok(session)) => {
-                    // A fresh token for the same user renews the connection's expiry.
+                (Some(uid), Ok((session, _))) => {
+                    // A fresh token for the same user renews the connection's expiry; a second
+                    // auth resumes nothing (the connection is live already).
                     expire_at(&s, &c, &session);
                     s.extensions.insert(session);
                     let reply = Reply::ok("ok", Some(json!({"userId": uid})));
@@ -350,13 +444,13 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
     let c = ctx.clone();
     s.on(
         "msg",
-        async move |s: SocketRef, io: SocketIo, data: TryData<Value>, ack: AckSender| {
+        async move |s: SocketRef, data: TryData<Value>, ack: AckSender| {
             let Some(session) = s.extensions.get::<Session>() else {
                 return refuse_unauthenticated(s, &c, ack, "msg");
             };
             let reply = match payload(data).and_then(decode::<MsgPayload>) {
                 Err(e) => Reply::error(PARAM_ERROR, e),
-                Ok(p) => send(&s, &io, &session, &c, p).await,
+                Ok(p) => send(&s, &session, &c, p).await,
             };
             answer(&s, &c, ack, "msg", &reply);
         },
@@ -421,17 +515,41 @@ async fn subscribe(
             );
         }
     }
-    // Rooms first, so that a message to a group reaches the connection as soon as the roster
-    // counts it as a member.
-    for gid in &groups {
-        s.join(room(Audience::Group(*gid)));
+    // A group the connection presented a position for joins its room after its backlog; the
+    // others join at once, so that a message to the group reaches the connection as soon as the
+    // roster counts it as a member.
+    let mut points = s
+        .extensions
+        .get::<ResumeFrom>()
+        .map(|r| r.0)
+        .unwrap_or_default();
+    let fresh: Vec<(Audience, Option<Position>)> = groups
+        .iter()
+        .filter(|g| !ctx.roster.in_group(s.id, **g))
+        .map(|gid| {
+            let channel = Audience::Group(*gid);
+            (channel, points.remove(&channel))
+        })
+        .collect();
+    for (channel, from) in &fresh {
+        if from.is_none() {
+            s.join(room(*channel));
+        }
     }
     match ctx
         .roster
         .join_at_most(s.id, &groups, ctx.limits.max_groups)
     {
         Ok(pending) => {
+            if s.extensions.get::<ResumeFrom>().is_some() {
+                s.extensions.insert(ResumeFrom(points));
+            }
             settle(pending).await;
+            let catching = fresh.into_iter().map(|(channel, from)| async move {
+                let catcher = SocketCatcher::new(s.clone(), channel);
+                ctx.sequencer.catch_up(channel, from, &catcher).await;
+            });
+            futures_util::future::join_all(catching).await;
             Reply::ok("ok", Some(json!({"groups": groups})))
         }
         Err(_) => {
@@ -447,13 +565,7 @@ async fn subscribe(
     }
 }
 
-async fn send(
-    s: &SocketRef,
-    io: &SocketIo,
-    session: &Session,
-    ctx: &SpearContext,
-    p: MsgPayload,
-) -> Reply {
+async fn send(s: &SocketRef, session: &Session, ctx: &SpearContext, p: MsgPayload) -> Reply {
     let audience = match p.kind {
         0 => Audience::User(p.target.id),
         1 => Audience::Group(p.target.id),
@@ -493,13 +605,41 @@ async fn send(
         content: p.content,
         expire_time: 0,
     };
-    let payload = match serde_json::value::to_raw_value(&delivered) {
+    let message = match serde_json::to_string(&delivered) {
         Ok(v) => v,
         Err(e) => return Reply::error(SYSTEM_ERROR, e.to_string()),
     };
-    let envelope = Envelope { audience, payload };
-    // An acknowledged message is one the relay accepted; local recipients get it either way.
-    let relayed = ctx.relay.publish(&envelope).await;
+    // An acknowledged message is in its channel's history first, then accepted by the relay;
+    // local recipients get it either way (without a position when the history did not take
+    // it: it is not replayable).
+    let placed = match ctx.sequencer.store() {
+        None => Ok(None),
+        Some(store) => match store.append(audience, id, &message).await {
+            Ok(at) => Ok(Some(at)),
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    let position = placed.as_ref().ok().copied().flatten();
+    let payload = match position {
+        Some(at) => positioned(&message, audience, at),
+        None => serde_json::value::RawValue::from_string(message).ok(),
+    };
+    let Some(payload) = payload else {
+        return Reply::error(SYSTEM_ERROR, "the message could not be encoded");
+    };
+    let envelope = Envelope {
+        audience,
+        position,
+        payload,
+    };
+    let relayed = match placed {
+        Ok(_) => ctx
+            .relay
+            .publish(&envelope)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
     // The relay brings it to every other spear; here only rooms with someone in them cost a
     // serialisation (a sender's own user room counts: its other connections get it too).
     let local = match audience {
@@ -509,12 +649,17 @@ async fn send(
     if local {
         // A recipient whose queue is full misses this message and is disconnected by the
         // slow-consumer policy; that is its problem, never the sender's.
-        if let Err(e) = io.to(room(audience)).emit("msg", &envelope.payload).await {
+        if ctx.sequencer.deliver(envelope).await == Delivery::SlowClient {
             RelayStats::bump(&ctx.relay.stats().slow_clients);
-            tracing::trace!(error = %e, "a local recipient missed a message (slow consumer)");
+            tracing::trace!("a local recipient missed a message (slow consumer)");
         }
     }
-    let data = json!({"id": id, "createTime": create_time});
+    let mut data = json!({"id": id, "createTime": create_time});
+    if let Some(at) = position {
+        data["channel"] = json!(audience.to_string());
+        data["epoch"] = json!(at.epoch.to_string());
+        data["position"] = json!(at.offset);
+    }
     match relayed {
         Ok(()) => Reply::ok("received", Some(data)),
         Err(e) => Reply {
@@ -527,7 +672,7 @@ async fn send(
     }
 }
 
-/// Hands relayed messages to this spear's rooms: the relay's [`Inbound`] sink.
+/// Hands what the spear's sequencer delivers to this spear's rooms.
 #[derive(Clone)]
 pub struct RoomDelivery(SocketIo);
 
@@ -538,17 +683,27 @@ impl RoomDelivery {
     }
 }
 
-impl Inbound for RoomDelivery {
-    async fn deliver(&self, envelope: Envelope) -> Delivery {
-        let room = room(envelope.audience);
-        match self.0.to(room).emit("msg", &envelope.payload).await {
-            Ok(()) => Delivery::Done,
-            Err(e) => {
-                // Only a client whose send queue is full (it does not read) misses it.
-                tracing::warn!(error = %e, "relayed message not delivered to a client that does not read");
-                Delivery::SlowClient
+impl Outlet for RoomDelivery {
+    fn deliver(&self, envelope: Envelope) -> BoxFuture<'_, Delivery> {
+        Box::pin(async move {
+            let room = room(envelope.audience);
+            match self.0.to(room).emit("msg", &envelope.payload).await {
+                Ok(()) => Delivery::Done,
+                Err(e) => {
+                    // Only a client whose send queue is full (it does not read) misses it.
+                    tracing::debug!(error = %e, "a message not delivered to a client that does not read");
+                    Delivery::SlowClient
+                }
             }
-        }
+        })
+    }
+
+    fn resync(&self, channel: Audience, notice: Resync) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.0.to(room(channel)).emit("resync", &notice).await {
+                tracing::debug!(error = %e, "a resync notice missed a client that does not read");
+            }
+        })
     }
 }
 

@@ -66,11 +66,47 @@ pub enum Audience {
     Group(u64),
 }
 
+impl std::fmt::Display for Audience {
+    /// `u:<uid>` or `g:<gid>`: the channel's name on the wire, in Redis and to clients.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&wire::tag(*self))
+    }
+}
+
+impl std::str::FromStr for Audience {
+    type Err = ();
+
+    /// Reads `u:<uid>` or `g:<gid>`.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        wire::audience(s).ok_or(())
+    }
+}
+
+/// `cluster_name` as it may appear in a Redis key: braces, which would move the hash tag,
+/// become `_`.
+pub fn cluster_in_redis(cluster_name: &str) -> String {
+    wire::in_redis(cluster_name)
+}
+
+/// Where a message sits in its channel's history (`services::history`): the channel's epoch
+/// (changes when the history behind it was lost or reset) and the message's offset in it,
+/// which grows by one per message from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Position {
+    /// The epoch: the id of the message that started the channel's history.
+    pub epoch: u64,
+    /// 1 for the epoch's first message, then one more per message.
+    pub offset: u64,
+}
+
 /// A message on its way to other spears, or arrived from one.
 #[derive(Debug, Clone)]
 pub struct Envelope {
     /// Who it is for.
     pub audience: Audience,
+    /// Its place in the audience's history; `None` when history is off or could not take it.
+    /// The payload then carries it too (`channel`, `epoch`, `position`).
+    pub position: Option<Position>,
     /// The `msg` event payload, as JSON text (serialised once, sent as it is to local
     /// recipients and to other spears).
     pub payload: Box<serde_json::value::RawValue>,
@@ -131,6 +167,13 @@ pub trait Inbound: Send + Sync + 'static {
     fn deliver(&self, envelope: Envelope) -> impl Future<Output = Delivery> + Send;
 }
 
+/// A shared sink is a sink (the spear hands its relay an `Arc` of its sequencer).
+impl<T: Inbound> Inbound for Arc<T> {
+    fn deliver(&self, envelope: Envelope) -> impl Future<Output = Delivery> + Send {
+        T::deliver(self, envelope)
+    }
+}
+
 /// Hands a message that arrived from another spear to `inbound`, counting it: `wire` as it came
 /// (see `wire.rs`), for the audience its channel or tag named (`None`: a name that is none).
 /// This spear's own echo is counted and skipped, a malformed message counted as dropped.
@@ -150,11 +193,17 @@ async fn hand_on<I: Inbound>(
         RelayStats::bump(&stats.echoes);
         return;
     }
+    let position = arrival.position;
     let Some(payload) = arrival.into_message() else {
         RelayStats::bump(&stats.dropped);
         return;
     };
-    if inbound.deliver(Envelope { audience, payload }).await == Delivery::SlowClient {
+    let envelope = Envelope {
+        audience,
+        position,
+        payload,
+    };
+    if inbound.deliver(envelope).await == Delivery::SlowClient {
         RelayStats::bump(&stats.slow_clients);
     }
 }

@@ -194,6 +194,7 @@ async fn confirmed(spear: NodeId, pending: Pending) {
 fn message(from: NodeId, audience: Audience, seq: u64) -> Envelope {
     Envelope {
         audience,
+        position: None,
         payload: serde_json::value::to_raw_value(&json!({"from": from, "seq": seq})).expect("JSON"),
     }
 }

@@ -236,6 +236,13 @@ impl SioClient {
         assert_eq!(reply["success"], true, "join {gid}: {reply}");
     }
 
+    /// Every event from now on, `(name, payload)` in arrival order, for a task of its own; the
+    /// client's own [`Self::next_event`] sees none after this.
+    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<(String, Value)> {
+        let (_, closed) = mpsc::unbounded_channel();
+        std::mem::replace(&mut self.events, closed)
+    }
+
     /// The next event named `name` within `within` (other events are dropped).
     pub async fn next_event(&mut self, name: &str, within: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + within;

@@ -103,7 +103,7 @@ impl RedisRelay {
                 }
             });
         }
-        let wire = super::wire::encode(self.me, envelope.payload.get());
+        let wire = super::wire::encode(self.me, envelope.position, envelope.payload.get());
         match self
             .link
             .publish(&self.channels.of(envelope.audience), &wire)

@@ -141,7 +141,7 @@ impl RocketMqRelay {
         let spears = routes::lookup(&self.link, &self.names, &tag)
             .await
             .map_err(routes_error)?;
-        let body = wire::encode(self.me, envelope.payload.get());
+        let body = wire::encode(self.me, envelope.position, envelope.payload.get());
         let key = xxhash_rust::xxh3::xxh3_64(tag.as_bytes());
         let sends = spears.into_iter().filter(|s| *s != self.me).map(|spear| {
             let topic = self.names.topic(spear);

@@ -1,0 +1,180 @@
+//! History in Redis, for every relay that travels (Redis is always there for presence): per
+//! channel a hash `…:hmeta:{u:U}` (`e`: the epoch, `p`: the last offset) and a stream
+//! `…:hist:{u:U}` whose entry ids are the offsets (`<offset>-0`, so a replay is one `XRANGE`)
+//! and whose fields are the append time (`t`, ms) and the message (`m`). One Lua script
+//! appends — epoch, offset, entry, trim and expiry at once — so two spears appending to one
+//! channel get consecutive offsets and the stream never disagrees with the hash. Both keys
+//! carry the channel's hash tag: one slot on a Redis Cluster.
+//!
+//! A server restarted empty has no hash: the next append starts a new epoch (the message's
+//! id) and deletes any stream left behind, so an old position can never be read as new.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::{HistoryError, HistoryStore, Page, Retention, Stored};
+use crate::net::redis::{RedisError, RedisLink, Script};
+use crate::services::relay::{cluster_in_redis, Audience, Position};
+
+/// KEYS: hash, stream. ARGV: candidate epoch, message, max messages, max age ms.
+/// Returns `{epoch, offset}`.
+const APPEND: &str = r"
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then
+  redis.call('DEL', KEYS[2])
+  e = ARGV[1]
+  redis.call('HSET', KEYS[1], 'e', e)
+end
+local p = redis.call('HINCRBY', KEYS[1], 'p', 1)
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], p .. '-0', 't', now, 'm', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return {e, p}
+";
+
+/// KEYS: hash, stream. ARGV: after, count, max age ms. Returns `{epoch, head, id, message,
+/// id, message, …}` as strings, epoch `"0"` when the channel has none; entries older than
+/// max age are left out.
+const READ: &str = r"
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then return {'0', '0'} end
+local head = tonumber(redis.call('HGET', KEYS[1], 'p') or '0')
+local after = tonumber(ARGV[1])
+local out = {e, tostring(head)}
+if after >= head then return out end
+local t = redis.call('TIME')
+local oldest = t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[3])
+local found = redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+', 'COUNT', ARGV[2])
+for _, entry in ipairs(found) do
+  local f = entry[2]
+  if tonumber(f[2]) >= oldest then
+    table.insert(out, entry[1])
+    table.insert(out, f[4])
+  end
+end
+return out
+";
+
+/// Channels' messages in Redis.
+pub struct RedisStore {
+    link: Arc<RedisLink>,
+    prefix: String,
+    retention: Retention,
+    append: Script,
+    read: Script,
+}
+
+impl RedisStore {
+    /// The history of cluster `cluster_name` on `link`.
+    pub fn new(link: Arc<RedisLink>, cluster_name: &str, retention: Retention) -> Self {
+        Self {
+            link,
+            prefix: format!("gru:{}", cluster_in_redis(cluster_name)),
+            retention,
+            append: Script::new(APPEND),
+            read: Script::new(READ),
+        }
+    }
+
+    /// The hash and the stream of `channel`.
+    fn keys(&self, channel: Audience) -> (String, String) {
+        (
+            format!("{}:hmeta:{{{channel}}}", self.prefix),
+            format!("{}:hist:{{{channel}}}", self.prefix),
+        )
+    }
+
+    fn max_age_ms(&self) -> String {
+        self.retention.max_age.as_millis().to_string()
+    }
+}
+
+fn unavailable(e: RedisError) -> HistoryError {
+    HistoryError::Unavailable(format!("Redis is unreachable or refused: {e}"))
+}
+
+fn number(text: &str) -> Result<u64, HistoryError> {
+    text.parse()
+        .map_err(|_| HistoryError::Corrupt(format!("{text:?} is not an offset")))
+}
+
+/// A stream entry id `<offset>-0`.
+fn offset(id: &str) -> Result<u64, HistoryError> {
+    number(id.strip_suffix("-0").unwrap_or(id))
+}
+
+impl HistoryStore for RedisStore {
+    fn append<'a>(
+        &'a self,
+        channel: Audience,
+        id: u64,
+        message: &'a str,
+    ) -> BoxFuture<'a, Result<Position, HistoryError>> {
+        Box::pin(async move {
+            let (hash, stream) = self.keys(channel);
+            let (epoch, max, age) = (
+                id.to_string(),
+                self.retention.max_messages.to_string(),
+                self.max_age_ms(),
+            );
+            let (epoch, offset): (String, u64) = self
+                .link
+                .eval(
+                    &self.append,
+                    &[&hash, &stream],
+                    &[
+                        epoch.as_bytes(),
+                        message.as_bytes(),
+                        max.as_bytes(),
+                        age.as_bytes(),
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(Position {
+                epoch: number(&epoch)?,
+                offset,
+            })
+        })
+    }
+
+    fn read(
+        &self,
+        channel: Audience,
+        after: u64,
+        max: usize,
+    ) -> BoxFuture<'_, Result<Page, HistoryError>> {
+        Box::pin(async move {
+            let (hash, stream) = self.keys(channel);
+            let (after, count, age) = (after.to_string(), max.to_string(), self.max_age_ms());
+            let reply: Vec<String> = self
+                .link
+                .eval(
+                    &self.read,
+                    &[&hash, &stream],
+                    &[after.as_bytes(), count.as_bytes(), age.as_bytes()],
+                )
+                .await
+                .map_err(unavailable)?;
+            let mut parts = reply.into_iter();
+            let (Some(epoch), Some(head)) = (parts.next(), parts.next()) else {
+                return Err(HistoryError::Corrupt("a short answer".into()));
+            };
+            let mut page = Page {
+                epoch: number(&epoch)?,
+                head: number(&head)?,
+                entries: Vec::new(),
+            };
+            while let (Some(id), Some(message)) = (parts.next(), parts.next()) {
+                page.entries.push(Stored {
+                    offset: offset(&id)?,
+                    message,
+                });
+            }
+            Ok(page)
+        })
+    }
+}

@@ -1,0 +1,702 @@
+//! The one place where a spear decides what its clients of a channel get, and in which order.
+//!
+//! Every message with a position passes here, whether this spear's own client sent it or the
+//! relay brought it: per channel, the sequencer remembers the last offset it delivered (a
+//! *cursor*), skips what it already delivered, and fills a gap from the store before
+//! delivering what follows it. So a channel is delivered in position order, once, whatever
+//! order the relay brought it in (two spears publishing to one group, RocketMQ queues, a
+//! message the relay lost while Redis was away).
+//!
+//! A connection that resumes a channel reads its backlog from the store; its last step runs
+//! under the channel's lock, so that no live message slips between the end of the backlog and
+//! its entry into the live room ([`Sequencer::catch_up`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+
+use super::{positioned, HistoryError, HistoryStore, Page, Resync, ResyncReason};
+use crate::services::relay::{Audience, Delivery, Envelope, Inbound, Position};
+use crate::services::spear::roster::{Change, ChangeSink};
+
+/// Messages read from the store per round trip.
+const PAGE: usize = 200;
+/// Pages a connection reads before it takes the channel's lock for the rest: a backlog is at
+/// most `history.max_messages`, so this is a bound, not a limit.
+const ROUNDS_OUTSIDE: usize = 500;
+
+/// Where the sequencer hands what the clients of a channel on this spear get (the socket.io
+/// rooms).
+pub trait Outlet: Send + Sync + 'static {
+    /// Delivers `envelope` to every connection of its audience.
+    fn deliver(&self, envelope: Envelope) -> BoxFuture<'_, Delivery>;
+    /// Tells every connection of `channel` to resync.
+    fn resync(&self, channel: Audience, notice: Resync) -> BoxFuture<'_, ()>;
+}
+
+/// One connection catching up on one channel.
+pub trait Catcher: Send + Sync {
+    /// Sends it one replayed message; waits while its send queue is full, and gives up (false)
+    /// when the connection is gone or does not read.
+    fn send(&self, message: Box<RawValue>) -> BoxFuture<'_, bool>;
+    /// Sends it a resync notice.
+    fn resync(&self, notice: &Resync);
+    /// Puts it in the channel's live room: from now on it gets what the room gets.
+    fn go_live(&self);
+}
+
+/// What a spear knows of a channel's delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    /// Nothing yet (no one here asked the store).
+    Unknown,
+    /// The store had no history for it when asked: its next epoch starts after that.
+    Empty,
+    /// Delivered up to `last` in `epoch`.
+    At { epoch: u64, last: u64 },
+}
+
+/// Counters of a sequencer, for `/api/v1/relay`.
+#[derive(Debug, Default)]
+pub struct SequencerStats {
+    /// Messages delivered from the store to fill a gap in what the relay brought.
+    pub filled: AtomicU64,
+    /// Messages skipped because this spear had delivered them already.
+    pub duplicates: AtomicU64,
+    /// Messages of an epoch that is no longer the channel's, skipped.
+    pub stale: AtomicU64,
+    /// Resync notices sent (to rooms and to resuming connections).
+    pub resyncs: AtomicU64,
+    /// Messages replayed to resuming connections.
+    pub replayed: AtomicU64,
+}
+
+/// What `/api/v1/relay` shows of the sequencer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SequencerReport {
+    /// Whether channels keep a history.
+    pub enabled: bool,
+    /// See [`SequencerStats`].
+    pub filled: u64,
+    /// See [`SequencerStats`].
+    pub duplicates: u64,
+    /// See [`SequencerStats`].
+    pub stale: u64,
+    /// See [`SequencerStats`].
+    pub resyncs: u64,
+    /// See [`SequencerStats`].
+    pub replayed: u64,
+}
+
+type Cell = Arc<tokio::sync::Mutex<Cursor>>;
+
+/// The spear's per-channel delivery order. The relay's [`Inbound`] sink, and a [`ChangeSink`]
+/// of the roster (a channel's cursor is dropped with its last recipient here).
+pub struct Sequencer {
+    store: Option<Arc<dyn HistoryStore>>,
+    outlet: Arc<dyn Outlet>,
+    cells: Mutex<HashMap<Audience, Cell>>,
+    stats: SequencerStats,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Sequencer {
+    /// Delivers through `outlet`, filling gaps from `store` (`None`: history is off, and
+    /// messages pass as they come).
+    pub fn new(store: Option<Arc<dyn HistoryStore>>, outlet: Arc<dyn Outlet>) -> Self {
+        Self {
+            store,
+            outlet,
+            cells: Mutex::default(),
+            stats: SequencerStats::default(),
+        }
+    }
+
+    /// The store, when history is on.
+    pub fn store(&self) -> Option<&Arc<dyn HistoryStore>> {
+        self.store.as_ref()
+    }
+
+    /// The counters.
+    pub fn report(&self) -> SequencerReport {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        SequencerReport {
+            enabled: self.store.is_some(),
+            filled: load(&self.stats.filled),
+            duplicates: load(&self.stats.duplicates),
+            stale: load(&self.stats.stale),
+            resyncs: load(&self.stats.resyncs),
+            replayed: load(&self.stats.replayed),
+        }
+    }
+
+    fn cell(&self, channel: Audience) -> Cell {
+        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+        cells
+            .entry(channel)
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Cursor::Unknown)))
+            .clone()
+    }
+
+    async fn resync_room(&self, channel: Audience, epoch: u64, offset: u64, reason: ResyncReason) {
+        bump(&self.stats.resyncs);
+        tracing::debug!(%channel, epoch, offset, ?reason, "channel resync");
+        self.outlet
+            .resync(channel, Resync::new(channel, epoch, offset, reason))
+            .await;
+    }
+
+    /// Delivers `envelope` in its channel's order (see the module's documentation).
+    pub async fn deliver(&self, envelope: Envelope) -> Delivery {
+        let (Some(at), Some(store)) = (envelope.position, &self.store) else {
+            return self.outlet.deliver(envelope).await;
+        };
+        let channel = envelope.audience;
+        let cell = self.cell(channel);
+        let mut cursor = cell.lock().await;
+        let last = match *cursor {
+            // Delivered before anyone here asked the store: it starts the order.
+            Cursor::Unknown => at.offset - 1,
+            // The store had nothing: every offset of this epoch is new here.
+            Cursor::Empty => 0,
+            Cursor::At { epoch, last } if epoch == at.epoch => last,
+            Cursor::At { .. } => match store.read(channel, u64::MAX, 0).await {
+                // The channel's history was reset: this is its new epoch.
+                Ok(page) if page.epoch == at.epoch => {
+                    self.resync_room(channel, at.epoch, 0, ResyncReason::Epoch)
+                        .await;
+                    0
+                }
+                // A message of a history that is gone (or the store cannot say): skipped.
+                _ => {
+                    bump(&self.stats.stale);
+                    return Delivery::Done;
+                }
+            },
+        };
+        if at.offset <= last {
+            bump(&self.stats.duplicates);
+            return Delivery::Done;
+        }
+        let mut outcome = Delivery::Done;
+        if at.offset > last + 1 {
+            outcome = self
+                .fill(store.as_ref(), channel, at.epoch, last, at.offset - 1)
+                .await;
+        }
+        *cursor = Cursor::At {
+            epoch: at.epoch,
+            last: at.offset,
+        };
+        match (self.outlet.deliver(envelope).await, outcome) {
+            (Delivery::Done, Delivery::Done) => Delivery::Done,
+            _ => Delivery::SlowClient,
+        }
+    }
+
+    /// Delivers offsets `after + 1 ..= upto` of `epoch` from the store to the room, or tells
+    /// the room they are gone.
+    async fn fill(
+        &self,
+        store: &dyn HistoryStore,
+        channel: Audience,
+        epoch: u64,
+        after: u64,
+        upto: u64,
+    ) -> Delivery {
+        let want = usize::try_from(upto - after).unwrap_or(usize::MAX);
+        let page = match store.read(channel, after, want).await {
+            Ok(page) if page.epoch == epoch && !page.lost_after(after) => page,
+            Ok(page) => {
+                let reason = if page.epoch == epoch {
+                    ResyncReason::Retention
+                } else {
+                    ResyncReason::Epoch
+                };
+                self.resync_room(channel, epoch, upto, reason).await;
+                return Delivery::Done;
+            }
+            Err(e) => {
+                tracing::warn!(%channel, error = %e, "a gap in a channel could not be filled");
+                self.resync_room(channel, epoch, upto, ResyncReason::Unavailable)
+                    .await;
+                return Delivery::Done;
+            }
+        };
+        let mut outcome = Delivery::Done;
+        for entry in page.entries.into_iter().filter(|e| e.offset <= upto) {
+            let position = Position {
+                epoch,
+                offset: entry.offset,
+            };
+            let Some(payload) = positioned(&entry.message, channel, position) else {
+                continue;
+            };
+            bump(&self.stats.filled);
+            let envelope = Envelope {
+                audience: channel,
+                position: Some(position),
+                payload,
+            };
+            if self.outlet.deliver(envelope).await == Delivery::SlowClient {
+                outcome = Delivery::SlowClient;
+            }
+        }
+        outcome
+    }
+
+    /// Brings `catcher` into `channel`: with `from` (the client's last position), every message
+    /// after it, in order, then the live room, or a resync when they are gone; without, the
+    /// live room at once (and the channel's cursor learnt, so that later gaps can be filled).
+    pub async fn catch_up(&self, channel: Audience, from: Option<Position>, catcher: &dyn Catcher) {
+        let Some(store) = &self.store else {
+            if let Some(from) = from {
+                bump(&self.stats.resyncs);
+                catcher.resync(&Resync::new(
+                    channel,
+                    from.epoch,
+                    from.offset,
+                    ResyncReason::Unavailable,
+                ));
+            }
+            catcher.go_live();
+            return;
+        };
+        let Some(mut at) = from else {
+            catcher.go_live();
+            self.learn(store.as_ref(), channel).await;
+            return;
+        };
+        // The bulk of the backlog, while live messages flow.
+        for _ in 0..ROUNDS_OUTSIDE {
+            let Ok(page) = store.read(channel, at.offset, PAGE).await else {
+                break;
+            };
+            if page.epoch != at.epoch || page.lost_after(at.offset) || page.entries.is_empty() {
+                break;
+            }
+            let full = page.entries.len() == PAGE;
+            for entry in page.entries {
+                if !self.replay(catcher, channel, at.epoch, entry).await {
+                    return;
+                }
+                at.offset += 1;
+            }
+            if !full {
+                break;
+            }
+        }
+        // The rest, and the room, with the channel's deliveries held.
+        let cell = self.cell(channel);
+        let mut cursor = cell.lock().await;
+        let room = match *cursor {
+            Cursor::At { epoch, last } => Some(Position {
+                epoch,
+                offset: last,
+            }),
+            Cursor::Unknown | Cursor::Empty => None,
+        };
+        let low = match room {
+            Some(r) if r.epoch == at.epoch => r.offset.min(at.offset),
+            _ => at.offset,
+        };
+        let page = match read_to_head(store.as_ref(), channel, low).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(%channel, error = %e, "a resume could not read the history");
+                bump(&self.stats.resyncs);
+                catcher.resync(&Resync::new(
+                    channel,
+                    at.epoch,
+                    at.offset,
+                    ResyncReason::Unavailable,
+                ));
+                catcher.go_live();
+                return;
+            }
+        };
+        // The room first: it must be at the head before the connection joins it.
+        *cursor = self.advance_room(channel, room, &page).await;
+        let reason = if page.epoch != at.epoch {
+            Some(ResyncReason::Epoch)
+        } else if page.lost_after(at.offset) {
+            Some(ResyncReason::Retention)
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => {
+                bump(&self.stats.resyncs);
+                catcher.resync(&Resync::new(channel, page.epoch, page.head, reason));
+            }
+            None => {
+                for entry in page.entries.into_iter().filter(|e| e.offset > at.offset) {
+                    if !self.replay(catcher, channel, at.epoch, entry).await {
+                        return;
+                    }
+                }
+            }
+        }
+        catcher.go_live();
+    }
+
+    /// Delivers to the room what `page` (read from at most the room's cursor) holds after it, and
+    /// returns the cursor at the page's head.
+    async fn advance_room(&self, channel: Audience, room: Option<Position>, page: &Page) -> Cursor {
+        if page.epoch == 0 {
+            return Cursor::Empty;
+        }
+        match room {
+            Some(r) if r.epoch == page.epoch => {
+                if page.lost_after(r.offset) {
+                    self.resync_room(channel, page.epoch, page.head, ResyncReason::Retention)
+                        .await;
+                } else {
+                    for entry in page.entries.iter().filter(|e| e.offset > r.offset) {
+                        let position = Position {
+                            epoch: page.epoch,
+                            offset: entry.offset,
+                        };
+                        if let Some(payload) = positioned(&entry.message, channel, position) {
+                            bump(&self.stats.filled);
+                            let envelope = Envelope {
+                                audience: channel,
+                                position: Some(position),
+                                payload,
+                            };
+                            self.outlet.deliver(envelope).await;
+                        }
+                    }
+                }
+            }
+            Some(_) => {
+                self.resync_room(channel, page.epoch, page.head, ResyncReason::Epoch)
+                    .await
+            }
+            None => {}
+        }
+        Cursor::At {
+            epoch: page.epoch,
+            last: page.head,
+        }
+    }
+
+    async fn replay(
+        &self,
+        catcher: &dyn Catcher,
+        channel: Audience,
+        epoch: u64,
+        entry: super::Stored,
+    ) -> bool {
+        let position = Position {
+            epoch,
+            offset: entry.offset,
+        };
+        let Some(payload) = positioned(&entry.message, channel, position) else {
+            return true;
+        };
+        bump(&self.stats.replayed);
+        catcher.send(payload).await
+    }
+
+    /// Sets an unknown cursor of `channel` from the store's head.
+    async fn learn(&self, store: &dyn HistoryStore, channel: Audience) {
+        let cell = self.cell(channel);
+        let mut cursor = cell.lock().await;
+        if *cursor != Cursor::Unknown {
+            return;
+        }
+        match store.read(channel, u64::MAX, 0).await {
+            Ok(page) if page.epoch == 0 => *cursor = Cursor::Empty,
+            Ok(page) => {
+                *cursor = Cursor::At {
+                    epoch: page.epoch,
+                    last: page.head,
+                }
+            }
+            Err(e) => tracing::debug!(%channel, error = %e, "channel head unknown"),
+        }
+    }
+}
+
+/// Every message of `channel` after `after`, up to its head, in pages. If the epoch changes
+/// between two pages, the last page (of the new epoch) is returned: its caller sees the change.
+async fn read_to_head(
+    store: &dyn HistoryStore,
+    channel: Audience,
+    after: u64,
+) -> Result<Page, HistoryError> {
+    let mut page = store.read(channel, after, PAGE).await?;
+    let mut got = page.entries.len();
+    while got == PAGE {
+        let last = page.entries.last().map_or(after, |e| e.offset);
+        if last >= page.head {
+            break;
+        }
+        let more = store.read(channel, last, PAGE).await?;
+        if more.epoch != page.epoch {
+            return Ok(more);
+        }
+        got = more.entries.len();
+        page.head = more.head;
+        page.entries.extend(more.entries);
+    }
+    Ok(page)
+}
+
+impl Inbound for Sequencer {
+    async fn deliver(&self, envelope: Envelope) -> Delivery {
+        Sequencer::deliver(self, envelope).await
+    }
+}
+
+impl ChangeSink for Sequencer {
+    fn changed(&self, change: Change) -> Option<oneshot::Receiver<()>> {
+        let gone = match change {
+            Change::UserOffline(uid) => Audience::User(uid),
+            Change::GroupClosed(gid) => Audience::Group(gid),
+            _ => return None,
+        };
+        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+        cells.remove(&gone);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::services::history::{MemoryStore, Retention};
+
+    /// What a room or a connection got: `Msg(offset)` or `Resync(epoch, offset)`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Got {
+        Msg(u64),
+        Resync(u64, u64),
+    }
+
+    #[derive(Default)]
+    struct Record(Mutex<Vec<Got>>);
+
+    impl Record {
+        fn take(&self) -> Vec<Got> {
+            std::mem::take(&mut *self.0.lock().expect("record"))
+        }
+
+        fn push(&self, got: Got) {
+            self.0.lock().expect("record").push(got);
+        }
+    }
+
+    fn offset_of(payload: &RawValue) -> u64 {
+        let v: serde_json::Value = serde_json::from_str(payload.get()).expect("JSON");
+        v["position"].as_u64().expect("position")
+    }
+
+    impl Outlet for Record {
+        fn deliver(&self, envelope: Envelope) -> BoxFuture<'_, Delivery> {
+            self.push(Got::Msg(offset_of(&envelope.payload)));
+            Box::pin(std::future::ready(Delivery::Done))
+        }
+
+        fn resync(&self, _: Audience, notice: Resync) -> BoxFuture<'_, ()> {
+            let epoch = notice.epoch.parse().expect("epoch");
+            self.push(Got::Resync(epoch, notice.position));
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    impl Catcher for Record {
+        fn send(&self, message: Box<RawValue>) -> BoxFuture<'_, bool> {
+            self.push(Got::Msg(offset_of(&message)));
+            Box::pin(std::future::ready(true))
+        }
+
+        fn resync(&self, notice: &Resync) {
+            self.push(Got::Resync(
+                notice.epoch.parse().expect("epoch"),
+                notice.position,
+            ));
+        }
+
+        fn go_live(&self) {}
+    }
+
+    const G: Audience = Audience::Group(7);
+
+    fn setup(max_messages: u64) -> (Arc<MemoryStore>, Arc<Record>, Sequencer) {
+        let store = Arc::new(MemoryStore::new(Retention {
+            max_messages,
+            max_age: Duration::from_secs(60),
+        }));
+        let room = Arc::new(Record::default());
+        let seq = Sequencer::new(Some(store.clone()), room.clone());
+        (store, room, seq)
+    }
+
+    /// Appends a message to `G` and returns its envelope.
+    async fn append(store: &MemoryStore, id: u64) -> Envelope {
+        let message = format!(r#"{{"id":{id}}}"#);
+        let at = store.append(G, id, &message).await.expect("append");
+        Envelope {
+            audience: G,
+            position: Some(at),
+            payload: positioned(&message, G, at).expect("JSON"),
+        }
+    }
+
+    #[tokio::test]
+    async fn out_of_order_arrivals_are_filled_from_the_store_and_delivered_once() {
+        let (store, room, seq) = setup(100);
+        seq.catch_up(G, None, room.as_ref()).await;
+        let e1 = append(&store, 100).await;
+        let e2 = append(&store, 101).await;
+        let e3 = append(&store, 102).await;
+        seq.deliver(e3).await;
+        seq.deliver(e1).await;
+        seq.deliver(e2).await;
+        assert_eq!(room.take(), [Got::Msg(1), Got::Msg(2), Got::Msg(3)]);
+        let r = seq.report();
+        assert_eq!((r.filled, r.duplicates), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn a_resume_replays_what_was_missed_then_joins_at_the_head() {
+        let (store, room, seq) = setup(100);
+        seq.catch_up(G, None, room.as_ref()).await;
+        for id in 1..=5 {
+            let e = append(&store, id).await;
+            seq.deliver(e).await;
+        }
+        room.take();
+        let client = Record::default();
+        let from = Position {
+            epoch: 1,
+            offset: 2,
+        };
+        seq.catch_up(G, Some(from), &client).await;
+        assert_eq!(client.take(), [Got::Msg(3), Got::Msg(4), Got::Msg(5)]);
+        // Appended but not yet arrived here when the connection resumed: the room gets it
+        // before the connection joins, and the relay's copy later is a duplicate.
+        let late = append(&store, 6).await;
+        let client = Record::default();
+        seq.catch_up(G, Some(from), &client).await;
+        assert_eq!(room.take(), [Got::Msg(6)]);
+        assert_eq!(
+            client.take(),
+            [Got::Msg(3), Got::Msg(4), Got::Msg(5), Got::Msg(6)]
+        );
+        seq.deliver(late).await;
+        assert_eq!(room.take(), []);
+    }
+
+    #[tokio::test]
+    async fn a_lost_backlog_or_a_new_epoch_is_a_resync_never_a_replay() {
+        let (store, _room, seq) = setup(3);
+        for id in 1..=6 {
+            append(&store, id).await;
+        }
+        // Offsets 1..=3 were trimmed: the client at 1 cannot be brought up to date.
+        let client = Record::default();
+        seq.catch_up(
+            G,
+            Some(Position {
+                epoch: 1,
+                offset: 1,
+            }),
+            &client,
+        )
+        .await;
+        assert_eq!(client.take(), [Got::Resync(1, 6)]);
+        // At 3 it can (4, 5, 6 are kept).
+        let client = Record::default();
+        seq.catch_up(
+            G,
+            Some(Position {
+                epoch: 1,
+                offset: 3,
+            }),
+            &client,
+        )
+        .await;
+        assert_eq!(client.take(), [Got::Msg(4), Got::Msg(5), Got::Msg(6)]);
+        // A position in an epoch the channel no longer has.
+        let client = Record::default();
+        seq.catch_up(
+            G,
+            Some(Position {
+                epoch: 99,
+                offset: 6,
+            }),
+            &client,
+        )
+        .await;
+        assert_eq!(client.take(), [Got::Resync(1, 6)]);
+        // History off: whoever presents a position is told.
+        let off = Sequencer::new(None, Arc::new(Record::default()));
+        let client = Record::default();
+        off.catch_up(
+            G,
+            Some(Position {
+                epoch: 1,
+                offset: 3,
+            }),
+            &client,
+        )
+        .await;
+        assert!(matches!(client.take()[..], [Got::Resync(1, 3)]));
+    }
+
+    #[tokio::test]
+    async fn a_new_epoch_tells_the_room_and_an_old_ones_stragglers_are_skipped() {
+        let (_, room, seq) = setup(100);
+        // A store whose history was reset: epoch 50 now.
+        let (store2, _, _) = setup(100);
+        let reset = Sequencer::new(Some(store2.clone()), room.clone());
+        let old = Envelope {
+            audience: G,
+            position: Some(Position {
+                epoch: 1,
+                offset: 9,
+            }),
+            payload: positioned(
+                "{}",
+                G,
+                Position {
+                    epoch: 1,
+                    offset: 9,
+                },
+            )
+            .expect("JSON"),
+        };
+        reset.deliver(old.clone()).await;
+        assert_eq!(room.take(), [Got::Msg(9)]);
+        let fresh = append(&store2, 50).await;
+        reset.deliver(fresh).await;
+        assert_eq!(room.take(), [Got::Resync(50, 0), Got::Msg(1)]);
+        reset.deliver(old).await;
+        assert_eq!(room.take(), []);
+        assert_eq!(reset.report().stale, 1);
+        drop(seq);
+    }
+
+    #[tokio::test]
+    async fn a_channel_is_forgotten_with_its_last_recipient() {
+        let (store, room, seq) = setup(100);
+        seq.catch_up(G, None, room.as_ref()).await;
+        seq.deliver(append(&store, 1).await).await;
+        assert_eq!(seq.cells.lock().expect("cells").len(), 1);
+        seq.changed(Change::GroupClosed(7));
+        assert!(seq.cells.lock().expect("cells").is_empty());
+    }
+}
