@@ -10,7 +10,8 @@
 //!   ([`rss_kib`]: a process's memory); [`wait`]: polling with deadlines instead of sleeps.
 //! - [`sio`]: one small socket.io client, lean enough for benchmarks and able to misbehave
 //!   the way hostile clients do for tests.
-//! - [`proxy`]: a fault-injecting TCP proxy; [`history`]: the id history checker.
+//! - [`proxy`]: a fault-injecting TCP proxy; [`history`]: the id history checker;
+//!   [`delivery`]: the delivery checker (exactly once, in channel order, resyncs justified).
 //!
 //! Helpers meant only for tests panic with a message instead of returning errors; what the
 //! benchmarks use as well (ports, processes, Redis, the socket.io connection) returns typed
@@ -19,6 +20,7 @@
 #![warn(unreachable_pub, missing_docs)]
 
 mod cluster;
+pub mod delivery;
 mod gru_bin;
 pub mod history;
 pub mod ports;
