@@ -98,6 +98,7 @@ pub(super) fn start(
     };
     let sequencer = Arc::new(Sequencer::new(
         store,
+        ids.clone(),
         Arc::new(RoomDelivery::new(io.clone())),
     ));
     // The one choice of relay backend.

@@ -39,6 +39,9 @@ pub(crate) enum Which {
     Both,
     /// gru with the Redis relay, gru with the RocketMQ relay, then the peer, in the same run.
     All,
+    /// gru with the Redis relay and history (the default), the same without history
+    /// (`history.enabled = false`), then the peer: the cost of durability, in one run.
+    History,
 }
 
 impl Which {
@@ -50,6 +53,7 @@ impl Which {
             Which::Peer => &[Target::Peer],
             Which::Both => &[Target::Gru, Target::Peer],
             Which::All => &[Target::Gru, Target::GruRocketMq, Target::Peer],
+            Which::History => &[Target::Gru, Target::GruNoHistory, Target::Peer],
         }
     }
 }
@@ -57,8 +61,10 @@ impl Which {
 /// One system under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Target {
-    /// gru, messages relayed through Redis pub/sub.
+    /// gru, messages relayed through Redis pub/sub, each kept in its channel's history first.
     Gru,
+    /// gru, messages relayed through Redis pub/sub, without history.
+    GruNoHistory,
     /// gru, messages relayed through a RocketMQ broker, routes in Redis.
     GruRocketMq,
     /// The Node peer, messages relayed through Redis pub/sub.
@@ -70,6 +76,7 @@ impl Target {
     fn slug(self) -> &'static str {
         match self {
             Target::Gru => "gru",
+            Target::GruNoHistory => "gru-no-history",
             Target::GruRocketMq => "gru-rocketmq",
             Target::Peer => "peer",
         }
@@ -78,7 +85,7 @@ impl Target {
     /// The relay of gru's spears; `None` for the peer.
     fn gru_relay(self) -> Option<procs::GruRelay> {
         match self {
-            Target::Gru => Some(procs::GruRelay::Redis),
+            Target::Gru | Target::GruNoHistory => Some(procs::GruRelay::Redis),
             Target::GruRocketMq => Some(procs::GruRelay::RocketMq),
             Target::Peer => None,
         }
@@ -90,6 +97,7 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Target::Gru => "gru (redis)",
+            Target::GruNoHistory => "gru (redis, no history)",
             Target::GruRocketMq => "gru (rocketmq)",
             Target::Peer => "peer (redis)",
         })
@@ -219,6 +227,7 @@ async fn bench_target(
                         relay,
                         &args.gru_idgen,
                         args.gru_worker_threads,
+                        target != Target::GruNoHistory,
                     )
                     .await?
                 }

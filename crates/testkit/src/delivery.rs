@@ -22,9 +22,10 @@
 //!    named ([`Violation::Mismatch`]), and only at its recipients ([`Violation::Unexpected`]).
 //!
 //! A message that was refused, or whose ack was not recorded (still on its way, or lost with a
-//! connection), may arrive once or not at all. Epoch values promise no order, so a channel's
-//! epochs are ordered by when the checker first heard of each, from anyone: an epoch cannot
-//! be seen before it exists.
+//! connection), may arrive once or not at all. Epochs are ordered by value: gru's epoch is the id
+//! of the message that started the history, and the suite runs strict ids, which only grow.
+//! Epoch 0 in a resync means "the channel has no history left": it is newer than any epoch the
+//! client had, and any epoch may begin after it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -173,6 +174,14 @@ fn malformed(field: &'static str, value: &Value) -> PayloadError {
 /// A broken promise, found by [`DeliveryChecker::verify`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Violation {
+    /// An acked message arrived without its position (only refused ones may).
+    #[error("{client} got acked message {id} without its position")]
+    Unpositioned {
+        /// The recipient.
+        client: ClientKey,
+        /// The message id.
+        id: u64,
+    },
     /// An acked message never reached a recipient, and no resync excused it.
     #[error("{client} never got acked {acked}")]
     Missing {
@@ -291,6 +300,11 @@ impl fmt::Display for CheckReport {
 #[derive(Debug)]
 enum Event {
     Delivered(Message),
+    /// A message without position (the history did not take it): only a refused one may.
+    Bare(u64),
+    /// Where a channel went live for the client (the `positions` of an `auth` or `join`
+    /// reply), for a channel it has no position of yet.
+    Live(String, u64, u64),
     Resync(Resync),
 }
 
@@ -303,8 +317,6 @@ pub struct DeliveryChecker {
     refused: usize,
     refused_ids: HashSet<u64>,
     events: BTreeMap<ClientKey, Vec<Event>>,
-    /// The order in which each (channel, epoch) was first heard of.
-    epoch_rank: HashMap<(String, u64), usize>,
 }
 
 impl DeliveryChecker {
@@ -315,7 +327,6 @@ impl DeliveryChecker {
 
     /// Records a successful ack: `msg` must reach each of `recipients` (static membership).
     pub fn acked(&mut self, msg: Message, recipients: Vec<ClientKey>) {
-        self.rank(&msg.channel, msg.epoch);
         self.acked.entry(msg.id).or_insert((msg, recipients));
     }
 
@@ -328,41 +339,68 @@ impl DeliveryChecker {
 
     /// Records a `msg` event received by `client`.
     pub fn delivered(&mut self, client: ClientKey, msg: Message) {
-        self.rank(&msg.channel, msg.epoch);
         self.events
             .entry(client)
             .or_default()
             .push(Event::Delivered(msg));
     }
 
+    /// Records a `msg` event without position (its id) received by `client`.
+    pub fn delivered_bare(&mut self, client: ClientKey, id: u64) {
+        self.events.entry(client).or_default().push(Event::Bare(id));
+    }
+
+    /// Records where `channel` went live for `client` (`epoch`, `position`), as its `auth` or
+    /// `join` reply said: it counts only while the client has no position there.
+    pub fn went_live(&mut self, client: ClientKey, channel: &str, epoch: u64, position: u64) {
+        let live = Event::Live(channel.to_string(), epoch, position);
+        self.events.entry(client).or_default().push(live);
+    }
+
     /// Records a `resync` event received by `client`.
     pub fn resync(&mut self, client: ClientKey, resync: Resync) {
-        self.rank(&resync.channel, resync.epoch);
         self.events
             .entry(client)
             .or_default()
             .push(Event::Resync(resync));
     }
 
-    fn rank(&mut self, channel: &str, epoch: u64) {
-        let next = self.epoch_rank.len();
-        self.epoch_rank
-            .entry((channel.to_string(), epoch))
-            .or_insert(next);
+    /// What `client` saw of `channel`, in order, one line each: for a failure's message.
+    pub fn story(&self, client: ClientKey, channel: &str) -> Vec<String> {
+        let events = self
+            .events
+            .get(&client)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Delivered(m) if m.channel == channel => {
+                    Some(format!("msg {} at {}.{}", m.id, m.epoch, m.position))
+                }
+                Event::Resync(r) if r.channel == channel => Some(format!(
+                    "resync to {}.{} ({})",
+                    r.epoch, r.position, r.reason
+                )),
+                Event::Live(c, epoch, position) if c == channel => {
+                    Some(format!("live at {epoch}.{position}"))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// Checks everything recorded so far.
     pub fn verify(&self) -> CheckReport {
-        let rank = |channel: &str, epoch| self.epoch_rank[&(channel.to_string(), epoch)];
         let mut report = CheckReport {
             acked: self.acked.len(),
             refused: self.refused,
             ..CheckReport::default()
         };
         // The oldest epoch of any acked message, per channel (rule 4).
-        let mut oldest_acked: HashMap<&str, usize> = HashMap::new();
+        let mut oldest_acked: HashMap<&str, u64> = HashMap::new();
         for (m, _) in self.acked.values() {
-            let r = rank(&m.channel, m.epoch);
+            let r = m.epoch;
             oldest_acked
                 .entry(&m.channel)
                 .and_modify(|o| *o = r.min(*o))
@@ -370,7 +408,7 @@ impl DeliveryChecker {
         }
         let mut got: HashSet<(ClientKey, u64)> = HashSet::new();
         // The newest epoch a justified resync moved each (client, channel) to (rule 2).
-        let mut excused_below: HashMap<(ClientKey, &str), usize> = HashMap::new();
+        let mut excused_below: HashMap<(ClientKey, &str), u64> = HashMap::new();
         let violations = &mut report.violations;
         for (&client, events) in &self.events {
             // The client's (epoch, last position) per channel.
@@ -399,9 +437,10 @@ impl DeliveryChecker {
                             }
                             Some(_) => {}
                         }
+                        // After a resync to epoch 0 (no history) any new epoch may begin.
                         let late = |(epoch, last): (u64, u64)| {
                             (epoch == d.epoch && d.position <= last)
-                                || rank(&d.channel, d.epoch) < rank(&d.channel, epoch)
+                                || (epoch != 0 && d.epoch < epoch)
                         };
                         match at.get(d.channel.as_str()).copied() {
                             Some(after) if late(after) => {
@@ -415,15 +454,33 @@ impl DeliveryChecker {
                             _ => drop(at.insert(&d.channel, (d.epoch, d.position))),
                         }
                     }
+                    Event::Live(channel, epoch, position) => {
+                        at.entry(channel.as_str()).or_insert((*epoch, *position));
+                    }
+                    Event::Bare(id) => {
+                        report.delivered += 1;
+                        if !got.insert((client, *id)) {
+                            violations.push(Violation::Duplicate { client, id: *id });
+                        } else if self.acked.contains_key(id) {
+                            violations.push(Violation::Unpositioned { client, id: *id });
+                        }
+                    }
                     Event::Resync(r) => {
                         report.resyncs += 1;
-                        let new = rank(&r.channel, r.epoch);
                         let had = at.insert(&r.channel, (r.epoch, r.position)).map(|a| a.0);
                         let older = match had {
-                            Some(epoch) => Some(rank(&r.channel, epoch)),
+                            Some(epoch) => Some(epoch),
                             None => oldest_acked.get(r.channel.as_str()).copied(),
                         };
-                        if older.is_some_and(|older| older < new) {
+                        // Epoch 0 ("no history left") is newer than any real epoch before it;
+                        // it excuses what was acked in the epochs up to the one the client had.
+                        let new = match (r.epoch, older) {
+                            (0, Some(older)) if older != 0 => Some(older + 1),
+                            (0, _) => None,
+                            (epoch, Some(older)) if older < epoch => Some(epoch),
+                            _ => None,
+                        };
+                        if let Some(new) = new {
                             let below = excused_below.entry((client, &r.channel)).or_insert(new);
                             *below = new.max(*below);
                         } else {
@@ -445,7 +502,7 @@ impl DeliveryChecker {
                     continue;
                 }
                 let below = excused_below.get(&(client, m.channel.as_str()));
-                if below.is_some_and(|&below| rank(&m.channel, m.epoch) < below) {
+                if below.is_some_and(|&below| m.epoch < below) {
                     report.excused += 1;
                 } else {
                     violations.push(Violation::Missing {
@@ -566,6 +623,44 @@ mod tests {
                 client: B,
                 acked: m(5, 8, 2)
             }]
+        );
+    }
+
+    #[test]
+    fn a_resync_to_no_history_excuses_the_old_epoch_and_lets_any_new_one_begin() {
+        let mut c = clean(2);
+        c.acked(m(3, 7, 3), vec![A, B]);
+        c.delivered(A, m(3, 7, 3));
+        // The history is gone and nothing new was sent yet: epoch 0.
+        c.resync(B, resync(0, 0, "epoch"));
+        c.acked(m(4, 9, 1), vec![A, B]);
+        c.delivered(A, m(4, 9, 1));
+        c.delivered(B, m(4, 9, 1));
+        let report = c.verify();
+        assert!(report.is_clean(), "{report}");
+        assert_eq!(report.excused, 1);
+        // Epoch 0 for a client that knew no epoch of the channel proves nothing.
+        let mut c = DeliveryChecker::new();
+        c.resync(A, resync(0, 0, "epoch"));
+        assert!(!c.verify().is_clean());
+    }
+
+    #[test]
+    fn only_a_refused_message_may_arrive_without_position() {
+        let mut c = clean(1);
+        c.refused(Some(40));
+        c.delivered_bare(A, 40);
+        assert!(c.verify().is_clean());
+        c.delivered_bare(A, 40);
+        c.acked(m(41, 7, 9), vec![A]);
+        c.delivered_bare(A, 41);
+        let v = c.verify().violations;
+        assert_eq!(
+            v,
+            [
+                Violation::Duplicate { client: A, id: 40 },
+                Violation::Unpositioned { client: A, id: 41 }
+            ]
         );
     }
 

@@ -171,14 +171,29 @@ fn resume_limit(ctx: &SpearContext) -> usize {
     ctx.limits.max_groups.saturating_add(1)
 }
 
+/// `{"u:5": {"epoch": "…", "position": n}, …}`: where each channel went live, for the reply.
+fn positions_json(positions: &[(Audience, Position)]) -> Value {
+    let map: serde_json::Map<String, Value> = positions
+        .iter()
+        .map(|(channel, at)| {
+            (
+                channel.to_string(),
+                json!({"epoch": at.epoch.to_string(), "position": at.offset}),
+            )
+        })
+        .collect();
+    Value::Object(map)
+}
+
 /// Binds `session` to the connection (first auth) and sets its expiry deadline; resumes the
 /// user's channel from `resume`'s point for it, and keeps the groups' points for their joins.
+/// Returns where the user's channel went live (`None`: history off or unreadable).
 async fn bind(
     s: &SocketRef,
     ctx: &SpearContext,
     session: Session,
     mut resume: HashMap<Audience, Position>,
-) {
+) -> Option<Position> {
     let uid = session.uid;
     let user = Audience::User(uid);
     let from = resume.remove(&user);
@@ -194,7 +209,7 @@ async fn bind(
     settle(ctx.roster.bind(s.id, uid)).await;
     ctx.sequencer
         .catch_up(user, from, &SocketCatcher::new(s.clone(), user))
-        .await;
+        .await
 }
 
 /// A connection catching up on one channel: replayed messages go to it alone, then it joins
@@ -285,6 +300,8 @@ async fn handshake(
                 None => HashMap::new(),
             };
             register_handlers(s.clone(), ctx.clone());
+            // A handshake has no reply to carry the position: the client starts from its
+            // first message (or presents none).
             bind(&s, &ctx, session, resume).await;
         }
         None => {
@@ -347,8 +364,11 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
                 (None, Ok((session, resume))) => {
                     c.deadlines.clear(s.id);
                     let uid = session.uid;
-                    bind(&s, &c, session, resume).await;
-                    let reply = Reply::ok("ok", Some(json!({"userId": uid})));
+                    let mut data = json!({"userId": uid});
+                    if let Some(at) = bind(&s, &c, session, resume).await {
+                        data["positions"] = positions_json(&[(Audience::User(uid), at)]);
+                    }
+                    let reply = Reply::ok("ok", Some(data));
                     answer(&s, &c, ack, "auth", &reply);
                 }
                 (None, Err(e)) => {
@@ -547,10 +567,19 @@ async fn subscribe(
             settle(pending).await;
             let catching = fresh.into_iter().map(|(channel, from)| async move {
                 let catcher = SocketCatcher::new(s.clone(), channel);
-                ctx.sequencer.catch_up(channel, from, &catcher).await;
+                let at = ctx.sequencer.catch_up(channel, from, &catcher).await;
+                at.map(|at| (channel, at))
             });
-            futures_util::future::join_all(catching).await;
-            Reply::ok("ok", Some(json!({"groups": groups})))
+            let live: Vec<_> = futures_util::future::join_all(catching)
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+            let mut data = json!({"groups": groups});
+            if !live.is_empty() {
+                data["positions"] = positions_json(&live);
+            }
+            Reply::ok("ok", Some(data))
         }
         Err(_) => {
             // Undo the rooms of groups the connection was not in.

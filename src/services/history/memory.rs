@@ -81,6 +81,31 @@ impl MemoryStore {
         }
     }
 
+    fn open_now(&self, channel: Audience, epoch: u64) -> Position {
+        let now = Instant::now();
+        let mut all = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = Channel {
+            epoch,
+            head: 0,
+            last_append: now,
+            messages: VecDeque::new(),
+        };
+        let c = all.map.entry(channel).or_insert_with(|| Channel {
+            messages: VecDeque::new(),
+            ..fresh
+        });
+        if now.duration_since(c.last_append) >= self.retention.max_age {
+            *c = Channel {
+                messages: VecDeque::new(),
+                ..fresh
+            };
+        }
+        Position {
+            epoch: c.epoch,
+            offset: c.head,
+        }
+    }
+
     fn read_now(&self, channel: Audience, after: u64, max: usize) -> Page {
         let now = Instant::now();
         let all = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
@@ -119,6 +144,10 @@ impl HistoryStore for MemoryStore {
     ) -> BoxFuture<'a, Result<Position, HistoryError>> {
         let position = self.append_now(channel, id, message);
         Box::pin(std::future::ready(Ok(position)))
+    }
+
+    fn open(&self, channel: Audience, epoch: u64) -> BoxFuture<'_, Result<Position, HistoryError>> {
+        Box::pin(std::future::ready(Ok(self.open_now(channel, epoch))))
     }
 
     fn read(

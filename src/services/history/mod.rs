@@ -77,6 +77,12 @@ pub struct Page {
 }
 
 impl Page {
+    /// The offset right before the page's first message (its head when it has none): where a
+    /// reader of a new epoch starts.
+    pub fn start(&self) -> u64 {
+        self.entries.first().map_or(self.head, |e| e.offset - 1)
+    }
+
     /// Whether the message right after `after` is missing from the page although the channel
     /// has it: trimmed, or too old to replay (the page was read from `after` or before).
     pub fn lost_after(&self, after: u64) -> bool {
@@ -107,6 +113,11 @@ pub trait HistoryStore: Send + Sync {
         message: &'a str,
     ) -> BoxFuture<'a, Result<Position, HistoryError>>;
 
+    /// Opens `channel`'s history if it has none, with epoch `epoch` (a fresh id) at offset 0,
+    /// and returns its epoch and head: a connection that goes live on an empty channel has a
+    /// position to resume from, in an epoch that a later loss changes.
+    fn open(&self, channel: Audience, epoch: u64) -> BoxFuture<'_, Result<Position, HistoryError>>;
+
     /// Reads at most `max` messages of `channel` after offset `after`, with the channel's
     /// epoch and head.
     fn read(
@@ -115,6 +126,21 @@ pub trait HistoryStore: Send + Sync {
         after: u64,
         max: usize,
     ) -> BoxFuture<'_, Result<Page, HistoryError>>;
+}
+
+/// Where new epochs come from: fresh ids, unique and never reused (the spear's idgen).
+pub trait EpochSource: Send + Sync {
+    /// A fresh id; `None` when none can be had now.
+    fn fresh(&self) -> BoxFuture<'_, Option<u64>>;
+}
+
+impl EpochSource for super::idgen::IdService {
+    fn fresh(&self) -> BoxFuture<'_, Option<u64>> {
+        Box::pin(async move {
+            let blocks = self.issue(1).await.ok()?;
+            blocks.first().map(|b| b.first)
+        })
+    }
 }
 
 /// Why a connection is told to resync a channel.

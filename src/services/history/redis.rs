@@ -35,6 +35,18 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return {e, p}
 ";
 
+/// KEYS: hash, stream. ARGV: candidate epoch, max age ms. Returns `{epoch, head}`.
+const OPEN: &str = r"
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then
+  redis.call('DEL', KEYS[2])
+  e = ARGV[1]
+  redis.call('HSET', KEYS[1], 'e', e, 'p', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return {e, tonumber(redis.call('HGET', KEYS[1], 'p') or '0')}
+";
+
 /// KEYS: hash, stream. ARGV: after, count, max age ms. Returns `{epoch, head, id, message,
 /// id, message, …}` as strings, epoch `"0"` when the channel has none; entries older than
 /// max age are left out.
@@ -64,6 +76,7 @@ pub struct RedisStore {
     prefix: String,
     retention: Retention,
     append: Script,
+    open: Script,
     read: Script,
 }
 
@@ -75,6 +88,7 @@ impl RedisStore {
             prefix: format!("gru:{}", cluster_in_redis(cluster_name)),
             retention,
             append: Script::new(APPEND),
+            open: Script::new(OPEN),
             read: Script::new(READ),
         }
     }
@@ -131,6 +145,26 @@ impl HistoryStore for RedisStore {
                         max.as_bytes(),
                         age.as_bytes(),
                     ],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(Position {
+                epoch: number(&epoch)?,
+                offset,
+            })
+        })
+    }
+
+    fn open(&self, channel: Audience, epoch: u64) -> BoxFuture<'_, Result<Position, HistoryError>> {
+        Box::pin(async move {
+            let (hash, stream) = self.keys(channel);
+            let (epoch, age) = (epoch.to_string(), self.max_age_ms());
+            let (epoch, offset): (String, u64) = self
+                .link
+                .eval(
+                    &self.open,
+                    &[&hash, &stream],
+                    &[epoch.as_bytes(), age.as_bytes()],
                 )
                 .await
                 .map_err(unavailable)?;

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
-use super::{positioned, HistoryError, HistoryStore, Page, Resync, ResyncReason};
+use super::{positioned, EpochSource, HistoryError, HistoryStore, Page, Resync, ResyncReason};
 use crate::services::relay::{Audience, Delivery, Envelope, Inbound, Position};
 use crate::services::spear::roster::{Change, ChangeSink};
 
@@ -61,6 +61,23 @@ enum Cursor {
     At { epoch: u64, last: u64 },
 }
 
+impl Cursor {
+    /// The position delivered up to: epoch 0 at 0 when the channel has no history.
+    fn position(self) -> Option<Position> {
+        match self {
+            Cursor::Unknown => None,
+            Cursor::Empty => Some(Position {
+                epoch: 0,
+                offset: 0,
+            }),
+            Cursor::At { epoch, last } => Some(Position {
+                epoch,
+                offset: last,
+            }),
+        }
+    }
+}
+
 /// Counters of a sequencer, for `/api/v1/relay`.
 #[derive(Debug, Default)]
 pub struct SequencerStats {
@@ -99,6 +116,7 @@ type Cell = Arc<tokio::sync::Mutex<Cursor>>;
 /// of the roster (a channel's cursor is dropped with its last recipient here).
 pub struct Sequencer {
     store: Option<Arc<dyn HistoryStore>>,
+    epochs: Arc<dyn EpochSource>,
     outlet: Arc<dyn Outlet>,
     cells: Mutex<HashMap<Audience, Cell>>,
     stats: SequencerStats,
@@ -110,10 +128,16 @@ fn bump(counter: &AtomicU64) {
 
 impl Sequencer {
     /// Delivers through `outlet`, filling gaps from `store` (`None`: history is off, and
-    /// messages pass as they come).
-    pub fn new(store: Option<Arc<dyn HistoryStore>>, outlet: Arc<dyn Outlet>) -> Self {
+    /// messages pass as they come); opens an empty channel's history in a fresh epoch from
+    /// `epochs` when a connection goes live on it.
+    pub fn new(
+        store: Option<Arc<dyn HistoryStore>>,
+        epochs: Arc<dyn EpochSource>,
+        outlet: Arc<dyn Outlet>,
+    ) -> Self {
         Self {
             store,
+            epochs,
             outlet,
             cells: Mutex::default(),
             stats: SequencerStats::default(),
@@ -256,7 +280,14 @@ impl Sequencer {
     /// Brings `catcher` into `channel`: with `from` (the client's last position), every message
     /// after it, in order, then the live room, or a resync when they are gone; without, the
     /// live room at once (and the channel's cursor learnt, so that later gaps can be filled).
-    pub async fn catch_up(&self, channel: Audience, from: Option<Position>, catcher: &dyn Catcher) {
+    /// Returns the position the connection went live after — what it presents next time if no
+    /// message comes before — or `None` when that is unknown (history off or unreadable).
+    pub async fn catch_up(
+        &self,
+        channel: Audience,
+        from: Option<Position>,
+        catcher: &dyn Catcher,
+    ) -> Option<Position> {
         let Some(store) = &self.store else {
             if let Some(from) = from {
                 bump(&self.stats.resyncs);
@@ -268,12 +299,11 @@ impl Sequencer {
                 ));
             }
             catcher.go_live();
-            return;
+            return None;
         };
         let Some(mut at) = from else {
             catcher.go_live();
-            self.learn(store.as_ref(), channel).await;
-            return;
+            return self.learn(store.as_ref(), channel).await;
         };
         // The bulk of the backlog, while live messages flow.
         for _ in 0..ROUNDS_OUTSIDE {
@@ -286,7 +316,7 @@ impl Sequencer {
             let full = page.entries.len() == PAGE;
             for entry in page.entries {
                 if !self.replay(catcher, channel, at.epoch, entry).await {
-                    return;
+                    return None;
                 }
                 at.offset += 1;
             }
@@ -320,68 +350,81 @@ impl Sequencer {
                     ResyncReason::Unavailable,
                 ));
                 catcher.go_live();
-                return;
+                return None;
             }
         };
+        let mut page = self.opened(store.as_ref(), channel, page).await;
+        // A new epoch is replayed from its start (as far as it is kept): everything in it came
+        // after the loss.
+        let stale = |p: Option<Position>| p.is_some_and(|p| p.epoch != page.epoch);
+        if page.epoch != 0 && low > 0 && (stale(room) || stale(Some(at))) {
+            match read_to_head(store.as_ref(), channel, 0).await {
+                Ok(full) => page = full,
+                Err(e) => tracing::warn!(%channel, error = %e, "a new epoch could not be read"),
+            }
+        }
         // The room first: it must be at the head before the connection joins it.
         *cursor = self.advance_room(channel, room, &page).await;
-        let reason = if page.epoch != at.epoch {
-            Some(ResyncReason::Epoch)
-        } else if page.lost_after(at.offset) {
-            Some(ResyncReason::Retention)
+        if page.epoch == at.epoch && page.lost_after(at.offset) {
+            bump(&self.stats.resyncs);
+            let notice = Resync::new(channel, page.epoch, page.head, ResyncReason::Retention);
+            catcher.resync(&notice);
         } else {
-            None
-        };
-        match reason {
-            Some(reason) => {
+            let after = if page.epoch == at.epoch {
+                at.offset
+            } else {
                 bump(&self.stats.resyncs);
-                catcher.resync(&Resync::new(channel, page.epoch, page.head, reason));
-            }
-            None => {
-                for entry in page.entries.into_iter().filter(|e| e.offset > at.offset) {
-                    if !self.replay(catcher, channel, at.epoch, entry).await {
-                        return;
-                    }
+                let start = page.start();
+                let notice = Resync::new(channel, page.epoch, start, ResyncReason::Epoch);
+                catcher.resync(&notice);
+                start
+            };
+            for entry in page.entries.into_iter().filter(|e| e.offset > after) {
+                if !self.replay(catcher, channel, page.epoch, entry).await {
+                    return None;
                 }
             }
         }
         catcher.go_live();
+        cursor.position()
     }
 
-    /// Delivers to the room what `page` (read from at most the room's cursor) holds after it, and
-    /// returns the cursor at the page's head.
+    /// Delivers to the room what `page` holds after the room's cursor (`page` was read from at
+    /// most the cursor in the cursor's epoch, or from the start of a new epoch), and returns the
+    /// cursor at the page's head.
     async fn advance_room(&self, channel: Audience, room: Option<Position>, page: &Page) -> Cursor {
         if page.epoch == 0 {
             return Cursor::Empty;
         }
-        match room {
-            Some(r) if r.epoch == page.epoch => {
-                if page.lost_after(r.offset) {
-                    self.resync_room(channel, page.epoch, page.head, ResyncReason::Retention)
-                        .await;
-                } else {
-                    for entry in page.entries.iter().filter(|e| e.offset > r.offset) {
-                        let position = Position {
-                            epoch: page.epoch,
-                            offset: entry.offset,
-                        };
-                        if let Some(payload) = positioned(&entry.message, channel, position) {
-                            bump(&self.stats.filled);
-                            let envelope = Envelope {
-                                audience: channel,
-                                position: Some(position),
-                                payload,
-                            };
-                            self.outlet.deliver(envelope).await;
-                        }
-                    }
-                }
+        let after = match room {
+            Some(r) if r.epoch == page.epoch && page.lost_after(r.offset) => {
+                self.resync_room(channel, page.epoch, page.head, ResyncReason::Retention)
+                    .await;
+                page.head
             }
+            Some(r) if r.epoch == page.epoch => r.offset,
             Some(_) => {
-                self.resync_room(channel, page.epoch, page.head, ResyncReason::Epoch)
-                    .await
+                let start = page.start();
+                self.resync_room(channel, page.epoch, start, ResyncReason::Epoch)
+                    .await;
+                start
             }
-            None => {}
+            None => page.head,
+        };
+        for entry in page.entries.iter().filter(|e| e.offset > after) {
+            let position = Position {
+                epoch: page.epoch,
+                offset: entry.offset,
+            };
+            if let Some(payload) = positioned(&entry.message, channel, position) {
+                bump(&self.stats.filled);
+                let envelope = Envelope {
+                    audience: channel,
+                    position: Some(position),
+                    payload,
+                };
+                self.outlet.deliver(envelope).await;
+            }
         }
         Cursor::At {
             epoch: page.epoch,
@@ -407,22 +450,47 @@ impl Sequencer {
         catcher.send(payload).await
     }
 
-    /// Sets an unknown cursor of `channel` from the store's head.
-    async fn learn(&self, store: &dyn HistoryStore, channel: Audience) {
+    /// Sets an unknown cursor of `channel` from the store's head; returns the cursor.
+    async fn learn(&self, store: &dyn HistoryStore, channel: Audience) -> Option<Position> {
         let cell = self.cell(channel);
         let mut cursor = cell.lock().await;
         if *cursor != Cursor::Unknown {
-            return;
+            return cursor.position();
         }
         match store.read(channel, u64::MAX, 0).await {
-            Ok(page) if page.epoch == 0 => *cursor = Cursor::Empty,
-            Ok(page) => {
-                *cursor = Cursor::At {
-                    epoch: page.epoch,
-                    last: page.head,
+            Ok(page) => match self.opened(store, channel, page).await {
+                page if page.epoch == 0 => *cursor = Cursor::Empty,
+                page => {
+                    *cursor = Cursor::At {
+                        epoch: page.epoch,
+                        last: page.head,
+                    }
                 }
-            }
+            },
             Err(e) => tracing::debug!(%channel, error = %e, "channel head unknown"),
+        }
+        cursor.position()
+    }
+
+    /// `page` as it is, or, for a channel without history, the history opened in a fresh
+    /// epoch (still epoch 0 when no id or no store answer can be had).
+    async fn opened(&self, store: &dyn HistoryStore, channel: Audience, page: Page) -> Page {
+        if page.epoch != 0 {
+            return page;
+        }
+        let Some(epoch) = self.epochs.fresh().await else {
+            return page;
+        };
+        match store.open(channel, epoch).await {
+            Ok(at) => Page {
+                epoch: at.epoch,
+                head: at.offset,
+                entries: Vec::new(),
+            },
+            Err(e) => {
+                tracing::debug!(%channel, error = %e, "a channel's history could not be opened");
+                page
+            }
         }
     }
 }
@@ -534,13 +602,28 @@ mod tests {
 
     const G: Audience = Audience::Group(7);
 
+    /// Fresh ids from 1000 up.
+    struct Counter(AtomicU64);
+
+    impl EpochSource for Counter {
+        fn fresh(&self) -> BoxFuture<'_, Option<u64>> {
+            Box::pin(std::future::ready(Some(
+                1000 + self.0.fetch_add(1, Ordering::Relaxed),
+            )))
+        }
+    }
+
+    fn epochs() -> Arc<dyn EpochSource> {
+        Arc::new(Counter(AtomicU64::new(0)))
+    }
+
     fn setup(max_messages: u64) -> (Arc<MemoryStore>, Arc<Record>, Sequencer) {
         let store = Arc::new(MemoryStore::new(Retention {
             max_messages,
             max_age: Duration::from_secs(60),
         }));
         let room = Arc::new(Record::default());
-        let seq = Sequencer::new(Some(store.clone()), room.clone());
+        let seq = Sequencer::new(Some(store.clone()), epochs(), room.clone());
         (store, room, seq)
     }
 
@@ -580,8 +663,9 @@ mod tests {
         }
         room.take();
         let client = Record::default();
+        // The first connection opened the channel in a fresh epoch (1000), at offset 0.
         let from = Position {
-            epoch: 1,
+            epoch: 1000,
             offset: 2,
         };
         seq.catch_up(G, Some(from), &client).await;
@@ -630,7 +714,8 @@ mod tests {
         )
         .await;
         assert_eq!(client.take(), [Got::Msg(4), Got::Msg(5), Got::Msg(6)]);
-        // A position in an epoch the channel no longer has.
+        // A position in an epoch the channel no longer has: a resync to where what is kept of
+        // the current epoch starts, then what is kept (it all came after the loss).
         let client = Record::default();
         seq.catch_up(
             G,
@@ -641,9 +726,10 @@ mod tests {
             &client,
         )
         .await;
-        assert_eq!(client.take(), [Got::Resync(1, 6)]);
+        let want = [Got::Resync(1, 3), Got::Msg(4), Got::Msg(5), Got::Msg(6)];
+        assert_eq!(client.take(), want);
         // History off: whoever presents a position is told.
-        let off = Sequencer::new(None, Arc::new(Record::default()));
+        let off = Sequencer::new(None, epochs(), Arc::new(Record::default()));
         let client = Record::default();
         off.catch_up(
             G,
@@ -662,7 +748,7 @@ mod tests {
         let (_, room, seq) = setup(100);
         // A store whose history was reset: epoch 50 now.
         let (store2, _, _) = setup(100);
-        let reset = Sequencer::new(Some(store2.clone()), room.clone());
+        let reset = Sequencer::new(Some(store2.clone()), epochs(), room.clone());
         let old = Envelope {
             audience: G,
             position: Some(Position {

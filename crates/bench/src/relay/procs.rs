@@ -144,6 +144,7 @@ pub(super) async fn start_gru(
     relay: GruRelay,
     idgen: &str,
     worker_threads: usize,
+    history: bool,
 ) -> Result<Servers> {
     /// How long the two spears may take to register.
     const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -168,7 +169,12 @@ pub(super) async fn start_gru(
     let config = dir.join("cluster.toml");
     std::fs::write(
         &config,
-        cluster_toml(dir, redis.port(), &relay_conf, idgen, &n1, &n2),
+        cluster_toml(dir, redis.port(), &relay_conf, idgen, &n1, &n2)
+            + if history {
+                ""
+            } else {
+                "# Measured without history (the cost of durability).\n[history]\nenabled = false\n"
+            },
     )
     .with_context(|| format!("cannot write {}", config.display()))?;
     let log = |id: u64| dir.join(format!("node{id}.log"));

@@ -1,0 +1,17 @@
+//! The fault suite of "nothing acknowledged is lost" (`docs/api.md`, "Resume"): real clusters,
+//! real `redis-server`s, logical clients that reconnect and resume (`fleet.rs`), and a delivery
+//! checker (`gru_testkit::delivery`) that proves every acknowledged message reached every
+//! recipient exactly once, in channel order, and that every resync was justified.
+
+#[path = "../spear/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+mod fleet;
+mod redis_restart_resume;
+mod spear_kill_resume;
+
+/// The `gru` binary cargo built for these tests.
+fn gru() -> gru_testkit::GruBin {
+    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
+}
