@@ -207,8 +207,8 @@ impl Membership {
 /// What one send came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sent {
-    /// Acknowledged (`success: true`).
-    Acked,
+    /// Acknowledged (`success: true`), with the message's id.
+    Acked(u64),
     /// Refused with an answer (error 1001 and the like).
     Refused,
     /// No answer (the sender's spear died).
@@ -231,11 +231,12 @@ pub async fn send(
     if ack["success"] == true {
         let m = Message::parse(&ack["data"])
             .unwrap_or_else(|e| panic!("an ack without position: {e}: {ack}"));
+        let id = m.id;
         checker
             .lock()
             .expect("checker")
             .acked(m, members.recipients(kind, target));
-        Sent::Acked
+        Sent::Acked(id)
     } else {
         checker
             .lock()

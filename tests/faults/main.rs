@@ -9,6 +9,7 @@ mod support;
 
 mod fleet;
 mod redis_restart_resume;
+mod rolling_restart;
 mod spear_kill_resume;
 
 /// The `gru` binary cargo built for these tests.

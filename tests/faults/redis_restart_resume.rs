@@ -111,7 +111,7 @@ async fn redis_restart_resume() {
             back.elapsed() < Duration::from_secs(30),
             "Redis came back but no message is acknowledged"
         );
-        if fleet::send(&probe, (1, 2001), "after", &members, &checker).await == Sent::Acked {
+        if let Sent::Acked(_) = fleet::send(&probe, (1, 2001), "after", &members, &checker).await {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -136,7 +136,7 @@ async fn redis_restart_resume() {
     stop.store(true, Ordering::Relaxed);
     let mut acked = 0;
     for s in senders {
-        acked += s.await.expect("sender");
+        acked += s.await.expect("sender").len();
     }
     fleet::settle(
         &checker,

@@ -11,6 +11,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use crate::fleet::{self, Checker, Client, Membership, Sent};
 use crate::support::{spear_token, ticket};
 use gru_testkit::delivery::DeliveryChecker;
+use gru_testkit::history::IdOp;
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 const CLIENTS: u64 = 200;
@@ -62,16 +63,17 @@ impl Lcg {
 }
 
 /// Sends from random connected clients until `stop`: unicasts to random users and messages to
-/// the sender's group. Returns how many were acknowledged.
+/// the sender's group. Returns every acknowledged send, with its times and id (for the id
+/// history checker).
 pub async fn traffic(
     clients: Arc<Vec<AsyncMutex<Client>>>,
     members: Membership,
     checker: Checker,
     seed: u64,
     stop: Arc<std::sync::atomic::AtomicBool>,
-) -> u64 {
+) -> Vec<IdOp> {
     let mut rng = Lcg(seed);
-    let mut acked = 0;
+    let mut acked = Vec::new();
     let mut n = 0;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let i = rng.next(clients.len() as u64) as usize;
@@ -90,8 +92,13 @@ pub async fn traffic(
         };
         n += 1;
         let content = format!("{seed}-{n}-from-{uid}");
-        if fleet::send(&conn, target, &content, &members, &checker).await == Sent::Acked {
-            acked += 1;
+        let sent = Instant::now();
+        if let Sent::Acked(id) = fleet::send(&conn, target, &content, &members, &checker).await {
+            acked.push(IdOp {
+                sent,
+                replied: Instant::now(),
+                ids: vec![id],
+            });
         }
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
@@ -103,8 +110,7 @@ pub async fn traffic(
 pub async fn through_ticket(
     cluster: &TestCluster,
     client: &AsyncMutex<Client>,
-    ticket_node: u64,
-    dead: u64,
+    (ticket_node, spears, dead): (u64, &[u64], u64),
     checker: &Checker,
     deadline: Duration,
 ) {
@@ -123,7 +129,9 @@ pub async fn through_ticket(
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        let spear = (1..=3)
+        let spear = spears
+            .iter()
+            .copied()
             .find(|s| format!("127.0.0.1:{}", cluster.ports(*s).sio) == addr)
             .unwrap_or(0);
         match c.connect(spear, &addr, &token2, checker).await {
@@ -199,8 +207,7 @@ async fn spear_kill_resume() {
             through_ticket(
                 cluster,
                 &clients[*i],
-                ticket_node,
-                VICTIM,
+                (ticket_node, &[1, 2, 3], VICTIM),
                 checker,
                 Duration::from_secs(60),
             )
@@ -212,10 +219,11 @@ async fn spear_kill_resume() {
     // Traffic on the new placement for a while, then quiet.
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut acked = 0;
+    let mut ops = Vec::new();
     for s in senders {
-        acked += s.await.expect("sender");
+        ops.extend(s.await.expect("sender"));
     }
+    let acked = ops.len();
     fleet::settle(
         &checker,
         Duration::from_millis(500),
