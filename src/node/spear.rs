@@ -200,16 +200,19 @@ pub(super) fn start(
         publish_load(load_ctx, gossip, every, cancel)
     });
     let limits = ServeLimits::socket_io(spear_cfg, &config.http);
+    // A spear out of the cluster (no lease renewed for a whole lease) moves its clients away.
+    let (fence, fenced) = tokio::sync::watch::channel(false);
     runner.spawn(Stage::Clients, "socket.io listener", move |cancel| {
-        socketio::serve(listener, (layer, io), ctx, limits, cancel)
+        socketio::serve(listener, (layer, io), ctx, (limits, fenced), cancel)
     });
-    let (me, client, renew) = (
+    let (me, client, renew, lease) = (
         base.me.clone(),
         base.client.clone(),
         Duration::from_millis(config.spear.lease_renew_ms),
+        Duration::from_millis(config.spear.lease_ttl_ms),
     );
     runner.spawn(Stage::Registration, "spear registration", move |cancel| {
-        spear::run_registration(me, client, renew, cancel)
+        spear::run_registration(me, client, (renew, lease), fence, cancel)
     });
     Ok(Spear {
         relay,

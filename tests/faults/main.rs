@@ -8,8 +8,10 @@
 mod support;
 
 mod fleet;
+mod minority_partition;
 mod redis_restart_resume;
 mod rolling_restart;
+mod scenario;
 mod spear_kill_resume;
 
 /// The `gru` binary cargo built for these tests.

@@ -5,16 +5,11 @@
 //! clients that stayed get a `resync` from their room when their channel's new epoch begins;
 //! everything acknowledged after Redis returned is delivered exactly once, in order.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Mutex as AsyncMutex;
-
-use crate::fleet::{self, Checker, Client, Membership, Sent};
-use crate::spear_kill_resume::{three_spears, traffic};
+use crate::fleet::{self, Membership, Sent};
+use crate::scenario::{three_spears, Crowd};
 use crate::support::spear_token;
-use gru_testkit::delivery::DeliveryChecker;
 use gru_testkit::ClusterOptions;
 
 const CLIENTS: u64 = 60;
@@ -23,36 +18,20 @@ const GROUPS: u64 = 6;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_resume() {
     let mut cluster = three_spears(ClusterOptions::default()).await;
-    let checker: Checker = Arc::new(Mutex::new(DeliveryChecker::new()));
-    let exp = gru::clock::unix_ms() / 1000 + 600;
-    let token = |uid| spear_token(uid, vec![1, 2, 3], exp);
-    let sio: Vec<String> = (1..=3)
-        .map(|spear| format!("127.0.0.1:{}", cluster.ports(spear).sio))
-        .collect();
-    let addr = |spear: u64| sio[spear as usize - 1].clone();
-    let mut all = Vec::new();
-    for uid in 1..=CLIENTS {
-        let mut c = Client::new(uid, 2000 + uid % GROUPS);
-        let spear = uid % 3 + 1;
-        c.connect(spear, &addr(spear), &token(uid), &checker)
-            .await
-            .unwrap_or_else(|e| panic!("user {uid}: {e}"));
-        all.push(c);
-    }
-    let members = Membership::of(&all);
-    let clients: Arc<Vec<AsyncMutex<Client>>> =
-        Arc::new(all.into_iter().map(AsyncMutex::new).collect());
-    let stop = Arc::new(AtomicBool::new(false));
-    let start_traffic = |seed: u64| {
-        let (clients, members, checker, stop) = (
-            clients.clone(),
-            members.clone(),
-            checker.clone(),
-            stop.clone(),
-        );
-        tokio::spawn(traffic(clients, members, checker, seed, stop))
-    };
-    let senders: Vec<_> = (1..=2).map(start_traffic).collect();
+    let mut crowd = Crowd::connect(
+        &cluster,
+        CLIENTS,
+        |uid| 2000 + uid % GROUPS,
+        |uid| uid % 3 + 1,
+        &[1, 2, 3],
+    )
+    .await;
+    crowd.start_traffic(2);
+    let (clients, members, checker) = (
+        crowd.clients.clone(),
+        crowd.members.clone(),
+        crowd.checker.clone(),
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // The clients of spear 2 go offline, then Redis dies.
@@ -124,26 +103,18 @@ async fn redis_restart_resume() {
 
     // The offline clients come back with their old positions.
     let mut presented = 0;
+    let exp = gru::clock::unix_ms() / 1000 + 600;
+    let spear2 = cluster.sio_addr(2);
     for i in &offline {
         let mut c = clients[*i].lock().await;
         presented += c.positions().len();
-        let (spear, uid) = (2, c.uid);
-        c.connect(spear, &addr(spear), &token(uid), &checker)
+        let uid = c.uid;
+        c.connect(2, &spear2, &spear_token(uid, vec![1, 2, 3], exp), &checker)
             .await
             .unwrap_or_else(|e| panic!("user {uid}: {e}"));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut acked = 0;
-    for s in senders {
-        acked += s.await.expect("sender").len();
-    }
-    fleet::settle(
-        &checker,
-        Duration::from_millis(500),
-        Duration::from_secs(20),
-    )
-    .await;
+    let acked = crowd.stop_traffic().await.len();
 
     let report = checker.lock().expect("checker").verify();
     eprintln!(
@@ -158,32 +129,7 @@ async fn redis_restart_resume() {
         "{presented} positions presented after the restart, only {} resyncs",
         report.resyncs
     );
-    let mut kinds = std::collections::BTreeMap::new();
-    for v in &report.violations {
-        let kind = format!("{v:?}");
-        *kinds
-            .entry(
-                kind.split([' ', '{'])
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-            .or_insert(0) += 1;
-    }
-    if let Some(gru_testkit::delivery::Violation::Missing { client, acked }) =
-        report.violations.first()
-    {
-        let story = checker
-            .lock()
-            .expect("checker")
-            .story(*client, &acked.channel);
-        eprintln!(
-            "what {client} saw of {}:\n  {}",
-            acked.channel,
-            story.join("\n  ")
-        );
-    }
-    assert!(report.is_clean(), "{kinds:?}\n{report}");
+    assert!(report.is_clean(), "{report}");
 }
 
 fn members_of(members: &Membership, gid: u64) -> Vec<gru_testkit::delivery::ClientKey> {

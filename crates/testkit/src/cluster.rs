@@ -98,6 +98,8 @@ struct TestNode {
     proxy: Option<proxy::FaultProxy>,
     /// Its process, while it runs.
     process: Option<KillOnDrop>,
+    /// Environment of this node alone, over the cluster's.
+    env: Vec<(String, String)>,
 }
 
 /// How a test cluster is set up beyond its nodes.
@@ -448,6 +450,7 @@ gossip = "{host}:{gossip}"
                 self.options
                     .env
                     .iter()
+                    .chain(&self.nodes[&id].env)
                     .map(|(k, v)| (k.as_str(), v.as_str())),
             );
         let process = KillOnDrop::spawn(&format!("gru node {id}"), &mut cmd, &self.log_path(id))
@@ -615,6 +618,20 @@ gossip = "{host}:{gossip}"
         }
     }
 
+    /// The socket.io address of node `id` (`host:port`).
+    pub fn sio_addr(&self, id: u64) -> String {
+        let node = &self.nodes[&id];
+        SocketAddr::new(node.host, node.ports.sio).to_string()
+    }
+
+    /// Sets `key=value` in node `id`'s environment from its next start on (over the
+    /// cluster's `env`): e.g. its own `GRU_REDIS__URL`.
+    pub fn set_node_env(&mut self, id: u64, key: &str, value: &str) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.env.retain(|(k, _)| k != key);
+        node.env.push((key.to_string(), value.to_string()));
+    }
+
     /// The HTTP address of node `id`.
     pub fn http_addr(&self, id: u64) -> SocketAddr {
         let node = &self.nodes[&id];
@@ -659,6 +676,7 @@ impl TestNode {
             host,
             proxy,
             process: None,
+            env: Vec::new(),
         }
     }
 }

@@ -34,6 +34,7 @@ use crate::services::idgen::IdService;
 use crate::services::relay::{Audience, Delivery, Envelope, Position, Relay, RelayStats};
 use crate::services::spear::roster::{Pending, Roster};
 use crate::services::spear::session::{Session, Verifier};
+use crate::services::spear::Fenced;
 use crate::services::stat::Presence;
 
 /// How long an `auth` or `subscribe` waits for the relay to confirm its subscriptions (when Redis
@@ -772,6 +773,7 @@ struct Gate {
     io: SocketIo,
     closer: Arc<Closer>,
     stopping: CancellationToken,
+    fenced: Fenced,
 }
 
 /// Runs before engine.io sees a request: a new session is refused once the spear is stopping
@@ -781,8 +783,13 @@ struct Gate {
 async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
     let query = request.uri().query().unwrap_or_default();
     let sid = query_param(query, "sid");
-    if gate.stopping.is_cancelled() && sid.is_none() {
-        let body = axum::Json(json!({"code": 503, "message": "this spear is shutting down"}));
+    if sid.is_none() && (gate.stopping.is_cancelled() || *gate.fenced.borrow()) {
+        let why = if gate.stopping.is_cancelled() {
+            "this spear is shutting down"
+        } else {
+            OUT_OF_CLUSTER
+        };
+        let body = axum::Json(json!({"code": 503, "message": why}));
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     }
     if let Some(sid) = sid.and_then(|v| v.parse::<ConnId>().ok()) {
@@ -808,7 +815,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     (layer, io): (socketioxide::layer::SocketIoLayer, SocketIo),
     ctx: Arc<SpearContext>,
-    limits: ServeLimits,
+    (limits, fenced): (ServeLimits, Fenced),
     shutdown: CancellationToken,
 ) {
     let (mw_ctx, mw_stopping) = (ctx.clone(), shutdown.clone());
@@ -827,7 +834,9 @@ pub async fn serve(
         io: io.clone(),
         closer: ctx.closer.clone(),
         stopping: shutdown.clone(),
+        fenced: fenced.clone(),
     };
+    let fence = move_clients_when_fenced(io.clone(), fenced);
     // Paths that are not socket.io get the API's JSON 404.
     let app = crate::api::http::with_json_fallbacks(axum::Router::new())
         .layer(layer)
@@ -845,5 +854,29 @@ pub async fn serve(
             tracing::debug!(error = %e, "disconnecting clients at shutdown");
         }
     };
-    serve::serve("socket.io", listener, app, limits, shutdown, farewell).await;
+    tokio::select! {
+        () = serve::serve("socket.io", listener, app, limits, shutdown, farewell) => {}
+        () = fence => {}
+    }
+}
+
+/// What a spear out of the cluster tells its clients and new connections.
+const OUT_OF_CLUSTER: &str = "this spear lost contact with the cluster: reconnect through ticket";
+
+/// Whenever this spear falls out of the cluster (`fenced`), tells every client to reconnect
+/// through ticket and disconnects it: ticket no longer places anyone here, and a spear cut off
+/// from the others cannot promise its clients their messages. Never returns (pends once the
+/// registration is gone, at shutdown).
+async fn move_clients_when_fenced(io: SocketIo, mut fenced: Fenced) {
+    while fenced.changed().await.is_ok() {
+        if !*fenced.borrow_and_update() {
+            continue;
+        }
+        let notice = json!({"reconnect": "ticket", "msg": OUT_OF_CLUSTER});
+        let _ = io.emit("server_shutdown", &notice).await;
+        if let Err(e) = io.disconnect().await {
+            tracing::debug!(error = %e, "disconnecting clients of a fenced spear");
+        }
+    }
+    std::future::pending::<()>().await;
 }

@@ -7,6 +7,6 @@ mod registration;
 pub mod roster;
 pub mod session;
 
-pub use registration::run_registration;
+pub use registration::{run_registration, Fenced};
 pub use roster::Roster;
 pub use session::Verifier;

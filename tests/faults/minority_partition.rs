@@ -1,0 +1,156 @@
+//! `minority_partition`: spear 5 is cut off from Redis and from the cores (both ways) while
+//! clients on both spears exchange messages. It stops acknowledging what it cannot deliver
+//! (its senders get 1001); once a whole lease passes without a renewal it tells its clients to
+//! reconnect through ticket, which places them on spear 4, where they resume; after the heal it
+//! registers again and takes clients, and the delivery checker is clean throughout.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::scenario::{through_ticket, two_spears, wait_spears, Crowd, SPEARS};
+use crate::support::spear_token;
+use gru_testkit::ports::free_port;
+use gru_testkit::proxy::FaultProxy;
+use gru_testkit::ClusterOptions;
+
+const CLIENTS: u64 = 40;
+const CUT: u64 = 5;
+const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minority_partition() {
+    // Spear 5 reaches Redis through a proxy of its own, so that the test can cut it alone.
+    let mut redis_proxy = None;
+    let options = ClusterOptions {
+        proxies: true,
+        ..ClusterOptions::default()
+    };
+    let cluster = two_spears(options, |cluster| {
+        let redis = cluster.redis().expect("the cluster's Redis").port();
+        let proxy = FaultProxy::start(
+            SocketAddr::new(LOCAL, free_port()),
+            SocketAddr::new(LOCAL, redis),
+        );
+        cluster.set_node_env(CUT, "GRU_REDIS__URL", &format!("redis://{}", proxy.addr()));
+        redis_proxy = Some(proxy);
+    })
+    .await;
+    let redis_proxy = redis_proxy.expect("the proxy");
+    let mut crowd = Crowd::connect(
+        &cluster,
+        CLIENTS,
+        |uid| 4000 + uid % 4,
+        |uid| SPEARS[(uid % 2) as usize],
+        &SPEARS,
+    )
+    .await;
+    crowd.start_traffic(2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    cluster.partition(CUT);
+    redis_proxy.block(LOCAL);
+    let cut = Instant::now();
+    // What it cannot deliver, it does not acknowledge.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let on_cut: Vec<usize> = (0..crowd.clients.len())
+        .filter(|i| SPEARS[((*i as u64 + 1) % 2) as usize] == CUT)
+        .collect();
+    let conn = crowd.clients[on_cut[0]]
+        .lock()
+        .await
+        .conn()
+        .expect("online");
+    let payload =
+        serde_json::json!({"type": 1, "target": {"id": 4001, "type": 1}, "content": "cut"});
+    // No answer at all is no acknowledgement too: its id request waits for a leader it cannot
+    // reach (the client gives up after 5 s).
+    let answer = conn
+        .call("msg", &serde_json::Value::String(payload.to_string()))
+        .await;
+    if let Ok(ack) = &answer {
+        assert_ne!(
+            ack["success"], true,
+            "a spear cut off acknowledged a message: {ack}"
+        );
+    }
+    let id = answer.ok().and_then(|ack| ack["data"]["id"].as_u64());
+    crowd.checker.lock().expect("checker").refused(id);
+    drop(conn);
+
+    // Its clients are told to leave once its lease is gone, and go back through ticket.
+    let outages: Vec<Duration> = futures_util::future::join_all(on_cut.iter().map(|i| {
+        let (cluster, clients, checker) = (&cluster, &crowd.clients, &crowd.checker);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let open = clients[*i].lock().await.conn().is_some_and(|c| c.is_open());
+                if !open {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "user {} was never told to leave",
+                    i + 1
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let ticket_node = [1, 2, 3][*i % 3];
+            through_ticket(
+                cluster,
+                &clients[*i],
+                (ticket_node, &SPEARS, CUT),
+                checker,
+                Duration::from_secs(30),
+            )
+            .await;
+            cut.elapsed()
+        }
+    }))
+    .await;
+    let longest = outages.iter().max().copied().unwrap_or_default();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Healed: it registers again, takes clients, and they resume there.
+    redis_proxy.unblock(LOCAL);
+    cluster.heal(CUT);
+    wait_spears(&cluster, 2).await;
+    let healed = Instant::now();
+    let exp = gru::clock::unix_ms() / 1000 + 600;
+    let back = cluster.sio_addr(CUT);
+    for i in on_cut.iter().take(5) {
+        let mut c = crowd.clients[*i].lock().await;
+        let uid = c.uid;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match c
+                .connect(
+                    CUT,
+                    &back,
+                    &spear_token(uid, SPEARS.to_vec(), exp),
+                    &crowd.checker,
+                )
+                .await
+            {
+                Ok(()) => break,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "user {uid} back on spear {CUT}: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    let back_in = healed.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let acked = crowd.stop_traffic().await.len();
+    let report = crowd.checker.lock().expect("checker").verify();
+    eprintln!(
+        "minority_partition: {} clients left spear {CUT}, the last {longest:?} after the cut; \
+         5 were back on it {back_in:?} after it registered again; {acked} acked\n{report}",
+        on_cut.len(),
+    );
+    assert!(acked > 100, "too little traffic: {acked}");
+    assert!(report.is_clean(), "{report}");
+}

@@ -1,0 +1,275 @@
+//! What the fault scenarios share: a cluster of three spears, a crowd of logical clients on it
+//! with their traffic, and the way a client goes back through ticket.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex as AsyncMutex;
+use tokio::task::JoinHandle;
+
+use crate::fleet::{self, Checker, Client, Membership, Sent};
+use crate::support::{spear_token, ticket};
+use gru_testkit::delivery::DeliveryChecker;
+use gru_testkit::history::IdOp;
+use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+
+/// Logical clients connected to a cluster, the checker they feed, and their traffic.
+pub struct Crowd {
+    /// The clients, user `i + 1` at index `i`.
+    pub clients: Arc<Vec<AsyncMutex<Client>>>,
+    /// Who is in which group.
+    pub members: Membership,
+    /// What they received and what was acknowledged.
+    pub checker: Checker,
+    stop: Arc<AtomicBool>,
+    senders: Vec<JoinHandle<Vec<IdOp>>>,
+}
+
+impl Crowd {
+    /// Users `1..=n`, user `u` in group `group(u)`, connected to spear `spear(u)` with a token
+    /// for `spears` (Gru's `auth` event), each in its group.
+    pub async fn connect(
+        cluster: &TestCluster,
+        n: u64,
+        group: impl Fn(u64) -> u64,
+        spear: impl Fn(u64) -> u64,
+        spears: &[u64],
+    ) -> Self {
+        let checker: Checker = Arc::new(Mutex::new(DeliveryChecker::new()));
+        let exp = gru::clock::unix_ms() / 1000 + 600;
+        let mut all = Vec::new();
+        for uid in 1..=n {
+            let mut c = Client::new(uid, group(uid));
+            let on = spear(uid);
+            let addr = cluster.sio_addr(on);
+            let token = spear_token(uid, spears.to_vec(), exp);
+            c.connect(on, &addr, &token, &checker)
+                .await
+                .unwrap_or_else(|e| panic!("user {uid}: {e}"));
+            all.push(c);
+        }
+        Self {
+            members: Membership::of(&all),
+            clients: Arc::new(all.into_iter().map(AsyncMutex::new).collect()),
+            checker,
+            stop: Arc::default(),
+            senders: Vec::new(),
+        }
+    }
+
+    /// Starts `senders` tasks of [`traffic`].
+    pub fn start_traffic(&mut self, senders: u64) {
+        for seed in 1..=senders {
+            let (clients, members, checker, stop) = (
+                self.clients.clone(),
+                self.members.clone(),
+                self.checker.clone(),
+                self.stop.clone(),
+            );
+            self.senders
+                .push(tokio::spawn(traffic(clients, members, checker, seed, stop)));
+        }
+    }
+
+    /// Stops the traffic, waits until deliveries settle, and returns every acknowledged send.
+    pub async fn stop_traffic(&mut self) -> Vec<IdOp> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut ops = Vec::new();
+        for s in self.senders.drain(..) {
+            ops.extend(s.await.expect("sender"));
+        }
+        fleet::settle(
+            &self.checker,
+            Duration::from_millis(500),
+            Duration::from_secs(20),
+        )
+        .await;
+        ops
+    }
+}
+
+/// Three core nodes, each a spear and a ticket node (node 1 serves stat too).
+pub async fn three_spears(options: ClusterOptions) -> TestCluster {
+    let specs: Vec<NodeSpec> = (1..=3)
+        .map(|id| {
+            let roles: &[&'static str] = if id == 1 {
+                &["core", "spear", "ticket", "stat"]
+            } else {
+                &["core", "spear", "ticket"]
+            };
+            NodeSpec::with_roles(id, roles)
+        })
+        .collect();
+    let mut options = options;
+    options
+        .env
+        .push(("GRU_SPEAR__MAX_MSGS_PER_SEC".into(), "1000".into()));
+    let mut cluster = TestCluster::with(crate::gru(), &specs, options);
+    cluster.start_all();
+    cluster
+        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
+        .await;
+    cluster
+        .wait_for(
+            "three spears registered",
+            Duration::from_secs(20),
+            || async { (cluster.view(1).await?.spears.len() == 3).then_some(()) },
+        )
+        .await;
+    cluster
+}
+
+/// A small deterministic generator (the test must not depend on a seed it cannot print).
+pub struct Lcg(u64);
+
+impl Lcg {
+    pub fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// Sends from random connected clients until `stop`: unicasts to random users and messages to
+/// the sender's group. Returns every acknowledged send, with its times and id (for the id
+/// history checker).
+async fn traffic(
+    clients: Arc<Vec<AsyncMutex<Client>>>,
+    members: Membership,
+    checker: Checker,
+    seed: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<IdOp> {
+    let mut rng = Lcg(seed);
+    let mut acked = Vec::new();
+    let mut n = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let i = rng.next(clients.len() as u64) as usize;
+        let Ok(sender) = clients[i].try_lock() else {
+            continue;
+        };
+        let (Some(conn), gid) = (sender.conn(), sender.gid) else {
+            continue;
+        };
+        let uid = sender.uid;
+        drop(sender);
+        let target = if rng.next(2) == 0 {
+            (0, rng.next(clients.len() as u64) + 1)
+        } else {
+            (1, gid)
+        };
+        n += 1;
+        let content = format!("{seed}-{n}-from-{uid}");
+        let sent = Instant::now();
+        if let Sent::Acked(id) = fleet::send(&conn, target, &content, &members, &checker).await {
+            acked.push(IdOp {
+                sent,
+                replied: Instant::now(),
+                ids: vec![id],
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    acked
+}
+
+/// Brings `client` back through ticket (asking `ticket_node`), avoiding `dead`; returns when it
+/// is connected, authenticated with its positions and in its group.
+pub async fn through_ticket(
+    cluster: &TestCluster,
+    client: &AsyncMutex<Client>,
+    (ticket_node, spears, dead): (u64, &[u64], u64),
+    checker: &Checker,
+    deadline: Duration,
+) {
+    let start = Instant::now();
+    let dead_addr = cluster.sio_addr(dead);
+    let mut c = client.lock().await;
+    c.disconnect().await;
+    loop {
+        assert!(
+            start.elapsed() < deadline,
+            "user {} found no spear within {deadline:?}",
+            c.uid
+        );
+        let (addr, token2) = ticket(cluster, ticket_node, c.uid, &format!("u{}", c.uid)).await;
+        if addr == dead_addr {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let spear = spears
+            .iter()
+            .copied()
+            .find(|s| cluster.sio_addr(*s) == addr)
+            .unwrap_or(0);
+        match c.connect(spear, &addr, &token2, checker).await {
+            Ok(()) => return,
+            Err(e) => {
+                eprintln!("user {} reconnecting: {e}", c.uid);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// The relay's `history` counters of `node`, summed over `nodes`.
+pub async fn history_counter(cluster: &TestCluster, nodes: &[u64], name: &str) -> u64 {
+    let mut sum = 0;
+    for node in nodes {
+        if let Some(resp) = cluster.get(*node, "/api/v1/relay").await {
+            if let Ok(v) = resp.json::<serde_json::Value>().await {
+                sum += v["history"][name].as_u64().unwrap_or(0);
+            }
+        }
+    }
+    sum
+}
+
+/// The spear-only nodes of [`two_spears`].
+pub const SPEARS: [u64; 2] = [4, 5];
+
+/// Three cores (ticket on all, stat on node 1) and two spear-only nodes (4 and 5), with
+/// `options`; `prepare` sees the cluster before it starts.
+pub async fn two_spears(
+    options: ClusterOptions,
+    prepare: impl FnOnce(&mut TestCluster),
+) -> TestCluster {
+    let specs: Vec<NodeSpec> = vec![
+        NodeSpec::with_roles(1, &["core", "ticket", "stat"]),
+        NodeSpec::with_roles(2, &["core", "ticket"]),
+        NodeSpec::with_roles(3, &["core", "ticket"]),
+        NodeSpec::spear(4),
+        NodeSpec::spear(5),
+    ];
+    let mut options = options;
+    options
+        .env
+        .push(("GRU_SPEAR__MAX_MSGS_PER_SEC".into(), "1000".into()));
+    let mut cluster = TestCluster::with(crate::gru(), &specs, options);
+    prepare(&mut cluster);
+    cluster.start_all();
+    cluster
+        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
+        .await;
+    wait_spears(&cluster, 2).await;
+    cluster
+}
+
+/// Waits until a core lists `n` spears.
+pub async fn wait_spears(cluster: &TestCluster, n: usize) {
+    cluster
+        .wait_for("the spears registered", Duration::from_secs(30), || async {
+            for core in [1, 2, 3] {
+                if let Some(view) = cluster.view(core).await {
+                    if view.spears.len() == n {
+                        return Some(());
+                    }
+                }
+            }
+            None
+        })
+        .await;
+}
