@@ -1,11 +1,12 @@
 //! Every decoder of a socket.io event payload, on any bytes a client can send: as JSON text
-//! inside a string (Gru's clients) and as a JSON value. None may panic; every refusal must
-//! speak of fields and JSON types, not of Rust types.
+//! inside a string (Gru's clients) and as a JSON value, and the `resume` object of `auth`.
+//! None may panic; every refusal must speak of fields and JSON types, not of Rust types.
 
 #![no_main]
 
 use gru::api::socketio::protocol::{
-    decode, online_group, AuthPayload, GroupsPayload, MsgPayload, SubscribePayload,
+    decode, online_group, resume_points, AuthPayload, GroupsPayload, MsgPayload,
+    SubscribePayload,
 };
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -30,6 +31,10 @@ fuzz_target!(|data: &[u8]| {
         check::<SubscribePayload>(raw.clone());
         check::<MsgPayload>(raw.clone());
         check::<GroupsPayload>(raw.clone());
+        // The `resume` object of `auth` and of the handshake.
+        if let Err(message) = resume_points(raw.clone(), 7, 33) {
+            assert!(!message.contains("struct "), "{message}");
+        }
         let _ = online_group(raw);
     }
 });
