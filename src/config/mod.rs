@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 pub use nodes::{AdvertiseAddrs, ListenAddrs, NodeConfig, NodeId, Role};
 pub use sections::{
-    AuthSection, ClusterSection, GossipSection, HistorySection, HttpSection, IdgenMode,
-    IdgenSection, RaftSection, RedisSection, RelayKind, RelaySection, RocketMqSection,
-    SpearSection, StatSection, TicketSection,
+    ApiKeySection, ApiScope, AuthSection, ClusterSection, GossipSection, HistorySection,
+    HttpSection, IdgenMode, IdgenSection, RaftSection, RedisSection, RelayKind, RelaySection,
+    RocketMqSection, ServerApiSection, SpearSection, StatSection, TicketSection,
 };
 
 /// Why a config was refused.
@@ -83,7 +83,10 @@ pub struct ClusterConfig {
     /// `[stat]`: live presence in Redis.
     #[serde(default)]
     pub stat: StatSection,
-    /// `[auth]`: token secrets and policies (required).
+    /// `[server_api]`: limits of the API business servers call.
+    #[serde(default)]
+    pub server_api: ServerApiSection,
+    /// `[auth]`: token secrets, server-API keys and policies (required).
     pub auth: AuthSection,
     /// `[idgen]`: how ids are issued.
     #[serde(default)]
@@ -98,6 +101,8 @@ pub struct ClusterConfig {
 /// Secrets of `gru dev`. They are public (they are in the source), hence the names.
 const DEV_BUSINESS_SECRET: &str = "INSECURE-dev-business-secret";
 const DEV_SPEAR_SECRET: &str = "INSECURE-dev-spear-secret";
+/// The server-API key of `gru dev` (named `dev`), public too.
+pub const DEV_API_KEY: &str = "INSECURE-dev-server-api-key-0000000001";
 
 impl ClusterConfig {
     /// Reads the file, applies `GRU_…__…` overrides from the process environment, resolves
@@ -193,7 +198,13 @@ impl ClusterConfig {
                 enforce_groups: false,
                 previous_business_secret: None,
                 previous_spear_secret: None,
+                api_keys: vec![ApiKeySection {
+                    name: "dev".into(),
+                    secret: DEV_API_KEY.into(),
+                    scopes: ApiScope::all(),
+                }],
             },
+            server_api: ServerApiSection::default(),
             gossip: GossipSection::default(),
             idgen: IdgenSection {
                 mode: IdgenMode::Strict,

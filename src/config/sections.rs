@@ -325,6 +325,86 @@ pub struct AuthSection {
     /// still accepted until it is removed; ticket signs with `spear_secret`. Default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_spear_secret: Option<String>,
+    /// `[[auth.api_keys]]`: the keys business servers call the server API with
+    /// (`docs/api.md`, "Server API"). Several may be in force at once, so a key is rotated by
+    /// adding the new one, moving the callers, then removing the old one (each step a SIGHUP).
+    /// Default none: the server API answers 401 to everyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_keys: Vec<ApiKeySection>,
+}
+
+/// One key of the server API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySection {
+    /// The key's name (1–64 of `A-Z a-z 0-9 . _ -`, unique): logs, rate limits and
+    /// idempotency keys are per name, and recipients see it as the sender of what the key
+    /// publishes unless a message names another.
+    pub name: String,
+    /// What a business server sends as `Authorization: Bearer <secret>`; at least 32 bytes,
+    /// unique.
+    pub secret: String,
+    /// What the key may do: `"publish"` (`POST /api/v1/publish…`) and `"connections"` (list
+    /// and disconnect a user's connections). Default both.
+    #[serde(default = "ApiScope::all")]
+    pub scopes: Vec<ApiScope>,
+}
+
+/// What a server-API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiScope {
+    /// Publish messages.
+    Publish,
+    /// List and disconnect users' connections.
+    Connections,
+}
+
+impl ApiScope {
+    /// Every scope: the default of a key.
+    pub fn all() -> Vec<ApiScope> {
+        vec![ApiScope::Publish, ApiScope::Connections]
+    }
+
+    /// The scope's name in the config and in errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiScope::Publish => "publish",
+            ApiScope::Connections => "connections",
+        }
+    }
+}
+
+/// `[server_api]`: the limits of the server API that business servers call on spear nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerApiSection {
+    /// Messages per second one key may publish (each recipient of a list and each message of
+    /// a batch counts), sustained, per spear node; 0 for no limit. Default 10000.
+    pub messages_per_sec: u32,
+    /// Messages one key may publish at once before the rate applies, 1..=1000000.
+    /// Default 20000.
+    pub burst: u32,
+    /// Most messages in one request: each message of a batch and each user of a `to.users`
+    /// list counts, 1..=10000. Default 1000.
+    pub max_batch: usize,
+    /// Largest request body, bytes, 1024..=67108864. Default 4194304 (4 MiB).
+    pub max_body_bytes: usize,
+    /// How long an `Idempotency-Key` is remembered: a retry within it gets the first answer
+    /// and delivers nothing again, s, 1..=604800. Default 86400 (a day).
+    pub idempotency_window_secs: u64,
+}
+
+impl Default for ServerApiSection {
+    fn default() -> Self {
+        Self {
+            messages_per_sec: 10_000,
+            burst: 20_000,
+            max_batch: 1000,
+            max_body_bytes: 4 * 1024 * 1024,
+            idempotency_window_secs: 86_400,
+        }
+    }
 }
 
 /// The default of `auth.token_ttl_secs`: one day.

@@ -8,6 +8,7 @@ use std::path::{Component, PathBuf};
 use super::nodes::is_host_port;
 use super::{
     ClusterConfig, ConfigError, HistorySection, NodeConfig, RelayKind, RocketMqSection, Role,
+    ServerApiSection,
 };
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -32,7 +33,104 @@ pub(super) fn validate(config: &ClusterConfig) -> Result<(), ConfigError> {
     stat(config)?;
     idgen(config)?;
     gossip(config)?;
-    auth(config)
+    server_api(&config.server_api)?;
+    auth(config)?;
+    api_keys(config)
+}
+
+fn server_api(section: &ServerApiSection) -> Result<(), ConfigError> {
+    if !(1..=1_000_000).contains(&section.burst) {
+        return Err(invalid("server_api.burst", "must be between 1 and 1000000"));
+    }
+    if section.messages_per_sec > 1_000_000 {
+        return Err(invalid(
+            "server_api.messages_per_sec",
+            "must be at most 1000000 (0 for no limit)",
+        ));
+    }
+    if !(1..=10_000).contains(&section.max_batch) {
+        return Err(invalid(
+            "server_api.max_batch",
+            "must be between 1 and 10000",
+        ));
+    }
+    if !(1024..=64 * 1024 * 1024).contains(&section.max_body_bytes) {
+        return Err(invalid(
+            "server_api.max_body_bytes",
+            "must be between 1024 and 67108864",
+        ));
+    }
+    if !(1..=604_800).contains(&section.idempotency_window_secs) {
+        return Err(invalid(
+            "server_api.idempotency_window_secs",
+            "must be between 1 and 604800 (a week)",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `name` may name an API key: it appears in logs, Redis keys and messages.
+fn is_key_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn api_keys(config: &ClusterConfig) -> Result<(), ConfigError> {
+    let a = &config.auth;
+    let token_secrets = [
+        Some(&a.business_secret),
+        Some(&a.spear_secret),
+        a.previous_business_secret.as_ref(),
+        a.previous_spear_secret.as_ref(),
+    ];
+    for (i, key) in a.api_keys.iter().enumerate() {
+        let field = |f: &str| format!("auth.api_keys[{i}].{f}");
+        if !is_key_name(&key.name) {
+            return Err(invalid(
+                field("name"),
+                "must be 1 to 64 of A-Z a-z 0-9 . _ -",
+            ));
+        }
+        // Secrets are never echoed into the error: it ends up in logs.
+        if key.secret.len() < 32 {
+            return Err(invalid(field("secret"), "must be at least 32 bytes"));
+        }
+        if key.secret.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(invalid(
+                field("secret"),
+                "must be printable ASCII without spaces (it travels in a header)",
+            ));
+        }
+        if token_secrets.contains(&Some(&key.secret)) {
+            return Err(invalid(
+                field("secret"),
+                "must differ from every token secret of [auth]",
+            ));
+        }
+        if key.scopes.is_empty() {
+            return Err(invalid(
+                field("scopes"),
+                "must name at least one of \"publish\", \"connections\" (or be left out for both)",
+            ));
+        }
+        for (j, other) in a.api_keys.iter().enumerate().take(i) {
+            if other.name == key.name {
+                return Err(invalid(
+                    field("name"),
+                    format!("is the name of auth.api_keys[{j}] too"),
+                ));
+            }
+            if other.secret == key.secret {
+                return Err(invalid(
+                    field("secret"),
+                    format!("is the secret of auth.api_keys[{j}] too"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn cluster(config: &ClusterConfig) -> Result<(), ConfigError> {

@@ -143,13 +143,15 @@ impl NodeHandle {
     }
 
     /// Puts the `[auth]` section of a reloaded config in force: the secrets (with a rotation's
-    /// previous ones), the token lifetime, legacy tokens and group enforcement. Tokens checked
+    /// previous ones), the server API's keys, the token lifetime, legacy tokens and group
+    /// enforcement. Tokens checked
     /// from now on use them; connections already authenticated stay.
     pub fn reload_auth(&self, auth: &crate::config::AuthSection) {
         self.auth.replace(auth);
         tracing::info!(
             rotating_business = auth.previous_business_secret.is_some(),
             rotating_spear = auth.previous_spear_secret.is_some(),
+            api_keys = ?auth.api_keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
             "auth section reloaded"
         );
     }
@@ -309,13 +311,6 @@ async fn compose(
             assign_worker_until_accepted(id, ids, client, cancel)
         });
     }
-    let (grpc_control, grpc_ids, grpc_listener) = (control.clone(), ids.clone(), listeners.grpc);
-    runner.spawn(Stage::Internal, "internal gRPC", move |cancel| async move {
-        if let Err(e) = grpc::serve(grpc_listener, grpc_control, grpc_ids, cancel).await {
-            tracing::error!(error = %e, "internal gRPC server failed");
-        }
-    });
-
     let mut presence = match &redis {
         Some(link) => Presence::Redis {
             link: link.clone(),
@@ -324,6 +319,7 @@ async fn compose(
         None => Presence::None("relay.kind is \"local\" and this node is not the spear"),
     };
     let mut relay = None;
+    let mut spear_parts = None;
     if let Some(listener) = listeners.sio {
         let links = spear::SpearLinks {
             redis: redis.clone(),
@@ -335,13 +331,27 @@ async fn compose(
         let started = spear::start(&base, listener, links, ids.clone(), presence, runner)?;
         presence = started.presence;
         relay = Some((started.relay, started.sequencer));
+        spear_parts = Some((started.publisher, started.sessions));
     }
+    // Served once the spear's clients exist: other spears ask it about them.
+    let grpc_parts = (
+        control.clone(),
+        spear_parts.as_ref().map(|(_, s)| s.clone()),
+    );
+    let (grpc_ids, grpc_listener) = (ids.clone(), listeners.grpc);
+    runner.spawn(Stage::Internal, "internal gRPC", move |cancel| async move {
+        if let Err(e) = grpc::serve(grpc_listener, grpc_parts, grpc_ids, cancel).await {
+            tracing::error!(error = %e, "internal gRPC server failed");
+        }
+    });
 
     let routes = public::Routes {
         control,
         ids,
         relay,
         presence,
+        spear: spear_parts,
+        redis,
     };
     let api = public::router(&base, routes, runner);
     let (http_listener, limits) = (listeners.http, ServeLimits::http(&config.http));

@@ -1,5 +1,6 @@
 //! The public HTTP port: the node's own routes, the stat routes on stat nodes, and the ticket
-//! routes on ticket nodes with the spear directory that feeds them.
+//! routes on ticket nodes with the spear directory that feeds them, and the server API on spear
+//! nodes.
 
 use std::sync::Arc;
 
@@ -7,13 +8,18 @@ use axum::Router;
 
 use super::runner::{Runner, Stage};
 use super::Base;
-use crate::api::http::{self, ApiState, TicketState};
-use crate::api::serve::PerIpRate;
+use std::time::Duration;
+
+use crate::api::http::{self, ApiState, ServerApiLimits, ServerApiState, TicketState};
+use crate::api::serve::{KeyedRate, PerIpRate};
 use crate::config::Role;
+use crate::net::redis::RedisLink;
 use crate::raft::ControlPlane;
 use crate::services::history::Sequencer;
 use crate::services::idgen::IdService;
+use crate::services::publish::{Publisher, Replays};
 use crate::services::relay::Relay;
+use crate::services::spear::{LocalSessions, UserSessions};
 use crate::services::stat::Presence;
 use crate::services::ticket::{SpearDirectory, TicketIssuer};
 
@@ -23,6 +29,10 @@ pub(super) struct Routes {
     pub(super) ids: Arc<IdService>,
     pub(super) relay: Option<(Relay, Arc<Sequencer>)>,
     pub(super) presence: Presence,
+    /// On spear nodes: what the server API publishes through and the spear's clients.
+    pub(super) spear: Option<(Arc<Publisher>, Arc<dyn LocalSessions>)>,
+    /// The node's Redis link, when it has one (idempotency keys live there).
+    pub(super) redis: Option<Arc<RedisLink>>,
 }
 
 /// The router of `listen.http`; spawns the ticket's directory followers into `runner`.
@@ -36,6 +46,14 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
         ids: routes.ids,
         relay: routes.relay,
     });
+    if let Some((publisher, local)) = routes.spear {
+        api = api.merge(http::server_api_router(server_api(
+            base,
+            publisher,
+            local,
+            routes.redis,
+        )));
+    }
     if node.has_role(Role::Stat) {
         api = api.merge(http::stat_router(routes.presence));
     }
@@ -72,4 +90,30 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
         }));
     }
     http::with_json_fallbacks(api)
+}
+
+/// The server API of a spear: keys from `[auth]`, limits from `[server_api]`, idempotency keys
+/// in Redis (shared by every spear) or, with the local relay, in this process.
+fn server_api(
+    base: &Base<'_>,
+    publisher: Arc<Publisher>,
+    local: Arc<dyn LocalSessions>,
+    redis: Option<Arc<RedisLink>>,
+) -> ServerApiState {
+    let config = base.config;
+    let section = &config.server_api;
+    let window = Duration::from_secs(section.idempotency_window_secs);
+    let replays = match redis {
+        Some(link) => Replays::redis(link, &config.cluster.name, window),
+        None => Replays::memory(window),
+    };
+    let max_content = usize::try_from(config.spear.max_payload_bytes).unwrap_or(usize::MAX);
+    ServerApiState {
+        auth: base.auth.clone(),
+        publisher,
+        sessions: Arc::new(UserSessions::new(base.node.id, local, base.client.clone())),
+        replays: Arc::new(replays),
+        rate: Arc::new(KeyedRate::new(section.messages_per_sec, section.burst)),
+        limits: ServerApiLimits::new(section, max_content),
+    }
 }

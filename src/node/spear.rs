@@ -14,15 +14,16 @@ use super::runner::{Runner, Stage};
 use super::{Base, NodeError};
 use crate::api::serve::ServeLimits;
 use crate::api::socketio::{
-    self, Closer, ConnId, Deadlines, RoomDelivery, SpearContext, SpearLimits,
+    self, Closer, ConnId, Deadlines, RoomDelivery, SocketSessions, SpearContext, SpearLimits,
 };
 use crate::config::{ConfigError, RelayKind};
 use crate::net::gossip::Gossip;
 use crate::net::redis::RedisLink;
 use crate::services::history::{HistoryStore, MemoryStore, RedisStore, Retention, Sequencer};
 use crate::services::idgen::IdService;
+use crate::services::publish::Publisher;
 use crate::services::relay::{LocalRelay, RedisParts, RedisRelay, Relay};
-use crate::services::spear::{self, roster::ChangeSink, Roster, Verifier};
+use crate::services::spear::{self, roster::ChangeSink, LocalSessions, Roster, Verifier};
 use crate::services::stat::{Keys, Presence, PresenceMarks, PresenceWriter};
 
 /// Where presence and relay go: Redis when the relay goes through it, else nowhere but here.
@@ -71,6 +72,10 @@ pub(super) struct Spear {
     pub(super) sequencer: Arc<Sequencer>,
     /// Who is online: `presence` as given, or this spear's own roster when there is no Redis.
     pub(super) presence: Presence,
+    /// What clients and the server API publish through.
+    pub(super) publisher: Arc<Publisher>,
+    /// This spear's clients, for the server API (here and over gRPC).
+    pub(super) sessions: Arc<dyn LocalSessions>,
 }
 
 /// Starts the spear on `listener` and spawns its workers into `runner`.
@@ -183,10 +188,21 @@ pub(super) fn start(
         )
     };
     runner.adopt(Stage::Background, "connection deadlines", deadline_task);
+    let publisher = Arc::new(Publisher::new(
+        ids,
+        relay.clone(),
+        sequencer.clone(),
+        roster.clone(),
+    ));
+    let sessions: Arc<dyn LocalSessions> = Arc::new(SocketSessions::new(
+        id,
+        io.clone(),
+        roster.clone(),
+        closer.clone(),
+    ));
     let ctx = Arc::new(SpearContext {
         verifier: Verifier::new(id, base.auth.clone()),
-        ids,
-        relay: relay.clone(),
+        publisher: publisher.clone(),
         sequencer: sequencer.clone(),
         roster,
         presence: presence.clone(),
@@ -218,6 +234,8 @@ pub(super) fn start(
         relay,
         sequencer,
         presence,
+        publisher,
+        sessions,
     })
 }
 

@@ -1,5 +1,5 @@
 //! The internal gRPC server: ids on every node; Raft transport and control plane on core nodes;
-//! all on `listen.grpc`.
+//! a spear's clients (for the server API) on spear nodes; all on `listen.grpc`.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -16,13 +16,17 @@ use crate::net::grpc::pb::control_plane_server::{
 };
 use crate::net::grpc::pb::id_gen_server::{IdGen, IdGenServer};
 use crate::net::grpc::pb::raft_transport_server::RaftTransportServer;
+use crate::net::grpc::pb::spear_sessions_server::{
+    SpearSessions as SpearSessionsRpc, SpearSessionsServer,
+};
 use crate::net::grpc::pb::{
-    Ack, ClusterViewRequest, GetMetaRequest, IdsReply, JsonReply, LeaseReply, MetaEntry, MetaReply,
-    NextIdsRequest, NodeRef, NodeStatusReply, NodeStatusRequest, SpearHeartbeatRequest,
-    WorkerReply,
+    Ack, ClusterViewRequest, ConnectionsReply, GetMetaRequest, IdsReply, JsonReply, LeaseReply,
+    MetaEntry, MetaReply, NextIdsRequest, NodeRef, NodeStatusReply, NodeStatusRequest,
+    SpearHeartbeatRequest, UserSessionsRequest, WorkerReply,
 };
 use crate::raft::{ControlPlane, Member};
 use crate::services::idgen::IdService;
+use crate::services::spear::{ConnectionInfo, LocalSessions};
 
 /// Largest Raft message accepted (snapshots travel whole).
 const MAX_MESSAGE: usize = 256 * 1024 * 1024;
@@ -118,6 +122,35 @@ impl ControlPlaneRpc for ControlService {
     }
 }
 
+/// A spear's clients, asked by the node that took a server-API request.
+struct SessionsService {
+    local: Arc<dyn LocalSessions>,
+}
+
+fn connections(found: Vec<ConnectionInfo>) -> Response<ConnectionsReply> {
+    Response::new(ConnectionsReply {
+        connections: found.into_iter().map(Into::into).collect(),
+    })
+}
+
+#[tonic::async_trait]
+impl SpearSessionsRpc for SessionsService {
+    async fn user_connections(
+        &self,
+        req: Request<UserSessionsRequest>,
+    ) -> Result<Response<ConnectionsReply>, Status> {
+        Ok(connections(self.local.list(req.into_inner().user_id)))
+    }
+
+    async fn disconnect_user(
+        &self,
+        req: Request<UserSessionsRequest>,
+    ) -> Result<Response<ConnectionsReply>, Status> {
+        let req = req.into_inner();
+        Ok(connections(self.local.disconnect(req.user_id, &req.reason)))
+    }
+}
+
 struct IdGenService {
     ids: Arc<IdService>,
 }
@@ -171,10 +204,10 @@ fn id_replies(ids: Arc<IdService>, inbound: Streaming<NextIdsRequest>) -> IdRepl
 }
 
 /// Serves the internal API on `listener` until `shutdown` fires: idgen on every node, Raft and
-/// the control plane on core nodes (`control`).
+/// the control plane on core nodes (`control`), a spear's clients on spear nodes (`sessions`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    control: Option<Arc<ControlPlane>>,
+    (control, sessions): (Option<Arc<ControlPlane>>, Option<Arc<dyn LocalSessions>>),
     ids: Arc<IdService>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
@@ -192,6 +225,9 @@ pub async fn serve(
         router = router
             .add_service(raft)
             .add_service(ControlPlaneServer::new(ControlService { control }));
+    }
+    if let Some(local) = sessions {
+        router = router.add_service(SpearSessionsServer::new(SessionsService { local }));
     }
     router
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())

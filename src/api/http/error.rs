@@ -9,7 +9,10 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::net::grpc::ClientError;
+use crate::services::auth::ApiKeyError;
 use crate::services::idgen::IdError;
+use crate::services::publish::IdempotencyError;
+use crate::services::spear::SessionsError;
 use crate::services::stat::StatError;
 
 /// An API failure, rendered as `{"error": {"code": …, "message": …}}` with the status of the
@@ -31,6 +34,24 @@ pub enum ApiError {
     /// The cluster cannot answer right now (no leader, no quorum).
     #[error("{0}")]
     Unavailable(String),
+    /// No valid credentials (server API: a missing, malformed or unknown key).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials that may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The body is larger than the route accepts.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// A request with this `Idempotency-Key` is running now.
+    #[error("{0}")]
+    IdempotencyInProgress(String),
+    /// This `Idempotency-Key` was used for another request.
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
+    /// The API key is over its message rate (`server_api.messages_per_sec`).
+    #[error("this API key is over server_api.messages_per_sec; retry after {} ms", .0.as_millis())]
+    KeyRateLimited(std::time::Duration),
 }
 
 impl ApiError {
@@ -42,6 +63,14 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::IdempotencyInProgress(_) => (StatusCode::CONFLICT, "idempotency_in_progress"),
+            ApiError::IdempotencyKeyReused(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+            }
+            ApiError::KeyRateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         }
     }
 }
@@ -73,9 +102,15 @@ impl IntoResponse for ApiError {
             },
         };
         match self {
-            ApiError::TooManyRequests(wait) => {
+            ApiError::TooManyRequests(wait) | ApiError::KeyRateLimited(wait) => {
                 (status, [retry_after(wait)], Json(body)).into_response()
             }
+            ApiError::Unauthorized(_) => (
+                status,
+                [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                Json(body),
+            )
+                .into_response(),
             _ => (status, Json(body)).into_response(),
         }
     }
@@ -131,6 +166,29 @@ impl From<IdError> for ApiError {
                 ApiError::Unavailable(e.to_string())
             }
         }
+    }
+}
+
+impl From<ApiKeyError> for ApiError {
+    fn from(e: ApiKeyError) -> Self {
+        match e {
+            ApiKeyError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
+            ApiKeyError::Missing | ApiKeyError::Malformed | ApiKeyError::Unknown => {
+                ApiError::Unauthorized(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<SessionsError> for ApiError {
+    fn from(e: SessionsError) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
+impl From<IdempotencyError> for ApiError {
+    fn from(e: IdempotencyError) -> Self {
+        ApiError::Unavailable(e.to_string())
     }
 }
 

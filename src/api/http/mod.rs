@@ -1,13 +1,16 @@
 //! The public HTTP edge on `listen.http`: the node's own routes (`node.rs`), the stat API
-//! (`stat.rs`) and the ticket API (`ticket.rs`), with one error table ([`ApiError`]) for all of
+//! (`stat.rs`), the ticket API (`ticket.rs`) and the server API business servers call on spears
+//! (`server_api/`), with one error table ([`ApiError`]) for all of
 //! them.
 
 mod error;
 mod node;
+mod server_api;
 mod stat;
 mod ticket;
 
 pub use error::{retry_after, with_json_fallbacks, ApiError, QueryMap};
 pub use node::{router, ApiState};
+pub use server_api::{router as server_api_router, ServerApiLimits, ServerApiState};
 pub use stat::router as stat_router;
 pub use ticket::{router as ticket_router, TicketState};

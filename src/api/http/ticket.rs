@@ -33,7 +33,7 @@ impl TicketState {
     /// Counts a request from the connection's peer; `Err(wait)` over the limit.
     fn admit(&self, conn: Option<&Conn>) -> Result<(), Duration> {
         match conn {
-            Some(conn) => self.rate.check(conn.peer().ip()),
+            Some(conn) => self.rate.check(&conn.peer().ip()),
             // Only a request that did not come through the public listener (an in-process
             // test) has no connection; it has no address to limit either.
             None => Ok(()),

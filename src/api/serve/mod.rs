@@ -33,7 +33,7 @@ use crate::config::{HttpSection, SpearSection};
 
 pub use conn::Conn;
 use conn::{GuardedIo, KillReason, Registry};
-pub use rate::PerIpRate;
+pub use rate::{KeyedRate, OverRate, PerIpRate};
 
 /// The limits of one public port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,6 +37,8 @@ pub enum CloseReason {
     Unauthenticated,
     /// It does not read what it is sent.
     SlowConsumer,
+    /// A business server closed it through the server API.
+    ByServer,
 }
 
 impl CloseReason {
@@ -47,6 +49,17 @@ impl CloseReason {
             CloseReason::TokenExpired => "token_expired",
             CloseReason::Unauthenticated => "unauthenticated",
             CloseReason::SlowConsumer => "slow_consumer",
+            CloseReason::ByServer => "by_server",
+        }
+    }
+
+    /// What the client should do next: get a ticket and reconnect, or nothing (a business
+    /// server closed it on purpose; socket.io clients do not reconnect by themselves after a
+    /// server-side disconnect).
+    fn reconnect(self) -> Option<&'static str> {
+        match self {
+            CloseReason::ByServer => None,
+            _ => Some("ticket"),
         }
     }
 }
@@ -110,8 +123,12 @@ impl Closer {
     pub fn close(&self, s: &SocketRef, reason: CloseReason, notice: Option<&str>) {
         tracing::debug!(sid = %s.id, reason = reason.code(), "closing connection");
         if let Some(msg) = notice {
+            let mut data = json!({"reason": reason.code()});
+            if let Some(how) = reason.reconnect() {
+                data["reconnect"] = json!(how);
+            }
             let notice = Reply {
-                data: Some(json!({"reason": reason.code(), "reconnect": "ticket"})),
+                data: Some(data),
                 ..Reply::error(PARAM_ERROR, msg)
             };
             let _ = s.emit("server_disconnect", &notice);

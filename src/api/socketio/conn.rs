@@ -25,6 +25,7 @@ pub(super) struct ConnState(Arc<Inner>);
 struct Inner {
     msgs: DefaultDirectRateLimiter,
     requests: DefaultDirectRateLimiter,
+    connected_at_ms: u64,
 }
 
 impl ConnState {
@@ -33,7 +34,13 @@ impl ConnState {
         Self(Arc::new(Inner {
             msgs: RateLimiter::direct(Quota::per_second(limits.msgs_per_sec)),
             requests: RateLimiter::direct(Quota::per_second(limits.requests_per_sec)),
+            connected_at_ms: crate::clock::unix_ms(),
         }))
+    }
+
+    /// When the connection opened, Unix ms.
+    pub(super) fn connected_at_ms(&self) -> u64 {
+        self.0.connected_at_ms
     }
 
     /// Counts one event other than `msg`; false when the connection is over

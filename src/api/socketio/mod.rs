@@ -1,13 +1,14 @@
 //! The spear's socket.io edge: Gru's events and the modern surface on one namespace
 //! (`server.rs`), payload decoding and reply codes (`protocol.rs`), per-connection rate limits
 //! (`conn.rs`), the slow-consumer closer (`closer.rs`) and the auth/expiry deadlines
-//! (`deadlines.rs`). Every connection lives under the limits of `docs/security.md`.
+//! (`deadlines.rs`), and this spear's answer about a user's connections (`sessions.rs`). Every connection lives under the limits of `docs/security.md`.
 
 mod closer;
 mod conn;
 mod deadlines;
 pub mod protocol;
 mod server;
+mod sessions;
 
 pub use closer::Closer;
 pub use conn::ConnLimits;
@@ -15,3 +16,4 @@ pub use deadlines::Deadlines;
 pub use server::{
     on_deadline, serve, socket_layer, ConnId, RoomDelivery, SpearContext, SpearLimits,
 };
+pub use sessions::SocketSessions;

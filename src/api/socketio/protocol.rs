@@ -281,39 +281,6 @@ pub fn online_group(raw: Value) -> Result<u64, String> {
     }
 }
 
-/// What recipients get as event `msg`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Delivered {
-    /// The message id from idgen.
-    pub id: u64,
-    /// Server time of acceptance, Unix ms.
-    #[serde(rename = "createTime")]
-    pub create_time: u64,
-    /// The sender.
-    #[serde(rename = "fromId")]
-    pub from_id: u64,
-    /// 0 unicast, 1 group.
-    #[serde(rename = "msgType")]
-    pub msg_type: i64,
-    /// The target, its id as a string as Gru sent it.
-    pub target: DeliveredTarget,
-    /// The content.
-    pub content: String,
-    /// Always 0 (no expiry).
-    #[serde(rename = "expireTime")]
-    pub expire_time: u64,
-}
-
-/// The target inside [`Delivered`].
-#[derive(Debug, Clone, Serialize)]
-pub struct DeliveredTarget {
-    /// The id, as a string.
-    pub id: String,
-    /// The client's target type, or -1.
-    #[serde(rename = "type")]
-    pub kind: i64,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,16 +22,15 @@ use super::closer::{CloseReason, Closer};
 use super::conn::{query_param, ConnLimits, ConnState};
 use super::deadlines::{Deadline, Deadlines};
 use super::protocol::{
-    decode, distinct, online_group, resume_points, AuthPayload, Delivered, DeliveredTarget,
-    GroupsPayload, MsgPayload, Reply, SubscribePayload, LOGIC_ERROR, NO_PAYLOAD, PARAM_ERROR,
-    SYSTEM_ERROR,
+    decode, distinct, online_group, resume_points, AuthPayload, GroupsPayload, MsgPayload, Reply,
+    SubscribePayload, LOGIC_ERROR, NO_PAYLOAD, PARAM_ERROR, SYSTEM_ERROR,
 };
 use crate::api::serve::{self, Conn, ServeLimits};
 use crate::clock::unix_ms;
 use crate::config::SpearSection;
-use crate::services::history::{positioned, Catcher, Outlet, Resync, Sequencer};
-use crate::services::idgen::IdService;
-use crate::services::relay::{Audience, Delivery, Envelope, Position, Relay, RelayStats};
+use crate::services::history::{Catcher, Outlet, Resync, Sequencer};
+use crate::services::publish::{Draft, Publisher, Refused, Sender};
+use crate::services::relay::{Audience, Delivery, Envelope, Position};
 use crate::services::spear::roster::{Pending, Roster};
 use crate::services::spear::session::{Session, Verifier};
 use crate::services::spear::Fenced;
@@ -86,10 +85,8 @@ impl SpearLimits {
 pub struct SpearContext {
     /// Token checks.
     pub verifier: Verifier,
-    /// Message ids.
-    pub ids: Arc<IdService>,
-    /// Messages to other spears.
-    pub relay: Relay,
+    /// Ids, history, relay and local delivery of what clients send.
+    pub publisher: Arc<Publisher>,
     /// Each channel's delivery order here, and its history.
     pub sequencer: Arc<Sequencer>,
     /// Who is connected here; the relay's subscriptions and presence follow it.
@@ -615,88 +612,36 @@ async fn send(s: &SocketRef, session: &Session, ctx: &SpearContext, p: MsgPayloa
     if !ConnState::of(s, ctx.limits.conn).allow_msg() {
         return Reply::error(LOGIC_ERROR, "too many messages per second");
     }
-    let id = match ctx.ids.issue(1).await {
-        Ok(blocks) => match blocks.first() {
-            Some(b) => b.first,
-            None => return Reply::error(SYSTEM_ERROR, "no message id"),
-        },
-        Err(e) => return Reply::error(SYSTEM_ERROR, format!("no message id: {e}")),
-    };
-    let create_time = unix_ms();
-    let delivered = Delivered {
-        id,
-        create_time,
-        from_id: session.uid,
-        msg_type: p.kind,
-        target: DeliveredTarget {
-            id: p.target.id.to_string(),
-            kind: p.target.kind.unwrap_or(-1),
-        },
-        content: p.content,
-        expire_time: 0,
-    };
-    let message = match serde_json::to_string(&delivered) {
-        Ok(v) => v,
-        Err(e) => return Reply::error(SYSTEM_ERROR, e.to_string()),
-    };
-    // An acknowledged message is in its channel's history first, then accepted by the relay;
-    // local recipients get it either way (without a position when the history did not take
-    // it: it is not replayable).
-    let placed = match ctx.sequencer.store() {
-        None => Ok(None),
-        Some(store) => match store.append(audience, id, &message).await {
-            Ok(at) => Ok(Some(at)),
-            Err(e) => Err(e.to_string()),
-        },
-    };
-    let position = placed.as_ref().ok().copied().flatten();
-    let payload = match position {
-        Some(at) => positioned(&message, audience, at),
-        None => serde_json::value::RawValue::from_string(message).ok(),
-    };
-    let Some(payload) = payload else {
-        return Reply::error(SYSTEM_ERROR, "the message could not be encoded");
-    };
-    let envelope = Envelope {
+    let draft = Draft {
         audience,
-        position,
-        payload,
+        target_kind: p.target.kind.unwrap_or(-1),
+        from: Sender::User(session.uid),
+        content: p.content,
     };
-    let relayed = match placed {
-        Ok(_) => ctx
-            .relay
-            .publish(&envelope)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e),
-    };
-    // The relay brings it to every other spear; here only rooms with someone in them cost a
-    // serialisation (a sender's own user room counts: its other connections get it too).
-    let local = match audience {
-        Audience::User(uid) => ctx.roster.connections_of(uid) > 0,
-        Audience::Group(gid) => ctx.roster.group_size(gid) > 0,
-    };
-    if local {
-        // A recipient whose queue is full misses this message and is disconnected by the
-        // slow-consumer policy; that is its problem, never the sender's.
-        if ctx.sequencer.deliver(envelope).await == Delivery::SlowClient {
-            RelayStats::bump(&ctx.relay.stats().slow_clients);
-            tracing::trace!("a local recipient missed a message (slow consumer)");
+    match ctx.publisher.publish(draft).await {
+        Ok(done) => {
+            let mut data = json!({"id": done.id, "createTime": done.create_time});
+            if let Some(at) = done.position {
+                data["channel"] = json!(audience.to_string());
+                data["epoch"] = json!(at.epoch.to_string());
+                data["position"] = json!(at.offset);
+            }
+            Reply::ok("received", Some(data))
         }
-    }
-    let mut data = json!({"id": id, "createTime": create_time});
-    if let Some(at) = position {
-        data["channel"] = json!(audience.to_string());
-        data["epoch"] = json!(at.epoch.to_string());
-        data["position"] = json!(at.offset);
-    }
-    match relayed {
-        Ok(()) => Reply::ok("received", Some(data)),
-        Err(e) => Reply {
+        Err(Refused {
+            error,
+            issued: None,
+            ..
+        }) => Reply::error(SYSTEM_ERROR, error.to_string()),
+        Err(Refused {
+            error,
+            issued: Some((id, create_time)),
+            ..
+        }) => Reply {
             data: Some(json!({"id": id, "createTime": create_time, "localOnly": true})),
             ..Reply::error(
                 SYSTEM_ERROR,
-                format!("{e}; delivered to recipients on this spear only"),
+                format!("{error}; delivered to recipients on this spear only"),
             )
         },
     }

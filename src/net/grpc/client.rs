@@ -14,10 +14,11 @@ use tonic::{Code, Status};
 use super::id_stream::{id_blocks, IdStream};
 use super::pb::control_plane_client::ControlPlaneClient;
 use super::pb::id_gen_client::IdGenClient;
+use super::pb::spear_sessions_client::SpearSessionsClient;
 use super::pb::NextIdsRequest;
 use super::pb::{
-    ClusterViewRequest, GetMetaRequest, Member, MetaEntry, NodeRef, NodeStatusReply,
-    NodeStatusRequest, SpearHeartbeatRequest,
+    ClusterViewRequest, ConnectionInfo, GetMetaRequest, Member, MetaEntry, NodeRef,
+    NodeStatusReply, NodeStatusRequest, SpearHeartbeatRequest, UserSessionsRequest,
 };
 use super::{ChannelPool, LEADER_GRPC_HEADER};
 use crate::config::NodeId;
@@ -222,6 +223,38 @@ impl ClusterClient {
             .await
             .map_err(ClientError::from)?;
         Ok(reply.into_inner())
+    }
+
+    /// User `user_id`'s connections on the spear at `addr` (no redirects).
+    pub async fn user_connections(
+        &self,
+        addr: &str,
+        user_id: u64,
+    ) -> Result<Vec<ConnectionInfo>, ClientError> {
+        let mut client = SpearSessionsClient::new(self.channel(addr)?);
+        let req = UserSessionsRequest {
+            user_id,
+            reason: String::new(),
+        };
+        let reply = client.user_connections(self.request(req)).await?;
+        Ok(reply.into_inner().connections)
+    }
+
+    /// Closes user `user_id`'s connections on the spear at `addr`, telling them `reason`;
+    /// returns those it closed.
+    pub async fn disconnect_user(
+        &self,
+        addr: &str,
+        user_id: u64,
+        reason: &str,
+    ) -> Result<Vec<ConnectionInfo>, ClientError> {
+        let mut client = SpearSessionsClient::new(self.channel(addr)?);
+        let req = UserSessionsRequest {
+            user_id,
+            reason: reason.to_string(),
+        };
+        let reply = client.disconnect_user(self.request(req)).await?;
+        Ok(reply.into_inner().connections)
     }
 
     /// The cluster view from any core node, or from the leader when `linearizable`, decoded from

@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use super::api_key::ApiKeys;
 use super::legacy;
 use super::token::{Claims, TokenError, TokenKey, TokenKind};
 use crate::config::AuthSection;
@@ -95,6 +96,8 @@ pub struct AuthKeys {
     pub legacy: Option<LegacySalts>,
     /// Refuse groups a token does not list.
     pub enforce_groups: bool,
+    /// The server API's keys.
+    pub api: ApiKeys,
 }
 
 impl AuthKeys {
@@ -114,6 +117,7 @@ impl AuthKeys {
             ttl_secs: auth.token_ttl_secs,
             legacy: auth.legacy_md5.then(|| LegacySalts::new(auth)),
             enforce_groups: auth.enforce_groups,
+            api: ApiKeys::new(&auth.api_keys),
         }
     }
 }
@@ -195,6 +199,7 @@ mod tests {
             enforce_groups: false,
             previous_business_secret: None,
             previous_spear_secret: None,
+            api_keys: Vec::new(),
         };
         let store = AuthStore::new(&auth);
         let t1 = legacy::token1(7, "n", "web", "business-secret-0001");

@@ -5,9 +5,11 @@
 //! ([`legacy`]) has no expiry and is accepted only when `auth.legacy_md5 = true`. The keys in
 //! force ([`keys`]) include, during a rotation, the previous secret of each kind.
 
+pub mod api_key;
 pub mod keys;
 pub mod legacy;
 pub mod token;
 
+pub use api_key::{ApiCaller, ApiKeyError, ApiKeys};
 pub use keys::{AuthKeys, AuthStore, KeyRing};
 pub use token::{Claims, TokenError, TokenKey, TokenKind};

@@ -6,7 +6,9 @@
 mod registration;
 pub mod roster;
 pub mod session;
+pub mod sessions;
 
 pub use registration::{run_registration, Fenced};
 pub use roster::Roster;
 pub use session::Verifier;
+pub use sessions::{ConnectionInfo, LocalSessions, SessionsError, Sweep, UserSessions};

@@ -257,6 +257,25 @@ impl<K: ConnKey> Roster<K> {
             .is_some_and(|c| c.groups.contains(&gid))
     }
 
+    /// User `uid`'s connections here, each with its groups (ascending). Walks every
+    /// connection: for the server API's occasional listing, not for a message's path.
+    pub fn conns_of(&self, uid: u64) -> Vec<(K, Vec<u64>)> {
+        let inner = self.lock();
+        if !inner.users.contains_key(&uid) {
+            return Vec::new();
+        }
+        inner
+            .conns
+            .iter()
+            .filter(|(_, c)| c.uid == uid)
+            .map(|(k, c)| {
+                let mut groups: Vec<u64> = c.groups.iter().copied().collect();
+                groups.sort_unstable();
+                (*k, groups)
+            })
+            .collect()
+    }
+
     /// Connections of user `uid` here.
     pub fn connections_of(&self, uid: u64) -> u32 {
         self.lock().users.get(&uid).copied().unwrap_or(0)

@@ -253,6 +253,7 @@ mod tests {
             enforce_groups: false,
             previous_business_secret: None,
             previous_spear_secret: None,
+            api_keys: Vec::new(),
         }
     }
 

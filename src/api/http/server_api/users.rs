@@ -1,0 +1,89 @@
+//! `GET /api/v1/users/{id}/connections` and `POST /api/v1/users/{id}/disconnect`: a user's
+//! connections on every spear, and closing them with a reason the client sees.
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{decode, ServerApiState};
+use crate::api::http::ApiError;
+use crate::config::ApiScope;
+use crate::services::spear::Sweep;
+
+/// Most characters of a disconnect reason.
+const MAX_REASON: usize = 256;
+/// What a client is told when the request gives no reason.
+const DEFAULT_REASON: &str = "disconnected by the server";
+
+fn user_id(path: Result<Path<String>, PathRejection>) -> Result<u64, ApiError> {
+    let Path(raw) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    raw.parse::<u64>().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "the user id must be a whole number from 0 to 2^64-1, got {raw:?}"
+        ))
+    })
+}
+
+fn answer(uid: u64, sweep: Sweep) -> Value {
+    json!({
+        "user": uid,
+        "count": sweep.connections.len(),
+        "connections": sweep.connections,
+        "spears": sweep.spears,
+        "unreachable": sweep.unreachable,
+        "complete": sweep.unreachable.is_empty(),
+    })
+}
+
+/// Every connection of the user, on every spear.
+pub(super) async fn connections(
+    State(state): State<ServerApiState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    state.caller(&headers, ApiScope::Connections)?;
+    let uid = user_id(path)?;
+    Ok(Json(answer(uid, state.sessions.list(uid).await?)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisconnectRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Closes every connection of the user, on every spear; each client gets `server_disconnect`
+/// with reason `by_server` and the request's `reason` as its message.
+pub(super) async fn disconnect(
+    State(state): State<ServerApiState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    state.caller(&headers, ApiScope::Connections)?;
+    let uid = user_id(path)?;
+    let body = state.body(body).await?;
+    let req = if body.iter().all(u8::is_ascii_whitespace) {
+        DisconnectRequest::default()
+    } else {
+        decode::<DisconnectRequest>(&body)?
+    };
+    let reason = match req.reason {
+        None => DEFAULT_REASON.to_string(),
+        Some(r) if (1..=MAX_REASON).contains(&r.chars().count()) => r,
+        Some(_) => {
+            return Err(ApiError::BadRequest(format!(
+                "reason must be 1 to {MAX_REASON} characters"
+            )))
+        }
+    };
+    let sweep = state.sessions.disconnect(uid, &reason).await?;
+    let mut v = answer(uid, sweep);
+    v["disconnected"] = v["count"].clone();
+    Ok(Json(v))
+}
