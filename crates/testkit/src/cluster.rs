@@ -128,6 +128,10 @@ pub struct ClusterOptions {
 pub const BUSINESS_SECRET: &str = "test-business-secret-0123456789";
 /// The harness's spear secret.
 pub const SPEAR_SECRET: &str = "test-spear-secret-abcdefghijkl";
+/// The harness's server-API key (named [`API_KEY_NAME`], every scope).
+pub const API_KEY: &str = "test-server-api-key-0123456789abcdef";
+/// The name of [`API_KEY`].
+pub const API_KEY_NAME: &str = "test";
 
 /// A Redis for the cluster's `[redis]` section.
 #[derive(Clone, Debug)]
@@ -389,7 +393,8 @@ kind = "{relay}"
                 _ => String::new(),
             },
             auth = self.options.auth_toml.clone().unwrap_or_else(|| format!(
-                "business_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\""
+                "business_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n\
+                 [[auth.api_keys]]\nname = \"{API_KEY_NAME}\"\nsecret = \"{API_KEY}\""
             )),
         );
         for node in self.nodes.values() {
@@ -529,6 +534,31 @@ gossip = "{host}:{gossip}"
     pub async fn get(&self, id: u64, path: &str) -> Option<reqwest::Response> {
         let url = format!("http://{}{path}", self.http_addr(id));
         self.http.get(url).send().await.ok()
+    }
+
+    /// POST `body` to `path` on node `id`'s HTTP address, with `Authorization: Bearer
+    /// <bearer>` when given and `headers`; `None` when the node did not answer.
+    pub async fn post(
+        &self,
+        id: u64,
+        path: &str,
+        bearer: Option<&str>,
+        headers: &[(&str, &str)],
+        body: String,
+    ) -> Option<reqwest::Response> {
+        let url = format!("http://{}{path}", self.http_addr(id));
+        let mut req = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(key) = bearer {
+            req = req.header("authorization", format!("Bearer {key}"));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.ok()
     }
 
     /// The views of every node in `ids` that answered.
