@@ -199,6 +199,11 @@ async fn dev(args: DevArgs) -> Result<()> {
     println!("  cluster view  http://{}/api/v1/cluster", args.http);
     println!("  ticket        http://{}/ticket", args.http);
     println!("  socket.io     http://{}", args.sio);
+    println!(
+        "  server API    http://{}/api/v1/publish  (Authorization: Bearer {})",
+        args.http,
+        gru::config::DEV_API_KEY
+    );
     println!("  internal gRPC {} (cluster-only)", args.grpc);
     serve(config, 1, None).await
 }
