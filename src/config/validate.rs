@@ -697,7 +697,59 @@ mod tests {
         ("http.drain_ms",                "drain_ms = 5000", "70000"),
         ("ticket.burst",                 "burst = 40", "0"),
         ("ticket.requests_per_ip_per_sec", "requests_per_ip_per_sec = 20", "2000000"),
+        ("server_api.messages_per_sec",  "messages_per_sec = 10000", "2000000"),
+        ("server_api.burst",             "burst = 20000", "0"),
+        ("server_api.max_batch",         "max_batch = 1000\n# Largest", "10001\n# Largest"),
+        ("server_api.max_body_bytes",    "max_body_bytes = 4194304", "100"),
+        ("server_api.idempotency_window_secs", "idempotency_window_secs = 86400", "0"),
+        ("auth.api_keys[0].name",        "name = \"backend\"", "\"has space\""),
+        ("auth.api_keys[0].secret",      "secret = \"change-me-server-api-key-000000000001\"", "\"short-secret\""),
+        ("auth.api_keys[0].secret",      "secret = \"change-me-server-api-key-000000000001\"", "\"a secret with spaces in it, long enough\""),
+        ("auth.api_keys[0].secret",      "secret = \"change-me-server-api-key-000000000001\"", "\"change-me-spear-secret-0000001\""),
+        ("auth.api_keys[0].scopes",      "scopes = [\"publish\", \"connections\"]", "[]"),
     ];
+
+    #[test]
+    fn api_keys_are_unique_and_scopes_are_known() {
+        let key = |name: &str, secret: &str| {
+            format!("\n[[auth.api_keys]]\nname = \"{name}\"\nsecret = \"{secret}\"\n")
+        };
+        let anchor = "scopes = [\"publish\", \"connections\"]\n";
+        let twice = edited(
+            anchor,
+            &format!(
+                "{anchor}{}",
+                key("backend", "another-server-api-key-00000000000001")
+            ),
+        );
+        assert_eq!(refusal(&twice).0, "auth.api_keys[1].name");
+        let same_secret = edited(
+            anchor,
+            &format!(
+                "{anchor}{}",
+                key("other", "change-me-server-api-key-000000000001")
+            ),
+        );
+        assert_eq!(refusal(&same_secret).0, "auth.api_keys[1].secret");
+        let unknown = edited(anchor, "scopes = [\"everything\"]\n");
+        assert!(matches!(
+            ClusterConfig::from_toml_str(&unknown, []),
+            Err(ConfigError::Parse { .. })
+        ));
+        let ok = edited(
+            anchor,
+            &format!(
+                "{anchor}{}",
+                key("other", "another-server-api-key-00000000000001")
+            ),
+        );
+        let config = ClusterConfig::from_toml_str(&ok, []).expect("two keys");
+        assert_eq!(config.auth.api_keys.len(), 2);
+        assert_eq!(
+            config.auth.api_keys[1].scopes,
+            crate::config::ApiScope::all()
+        );
+    }
 
     #[test]
     fn every_rule_names_its_field() {
