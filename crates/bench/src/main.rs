@@ -5,6 +5,8 @@
 #![warn(unreachable_pub, missing_docs)]
 
 mod connections;
+mod cpu;
+mod histogram;
 mod idgen;
 mod relay;
 
