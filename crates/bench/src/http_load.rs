@@ -175,6 +175,12 @@ pub(crate) struct LoadResult {
     pub(crate) server_cpu_s: Option<f64>,
     /// CPU seconds of this process over the window.
     pub(crate) client_cpu_s: f64,
+    /// CPU seconds of every other process of the machine over the window: what is not the
+    /// server's or the client's, a machine that was not quiet.
+    pub(crate) other_cpu_s: f64,
+    /// CPU seconds in interrupts over the window (mostly the loopback network's softirq),
+    /// charged to no process.
+    pub(crate) interrupt_cpu_s: f64,
 }
 
 impl LoadResult {
@@ -259,9 +265,9 @@ pub(crate) async fn run(load: &Load) -> Result<LoadResult> {
     // The CPU readings bracket the window; this task is otherwise idle, so it wakes on time
     // unless the client's threads are saturated (then the window it reads is a little late,
     // by as much on both ends).
-    let read = |pid: Option<u32>| -> Result<(Option<u64>, u64)> {
+    let read = |pid: Option<u32>| -> Result<(Option<u64>, u64, cpu::MachineTicks)> {
         let server = pid.map(|p| cpu::cpu_ticks(&p.to_string())).transpose()?;
-        Ok((server, cpu::cpu_ticks("self")?))
+        Ok((server, cpu::cpu_ticks("self")?, cpu::machine_ticks()?))
     };
     tokio::time::sleep_until(start.into()).await;
     let before = read(load.server_pid).context("reading CPU times at the window's start")?;
@@ -273,6 +279,15 @@ pub(crate) async fn run(load: &Load) -> Result<LoadResult> {
         w.await.context("a load connection's task failed")?;
     }
     let seconds = |a: u64, b: u64| b.saturating_sub(a) as f64 / ticks;
+    let server_cpu_s = match (before.0, after.0) {
+        (Some(a), Some(b)) => Some(seconds(a, b)),
+        _ => None,
+    };
+    let client_cpu_s = seconds(before.1, after.1);
+    // Tick counts of different files round differently: a few ticks either way are noise.
+    let other_cpu_s =
+        (seconds(before.2.tasks, after.2.tasks) - server_cpu_s.unwrap_or(0.0) - client_cpu_s)
+            .max(0.0);
     let ok = tally.ok.load(Ordering::Relaxed);
     let q = tally.latency.quantiles(&[0.5, 0.99, 1.0]);
     Ok(LoadResult {
@@ -287,11 +302,10 @@ pub(crate) async fn run(load: &Load) -> Result<LoadResult> {
             tally.body_bytes.load(Ordering::Relaxed) as f64 / ok as f64
         },
         redials: dials_after.saturating_sub(dials_before),
-        server_cpu_s: match (before.0, after.0) {
-            (Some(a), Some(b)) => Some(seconds(a, b)),
-            _ => None,
-        },
-        client_cpu_s: seconds(before.1, after.1),
+        server_cpu_s,
+        client_cpu_s,
+        other_cpu_s,
+        interrupt_cpu_s: seconds(before.2.interrupts, after.2.interrupts),
     })
 }
 

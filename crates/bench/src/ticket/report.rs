@@ -8,13 +8,17 @@ use crate::http_load::LoadResult;
 /// The issue's target: gru's ticket at least this share of the minimal handler's requests/s.
 const TARGET_RATIO: f64 = 0.5;
 
+/// CPU time other processes may take during a window, as a share of the window, before the
+/// report says the machine was not quiet (its daemons take about 3 % of one core).
+const QUIET: f64 = 0.10;
+
 /// One figure of a measurement, when it has it.
 type Figure = fn(&LoadResult) -> Option<f64>;
 
 /// The header of [`row`].
 fn header() -> &'static str {
-    "| target | round | answers | req/s | p50 ms | p99 ms | max ms | errors | server CPU s | server CPU µs/req | client CPU s | body bytes | redials |\n\
-     | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    "| target | round | answers | req/s | p50 ms | p99 ms | max ms | errors | server CPU s | server CPU µs/req | client CPU s | softirq CPU s | others' CPU s | body bytes | redials |\n\
+     | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 }
 
 /// One Markdown row: what `target` measured in `round`.
@@ -22,7 +26,7 @@ pub(super) fn row(target: Target, round: usize, r: &LoadResult) -> String {
     let ms = |us: u64| us as f64 / 1000.0;
     let opt = |v: Option<f64>, decimals: usize| v.map_or("-".into(), |v| format!("{v:.decimals$}"));
     format!(
-        "| {target} | {round} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {:.2} | {:.0} | {} |",
+        "| {target} | {round} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
         r.ok,
         r.per_sec(),
         ms(r.latency_us[0]),
@@ -32,6 +36,8 @@ pub(super) fn row(target: Target, round: usize, r: &LoadResult) -> String {
         opt(r.server_cpu_s, 2),
         opt(r.server_cpu_us_per_request(), 1),
         r.client_cpu_s,
+        r.interrupt_cpu_s,
+        r.other_cpu_s,
         r.body_bytes,
         r.redials,
     )
@@ -147,6 +153,16 @@ pub(super) fn print(args: &TicketBench, measured: &[Measured]) {
                     if r >= TARGET_RATIO { "met" } else { "NOT met" }
                 ),
                 None => println!("Target: {t} against the minimal handler could not be compared."),
+            }
+        }
+    }
+    for m in measured {
+        if let Ok(r) = &m.result {
+            if r.other_cpu_s > QUIET * r.seconds {
+                println!(
+                    "WARNING: the machine was not quiet during {} (round {}): other processes took {:.2} CPU s of the {:.0} s window; its figures are low.",
+                    m.target, m.round, r.other_cpu_s, r.seconds
+                );
             }
         }
     }
