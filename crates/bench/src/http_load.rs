@@ -175,12 +175,12 @@ pub(crate) struct LoadResult {
     pub(crate) server_cpu_s: Option<f64>,
     /// CPU seconds of this process over the window.
     pub(crate) client_cpu_s: f64,
-    /// CPU seconds of every other process of the machine over the window: what is not the
-    /// server's or the client's, a machine that was not quiet.
+    /// CPU seconds the whole machine was busy over the window, all cores together (in
+    /// processes and in interrupts, where the loopback network's receive path runs).
+    pub(crate) machine_cpu_s: f64,
+    /// Of that, what was neither the server's nor the client's: other processes, or softirq
+    /// work the kernel did outside both. Much of it means a machine that was not quiet.
     pub(crate) other_cpu_s: f64,
-    /// CPU seconds in interrupts over the window (mostly the loopback network's softirq),
-    /// charged to no process.
-    pub(crate) interrupt_cpu_s: f64,
 }
 
 impl LoadResult {
@@ -284,10 +284,14 @@ pub(crate) async fn run(load: &Load) -> Result<LoadResult> {
         _ => None,
     };
     let client_cpu_s = seconds(before.1, after.1);
-    // Tick counts of different files round differently: a few ticks either way are noise.
-    let other_cpu_s =
-        (seconds(before.2.tasks, after.2.tasks) - server_cpu_s.unwrap_or(0.0) - client_cpu_s)
-            .max(0.0);
+    // A process's time includes the softirq work done in its context, which /proc/stat
+    // counts as interrupts: the machine's busy time is both. Tick counts of different files
+    // round differently, so a few ticks either way are noise.
+    let machine_cpu_s = seconds(
+        before.2.tasks + before.2.interrupts,
+        after.2.tasks + after.2.interrupts,
+    );
+    let other_cpu_s = (machine_cpu_s - server_cpu_s.unwrap_or(0.0) - client_cpu_s).max(0.0);
     let ok = tally.ok.load(Ordering::Relaxed);
     let q = tally.latency.quantiles(&[0.5, 0.99, 1.0]);
     Ok(LoadResult {
@@ -304,8 +308,8 @@ pub(crate) async fn run(load: &Load) -> Result<LoadResult> {
         redials: dials_after.saturating_sub(dials_before),
         server_cpu_s,
         client_cpu_s,
+        machine_cpu_s,
         other_cpu_s,
-        interrupt_cpu_s: seconds(before.2.interrupts, after.2.interrupts),
     })
 }
 
