@@ -1,12 +1,19 @@
 //! `gru-bench`: gru's benchmarks, kept out of the service's binary. `idgen` and `connections`
 //! measure a running cluster; `relay` starts its own Redis, RocketMQ, gru servers and Node
-//! peer. Figures go to `docs/PERFORMANCE.md` with the command that produced them.
+//! peer; `ticket` starts a gru node and a minimal axum server (`minimal-http`, hidden) and
+//! loads both over HTTP. Figures go to `docs/PERFORMANCE.md` with the command that produced
+//! them.
 
 #![warn(unreachable_pub, missing_docs)]
 
 mod connections;
+mod cpu;
+mod histogram;
+mod http_load;
 mod idgen;
+mod minimal_http;
 mod relay;
+mod ticket;
 
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
@@ -17,9 +24,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Threads of the async runtime (default: one per CPU; one for `relay`, whose load
-    /// generator shares the cores with the servers it measures: one thread spends about a
-    /// fifth less CPU than two). 1 runs tokio's single-threaded scheduler.
+    /// Threads of the async runtime (default: one per CPU; one for `relay` and `ticket`, whose
+    /// load generators share the cores with the servers they measure: one thread spends about
+    /// a fifth less CPU than two). 1 runs tokio's single-threaded scheduler.
     #[arg(long, global = true, env = "GRU_WORKER_THREADS")]
     worker_threads: Option<NonZeroUsize>,
     #[command(subcommand)]
@@ -36,14 +43,21 @@ enum Command {
     /// socket.io peer (Redis adapter): starts its own Redis, RocketMQ and servers (see
     /// docs/PERFORMANCE.md).
     Relay(relay::RelayBench),
+    /// Ticket requests per second: gru's `GET /ticket` and `GET /api/v1/ticket` against a
+    /// minimal axum handler, each server started by the benchmark (see docs/PERFORMANCE.md).
+    Ticket(ticket::TicketBench),
+    /// The minimal axum server `ticket` compares gru with (started by `ticket`).
+    #[command(hide = true)]
+    MinimalHttp(minimal_http::MinimalHttp),
 }
 
 impl Cli {
-    /// The runtime's threads: as set, else one for `relay`, else `None` (one per CPU).
+    /// The runtime's threads: as set, else one for `relay` and `ticket`, else `None` (one per
+    /// CPU).
     fn threads(&self) -> Option<usize> {
         match (self.worker_threads, &self.command) {
             (Some(n), _) => Some(n.get()),
-            (None, Command::Relay(_)) => Some(1),
+            (None, Command::Relay(_) | Command::Ticket(_)) => Some(1),
             (None, _) => None,
         }
     }
@@ -53,6 +67,8 @@ impl Cli {
             Command::Idgen(args) => idgen::run(args).await,
             Command::Connections(args) => connections::run(args).await,
             Command::Relay(args) => relay::run(args).await,
+            Command::Ticket(args) => ticket::run(args).await,
+            Command::MinimalHttp(args) => minimal_http::run(args).await,
         }
     }
 }

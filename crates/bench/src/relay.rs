@@ -175,7 +175,7 @@ async fn run_all(args: &RelayBench) -> Result<()> {
     if targets.iter().any(|t| t.gru_relay().is_some()) {
         eprintln!("gru servers: {}", gru_bin.path().display());
     }
-    let ticks = stats::clock_ticks() as f64;
+    let ticks = crate::cpu::clock_ticks() as f64;
     let mut results = Vec::new();
     let mut failures = Vec::new();
     for &target in targets {

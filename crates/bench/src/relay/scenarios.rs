@@ -11,8 +11,9 @@ use gru_testkit::sio::SioConn;
 
 use super::client::{self, Sender, To};
 use super::procs::Servers;
-use super::stats::{self, Counters, StepResult};
+use super::stats::{Counters, StepResult};
 use super::{RelayBench, Target};
+use crate::cpu;
 
 /// The group of the fan-out runs.
 const GROUP: u64 = 10;
@@ -229,7 +230,7 @@ impl Bench<'_> {
         let pids = self.servers.pids();
         let counters = self.counters.clone();
         counters.begin();
-        let (cpu0, self0) = (stats::cpu_ticks_each(&pids)?, stats::cpu_ticks("self")?);
+        let (cpu0, self0) = (cpu::cpu_ticks_each(&pids)?, cpu::cpu_ticks("self")?);
         let n = senders.len();
         let per_sender = rate as f64 / n as f64;
         let total = (per_sender * seconds as f64).round() as u64;
@@ -259,8 +260,8 @@ impl Bench<'_> {
         progress.abort();
         let drained = self.drain(per_msg, DRAIN_LIMIT).await;
         // Read before the liveness check, which reaps a dead server (its /proc entry goes).
-        let cpu1 = stats::cpu_ticks_each(&pids);
-        let self1 = stats::cpu_ticks("self")?;
+        let cpu1 = cpu::cpu_ticks_each(&pids);
+        let self1 = cpu::cpu_ticks("self")?;
         let mut failure = error.map(|e: anyhow::Error| format!("{e:#}"));
         if let Err(e) = self.servers.check_alive() {
             failure = Some(format!("{e:#}"));
@@ -316,9 +317,9 @@ impl Bench<'_> {
         const IDLE: Duration = Duration::from_secs(5);
         let pids = self.servers.pids();
         self.counters.begin();
-        let (cpu0, self0) = (stats::cpu_ticks_each(&pids)?, stats::cpu_ticks("self")?);
+        let (cpu0, self0) = (cpu::cpu_ticks_each(&pids)?, cpu::cpu_ticks("self")?);
         tokio::time::sleep(IDLE).await;
-        let (cpu1, self1) = (stats::cpu_ticks_each(&pids)?, stats::cpu_ticks("self")?);
+        let (cpu1, self1) = (cpu::cpu_ticks_each(&pids)?, cpu::cpu_ticks("self")?);
         self.servers.check_alive()?;
         Ok(StepResult {
             target: self.target,

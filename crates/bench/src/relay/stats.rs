@@ -1,99 +1,12 @@
-//! What one step of `gru-bench relay` counts while it runs, and what it reports: a lock-free
-//! latency histogram shared by every client task, the step's counters, CPU readings from
-//! `/proc`, and the Markdown rows.
+//! What one step of `gru-bench relay` counts while it runs, and what it reports: the step's
+//! counters (latencies in the shared [`Histogram`]) and the Markdown rows.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use crate::histogram::Histogram;
 
 use super::Target;
-
-/// Sub-buckets per power of two: values are kept within 1/1024 (0.1 %) of what was recorded.
-const SUB_BITS: u32 = 10;
-/// Latencies are recorded in µs and capped below 2^30 µs (about 18 minutes), whose highest
-/// set bit is bit 29.
-const MAX_MSB: u32 = 29;
-/// Number of buckets the cap needs: the exact range, then one set per octave above it.
-const BUCKETS: usize = ((MAX_MSB - SUB_BITS) as usize + 2) << SUB_BITS;
-
-/// A log-linear histogram of latencies in µs (the layout of HdrHistogram with three
-/// significant digits), written by many tasks at once with relaxed atomic increments: one
-/// shared histogram costs the client less than per-connection ones merged later (10,000
-/// fan-out members).
-pub(super) struct Histogram {
-    /// Recordings per bucket.
-    counts: Box<[AtomicU64]>,
-}
-
-impl Histogram {
-    /// An empty histogram.
-    pub(super) fn new() -> Self {
-        Self {
-            counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    /// The bucket of `us`: exact below 2048, then 1024 buckets per power of two.
-    fn index(us: u64) -> usize {
-        let us = us.min((1 << 30) - 1);
-        if us < (1 << (SUB_BITS + 1)) {
-            return us as usize;
-        }
-        let msb = 63 - us.leading_zeros();
-        let shift = msb - SUB_BITS;
-        let sub = (us >> shift) as usize - (1 << SUB_BITS);
-        ((shift as usize + 1) << SUB_BITS) + sub
-    }
-
-    /// The smallest value that falls into bucket `i`.
-    fn value(i: usize) -> u64 {
-        if i < (1 << (SUB_BITS + 1)) {
-            return i as u64;
-        }
-        let shift = (i >> SUB_BITS) - 1;
-        let sub = (i & ((1 << SUB_BITS) - 1)) + (1 << SUB_BITS);
-        (sub as u64) << shift
-    }
-
-    /// Records one latency.
-    pub(super) fn record(&self, us: u64) {
-        self.counts[Self::index(us)].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Forgets everything recorded.
-    pub(super) fn reset(&self) {
-        for c in self.counts.iter() {
-            c.store(0, Ordering::Relaxed);
-        }
-    }
-
-    /// The latencies at each quantile of `qs` (ascending), in µs; zeros when empty.
-    pub(super) fn quantiles(&self, qs: &[f64]) -> Vec<u64> {
-        let counts: Vec<u64> = self
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect();
-        let total: u64 = counts.iter().sum();
-        let mut out = Vec::with_capacity(qs.len());
-        if total == 0 {
-            out.resize(qs.len(), 0);
-            return out;
-        }
-        let (mut seen, mut i) = (0u64, 0usize);
-        for q in qs {
-            // The rank of the quantile, 1-based: the value that many recordings reach.
-            let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-            while seen + counts[i] < rank {
-                seen += counts[i];
-                i += 1;
-            }
-            out.push(Self::value(i));
-        }
-        out
-    }
-}
 
 /// Counters of the running step, shared by every client task. A step starts with
 /// [`Counters::begin`]; deliveries of messages sent before that are late arrivals of an
@@ -195,47 +108,6 @@ impl Counters {
     pub(super) fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
     }
-}
-
-/// Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`, 100 on Linux when
-/// that cannot be asked).
-pub(super) fn clock_ticks() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|t| *t > 0)
-        .unwrap_or(100)
-}
-
-/// User + system CPU time of process `pid` so far, in clock ticks. `pid` "self" is this
-/// process.
-pub(super) fn cpu_ticks(pid: &str) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("no process {pid}"))?;
-    // The command name (field 2) may hold spaces and parentheses: count from its last ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("unexpected /proc stat format")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
-    let utime: u64 = fields
-        .get(11)
-        .and_then(|v| v.parse().ok())
-        .context("no utime in /proc stat")?;
-    let stime: u64 = fields
-        .get(12)
-        .and_then(|v| v.parse().ok())
-        .context("no stime in /proc stat")?;
-    Ok(utime + stime)
-}
-
-/// The CPU ticks of each process of `pids`.
-pub(super) fn cpu_ticks_each(pids: &[u32]) -> Result<Vec<u64>> {
-    pids.iter().map(|p| cpu_ticks(&p.to_string())).collect()
 }
 
 /// What one step measured.
@@ -379,48 +251,5 @@ impl StepResult {
                 (None, false) => "no".into(),
             },
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buckets_are_contiguous_and_tight() {
-        let mut last = 0;
-        for v in [
-            0u64,
-            1,
-            2047,
-            2048,
-            2049,
-            4095,
-            4096,
-            1_000_000,
-            (1 << 30) - 1,
-        ] {
-            let i = Histogram::index(v);
-            assert!(i >= last && i < BUCKETS, "{v} -> {i}");
-            let low = Histogram::value(i);
-            assert!(low <= v && v - low <= v / 1024, "{v} -> [{low}..]");
-            last = i;
-        }
-        for i in 0..BUCKETS {
-            assert_eq!(Histogram::index(Histogram::value(i)), i);
-        }
-    }
-
-    #[test]
-    fn quantiles_pick_the_ranked_value() {
-        let h = Histogram::new();
-        for v in 1..=1000 {
-            h.record(v);
-        }
-        assert_eq!(
-            h.quantiles(&[0.5, 0.99, 0.999, 1.0]),
-            vec![500, 990, 999, 1000]
-        );
-        assert_eq!(Histogram::new().quantiles(&[0.5]), vec![0]);
     }
 }
