@@ -158,6 +158,9 @@ pub(crate) struct Load {
 pub(crate) struct LoadResult {
     /// Good answers completed in the window.
     pub(crate) ok: u64,
+    /// Good answers over the whole run: warm-up, window, and answers to the requests still in
+    /// flight when it ended (what a server accepted, for counting deliveries).
+    pub(crate) ok_total: u64,
     /// Bad answers and failed requests (dials, IO, timeouts) in the window.
     pub(crate) errors: u64,
     /// What the first of them was.
@@ -205,6 +208,8 @@ struct Tally {
     window: (Instant, Instant),
     /// Good answers in the window.
     ok: AtomicU64,
+    /// Good answers from the first request to the last (warm-up and stragglers too).
+    ok_total: AtomicU64,
     /// Errors in the window.
     errors: AtomicU64,
     /// Body bytes of the good answers in the window.
@@ -248,6 +253,7 @@ pub(crate) async fn run(load: &Load) -> Result<LoadResult> {
     let tally = Arc::new(Tally {
         window: (start, end),
         ok: AtomicU64::new(0),
+        ok_total: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         body_bytes: AtomicU64::new(0),
         dials: AtomicU64::new(0),
@@ -296,6 +302,7 @@ pub(crate) async fn run(load: &Load) -> Result<LoadResult> {
     let q = tally.latency.quantiles(&[0.5, 0.99, 1.0]);
     Ok(LoadResult {
         ok,
+        ok_total: tally.ok_total.load(Ordering::Relaxed),
         errors: tally.errors.load(Ordering::Relaxed),
         first_error: tally.first_error.lock().ok().and_then(|e| e.clone()),
         seconds: load.duration.as_secs_f64(),
@@ -339,6 +346,7 @@ async fn connection(load: &Load, index: usize, host: &HeaderValue, tally: &Tally
         match answer {
             Ok(Ok((status, body))) => match load.expect.check(status, &body) {
                 None if tally.in_window(done) => {
+                    tally.ok_total.fetch_add(1, Ordering::Relaxed);
                     tally.ok.fetch_add(1, Ordering::Relaxed);
                     tally
                         .body_bytes
@@ -346,7 +354,9 @@ async fn connection(load: &Load, index: usize, host: &HeaderValue, tally: &Tally
                     let us = u64::try_from(done.duration_since(sent).as_micros());
                     tally.latency.record(us.unwrap_or(u64::MAX));
                 }
-                None => {}
+                None => {
+                    tally.ok_total.fetch_add(1, Ordering::Relaxed);
+                }
                 Some(why) => tally.error(done, || why),
             },
             Ok(Err(e)) => {

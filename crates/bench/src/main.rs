@@ -1,7 +1,7 @@
 //! `gru-bench`: gru's benchmarks, kept out of the service's binary. `idgen` and `connections`
 //! measure a running cluster; `relay` starts its own Redis, RocketMQ, gru servers and Node
 //! peer; `ticket` starts a gru node and a minimal axum server (`minimal-http`, hidden) and
-//! loads both over HTTP. Figures go to `docs/PERFORMANCE.md` with the command that produced
+//! loads both over HTTP; `publish` drives the server API of a two-spear Redis system. Figures go to `docs/PERFORMANCE.md` with the command that produced
 //! them.
 
 #![warn(unreachable_pub, missing_docs)]
@@ -12,6 +12,7 @@ mod histogram;
 mod http_load;
 mod idgen;
 mod minimal_http;
+mod publish;
 mod relay;
 mod ticket;
 
@@ -46,6 +47,9 @@ enum Command {
     /// Ticket requests per second: gru's `GET /ticket` and `GET /api/v1/ticket` against a
     /// minimal axum handler, each server started by the benchmark (see docs/PERFORMANCE.md).
     Ticket(ticket::TicketBench),
+    /// Messages per second through the server API (`POST /api/v1/publish` and its batch
+    /// form) of two gru spears relaying through Redis, with every delivery counted.
+    Publish(publish::PublishBench),
     /// The minimal axum server `ticket` compares gru with (started by `ticket`).
     #[command(hide = true)]
     MinimalHttp(minimal_http::MinimalHttp),
@@ -57,7 +61,7 @@ impl Cli {
     fn threads(&self) -> Option<usize> {
         match (self.worker_threads, &self.command) {
             (Some(n), _) => Some(n.get()),
-            (None, Command::Relay(_) | Command::Ticket(_)) => Some(1),
+            (None, Command::Relay(_) | Command::Ticket(_) | Command::Publish(_)) => Some(1),
             (None, _) => None,
         }
     }
@@ -68,6 +72,7 @@ impl Cli {
             Command::Connections(args) => connections::run(args).await,
             Command::Relay(args) => relay::run(args).await,
             Command::Ticket(args) => ticket::run(args).await,
+            Command::Publish(args) => publish::run(args).await,
             Command::MinimalHttp(args) => minimal_http::run(args).await,
         }
     }

@@ -10,7 +10,7 @@
 //! and name server) as Markdown (`docs/PERFORMANCE.md`).
 
 mod client;
-mod procs;
+pub(crate) mod procs;
 mod report;
 mod scenarios;
 mod stats;

@@ -16,7 +16,9 @@ use gru_testkit::rocketmq::RocketMq;
 use gru_testkit::{GruBin, KillOnDrop};
 
 /// The secrets of the benchmark cluster; they never leave this machine's temp directory.
-pub(super) const SPEAR_SECRET: &str = "bench-spear-secret-0123456789abc";
+pub(crate) const SPEAR_SECRET: &str = "bench-spear-secret-0123456789abc";
+/// The server-API key of the benchmark cluster (`gru-bench publish`).
+pub(crate) const API_KEY: &str = "bench-server-api-key-0123456789abcdef";
 /// The business secret the config requires; the benchmark mints no token1.
 const BUSINESS_SECRET: &str = "bench-business-secret-0123456789";
 
@@ -39,11 +41,13 @@ struct NodePorts {
 
 /// A running system under test: two socket.io servers ("spear A" takes the senders, "spear
 /// B" the receivers), Redis between them, and RocketMQ when gru relays through it.
-pub(super) struct Servers {
+pub(crate) struct Servers {
     /// Spear A's socket.io address.
     pub(super) a: String,
+    /// Spear A's HTTP address (gru only: the server API of `gru-bench publish`).
+    pub(crate) a_http: Option<std::net::SocketAddr>,
     /// Spear B's socket.io address.
-    pub(super) b: String,
+    pub(crate) b: String,
     /// Spear A and spear B; killed on drop.
     servers: [KillOnDrop; 2],
     /// Their logs, in the same order.
@@ -57,7 +61,7 @@ pub(super) struct Servers {
 impl Servers {
     /// The pids whose CPU time is counted, the system's cost: spear A, spear B, Redis, then
     /// the RocketMQ broker and name server when there are.
-    pub(super) fn pids(&self) -> Vec<u32> {
+    pub(crate) fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self.servers.iter().map(KillOnDrop::pid).collect();
         pids.extend(self.redis.pid());
         if let Some(mq) = &self.rocketmq {
@@ -69,7 +73,7 @@ impl Servers {
 
     /// Fails when any server has exited; the error is one line (it lands in the report's
     /// table) and names the log to read.
-    pub(super) fn check_alive(&mut self) -> Result<()> {
+    pub(crate) fn check_alive(&mut self) -> Result<()> {
         for (server, log) in self.servers.iter_mut().zip(&self.logs) {
             if let Err(e) = server.check_alive() {
                 bail!("{e} (see {})", log.display());
@@ -125,7 +129,7 @@ fn running(pid: u32) -> bool {
 
 /// What carries gru's messages between its spears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum GruRelay {
+pub(crate) enum GruRelay {
     /// Redis pub/sub (`relay.kind = "redis"`).
     Redis,
     /// A RocketMQ broker, routes in Redis (`relay.kind = "rocketmq"`).
@@ -138,7 +142,7 @@ pub(super) enum GruRelay {
 /// message id comes from the Raft leader over gRPC, the way a spear gets its ids in a real
 /// deployment. Returns once node 1's cluster view lists two spears; fails at once, with the
 /// end of its log, when a node exits first.
-pub(super) async fn start_gru(
+pub(crate) async fn start_gru(
     dir: &Path,
     gru_bin: &GruBin,
     relay: GruRelay,
@@ -195,6 +199,7 @@ pub(super) async fn start_gru(
     // Spear A (node 2), spear B (node 1), Redis, RocketMQ: the order of every CPU split.
     let mut servers = Servers {
         a: format!("127.0.0.1:{}", n2.sio),
+        a_http: Some(std::net::SocketAddr::from(([127, 0, 0, 1], n2.http))),
         b: format!("127.0.0.1:{}", n1.sio),
         servers: [node2, node1],
         logs: [log(2), log(1)],
@@ -293,8 +298,10 @@ fn cluster_toml(
          # The benchmark's senders send far more than a person would, and every one of its\n\
          # clients comes from 127.0.0.1.\n\
          [spear]\nmax_msgs_per_sec = 1000000\nmax_connections_per_ip = 0\n\n\
+         [http]\nmax_connections_per_ip = 0\n\n[server_api]\nmessages_per_sec = 0\n\n\
          [idgen]\nmode = \"{idgen}\"\n\n{}[redis]\nurl = \"redis://127.0.0.1:{redis}\"\n\n\
-         [auth]\nbusiness_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n\n{}{}",
+         [auth]\nbusiness_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n\
+         [[auth.api_keys]]\nname = \"bench\"\nsecret = \"{API_KEY}\"\n\n{}{}",
         relay.toml(),
         node(1, r#"["core", "spear", "ticket", "stat"]"#, n1),
         node(2, r#"["spear"]"#, n2),
@@ -330,6 +337,7 @@ pub(super) async fn start_peer(dir: &Path, peer_dir: &Path) -> Result<Servers> {
     let b = start_peer_server(&script, "b", port_b, &redis.url(), &log("b")).await?;
     Ok(Servers {
         a: format!("127.0.0.1:{port_a}"),
+        a_http: None,
         b: format!("127.0.0.1:{port_b}"),
         servers: [a, b],
         logs: [log("a"), log("b")],
