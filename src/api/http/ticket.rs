@@ -11,7 +11,7 @@ use axum::{Extension, Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{retry_after, QueryMap};
+use super::{retry_after, ApiError, QueryMap};
 use crate::api::serve::{Conn, PerIpRate};
 use crate::clock::unix_ms;
 use crate::services::ticket::{
@@ -85,30 +85,81 @@ async fn legacy_ticket(
         token1: q.get("token1").cloned(),
         names: GRU_PARAMS,
     };
+    // A derived `Serialize` of borrowed fields: one pass into the response, no value tree.
     let body = match state
         .issuer
         .issue(&params, &state.directory, unix_ms() / 1000)
     {
-        Ok(t) => json!({
-            "success": true,
-            "errorCode": 0,
-            "msg": null,
-            "data": {
-                "time": t.issued_at,
-                "addr": url(&t.primary),
-                "name": node_name(&t.primary),
-                "token": t.token,
-                "backupNodes": t.backups.iter().map(|b| json!({"addr": url(b), "name": node_name(b)})).collect::<Vec<_>>(),
-            }
-        }),
-        Err(e) => json!({
-            "success": false,
-            "errorCode": e.code(),
-            "msg": e.to_string(),
-            "data": null,
+        Ok(t) => {
+            let backups: Vec<GruNode> = t.backups.iter().map(GruNode::of).collect();
+            let primary = GruNode::of(&t.primary);
+            serde_json::to_vec(&GruEnvelope {
+                success: true,
+                error_code: 0,
+                msg: None,
+                data: Some(GruTicket {
+                    time: t.issued_at,
+                    addr: &primary.addr,
+                    name: &primary.name,
+                    token: &t.token,
+                    backup_nodes: &backups,
+                }),
+            })
+        }
+        Err(e) => serde_json::to_vec(&GruEnvelope::<GruTicket<'_>> {
+            success: false,
+            error_code: e.code(),
+            msg: Some(e.to_string()),
+            data: None,
         }),
     };
-    Json(body).into_response()
+    match body {
+        Ok(bytes) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            ApiError::Unavailable(format!("the ticket could not be encoded: {e}")).into_response()
+        }
+    }
+}
+
+/// Gru's result envelope.
+#[derive(Serialize)]
+struct GruEnvelope<T> {
+    success: bool,
+    #[serde(rename = "errorCode")]
+    error_code: i32,
+    msg: Option<String>,
+    data: Option<T>,
+}
+
+/// A spear as Gru's ticket names it.
+#[derive(Serialize)]
+struct GruNode {
+    addr: String,
+    name: String,
+}
+
+impl GruNode {
+    fn of(spear: &SpearEntry) -> Self {
+        Self {
+            addr: url(spear),
+            name: node_name(spear),
+        }
+    }
+}
+
+/// Gru's ticket.
+#[derive(Serialize)]
+struct GruTicket<'a> {
+    time: u64,
+    addr: &'a str,
+    name: &'a str,
+    token: &'a str,
+    #[serde(rename = "backupNodes")]
+    backup_nodes: &'a [GruNode],
 }
 
 #[derive(Serialize)]
