@@ -152,5 +152,9 @@ async fn minority_partition() {
         on_cut.len(),
     );
     assert!(acked > 100, "too little traffic: {acked}");
-    assert!(report.is_clean(), "{report}");
+    assert!(
+        report.is_clean(),
+        "{report}\n{}",
+        crowd.checker.lock().expect("checker").stories(&report)
+    );
 }

@@ -129,7 +129,11 @@ async fn redis_restart_resume() {
         "{presented} positions presented after the restart, only {} resyncs",
         report.resyncs
     );
-    assert!(report.is_clean(), "{report}");
+    assert!(
+        report.is_clean(),
+        "{report}\n{}",
+        crowd.checker.lock().expect("checker").stories(&report)
+    );
 }
 
 fn members_of(members: &Membership, gid: u64) -> Vec<gru_testkit::delivery::ClientKey> {

@@ -85,5 +85,9 @@ async fn rolling_restart() {
         longest < Duration::from_secs(10),
         "a client was away for {longest:?}"
     );
-    assert!(report.is_clean(), "{report}");
+    assert!(
+        report.is_clean(),
+        "{report}\n{}",
+        crowd.checker.lock().expect("checker").stories(&report)
+    );
 }

@@ -76,5 +76,9 @@ async fn spear_kill_resume() {
         replayed > 0,
         "the moved clients missed nothing, so resume was not exercised"
     );
-    assert!(report.is_clean(), "{report}");
+    assert!(
+        report.is_clean(),
+        "{report}\n{}",
+        crowd.checker.lock().expect("checker").stories(&report)
+    );
 }

@@ -515,6 +515,29 @@ impl DeliveryChecker {
         report
     }
 
+    /// For each missing message of `report`, what its recipient saw of that channel (the
+    /// [`story`](Self::story)): one block per violation, for a failure's message.
+    pub fn stories(&self, report: &CheckReport) -> String {
+        let mut out = String::new();
+        for v in &report.violations {
+            if let Violation::Missing { client, acked } = v {
+                let story = self.story(*client, &acked.channel);
+                out.push_str(&format!(
+                    "  {client} on {} (missing {}.{}): {}\n",
+                    acked.channel,
+                    acked.epoch,
+                    acked.position,
+                    if story.is_empty() {
+                        "saw nothing of it".to_string()
+                    } else {
+                        story.join(", ")
+                    }
+                ));
+            }
+        }
+        out
+    }
+
     /// Panics with the report unless [`verify`](Self::verify) finds nothing.
     pub fn assert_clean(&self) {
         let report = self.verify();
