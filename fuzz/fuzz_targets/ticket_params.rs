@@ -19,6 +19,7 @@ fn issuer() -> TicketIssuer {
         enforce_groups: false,
         previous_business_secret: Some("fuzz-business-secret-0000".into()),
         previous_spear_secret: None,
+        api_keys: Vec::new(),
     }))
 }
 
