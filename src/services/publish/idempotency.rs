@@ -66,7 +66,33 @@ pub enum IdempotencyError {
 
 enum Backend {
     Redis { link: Arc<RedisLink>, claim: Script },
-    Memory(Mutex<HashMap<String, (Instant, Record)>>),
+    Memory(Mutex<MemoryKeys>),
+}
+
+/// Most keys one process remembers with the local relay; past it the oldest are forgotten
+/// early (their retries then run again), so a flood of keys cannot exhaust memory.
+const MEMORY_KEYS: usize = 100_000;
+
+/// The keys of one process, forgotten in the order they were claimed.
+#[derive(Default)]
+struct MemoryKeys {
+    records: HashMap<String, (Instant, Record)>,
+    /// Names by claim time, oldest first (each name once: a claimed name is not claimed again
+    /// until it is forgotten).
+    order: std::collections::VecDeque<(Instant, String)>,
+}
+
+impl MemoryKeys {
+    /// Forgets what expired by `now`, and the oldest beyond [`MEMORY_KEYS`].
+    fn prune(&mut self, now: Instant) {
+        while let Some((until, name)) = self.order.front() {
+            if *until > now && self.order.len() < MEMORY_KEYS {
+                break;
+            }
+            self.records.remove(name);
+            self.order.pop_front();
+        }
+    }
 }
 
 /// Where idempotency keys are kept.
@@ -92,7 +118,7 @@ impl Replays {
     /// Keys in this process (one spear), kept for `window`.
     pub fn memory(window: Duration) -> Self {
         Self {
-            backend: Backend::Memory(Mutex::new(HashMap::new())),
+            backend: Backend::Memory(Mutex::new(MemoryKeys::default())),
             prefix: String::new(),
             window,
         }
@@ -134,14 +160,16 @@ impl Replays {
                     Some(text) => serde_json::from_str::<Record>(&text).ok(),
                 }
             }
-            Backend::Memory(map) => {
-                let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+            Backend::Memory(keys) => {
+                let mut keys = keys.lock().unwrap_or_else(|e| e.into_inner());
                 let now = Instant::now();
-                map.retain(|_, (until, _)| *until > now);
-                match map.get(&name) {
+                keys.prune(now);
+                match keys.records.get(&name) {
                     Some((_, record)) => Some(record.clone()),
                     None => {
-                        map.insert(name, (now + self.window, pending));
+                        let until = now + self.window;
+                        keys.order.push_back((until, name.clone()));
+                        keys.records.insert(name, (until, pending));
                         return Ok(Claim::Fresh);
                     }
                 }
@@ -181,9 +209,13 @@ impl Replays {
                     .await
                     .map_err(|e| IdempotencyError::Unavailable(e.to_string()))
             }
-            Backend::Memory(map) => {
-                let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
-                map.insert(name, (Instant::now() + self.window, record));
+            Backend::Memory(keys) => {
+                // The answer replaces the claim; it is forgotten with the claim, a window after
+                // the request came (a record pruned meanwhile is not brought back).
+                let mut keys = keys.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(entry) = keys.records.get_mut(&name) {
+                    entry.1 = record;
+                }
                 Ok(())
             }
         }
@@ -202,8 +234,10 @@ impl Replays {
                     tracing::warn!(error = %e, "an idempotency key could not be released");
                 }
             }
-            Backend::Memory(map) => {
-                map.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+            Backend::Memory(keys) => {
+                let mut keys = keys.lock().unwrap_or_else(|e| e.into_inner());
+                keys.records.remove(&name);
+                keys.order.retain(|(_, n)| *n != name);
             }
         }
     }
@@ -245,5 +279,33 @@ mod tests {
         assert_eq!(replays.claim("b", "k1", "f3").await, Ok(Claim::Fresh));
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(replays.claim("a", "k1", "f9").await, Ok(Claim::Fresh));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_keys_are_bounded() {
+        let replays = Replays::memory(Duration::from_secs(3600));
+        for i in 0..MEMORY_KEYS + 10 {
+            assert_eq!(
+                replays.claim("a", &i.to_string(), "f").await,
+                Ok(Claim::Fresh)
+            );
+        }
+        if let Backend::Memory(keys) = &replays.backend {
+            let keys = keys.lock().expect("keys");
+            assert!(keys.records.len() <= MEMORY_KEYS, "{}", keys.records.len());
+            assert_eq!(keys.records.len(), keys.order.len());
+        }
+        assert_eq!(
+            replays.claim("a", "0", "f").await,
+            Ok(Claim::Fresh),
+            "the oldest was forgotten"
+        );
+        assert_eq!(
+            replays
+                .claim("a", &(MEMORY_KEYS + 9).to_string(), "f")
+                .await,
+            Ok(Claim::InProgress),
+            "the newest is kept"
+        );
     }
 }
