@@ -11,7 +11,10 @@ const path = require('node:path');
 
 const GRU_BIN = process.env.GRU_BIN || path.join(__dirname, '..', '..', 'target', 'debug', 'gru');
 
-function freePort() {
+// Ports handed out by this process: the kernel may give a just-closed ephemeral port again,
+// and one port in two places of a config makes every node refuse it.
+const handedOut = new Set();
+function ephemeralPort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -21,6 +24,15 @@ function freePort() {
       srv.close(() => resolve(port));
     });
   });
+}
+async function freePort() {
+  for (;;) {
+    const port = await ephemeralPort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 // Every process the harness spawned and has not seen exit; killed if this process exits
@@ -43,7 +55,10 @@ async function waitFor(what, deadlineMs, probe) {
     try {
       const v = await probe();
       if (v) return v;
-    } catch (_) { /* not yet */ }
+    } catch (e) {
+      if (e && e.fatal) throw e;
+      /* not yet */
+    }
     if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -58,11 +73,19 @@ async function startDev() {
     '--http', `127.0.0.1:${http}`, '--grpc', `127.0.0.1:${grpc}`,
     '--sio', `127.0.0.1:${sio}`, '--gossip', `127.0.0.1:${gossip}`], { stdio: ['ignore', log, log] }));
   const base = `http://127.0.0.1:${http}`;
-  await waitFor('gru dev to serve tickets', 20000, async () => {
-    const r = await fetch(`${base}/api/v1/cluster`);
-    const v = await r.json();
-    return v.spears && v.spears.length === 1;
-  });
+  try {
+    await waitFor('gru dev to serve tickets', 20000, async () => {
+      if (child.exitCode !== null) {
+        throw Object.assign(new Error(`gru dev exited while starting; see ${dir}/dev.log`), { fatal: true });
+      }
+      const r = await fetch(`${base}/api/v1/cluster`);
+      const v = await r.json();
+      return v.spears && v.spears.length === 1;
+    });
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
   return {
     base,
     dir,
@@ -167,10 +190,23 @@ async function startCluster({ spears = 1 } = {}) {
     return track(spawn(GRU_BIN, ['run', '--config', config, '--node', String(n.id)], { stdio: ['ignore', log, log] }));
   });
   const base = `http://127.0.0.1:${nodes[0].http}`;
-  await waitFor(`the cluster to serve tickets (${spears} spear(s))`, 30000, async () => {
-    const v = await (await fetch(`${base}/api/v1/cluster`)).json();
-    return v.leader_id && v.spears && v.spears.length === spears;
-  });
+  try {
+    await waitFor(`the cluster to serve tickets (${spears} spear(s))`, 30000, async () => {
+      const dead = nodes.find((n, i) => children[i].exitCode !== null);
+      if (dead) {
+        const log = fs.readFileSync(path.join(dir, `node${dead.id}.log`), 'utf8').trim().split('\n').slice(-5).join('\n');
+        throw Object.assign(new Error(`node ${dead.id} exited while starting (${dir}):\n${log}`), { fatal: true });
+      }
+      const v = await (await fetch(`${base}/api/v1/cluster`)).json();
+      return v.leader_id && v.spears && v.spears.length === spears;
+    });
+  } catch (e) {
+    // Nothing started may outlive a failed start: a live child keeps this process (and the
+    // test run waiting for it) alive.
+    for (const child of children) child.kill('SIGKILL');
+    if (redis) await redis.stop();
+    throw e;
+  }
   const stopOne = (child) => new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
     child.once('exit', (code) => resolve(code));

@@ -102,8 +102,11 @@ pub fn node_tests(files: &[&str], env: &[(&str, String)]) -> String {
             .expect("npm is needed for the end-to-end tests");
         assert!(status.success(), "npm ci in tests/e2e failed");
     }
+    // A test that hangs fails after this long instead of holding the run until nextest's
+    // deadline, which kills it without its output.
     let out = Command::new("node")
         .arg("--test")
+        .arg("--test-timeout=180000")
         .args(files)
         .current_dir(&e2e)
         .env("GRU_BIN", env!("CARGO_BIN_EXE_gru"))
