@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use gru_testkit::{ClusterOptions, API_KEY_NAME};
+use gru_testkit::{ClusterOptions, API_KEY, API_KEY_NAME};
 
 use crate::common::{client_on, contents, msgs, post, two_spears};
 
@@ -177,6 +177,39 @@ async fn server_api_publish() {
         let got = msgs(events, Duration::from_secs(3)).await;
         assert_eq!(contents(&got), ["exactly-once"], "delivered once: {got:?}");
     }
+
+    // A caller that hangs up right after sending: the publish is not cut halfway, and a retry
+    // gets its answer (never a key stuck "in progress"); B gets it once.
+    let body = json!({"to": {"user": B}, "content": "hung-up"}).to_string();
+    let raw = format!(
+        "POST /api/v1/publish HTTP/1.1\r\nHost: gru\r\nAuthorization: Bearer {API_KEY}\r\n\
+         Idempotency-Key: hang-up-1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut tcp = tokio::net::TcpStream::connect(cluster.http_addr(2))
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut tcp, raw.as_bytes())
+        .await
+        .expect("send");
+    drop(tcp);
+    let hang_up = [("Idempotency-Key", "hang-up-1")];
+    let (status, answer) = cluster
+        .wait_for(
+            "the hung-up publish answered",
+            Duration::from_secs(10),
+            || async {
+                let sent = json!({"to": {"user": B}, "content": "hung-up"});
+                let (status, _, answer) =
+                    post(&cluster, 3, "/api/v1/publish", &hang_up, &sent).await;
+                (status != 409).then_some((status, answer))
+            },
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let got = msgs(&mut b_events, Duration::from_secs(2)).await;
+    assert_eq!(contents(&got), ["hung-up"], "once: {got:?}");
 
     // Bad requests name what is wrong; nothing is delivered.
     for (body, says) in [

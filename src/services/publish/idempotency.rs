@@ -17,8 +17,8 @@ use tokio::time::Instant;
 use crate::net::redis::{RedisLink, Script};
 use crate::services::relay::cluster_in_redis;
 
-/// KEYS: the record. ARGV: the pending record, the window in ms. Returns nil when the claim
-/// was taken, else the record already there.
+/// KEYS: the record. ARGV: the pending record, how long the claim lasts in ms. Returns nil when
+/// the claim was taken, else the record already there.
 const CLAIM: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
 return redis.call('GET', KEYS[1])
@@ -63,6 +63,10 @@ pub enum IdempotencyError {
     #[error("idempotency keys unavailable: {0}")]
     Unavailable(String),
 }
+
+/// How long a claim lasts before its answer is stored (then the answer lasts the window): a
+/// spear that dies mid-request leaves a key refused with 409 for this long, not a whole window.
+const PENDING: Duration = Duration::from_secs(60);
 
 enum Backend {
     Redis { link: Arc<RedisLink>, claim: Script },
@@ -149,7 +153,7 @@ impl Replays {
         let found = match &self.backend {
             Backend::Redis { link, claim } => {
                 let record = encode(&pending);
-                let window = self.window_ms();
+                let window = self.window.min(PENDING).as_millis().to_string();
                 let found: Option<String> = link
                     .eval(claim, &[&name], &[record.as_bytes(), window.as_bytes()])
                     .await
@@ -229,7 +233,7 @@ impl Replays {
                 let mut cmd = redis::cmd("DEL");
                 cmd.arg(&name);
                 if let Err(e) = link.query::<()>(&cmd).await {
-                    // The claim then ends with its window; a retry before that is told the
+                    // The claim then ends by itself (a minute at most); a retry before that is told the
                     // request is in progress.
                     tracing::warn!(error = %e, "an idempotency key could not be released");
                 }

@@ -101,7 +101,9 @@ impl ServerApiState {
     /// request by the same key within the window gets the stored answer. `work` answers a
     /// status, a body, and whether it delivered anything (if not, the key is released and a
     /// retry runs afresh). `cost` messages are counted against the key's rate, only when the
-    /// work runs.
+    /// work runs. Once admitted, the work runs to its end in a task of its own even if the
+    /// caller hangs up (hyper then drops this future): a publish is never cut halfway, and
+    /// its answer is stored for the retry.
     async fn once<F, Fut>(
         &self,
         caller: &ApiCaller,
@@ -111,12 +113,12 @@ impl ServerApiState {
         work: F,
     ) -> Result<Response, ApiError>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = (StatusCode, Value, bool)>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = (StatusCode, Value, bool)> + Send + 'static,
     {
         let Some(key) = idempotency_key(headers)? else {
             self.admit(caller, cost)?;
-            let (status, body, _) = work().await;
+            let (status, body, _) = run_detached(work()).await?;
             return Ok((status, axum::Json(body)).into_response());
         };
         let fingerprint = fingerprint(route, body);
@@ -139,24 +141,25 @@ impl ServerApiState {
             self.replays.release(&caller.name, key).await;
             return Err(e);
         }
-        let (status, body, delivered) = work().await;
-        if delivered {
-            let answer = Replayed {
-                status: status.as_u16(),
-                body: body.to_string(),
-            };
-            if let Err(e) = self
-                .replays
-                .finish(&caller.name, key, &fingerprint, answer)
-                .await
-            {
-                // The claim stays until its window ends: retries are told it is running,
-                // which is safe (nothing is delivered twice).
-                tracing::warn!(error = %e, key = caller.name, "an idempotent answer was not stored");
+        let (replays, name, key) = (self.replays.clone(), caller.name.clone(), key.to_string());
+        let (status, body, _) = run_detached(async move {
+            let (status, body, delivered) = work().await;
+            if delivered {
+                let answer = Replayed {
+                    status: status.as_u16(),
+                    body: body.to_string(),
+                };
+                if let Err(e) = replays.finish(&name, &key, &fingerprint, answer).await {
+                    // The claim stays until it expires: retries are told it is running, which
+                    // is safe (nothing is delivered twice).
+                    tracing::warn!(error = %e, key = name, "an idempotent answer was not stored");
+                }
+            } else {
+                replays.release(&name, &key).await;
             }
-        } else {
-            self.replays.release(&caller.name, key).await;
-        }
+            (status, body, delivered)
+        })
+        .await?;
         Ok((status, axum::Json(body)).into_response())
     }
 
@@ -171,6 +174,15 @@ impl ServerApiState {
             )),
         }
     }
+}
+
+/// Runs `work` in a task of its own and waits for it: the caller hanging up cannot cancel it.
+async fn run_detached<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the request's task failed: {e}")))
 }
 
 /// The request's `Idempotency-Key`: 1–255 visible ASCII characters.

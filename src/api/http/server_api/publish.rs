@@ -274,9 +274,10 @@ pub(super) async fn single(
     state.fits(drafts.len())?;
     let cost = drafts.len();
     let route = ("/api/v1/publish", &body[..]);
+    let st = state.clone();
     state
-        .once(&caller, &headers, route, cost, || async {
-            let outcomes = state
+        .once(&caller, &headers, route, cost, move || async move {
+            let outcomes = st
                 .run(vec![drafts])
                 .await
                 .into_iter()
@@ -321,9 +322,10 @@ pub(super) async fn batch(
     let cost = groups.iter().map(Vec::len).sum();
     state.fits(cost)?;
     let route = ("/api/v1/publish/batch", &body[..]);
+    let st = state.clone();
     state
-        .once(&caller, &headers, route, cost, || async {
-            let results = state.run(groups).await;
+        .once(&caller, &headers, route, cost, move || async move {
+            let results = st.run(groups).await;
             let delivered = results.iter().flatten().any(Outcome::delivered);
             let accepted = results.iter().flatten().filter(|o| o.accepted()).count();
             let failed = cost - accepted;
