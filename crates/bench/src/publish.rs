@@ -160,7 +160,7 @@ fn requests(args: &PublishBench, batch: usize) -> Result<Vec<Request>> {
     let users: Vec<u64> = (0..args.receivers).map(|i| USER_BASE + i).collect();
     let content = "x".repeat(64);
     let mut out = Vec::new();
-    for (n, chunk) in users.chunks(batch.min(users.len())).enumerate() {
+    for chunk in users.chunks(batch.min(users.len())) {
         let messages: Vec<_> = (0..batch)
             .map(|i| json!({"to": {"user": chunk[i % chunk.len()]}, "content": content}))
             .collect();
@@ -176,9 +176,6 @@ fn requests(args: &PublishBench, batch: usize) -> Result<Vec<Request>> {
             Request::post_json(path, body)?
                 .header("authorization", &format!("Bearer {}", procs::API_KEY))?,
         );
-        if n > 1000 {
-            break;
-        }
     }
     Ok(out)
 }
