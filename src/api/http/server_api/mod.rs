@@ -101,9 +101,10 @@ impl ServerApiState {
     /// request by the same key within the window gets the stored answer. `work` answers a
     /// status, a body, and whether it delivered anything (if not, the key is released and a
     /// retry runs afresh). `cost` messages are counted against the key's rate, only when the
-    /// work runs. Once admitted, the work runs to its end in a task of its own even if the
-    /// caller hangs up (hyper then drops this future): a publish is never cut halfway, and
-    /// its answer is stored for the retry.
+    /// work runs. From the claim on (or, without a key, from admission) everything runs to its
+    /// end in a task of its own even if the caller hangs up (hyper then drops this future): a
+    /// publish is never cut halfway, a claimed key is always finished or released, and the
+    /// answer is stored for the retry.
     async fn once<F, Fut>(
         &self,
         caller: &ApiCaller,
@@ -122,6 +123,27 @@ impl ServerApiState {
             return Ok((status, axum::Json(body)).into_response());
         };
         let fingerprint = fingerprint(route, body);
+        // From the claim on, everything runs in a task of its own: were the claim's round trip
+        // cut by a hang-up, the key would stay "in progress" with no one to finish it.
+        let (state, caller, key) = (self.clone(), caller.clone(), key.to_string());
+        run_detached(async move { state.claimed(&caller, &key, fingerprint, cost, work).await })
+            .await?
+    }
+
+    /// The keyed part of [`Self::once`]: claim `key`, run `work` if the claim is fresh, store
+    /// its answer (or release the key if nothing was delivered).
+    async fn claimed<F, Fut>(
+        &self,
+        caller: &ApiCaller,
+        key: &str,
+        fingerprint: String,
+        cost: usize,
+        work: F,
+    ) -> Result<Response, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = (StatusCode, Value, bool)>,
+    {
         match self.replays.claim(&caller.name, key, &fingerprint).await? {
             Claim::Fresh => {}
             Claim::Done(answer) => return Ok(replayed(answer)),
@@ -141,25 +163,24 @@ impl ServerApiState {
             self.replays.release(&caller.name, key).await;
             return Err(e);
         }
-        let (replays, name, key) = (self.replays.clone(), caller.name.clone(), key.to_string());
-        let (status, body, _) = run_detached(async move {
-            let (status, body, delivered) = work().await;
-            if delivered {
-                let answer = Replayed {
-                    status: status.as_u16(),
-                    body: body.to_string(),
-                };
-                if let Err(e) = replays.finish(&name, &key, &fingerprint, answer).await {
-                    // The claim stays until it expires: retries are told it is running, which
-                    // is safe (nothing is delivered twice).
-                    tracing::warn!(error = %e, key = name, "an idempotent answer was not stored");
-                }
-            } else {
-                replays.release(&name, &key).await;
+        let (status, body, delivered) = work().await;
+        if delivered {
+            let answer = Replayed {
+                status: status.as_u16(),
+                body: body.to_string(),
+            };
+            if let Err(e) = self
+                .replays
+                .finish(&caller.name, key, &fingerprint, answer)
+                .await
+            {
+                // The claim stays until it expires: retries are told it is running, which is
+                // safe (nothing is delivered twice).
+                tracing::warn!(error = %e, key = caller.name, "an idempotent answer was not stored");
             }
-            (status, body, delivered)
-        })
-        .await?;
+        } else {
+            self.replays.release(&caller.name, key).await;
+        }
         Ok((status, axum::Json(body)).into_response())
     }
 
