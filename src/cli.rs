@@ -11,6 +11,9 @@ use gru::config::{ClusterConfig, ListenAddrs, NodeId};
 use gru::net::grpc::ClusterClient;
 use gru::raft::{ClusterView, Member, RaftRole};
 
+/// The one node of `gru dev` (`ClusterConfig::dev`).
+const DEV_NODE: NodeId = 1;
+
 /// gru: clustered long-connection messaging (socket.io spears, ticket, Raft control plane).
 #[derive(Parser)]
 #[command(version, about)]
@@ -19,14 +22,41 @@ pub(crate) struct Cli {
     /// processes share a small machine: every extra worker costs wake-ups between threads.
     #[arg(long, global = true, env = "GRU_WORKER_THREADS")]
     worker_threads: Option<std::num::NonZeroUsize>,
+    /// How log lines look on stderr: `human` (one line per event) or `json` (one JSON object
+    /// per line). Either way every line of `run` and `dev` names the node.
+    #[arg(long, global = true, env = "GRU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The `--log-format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// tracing's full text format.
+    Human,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Cli {
     /// The runtime's worker threads: as set, else `None` (one per CPU).
     pub(crate) fn worker_threads(&self) -> Option<usize> {
         self.worker_threads.map(std::num::NonZeroUsize::get)
+    }
+
+    /// How to write log lines.
+    pub(crate) fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
+    /// The node this process runs (`gru dev` is node 1); `None` for the client subcommands.
+    pub(crate) fn node_id(&self) -> Option<NodeId> {
+        match &self.command {
+            Command::Run { node, .. } => Some(*node),
+            Command::Dev(_) => Some(DEV_NODE),
+            _ => None,
+        }
     }
 }
 
@@ -205,7 +235,7 @@ async fn dev(args: DevArgs) -> Result<()> {
         gru::config::DEV_API_KEY
     );
     println!("  internal gRPC {} (cluster-only)", args.grpc);
-    serve(config, 1, None).await
+    serve(config, DEV_NODE, None).await
 }
 
 /// Runs a node until SIGINT or SIGTERM. With a config file, SIGHUP reloads it and puts its

@@ -5,6 +5,9 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// The async runtime for `threads` workers (`None`: one per CPU). One worker means tokio's
 /// single-threaded scheduler rather than a multi-threaded one with one worker: it runs woken
@@ -23,18 +26,77 @@ fn runtime_builder(threads: Option<usize>) -> tokio::runtime::Builder {
     }
 }
 
-fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+/// Log lines with the node's id in each of them: a prefix `node=N ` in the human format, a
+/// `"node":N` member in JSON. It is added where a line is formatted, so lines from spawned
+/// tasks and from openraft carry it too, which a root span would not guarantee.
+struct WithNode<F> {
+    node: Option<gru::config::NodeId>,
+    json: bool,
+    inner: F,
+}
+
+impl<S, N, F> FormatEvent<S, N> for WithNode<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let Some(node) = self.node else {
+            return self.inner.format_event(ctx, writer, event);
+        };
+        if !self.json {
+            write!(writer, "node={node} ")?;
+            return self.inner.format_event(ctx, writer, event);
+        }
+        let mut line = String::with_capacity(256);
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
+        match line.strip_prefix('{') {
+            Some(rest) => write!(writer, "{{\"node\":{node},{rest}"),
+            None => writer.write_str(&line),
+        }
+    }
+}
+
+/// Sends log lines to stderr in `format`, filtered by `GRU_LOG` (`EnvFilter` syntax).
+fn init_logs(format: cli::LogFormat, node: Option<gru::config::NodeId>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GRU_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
             "info,openraft=warn,sled=warn,h2=warn,tower=warn,hyper=warn,rocketmq_client_rust=warn,rocketmq_transport=warn,rocketmq_runtime=warn",
         )
     });
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Human => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .event_format(WithNode {
+                node,
+                json: false,
+                inner: tracing_subscriber::fmt::format(),
+            })
+            .init(),
+        cli::LogFormat::Json => builder
+            .json()
+            .event_format(WithNode {
+                node,
+                json: true,
+                inner: tracing_subscriber::fmt::format().json(),
+            })
+            .init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    init_logs(args.log_format(), args.node_id());
     let runtime = match runtime_builder(args.worker_threads()).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

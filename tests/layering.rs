@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "services",
         &[
-            "auth", "idgen", "spear", "relay", "history", "publish", "stat", "ticket",
+            "metrics", "auth", "idgen", "spear", "relay", "history", "publish", "stat", "ticket",
         ],
     ),
     ("api", &["serve", "http", "grpc", "socketio"]),

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 pub use nodes::{AdvertiseAddrs, ListenAddrs, NodeConfig, NodeId, Role};
 pub use sections::{
     ApiKeySection, ApiScope, AuthSection, ClusterSection, GossipSection, HistorySection,
-    HttpSection, IdgenMode, IdgenSection, RaftSection, RedisSection, RelayKind, RelaySection,
-    RocketMqSection, ServerApiSection, SpearSection, StatSection, TicketSection,
+    HttpSection, IdgenMode, IdgenSection, MetricsSection, RaftSection, RedisSection, RelayKind,
+    RelaySection, RocketMqSection, ServerApiSection, SpearSection, StatSection, TicketSection,
 };
 
 /// Why a config was refused.
@@ -94,6 +94,9 @@ pub struct ClusterConfig {
     /// `[gossip]`: liveness and load between members.
     #[serde(default)]
     pub gossip: GossipSection,
+    /// `[metrics]`: the Prometheus exposition.
+    #[serde(default)]
+    pub metrics: MetricsSection,
     /// `[[nodes]]`: every node of the cluster.
     pub nodes: Vec<NodeConfig>,
 }
@@ -206,6 +209,7 @@ impl ClusterConfig {
             },
             server_api: ServerApiSection::default(),
             gossip: GossipSection::default(),
+            metrics: MetricsSection::default(),
             idgen: IdgenSection {
                 mode: IdgenMode::Strict,
                 ..IdgenSection::default()

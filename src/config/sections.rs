@@ -268,6 +268,23 @@ impl Default for HistorySection {
     }
 }
 
+/// `[metrics]`: the Prometheus exposition on every node's `listen.http` (`GET /metrics`,
+/// `docs/operations.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve `/metrics` and record the counters that need an event (ticket outcomes, the
+    /// relay's publish latency). Off, `/metrics` answers 404 and nothing is recorded, which
+    /// is how the cost of metrics is measured. Default true.
+    pub enabled: bool,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
 /// `[rocketmq]`: the name servers and topics of the RocketMQ relay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

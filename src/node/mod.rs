@@ -29,6 +29,7 @@ use crate::net::redis::{RedisError, RedisLink};
 use crate::raft::{self, GruRaft, Member, StoreFlusher};
 use crate::services::auth::AuthStore;
 use crate::services::idgen::{IdClient, IdService};
+use crate::services::metrics::Metrics;
 use crate::services::stat::{Keys, Presence};
 use listeners::Listeners;
 use runner::{Runner, Stage};
@@ -174,6 +175,8 @@ struct Base<'a> {
     gossip: Arc<Gossip>,
     gossip_every: Duration,
     auth: AuthStore,
+    /// Where events are recorded for `/metrics` (records nothing with `[metrics]` off).
+    metrics: Metrics,
 }
 
 /// Starts node `id` of `config`. Fails, having stopped whatever it started, when an address is
@@ -270,6 +273,7 @@ async fn compose(
         gossip,
         gossip_every,
         auth: AuthStore::new(&config.auth),
+        metrics: Metrics::new(config.metrics.enabled),
     };
 
     let core = if node.is_core() {
@@ -320,6 +324,7 @@ async fn compose(
     };
     let mut relay = None;
     let mut spear_parts = None;
+    let mut spear_gauges = None;
     if let Some(listener) = listeners.sio {
         let links = spear::SpearLinks {
             redis: redis.clone(),
@@ -330,6 +335,7 @@ async fn compose(
         };
         let started = spear::start(&base, listener, links, ids.clone(), presence, runner)?;
         presence = started.presence;
+        spear_gauges = Some(started.gauges);
         relay = Some((started.relay, started.sequencer));
         spear_parts = Some((started.publisher, started.sessions));
     }
@@ -351,6 +357,7 @@ async fn compose(
         relay,
         presence,
         spear: spear_parts,
+        spear_gauges,
         redis,
     };
     let api = public::router(&base, routes, runner);

@@ -10,7 +10,9 @@ use super::runner::{Runner, Stage};
 use super::Base;
 use std::time::Duration;
 
-use crate::api::http::{self, ApiState, ServerApiLimits, ServerApiState, TicketState};
+use crate::api::http::{
+    self, ApiState, MetricsState, ServerApiLimits, ServerApiState, SpearGauges, TicketState,
+};
 use crate::api::serve::{KeyedRate, PerIpRate};
 use crate::config::Role;
 use crate::net::redis::RedisLink;
@@ -31,6 +33,8 @@ pub(super) struct Routes {
     pub(super) presence: Presence,
     /// On spear nodes: what the server API publishes through and the spear's clients.
     pub(super) spear: Option<(Arc<Publisher>, Arc<dyn LocalSessions>)>,
+    /// On spear nodes: what `/metrics` reads of the spear.
+    pub(super) spear_gauges: Option<SpearGauges>,
     /// The node's Redis link, when it has one (idempotency keys live there).
     pub(super) redis: Option<Arc<RedisLink>>,
 }
@@ -38,6 +42,14 @@ pub(super) struct Routes {
 /// The router of `listen.http`; spawns the ticket's directory followers into `runner`.
 pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Router {
     let node = base.node;
+    let metrics = base.metrics.recorded().is_some().then(|| MetricsState {
+        node_id: node.id,
+        roles: node.roles.clone(),
+        metrics: base.metrics.clone(),
+        control: routes.control.clone(),
+        spear: routes.spear_gauges,
+        redis: routes.redis.clone(),
+    });
     let mut api = http::router(ApiState {
         node_id: node.id,
         roles: node.roles.clone(),
@@ -46,6 +58,10 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
         ids: routes.ids,
         relay: routes.relay,
     });
+    // Off, `/metrics` is not mounted and answers the JSON 404 of any unknown path.
+    if let Some(state) = metrics {
+        api = api.merge(http::metrics_router(state));
+    }
     if let Some((publisher, local)) = routes.spear {
         api = api.merge(http::server_api_router(server_api(
             base,
@@ -87,6 +103,7 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
             issuer: Arc::new(TicketIssuer::new(base.auth.clone())),
             directory,
             rate: Arc::new(PerIpRate::new(ticket.requests_per_ip_per_sec, ticket.burst)),
+            metrics: base.metrics.clone(),
         }));
     }
     http::with_json_fallbacks(api)

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::runner::{Runner, Stage};
 use super::{Base, NodeError};
+use crate::api::http::SpearGauges;
 use crate::api::serve::ServeLimits;
 use crate::api::socketio::{
     self, Closer, ConnId, Deadlines, RoomDelivery, SocketSessions, SpearContext, SpearLimits,
@@ -76,6 +77,8 @@ pub(super) struct Spear {
     pub(super) publisher: Arc<Publisher>,
     /// This spear's clients, for the server API (here and over gRPC).
     pub(super) sessions: Arc<dyn LocalSessions>,
+    /// What `/metrics` reads of this spear.
+    pub(super) gauges: SpearGauges,
 }
 
 /// Starts the spear on `listener` and spawns its workers into `runner`.
@@ -149,6 +152,7 @@ pub(super) fn start(
         // the validation's answer.
         (RelayKind::RocketMq | RelayKind::Redis, _) => return Err(unbuilt()),
     };
+    let relay = relay.with_latency(base.metrics.relay_publish());
     let mut sinks: Vec<Arc<dyn ChangeSink>> = vec![Arc::new(relay.clone()), sequencer.clone()];
     if links.redis.is_some() {
         sinks.push(marks.clone());
@@ -200,6 +204,12 @@ pub(super) fn start(
         roster.clone(),
         closer.clone(),
     ));
+    let connections = Arc::new(AtomicU64::new(0));
+    let gauges = SpearGauges {
+        connections: connections.clone(),
+        roster: roster.clone(),
+        relay: relay.clone(),
+    };
     let ctx = Arc::new(SpearContext {
         verifier: Verifier::new(id, base.auth.clone()),
         publisher: publisher.clone(),
@@ -209,7 +219,7 @@ pub(super) fn start(
         limits: SpearLimits::new(spear_cfg),
         closer,
         deadlines,
-        connections: AtomicU64::new(0),
+        connections,
     });
     let (load_ctx, gossip, every) = (ctx.clone(), base.gossip.clone(), base.gossip_every);
     runner.spawn(Stage::Background, "load publisher", move |cancel| {
@@ -236,6 +246,7 @@ pub(super) fn start(
         presence,
         publisher,
         sessions,
+        gauges,
     })
 }
 

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod history;
 pub mod idgen;
+pub mod metrics;
 pub mod publish;
 pub mod relay;
 pub mod spear;

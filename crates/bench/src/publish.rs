@@ -90,7 +90,10 @@ async fn run_all(args: &PublishBench) -> Result<()> {
         GruRelay::Redis,
         "strict",
         args.server_threads,
-        true,
+        procs::Toggles {
+            history: true,
+            metrics: true,
+        },
     )
     .await?;
     let api = servers

@@ -42,6 +42,9 @@ pub(crate) enum Which {
     /// gru with the Redis relay and history (the default), the same without history
     /// (`history.enabled = false`), then the peer: the cost of durability, in one run.
     History,
+    /// gru with the Redis relay and metrics off (`metrics.enabled = false`), then the same
+    /// with metrics on (the default): the cost of metrics, in one run.
+    Metrics,
 }
 
 impl Which {
@@ -54,6 +57,7 @@ impl Which {
             Which::Both => &[Target::Gru, Target::Peer],
             Which::All => &[Target::Gru, Target::GruRocketMq, Target::Peer],
             Which::History => &[Target::Gru, Target::GruNoHistory, Target::Peer],
+            Which::Metrics => &[Target::GruNoMetrics, Target::Gru],
         }
     }
 }
@@ -65,6 +69,8 @@ pub(crate) enum Target {
     Gru,
     /// gru, messages relayed through Redis pub/sub, without history.
     GruNoHistory,
+    /// gru, messages relayed through Redis pub/sub, with metrics off.
+    GruNoMetrics,
     /// gru, messages relayed through a RocketMQ broker, routes in Redis.
     GruRocketMq,
     /// The Node peer, messages relayed through Redis pub/sub.
@@ -77,6 +83,7 @@ impl Target {
         match self {
             Target::Gru => "gru",
             Target::GruNoHistory => "gru-no-history",
+            Target::GruNoMetrics => "gru-no-metrics",
             Target::GruRocketMq => "gru-rocketmq",
             Target::Peer => "peer",
         }
@@ -85,7 +92,9 @@ impl Target {
     /// The relay of gru's spears; `None` for the peer.
     fn gru_relay(self) -> Option<procs::GruRelay> {
         match self {
-            Target::Gru | Target::GruNoHistory => Some(procs::GruRelay::Redis),
+            Target::Gru | Target::GruNoHistory | Target::GruNoMetrics => {
+                Some(procs::GruRelay::Redis)
+            }
             Target::GruRocketMq => Some(procs::GruRelay::RocketMq),
             Target::Peer => None,
         }
@@ -98,6 +107,7 @@ impl std::fmt::Display for Target {
         f.write_str(match self {
             Target::Gru => "gru (redis)",
             Target::GruNoHistory => "gru (redis, no history)",
+            Target::GruNoMetrics => "gru (redis, no metrics)",
             Target::GruRocketMq => "gru (rocketmq)",
             Target::Peer => "peer (redis)",
         })
@@ -227,7 +237,10 @@ async fn bench_target(
                         relay,
                         &args.gru_idgen,
                         args.gru_worker_threads,
-                        target != Target::GruNoHistory,
+                        procs::Toggles {
+                            history: target != Target::GruNoHistory,
+                            metrics: target != Target::GruNoMetrics,
+                        },
                     )
                     .await?
                 }

@@ -14,8 +14,10 @@ use serde_json::json;
 use super::{retry_after, ApiError, QueryMap};
 use crate::api::serve::{Conn, PerIpRate};
 use crate::clock::unix_ms;
+use crate::services::metrics::{Metrics, TicketOutcome};
 use crate::services::ticket::{
-    SpearDirectory, SpearEntry, TicketError, TicketIssuer, TicketParams, GRU_PARAMS, MODERN_PARAMS,
+    SpearDirectory, SpearEntry, Ticket, TicketError, TicketIssuer, TicketParams, GRU_PARAMS,
+    MODERN_PARAMS,
 };
 
 /// What the ticket handlers need.
@@ -27,17 +29,33 @@ pub struct TicketState {
     pub directory: SpearDirectory,
     /// The per-address request limit (`[ticket]`).
     pub rate: Arc<PerIpRate>,
+    /// Where each request's outcome is counted.
+    pub metrics: Metrics,
 }
 
 impl TicketState {
     /// Counts a request from the connection's peer; `Err(wait)` over the limit.
     fn admit(&self, conn: Option<&Conn>) -> Result<(), Duration> {
-        match conn {
+        let admitted = match conn {
             Some(conn) => self.rate.check(&conn.peer().ip()),
             // Only a request that did not come through the public listener (an in-process
             // test) has no connection; it has no address to limit either.
             None => Ok(()),
+        };
+        if admitted.is_err() {
+            self.metrics.ticket(TicketOutcome::RateLimited);
         }
+        admitted
+    }
+
+    /// Issues a ticket for an admitted request, counting how it ended.
+    fn issue(&self, params: &TicketParams) -> Result<Ticket, TicketError> {
+        let ticket = self.issuer.issue(params, &self.directory, unix_ms() / 1000);
+        self.metrics.ticket(match &ticket {
+            Ok(_) => TicketOutcome::Issued,
+            Err(e) => e.outcome(),
+        });
+        ticket
     }
 }
 
@@ -86,10 +104,7 @@ async fn legacy_ticket(
         names: GRU_PARAMS,
     };
     // A derived `Serialize` of borrowed fields: one pass into the response, no value tree.
-    let body = match state
-        .issuer
-        .issue(&params, &state.directory, unix_ms() / 1000)
-    {
+    let body = match state.issue(&params) {
         Ok(t) => {
             let backups: Vec<GruNode> = t.backups.iter().map(GruNode::of).collect();
             let primary = GruNode::of(&t.primary);
@@ -237,10 +252,7 @@ async fn modern_ticket(
         token1: q.get("token").cloned(),
         names: MODERN_PARAMS,
     };
-    let t = state
-        .issuer
-        .issue(&params, &state.directory, unix_ms() / 1000)
-        .map_err(ModernError::Ticket)?;
+    let t = state.issue(&params).map_err(ModernError::Ticket)?;
     Ok(Json(ModernTicket {
         spear: spear_ref(&t.primary),
         backups: t.backups.iter().map(spear_ref).collect(),

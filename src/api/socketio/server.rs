@@ -99,8 +99,8 @@ pub struct SpearContext {
     pub closer: Arc<Closer>,
     /// Authentication deadlines and token expiries.
     pub deadlines: Deadlines,
-    /// Open connections (gossiped as this spear's load).
-    pub connections: AtomicU64,
+    /// Open connections (gossiped as this spear's load, shown by `/metrics`).
+    pub connections: Arc<AtomicU64>,
 }
 
 /// Waits (bounded) until the relay confirmed the subscriptions a roster change asked for.

@@ -49,6 +49,7 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use super::metrics::LatencyHistogram;
 use super::spear::roster::{Change, ChangeSink};
 use crate::config::NodeId;
 
@@ -287,18 +288,44 @@ pub trait Backend: ChangeSink {
 pub struct Relay {
     backend: Arc<dyn Backend>,
     stats: Arc<RelayStats>,
+    /// Where each publish's time to the transport's answer goes, when metrics are on.
+    latency: Option<Arc<LatencyHistogram>>,
 }
 
 impl Relay {
     /// The relay that publishes through `backend`, which counts what arrives in `stats`.
     pub fn new(backend: Arc<dyn Backend>, stats: Arc<RelayStats>) -> Self {
-        Self { backend, stats }
+        Self {
+            backend,
+            stats,
+            latency: None,
+        }
+    }
+
+    /// This relay, recording how long each publish takes, accepted or refused, into
+    /// `latency` (`gru_relay_publish_seconds`); `None` records nothing.
+    pub fn with_latency(mut self, latency: Option<Arc<LatencyHistogram>>) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// The publish latency histogram, when this relay records one.
+    pub fn latency(&self) -> Option<&LatencyHistogram> {
+        self.latency.as_deref()
     }
 
     /// Hands `envelope` to the spears that have recipients for it. Returns once the transport
     /// accepted it (for Redis: `PUBLISH` answered).
     pub async fn publish(&self, envelope: &Envelope) -> Result<(), RelayError> {
-        let outcome = self.backend.publish(envelope).await;
+        let outcome = match &self.latency {
+            None => self.backend.publish(envelope).await,
+            Some(latency) => {
+                let start = std::time::Instant::now();
+                let outcome = self.backend.publish(envelope).await;
+                latency.observe(start.elapsed());
+                outcome
+            }
+        };
         RelayStats::bump(match outcome {
             Ok(()) => &self.stats.published,
             Err(_) => &self.stats.publish_errors,

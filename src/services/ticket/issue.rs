@@ -3,6 +3,7 @@
 use super::directory::{SpearDirectory, SpearEntry};
 use super::placement::place;
 use crate::services::auth::{AuthKeys, AuthStore, Claims, TokenError, TokenKind};
+use crate::services::metrics::TicketOutcome;
 
 /// Backups returned with each ticket.
 const BACKUPS: usize = 2;
@@ -83,6 +84,15 @@ pub enum TicketError {
 }
 
 impl TicketError {
+    /// How the request ended, for `gru_ticket_requests_total`.
+    pub fn outcome(&self) -> TicketOutcome {
+        match self {
+            TicketError::BadParam(_) => TicketOutcome::BadParam,
+            TicketError::BadToken(_) => TicketOutcome::BadToken,
+            TicketError::NoSpear => TicketOutcome::NoSpear,
+        }
+    }
+
     /// Gru's error code.
     pub fn code(&self) -> i32 {
         match self {

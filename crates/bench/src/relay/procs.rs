@@ -136,6 +136,31 @@ pub(crate) enum GruRelay {
     RocketMq,
 }
 
+/// What a benchmark turns off in gru to measure its cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Toggles {
+    /// `history.enabled`.
+    pub(crate) history: bool,
+    /// `metrics.enabled`.
+    pub(crate) metrics: bool,
+}
+
+impl Toggles {
+    /// The config sections that turn off what is off.
+    fn toml(self) -> String {
+        let mut toml = String::new();
+        if !self.history {
+            toml.push_str(
+                "# Measured without history (the cost of durability).\n[history]\nenabled = false\n",
+            );
+        }
+        if !self.metrics {
+            toml.push_str("# Measured without metrics (their cost).\n[metrics]\nenabled = false\n");
+        }
+        toml
+    }
+}
+
 /// The gru side: Redis (plus a RocketMQ name server and broker for [`GruRelay::RocketMq`])
 /// and two `gru run` processes relaying through `relay`. Node 1 is core, spear, ticket and stat and takes the
 /// receivers (spear B); node 2 is only a spear and takes the senders (spear A), so every
@@ -148,7 +173,7 @@ pub(crate) async fn start_gru(
     relay: GruRelay,
     idgen: &str,
     worker_threads: usize,
-    history: bool,
+    toggles: Toggles,
 ) -> Result<Servers> {
     /// How long the two spears may take to register.
     const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -173,12 +198,7 @@ pub(crate) async fn start_gru(
     let config = dir.join("cluster.toml");
     std::fs::write(
         &config,
-        cluster_toml(dir, redis.port(), &relay_conf, idgen, &n1, &n2)
-            + if history {
-                ""
-            } else {
-                "# Measured without history (the cost of durability).\n[history]\nenabled = false\n"
-            },
+        cluster_toml(dir, redis.port(), &relay_conf, idgen, &n1, &n2) + &toggles.toml(),
     )
     .with_context(|| format!("cannot write {}", config.display()))?;
     let log = |id: u64| dir.join(format!("node{id}.log"));
@@ -409,6 +429,26 @@ mod tests {
         assert_eq!(config.relay.kind, RelayKind::Redis);
         assert_eq!(config.redis.url, "redis://127.0.0.1:6379");
         assert_eq!(config.nodes.len(), 2);
+    }
+
+    #[test]
+    fn the_toggles_turn_history_and_metrics_off() {
+        let off = Toggles {
+            history: false,
+            metrics: false,
+        };
+        let text = cluster_toml(
+            Path::new("/tmp/bench"),
+            6379,
+            &RelayConf::Redis,
+            "strict",
+            &ports(),
+            &ports(),
+        ) + &off.toml();
+        let config = ClusterConfig::from_toml_str(&text, Vec::new()).expect("valid");
+        assert!(!config.history.enabled && !config.metrics.enabled);
+        let on = parse(&RelayConf::Redis).expect("valid");
+        assert!(on.history.enabled && on.metrics.enabled);
     }
 
     #[test]

@@ -7,10 +7,11 @@ use super::stats::StepResult;
 use super::{RelayBench, Target};
 
 /// The ratios the summary shows, `(numerator, denominator)`, when both targets ran.
-const RATIOS: [(Target, Target); 3] = [
+const RATIOS: [(Target, Target); 4] = [
     (Target::Gru, Target::Peer),
     (Target::GruRocketMq, Target::Peer),
     (Target::GruRocketMq, Target::Gru),
+    (Target::Gru, Target::GruNoMetrics),
 ];
 
 /// Prints the tables and the ratios between `targets`, those that were run (a target that
