@@ -157,3 +157,31 @@ fn entry(view: SpearView) -> Option<SpearEntry> {
         load: 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_and_draining_spears_are_not_handed_out() {
+        let directory = SpearDirectory::default();
+        let later = unix_ms() + 60_000;
+        directory.replace((1..=4).map(|id| SpearEntry {
+            id,
+            sio: format!("127.0.0.1:{}", 31000 + id),
+            expires_at_ms: if id == 4 { 1 } else { later },
+            load: 0,
+        }));
+        *directory.health.write().expect("health") = SpearHealth {
+            live: [(1, 10), (3, 30)].into(),
+            dead: [2].into(),
+            draining: [3].into(),
+        };
+        let live = directory.live();
+        assert_eq!(
+            live.iter().map(|s| (s.id, s.load)).collect::<Vec<_>>(),
+            [(1, 10)],
+            "2 is dead, 3 draining, 4's lease is over"
+        );
+    }
+}
