@@ -322,9 +322,8 @@ async fn compose(
         },
         None => Presence::None("relay.kind is \"local\" and this node is not the spear"),
     };
-    let mut relay = None;
+    let mut probe = None;
     let mut spear_parts = None;
-    let mut spear_gauges = None;
     if let Some(listener) = listeners.sio {
         let links = spear::SpearLinks {
             redis: redis.clone(),
@@ -335,14 +334,13 @@ async fn compose(
         };
         let started = spear::start(&base, listener, links, ids.clone(), presence, runner)?;
         presence = started.presence;
-        spear_gauges = Some(started.gauges);
-        relay = Some((started.relay, started.sequencer));
-        spear_parts = Some((started.publisher, started.sessions));
+        probe = Some(started.probe);
+        spear_parts = Some((started.publisher, started.rpc));
     }
     // Served once the spear's clients exist: other spears ask it about them.
     let grpc_parts = (
         control.clone(),
-        spear_parts.as_ref().map(|(_, s)| s.clone()),
+        spear_parts.as_ref().map(|(_, rpc)| rpc.clone()),
     );
     let (grpc_ids, grpc_listener) = (ids.clone(), listeners.grpc);
     runner.spawn(Stage::Internal, "internal gRPC", move |cancel| async move {
@@ -354,10 +352,9 @@ async fn compose(
     let routes = public::Routes {
         control,
         ids,
-        relay,
+        probe,
         presence,
-        spear: spear_parts,
-        spear_gauges,
+        spear: spear_parts.map(|(publisher, rpc)| (publisher, rpc.sessions)),
         redis,
     };
     let api = public::router(&base, routes, runner);

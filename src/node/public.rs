@@ -11,16 +11,14 @@ use super::Base;
 use std::time::Duration;
 
 use crate::api::http::{
-    self, ApiState, MetricsState, ServerApiLimits, ServerApiState, SpearGauges, TicketState,
+    self, ApiState, MetricsState, ServerApiLimits, ServerApiState, SpearProbe, TicketState,
 };
 use crate::api::serve::{KeyedRate, PerIpRate};
 use crate::config::Role;
 use crate::net::redis::RedisLink;
 use crate::raft::ControlPlane;
-use crate::services::history::Sequencer;
 use crate::services::idgen::IdService;
 use crate::services::publish::{Publisher, Replays};
-use crate::services::relay::Relay;
 use crate::services::spear::{LocalSessions, UserSessions};
 use crate::services::stat::Presence;
 use crate::services::ticket::{SpearDirectory, TicketIssuer};
@@ -29,12 +27,10 @@ use crate::services::ticket::{SpearDirectory, TicketIssuer};
 pub(super) struct Routes {
     pub(super) control: Option<Arc<ControlPlane>>,
     pub(super) ids: Arc<IdService>,
-    pub(super) relay: Option<(Relay, Arc<Sequencer>)>,
+    pub(super) probe: Option<SpearProbe>,
     pub(super) presence: Presence,
     /// On spear nodes: what the server API publishes through and the spear's clients.
     pub(super) spear: Option<(Arc<Publisher>, Arc<dyn LocalSessions>)>,
-    /// On spear nodes: what `/metrics` reads of the spear.
-    pub(super) spear_gauges: Option<SpearGauges>,
     /// The node's Redis link, when it has one (idempotency keys live there).
     pub(super) redis: Option<Arc<RedisLink>>,
 }
@@ -47,7 +43,8 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
         roles: node.roles.clone(),
         metrics: base.metrics.clone(),
         control: routes.control.clone(),
-        spear: routes.spear_gauges,
+        spear: routes.probe.clone(),
+        ids: routes.ids.clone(),
         redis: routes.redis.clone(),
     });
     let mut api = http::router(ApiState {
@@ -56,7 +53,7 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
         control: routes.control.clone(),
         client: base.client.clone(),
         ids: routes.ids,
-        relay: routes.relay,
+        spear: routes.probe,
     });
     // Off, `/metrics` is not mounted and answers the JSON 404 of any unknown path.
     if let Some(state) = metrics {

@@ -1,7 +1,6 @@
 //! The spear role: the relay and the roster it follows, presence, the socket.io edge with its
 //! closer and deadlines, the load it gossips, and its registration with the Raft group.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::runner::{Runner, Stage};
 use super::{Base, NodeError};
-use crate::api::http::SpearGauges;
+use crate::api::grpc::SpearRpc;
+use crate::api::http::SpearProbe;
 use crate::api::serve::ServeLimits;
 use crate::api::socketio::{
     self, Closer, ConnId, Deadlines, RoomDelivery, SocketSessions, SpearContext, SpearLimits,
@@ -23,8 +23,10 @@ use crate::net::redis::RedisLink;
 use crate::services::history::{HistoryStore, MemoryStore, RedisStore, Retention, Sequencer};
 use crate::services::idgen::IdService;
 use crate::services::publish::Publisher;
-use crate::services::relay::{LocalRelay, RedisParts, RedisRelay, Relay};
-use crate::services::spear::{self, roster::ChangeSink, LocalSessions, Roster, Verifier};
+use crate::services::relay::{LocalRelay, RedisParts, RedisRelay};
+use crate::services::spear::{
+    self, roster::ChangeSink, Drain, LocalSessions, Roster, SpearCounters, Verifier,
+};
 use crate::services::stat::{Keys, Presence, PresenceMarks, PresenceWriter};
 
 /// Where presence and relay go: Redis when the relay goes through it, else nowhere but here.
@@ -67,18 +69,14 @@ pub(super) async fn open_mq(
 
 /// What a running spear gives the rest of the node.
 pub(super) struct Spear {
-    /// For `GET /api/v1/relay`.
-    pub(super) relay: Relay,
-    /// For `GET /api/v1/relay` too.
-    pub(super) sequencer: Arc<Sequencer>,
+    /// For `GET /api/v1/spear` and `GET /api/v1/relay`.
+    pub(super) probe: SpearProbe,
     /// Who is online: `presence` as given, or this spear's own roster when there is no Redis.
     pub(super) presence: Presence,
     /// What clients and the server API publish through.
     pub(super) publisher: Arc<Publisher>,
-    /// This spear's clients, for the server API (here and over gRPC).
-    pub(super) sessions: Arc<dyn LocalSessions>,
-    /// What `/metrics` reads of this spear.
-    pub(super) gauges: SpearGauges,
+    /// This spear's clients (for the server API, here and over gRPC) and its drain.
+    pub(super) rpc: SpearRpc,
 }
 
 /// Starts the spear on `listener` and spawns its workers into `runner`.
@@ -94,6 +92,8 @@ pub(super) fn start(
     let spear_cfg = &config.spear;
     let (layer, io) = socketio::socket_layer(spear_cfg);
     let marks = Arc::new(PresenceMarks::default());
+    let counters = Arc::new(SpearCounters::default());
+    let drain = Arc::new(Drain::default());
     // History: in the spear's memory when it is the only one, else in Redis.
     let store: Option<Arc<dyn HistoryStore>> = match (&links.redis, config.history.enabled) {
         (_, false) => None,
@@ -107,7 +107,7 @@ pub(super) fn start(
     let sequencer = Arc::new(Sequencer::new(
         store,
         ids.clone(),
-        Arc::new(RoomDelivery::new(io.clone())),
+        Arc::new(RoomDelivery::new(io.clone(), counters.clone())),
     ));
     // The one choice of relay backend.
     let relay = match (config.relay.kind, &links.redis) {
@@ -197,6 +197,7 @@ pub(super) fn start(
         relay.clone(),
         sequencer.clone(),
         roster.clone(),
+        counters.clone(),
     ));
     let sessions: Arc<dyn LocalSessions> = Arc::new(SocketSessions::new(
         id,
@@ -204,22 +205,17 @@ pub(super) fn start(
         roster.clone(),
         closer.clone(),
     ));
-    let connections = Arc::new(AtomicU64::new(0));
-    let gauges = SpearGauges {
-        connections: connections.clone(),
-        roster: roster.clone(),
-        relay: relay.clone(),
-    };
     let ctx = Arc::new(SpearContext {
         verifier: Verifier::new(id, base.auth.clone()),
         publisher: publisher.clone(),
         sequencer: sequencer.clone(),
-        roster,
+        roster: roster.clone(),
         presence: presence.clone(),
         limits: SpearLimits::new(spear_cfg),
         closer,
         deadlines,
-        connections,
+        counters: counters.clone(),
+        drain: drain.clone(),
     });
     let (load_ctx, gossip, every) = (ctx.clone(), base.gossip.clone(), base.gossip_every);
     runner.spawn(Stage::Background, "load publisher", move |cancel| {
@@ -241,12 +237,20 @@ pub(super) fn start(
         spear::run_registration(me, client, (renew, lease), fence, cancel)
     });
     Ok(Spear {
-        relay,
-        sequencer,
+        probe: SpearProbe {
+            relay,
+            sequencer,
+            counters: counters.clone(),
+            roster,
+            drain: drain.clone(),
+        },
         presence,
         publisher,
-        sessions,
-        gauges,
+        rpc: SpearRpc {
+            sessions,
+            drain,
+            counters,
+        },
     })
 }
 
@@ -258,23 +262,35 @@ fn unbuilt() -> NodeError {
     })
 }
 
-/// A spear gossips its connection count, which ticket uses for bounded-load placement.
+/// A spear gossips its connection count, which ticket uses for bounded-load placement, and
+/// whether it is draining (at once when that changes), which keeps ticket from placing users.
 async fn publish_load(
     ctx: Arc<SpearContext>,
     gossip: Arc<Gossip>,
     every: Duration,
     cancel: CancellationToken,
 ) {
-    let mut last = None;
+    let (mut last_load, mut last_draining) = (None, None);
+    let mut drain = ctx.drain.watch();
     loop {
-        let load = ctx.connections.load(Ordering::Relaxed);
-        if last != Some(load) {
+        let load = ctx.counters.connections();
+        if last_load != Some(load) {
             gossip.set_load(load).await;
-            last = Some(load);
+            last_load = Some(load);
+        }
+        let draining = ctx.drain.is_draining();
+        if last_draining != Some(draining) {
+            gossip.set_draining(draining).await;
+            last_draining = Some(draining);
         }
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(every) => {}
+            changed = drain.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
         }
     }
 }

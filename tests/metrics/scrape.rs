@@ -215,6 +215,27 @@ async fn metrics_scrape() {
         "node 3 is no ticket node"
     );
 
+    // Ids: strict mode, so the leader issued every message's id and the others none.
+    for (id, e) in &cores {
+        let leads = *id == leaders[0];
+        let issuing = must(e, *id, "gru_idgen_issuing", &[("mode", "strict")]);
+        let issued = must(e, *id, "gru_idgen_ids_issued_total", &[]);
+        let changes = must(e, *id, "gru_idgen_leader_changes_total", &[]);
+        if leads {
+            assert_eq!(issuing, 1.0, "the leader issues");
+            assert!(issued >= 2.0, "the leader issued {issued} ids");
+            assert!(
+                changes >= 1.0,
+                "the leader became the issuer {changes} times"
+            );
+            assert!(e
+                .value("gru_idgen_issuer_since_timestamp_seconds")
+                .is_some_and(|t| t > 1.0e9));
+        } else {
+            assert_eq!((issuing, issued), (0.0, 0.0), "node {id} does not issue");
+        }
+    }
+
     // Spears: connections, users and the group as placed; the relay up and used both ways.
     let redis = [("kind", "redis")];
     for spear in SPEARS {
@@ -236,6 +257,22 @@ async fn metrics_scrape() {
         // The other spear's message (and this spear's own echo).
         let received = must(&e, spear, "gru_relay_received_total", &redis);
         assert!(received >= 1.0, "spear {spear}: received {received}");
+        // One message sent here; both delivered here, to the group's room, once each.
+        assert_eq!(
+            must(&e, spear, "gru_messages_in_total", &redis),
+            1.0,
+            "spear {spear}"
+        );
+        assert_eq!(
+            must(&e, spear, "gru_messages_out_total", &redis),
+            2.0,
+            "spear {spear}"
+        );
+        assert_eq!(
+            must(&e, spear, "gru_idgen_ids_issued_total", &[]),
+            0.0,
+            "spear {spear} asks the leader for ids"
+        );
         // Every publish was timed.
         let timed = must(&e, spear, "gru_relay_publish_seconds_count", &redis);
         assert_eq!(timed, published + errors, "spear {spear}");

@@ -1,13 +1,13 @@
 //! `GET /metrics`: the node's Prometheus exposition (text format 0.0.4), every metric listed in
 //! `docs/operations.md`.
 //!
-//! A scrape reads what the node already keeps — openraft's metrics, the roster's counts, the
-//! relay's counters and its transport's state, the Redis link's health — and what
+//! A scrape reads what the node already keeps — openraft's metrics, the spear's counters and
+//! roster, the relay's counters and its transport's state, the id issuer's report, the Redis
+//! link's health — and what
 //! `services::metrics` recorded at events; it copies them into one [`Readings`] and encodes
 //! that with prometheus-client. Nothing here runs on the path of a message. With
 //! `[metrics] enabled = false` the route is not mounted at all (404).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -21,23 +21,14 @@ use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, NoLabelSet
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use super::SpearProbe;
 use crate::config::{NodeId, Role};
 use crate::net::redis::RedisLink;
 use crate::raft::{ControlPlane, RaftReading};
+use crate::services::idgen::{IdService, IdgenReport};
 use crate::services::metrics::{HistogramReading, Metrics, TicketOutcome};
-use crate::services::relay::{Relay, RelayReport};
-use crate::services::spear::roster::RosterView;
-
-/// What a spear shows: its connections, its roster and its relay.
-#[derive(Clone)]
-pub struct SpearGauges {
-    /// Open socket.io connections, authenticated or not.
-    pub connections: Arc<AtomicU64>,
-    /// Who is connected here.
-    pub roster: Arc<dyn RosterView>,
-    /// The relay, its counters and its transport.
-    pub relay: Relay,
-}
+use crate::services::relay::RelayReport;
+use crate::services::spear::CountersReport;
 
 /// Where a scrape reads from.
 #[derive(Clone)]
@@ -50,8 +41,10 @@ pub struct MetricsState {
     pub metrics: Metrics,
     /// The local Raft member, on core nodes.
     pub control: Option<Arc<ControlPlane>>,
-    /// On spear nodes.
-    pub spear: Option<SpearGauges>,
+    /// On spear nodes: its counters, roster and relay.
+    pub spear: Option<SpearProbe>,
+    /// How this node issues ids.
+    pub ids: Arc<IdService>,
     /// The node's Redis link, when it has one.
     pub redis: Option<Arc<RedisLink>>,
 }
@@ -81,7 +74,7 @@ async fn scrape(State(state): State<MetricsState>) -> Response {
 /// A spear's numbers at one scrape.
 #[derive(Debug)]
 struct SpearReading {
-    connections: u64,
+    counters: CountersReport,
     users: usize,
     groups: usize,
     relay: RelayReport,
@@ -95,6 +88,7 @@ struct Readings {
     roles: String,
     raft: Option<RaftReading>,
     spear: Option<SpearReading>,
+    idgen: IdgenReport,
     /// (connected, outages) of the Redis link.
     redis: Option<(bool, u64)>,
     /// Ticket requests per outcome, on ticket nodes with metrics on.
@@ -110,7 +104,7 @@ impl Readings {
         let spear = state.spear.as_ref().map(|s| {
             let (users, groups) = s.roster.counts();
             SpearReading {
-                connections: s.connections.load(Ordering::Relaxed),
+                counters: s.counters.report(),
                 users,
                 groups,
                 relay: s.relay.report(),
@@ -132,6 +126,7 @@ impl Readings {
             roles: roles.join(","),
             raft,
             spear,
+            idgen: state.ids.report(),
             redis: state
                 .redis
                 .as_ref()
@@ -197,6 +192,7 @@ impl Collector for Readings {
         if let Some(spear) = &self.spear {
             encode_spear(&mut enc, spear)?;
         }
+        encode_idgen(&mut enc, &self.idgen)?;
         if let Some((connected, outages)) = self.redis {
             gauge(
                 &mut enc,
@@ -279,13 +275,52 @@ fn encode_raft(enc: &mut DescriptorEncoder<'_>, raft: &RaftReading) -> std::fmt:
     )
 }
 
+fn encode_idgen(enc: &mut DescriptorEncoder<'_>, idgen: &IdgenReport) -> std::fmt::Result {
+    let mode = match idgen.mode {
+        crate::config::IdgenMode::Strict => "strict",
+        crate::config::IdgenMode::Unique => "unique",
+    };
+    gauge(
+        enc,
+        "gru_idgen_issuing",
+        "Whether this node issues ids now (1): the strict leader with an open window, or a \
+         unique-mode node with its worker id.",
+        &[("mode", mode)],
+        i64::from(idgen.issuing),
+    )?;
+    counter(
+        enc,
+        "gru_idgen_ids_issued",
+        "Ids this node issued itself (not those it fetched from the leader); rate() is ids/s.",
+        &[],
+        idgen.ids_issued,
+    )?;
+    counter(
+        enc,
+        "gru_idgen_leader_changes",
+        "Times this node became the strict issuer of a new term.",
+        &[],
+        idgen.leader_changes,
+    )?;
+    if let Some(since) = idgen.issuer_since_ms {
+        gauge(
+            enc,
+            "gru_idgen_issuer_since_timestamp_seconds",
+            "Since when this node has issued ids, Unix time (absent while it does not).",
+            &[],
+            as_gauge(since / 1000),
+        )?;
+    }
+    Ok(())
+}
+
 fn encode_spear(enc: &mut DescriptorEncoder<'_>, spear: &SpearReading) -> std::fmt::Result {
     gauge(
         enc,
         "gru_connections",
         "Open socket.io connections on this spear, authenticated or not.",
         &[],
-        as_gauge(spear.connections),
+        as_gauge(spear.counters.connections),
     )?;
     gauge(
         enc,
@@ -324,7 +359,17 @@ fn encode_spear(enc: &mut DescriptorEncoder<'_>, spear: &SpearReading) -> std::f
         kind,
         as_gauge(r.channels),
     )?;
-    let counters: [(&str, &str, u64); 6] = [
+    let counters: [(&str, &str, u64); 8] = [
+        (
+            "gru_messages_in",
+            "Messages this spear published for its clients and the server API, relayed or not.",
+            spear.counters.messages_in,
+        ),
+        (
+            "gru_messages_out",
+            "Messages delivered to this spear's clients, once per message and audience here.",
+            spear.counters.messages_out,
+        ),
         (
             "gru_relay_published",
             "Messages this spear handed to the relay and the transport accepted.",

@@ -11,8 +11,8 @@ mod stat;
 mod ticket;
 
 pub use error::{retry_after, with_json_fallbacks, ApiError, QueryMap};
-pub use metrics::{router as metrics_router, MetricsState, SpearGauges};
-pub use node::{router, ApiState};
+pub use metrics::{router as metrics_router, MetricsState};
+pub use node::{router, ApiState, SpearProbe};
 pub use server_api::{router as server_api_router, ServerApiLimits, ServerApiState};
 pub use stat::router as stat_router;
 pub use ticket::{router as ticket_router, TicketState};
