@@ -257,6 +257,7 @@ async fn dev(args: DevArgs) -> Result<()> {
     );
     println!("  HTTP API      http://{}/healthz", args.http);
     println!("  cluster view  http://{}/api/v1/cluster", args.http);
+    println!("  metrics       http://{}/metrics", args.http);
     println!("  ticket        http://{}/ticket", args.http);
     println!("  socket.io     http://{}", args.sio);
     println!(
