@@ -45,6 +45,9 @@ pub(crate) enum Which {
     /// gru with the Redis relay and metrics off (`metrics.enabled = false`), then the same
     /// with metrics on (the default): the cost of metrics, in one run.
     Metrics,
+    /// The same two in the other order (metrics on first), so that an A/B can alternate and
+    /// an effect of going first or second shows.
+    MetricsOnFirst,
 }
 
 impl Which {
@@ -58,6 +61,7 @@ impl Which {
             Which::All => &[Target::Gru, Target::GruRocketMq, Target::Peer],
             Which::History => &[Target::Gru, Target::GruNoHistory, Target::Peer],
             Which::Metrics => &[Target::GruNoMetrics, Target::Gru],
+            Which::MetricsOnFirst => &[Target::Gru, Target::GruNoMetrics],
         }
     }
 }
