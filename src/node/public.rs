@@ -10,7 +10,10 @@ use super::runner::{Runner, Stage};
 use super::Base;
 use std::time::Duration;
 
-use crate::api::http::{self, ApiState, ServerApiLimits, ServerApiState, TicketState};
+use crate::api::http::{
+    self, Aggregator, ApiState, MonitorSources, MonitorState, ServerApiLimits, ServerApiState,
+    TicketState,
+};
 use crate::api::serve::{KeyedRate, PerIpRate};
 use crate::config::Role;
 use crate::net::redis::RedisLink;
@@ -43,7 +46,7 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
         roles: node.roles.clone(),
         control: routes.control.clone(),
         client: base.client.clone(),
-        ids: routes.ids,
+        ids: routes.ids.clone(),
         relay: routes.relay,
     });
     if let Some((publisher, local)) = routes.spear {
@@ -55,6 +58,14 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
         )));
     }
     if node.has_role(Role::Stat) {
+        let sources = MonitorSources {
+            node_id: node.id,
+            control: routes.control.clone(),
+            client: base.client.clone(),
+            presence: routes.presence.clone(),
+            idgen_mode: routes.ids.mode(),
+        };
+        api = api.merge(monitor(base, sources, runner));
         api = api.merge(http::stat_router(routes.presence));
     }
     if node.has_role(Role::Ticket) {
@@ -90,6 +101,24 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
         }));
     }
     http::with_json_fallbacks(api)
+}
+
+/// The monitor's pages and feed, with its aggregator as a background worker; SSE viewers
+/// leave when the HTTP port stops. Dev tokens only with `gru dev`'s public secrets.
+fn monitor(base: &Base<'_>, sources: MonitorSources, runner: &mut Runner) -> Router {
+    let aggregator = Aggregator::new(sources);
+    let gather = aggregator.clone();
+    runner.spawn(Stage::Background, "monitor aggregator", move |cancel| {
+        gather.run(cancel)
+    });
+    http::monitor_router(MonitorState {
+        aggregator,
+        closing: runner.token(Stage::Clients),
+        dev_tokens: base
+            .config
+            .uses_dev_secrets()
+            .then(|| base.auth.clone()),
+    })
 }
 
 /// The server API of a spear: keys from `[auth]`, limits from `[server_api]`, idempotency keys

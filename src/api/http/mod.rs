@@ -1,15 +1,17 @@
 //! The public HTTP edge on `listen.http`: the node's own routes (`node.rs`), the stat API
-//! (`stat.rs`), the ticket API (`ticket.rs`) and the server API business servers call on spears
-//! (`server_api/`), with one error table ([`ApiError`]) for all of
-//! them.
+//! (`stat.rs`) with the monitor's pages on stat nodes (`monitor/`), the ticket API (`ticket.rs`)
+//! and the server API business servers call on spears (`server_api/`), with one error table
+//! ([`ApiError`]) for all of them.
 
 mod error;
+mod monitor;
 mod node;
 mod server_api;
 mod stat;
 mod ticket;
 
 pub use error::{retry_after, with_json_fallbacks, ApiError, QueryMap};
+pub use monitor::{router as monitor_router, Aggregator, MonitorSources, MonitorState};
 pub use node::{router, ApiState};
 pub use server_api::{router as server_api_router, ServerApiLimits, ServerApiState};
 pub use stat::router as stat_router;
