@@ -318,7 +318,7 @@ async fn compose(
         },
         None => Presence::None("relay.kind is \"local\" and this node is not the spear"),
     };
-    let mut relay = None;
+    let mut probe = None;
     let mut spear_parts = None;
     if let Some(listener) = listeners.sio {
         let links = spear::SpearLinks {
@@ -330,7 +330,7 @@ async fn compose(
         };
         let started = spear::start(&base, listener, links, ids.clone(), presence, runner)?;
         presence = started.presence;
-        relay = Some((started.relay, started.sequencer));
+        probe = Some(started.probe);
         spear_parts = Some((started.publisher, started.sessions));
     }
     // Served once the spear's clients exist: other spears ask it about them.
@@ -348,7 +348,7 @@ async fn compose(
     let routes = public::Routes {
         control,
         ids,
-        relay,
+        probe,
         presence,
         spear: spear_parts,
         redis,

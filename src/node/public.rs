@@ -12,16 +12,14 @@ use std::time::Duration;
 
 use crate::api::http::{
     self, Aggregator, ApiState, MonitorSources, MonitorState, ServerApiLimits, ServerApiState,
-    TicketState,
+    SpearProbe, TicketState,
 };
 use crate::api::serve::{KeyedRate, PerIpRate};
 use crate::config::Role;
 use crate::net::redis::RedisLink;
 use crate::raft::ControlPlane;
-use crate::services::history::Sequencer;
 use crate::services::idgen::IdService;
 use crate::services::publish::{Publisher, Replays};
-use crate::services::relay::Relay;
 use crate::services::spear::{LocalSessions, UserSessions};
 use crate::services::stat::Presence;
 use crate::services::ticket::{SpearDirectory, TicketIssuer};
@@ -30,7 +28,7 @@ use crate::services::ticket::{SpearDirectory, TicketIssuer};
 pub(super) struct Routes {
     pub(super) control: Option<Arc<ControlPlane>>,
     pub(super) ids: Arc<IdService>,
-    pub(super) relay: Option<(Relay, Arc<Sequencer>)>,
+    pub(super) probe: Option<SpearProbe>,
     pub(super) presence: Presence,
     /// On spear nodes: what the server API publishes through and the spear's clients.
     pub(super) spear: Option<(Arc<Publisher>, Arc<dyn LocalSessions>)>,
@@ -47,7 +45,7 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
         control: routes.control.clone(),
         client: base.client.clone(),
         ids: routes.ids.clone(),
-        relay: routes.relay,
+        spear: routes.probe,
     });
     if let Some((publisher, local)) = routes.spear {
         api = api.merge(http::server_api_router(server_api(

@@ -1,7 +1,6 @@
 //! The spear role: the relay and the roster it follows, presence, the socket.io edge with its
 //! closer and deadlines, the load it gossips, and its registration with the Raft group.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::runner::{Runner, Stage};
 use super::{Base, NodeError};
+use crate::api::http::SpearProbe;
 use crate::api::serve::ServeLimits;
 use crate::api::socketio::{
     self, Closer, ConnId, Deadlines, RoomDelivery, SocketSessions, SpearContext, SpearLimits,
@@ -22,8 +22,10 @@ use crate::net::redis::RedisLink;
 use crate::services::history::{HistoryStore, MemoryStore, RedisStore, Retention, Sequencer};
 use crate::services::idgen::IdService;
 use crate::services::publish::Publisher;
-use crate::services::relay::{LocalRelay, RedisParts, RedisRelay, Relay};
-use crate::services::spear::{self, roster::ChangeSink, LocalSessions, Roster, Verifier};
+use crate::services::relay::{LocalRelay, RedisParts, RedisRelay};
+use crate::services::spear::{
+    self, roster::ChangeSink, LocalSessions, Roster, SpearCounters, Verifier,
+};
 use crate::services::stat::{Keys, Presence, PresenceMarks, PresenceWriter};
 
 /// Where presence and relay go: Redis when the relay goes through it, else nowhere but here.
@@ -66,10 +68,8 @@ pub(super) async fn open_mq(
 
 /// What a running spear gives the rest of the node.
 pub(super) struct Spear {
-    /// For `GET /api/v1/relay`.
-    pub(super) relay: Relay,
-    /// For `GET /api/v1/relay` too.
-    pub(super) sequencer: Arc<Sequencer>,
+    /// For `GET /api/v1/spear` and `GET /api/v1/relay`.
+    pub(super) probe: SpearProbe,
     /// Who is online: `presence` as given, or this spear's own roster when there is no Redis.
     pub(super) presence: Presence,
     /// What clients and the server API publish through.
@@ -91,6 +91,7 @@ pub(super) fn start(
     let spear_cfg = &config.spear;
     let (layer, io) = socketio::socket_layer(spear_cfg);
     let marks = Arc::new(PresenceMarks::default());
+    let counters = Arc::new(SpearCounters::default());
     // History: in the spear's memory when it is the only one, else in Redis.
     let store: Option<Arc<dyn HistoryStore>> = match (&links.redis, config.history.enabled) {
         (_, false) => None,
@@ -104,7 +105,7 @@ pub(super) fn start(
     let sequencer = Arc::new(Sequencer::new(
         store,
         ids.clone(),
-        Arc::new(RoomDelivery::new(io.clone())),
+        Arc::new(RoomDelivery::new(io.clone(), counters.clone())),
     ));
     // The one choice of relay backend.
     let relay = match (config.relay.kind, &links.redis) {
@@ -193,6 +194,7 @@ pub(super) fn start(
         relay.clone(),
         sequencer.clone(),
         roster.clone(),
+        counters.clone(),
     ));
     let sessions: Arc<dyn LocalSessions> = Arc::new(SocketSessions::new(
         id,
@@ -204,12 +206,12 @@ pub(super) fn start(
         verifier: Verifier::new(id, base.auth.clone()),
         publisher: publisher.clone(),
         sequencer: sequencer.clone(),
-        roster,
+        roster: roster.clone(),
         presence: presence.clone(),
         limits: SpearLimits::new(spear_cfg),
         closer,
         deadlines,
-        connections: AtomicU64::new(0),
+        counters: counters.clone(),
     });
     let (load_ctx, gossip, every) = (ctx.clone(), base.gossip.clone(), base.gossip_every);
     runner.spawn(Stage::Background, "load publisher", move |cancel| {
@@ -231,8 +233,12 @@ pub(super) fn start(
         spear::run_registration(me, client, (renew, lease), fence, cancel)
     });
     Ok(Spear {
-        relay,
-        sequencer,
+        probe: SpearProbe {
+            relay,
+            sequencer,
+            counters,
+            roster,
+        },
         presence,
         publisher,
         sessions,
@@ -256,7 +262,7 @@ async fn publish_load(
 ) {
     let mut last = None;
     loop {
-        let load = ctx.connections.load(Ordering::Relaxed);
+        let load = ctx.counters.connections();
         if last != Some(load) {
             gossip.set_load(load).await;
             last = Some(load);

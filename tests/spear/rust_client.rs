@@ -89,6 +89,33 @@ async fn spear_e2e_rust() {
         .expect("online ack");
     assert_eq!(online["data"]["userIds"], json!([2001, 2002]));
 
+    // The spear counts what it carries; the leader says it issued the two messages' ids.
+    let counts = json_of(&cluster, 4, "/api/v1/spear").await;
+    assert_eq!(
+        [
+            &counts["connections"],
+            &counts["users"],
+            &counts["groups"],
+            &counts["messages_in"]
+        ],
+        [&json!(2), &json!(2), &json!(1), &json!(2)],
+        "{counts}"
+    );
+    // The unicast reached bob's room, the group message the group's: one each here.
+    assert_eq!(counts["messages_out"], 2, "{counts}");
+    assert_eq!(counts["relay"]["kind"], "local", "{counts}");
+    let mut issuers = Vec::new();
+    for id in [1, 2, 3] {
+        let idgen = json_of(&cluster, id, "/api/v1/idgen").await;
+        if idgen["issuing"] == true {
+            assert!(idgen["ids_issued"].as_u64() >= Some(2), "{idgen}");
+            assert!(idgen["issuer_since_ms"].as_u64() > Some(0), "{idgen}");
+            assert_eq!(idgen["leader_changes"], 1, "{idgen}");
+            issuers.push(id);
+        }
+    }
+    assert_eq!(issuers.len(), 1, "one strict issuer: {issuers:?}");
+
     // One connection is one user: authenticating again as someone else is refused.
     let (_, bobs_token) = ticket(&cluster, 1, 2002, "bob").await;
     let again = alice
@@ -189,4 +216,11 @@ async fn spear_first_event_not_lost() {
         );
     }
     cluster.stop(1);
+}
+
+/// The JSON answer of `GET path` on node `id`.
+async fn json_of(cluster: &TestCluster, id: u64, path: &str) -> Value {
+    let resp = cluster.get(id, path).await.expect("node answers");
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.json().await.expect("a JSON answer")
 }

@@ -12,7 +12,7 @@ mod ticket;
 
 pub use error::{retry_after, with_json_fallbacks, ApiError, QueryMap};
 pub use monitor::{router as monitor_router, Aggregator, MonitorSources, MonitorState};
-pub use node::{router, ApiState};
+pub use node::{router, ApiState, SpearProbe};
 pub use server_api::{router as server_api_router, ServerApiLimits, ServerApiState};
 pub use stat::router as stat_router;
 pub use ticket::{router as ticket_router, TicketState};

@@ -1,5 +1,5 @@
-//! The routes every node serves on `listen.http`: health, the cluster view, ids and the relay's
-//! counters.
+//! The routes every node serves on `listen.http`: health, the cluster view, ids and how this
+//! node issues them, and on spears their counters and the relay's.
 
 use std::sync::Arc;
 
@@ -13,8 +13,11 @@ use crate::config::{IdgenMode, NodeId, Role};
 use crate::net::grpc::ClusterClient;
 use crate::raft::{ClusterView, ControlError, ControlPlane};
 use crate::services::history::{Sequencer, SequencerReport};
+use crate::services::idgen::IdgenReport;
 use crate::services::idgen::{IdError, IdService};
 use crate::services::relay::{Relay, RelayReport};
+use crate::services::spear::roster::RosterView;
+use crate::services::spear::{CountersReport, SpearCounters};
 
 /// What the HTTP handlers need from the node.
 #[derive(Clone)]
@@ -29,8 +32,21 @@ pub struct ApiState {
     pub client: Arc<ClusterClient>,
     /// Ids.
     pub ids: Arc<IdService>,
-    /// The spear's relay and sequencer, on spear nodes (`GET /api/v1/relay`).
-    pub relay: Option<(Relay, Arc<Sequencer>)>,
+    /// What a spear node shows of itself (`GET /api/v1/spear`, `GET /api/v1/relay`).
+    pub spear: Option<SpearProbe>,
+}
+
+/// What a spear shows of itself: its relay, sequencer, counters and roster.
+#[derive(Clone)]
+pub struct SpearProbe {
+    /// The relay.
+    pub relay: Relay,
+    /// The sequencer (history counters).
+    pub sequencer: Arc<Sequencer>,
+    /// Connections and messages in and out.
+    pub counters: Arc<SpearCounters>,
+    /// Who is connected here.
+    pub roster: Arc<dyn RosterView>,
 }
 
 /// The router of the public API.
@@ -39,7 +55,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/ids", get(ids))
+        .route("/api/v1/idgen", get(idgen))
         .route("/api/v1/relay", get(relay))
+        .route("/api/v1/spear", get(spear))
         .with_state(state)
 }
 
@@ -135,14 +153,65 @@ struct RelayAnswer {
 
 /// `GET /api/v1/relay`: the spear's relay counters.
 async fn relay(State(state): State<ApiState>) -> Result<Json<RelayAnswer>, ApiError> {
+    let probe = spear_probe(&state)?;
+    Ok(Json(RelayAnswer::of(probe)))
+}
+
+impl RelayAnswer {
+    fn of(probe: &SpearProbe) -> Self {
+        Self {
+            relay: probe.relay.report(),
+            history: probe.sequencer.report(),
+        }
+    }
+}
+
+fn spear_probe(state: &ApiState) -> Result<&SpearProbe, ApiError> {
     state
-        .relay
+        .spear
         .as_ref()
-        .map(|(relay, sequencer)| {
-            Json(RelayAnswer {
-                relay: relay.report(),
-                history: sequencer.report(),
-            })
-        })
         .ok_or_else(|| ApiError::BadRequest("this node is not a spear".into()))
+}
+
+/// What `GET /api/v1/spear` answers.
+#[derive(Debug, Serialize)]
+struct SpearAnswer {
+    node_id: NodeId,
+    #[serde(flatten)]
+    counters: CountersReport,
+    /// Users with at least one connection here.
+    users: usize,
+    /// Groups with at least one member here.
+    groups: usize,
+    relay: RelayAnswer,
+}
+
+/// `GET /api/v1/spear`: the spear's connections, users, groups, messages in and out (totals
+/// since start) and its relay's counters.
+async fn spear(State(state): State<ApiState>) -> Result<Json<SpearAnswer>, ApiError> {
+    let probe = spear_probe(&state)?;
+    let (users, groups) = probe.roster.counts();
+    Ok(Json(SpearAnswer {
+        node_id: state.node_id,
+        counters: probe.counters.report(),
+        users,
+        groups,
+        relay: RelayAnswer::of(probe),
+    }))
+}
+
+/// What `GET /api/v1/idgen` answers.
+#[derive(Debug, Serialize)]
+struct IdgenAnswer {
+    node_id: NodeId,
+    #[serde(flatten)]
+    report: IdgenReport,
+}
+
+/// `GET /api/v1/idgen`: whether and since when this node issues ids, and how many it issued.
+async fn idgen(State(state): State<ApiState>) -> Json<IdgenAnswer> {
+    Json(IdgenAnswer {
+        node_id: state.node_id,
+        report: state.ids.report(),
+    })
 }

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +32,7 @@ use crate::services::publish::{Draft, Publisher, Refused, Sender};
 use crate::services::relay::{Audience, Delivery, Envelope, Position};
 use crate::services::spear::roster::{Pending, Roster};
 use crate::services::spear::session::{Session, Verifier};
-use crate::services::spear::Fenced;
+use crate::services::spear::{Fenced, SpearCounters};
 use crate::services::stat::Presence;
 
 /// How long an `auth` or `subscribe` waits for the relay to confirm its subscriptions (when Redis
@@ -99,8 +98,8 @@ pub struct SpearContext {
     pub closer: Arc<Closer>,
     /// Authentication deadlines and token expiries.
     pub deadlines: Deadlines,
-    /// Open connections (gossiped as this spear's load).
-    pub connections: AtomicU64,
+    /// Open connections (gossiped as this spear's load) and messages in and out.
+    pub counters: Arc<SpearCounters>,
 }
 
 /// Waits (bounded) until the relay confirmed the subscriptions a roster change asked for.
@@ -331,10 +330,10 @@ pub fn on_deadline(io: &SocketIo, closer: &Closer, sid: ConnId, deadline: Deadli
 }
 
 fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
-    ctx.connections.fetch_add(1, Ordering::Relaxed);
+    ctx.counters.opened();
     let c = ctx.clone();
     s.on_disconnect(async move |s: SocketRef| {
-        c.connections.fetch_sub(1, Ordering::Relaxed);
+        c.counters.closed();
         c.deadlines.clear(s.id);
         c.roster.remove(s.id);
     });
@@ -649,12 +648,12 @@ async fn send(s: &SocketRef, session: &Session, ctx: &SpearContext, p: MsgPayloa
 
 /// Hands what the spear's sequencer delivers to this spear's rooms.
 #[derive(Clone)]
-pub struct RoomDelivery(SocketIo);
+pub struct RoomDelivery(SocketIo, Arc<SpearCounters>);
 
 impl RoomDelivery {
-    /// Delivers through `io`, the handle of [`socket_layer`].
-    pub fn new(io: SocketIo) -> Self {
-        Self(io)
+    /// Delivers through `io`, the handle of [`socket_layer`], counting into `counters`.
+    pub fn new(io: SocketIo, counters: Arc<SpearCounters>) -> Self {
+        Self(io, counters)
     }
 }
 
@@ -663,7 +662,10 @@ impl Outlet for RoomDelivery {
         Box::pin(async move {
             let room = room(envelope.audience);
             match self.0.to(room).emit("msg", &envelope.payload).await {
-                Ok(()) => Delivery::Done,
+                Ok(()) => {
+                    self.1.delivered();
+                    Delivery::Done
+                }
                 Err(e) => {
                     // Only a client whose send queue is full (it does not read) misses it.
                     tracing::debug!(error = %e, "a message not delivered to a client that does not read");

@@ -8,7 +8,10 @@ pub mod layout;
 mod strict;
 mod unique;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+
+use serde::Serialize;
 
 pub use client::{IdClient, IdClientCounts};
 pub use clock::clock_steps_back;
@@ -59,8 +62,27 @@ pub struct IdService {
     mode: IdgenMode,
     max_batch: u32,
     strict: Option<Arc<StrictIssuer>>,
-    unique: OnceLock<UniqueIssuer>,
+    unique: OnceLock<(UniqueIssuer, u64)>,
     forward: IdClient,
+    /// Ids this node issued itself (not those fetched from the leader).
+    issued: AtomicU64,
+}
+
+/// What a node says of its id issuing (`GET /api/v1/idgen`, the dashboard, `/metrics`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdgenReport {
+    /// The cluster's mode.
+    pub mode: IdgenMode,
+    /// Whether this node issues ids now: the strict leader with an open window, or (unique
+    /// mode) a node with its worker id.
+    pub issuing: bool,
+    /// Ids this node issued itself since it started.
+    pub ids_issued: u64,
+    /// Times this node became the strict issuer of a new term since it started (0 in unique
+    /// mode).
+    pub leader_changes: u64,
+    /// Since when it has issued, Unix ms by its clock; `None` when it does not.
+    pub issuer_since_ms: Option<u64>,
 }
 
 impl IdService {
@@ -78,6 +100,25 @@ impl IdService {
             strict,
             unique: OnceLock::new(),
             forward,
+            issued: AtomicU64::new(0),
+        }
+    }
+
+    /// How this node issues ids now.
+    pub fn report(&self) -> IdgenReport {
+        let (since, changes) = match self.mode {
+            IdgenMode::Unique => (self.unique.get().map(|(_, since)| *since), 0),
+            IdgenMode::Strict => self
+                .strict
+                .as_ref()
+                .map_or((None, 0), |s| (s.issuing_since_ms(), s.terms_led())),
+        };
+        IdgenReport {
+            mode: self.mode,
+            issuing: since.is_some(),
+            ids_issued: self.issued.load(Ordering::Relaxed),
+            leader_changes: changes,
+            issuer_since_ms: since,
         }
     }
 
@@ -93,7 +134,11 @@ impl IdService {
 
     /// Installs the unique issuer once the worker id is assigned.
     pub fn set_worker(&self, worker: u16) {
-        if self.unique.set(UniqueIssuer::new(worker)).is_ok() {
+        if self
+            .unique
+            .set((UniqueIssuer::new(worker), crate::clock::unix_ms()))
+            .is_ok()
+        {
             tracing::info!(worker, "unique idgen worker id assigned");
         }
     }
@@ -112,19 +157,22 @@ impl IdService {
     /// answers `NotLeader` (gRPC callers follow the redirect).
     pub async fn issue_local(&self, count: u32) -> Result<Vec<IdBlock>, IdError> {
         self.check_count(u64::from(count))?;
-        match self.mode {
+        let blocks = match self.mode {
             IdgenMode::Unique => {
-                let issuer = self
+                let (issuer, _) = self
                     .unique
                     .get()
                     .ok_or_else(|| IdError::Unavailable("worker id not assigned yet".into()))?;
-                Ok(issuer.issue(count).await)
+                issuer.issue(count).await
             }
             IdgenMode::Strict => match &self.strict {
-                Some(issuer) => issuer.issue(count).await.map(|b| vec![b]),
-                None => Err(IdError::NotLeader { leader: None }),
+                Some(issuer) => vec![issuer.issue(count).await?],
+                None => return Err(IdError::NotLeader { leader: None }),
             },
-        }
+        };
+        let n: u64 = blocks.iter().map(|b| u64::from(b.count)).sum();
+        self.issued.fetch_add(n, Ordering::Relaxed);
+        Ok(blocks)
     }
 
     /// Ids for a caller that does not follow redirects (HTTP): issued here when possible,

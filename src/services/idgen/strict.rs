@@ -12,6 +12,7 @@
 //! and it never issues below that. Every id the old leader issued was below its committed
 //! ceiling, so ids stay strictly increasing across leader changes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +54,8 @@ pub struct StrictIssuer {
     window: Mutex<Window>,
     changed: Notify,
     renew_now: Notify,
+    /// Times this node opened a window (became the issuer of a new term).
+    opened: AtomicU64,
 }
 
 #[derive(Default)]
@@ -63,6 +66,8 @@ struct Window {
     ceiling: u64,
     lease_until: Option<Instant>,
     clock: ClockGuard,
+    /// When this window was opened, Unix ms (this node's wall clock).
+    opened_at_ms: u64,
 }
 
 enum Attempt {
@@ -92,7 +97,19 @@ impl StrictIssuer {
             window: Mutex::new(Window::default()),
             changed: Notify::new(),
             renew_now: Notify::new(),
+            opened: AtomicU64::new(0),
         }
+    }
+
+    /// Since when (Unix ms) this node has been issuing, if it is.
+    pub fn issuing_since_ms(&self) -> Option<u64> {
+        let w = self.lock();
+        w.term.map(|_| w.opened_at_ms)
+    }
+
+    /// Times this node became the issuer of a new term since it started.
+    pub fn terms_led(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
@@ -262,6 +279,8 @@ impl StrictIssuer {
         w.term = Some(term);
         w.next = previous.max(strict_floor(now_ms));
         w.ceiling = ceiling;
+        w.opened_at_ms = now_ms;
+        self.opened.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             term,
             from = w.next,

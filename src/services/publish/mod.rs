@@ -20,6 +20,7 @@ use crate::services::relay::{
     Audience, Delivery, Envelope, Position, Relay, RelayError, RelayStats,
 };
 use crate::services::spear::roster::{ConnKey, Roster};
+use crate::services::spear::SpearCounters;
 
 /// Whether this spear has someone in an audience (then a message to it is delivered here as
 /// well as relayed).
@@ -107,6 +108,7 @@ pub struct Publisher {
     relay: Relay,
     sequencer: Arc<Sequencer>,
     here: Arc<dyn LocalAudience>,
+    counters: Arc<SpearCounters>,
 }
 
 impl Publisher {
@@ -117,12 +119,14 @@ impl Publisher {
         relay: Relay,
         sequencer: Arc<Sequencer>,
         here: Arc<dyn LocalAudience>,
+        counters: Arc<SpearCounters>,
     ) -> Self {
         Self {
             ids,
             relay,
             sequencer,
             here,
+            counters,
         }
     }
 
@@ -166,6 +170,7 @@ impl Publisher {
     /// channel's history, then given to the relay; this spear's recipients get it either way,
     /// without a position when the history did not take it (it is not replayable then).
     pub async fn publish_as(&self, id: u64, draft: Draft) -> Result<Accepted, Refused> {
+        self.counters.published();
         let create_time = unix_ms();
         let audience = draft.audience;
         let issued = Some((id, create_time));

@@ -3,11 +3,13 @@
 //! relay's subscriptions and presence), token checks for connecting clients ([`Verifier`]),
 //! and the spear's registration with the Raft group.
 
+mod counters;
 mod registration;
 pub mod roster;
 pub mod session;
 pub mod sessions;
 
+pub use counters::{CountersReport, SpearCounters};
 pub use registration::{run_registration, Fenced};
 pub use roster::Roster;
 pub use session::Verifier;

@@ -259,22 +259,15 @@ impl Aggregator {
         Ok((spears, groups))
     }
 
-    /// `GET /api/v1/spear` on a spear; a spear that predates it answers `/api/v1/relay` only.
+    /// `GET /api/v1/spear` on a spear.
     async fn ask_spear(&self, id: NodeId, http: String) -> (NodeId, Result<SpearAnswer, String>) {
         if http.is_empty() {
             return (id, Err("no HTTP address".into()));
         }
-        let answer = match self.get_json(&http, "/api/v1/spear").await {
-            Err(Asked::NotFound) => self
-                .get_json(&http, "/api/v1/relay")
-                .await
-                .map(|relay| SpearAnswer {
-                    relay: Some(relay),
-                    ..SpearAnswer::default()
-                }),
-            other => other.and_then(|v| serde_json::from_value(v).map_err(|e| Asked::Failed(e.to_string()))),
-        };
-        (id, answer.map_err(|e| e.to_string()))
+        let answer = self.get_json(&http, "/api/v1/spear").await.and_then(|v| {
+            serde_json::from_value(v).map_err(|e| format!("bad answer: {e}"))
+        });
+        (id, answer)
     }
 
     async fn ask_idgen(&self, http: String) -> Option<IdgenAnswer> {
@@ -282,37 +275,19 @@ impl Aggregator {
         serde_json::from_value(answer).ok()
     }
 
-    async fn get_json(&self, http: &str, path: &str) -> Result<serde_json::Value, Asked> {
+    async fn get_json(&self, http: &str, path: &str) -> Result<serde_json::Value, String> {
         let resp = self
             .http
             .get(format!("http://{http}{path}"))
             .send()
             .await
-            .map_err(|e| Asked::Failed(unreachable_reason(&e)))?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Err(Asked::NotFound);
-        }
+            .map_err(|e| unreachable_reason(&e))?;
         if !resp.status().is_success() {
-            return Err(Asked::Failed(format!("answered {}", resp.status())));
+            return Err(format!("{path} answered {}", resp.status()));
         }
         resp.json()
             .await
-            .map_err(|e| Asked::Failed(format!("bad answer: {e}")))
-    }
-}
-
-/// Why a node's answer is missing.
-enum Asked {
-    NotFound,
-    Failed(String),
-}
-
-impl std::fmt::Display for Asked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::NotFound => f.write_str("answered 404"),
-            Self::Failed(why) => f.write_str(why),
-        }
+            .map_err(|e| format!("bad answer: {e}"))
     }
 }
 
