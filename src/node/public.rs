@@ -112,10 +112,7 @@ fn monitor(base: &Base<'_>, sources: MonitorSources, runner: &mut Runner) -> Rou
     http::monitor_router(MonitorState {
         aggregator,
         closing: runner.token(Stage::Clients),
-        dev_tokens: base
-            .config
-            .uses_dev_secrets()
-            .then(|| base.auth.clone()),
+        dev_tokens: base.config.uses_dev_secrets().then(|| base.auth.clone()),
     })
 }
 

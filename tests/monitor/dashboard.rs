@@ -44,20 +44,34 @@ async fn dashboard_browser() {
     let (mut cluster, _, _) =
         TestCluster::launch(crate::gru(), &specs, ClusterOptions::default()).await;
     cluster
-        .wait_for("both spears registered", Duration::from_secs(30), || async {
-            let view = cluster.view(1).await?;
-            (view.spears.len() == 2).then_some(())
-        })
+        .wait_for(
+            "both spears registered",
+            Duration::from_secs(30),
+            || async {
+                let view = cluster.view(1).await?;
+                (view.spears.len() == 2).then_some(())
+            },
+        )
         .await;
 
     // Spear 4: user 101 twice (groups 10, 11) and 102 (10). Spear 5: 201 (10) and 202.
-    let _clients = vec![
+    let _clients = [
         client(&cluster, 4, 101, &[10, 11]).await,
         client(&cluster, 4, 101, &[10]).await,
-        client(&cluster, 4, 102, &[10]).await,
         client(&cluster, 5, 201, &[10]).await,
         client(&cluster, 5, 202, &[]).await,
     ];
+    // User 102 talks to group 10 all along, so the rates and charts have something to show;
+    // the numbers compared (connections, users, groups) do not move with it.
+    let talker = client(&cluster, 4, 102, &[10]).await;
+    let talking = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(150));
+        for n in 0u64.. {
+            tick.tick().await;
+            let msg = json!({"type": 1, "target": {"id": GROUP, "type": 1}, "content": format!("tick {n}")});
+            let _ = talker.call("msg", &msg.to_string().into()).await;
+        }
+    });
     // (users, groups) per spear, once stat reads them from presence.
     let expected = [(4, 2, 2), (5, 2, 1)];
     cluster
@@ -89,7 +103,12 @@ async fn dashboard_browser() {
     let agreed = script.step("agreed", Duration::from_secs(90)).await;
     // What the page showed is what this test set up, not only what /api/v1 said.
     let page = &agreed["page"];
-    assert!(page["leader"].as_u64().is_some_and(|l| (1..=3).contains(&l)), "{page}");
+    assert!(
+        page["leader"]
+            .as_u64()
+            .is_some_and(|l| (1..=3).contains(&l)),
+        "{page}"
+    );
     assert!(page["term"].as_u64().is_some_and(|t| t >= 1), "{page}");
     for (id, connections, users, groups) in [(4, 3, 2, 2), (5, 2, 2, 1)] {
         let spear = &page["spears"][id.to_string()];
@@ -112,4 +131,5 @@ async fn dashboard_browser() {
     assert_eq!(down["spears"]["4"]["state"], "up", "{down}");
     script.step("screenshot", Duration::from_secs(30)).await;
     script.finish(Duration::from_secs(30)).await;
+    talking.abort();
 }

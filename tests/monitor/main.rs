@@ -122,7 +122,11 @@ impl Script {
         loop {
             while let Ok(step) = self.steps.try_recv() {
                 eprintln!("[{}] {step}", self.name);
-                assert_ne!(step["step"], "failed", "{} failed: {}", self.name, step["error"]);
+                assert_ne!(
+                    step["step"], "failed",
+                    "{} failed: {}",
+                    self.name, step["error"]
+                );
             }
             if let Some(status) = self.child.try_wait().expect("wait for node") {
                 assert!(status.success(), "{} exited with {status}", self.name);

@@ -28,10 +28,14 @@ async fn playground_browser() {
     };
     let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
     cluster
-        .wait_for("both spears registered", Duration::from_secs(30), || async {
-            let view = cluster.view(1).await?;
-            (view.spears.len() == 2).then_some(())
-        })
+        .wait_for(
+            "both spears registered",
+            Duration::from_secs(30),
+            || async {
+                let view = cluster.view(1).await?;
+                (view.spears.len() == 2).then_some(())
+            },
+        )
         .await;
     // The ticket places users only on spears it knows live (lease and gossip).
     cluster

@@ -125,9 +125,9 @@ run(async () => {
     });
     say('drill', { group, ...drill });
     // Let the sparklines gather a few points before the picture.
-    await until('a few points on the charts', 10000, async () => {
+    await until('a few points on the charts', 20000, async () => {
       const at = Number(await page.evaluate(() => document.body.dataset.at));
-      return at - agreed.snapshot_at >= 3000;
+      return at - agreed.snapshot_at >= 8000;
     });
     say('screenshot', { path: await screenshot(page, 'dashboard.png') });
 

@@ -23,7 +23,7 @@ use crate::raft::{ClusterView, ControlError, ControlPlane, RaftRole};
 use crate::services::stat::{Presence, SpearStat};
 
 /// How often a snapshot is gathered while someone watches.
-pub const INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const INTERVAL: Duration = Duration::from_secs(1);
 /// How long a node has to answer one of the aggregator's requests.
 const ASK_TIMEOUT: Duration = Duration::from_millis(800);
 /// How long the cluster view may take (it asks every core for its Raft state).
@@ -190,11 +190,8 @@ impl Aggregator {
         let idgen_asks = idgen_targets(view.as_ref(), self.sources.idgen_mode)
             .into_iter()
             .map(|http| self.ask_idgen(http));
-        let (stat, answers, idgen) = tokio::join!(
-            self.stat(),
-            join_all(spear_asks),
-            join_all(idgen_asks)
-        );
+        let (stat, answers, idgen) =
+            tokio::join!(self.stat(), join_all(spear_asks), join_all(idgen_asks));
         let (stat, groups) = match stat {
             Ok(pair) => pair,
             Err(e) => {
@@ -264,9 +261,10 @@ impl Aggregator {
         if http.is_empty() {
             return (id, Err("no HTTP address".into()));
         }
-        let answer = self.get_json(&http, "/api/v1/spear").await.and_then(|v| {
-            serde_json::from_value(v).map_err(|e| format!("bad answer: {e}"))
-        });
+        let answer = self
+            .get_json(&http, "/api/v1/spear")
+            .await
+            .and_then(|v| serde_json::from_value(v).map_err(|e| format!("bad answer: {e}")));
         (id, answer)
     }
 
@@ -285,9 +283,7 @@ impl Aggregator {
         if !resp.status().is_success() {
             return Err(format!("{path} answered {}", resp.status()));
         }
-        resp.json()
-            .await
-            .map_err(|e| format!("bad answer: {e}"))
+        resp.json().await.map_err(|e| format!("bad answer: {e}"))
     }
 }
 
@@ -475,7 +471,12 @@ mod tests {
     fn ids_per_second_come_from_two_gatherings() {
         let mut memory = Memory::default();
         let t0 = Instant::now();
-        let first = idgen_part(IdgenMode::Strict, vec![answer(1, true, 100), answer(2, false, 0)], &mut memory, t0);
+        let first = idgen_part(
+            IdgenMode::Strict,
+            vec![answer(1, true, 100), answer(2, false, 0)],
+            &mut memory,
+            t0,
+        );
         assert_eq!(first.ids_per_sec, None, "one gathering has no rate");
         assert_eq!(first.issuers, vec![1]);
         let second = idgen_part(

@@ -37,7 +37,7 @@ struct TokenAnswer {
 }
 
 /// The dev token route, signing with `auth`'s business key.
-pub fn router(auth: AuthStore) -> Router {
+pub(super) fn router(auth: AuthStore) -> Router {
     Router::new()
         .route("/api/v1/dev/token", post(mint))
         .with_state(auth)

@@ -27,7 +27,7 @@ use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 
 pub use aggregator::{Aggregator, Sources as MonitorSources};
-pub use snapshot::Snapshot;
+use snapshot::Snapshot;
 
 use super::ApiError;
 use crate::services::auth::AuthStore;
@@ -213,7 +213,10 @@ mod tests {
         );
         let fresh = serve_asset(ASSETS[0].name, &HeaderMap::new());
         assert_eq!(fresh.status(), StatusCode::OK);
-        assert_eq!(fresh.headers()[header::CONTENT_TYPE], ASSETS[0].content_type);
+        assert_eq!(
+            fresh.headers()[header::CONTENT_TYPE],
+            ASSETS[0].content_type
+        );
         assert_eq!(
             serve_asset("../../Cargo.toml", &HeaderMap::new()).status(),
             StatusCode::NOT_FOUND

@@ -31,7 +31,7 @@ pub struct Snapshot {
 }
 
 /// The most groups a snapshot lists; the page's drill-down asks stat for any other.
-pub const TOP_GROUPS: usize = 50;
+pub(super) const TOP_GROUPS: usize = 50;
 
 /// The Raft group as the cluster view shows it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -157,7 +157,7 @@ pub struct IdgenAnswer {
 
 /// What `GET /api/v1/spear` answers on a spear; fields a spear does not report stay empty.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct SpearAnswer {
+pub(super) struct SpearAnswer {
     /// Open connections.
     pub connections: Option<u64>,
     /// Users.

@@ -16,7 +16,7 @@ use super::aggregator::{Aggregator, Stamped};
 
 /// The SSE answer for one viewer: the latest snapshot at once (when there is one), then each
 /// new one, until `closing`.
-pub fn snapshots(
+pub(super) fn snapshots(
     aggregator: &Arc<Aggregator>,
     closing: CancellationToken,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
