@@ -199,6 +199,8 @@ async fn dev(args: DevArgs) -> Result<()> {
     println!("  cluster view  http://{}/api/v1/cluster", args.http);
     println!("  ticket        http://{}/ticket", args.http);
     println!("  socket.io     http://{}", args.sio);
+    println!("  dashboard     http://{}/", args.http);
+    println!("  playground    http://{}/playground", args.http);
     println!(
         "  server API    http://{}/api/v1/publish  (Authorization: Bearer {})",
         args.http,

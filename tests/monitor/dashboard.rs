@@ -54,6 +54,17 @@ async fn dashboard_browser() {
         )
         .await;
 
+    // Only a node signing with `gru dev`'s public secret mints tokens.
+    let dev = cluster
+        .post(1, "/api/v1/dev/token", None, &[], r#"{"user_id":1}"#.into())
+        .await
+        .expect("node 1 answers");
+    assert_eq!(
+        dev.status(),
+        404,
+        "a dev token route without gru dev's secret"
+    );
+
     // Spear 4: user 101 twice (groups 10, 11) and 102 (10). Spear 5: 201 (10) and 202.
     let _clients = [
         client(&cluster, 4, 101, &[10, 11]).await,

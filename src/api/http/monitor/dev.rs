@@ -66,3 +66,47 @@ async fn mint(
     });
     Ok(Json(TokenAnswer { token, expires_at }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ClusterConfig, ListenAddrs};
+
+    #[tokio::test]
+    async fn a_dev_token_is_a_token1_that_gru_dev_accepts() {
+        let config = ClusterConfig::dev("data/dev".into(), ListenAddrs::dev_default());
+        let auth = AuthStore::new(&config.auth);
+        let request = TokenRequest {
+            user_id: 7,
+            user_name: "ann".into(),
+            app_type: "web".into(),
+        };
+        let Json(answer) = mint(State(auth.clone()), Ok(Json(request)))
+            .await
+            .expect("a token");
+        let now = crate::clock::unix_ms() / 1000;
+        let claims = auth
+            .current()
+            .business
+            .verify(&answer.token, now)
+            .expect("signed with the business key");
+        assert_eq!(
+            (claims.uid, claims.name.as_str(), claims.app.as_str()),
+            (7, "ann", "web")
+        );
+        assert_eq!(claims.typ, TokenKind::Business);
+        assert_eq!(claims.exp, answer.expires_at);
+    }
+
+    #[tokio::test]
+    async fn a_name_out_of_bounds_is_refused() {
+        let config = ClusterConfig::dev("data/dev".into(), ListenAddrs::dev_default());
+        let request = TokenRequest {
+            user_id: 7,
+            user_name: String::new(),
+            app_type: "web".into(),
+        };
+        let refused = mint(State(AuthStore::new(&config.auth)), Ok(Json(request))).await;
+        assert!(matches!(refused, Err(ApiError::BadRequest(_))));
+    }
+}
