@@ -43,12 +43,14 @@ enum Command {
         #[arg(long, env = "GRU_NODE")]
         node: NodeId,
     },
-    /// Show the cluster as a node sees it: leader, term, members, log indexes, spears.
+    /// Show the cluster as a node sees it: leader (marked *), term, members with their lag,
+    /// spears with their connections. Exits 1 when the cluster has no leader.
     Status {
         /// HTTP address of any node.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
-        /// Print the JSON of GET /api/v1/cluster.
+        /// Print JSON instead: `{"cluster": GET /api/v1/cluster, "spears": [GET /api/v1/spear
+        /// of each spear, or {"node_id", "error"}]}`.
         #[arg(long)]
         json: bool,
         /// Ask the leader, after it confirmed its leadership with a quorum.
@@ -62,6 +64,9 @@ enum Command {
         #[command(subcommand)]
         action: ClusterAction,
     },
+    /// Drain a spear: ticket stops placing users on it, and its clients are told to reconnect
+    /// through ticket a wave at a time; shows progress until it is empty.
+    Drain(DrainArgs),
     /// Mint a token1 (what a business system gives its users) for development and tests.
     Token(TokenArgs),
     /// Read and write the replicated metadata store.
@@ -71,6 +76,30 @@ enum Command {
         #[command(subcommand)]
         action: MetaAction,
     },
+}
+
+#[derive(clap::Args)]
+struct DrainArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The spear's node id (a node of the config with the spear role).
+    #[arg(long)]
+    node: NodeId,
+    /// Connections told to leave per wave.
+    #[arg(long, default_value_t = 100)]
+    wave: u32,
+    /// Time between waves, in ms (at most 60000).
+    #[arg(long, default_value_t = 1000)]
+    every_ms: u64,
+    /// Take users again instead (clients already moved stay where they are).
+    #[arg(long, conflicts_with_all = ["no_wait"])]
+    stop: bool,
+    /// Start the drain and return at once instead of showing progress until it is empty.
+    #[arg(long)]
+    no_wait: bool,
+    /// Stop waiting after this many seconds (exit status 1); the drain itself goes on.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
 }
 
 #[derive(clap::Args)]
@@ -178,6 +207,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         } => status(&addr, json, linearizable).await,
         Command::Cluster { target, action } => cluster(target, action).await,
         Command::Meta { target, action } => meta(target, action).await,
+        Command::Drain(args) => drain(args).await,
         Command::Token(args) => token(args),
     }
 }
@@ -296,10 +326,13 @@ async fn status(addr: &str, json: bool, linearizable: bool) -> Result<()> {
     } else {
         "local"
     };
-    let url = format!("http://{addr}/api/v1/cluster?consistency={consistency}");
-    let resp = reqwest::Client::new()
-        .get(&url)
+    let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .build()
+        .context("building the HTTP client")?;
+    let url = format!("http://{addr}/api/v1/cluster?consistency={consistency}");
+    let resp = http
+        .get(&url)
         .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;
@@ -308,17 +341,51 @@ async fn status(addr: &str, json: bool, linearizable: bool) -> Result<()> {
     if !code.is_success() {
         bail!("{url} answered {code}: {body}");
     }
-    if json {
-        println!("{body}");
-        return Ok(());
-    }
     let view: ClusterView =
         serde_json::from_str(&body).context("the reply is not a cluster view")?;
-    print_view(&view);
+    // Each spear's own counts, asked of it at once (a spear that does not answer shows why).
+    let spears = futures_util::future::join_all(view.spears.iter().map(|s| {
+        let (http, url) = (&http, format!("http://{}/api/v1/spear", s.http));
+        async move {
+            let answer = async {
+                let resp = http
+                    .get(&url)
+                    .timeout(Duration::from_secs(3))
+                    .send()
+                    .await?;
+                resp.error_for_status()?.json::<serde_json::Value>().await
+            }
+            .await;
+            (s.id, answer.map_err(|e| e.to_string()))
+        }
+    }))
+    .await;
+    if json {
+        let spears: Vec<serde_json::Value> = spears
+            .into_iter()
+            .map(|(id, answer)| match answer {
+                Ok(a) => a,
+                Err(e) => serde_json::json!({"node_id": id, "error": e}),
+            })
+            .collect();
+        let out = serde_json::json!({"cluster": view, "spears": spears});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_view(&view, &spears);
+    }
+    if view.leader_id.is_none() {
+        bail!(
+            "the cluster has no leader (as node {} sees it)",
+            view.served_by
+        );
+    }
     Ok(())
 }
 
-fn print_view(view: &ClusterView) {
+/// A spear's own answer to `GET /api/v1/spear`, or why there is none.
+type SpearAnswer = (NodeId, Result<serde_json::Value, String>);
+
+fn print_view(view: &ClusterView, spears: &[SpearAnswer]) {
     let leader = view
         .leader_id
         .map_or("none".to_string(), |id| id.to_string());
@@ -326,9 +393,16 @@ fn print_view(view: &ClusterView) {
         "served by node {}; leader {leader}; term {}",
         view.served_by, view.term
     );
+    // Lag: entries the leader has that a member has not applied yet.
+    let leader_last = view
+        .nodes
+        .iter()
+        .find(|n| Some(n.id) == view.leader_id)
+        .and_then(|n| n.status.as_ref())
+        .map(|s| s.last_log_index);
     println!(
-        "{:<5} {:<22} {:<8} {:<10} {:>5} {:>9} {:>9}  {:<22} HTTP",
-        "ID", "ROLES", "RAFT", "STATE", "TERM", "LAST_LOG", "APPLIED", "GRPC"
+        "  {:<5} {:<22} {:<8} {:<10} {:>5} {:>9} {:>9} {:>5}  {:<22} HTTP",
+        "ID", "ROLES", "RAFT", "STATE", "TERM", "LAST_LOG", "APPLIED", "LAG", "GRPC"
     );
     for n in &view.nodes {
         let roles = n
@@ -342,36 +416,73 @@ fn print_view(view: &ClusterView) {
             RaftRole::Learner => "learner",
             RaftRole::None => "-",
         };
-        let (state, term, last, applied) = match &n.status {
+        let dash = || "-".to_string();
+        let (state, term, last, applied, lag) = match &n.status {
             Some(s) => (
                 s.server_state.clone(),
                 s.term.to_string(),
                 s.last_log_index.to_string(),
                 s.applied_index.to_string(),
+                leader_last.map_or_else(dash, |l| l.saturating_sub(s.applied_index).to_string()),
             ),
-            None if n.unreachable.is_some() => ("DOWN".into(), "-".into(), "-".into(), "-".into()),
-            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+            None if n.unreachable.is_some() => ("DOWN".into(), dash(), dash(), dash(), dash()),
+            None => (dash(), dash(), dash(), dash(), dash()),
+        };
+        let mark = if Some(n.id) == view.leader_id {
+            "*"
+        } else {
+            " "
         };
         println!(
-            "{:<5} {:<22} {:<8} {:<10} {:>5} {:>9} {:>9}  {:<22} {}",
-            n.id, roles, raft, state, term, last, applied, n.grpc, n.http
+            "{mark} {:<5} {:<22} {:<8} {:<10} {:>5} {:>9} {:>9} {:>5}  {:<22} {}",
+            n.id, roles, raft, state, term, last, applied, lag, n.grpc, n.http
         );
     }
     if view.spears.is_empty() {
         println!("spears: none registered");
-    } else {
-        println!("spears:");
-        let now = gru::clock::unix_ms();
-        for s in &view.spears {
-            let left = s.expires_at_ms.saturating_sub(now);
-            println!(
-                "  {:<5} sio {:<22} http {:<22} lease {} ms left",
-                s.id,
-                s.sio.as_deref().unwrap_or("-"),
-                s.http,
-                left
-            );
-        }
+        return;
+    }
+    println!("spears:");
+    println!(
+        "  {:<5} {:<22} {:>11} {:>7} {:>7} {:<9} {:>9}",
+        "ID", "SIO", "CONNECTIONS", "USERS", "GROUPS", "STATE", "LEASE_MS"
+    );
+    let now = gru::clock::unix_ms();
+    for s in &view.spears {
+        let left = s.expires_at_ms.saturating_sub(now);
+        let answer = spears.iter().find(|(id, _)| *id == s.id).map(|(_, a)| a);
+        let count =
+            |a: &serde_json::Value, k: &str| a[k].as_u64().map_or("?".into(), |n| n.to_string());
+        let (conns, users, groups, state) = match answer {
+            Some(Ok(a)) => (
+                count(a, "connections"),
+                count(a, "users"),
+                count(a, "groups"),
+                if a["draining"] == true {
+                    "draining"
+                } else {
+                    "serving"
+                }
+                .to_string(),
+            ),
+            Some(Err(e)) => (
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                format!("unreachable: {e}"),
+            ),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "  {:<5} {:<22} {:>11} {:>7} {:>7} {:<9} {:>9}",
+            s.id,
+            s.sio.as_deref().unwrap_or("-"),
+            conns,
+            users,
+            groups,
+            state,
+            left
+        );
     }
 }
 
@@ -402,6 +513,85 @@ async fn cluster(target: Target, action: ClusterAction) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// How often `gru drain` reports progress.
+const DRAIN_POLL: Duration = Duration::from_millis(500);
+
+async fn drain(args: DrainArgs) -> Result<()> {
+    use gru::net::grpc::pb::{drain_request::Action, DrainRequest};
+    let config = ClusterConfig::load(&args.target.config)?;
+    let node = config.node(args.node)?;
+    if !node.has_role(gru::config::Role::Spear) {
+        bail!(
+            "node {} does not have the spear role in {}",
+            args.node,
+            args.target.config.display()
+        );
+    }
+    let addr = node.advertised_grpc();
+    let client = ClusterClient::for_cluster(&config, Duration::from_secs(10));
+    let ask = |action: Action| DrainRequest {
+        action: action.into(),
+        wave: args.wave,
+        every_ms: args.every_ms,
+    };
+    let call = |req| {
+        let (client, addr) = (&client, &addr);
+        async move {
+            client
+                .drain(addr, req)
+                .await
+                .with_context(|| format!("spear {} at {addr}", args.node))
+        }
+    };
+    if args.stop {
+        let reply = call(ask(Action::Stop)).await?;
+        println!(
+            "spear {} takes users again ({} connections)",
+            args.node, reply.connections
+        );
+        return Ok(());
+    }
+    let first = call(ask(Action::Start)).await?;
+    println!(
+        "draining spear {}: ticket places no users on it; {} connections, {} per wave every {} ms",
+        args.node, first.connections, args.wave, args.every_ms
+    );
+    if args.no_wait {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout_secs);
+    let mut last = None;
+    loop {
+        let reply = call(ask(Action::Status)).await?;
+        if !reply.draining {
+            bail!("the drain of spear {} was stopped", args.node);
+        }
+        if last != Some(reply.connections) {
+            println!(
+                "spear {}: {} connections left, {} told to leave",
+                args.node, reply.connections, reply.moved
+            );
+            last = Some(reply.connections);
+        }
+        if reply.connections == 0 {
+            println!(
+                "spear {} is drained; it takes no users until it restarts or `gru drain --stop`",
+                args.node
+            );
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "spear {} still has {} connections after {} s (the drain goes on)",
+                args.node,
+                reply.connections,
+                args.timeout_secs
+            );
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
 }
 
 async fn meta(target: Target, action: MetaAction) -> Result<()> {

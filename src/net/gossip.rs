@@ -1,6 +1,6 @@
 //! Gossip between members (chitchat: Scuttlebutt reconciliation, phi-accrual failure
-//! detection). Every node gossips its roles; spears add their socket.io address and their
-//! connection count. Ticket reads liveness and load from here; the Raft registry stays the
+//! detection). Every node gossips its roles; spears add their socket.io address, their
+//! connection count and whether they are draining. Ticket reads liveness and load from here; the Raft registry stays the
 //! authority on which spears exist.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +14,7 @@ use crate::config::{NodeConfig, NodeId};
 
 const KEY_ROLES: &str = "roles";
 const KEY_LOAD: &str = "load";
+const KEY_DRAINING: &str = "draining";
 
 /// Gossip could not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,8 @@ pub struct SpearHealth {
     pub live: BTreeMap<NodeId, u64>,
     /// Spears the failure detector considers dead.
     pub dead: BTreeSet<NodeId>,
+    /// Live spears that are draining (`gru drain`): they take no new users.
+    pub draining: BTreeSet<NodeId>,
 }
 
 /// This node's gossip membership.
@@ -93,6 +96,13 @@ impl Gossip {
             .await;
     }
 
+    /// Publishes whether this spear is draining.
+    pub async fn set_draining(&self, draining: bool) {
+        self.handle
+            .with_chitchat(|c| c.self_node_state().set(KEY_DRAINING, u8::from(draining)))
+            .await;
+    }
+
     /// Liveness and load of every spear gossip has heard of.
     pub async fn spears(&self) -> SpearHealth {
         self.handle
@@ -109,8 +119,15 @@ impl Gossip {
                         .and_then(|s| s.get(KEY_LOAD))
                         .and_then(|l| l.parse().ok())
                         .unwrap_or(0);
+                    let draining = c
+                        .node_state(id)
+                        .and_then(|s| s.get(KEY_DRAINING))
+                        .is_some_and(|d| d == "1");
                     if let Some(n) = node_id(id) {
                         health.live.insert(n, load);
+                        if draining {
+                            health.draining.insert(n);
+                        }
                     }
                 }
                 for id in c.dead_nodes().filter(|id| is_spear(id)) {

@@ -331,12 +331,12 @@ async fn compose(
         let started = spear::start(&base, listener, links, ids.clone(), presence, runner)?;
         presence = started.presence;
         probe = Some(started.probe);
-        spear_parts = Some((started.publisher, started.sessions));
+        spear_parts = Some((started.publisher, started.rpc));
     }
     // Served once the spear's clients exist: other spears ask it about them.
     let grpc_parts = (
         control.clone(),
-        spear_parts.as_ref().map(|(_, s)| s.clone()),
+        spear_parts.as_ref().map(|(_, rpc)| rpc.clone()),
     );
     let (grpc_ids, grpc_listener) = (ids.clone(), listeners.grpc);
     runner.spawn(Stage::Internal, "internal gRPC", move |cancel| async move {
@@ -350,7 +350,7 @@ async fn compose(
         ids,
         probe,
         presence,
-        spear: spear_parts,
+        spear: spear_parts.map(|(publisher, rpc)| (publisher, rpc.sessions)),
         redis,
     };
     let api = public::router(&base, routes, runner);

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::runner::{Runner, Stage};
 use super::{Base, NodeError};
+use crate::api::grpc::SpearRpc;
 use crate::api::http::SpearProbe;
 use crate::api::serve::ServeLimits;
 use crate::api::socketio::{
@@ -24,7 +25,7 @@ use crate::services::idgen::IdService;
 use crate::services::publish::Publisher;
 use crate::services::relay::{LocalRelay, RedisParts, RedisRelay};
 use crate::services::spear::{
-    self, roster::ChangeSink, LocalSessions, Roster, SpearCounters, Verifier,
+    self, roster::ChangeSink, Drain, LocalSessions, Roster, SpearCounters, Verifier,
 };
 use crate::services::stat::{Keys, Presence, PresenceMarks, PresenceWriter};
 
@@ -74,8 +75,8 @@ pub(super) struct Spear {
     pub(super) presence: Presence,
     /// What clients and the server API publish through.
     pub(super) publisher: Arc<Publisher>,
-    /// This spear's clients, for the server API (here and over gRPC).
-    pub(super) sessions: Arc<dyn LocalSessions>,
+    /// This spear's clients (for the server API, here and over gRPC) and its drain.
+    pub(super) rpc: SpearRpc,
 }
 
 /// Starts the spear on `listener` and spawns its workers into `runner`.
@@ -92,6 +93,7 @@ pub(super) fn start(
     let (layer, io) = socketio::socket_layer(spear_cfg);
     let marks = Arc::new(PresenceMarks::default());
     let counters = Arc::new(SpearCounters::default());
+    let drain = Arc::new(Drain::default());
     // History: in the spear's memory when it is the only one, else in Redis.
     let store: Option<Arc<dyn HistoryStore>> = match (&links.redis, config.history.enabled) {
         (_, false) => None,
@@ -212,6 +214,7 @@ pub(super) fn start(
         closer,
         deadlines,
         counters: counters.clone(),
+        drain: drain.clone(),
     });
     let (load_ctx, gossip, every) = (ctx.clone(), base.gossip.clone(), base.gossip_every);
     runner.spawn(Stage::Background, "load publisher", move |cancel| {
@@ -236,12 +239,17 @@ pub(super) fn start(
         probe: SpearProbe {
             relay,
             sequencer,
-            counters,
+            counters: counters.clone(),
             roster,
+            drain: drain.clone(),
         },
         presence,
         publisher,
-        sessions,
+        rpc: SpearRpc {
+            sessions,
+            drain,
+            counters,
+        },
     })
 }
 
@@ -253,23 +261,35 @@ fn unbuilt() -> NodeError {
     })
 }
 
-/// A spear gossips its connection count, which ticket uses for bounded-load placement.
+/// A spear gossips its connection count, which ticket uses for bounded-load placement, and
+/// whether it is draining (at once when that changes), which keeps ticket from placing users.
 async fn publish_load(
     ctx: Arc<SpearContext>,
     gossip: Arc<Gossip>,
     every: Duration,
     cancel: CancellationToken,
 ) {
-    let mut last = None;
+    let (mut last_load, mut last_draining) = (None, None);
+    let mut drain = ctx.drain.watch();
     loop {
         let load = ctx.counters.connections();
-        if last != Some(load) {
+        if last_load != Some(load) {
             gossip.set_load(load).await;
-            last = Some(load);
+            last_load = Some(load);
+        }
+        let draining = ctx.drain.is_draining();
+        if last_draining != Some(draining) {
+            gossip.set_draining(draining).await;
+            last_draining = Some(draining);
         }
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(every) => {}
+            changed = drain.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
         }
     }
 }

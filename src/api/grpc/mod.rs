@@ -5,4 +5,4 @@ mod convert;
 mod raft_server;
 mod server;
 
-pub use server::serve;
+pub use server::{serve, SpearRpc};

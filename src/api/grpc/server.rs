@@ -1,9 +1,11 @@
 //! The internal gRPC server: ids on every node; Raft transport and control plane on core nodes;
-//! a spear's clients (for the server API) on spear nodes; all on `listen.grpc`.
+//! a spear's clients (for the server API) and its drain (`gru drain`) on spear nodes; all on
+//! `listen.grpc`.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::Stream;
 use tokio_util::sync::CancellationToken;
@@ -20,13 +22,13 @@ use crate::net::grpc::pb::spear_sessions_server::{
     SpearSessions as SpearSessionsRpc, SpearSessionsServer,
 };
 use crate::net::grpc::pb::{
-    Ack, ClusterViewRequest, ConnectionsReply, GetMetaRequest, IdsReply, JsonReply, LeaseReply,
-    MetaEntry, MetaReply, NextIdsRequest, NodeRef, NodeStatusReply, NodeStatusRequest,
-    SpearHeartbeatRequest, UserSessionsRequest, WorkerReply,
+    drain_request, Ack, ClusterViewRequest, ConnectionsReply, DrainReply, DrainRequest,
+    GetMetaRequest, IdsReply, JsonReply, LeaseReply, MetaEntry, MetaReply, NextIdsRequest, NodeRef,
+    NodeStatusReply, NodeStatusRequest, SpearHeartbeatRequest, UserSessionsRequest, WorkerReply,
 };
 use crate::raft::{ControlPlane, Member};
 use crate::services::idgen::IdService;
-use crate::services::spear::{ConnectionInfo, LocalSessions};
+use crate::services::spear::{ConnectionInfo, Drain, DrainPlan, LocalSessions, SpearCounters};
 
 /// Largest Raft message accepted (snapshots travel whole).
 const MAX_MESSAGE: usize = 256 * 1024 * 1024;
@@ -122,9 +124,30 @@ impl ControlPlaneRpc for ControlService {
     }
 }
 
-/// A spear's clients, asked by the node that took a server-API request.
+/// What a spear serves over the internal API: its clients (asked by the node that took a
+/// server-API request) and its drain (`gru drain`).
+#[derive(Clone)]
+pub struct SpearRpc {
+    /// The spear's clients.
+    pub sessions: Arc<dyn LocalSessions>,
+    /// Its drain state.
+    pub drain: Arc<Drain>,
+    /// Its connection count.
+    pub counters: Arc<SpearCounters>,
+}
+
 struct SessionsService {
-    local: Arc<dyn LocalSessions>,
+    spear: SpearRpc,
+}
+
+impl SessionsService {
+    fn drain_reply(&self) -> Response<DrainReply> {
+        Response::new(DrainReply {
+            draining: self.spear.drain.is_draining(),
+            connections: self.spear.counters.connections(),
+            moved: self.spear.drain.moved_count(),
+        })
+    }
 }
 
 fn connections(found: Vec<ConnectionInfo>) -> Response<ConnectionsReply> {
@@ -139,7 +162,9 @@ impl SpearSessionsRpc for SessionsService {
         &self,
         req: Request<UserSessionsRequest>,
     ) -> Result<Response<ConnectionsReply>, Status> {
-        Ok(connections(self.local.list(req.into_inner().user_id)))
+        Ok(connections(
+            self.spear.sessions.list(req.into_inner().user_id),
+        ))
     }
 
     async fn disconnect_user(
@@ -147,7 +172,29 @@ impl SpearSessionsRpc for SessionsService {
         req: Request<UserSessionsRequest>,
     ) -> Result<Response<ConnectionsReply>, Status> {
         let req = req.into_inner();
-        Ok(connections(self.local.disconnect(req.user_id, &req.reason)))
+        Ok(connections(
+            self.spear.sessions.disconnect(req.user_id, &req.reason),
+        ))
+    }
+
+    async fn drain(&self, req: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {
+        let req = req.into_inner();
+        match drain_request::Action::try_from(req.action) {
+            Ok(drain_request::Action::Status) => {}
+            Ok(drain_request::Action::Start) => {
+                let plan = DrainPlan::new(req.wave, Duration::from_millis(req.every_ms))
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                self.spear.drain.start(plan);
+            }
+            Ok(drain_request::Action::Stop) => self.spear.drain.stop(),
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown drain action {}",
+                    req.action
+                )))
+            }
+        }
+        Ok(self.drain_reply())
     }
 }
 
@@ -207,7 +254,7 @@ fn id_replies(ids: Arc<IdService>, inbound: Streaming<NextIdsRequest>) -> IdRepl
 /// the control plane on core nodes (`control`), a spear's clients on spear nodes (`sessions`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    (control, sessions): (Option<Arc<ControlPlane>>, Option<Arc<dyn LocalSessions>>),
+    (control, spear): (Option<Arc<ControlPlane>>, Option<SpearRpc>),
     ids: Arc<IdService>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
@@ -226,8 +273,8 @@ pub async fn serve(
             .add_service(raft)
             .add_service(ControlPlaneServer::new(ControlService { control }));
     }
-    if let Some(local) = sessions {
-        router = router.add_service(SpearSessionsServer::new(SessionsService { local }));
+    if let Some(spear) = spear {
+        router = router.add_service(SpearSessionsServer::new(SessionsService { spear }));
     }
     router
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())

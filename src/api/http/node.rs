@@ -17,7 +17,7 @@ use crate::services::idgen::IdgenReport;
 use crate::services::idgen::{IdError, IdService};
 use crate::services::relay::{Relay, RelayReport};
 use crate::services::spear::roster::RosterView;
-use crate::services::spear::{CountersReport, SpearCounters};
+use crate::services::spear::{CountersReport, Drain, SpearCounters};
 
 /// What the HTTP handlers need from the node.
 #[derive(Clone)]
@@ -47,6 +47,8 @@ pub struct SpearProbe {
     pub counters: Arc<SpearCounters>,
     /// Who is connected here.
     pub roster: Arc<dyn RosterView>,
+    /// Whether it is draining.
+    pub drain: Arc<Drain>,
 }
 
 /// The router of the public API.
@@ -183,6 +185,8 @@ struct SpearAnswer {
     users: usize,
     /// Groups with at least one member here.
     groups: usize,
+    /// Whether it is draining (`gru drain`): it takes no new users.
+    draining: bool,
     relay: RelayAnswer,
 }
 
@@ -196,6 +200,7 @@ async fn spear(State(state): State<ApiState>) -> Result<Json<SpearAnswer>, ApiEr
         counters: probe.counters.report(),
         users,
         groups,
+        draining: probe.drain.is_draining(),
         relay: RelayAnswer::of(probe),
     }))
 }

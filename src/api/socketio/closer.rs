@@ -39,6 +39,8 @@ pub enum CloseReason {
     SlowConsumer,
     /// A business server closed it through the server API.
     ByServer,
+    /// The spear is draining (`gru drain`); the client was told to reconnect through ticket.
+    Draining,
 }
 
 impl CloseReason {
@@ -50,6 +52,7 @@ impl CloseReason {
             CloseReason::Unauthenticated => "unauthenticated",
             CloseReason::SlowConsumer => "slow_consumer",
             CloseReason::ByServer => "by_server",
+            CloseReason::Draining => "draining",
         }
     }
 

@@ -32,7 +32,7 @@ use crate::services::publish::{Draft, Publisher, Refused, Sender};
 use crate::services::relay::{Audience, Delivery, Envelope, Position};
 use crate::services::spear::roster::{Pending, Roster};
 use crate::services::spear::session::{Session, Verifier};
-use crate::services::spear::{Fenced, SpearCounters};
+use crate::services::spear::{Drain, DrainState, Fenced, SpearCounters};
 use crate::services::stat::Presence;
 
 /// How long an `auth` or `subscribe` waits for the relay to confirm its subscriptions (when Redis
@@ -100,6 +100,8 @@ pub struct SpearContext {
     pub deadlines: Deadlines,
     /// Open connections (gossiped as this spear's load) and messages in and out.
     pub counters: Arc<SpearCounters>,
+    /// Whether the spear is draining (`gru drain`): it takes no new connections then.
+    pub drain: Arc<Drain>,
 }
 
 /// Waits (bounded) until the relay confirmed the subscriptions a roster change asked for.
@@ -721,6 +723,7 @@ struct Gate {
     closer: Arc<Closer>,
     stopping: CancellationToken,
     fenced: Fenced,
+    drain: Arc<Drain>,
 }
 
 /// Runs before engine.io sees a request: a new session is refused once the spear is stopping
@@ -730,12 +733,16 @@ struct Gate {
 async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
     let query = request.uri().query().unwrap_or_default();
     let sid = query_param(query, "sid");
-    if sid.is_none() && (gate.stopping.is_cancelled() || *gate.fenced.borrow()) {
-        let why = if gate.stopping.is_cancelled() {
-            "this spear is shutting down"
-        } else {
-            OUT_OF_CLUSTER
-        };
+    let refusal = if gate.stopping.is_cancelled() {
+        Some("this spear is shutting down")
+    } else if *gate.fenced.borrow() {
+        Some(OUT_OF_CLUSTER)
+    } else if gate.drain.is_draining() {
+        Some(DRAINING)
+    } else {
+        None
+    };
+    if let (None, Some(why)) = (sid, refusal) {
         let body = axum::Json(json!({"code": 503, "message": why}));
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     }
@@ -774,6 +781,9 @@ pub async fn serve(
             if mw_stopping.is_cancelled() {
                 return Err(format!("{SYSTEM_ERROR}: this spear is shutting down"));
             }
+            if mw_ctx.drain.is_draining() {
+                return Err(format!("{SYSTEM_ERROR}: {DRAINING}"));
+            }
             handshake(s, auth, mw_ctx.clone()).await
         }),
     );
@@ -782,8 +792,10 @@ pub async fn serve(
         closer: ctx.closer.clone(),
         stopping: shutdown.clone(),
         fenced: fenced.clone(),
+        drain: ctx.drain.clone(),
     };
     let fence = move_clients_when_fenced(io.clone(), fenced);
+    let drain = move_clients_when_draining(io.clone(), ctx.clone(), DRAIN_SETTLE);
     // Paths that are not socket.io get the API's JSON 404.
     let app = crate::api::http::with_json_fallbacks(axum::Router::new())
         .layer(layer)
@@ -804,7 +816,63 @@ pub async fn serve(
     tokio::select! {
         () = serve::serve("socket.io", listener, app, limits, shutdown, farewell) => {}
         () = fence => {}
+        () = drain => {}
     }
+}
+
+/// What a draining spear tells its clients and new connections.
+const DRAINING: &str = "this spear is being drained: reconnect through ticket";
+
+/// How long a drain waits before its first wave: ticket must have heard (by gossip) that the
+/// spear takes no users, or the clients it moves would be sent back to it.
+const DRAIN_SETTLE: Duration = Duration::from_secs(2);
+
+/// Whenever the spear drains, tells its clients to reconnect through ticket and closes them,
+/// a wave at a time as the drain's plan says, after `settle`. Never returns.
+async fn move_clients_when_draining(io: SocketIo, ctx: Arc<SpearContext>, settle: Duration) {
+    let mut state = ctx.drain.watch();
+    loop {
+        let now = *state.borrow_and_update();
+        let plan = match now {
+            DrainState::Draining(plan) => plan,
+            DrainState::Serving => {
+                if state.changed().await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        // Anything that changes the drain (stopped, another plan) starts over.
+        tokio::select! {
+            () = tokio::time::sleep(settle) => {}
+            changed = state.changed() => {
+                if changed.is_err() { break; }
+                continue;
+            }
+        }
+        let notice = json!({"reconnect": "ticket", "msg": DRAINING});
+        loop {
+            let wave = usize::try_from(plan.wave.get()).unwrap_or(usize::MAX);
+            let leaving: Vec<SocketRef> = io.sockets().into_iter().take(wave).collect();
+            for s in &leaving {
+                let _ = s.emit("server_shutdown", &notice);
+                ctx.closer.close(s, CloseReason::Draining, None);
+            }
+            if !leaving.is_empty() {
+                ctx.drain.moved(leaving.len() as u64);
+                tracing::info!(
+                    moved = leaving.len(),
+                    left = ctx.counters.connections(),
+                    "drain wave"
+                );
+            }
+            tokio::select! {
+                () = tokio::time::sleep(plan.every.max(Duration::from_millis(10))) => {}
+                _ = state.changed() => break,
+            }
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// What a spear out of the cluster tells its clients and new connections.

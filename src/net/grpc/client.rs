@@ -17,8 +17,9 @@ use super::pb::id_gen_client::IdGenClient;
 use super::pb::spear_sessions_client::SpearSessionsClient;
 use super::pb::NextIdsRequest;
 use super::pb::{
-    ClusterViewRequest, ConnectionInfo, GetMetaRequest, Member, MetaEntry, NodeRef,
-    NodeStatusReply, NodeStatusRequest, SpearHeartbeatRequest, UserSessionsRequest,
+    ClusterViewRequest, ConnectionInfo, DrainReply, DrainRequest, GetMetaRequest, Member,
+    MetaEntry, NodeRef, NodeStatusReply, NodeStatusRequest, SpearHeartbeatRequest,
+    UserSessionsRequest,
 };
 use super::{ChannelPool, LEADER_GRPC_HEADER};
 use crate::config::NodeId;
@@ -255,6 +256,12 @@ impl ClusterClient {
         };
         let reply = client.disconnect_user(self.request(req)).await?;
         Ok(reply.into_inner().connections)
+    }
+
+    /// Starts, stops or reads the drain of the spear at `addr` (no redirects).
+    pub async fn drain(&self, addr: &str, req: DrainRequest) -> Result<DrainReply, ClientError> {
+        let mut client = SpearSessionsClient::new(self.channel(addr)?);
+        Ok(client.drain(self.request(req)).await?.into_inner())
     }
 
     /// The cluster view from any core node, or from the leader when `linearizable`, decoded from

@@ -4,12 +4,14 @@
 //! and the spear's registration with the Raft group.
 
 mod counters;
+mod drain;
 mod registration;
 pub mod roster;
 pub mod session;
 pub mod sessions;
 
 pub use counters::{CountersReport, SpearCounters};
+pub use drain::{Drain, DrainPlan, DrainPlanError, DrainState, MAX_DRAIN_EVERY};
 pub use registration::{run_registration, Fenced};
 pub use roster::Roster;
 pub use session::Verifier;

@@ -1,5 +1,5 @@
 //! The spears ticket may hand out: those in the Raft registry whose lease has not ended and
-//! that gossip does not consider dead, with the connection counts gossip reports.
+//! that gossip does not consider dead or draining, with the connection counts gossip reports.
 //!
 //! On a core node the registry comes from the local state machine; elsewhere from polling a
 //! core node's cluster view. Gossip only ever removes a spear it has seen die (the registry is
@@ -42,7 +42,7 @@ pub struct SpearDirectory {
 
 impl SpearDirectory {
     /// The spears whose lease has not ended by this node's clock and that gossip does not
-    /// consider dead, with their gossiped loads.
+    /// consider dead or draining, with their gossiped loads.
     pub fn live(&self) -> Vec<SpearEntry> {
         let now = unix_ms();
         let health = self.health.read().unwrap_or_else(|e| e.into_inner());
@@ -50,7 +50,11 @@ impl SpearDirectory {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|s| s.expires_at_ms > now && !health.dead.contains(&s.id))
+            .filter(|s| {
+                s.expires_at_ms > now
+                    && !health.dead.contains(&s.id)
+                    && !health.draining.contains(&s.id)
+            })
             .map(|s| SpearEntry {
                 load: health.live.get(&s.id).copied().unwrap_or(s.load),
                 ..s.clone()
@@ -152,4 +156,32 @@ fn entry(view: SpearView) -> Option<SpearEntry> {
         expires_at_ms: view.expires_at_ms,
         load: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_and_draining_spears_are_not_handed_out() {
+        let directory = SpearDirectory::default();
+        let later = unix_ms() + 60_000;
+        directory.replace((1..=4).map(|id| SpearEntry {
+            id,
+            sio: format!("127.0.0.1:{}", 31000 + id),
+            expires_at_ms: if id == 4 { 1 } else { later },
+            load: 0,
+        }));
+        *directory.health.write().expect("health") = SpearHealth {
+            live: [(1, 10), (3, 30)].into(),
+            dead: [2].into(),
+            draining: [3].into(),
+        };
+        let live = directory.live();
+        assert_eq!(
+            live.iter().map(|s| (s.id, s.load)).collect::<Vec<_>>(),
+            [(1, 10)],
+            "2 is dead, 3 draining, 4's lease is over"
+        );
+    }
 }

@@ -1,0 +1,30 @@
+//! What an operator runs against a live cluster: `gru drain` moves a spear's clients to the
+//! other spears in waves and keeps ticket from placing users on it (`drain.rs`); `gru status`
+//! shows the leader, each member's lag and each spear's connections, and fails without a
+//! leader (`status.rs`).
+
+#[path = "../spear/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+mod drain;
+mod status;
+
+/// The `gru` binary cargo built for these tests.
+fn gru() -> gru_testkit::GruBin {
+    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
+}
+
+/// Runs `gru args…` to its end; (exit success, stdout, stderr).
+async fn run_gru(args: &[&str]) -> (bool, String, String) {
+    let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+    let out = tokio::task::spawn_blocking(move || gru().command().args(args).output())
+        .await
+        .expect("the gru task")
+        .expect("run gru");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
