@@ -124,7 +124,11 @@ impl Aggregator {
     /// A receiver of every new snapshot; while one is held the loop keeps gathering.
     pub fn subscribe(&self) -> watch::Receiver<Option<Stamped>> {
         let rx = self.latest.subscribe();
-        self.wake.notify_one();
+        // An idle loop gathers at once for its first viewer; a busy one is not hurried, so
+        // viewers arriving in a burst cost no extra gathering.
+        if !fresh(&self.latest.borrow(), Instant::now()) {
+            self.wake.notify_one();
+        }
         rx
     }
 
@@ -133,12 +137,8 @@ impl Aggregator {
     pub async fn current(&self, wait: Duration) -> Option<Arc<Snapshot>> {
         let now = Instant::now();
         *self.wanted_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(now + WANTED_FOR);
-        let fresh = |s: &Option<Stamped>| {
-            s.as_ref()
-                .is_some_and(|s| now.saturating_duration_since(s.at) < INTERVAL * 2)
-        };
         let mut rx = self.subscribe();
-        let found = tokio::time::timeout(wait, rx.wait_for(fresh)).await;
+        let found = tokio::time::timeout(wait, rx.wait_for(|s| fresh(s, now))).await;
         let stamped = found.ok()?.ok()?.clone();
         stamped.map(|s| s.snapshot)
     }
@@ -285,6 +285,13 @@ impl Aggregator {
         }
         resp.json().await.map_err(|e| format!("bad answer: {e}"))
     }
+}
+
+/// Whether `latest` was gathered less than two intervals before `now`.
+fn fresh(latest: &Option<Stamped>, now: Instant) -> bool {
+    latest
+        .as_ref()
+        .is_some_and(|s| now.saturating_duration_since(s.at) < INTERVAL * 2)
 }
 
 fn unreachable_reason(e: &reqwest::Error) -> String {
