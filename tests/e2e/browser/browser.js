@@ -66,9 +66,10 @@ async function get(base, p) {
   return resp.json();
 }
 
-/** Saves a full-page screenshot as `name` under $SCREENSHOTS; returns its path. */
+/** Saves a full-page screenshot as `name` under $SCREENSHOTS (the tests set it; by hand: the
+ * workspace's target/screenshots); returns its path. */
 async function screenshot(page, name) {
-  const dir = process.env.SCREENSHOTS || path.join(__dirname, 'screenshots');
+  const dir = process.env.SCREENSHOTS || path.join(__dirname, '..', '..', '..', 'target', 'screenshots');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, name);
   await page.screenshot({ path: file, fullPage: true });
