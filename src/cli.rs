@@ -260,6 +260,8 @@ async fn dev(args: DevArgs) -> Result<()> {
     println!("  metrics       http://{}/metrics", args.http);
     println!("  ticket        http://{}/ticket", args.http);
     println!("  socket.io     http://{}", args.sio);
+    println!("  dashboard     http://{}/", args.http);
+    println!("  playground    http://{}/playground", args.http);
     println!(
         "  server API    http://{}/api/v1/publish  (Authorization: Bearer {})",
         args.http,

@@ -164,6 +164,12 @@ impl ClusterConfig {
             .ok_or(ConfigError::UnknownNode(id))
     }
 
+    /// Whether tokens are signed with `gru dev`'s public business secret: then anyone can mint
+    /// them (`gru token --dev`), and the playground may too (`POST /api/v1/dev/token`).
+    pub fn uses_dev_secrets(&self) -> bool {
+        self.auth.business_secret == DEV_BUSINESS_SECRET
+    }
+
     /// The core nodes (Raft members), in file order.
     pub fn core_nodes(&self) -> impl Iterator<Item = &NodeConfig> {
         self.nodes.iter().filter(|n| n.is_core())
@@ -342,6 +348,7 @@ gossip = "127.0.0.1:3"
         assert_eq!(node.listen.http.to_string(), "127.0.0.1:8080");
         assert!(config.auth.business_secret.starts_with("INSECURE"));
         assert!(config.auth.spear_secret.starts_with("INSECURE"));
+        assert!(config.uses_dev_secrets());
     }
 
     #[test]

@@ -11,7 +11,8 @@ use super::Base;
 use std::time::Duration;
 
 use crate::api::http::{
-    self, ApiState, MetricsState, ServerApiLimits, ServerApiState, SpearProbe, TicketState,
+    self, Aggregator, ApiState, MetricsState, MonitorSources, MonitorState, ServerApiLimits,
+    ServerApiState, SpearProbe, TicketState,
 };
 use crate::api::serve::{KeyedRate, PerIpRate};
 use crate::config::Role;
@@ -52,7 +53,7 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
         roles: node.roles.clone(),
         control: routes.control.clone(),
         client: base.client.clone(),
-        ids: routes.ids,
+        ids: routes.ids.clone(),
         spear: routes.probe,
     });
     // Off, `/metrics` is not mounted and answers the JSON 404 of any unknown path.
@@ -68,6 +69,14 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
         )));
     }
     if node.has_role(Role::Stat) {
+        let sources = MonitorSources {
+            node_id: node.id,
+            control: routes.control.clone(),
+            client: base.client.clone(),
+            presence: routes.presence.clone(),
+            idgen_mode: routes.ids.mode(),
+        };
+        api = api.merge(monitor(base, sources, runner));
         api = api.merge(http::stat_router(routes.presence));
     }
     if node.has_role(Role::Ticket) {
@@ -104,6 +113,21 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
         }));
     }
     http::with_json_fallbacks(api)
+}
+
+/// The monitor's pages and feed, with its aggregator as a background worker; SSE viewers
+/// leave when the HTTP port stops. Dev tokens only with `gru dev`'s public secrets.
+fn monitor(base: &Base<'_>, sources: MonitorSources, runner: &mut Runner) -> Router {
+    let aggregator = Aggregator::new(sources);
+    let gather = aggregator.clone();
+    runner.spawn(Stage::Background, "monitor aggregator", move |cancel| {
+        gather.run(cancel)
+    });
+    http::monitor_router(MonitorState {
+        aggregator,
+        closing: runner.token(Stage::Clients),
+        dev_tokens: base.config.uses_dev_secrets().then(|| base.auth.clone()),
+    })
 }
 
 /// The server API of a spear: keys from `[auth]`, limits from `[server_api]`, idempotency keys

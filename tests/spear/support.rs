@@ -87,14 +87,16 @@ pub async fn authed(cluster: &TestCluster, ticket_node: u64, uid: u64, name: &st
     client
 }
 
-/// Runs Node's test runner in `tests/e2e` on `files` (all of them when empty) against the
-/// built `gru` (`GRU_BIN`), with `env` added, installing the official clients from the lockfile
-/// first on a fresh checkout (`.ci/run` installs them). Fails unless every test passed and
-/// some ran; returns the runner's output.
-pub fn node_tests(files: &[&str], env: &[(&str, String)]) -> String {
+/// `tests/e2e`, with its packages installed from the lockfile first when they are missing (a
+/// fresh checkout, or one from before a package was added; `.ci/run` installs them).
+pub fn e2e_dir() -> std::path::PathBuf {
     use std::process::Command;
     let e2e = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
-    if !e2e.join("node_modules").exists() {
+    let wanted = ["sio2", "sio4", "playwright-core"];
+    if !wanted
+        .iter()
+        .all(|p| e2e.join("node_modules").join(p).exists())
+    {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&e2e)
@@ -102,6 +104,16 @@ pub fn node_tests(files: &[&str], env: &[(&str, String)]) -> String {
             .expect("npm is needed for the end-to-end tests");
         assert!(status.success(), "npm ci in tests/e2e failed");
     }
+    e2e
+}
+
+/// Runs Node's test runner in `tests/e2e` on `files` (all of them when empty) against the
+/// built `gru` (`GRU_BIN`), with `env` added, installing the official clients from the lockfile
+/// first on a fresh checkout (`.ci/run` installs them). Fails unless every test passed and
+/// some ran; returns the runner's output.
+pub fn node_tests(files: &[&str], env: &[(&str, String)]) -> String {
+    use std::process::Command;
+    let e2e = e2e_dir();
     // A test that hangs fails after this long instead of holding the run until nextest's
     // deadline, which kills it without its output.
     let out = Command::new("node")

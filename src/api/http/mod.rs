@@ -1,10 +1,11 @@
 //! The public HTTP edge on `listen.http`: the node's own routes (`node.rs`), its Prometheus
-//! exposition (`metrics.rs`), the stat API (`stat.rs`), the ticket API (`ticket.rs`) and the
-//! server API business servers call on spears (`server_api/`), with one error table
-//! ([`ApiError`]) for all of them.
+//! exposition (`metrics.rs`), the stat API (`stat.rs`) with the monitor's pages on stat nodes
+//! (`monitor/`), the ticket API (`ticket.rs`) and the server API business servers call on
+//! spears (`server_api/`), with one error table ([`ApiError`]) for all of them.
 
 mod error;
 mod metrics;
+mod monitor;
 mod node;
 mod server_api;
 mod stat;
@@ -12,6 +13,7 @@ mod ticket;
 
 pub use error::{retry_after, with_json_fallbacks, ApiError, QueryMap};
 pub use metrics::{router as metrics_router, MetricsState};
+pub use monitor::{router as monitor_router, Aggregator, MonitorSources, MonitorState};
 pub use node::{router, ApiState, SpearProbe};
 pub use server_api::{router as server_api_router, ServerApiLimits, ServerApiState};
 pub use stat::router as stat_router;
