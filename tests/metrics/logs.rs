@@ -2,8 +2,6 @@
 //! line a node writes, from its start to its graceful stop — its own, its spawned tasks' and
 //! openraft's — is one JSON object naming the node.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
@@ -20,11 +18,7 @@ async fn logs_json_carry_the_node_id() {
         NodeSpec::core(3),
     ];
     let (mut cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
-    cluster
-        .wait_for("the spear registered", Duration::from_secs(30), || async {
-            (cluster.view(1).await?.spears.len() == 1).then_some(())
-        })
-        .await;
+    cluster.wait_spears(1, 1).await;
     for id in [1, 2, 3] {
         assert!(cluster.stop(id), "node {id} stopped cleanly");
     }

@@ -78,13 +78,7 @@ async fn metrics_scrape() {
     ];
     let (cluster, _, _) =
         TestCluster::launch(crate::gru(), &specs, ClusterOptions::default()).await;
-    cluster
-        .wait_for(
-            "both spears registered",
-            Duration::from_secs(30),
-            || async { (cluster.view(1).await?.spears.len() == 2).then_some(()) },
-        )
-        .await;
+    cluster.wait_spears(1, 2).await;
 
     // Clients through ticket: which ticket node issued how many, and where each landed.
     let mut issued: BTreeMap<u64, u64> = BTreeMap::new();

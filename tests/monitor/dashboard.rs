@@ -43,16 +43,7 @@ async fn dashboard_browser() {
     ];
     let (mut cluster, _, _) =
         TestCluster::launch(crate::gru(), &specs, ClusterOptions::default()).await;
-    cluster
-        .wait_for(
-            "both spears registered",
-            Duration::from_secs(30),
-            || async {
-                let view = cluster.view(1).await?;
-                (view.spears.len() == 2).then_some(())
-            },
-        )
-        .await;
+    cluster.wait_spears(1, 2).await;
 
     // Only a node signing with `gru dev`'s public secret mints tokens.
     let dev = cluster

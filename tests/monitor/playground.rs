@@ -27,16 +27,7 @@ async fn playground_browser() {
         ..ClusterOptions::default()
     };
     let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
-    cluster
-        .wait_for(
-            "both spears registered",
-            Duration::from_secs(30),
-            || async {
-                let view = cluster.view(1).await?;
-                (view.spears.len() == 2).then_some(())
-            },
-        )
-        .await;
+    cluster.wait_spears(1, 2).await;
     // The ticket places users only on spears it knows live (lease and gossip).
     cluster
         .wait_for("the spears announced", Duration::from_secs(30), || async {

@@ -41,16 +41,7 @@ async fn drain_spear() {
     ];
     let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
     let cluster = Arc::new(cluster);
-    cluster
-        .wait_for(
-            "both spears registered",
-            Duration::from_secs(30),
-            || async {
-                let view = cluster.view(1).await?;
-                (view.spears.len() == 2).then_some(())
-            },
-        )
-        .await;
+    cluster.wait_spears(1, 2).await;
 
     // 500 users on the spear to drain (their tokens name it), each in one of ten groups.
     let exp = gru::clock::unix_ms() / 1000 + 600;

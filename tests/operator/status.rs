@@ -25,11 +25,7 @@ async fn gru_status() {
     let (leader, _) = cluster
         .wait_leader(&[1, 2, 3], Duration::from_secs(30))
         .await;
-    cluster
-        .wait_for("the spear registered", Duration::from_secs(30), || async {
-            (cluster.view(1).await?.spears.len() == 1).then_some(())
-        })
-        .await;
+    cluster.wait_spears(1, 1).await;
     let exp = gru::clock::unix_ms() / 1000 + 600;
     let mut clients = Vec::new();
     for uid in [7, 8] {

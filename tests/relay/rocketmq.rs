@@ -230,16 +230,7 @@ async fn relay_rocketmq_spear_restart() {
     drop(bob);
     assert!(cluster.stop(2), "spear 2 exits cleanly");
     cluster.restart(2);
-    cluster
-        .wait_for(
-            "spear 2 back in the registry",
-            Duration::from_secs(30),
-            || async {
-                let view = cluster.view(1).await?;
-                (view.spears.len() == 2).then_some(())
-            },
-        )
-        .await;
+    cluster.wait_spears(1, 2).await;
     let mut bob = connect(&cluster, 2, 952).await;
     let mut after = Relayed::default();
     after

@@ -23,16 +23,7 @@ pub async fn two_spears(options: ClusterOptions) -> TestCluster {
         NodeSpec::spear(3),
     ];
     let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
-    cluster
-        .wait_for(
-            "both spears registered",
-            Duration::from_secs(30),
-            || async {
-                let view = cluster.view(1).await?;
-                (view.spears.len() == 2).then_some(())
-            },
-        )
-        .await;
+    cluster.wait_spears(1, 2).await;
     // A spear serves the server API once it knows the other spear's address.
     cluster
         .wait_for("the spears announced", Duration::from_secs(30), || async {

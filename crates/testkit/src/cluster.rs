@@ -614,6 +614,17 @@ gossip = "{host}:{gossip}"
         .await
     }
 
+    /// Waits (30 s at most) until node `via`'s cluster view lists exactly `count` registered
+    /// spears.
+    pub async fn wait_spears(&self, via: u64, count: usize) {
+        self.wait_for(
+            &format!("{count} spears registered (as node {via} sees it)"),
+            Duration::from_secs(30),
+            || async { (self.view(via).await?.spears.len() == count).then_some(()) },
+        )
+        .await;
+    }
+
     /// Polls `probe` every 50 ms until it yields a value; panics naming `what` at the deadline
     /// ([`crate::wait_for`]).
     pub async fn wait_for<T, F, Fut>(&self, what: &str, deadline: Duration, probe: F) -> T
