@@ -5,34 +5,46 @@
 'use strict';
 const { spawn, execFileSync } = require('node:child_process');
 const net = require('node:net');
+const dgram = require('node:dgram');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
 const GRU_BIN = process.env.GRU_BIN || path.join(__dirname, '..', '..', 'target', 'debug', 'gru');
 
-// Ports handed out by this process: the kernel may give a just-closed ephemeral port again,
-// and one port in two places of a config makes every node refuse it.
+// Test ports come from below the kernel's ephemeral range (32768–60999 by default): a port
+// from that range, found free and closed again, can become the source port of any outgoing
+// connection (a node's own connection to Redis or to another node) before the node binds it.
+// Each process walks the range from a random start and never hands out a port twice; a port
+// is handed out only if TCP and UDP (gossip) can both bind it right now.
+const PORTS = { first: 15000, count: 32768 - 15000 };
+let cursor = Math.floor(Math.random() * PORTS.count);
 const handedOut = new Set();
-function ephemeralPort() {
-  return new Promise((resolve, reject) => {
+
+function bindable(port) {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => {
+      srv.close(() => {
+        const udp = dgram.createSocket('udp4');
+        udp.unref();
+        udp.once('error', () => { udp.close(); resolve(false); });
+        udp.bind(port, '127.0.0.1', () => udp.close(() => resolve(true)));
+      });
     });
   });
 }
+
 async function freePort() {
-  for (;;) {
-    const port = await ephemeralPort();
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
+  for (let tried = 0; tried < PORTS.count; tried++) {
+    const port = PORTS.first + (cursor++ % PORTS.count);
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    if (await bindable(port)) return port;
   }
+  throw new Error(`no free port in ${PORTS.first}..${PORTS.first + PORTS.count}`);
 }
 
 // Every process the harness spawned and has not seen exit; killed if this process exits

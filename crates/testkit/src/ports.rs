@@ -4,25 +4,51 @@ use std::collections::HashSet;
 use std::net::{TcpListener, UdpSocket};
 use std::sync::Mutex;
 
-static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+/// Test ports come from below the kernel's ephemeral range (32768–60999 by default): a port
+/// from that range, found free and closed again, can become the source port of any outgoing
+/// connection (a node's own connection to Redis or to another node) before the node binds it.
+const FIRST: u16 = 15_000;
+const COUNT: u16 = 32_768 - FIRST;
 
-/// A port the OS reports free on 127.0.0.1 for TCP and for UDP (gossip listens on UDP), never
-/// the same one twice in this process. Another process could still take it before it is
-/// bound, which is unlikely on a test machine.
+/// Where this process looks next (from a start that differs between processes), and what it
+/// has handed out.
+static CURSOR: Mutex<Option<(u16, HashSet<u16>)>> = Mutex::new(None);
+
+/// A port that can be bound on 127.0.0.1 for TCP and for UDP (gossip listens on UDP) right now,
+/// below the ephemeral range and never the same one twice in this process. Another test
+/// process could still take it before it is bound; each process walks the range from its own
+/// start, which makes that unlikely.
 ///
 /// # Panics
 ///
-/// When no ephemeral port can be bound on 127.0.0.1 at all.
+/// When no port of the range can be bound.
 pub fn free_port() -> u16 {
-    let mut seen = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let seen = seen.get_or_insert_with(HashSet::new);
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-        let port = tcp.local_addr().expect("a bound port").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() && seen.insert(port) {
+    let mut state = CURSOR.lock().unwrap_or_else(|e| e.into_inner());
+    let (cursor, seen) = state.get_or_insert_with(|| (random_start(), HashSet::new()));
+    for _ in 0..COUNT {
+        let port = FIRST + *cursor % COUNT;
+        *cursor = cursor.wrapping_add(1) % COUNT;
+        if seen.insert(port)
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
             return port;
         }
     }
+    panic!(
+        "no free port in {FIRST}..{}",
+        u32::from(FIRST) + u32::from(COUNT)
+    );
+}
+
+/// A start in the range that differs between processes (pid and clock).
+fn random_start() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mixed = (u64::from(std::process::id()) << 32 | u64::from(nanos))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    u16::try_from((mixed >> 48) % u64::from(COUNT)).unwrap_or(0)
 }
 
 /// Panics, saying `when`, unless every TCP address of `tcp` and UDP address of `udp` can be
@@ -36,6 +62,21 @@ pub fn assert_released(tcp: &[std::net::SocketAddr], udp: &[std::net::SocketAddr
     for addr in udp {
         if let Err(e) = UdpSocket::bind(addr) {
             panic!("{when}: UDP {addr} is still bound: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_distinct_bindable_and_below_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        let distinct: HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+        for port in ports {
+            assert!((FIRST..32_768).contains(&port), "{port}");
         }
     }
 }
