@@ -41,6 +41,18 @@ pub fn free_port() -> u16 {
     );
 }
 
+/// Hands out `port` itself if this process has not handed it out yet and it can be bound now
+/// (for a server that also listens on a port derived from its main one, as RocketMQ's broker
+/// does on `listenPort - 2`).
+pub fn claim_port(port: u16) -> bool {
+    let mut state = CURSOR.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, seen) = state.get_or_insert_with(|| (random_start(), HashSet::new()));
+    !seen.contains(&port)
+        && TcpListener::bind(("127.0.0.1", port)).is_ok()
+        && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        && seen.insert(port)
+}
+
 /// A start in the range that differs between processes (pid and clock).
 fn random_start() -> u16 {
     let nanos = std::time::SystemTime::now()
@@ -75,8 +87,17 @@ mod tests {
         let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
         let distinct: HashSet<u16> = ports.iter().copied().collect();
         assert_eq!(distinct.len(), ports.len());
-        for port in ports {
-            assert!((FIRST..32_768).contains(&port), "{port}");
+        for port in &ports {
+            assert!((FIRST..32_768).contains(port), "{port}");
+        }
+        assert!(
+            !claim_port(ports[0]),
+            "a port handed out is not claimed again"
+        );
+        let derived = ports[199] - 2;
+        if !distinct.contains(&derived) {
+            assert!(claim_port(derived) || TcpListener::bind(("127.0.0.1", derived)).is_err());
+            assert!(!claim_port(derived), "claimed once");
         }
     }
 }

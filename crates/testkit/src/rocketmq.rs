@@ -12,12 +12,12 @@
 //! in a few MiB of disk.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::ports::free_port;
+use crate::ports::{claim_port, free_port};
 use crate::process::{tail, KillOnDrop, ProcessError};
 
 /// How long a server may take to report ready after it was spawned.
@@ -72,12 +72,14 @@ fn binary(name: &'static str) -> Result<PathBuf, RocketMqError> {
         .ok_or(RocketMqError::Missing(name))
 }
 
-/// A port `p` free on 127.0.0.1 with `p - 2` free too: the broker also listens on
-/// `listenPort - 2` (RocketMQ's "fast" port).
+/// A port `p` free on 127.0.0.1 with `p - 2` free and handed out to nobody else too: the
+/// broker also listens on `listenPort - 2` (RocketMQ's "fast" port), which must not be a port
+/// handed out for another server that has not bound it yet (test ports are handed out in
+/// sequence, so `p - 2` is often one).
 fn free_broker_port() -> u16 {
     loop {
         let p = free_port();
-        if p > 1026 && TcpListener::bind((Ipv4Addr::LOCALHOST, p - 2)).is_ok() {
+        if p > 1026 && claim_port(p - 2) {
             return p;
         }
     }
