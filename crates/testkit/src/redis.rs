@@ -99,8 +99,8 @@ impl RedisServer {
         Self::launch(free_port(), Vec::new(), None, dir.to_path_buf())
     }
 
-    /// A standalone server's arguments plus cluster mode; the cluster config file is named
-    /// after the port.
+    /// A standalone server's arguments plus cluster mode, with a bus port of its own; the
+    /// cluster config file is named after the port.
     fn start_cluster_node() -> Result<Self, RedisError> {
         Self::start_in("gru-redis-cluster-", |root, port| {
             vec![
@@ -112,6 +112,10 @@ impl RedisServer {
                     .to_string(),
                 "--cluster-node-timeout".to_string(),
                 "2000".to_string(),
+                // A port of its own for the cluster bus, not the default `port + 10000`,
+                // which could be a port handed out to another server.
+                "--cluster-port".to_string(),
+                free_port().to_string(),
             ]
         })
     }
