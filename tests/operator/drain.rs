@@ -96,21 +96,18 @@ async fn drain_spear() {
         })
         .collect();
 
-    let config = cluster.config_path().to_string_lossy().into_owned();
     let (wave, every) = (WAVE.to_string(), EVERY_MS.to_string());
-    let (ok, out, err) = crate::run_gru(&[
-        "drain",
-        "--config",
-        &config,
-        "--node",
-        &DRAINED.to_string(),
-        "--wave",
-        &wave,
-        "--every-ms",
-        &every,
-        "--timeout-secs",
-        "120",
-    ])
+    let (ok, out, err) = gru_drain(
+        &cluster,
+        &[
+            "--wave",
+            &wave,
+            "--every-ms",
+            &every,
+            "--timeout-secs",
+            "120",
+        ],
+    )
     .await;
     assert!(ok, "gru drain failed:\n{out}\n{err}");
     println!("{out}");
@@ -169,15 +166,7 @@ async fn drain_spear() {
     assert!(refused.is_some(), "a draining spear takes no connections");
 
     // `--stop`: it takes users again, and ticket places some there.
-    let (ok, out, err) = crate::run_gru(&[
-        "drain",
-        "--config",
-        &config,
-        "--node",
-        &DRAINED.to_string(),
-        "--stop",
-    ])
-    .await;
+    let (ok, out, err) = gru_drain(&cluster, &["--stop"]).await;
     assert!(ok, "gru drain --stop failed:\n{out}\n{err}");
     let drained_addr = cluster.sio_addr(DRAINED);
     cluster
@@ -194,6 +183,15 @@ async fn drain_spear() {
             },
         )
         .await;
+}
+
+/// `gru drain --config <the cluster's> --node DRAINED` with `more` arguments.
+async fn gru_drain(cluster: &TestCluster, more: &[&str]) -> (bool, String, String) {
+    let config = cluster.config_path().to_string_lossy().into_owned();
+    let node = DRAINED.to_string();
+    let mut args = vec!["drain", "--config", &config, "--node", &node];
+    args.extend_from_slice(more);
+    crate::run_gru(&args).await
 }
 
 /// `GET /api/v1/spear` of spear `id`.
