@@ -1,9 +1,12 @@
 //! The spear's socket.io edge: Gru's events and the modern surface on one namespace
 //! (`server.rs`), payload decoding and reply codes (`protocol.rs`), per-connection rate limits
 //! (`conn.rs`), the slow-consumer closer (`closer.rs`) and the auth/expiry deadlines
-//! (`deadlines.rs`), and this spear's answer about a user's connections (`sessions.rs`). Every connection lives under the limits of `docs/security.md`.
+//! (`deadlines.rs`), this spear's answer about a user's connections (`sessions.rs`), and what
+//! engine.io keeps of the request that opened a session (`compact.rs`). Every connection lives
+//! under the limits of `docs/security.md`.
 
 mod closer;
+mod compact;
 mod conn;
 mod deadlines;
 pub mod protocol;

@@ -12,12 +12,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
-use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{ParserConfig, SendError, SocketError, SocketIo};
 use tokio_util::sync::CancellationToken;
 
 use super::closer::{CloseReason, Closer};
+use super::compact::compact;
 use super::conn::{query_param, ConnLimits, ConnState};
 use super::deadlines::{Deadline, Deadlines};
 use super::protocol::{
@@ -331,6 +332,9 @@ pub fn on_deadline(io: &SocketIo, closer: &Closer, sid: ConnId, deadline: Deadli
     }
 }
 
+/// Registers the connection's handlers: one for its end and one for every event (a handler
+/// per event would cost a boxed closure and a map entry per event on every socket; the
+/// dispatch below is a `match` on the event's name).
 fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
     ctx.counters.opened();
     let c = ctx.clone();
@@ -339,177 +343,173 @@ fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
         c.deadlines.clear(s.id);
         c.roster.remove(s.id);
     });
-
-    let c = ctx.clone();
-    s.on(
-        "auth",
-        async move |s: SocketRef, data: TryData<Value>, ack: AckSender| {
-            let Some(ack) = admit(&s, &c, ack, "auth") else {
-                return;
-            };
-            let result = payload(data).and_then(decode::<AuthPayload>).and_then(|p| {
-                let session = c
-                    .verifier
-                    .verify_auth(&p.credentials(), now_sec())
-                    .map_err(|e| e.to_string())?;
-                let resume = match p.resume {
-                    Some(raw) => resume_points(raw, session.uid, resume_limit(&c))?,
-                    None => HashMap::new(),
-                };
-                Ok((session, resume))
-            });
-            let current = s.extensions.get::<Session>().map(|known| known.uid);
-            match (current, result) {
-                (None, Ok((session, resume))) => {
-                    c.deadlines.clear(s.id);
-                    let uid = session.uid;
-                    let mut data = json!({"userId": uid});
-                    if let Some(at) = bind(&s, &c, session, resume).await {
-                        data["positions"] = positions_json(&[(Audience::User(uid), at)]);
-                    }
-                    let reply = Reply::ok("ok", Some(data));
-                    answer(&s, &c, ack, "auth", &reply);
-                }
-                (None, Err(e)) => {
-                    answer(&s, &c, ack, "auth", &Reply::error(PARAM_ERROR, &e));
-                    c.closer.close(&s, CloseReason::Unauthenticated, None);
-                }
-                // One connection is one user: a second auth may only renew the first.
-                (Some(uid), Ok((session, _))) if uid != session.uid => {
-                    let reply =
-                        Reply::error(LOGIC_ERROR, "this connection is bound to another user");
-                    answer(&s, &c, ack, "auth", &reply);
-                }
-                (Some(uid), Ok((session, _))) => {
-                    // A fresh token for the same user renews the connection's expiry; a second
-                    // auth resumes nothing (the connection is live already).
-                    expire_at(&s, &c, &session);
-                    s.extensions.insert(session);
-                    let reply = Reply::ok("ok", Some(json!({"userId": uid})));
-                    answer(&s, &c, ack, "auth", &reply);
-                }
-                // A bad second auth changes nothing: the connection stays as it was.
-                (Some(_), Err(e)) => {
-                    answer(&s, &c, ack, "auth", &Reply::error(PARAM_ERROR, e));
-                }
+    s.on_fallback(
+        async move |s: SocketRef, Event(event): Event, data: TryData<Value>, ack: AckSender| {
+            let ctx = &*ctx;
+            match event.as_str() {
+                "auth" => on_auth(s, ctx, data, ack).await,
+                "subscribe" => on_subscribe(s, ctx, data, ack).await,
+                "join" => on_join(s, ctx, data, ack).await,
+                "leave" => on_leave(s, ctx, data, ack).await,
+                "msg" => on_msg(s, ctx, data, ack).await,
+                "online" => on_online(s, ctx, data, ack).await,
+                _ => on_unknown(s, ctx, ack),
             }
         },
     );
+}
 
-    let c = ctx.clone();
-    s.on(
-        "subscribe",
-        async move |s: SocketRef, data: TryData<Value>, ack: AckSender| {
-            let Some(session) = s.extensions.get::<Session>() else {
-                return refuse_unauthenticated(s, &c, ack, "subscribe");
-            };
-            let Some(ack) = admit(&s, &c, ack, "subscribe") else {
-                return;
-            };
-            let reply = match payload(data).and_then(decode::<SubscribePayload>) {
-                Err(e) => Reply::error(PARAM_ERROR, e),
-                Ok(p) => {
-                    let groups = p.groups.iter().map(|g| g.id);
-                    subscribe(&s, &session, &c, p.user_id, distinct(groups)).await
-                }
-            };
-            answer(&s, &c, ack, "subscribe", &reply);
-        },
-    );
-
-    let c = ctx.clone();
-    s.on(
-        "join",
-        async move |s: SocketRef, data: TryData<Value>, ack: AckSender| {
-            let Some(session) = s.extensions.get::<Session>() else {
-                return refuse_unauthenticated(s, &c, ack, "join");
-            };
-            let Some(ack) = admit(&s, &c, ack, "join") else {
-                return;
-            };
-            let reply = match payload(data).and_then(decode::<GroupsPayload>) {
-                Err(e) => Reply::error(PARAM_ERROR, e),
-                Ok(p) => subscribe(&s, &session, &c, session.uid, distinct(p.groups)).await,
-            };
-            answer(&s, &c, ack, "join", &reply);
-        },
-    );
-
-    let c = ctx.clone();
-    s.on(
-        "leave",
-        async move |s: SocketRef, data: TryData<Value>, ack: AckSender| {
-            if s.extensions.get::<Session>().is_none() {
-                return refuse_unauthenticated(s, &c, ack, "leave");
-            }
-            let Some(ack) = admit(&s, &c, ack, "leave") else {
-                return;
-            };
-            let reply = match payload(data).and_then(decode::<GroupsPayload>) {
-                Err(e) => Reply::error(PARAM_ERROR, e),
-                Ok(p) => {
-                    let groups = distinct(p.groups);
-                    for gid in &groups {
-                        s.leave(room(Audience::Group(*gid)));
-                    }
-                    c.roster.leave(s.id, &groups);
-                    Reply::ok("ok", Some(json!({"groups": groups})))
-                }
-            };
-            answer(&s, &c, ack, "leave", &reply);
-        },
-    );
-
-    let c = ctx.clone();
-    s.on(
-        "msg",
-        async move |s: SocketRef, data: TryData<Value>, ack: AckSender| {
-            let Some(session) = s.extensions.get::<Session>() else {
-                return refuse_unauthenticated(s, &c, ack, "msg");
-            };
-            let reply = match payload(data).and_then(decode::<MsgPayload>) {
-                Err(e) => Reply::error(PARAM_ERROR, e),
-                Ok(p) => send(&s, &session, &c, p).await,
-            };
-            answer(&s, &c, ack, "msg", &reply);
-        },
-    );
-
-    let c = ctx.clone();
-    s.on(
-        "online",
-        async move |s: SocketRef, data: TryData<Value>, ack: AckSender| {
-            if s.extensions.get::<Session>().is_none() {
-                return refuse_unauthenticated(s, &c, ack, "online");
-            }
-            let Some(ack) = admit(&s, &c, ack, "online") else {
-                return;
-            };
-            let reply = match payload(data).and_then(online_group) {
-                Err(e) => Reply::error(PARAM_ERROR, e),
-                Ok(gid) => match c.presence.group_online(gid).await {
-                    Ok(online) => Reply::ok(
-                        "ok",
-                        Some(json!({"groupId": gid, "userIds": online.user_ids})),
-                    ),
-                    Err(e) => Reply::error(SYSTEM_ERROR, e.to_string()),
-                },
-            };
-            answer(&s, &c, ack, "online", &reply);
-        },
-    );
-
-    let c = ctx;
-    s.on_fallback(async move |s: SocketRef, ack: AckSender| {
-        if s.extensions.get::<Session>().is_none() {
-            return refuse_unauthenticated(s, &c, ack, "error");
-        }
-        let Some(ack) = admit(&s, &c, ack, "error") else {
-            return;
+/// `auth`: binds the connection to a user (Gru's auth, wire API §2), or renews its expiry.
+async fn on_auth(s: SocketRef, ctx: &SpearContext, data: TryData<Value>, ack: AckSender) {
+    let Some(ack) = admit(&s, ctx, ack, "auth") else {
+        return;
+    };
+    let result = payload(data).and_then(decode::<AuthPayload>).and_then(|p| {
+        let session = ctx
+            .verifier
+            .verify_auth(&p.credentials(), now_sec())
+            .map_err(|e| e.to_string())?;
+        let resume = match p.resume {
+            Some(raw) => resume_points(raw, session.uid, resume_limit(ctx))?,
+            None => HashMap::new(),
         };
-        let acked = ack.send(&Reply::error(PARAM_ERROR, "unknown event"));
-        cut_if_full(&s, &c, &[acked]);
+        Ok((session, resume))
     });
+    let current = s.extensions.get::<Session>().map(|known| known.uid);
+    match (current, result) {
+        (None, Ok((session, resume))) => {
+            ctx.deadlines.clear(s.id);
+            let uid = session.uid;
+            let mut data = json!({"userId": uid});
+            if let Some(at) = bind(&s, ctx, session, resume).await {
+                data["positions"] = positions_json(&[(Audience::User(uid), at)]);
+            }
+            let reply = Reply::ok("ok", Some(data));
+            answer(&s, ctx, ack, "auth", &reply);
+        }
+        (None, Err(e)) => {
+            answer(&s, ctx, ack, "auth", &Reply::error(PARAM_ERROR, &e));
+            ctx.closer.close(&s, CloseReason::Unauthenticated, None);
+        }
+        // One connection is one user: a second auth may only renew the first.
+        (Some(uid), Ok((session, _))) if uid != session.uid => {
+            let reply = Reply::error(LOGIC_ERROR, "this connection is bound to another user");
+            answer(&s, ctx, ack, "auth", &reply);
+        }
+        (Some(uid), Ok((session, _))) => {
+            // A fresh token for the same user renews the connection's expiry; a second
+            // auth resumes nothing (the connection is live already).
+            expire_at(&s, ctx, &session);
+            s.extensions.insert(session);
+            let reply = Reply::ok("ok", Some(json!({"userId": uid})));
+            answer(&s, ctx, ack, "auth", &reply);
+        }
+        // A bad second auth changes nothing: the connection stays as it was.
+        (Some(_), Err(e)) => {
+            answer(&s, ctx, ack, "auth", &Reply::error(PARAM_ERROR, e));
+        }
+    }
+}
+
+/// `subscribe`: joins the user's channel and groups (Gru's form).
+async fn on_subscribe(s: SocketRef, ctx: &SpearContext, data: TryData<Value>, ack: AckSender) {
+    let Some(session) = s.extensions.get::<Session>() else {
+        return refuse_unauthenticated(s, ctx, ack, "subscribe");
+    };
+    let Some(ack) = admit(&s, ctx, ack, "subscribe") else {
+        return;
+    };
+    let reply = match payload(data).and_then(decode::<SubscribePayload>) {
+        Err(e) => Reply::error(PARAM_ERROR, e),
+        Ok(p) => {
+            let groups = p.groups.iter().map(|g| g.id);
+            subscribe(&s, &session, ctx, p.user_id, distinct(groups)).await
+        }
+    };
+    answer(&s, ctx, ack, "subscribe", &reply);
+}
+
+/// `join`: joins groups.
+async fn on_join(s: SocketRef, ctx: &SpearContext, data: TryData<Value>, ack: AckSender) {
+    let Some(session) = s.extensions.get::<Session>() else {
+        return refuse_unauthenticated(s, ctx, ack, "join");
+    };
+    let Some(ack) = admit(&s, ctx, ack, "join") else {
+        return;
+    };
+    let reply = match payload(data).and_then(decode::<GroupsPayload>) {
+        Err(e) => Reply::error(PARAM_ERROR, e),
+        Ok(p) => subscribe(&s, &session, ctx, session.uid, distinct(p.groups)).await,
+    };
+    answer(&s, ctx, ack, "join", &reply);
+}
+
+/// `leave`: leaves groups.
+async fn on_leave(s: SocketRef, ctx: &SpearContext, data: TryData<Value>, ack: AckSender) {
+    if s.extensions.get::<Session>().is_none() {
+        return refuse_unauthenticated(s, ctx, ack, "leave");
+    }
+    let Some(ack) = admit(&s, ctx, ack, "leave") else {
+        return;
+    };
+    let reply = match payload(data).and_then(decode::<GroupsPayload>) {
+        Err(e) => Reply::error(PARAM_ERROR, e),
+        Ok(p) => {
+            let groups = distinct(p.groups);
+            for gid in &groups {
+                s.leave(room(Audience::Group(*gid)));
+            }
+            ctx.roster.leave(s.id, &groups);
+            Reply::ok("ok", Some(json!({"groups": groups})))
+        }
+    };
+    answer(&s, ctx, ack, "leave", &reply);
+}
+
+/// `msg`: sends a message to a user or a group.
+async fn on_msg(s: SocketRef, ctx: &SpearContext, data: TryData<Value>, ack: AckSender) {
+    let Some(session) = s.extensions.get::<Session>() else {
+        return refuse_unauthenticated(s, ctx, ack, "msg");
+    };
+    let reply = match payload(data).and_then(decode::<MsgPayload>) {
+        Err(e) => Reply::error(PARAM_ERROR, e),
+        Ok(p) => send(&s, &session, ctx, p).await,
+    };
+    answer(&s, ctx, ack, "msg", &reply);
+}
+
+/// `online`: who of a group is online.
+async fn on_online(s: SocketRef, ctx: &SpearContext, data: TryData<Value>, ack: AckSender) {
+    if s.extensions.get::<Session>().is_none() {
+        return refuse_unauthenticated(s, ctx, ack, "online");
+    }
+    let Some(ack) = admit(&s, ctx, ack, "online") else {
+        return;
+    };
+    let reply = match payload(data).and_then(online_group) {
+        Err(e) => Reply::error(PARAM_ERROR, e),
+        Ok(gid) => match ctx.presence.group_online(gid).await {
+            Ok(online) => Reply::ok(
+                "ok",
+                Some(json!({"groupId": gid, "userIds": online.user_ids})),
+            ),
+            Err(e) => Reply::error(SYSTEM_ERROR, e.to_string()),
+        },
+    };
+    answer(&s, ctx, ack, "online", &reply);
+}
+
+/// Any other event: refused (and the connection closed) before authentication, else answered
+/// "unknown event" under the request limit.
+fn on_unknown(s: SocketRef, ctx: &SpearContext, ack: AckSender) {
+    if s.extensions.get::<Session>().is_none() {
+        return refuse_unauthenticated(s, ctx, ack, "error");
+    }
+    let Some(ack) = admit(&s, ctx, ack, "error") else {
+        return;
+    };
+    let acked = ack.send(&Reply::error(PARAM_ERROR, "unknown event"));
+    cut_if_full(&s, ctx, &[acked]);
 }
 
 async fn subscribe(
@@ -759,6 +759,12 @@ async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Respons
             }
         }
     }
+    // Engine.io keeps the parts of a request that opens a session for the session's life.
+    let request = if sid.is_none() {
+        compact(request)
+    } else {
+        request
+    };
     next.run(request).await
 }
 
