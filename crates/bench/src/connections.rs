@@ -25,7 +25,7 @@ use gru_testkit::GruBin;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use crate::cpu::cpu_ticks_each;
+use crate::cpu::{cpu_ticks, cpu_ticks_each, machine_ticks};
 use crate::histogram::Histogram;
 use crate::relay::procs::SPEAR_SECRET;
 use plan::Plan;
@@ -274,10 +274,15 @@ async fn measure(
 
     let mut workers = Workers::spawn(plan, servers, args, dir).await?;
     let mut notes = Vec::new();
+    let worker_pids = workers.pids();
+    let ours: Vec<u32> = [&spear_pids[..], &support_pids, &worker_pids].concat();
 
     // Open.
     eprintln!("{target}: opening {} sessions", plan.sessions());
     let open_start = Instant::now();
+    let open_mark = CpuMark::now(&ours)?;
+    let open_spears0 = cpu_ticks_each(&spear_pids)?;
+    let open_clients0 = cpu_ticks_each(&worker_pids)?;
     workers.broadcast(&Command::Open).await?;
     let mut last_print = (Instant::now(), 0u64);
     let opened = loop {
@@ -297,6 +302,15 @@ async fn measure(
         }
     };
     let open_secs = open_start.elapsed().as_secs_f64();
+    let open_cpu_s = [
+        cpu_secs(&open_spears0, &cpu_ticks_each(&spear_pids)?)
+            .iter()
+            .sum(),
+        cpu_secs(&open_clients0, &cpu_ticks_each(&worker_pids)?)
+            .iter()
+            .sum(),
+    ];
+    notes.extend(open_mark.disturbed("the open phase", &ours)?);
     if opened.failed > 0 {
         notes.push(format!(
             "{} sessions failed to open; the first: {}",
@@ -320,9 +334,11 @@ async fn measure(
 
     // Idle.
     eprintln!("{target}: idle for {} s", args.idle_secs);
+    let idle_mark = CpuMark::now(&ours)?;
     let idle_before = cpu_ticks_each(&spear_pids)?;
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
     let idle_cpu = cpu_secs(&idle_before, &cpu_ticks_each(&spear_pids)?);
+    notes.extend(idle_mark.disturbed("the idle window", &ours)?);
     servers.check_alive()?;
     let after_idle = workers.stats().await?;
     if after_idle.disconnects > 0 {
@@ -336,7 +352,9 @@ async fn measure(
     // Load.
     let mut load_cpu = vec![0.0; spear_pids.len()];
     let load = if args.rate > 0 && args.load_secs() > 0 {
+        let load_mark = CpuMark::now(&ours)?;
         let (l, spear_cpu) = run_load(target, args, servers, &mut workers, &support_pids).await?;
+        notes.extend(load_mark.disturbed("the load", &ours)?);
         load_cpu = spear_cpu;
         Some(l)
     } else {
@@ -389,6 +407,7 @@ async fn measure(
         per_spear: plan.per_spear,
         failed: opened.failed,
         open_secs,
+        open_cpu_s,
         open_latency_us: [q[0], q[1]],
         idle_secs: args.idle_secs as f64,
         spears,
@@ -397,6 +416,49 @@ async fn measure(
         load,
         notes,
     })
+}
+
+/// The machine's CPU time and the run's own processes' at one moment. What other processes
+/// (another engineer's build, say) took between two marks competed with the run on the same
+/// cores, and the report says so.
+struct CpuMark {
+    /// All processes of the machine, ticks.
+    machine: u64,
+    /// The run's processes and this one, ticks.
+    ours: u64,
+    at: Instant,
+}
+
+impl CpuMark {
+    fn ours(pids: &[u32]) -> Result<u64> {
+        let each: u64 = pids
+            .iter()
+            .filter_map(|p| cpu_ticks(&p.to_string()).ok())
+            .sum();
+        Ok(each + cpu_ticks("self")?)
+    }
+
+    fn now(pids: &[u32]) -> Result<Self> {
+        Ok(Self {
+            machine: machine_ticks()?.tasks,
+            ours: Self::ours(pids)?,
+            at: Instant::now(),
+        })
+    }
+
+    /// A note when other processes used more than a tenth of a core since this mark.
+    fn disturbed(&self, phase: &str, pids: &[u32]) -> Result<Option<String>> {
+        let end = Self::now(pids)?;
+        let foreign = end.machine.saturating_sub(self.machine) as f64 / hz()
+            - end.ours.saturating_sub(self.ours) as f64 / hz();
+        let secs = self.at.elapsed().as_secs_f64();
+        Ok((foreign > 0.1 * secs).then(|| {
+            format!(
+                "other processes used {foreign:.1} CPU s during {phase} ({:.0} % of a core over {secs:.0} s): its figures are disturbed",
+                foreign * 100.0 / secs
+            )
+        }))
+    }
 }
 
 /// The load phase: `--rate` messages per second split over the workers, progress every 10 s,
@@ -694,6 +756,6 @@ mod tests {
         let hz = hz();
         let secs = cpu_secs(&[100, 200], &[100 + hz as u64, 200]);
         assert_eq!(secs, vec![1.0, 0.0]);
-        assert!(crate::cpu::cpu_ticks("self").is_ok());
+        assert!(cpu_ticks("self").is_ok());
     }
 }
