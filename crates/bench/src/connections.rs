@@ -282,6 +282,7 @@ async fn measure(
     let open_start = Instant::now();
     let open_mark = CpuMark::now(&ours)?;
     let open_spears0 = cpu_ticks_each(&spear_pids)?;
+    let open_support0 = cpu_ticks_each(&support_pids)?;
     let open_clients0 = cpu_ticks_each(&worker_pids)?;
     workers.broadcast(&Command::Open).await?;
     let mut last_print = (Instant::now(), 0u64);
@@ -304,6 +305,9 @@ async fn measure(
     let open_secs = open_start.elapsed().as_secs_f64();
     let open_cpu_s = [
         cpu_secs(&open_spears0, &cpu_ticks_each(&spear_pids)?)
+            .iter()
+            .sum(),
+        cpu_secs(&open_support0, &cpu_ticks_each(&support_pids)?)
             .iter()
             .sum(),
         cpu_secs(&open_clients0, &cpu_ticks_each(&worker_pids)?)

@@ -88,9 +88,9 @@ pub(super) struct TargetResult {
     pub(super) failed: u64,
     /// Seconds from the first connect to the last session open, all spears.
     pub(super) open_secs: f64,
-    /// CPU seconds over the open phase: the spears together, the client workers together
-    /// (which of them limited the connect rate).
-    pub(super) open_cpu_s: [f64; 2],
+    /// CPU seconds over the open phase: the spears together, the rest of the target (core
+    /// nodes, Redis), the client workers together (which of them limited the connect rate).
+    pub(super) open_cpu_s: [f64; 3],
     /// p50 and p99 time to open one session (connect to join acknowledged), µs.
     pub(super) open_latency_us: [u64; 2],
     /// Seconds of the idle window.
@@ -139,6 +139,16 @@ impl TargetResult {
         )
     }
 
+    /// Spear CPU ms per session opened: what the connect rate per spear would be limited to
+    /// with a core of its own (1000 / this, sessions/s).
+    pub(super) fn open_cpu_ms_per_session(&self) -> f64 {
+        let opened = self.opened();
+        if opened == 0 {
+            return f64::NAN;
+        }
+        self.open_cpu_s[0] * 1000.0 / opened as f64
+    }
+
     /// Sessions per second per spear, mean over the spears.
     pub(super) fn connect_rate(&self) -> f64 {
         mean(self.spears.iter().map(|s| s.connect_rate))
@@ -175,8 +185,8 @@ fn ms(us: u64) -> String {
 pub(super) fn render(results: &[TargetResult]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| target | spears | sessions open (planned) | bytes per session, mean (each spear) | idle CPU % of a core per 10k sessions | connect rate per spear, sessions/s (each) | open s | open p50 / p99 ms | open CPU s, spears / clients | Redis RSS before → after | client RSS |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| target | spears | sessions open (planned) | bytes per session, mean (each spear) | idle CPU % of a core per 10k sessions | connect rate per spear, sessions/s (each) | open s | open p50 / p99 ms | open CPU s, spears / cores + Redis / clients | spear CPU ms per session open | Redis RSS before → after | client RSS |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in results {
         let each = |f: &dyn Fn(&SpearResult) -> String| {
@@ -184,7 +194,7 @@ pub(super) fn render(results: &[TargetResult]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} ({}) | {} ({}) | {} | {} ({}) | {} | {} / {} | {} / {} | {} → {} MiB | {} MiB |",
+            "| {} | {} | {} ({}) | {} ({}) | {} | {} ({}) | {} | {} / {} | {} / {} / {} | {} | {} → {} MiB | {} MiB |",
             r.target,
             r.spears.len(),
             thousands(r.opened()),
@@ -199,6 +209,8 @@ pub(super) fn render(results: &[TargetResult]) -> String {
             ms(r.open_latency_us[1]),
             num(r.open_cpu_s[0], 1),
             num(r.open_cpu_s[1], 1),
+            num(r.open_cpu_s[2], 1),
+            num(r.open_cpu_ms_per_session(), 3),
             r.redis_rss_kib[0] / 1024,
             r.redis_rss_kib[1] / 1024,
             r.client_rss_kib / 1024,
@@ -285,7 +297,7 @@ mod tests {
             target,
             per_spear: 10_000,
             open_secs: 2.0,
-            open_cpu_s: [3.0, 4.0],
+            open_cpu_s: [3.0, 1.0, 4.0],
             open_latency_us: [1500, 40_000],
             idle_secs: 25.0,
             spears: vec![spear(4), spear(5)],
@@ -319,7 +331,7 @@ mod tests {
     #[test]
     fn the_report_has_both_tables_and_the_ratios() {
         let text = render(&[result("gru", 1024, 0.5), result("node", 4096, 1.0)]);
-        assert!(text.contains("| gru | 2 | 20,000 (20,000) | 1024 (1024 / 1024) | 2.00 | 5000 (5000 / 5000) | 2.0 | 1.5 / 40.0 | 3.0 / 4.0 | 10 → 20 MiB | 500 MiB |"), "{text}");
+        assert!(text.contains("| gru | 2 | 20,000 (20,000) | 1024 (1024 / 1024) | 2.00 | 5000 (5000 / 5000) | 2.0 | 1.5 / 40.0 | 3.0 / 1.0 / 4.0 | 0.150 | 10 → 20 MiB | 500 MiB |"), "{text}");
         assert!(text.contains("| gru | 20,000 | 1,000 | 60 | 60,000 | 60,000 (0) | 330,000 | 330,000 | 100.000 % | 1.2 | 8.0 | 25.0 | 0 | 3.0 / 3.0 | 0.0 | 0.0 |"), "{text}");
         assert!(text.contains("gru / node: bytes per session 0.25, idle CPU per 10k sessions 0.50, connect rate per spear 1.00, p99 latency 1.00"), "{text}");
         let alone = render(&[result("node", 4096, 1.0)]);
