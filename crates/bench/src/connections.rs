@@ -426,7 +426,8 @@ async fn measure(
 /// (another engineer's build, say) took between two marks competed with the run on the same
 /// cores, and the report says so.
 struct CpuMark {
-    /// All processes of the machine, ticks.
+    /// All processes of the machine but niced ones (a build at nice 19 yields to the run),
+    /// ticks.
     machine: u64,
     /// The run's processes and this one, ticks.
     ours: u64,
@@ -444,13 +445,17 @@ impl CpuMark {
 
     fn now(pids: &[u32]) -> Result<Self> {
         Ok(Self {
-            machine: machine_ticks()?.tasks,
+            machine: {
+                let m = machine_ticks()?;
+                m.tasks - m.niced
+            },
             ours: Self::ours(pids)?,
             at: Instant::now(),
         })
     }
 
-    /// A note when other processes used more than a tenth of a core since this mark.
+    /// A note when other processes (not niced) used more than a tenth of a core since this
+    /// mark.
     fn disturbed(&self, phase: &str, pids: &[u32]) -> Result<Option<String>> {
         let end = Self::now(pids)?;
         let foreign = end.machine.saturating_sub(self.machine) as f64 / hz()
