@@ -1,16 +1,25 @@
-// The peer of `gru bench relay`: one socket.io 4.8 server with the Redis adapter 8, serving the
-// subset of gru's spear events the benchmark drives, with gru's payloads (docs/api.md):
+// The peer of `gru-bench relay` and `gru-bench connections`: one socket.io 4.8 server with the
+// Redis adapter 8, serving the subset of gru's spear events the benchmarks drive, with gru's
+// payloads (docs/api.md):
 //
-//   handshake auth {token, uid}  -> the connection is user `uid` (the token is not checked:
-//                                   the peer measures messaging, not authentication)
-//   join {groups: [10]}          -> rooms g:<gid>, envelope reply
-//   msg {type, target, content}  -> io.to(u:<uid> | g:<gid>).emit("msg", delivered), then the
+//   handshake auth {token}       -> with NODE_ID (below), the spear token is verified as a gru
+//                                   spear does: HMAC-SHA256 with the spear secret, kind "t2",
+//                                   not expired, listing this node; the connection is the
+//                                   token's user. Without NODE_ID the token is not checked
+//                                   and the user is `auth.uid` (`relay` measures messaging,
+//                                   not authentication).
+//   then                         -> room u:<uid>
+//   join {groups: [10, 11]}      -> rooms g:<gid>, envelope reply
+//   msg {type, target, content}  -> io.to(u:<uid> | g:<gid>).emit("msg", delivered) (the
+//                                   sender's own connection included, as in gru), then the
 //                                   envelope reply as ack and as `msg_result`, like gru
 //
-// Usage: node server.js PORT REDIS_URL. Prints "listening <port>" once the adapter's Redis
-// clients are connected, so the benchmark knows when messages can cross between servers.
+// Usage: node server.js PORT REDIS_URL [NODE_ID], the spear secret in GRU_PEER_SPEAR_SECRET when
+// NODE_ID is given. Prints "listening <port>" once the adapter's Redis clients are connected,
+// so the benchmark knows when messages can cross between servers.
 'use strict';
 
+const { createHmac, timingSafeEqual } = require('node:crypto');
 const { createServer } = require('node:http');
 const { Server } = require('socket.io');
 const { createClient } = require('redis');
@@ -37,11 +46,50 @@ function answer(socket, ack, event, r) {
   socket.emit(`${event}_result`, r);
 }
 
+// The longest token gru accepts.
+const MAX_TOKEN_LEN = 4096;
+
+// gru's spear-token check (src/services/auth/token.rs, src/services/spear/session.rs):
+// `v1.<payload>.<signature>`, base64url without padding, HMAC-SHA256 over `v1.<payload>`
+// compared in constant time, then kind, expiry and this node among `spears`. Returns the
+// claims, or throws with gru's reason.
+function verifyToken(key, nodeId, token) {
+  if (typeof token !== 'string' || token.length > MAX_TOKEN_LEN) throw new Error('malformed token');
+  const dot = token.lastIndexOf('.');
+  const signed = token.slice(0, dot);
+  const first = signed.indexOf('.');
+  if (dot < 0 || first < 0 || signed.slice(0, first) !== 'v1') throw new Error('malformed token');
+  const sig = Buffer.from(token.slice(dot + 1), 'base64url');
+  const want = createHmac('sha256', key).update(signed).digest();
+  if (sig.length !== want.length || !timingSafeEqual(sig, want)) {
+    throw new Error('bad token signature');
+  }
+  let claims;
+  try {
+    claims = JSON.parse(Buffer.from(signed.slice(first + 1), 'base64url').toString('utf8'));
+  } catch (e) {
+    throw new Error('malformed token');
+  }
+  if (!claims || !Number.isSafeInteger(claims.uid)) throw new Error('malformed token');
+  if (claims.typ !== 't2') throw new Error('wrong kind of token');
+  if (!(claims.exp > Math.floor(Date.now() / 1000))) throw new Error('token expired');
+  if (!Array.isArray(claims.spears) || !claims.spears.includes(nodeId)) {
+    throw new Error(`the token is not for spear ${nodeId}`);
+  }
+  return claims;
+}
+
 async function main() {
   const port = Number(process.argv[2]);
   const redisUrl = process.argv[3];
+  const nodeId = process.argv[4] === undefined ? undefined : Number(process.argv[4]);
+  const secret = process.env.GRU_PEER_SPEAR_SECRET;
   if (!Number.isInteger(port) || port <= 0 || !redisUrl) {
-    console.error('usage: node server.js PORT REDIS_URL');
+    console.error('usage: node server.js PORT REDIS_URL [NODE_ID]');
+    process.exit(2);
+  }
+  if (nodeId !== undefined && (!Number.isSafeInteger(nodeId) || nodeId <= 0 || !secret)) {
+    console.error('NODE_ID must be a node id, and GRU_PEER_SPEAR_SECRET set with it');
     process.exit(2);
   }
   const pubClient = createClient({ url: redisUrl });
@@ -64,7 +112,14 @@ async function main() {
 
   io.use((socket, next) => {
     const auth = socket.handshake.auth || {};
-    const uid = Number(auth.uid);
+    let uid = Number(auth.uid);
+    if (nodeId !== undefined) {
+      try {
+        uid = verifyToken(secret, nodeId, auth.token).uid;
+      } catch (e) {
+        return next(new Error(`${PARAM_ERROR}: invalid token: ${e.message}`));
+      }
+    }
     if (typeof auth.token !== 'string' || !Number.isSafeInteger(uid) || uid <= 0) {
       const err = new Error(`${PARAM_ERROR}: invalid token`);
       return next(err);

@@ -49,6 +49,9 @@ pub(crate) fn cpu_ticks_each(pids: &[u32]) -> Result<Vec<u64>> {
 pub(crate) struct MachineTicks {
     /// Time in processes: user, nice and system.
     pub(crate) tasks: u64,
+    /// The part of it in processes with a positive nice value (user time only), which
+    /// yield to the measured ones.
+    pub(crate) niced: u64,
     /// Time in interrupts: irq and softirq (where the loopback network's receive path runs),
     /// charged to no process.
     pub(crate) interrupts: u64,
@@ -80,6 +83,7 @@ fn parse_machine_ticks(stat: &str) -> Result<MachineTicks> {
     };
     Ok(MachineTicks {
         tasks: field(0)? + field(1)? + field(2)?,
+        niced: field(1)?,
         interrupts: field(5)? + field(6)?,
     })
 }
@@ -95,6 +99,7 @@ mod tests {
             parse_machine_ticks(stat).expect("parses"),
             MachineTicks {
                 tasks: 132,
+                niced: 2,
                 interrupts: 41
             }
         );

@@ -61,6 +61,29 @@ impl Histogram {
         }
     }
 
+    /// The non-empty buckets as `(bucket, count)` pairs: what a worker process sends its
+    /// orchestrator, which adds them into one histogram with [`Histogram::add_buckets`].
+    pub(crate) fn buckets(&self) -> Vec<(u32, u64)> {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let n = c.load(Ordering::Relaxed);
+                (n > 0).then_some((i as u32, n))
+            })
+            .collect()
+    }
+
+    /// Adds buckets from [`Histogram::buckets`]; a bucket out of range (another build's
+    /// layout) is ignored.
+    pub(crate) fn add_buckets(&self, buckets: &[(u32, u64)]) {
+        for &(i, n) in buckets {
+            if let Some(c) = self.counts.get(i as usize) {
+                c.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// The latencies at each quantile of `qs` (ascending), in µs; zeros when empty.
     pub(crate) fn quantiles(&self, qs: &[f64]) -> Vec<u64> {
         let counts: Vec<u64> = self
@@ -128,5 +151,22 @@ mod tests {
             vec![500, 990, 999, 1000]
         );
         assert_eq!(Histogram::new().quantiles(&[0.5]), vec![0]);
+    }
+
+    #[test]
+    fn buckets_add_up_across_histograms() {
+        let (a, b) = (Histogram::new(), Histogram::new());
+        for v in 1..=500 {
+            a.record(v);
+        }
+        for v in 501..=1000 {
+            b.record(v);
+        }
+        let sum = Histogram::new();
+        sum.add_buckets(&a.buckets());
+        sum.add_buckets(&b.buckets());
+        sum.add_buckets(&[(u32::MAX, 7)]);
+        assert_eq!(sum.buckets().iter().map(|(_, n)| n).sum::<u64>(), 1000);
+        assert_eq!(sum.quantiles(&[0.5, 1.0]), vec![500, 1000]);
     }
 }

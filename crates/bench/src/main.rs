@@ -1,6 +1,7 @@
-//! `gru-bench`: gru's benchmarks, kept out of the service's binary. `idgen` and `connections`
-//! measure a running cluster; `relay` starts its own Redis, RocketMQ, gru servers and Node
-//! peer; `ticket` starts a gru node and a minimal axum server (`minimal-http`, hidden) and
+//! `gru-bench`: gru's benchmarks, kept out of the service's binary. `idgen` measures a
+//! running cluster; `relay` starts its own Redis, RocketMQ, gru servers and Node peer;
+//! `connections` (capacity) starts Redis, a gru cluster or Node peers and client worker
+//! processes (`connections-worker`, hidden); `ticket` starts a gru node and a minimal axum server (`minimal-http`, hidden) and
 //! loads both over HTTP; `publish` drives the server API of a two-spear Redis system. Figures go to `docs/PERFORMANCE.md` with the command that produced
 //! them.
 
@@ -38,8 +39,13 @@ struct Cli {
 enum Command {
     /// Ids: single-id rate and latency with a coalescing client, batched rate, unique mode.
     Idgen(idgen::IdgenBench),
-    /// Memory per socket.io connection of a running spear.
+    /// Capacity: opens many authenticated, subscribed sessions from worker processes on
+    /// spears it starts (gru and the Node peer), measures memory and idle CPU per session and
+    /// the connect rate, then messages across the cluster (see docs/PERFORMANCE.md).
     Connections(connections::ConnectionsBench),
+    /// One client process of `connections`, driven over stdin/stdout.
+    #[command(hide = true)]
+    ConnectionsWorker,
     /// Messages between two spears, against gru (Redis or RocketMQ relay) and a Node
     /// socket.io peer (Redis adapter): starts its own Redis, RocketMQ and servers (see
     /// docs/PERFORMANCE.md).
@@ -61,7 +67,13 @@ impl Cli {
     fn threads(&self) -> Option<usize> {
         match (self.worker_threads, &self.command) {
             (Some(n), _) => Some(n.get()),
-            (None, Command::Relay(_) | Command::Ticket(_) | Command::Publish(_)) => Some(1),
+            (
+                None,
+                Command::Relay(_)
+                | Command::Ticket(_)
+                | Command::Publish(_)
+                | Command::ConnectionsWorker,
+            ) => Some(1),
             (None, _) => None,
         }
     }
@@ -70,6 +82,7 @@ impl Cli {
         match self.command {
             Command::Idgen(args) => idgen::run(args).await,
             Command::Connections(args) => connections::run(args).await,
+            Command::ConnectionsWorker => connections::worker::run().await,
             Command::Relay(args) => relay::run(args).await,
             Command::Ticket(args) => ticket::run(args).await,
             Command::Publish(args) => publish::run(args).await,

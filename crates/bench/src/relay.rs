@@ -9,7 +9,7 @@
 //! of everything the target needs to run (its two servers, Redis and, for RocketMQ, the broker
 //! and name server) as Markdown (`docs/PERFORMANCE.md`).
 
-mod client;
+pub(crate) mod client;
 pub(crate) mod procs;
 mod report;
 mod scenarios;

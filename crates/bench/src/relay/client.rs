@@ -38,7 +38,7 @@ pub(super) async fn open(addr: &str, auth: Value, group: Option<u64>) -> Result<
 
 /// The send timestamp in a `msg` event (`42["msg",{…,"content":"<ns>",…}]`), found without
 /// parsing the whole JSON.
-fn sent_ns(packet: &str) -> Option<u64> {
+pub(crate) fn sent_ns(packet: &str) -> Option<u64> {
     if !packet.starts_with(r#"42["msg","#) {
         return None;
     }

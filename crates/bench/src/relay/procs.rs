@@ -20,10 +20,10 @@ pub(crate) const SPEAR_SECRET: &str = "bench-spear-secret-0123456789abc";
 /// The server-API key of the benchmark cluster (`gru-bench publish`).
 pub(crate) const API_KEY: &str = "bench-server-api-key-0123456789abcdef";
 /// The business secret the config requires; the benchmark mints no token1.
-const BUSINESS_SECRET: &str = "bench-business-secret-0123456789";
+pub(crate) const BUSINESS_SECRET: &str = "bench-business-secret-0123456789";
 
 /// A private Redis in `dir`: no persistence, loopback only.
-fn start_redis(dir: &Path) -> Result<RedisServer> {
+pub(crate) fn start_redis(dir: &Path) -> Result<RedisServer> {
     RedisServer::start_at(dir).context("starting the benchmark's redis-server")
 }
 
@@ -118,7 +118,7 @@ impl Servers {
 
 /// Whether process `pid` runs: it exists and is no zombie (a child that exited but that its
 /// guard has not reaped yet).
-fn running(pid: u32) -> bool {
+pub(crate) fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         // The state follows the command name, which is in parentheses and may hold spaces.
         stat.rsplit_once(')')
@@ -332,6 +332,26 @@ fn cluster_toml(
 /// adapter). Installs the peer's packages first if needed (`npm ci`, from the lockfile) and
 /// returns once both servers print that they listen (after their Redis clients connected).
 pub(super) async fn start_peer(dir: &Path, peer_dir: &Path) -> Result<Servers> {
+    let script = install_peer(peer_dir)?;
+    let redis = start_redis(dir)?;
+    let (port_a, port_b) = (free_port(), free_port());
+    let log = |name: &str| dir.join(format!("peer-{name}.log"));
+    let a = start_peer_server(&script, "a", port_a, &redis.url(), &log("a"), None).await?;
+    let b = start_peer_server(&script, "b", port_b, &redis.url(), &log("b"), None).await?;
+    Ok(Servers {
+        a: format!("127.0.0.1:{port_a}"),
+        a_http: None,
+        b: format!("127.0.0.1:{port_b}"),
+        servers: [a, b],
+        logs: [log("a"), log("b")],
+        redis,
+        rocketmq: None,
+    })
+}
+
+/// The peer's script in `peer_dir`, its packages installed first if needed (`npm ci`, from
+/// the lockfile).
+pub(crate) fn install_peer(peer_dir: &Path) -> Result<PathBuf> {
     let script = peer_dir.join("server.js");
     if !script.is_file() {
         bail!(
@@ -350,33 +370,28 @@ pub(super) async fn start_peer(dir: &Path, peer_dir: &Path) -> Result<Servers> {
             bail!("npm ci in {} failed ({status})", peer_dir.display());
         }
     }
-    let redis = start_redis(dir)?;
-    let (port_a, port_b) = (free_port(), free_port());
-    let log = |name: &str| dir.join(format!("peer-{name}.log"));
-    let a = start_peer_server(&script, "a", port_a, &redis.url(), &log("a")).await?;
-    let b = start_peer_server(&script, "b", port_b, &redis.url(), &log("b")).await?;
-    Ok(Servers {
-        a: format!("127.0.0.1:{port_a}"),
-        a_http: None,
-        b: format!("127.0.0.1:{port_b}"),
-        servers: [a, b],
-        logs: [log("a"), log("b")],
-        redis,
-        rocketmq: None,
-    })
+    Ok(script)
 }
 
 /// Starts `node <script> <port> <redis_url>` as peer server `name`, its output to `log`, and
-/// returns once it prints that it listens.
-async fn start_peer_server(
+/// returns once it prints that it listens. With `verify_as`, the server is that spear node
+/// id and checks every handshake token's signature with [`SPEAR_SECRET`] the way gru does
+/// (`node <script> <port> <redis_url> <id>`, the secret in `GRU_PEER_SPEAR_SECRET`);
+/// without, it takes the user id from the handshake as given.
+pub(crate) async fn start_peer_server(
     script: &Path,
     name: &str,
     port: u16,
     redis_url: &str,
     log: &Path,
+    verify_as: Option<u64>,
 ) -> Result<KillOnDrop> {
     let mut cmd = Command::new("node");
     cmd.arg(script).arg(port.to_string()).arg(redis_url);
+    if let Some(id) = verify_as {
+        cmd.arg(id.to_string())
+            .env("GRU_PEER_SPEAR_SECRET", SPEAR_SECRET);
+    }
     let mut server = KillOnDrop::spawn(&format!("peer server {name}"), &mut cmd, log)?;
     let start = Instant::now();
     // The script prints this once its Redis clients are connected.
