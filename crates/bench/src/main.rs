@@ -9,6 +9,7 @@
 
 mod connections;
 mod cpu;
+mod gru_node;
 mod histogram;
 mod http_load;
 mod idgen;

@@ -7,9 +7,7 @@
 //! opening a session needs, and nothing else, so the read buffer is freed at the upgrade.
 
 use axum::extract::Request;
-use axum::http::header::{
-    CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
-};
+use axum::http::header::{CONTENT_TYPE, SEC_WEBSOCKET_KEY};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
 /// The headers engine.io reads from the request that opens a session: the WebSocket key it

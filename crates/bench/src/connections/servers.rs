@@ -137,16 +137,7 @@ pub(super) async fn start_gru(
     };
     for (id, ports) in &nodes {
         let log = dir.join(format!("node{id}.log"));
-        let mut cmd = gru_bin.command();
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&config)
-            .args(["--node", &id.to_string()])
-            .env("GRU_LOG", "warn")
-            .env_remove("GRU_WORKER_THREADS");
-        if worker_threads > 0 {
-            cmd.args(["--worker-threads", &worker_threads.to_string()]);
-        }
+        let mut cmd = crate::gru_node::command(gru_bin, &config, *id, worker_threads);
         let name = format!("gru node {id}");
         let guard = KillOnDrop::spawn(&name, &mut cmd, &log)?;
         let proc = Proc {

@@ -203,16 +203,7 @@ pub(crate) async fn start_gru(
     .with_context(|| format!("cannot write {}", config.display()))?;
     let log = |id: u64| dir.join(format!("node{id}.log"));
     let spawn = |id: u64| {
-        let mut cmd = gru_bin.command();
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&config)
-            .args(["--node", &id.to_string()])
-            .env("GRU_LOG", "warn")
-            .env_remove("GRU_WORKER_THREADS");
-        if worker_threads > 0 {
-            cmd.args(["--worker-threads", &worker_threads.to_string()]);
-        }
+        let mut cmd = crate::gru_node::command(gru_bin, &config, id, worker_threads);
         KillOnDrop::spawn(&format!("gru node {id}"), &mut cmd, &log(id))
     };
     let (node1, node2) = (spawn(1)?, spawn(2)?);
