@@ -156,7 +156,7 @@ pub(super) async fn start_gru(
     let url = format!("http://127.0.0.1:{}/api/v1/cluster", nodes[0].1.http);
     let http = reqwest::Client::new();
     let start = Instant::now();
-    while spear_count(&http, &url).await != Some(spears as usize) {
+    while crate::gru_node::spear_count(&http, &url).await != Some(spears as usize) {
         servers.check_alive()?;
         if start.elapsed() > START_DEADLINE {
             bail!(
@@ -167,18 +167,6 @@ pub(super) async fn start_gru(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(servers)
-}
-
-/// How many spears a cluster view lists.
-async fn spear_count(http: &reqwest::Client, url: &str) -> Option<usize> {
-    let resp = http
-        .get(url)
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .ok()?;
-    let view: serde_json::Value = resp.json().await.ok()?;
-    view.get("spears")?.as_array().map(Vec::len)
 }
 
 /// The capacity cluster's config: three core nodes (also ticket and stat), spear-only nodes

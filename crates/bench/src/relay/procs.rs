@@ -220,7 +220,7 @@ pub(crate) async fn start_gru(
     let url = format!("http://127.0.0.1:{}/api/v1/cluster", n1.http);
     let http = reqwest::Client::new();
     let start = Instant::now();
-    while spear_count(&http, &url).await != Some(2) {
+    while crate::gru_node::spear_count(&http, &url).await != Some(2) {
         servers.check_started()?;
         if start.elapsed() > START_DEADLINE {
             bail!(
@@ -242,18 +242,6 @@ async fn start_rocketmq() -> Result<RocketMq> {
         .await
         .context("the task starting RocketMQ failed")?
         .context("starting the benchmark's RocketMQ name server and broker")
-}
-
-/// How many spears node 1's cluster view lists.
-async fn spear_count(http: &reqwest::Client, url: &str) -> Option<usize> {
-    let resp = http
-        .get(url)
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .ok()?;
-    let view: serde_json::Value = resp.json().await.ok()?;
-    view.get("spears")?.as_array().map(Vec::len)
 }
 
 /// The `[relay]` of the benchmark cluster's config and what it needs besides Redis.
