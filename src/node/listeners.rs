@@ -1,9 +1,14 @@
 //! Every TCP listener of a node, bound before anything else starts: a taken address fails the
 //! start while nothing is running yet, and names the address.
+//!
+//! Each listens with the largest accept queue the kernel allows (`net.core.somaxconn`, 4096
+//! by default since Linux 5.4). The usual 128 overflows when hundreds of clients connect at
+//! once — a reconnect storm after a spear is lost — and every connection it drops waits for
+//! its SYN to be retransmitted, a second or more.
 
 use std::net::SocketAddr;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use super::NodeError;
 use crate::config::{NodeConfig, Role};
@@ -29,8 +34,56 @@ impl Listeners {
     }
 }
 
+/// The accept queue asked for; the kernel caps it at `net.core.somaxconn`.
+const BACKLOG: u32 = 65_535;
+
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, NodeError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| NodeError::Bind { what, addr, source })
+    listen(addr).map_err(|source| NodeError::Bind { what, addr, source })
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As `TcpListener::bind` does: a restarted node takes its port back while connections of
+    // its last run are still in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn listens_with_more_than_the_usual_backlog_and_names_a_taken_address() {
+        let first = bind("test", "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("binds");
+        let addr = first.local_addr().expect("bound");
+        // Connections the listener has not accepted yet wait in its queue: 300 fit, where the
+        // usual backlog of 128 would drop SYNs (connects would then hang on retransmits).
+        // Only where the kernel allows such a queue at all.
+        let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let queued = if somaxconn >= 300 { 300 } else { 0 };
+        let mut waiting = Vec::new();
+        for _ in 0..queued {
+            let connect = tokio::net::TcpStream::connect(addr);
+            let stream = tokio::time::timeout(std::time::Duration::from_secs(5), connect)
+                .await
+                .expect("connected without a SYN retransmit")
+                .expect("connects");
+            waiting.push(stream);
+        }
+        match bind("test", addr).await {
+            Err(NodeError::Bind { what, addr: a, .. }) => assert_eq!((what, a), ("test", addr)),
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("a taken address must not bind"),
+        }
+    }
 }
