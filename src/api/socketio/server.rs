@@ -49,6 +49,10 @@ fn room(audience: Audience) -> String {
     }
 }
 
+/// Bytes of each WebSocket's read buffer, kept for the connection's life (tungstenite zeroes
+/// and reads into up to this much per read call).
+const WS_READ_BUFFER: usize = 256;
+
 /// A connection's key in the roster.
 pub type ConnId = socketioxide::socket::Sid;
 
@@ -704,9 +708,10 @@ pub fn socket_layer(spear: &SpearSection) -> (socketioxide::layer::SocketIoLayer
         .max_payload(spear.max_payload_bytes)
         .ws_max_message_size(max_message)
         .ws_max_frame_size(max_message)
-        // Per-connection memory: a 1 KiB WebSocket read buffer (the default is 4 KiB); the
-        // queue holds `send_queue_packets` before the client counts as a slow consumer.
-        .ws_read_buffer_size(1024)
+        // Per-connection memory: a 256-byte WebSocket read buffer (the default is 4 KiB); a
+        // larger frame makes tungstenite reserve the frame's whole length. The queue holds
+        // `send_queue_packets` before the client counts as a slow consumer.
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .max_buffer_size(spear.send_queue_packets)
         .ping_interval(Duration::from_millis(spear.ping_interval_ms))
         .ping_timeout(Duration::from_millis(spear.ping_timeout_ms))
