@@ -23,11 +23,11 @@ pub(super) struct Listeners {
 
 impl Listeners {
     /// Binds `node`'s listeners: HTTP, internal gRPC, and socket.io on spears.
-    pub(super) async fn bind(node: &NodeConfig) -> Result<Self, NodeError> {
-        let http = bind("http", node.listen.http).await?;
-        let grpc = bind("grpc", node.listen.grpc).await?;
+    pub(super) fn bind(node: &NodeConfig) -> Result<Self, NodeError> {
+        let http = bind("http", node.listen.http)?;
+        let grpc = bind("grpc", node.listen.grpc)?;
         let sio = match (node.has_role(Role::Spear), node.listen.sio) {
-            (true, Some(addr)) => Some(bind("socket.io", addr).await?),
+            (true, Some(addr)) => Some(bind("socket.io", addr)?),
             _ => None,
         };
         Ok(Self { http, grpc, sio })
@@ -37,20 +37,20 @@ impl Listeners {
 /// The accept queue asked for; the kernel caps it at `net.core.somaxconn`.
 const BACKLOG: u32 = 65_535;
 
-async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, NodeError> {
-    listen(addr).map_err(|source| NodeError::Bind { what, addr, source })
-}
-
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+/// Binds `addr` (tokio's runtime must be running: the listener registers with it).
+fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    let listen = || {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        // As `TcpListener::bind` does: a restarted node takes its port back while connections
+        // of its last run are still in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(BACKLOG)
     };
-    // As `TcpListener::bind` does: a restarted node takes its port back while connections of
-    // its last run are still in TIME_WAIT.
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(BACKLOG)
+    listen().map_err(|source| NodeError::Bind { what, addr, source })
 }
 
 #[cfg(test)]
@@ -59,9 +59,7 @@ mod tests {
 
     #[tokio::test]
     async fn listens_with_more_than_the_usual_backlog_and_names_a_taken_address() {
-        let first = bind("test", "127.0.0.1:0".parse().expect("addr"))
-            .await
-            .expect("binds");
+        let first = bind("test", "127.0.0.1:0".parse().expect("addr")).expect("binds");
         let addr = first.local_addr().expect("bound");
         // Connections the listener has not accepted yet wait in its queue: 300 fit, where the
         // usual backlog of 128 would drop SYNs (connects would then hang on retransmits).
@@ -80,7 +78,7 @@ mod tests {
                 .expect("connects");
             waiting.push(stream);
         }
-        match bind("test", addr).await {
+        match bind("test", addr) {
             Err(NodeError::Bind { what, addr: a, .. }) => assert_eq!((what, a), ("test", addr)),
             Err(e) => panic!("unexpected error: {e}"),
             Ok(_) => panic!("a taken address must not bind"),

@@ -187,7 +187,7 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         path: node.data_dir.display().to_string(),
         source,
     })?;
-    let listeners = Listeners::bind(&node).await?;
+    let listeners = Listeners::bind(&node)?;
     let http_addr = listeners.http.local_addr().unwrap_or(node.listen.http);
     let grpc_addr = listeners.grpc.local_addr().ok();
     let client_deadline =
