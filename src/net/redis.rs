@@ -33,12 +33,27 @@ pub enum RedisError {
     /// The cluster connection has not been established yet.
     #[error("not connected to the Redis Cluster yet")]
     NotConnected,
-    /// Redis did not answer in time.
+    /// Redis did not answer in time: the command may have run.
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
-    /// Redis (or the connection to it) returned an error.
+    /// No connection could be made (refused, or Redis Cluster redirections exhausted): the
+    /// command was not run.
+    #[error("Redis: {0}")]
+    Unreachable(String),
+    /// The connection broke while the command was on it: it may have run.
+    #[error("Redis: {0}")]
+    Lost(String),
+    /// Redis answered with an error.
     #[error("Redis: {0}")]
     Command(String),
+}
+
+impl RedisError {
+    /// Whether the command may have run although it failed (no answer in time, or the
+    /// connection broke with it in flight): a write then has an unknown outcome.
+    pub fn may_have_run(&self) -> bool {
+        matches!(self, Self::Timeout(_) | Self::Lost(_))
+    }
 }
 
 /// A Lua script, run with [`RedisLink::eval`].
@@ -169,6 +184,17 @@ fn to_err(e: redis::RedisError) -> RedisError {
     RedisError::Command(e.to_string())
 }
 
+/// A failed connection: a refused connect (the command never left) or a cluster redirection
+/// is [`RedisError::Unreachable`]; anything else (reset, broken pipe, end of stream) may have
+/// struck after the command was written, so it is [`RedisError::Lost`].
+fn transport_err(e: redis::RedisError) -> RedisError {
+    if e.is_connection_refusal() || e.is_cluster_error() {
+        RedisError::Unreachable(e.to_string())
+    } else {
+        RedisError::Lost(e.to_string())
+    }
+}
+
 impl RedisLink {
     /// Opens the link described by `section`; pub/sub messages go to `pushes`. A standalone
     /// connection is made lazily, a cluster one by [`Self::run_monitor`] (which the owner runs
@@ -296,7 +322,7 @@ impl RedisLink {
             // on it) is intact, so it is no outage. A broken connection shows as a transport
             // error or a disconnect push.
             Err(_) => return Err(RedisError::Timeout(self.timeout)),
-            Ok(Err(e)) if is_transport(&e) => Err(to_err(e)),
+            Ok(Err(e)) if is_transport(&e) => Err(transport_err(e)),
             Ok(Err(e)) => {
                 // Redis answered: the link is fine, the command was not.
                 self.health.succeeded();

@@ -173,9 +173,10 @@ impl Relayed {
         ack
     }
 
-    /// After the transport was killed: sends (`kind`, `target`) until the relay refuses one,
-    /// within `deadline`; the refusal must be 1001, delivered locally only, naming
-    /// `transport`.
+    /// After the transport was killed: sends (`kind`, `target`) until the relay refuses one
+    /// as delivered locally only, within `deadline`. Every refusal must be 1001 naming
+    /// `transport`; those before it may be `uncertain` (an append in flight when the
+    /// connection broke, or the first command on a connection that is already dead).
     pub async fn until_refused(
         &mut self,
         c: &SioClient,
@@ -184,24 +185,30 @@ impl Relayed {
         deadline: Duration,
     ) {
         let down = std::time::Instant::now();
-        let refusal = loop {
+        loop {
             let ack = self.send(c, kind, target).await;
             if ack["success"] != true {
-                break ack;
+                assert_eq!(ack["errorCode"], 1001, "{ack}");
+                let msg = ack["msg"].as_str().unwrap_or_default();
+                assert!(
+                    msg.contains("unavailable") && msg.contains(transport),
+                    "the sender is told which transport failed: {ack}"
+                );
+                if ack["data"]["localOnly"] == true {
+                    assert!(ack["data"].get("uncertain").is_none(), "{ack}");
+                    return;
+                }
+                assert_eq!(
+                    ack["data"]["uncertain"], true,
+                    "neither local nor uncertain: {ack}"
+                );
             }
             assert!(
                 down.elapsed() < deadline,
-                "no error while {transport} is down"
+                "no local-only refusal while {transport} is down"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        assert_eq!(refusal["errorCode"], 1001, "{refusal}");
-        assert_eq!(refusal["data"]["localOnly"], true, "{refusal}");
-        let msg = refusal["msg"].as_str().unwrap_or_default();
-        assert!(
-            msg.contains("unavailable") && msg.contains(transport),
-            "the sender is told which transport failed: {refusal}"
-        );
+        }
     }
 
     /// Sends until the relay takes a message again (every refusal must be 1001), within

@@ -12,7 +12,9 @@ mod conformance;
 mod crash_presence;
 mod cross_node;
 mod harness;
+mod history_uncertain;
 mod redis_cluster;
+mod redis_link;
 mod redis_restart;
 #[cfg(feature = "rocketmq")]
 mod rocketmq;

@@ -29,7 +29,7 @@ use crate::api::serve::{self, Conn, ServeLimits};
 use crate::clock::unix_ms;
 use crate::config::SpearSection;
 use crate::services::history::{Catcher, Outlet, Resync, Sequencer};
-use crate::services::publish::{Draft, Publisher, Refused, Sender};
+use crate::services::publish::{Draft, Publisher, Reached, Refused, Sender};
 use crate::services::relay::{Audience, Delivery, Envelope, Position};
 use crate::services::spear::roster::{Pending, Roster};
 use crate::services::spear::session::{Session, Verifier};
@@ -638,6 +638,20 @@ async fn send(s: &SocketRef, session: &Session, ctx: &SpearContext, p: MsgPayloa
             issued: None,
             ..
         }) => Reply::error(SYSTEM_ERROR, error.to_string()),
+        Err(Refused {
+            error,
+            issued: Some((id, create_time)),
+            reached: Reached::Unknown,
+        }) => Reply {
+            data: Some(
+                json!({"id": id, "createTime": create_time, "localOnly": false,
+                "uncertain": true}),
+            ),
+            ..Reply::error(
+                SYSTEM_ERROR,
+                format!("{error}; if it was, its recipients get it from the history"),
+            )
+        },
         Err(Refused {
             error,
             issued: Some((id, create_time)),

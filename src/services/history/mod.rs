@@ -93,9 +93,14 @@ impl Page {
 /// Why the history could not be read or written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HistoryError {
-    /// The store cannot be reached, or did not answer in time.
+    /// The store cannot be reached, or refused: nothing was written.
     #[error("history unavailable: {0}")]
     Unavailable(String),
+    /// A write whose outcome is unknown: the store did not answer in time, or the connection
+    /// broke with the write on it. The message may be stored; then it reaches its recipients
+    /// from the history (a gap filled, a resume), once.
+    #[error("history unavailable, the message may be stored all the same: {0}")]
+    Uncertain(String),
     /// The store answered something this version of gru cannot read.
     #[error("history: unexpected answer from the store: {0}")]
     Corrupt(String),

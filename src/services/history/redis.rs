@@ -110,6 +110,15 @@ fn unavailable(e: RedisError) -> HistoryError {
     HistoryError::Unavailable(format!("Redis is unreachable or refused: {e}"))
 }
 
+/// An append's failure: one that may have run in Redis is [`HistoryError::Uncertain`].
+fn append_failed(e: RedisError) -> HistoryError {
+    if e.may_have_run() {
+        HistoryError::Uncertain(format!("Redis did not confirm the append: {e}"))
+    } else {
+        unavailable(e)
+    }
+}
+
 fn number(text: &str) -> Result<u64, HistoryError> {
     text.parse()
         .map_err(|_| HistoryError::Corrupt(format!("{text:?} is not an offset")))
@@ -147,7 +156,7 @@ impl HistoryStore for RedisStore {
                     ],
                 )
                 .await
-                .map_err(unavailable)?;
+                .map_err(append_failed)?;
             Ok(Position {
                 epoch: number(&epoch)?,
                 offset,

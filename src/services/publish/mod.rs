@@ -81,6 +81,21 @@ pub enum PublishError {
     Unencodable,
 }
 
+/// Whom a message that was not acknowledged reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    /// Nobody, and nobody will: it is nowhere.
+    Nobody,
+    /// Live, the recipients on the sender's spear only. Without a position when the history
+    /// did not take it (then nobody else ever gets it); with one when only the relay failed
+    /// (then other spears' recipients may still get it from the history).
+    HereOnly,
+    /// Unknown: the history's append may have run ([`HistoryError::Uncertain`]). If it did,
+    /// every recipient gets it from the history (a gap filled, a resume), once; if not,
+    /// nobody does. It was delivered nowhere live, so it can never arrive twice.
+    Unknown,
+}
+
 /// A message that was not acknowledged, and how far it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
@@ -88,8 +103,8 @@ pub struct Refused {
     pub error: PublishError,
     /// Its id and acceptance time, when it got that far.
     pub issued: Option<(u64, u64)>,
-    /// It reached the recipients on this spear (and only them).
-    pub delivered_here: bool,
+    /// Whom it reached.
+    pub reached: Reached,
 }
 
 impl Refused {
@@ -97,7 +112,7 @@ impl Refused {
         Self {
             error,
             issued: None,
-            delivered_here: false,
+            reached: Reached::Nobody,
         }
     }
 }
@@ -168,7 +183,9 @@ impl Publisher {
 
     /// Publishes `draft` as message `id` (one of [`Publisher::ids`]): appended to its
     /// channel's history, then given to the relay; this spear's recipients get it either way,
-    /// without a position when the history did not take it (it is not replayable then).
+    /// without a position when the history surely did not take it (it is not replayable
+    /// then) — but not when the append's outcome is unknown: a live copy without a position
+    /// could not be told apart from the stored one a resume replays.
     pub async fn publish_as(&self, id: u64, draft: Draft) -> Result<Accepted, Refused> {
         self.counters.published();
         let create_time = unix_ms();
@@ -185,7 +202,7 @@ impl Publisher {
         let refused = |error| Refused {
             error,
             issued,
-            delivered_here: false,
+            reached: Reached::Nobody,
         };
         let text =
             serde_json::to_string(&message).map_err(|_| refused(PublishError::Unencodable))?;
@@ -193,6 +210,14 @@ impl Publisher {
             None => Ok(None),
             Some(store) => store.append(audience, id, &text).await.map(Some),
         };
+        // An append that may have run is delivered by the history or not at all.
+        if let Err(e @ HistoryError::Uncertain(_)) = placed {
+            return Err(Refused {
+                error: e.into(),
+                issued,
+                reached: Reached::Unknown,
+            });
+        }
         let position = placed.as_ref().ok().copied().flatten();
         let payload = match position {
             Some(at) => positioned(&text, audience, at),
@@ -231,7 +256,11 @@ impl Publisher {
             Err(error) => Err(Refused {
                 error,
                 issued,
-                delivered_here: here,
+                reached: if here {
+                    Reached::HereOnly
+                } else {
+                    Reached::Nobody
+                },
             }),
         }
     }

@@ -16,7 +16,7 @@ use super::{decode, ServerApiState};
 use crate::api::http::ApiError;
 use crate::config::ApiScope;
 use crate::services::auth::ApiCaller;
-use crate::services::publish::{Accepted, Draft, PublishError, Refused, Sender};
+use crate::services::publish::{Accepted, Draft, PublishError, Reached, Refused, Sender};
 use crate::services::relay::Audience;
 
 /// A user or group id: a JSON number, or a string of digits (ids above 2^53 do not survive
@@ -196,7 +196,9 @@ impl Outcome {
     fn delivered(&self) -> bool {
         match self {
             Outcome::Accepted(_) => true,
-            Outcome::Refused(_, r) => r.delivered_here,
+            // One that may be in the history may still reach everyone: a retry would be a
+            // second copy.
+            Outcome::Refused(_, r) => r.reached != Reached::Nobody,
             Outcome::Skipped(..) => false,
         }
     }
@@ -220,8 +222,11 @@ impl Outcome {
                 let mut v = json!({
                     "channel": channel.to_string(),
                     "error": {"code": "unavailable", "message": refused.error.to_string()},
-                    "delivered_here": refused.delivered_here,
+                    "delivered_here": refused.reached == Reached::HereOnly,
                 });
+                if refused.reached == Reached::Unknown {
+                    v["uncertain"] = json!(true);
+                }
                 if let Some((id, _)) = refused.issued {
                     v["id"] = json!(id);
                     v["id_str"] = json!(id.to_string());

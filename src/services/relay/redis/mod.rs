@@ -114,9 +114,11 @@ impl RedisRelay {
                 transport: TRANSPORT,
                 after,
             }),
-            Err(RedisError::NotConnected) => Err(RelayError::Unavailable {
-                transport: TRANSPORT,
-            }),
+            Err(RedisError::NotConnected | RedisError::Unreachable(_) | RedisError::Lost(_)) => {
+                Err(RelayError::Unavailable {
+                    transport: TRANSPORT,
+                })
+            }
             // The link tells a broken connection (now marked down) from an answer.
             Err(_) if !health.is_connected() => Err(RelayError::Unavailable {
                 transport: TRANSPORT,

@@ -179,7 +179,9 @@ fn routes_error(e: RedisError) -> RelayError {
             transport: ROUTES,
             after,
         },
-        RedisError::NotConnected => RelayError::Unavailable { transport: ROUTES },
+        RedisError::NotConnected | RedisError::Unreachable(_) | RedisError::Lost(_) => {
+            RelayError::Unavailable { transport: ROUTES }
+        }
         RedisError::Config(reason) | RedisError::Command(reason) => RelayError::Refused {
             transport: ROUTES,
             reason,
