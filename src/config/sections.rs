@@ -468,6 +468,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn gossip_declares_death_after_dead_after_ms_whatever_the_interval() {
+        let default = GossipSection::default();
+        assert_eq!(default.phi_threshold(), 4.0);
+        assert_eq!(default.dead_after_ms(), 800);
+        let slow: GossipSection = toml::from_str("interval_ms = 500").expect("parses");
+        assert_eq!(slow.dead_after_ms(), 2000);
+        assert_eq!(slow.phi_threshold(), 4.0);
+        let fast: GossipSection =
+            toml::from_str("interval_ms = 100\ndead_after_ms = 1000").expect("parses");
+        assert_eq!(fast.phi_threshold(), 10.0);
+    }
+
+    #[test]
     fn a_partial_section_keeps_the_other_defaults() {
         let raft: RaftSection = toml::from_str("rpc_timeout_ms = 100").expect("parses");
         assert_eq!(raft.rpc_timeout_ms, 100);
@@ -505,13 +518,36 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GossipSection {
-    /// How often each member gossips, ms. Death is detected after about
-    /// 8 × 2.3 × this interval of silence (phi threshold 8). Default 100.
+    /// How often each member gossips, ms. Default 200.
     pub interval_ms: u64,
+    /// How long a member may stay silent before it is declared dead, ms (the phi-accrual
+    /// threshold is this over the interval). Default 4 × `interval_ms` (800 ms).
+    pub dead_after_ms: Option<u64>,
+}
+
+/// Rounds of silence after which a member is dead, when `dead_after_ms` is not set.
+const DEAD_AFTER_ROUNDS: u64 = 4;
+
+impl GossipSection {
+    /// How long a member may stay silent before it is declared dead.
+    pub fn dead_after_ms(&self) -> u64 {
+        self.dead_after_ms
+            .unwrap_or(self.interval_ms.saturating_mul(DEAD_AFTER_ROUNDS))
+    }
+
+    /// The failure detector's phi threshold: a member is dead once its silence is this many
+    /// times its mean heartbeat interval (which the gossip interval sets).
+    pub fn phi_threshold(&self) -> f64 {
+        // Both are validated to at most 60,000 ms: exact in an f64.
+        self.dead_after_ms() as f64 / self.interval_ms.max(1) as f64
+    }
 }
 
 impl Default for GossipSection {
     fn default() -> Self {
-        Self { interval_ms: 100 }
+        Self {
+            interval_ms: 200,
+            dead_after_ms: None,
+        }
     }
 }

@@ -530,6 +530,14 @@ fn gossip(config: &ClusterConfig) -> Result<(), ConfigError> {
             "must be between 10 and 10000",
         ));
     }
+    let g = &config.gossip;
+    let dead_after = g.dead_after_ms();
+    if dead_after < g.interval_ms.saturating_mul(2) || dead_after > 60_000 {
+        return Err(invalid(
+            "gossip.dead_after_ms",
+            "must be at least twice gossip.interval_ms and at most 60000",
+        ));
+    }
     Ok(())
 }
 
@@ -681,6 +689,9 @@ mod tests {
         ("stat.heartbeat_ms",            "heartbeat_ms = 2000", "5000"),
         ("stat.flush_ms",                "flush_ms = 20", "0"),
         ("redis.timeout_ms",             "\ntimeout_ms = 1000\n", "10\n"),
+        ("gossip.interval_ms",           "interval_ms = 200", "5"),
+        ("gossip.dead_after_ms",         "dead_after_ms = 800", "300"),
+        ("gossip.dead_after_ms",         "dead_after_ms = 800", "60001"),
         ("idgen.window_ms",              "window_ms = 3000", "100"),
         ("idgen.max_batch",              "max_batch = 10000", "0"),
         ("auth.business_secret",         "business_secret = \"change-me-business", "\"short\" #"),

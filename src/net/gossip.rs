@@ -10,7 +10,7 @@ use std::time::Duration;
 use chitchat::transport::UdpTransport;
 use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
 
-use crate::config::{NodeConfig, NodeId};
+use crate::config::{GossipSection, NodeConfig, NodeId};
 
 const KEY_ROLES: &str = "roles";
 const KEY_LOAD: &str = "load";
@@ -50,8 +50,9 @@ impl Gossip {
         cluster: &str,
         node: &NodeConfig,
         seeds: Vec<String>,
-        interval: Duration,
+        section: &GossipSection,
     ) -> Result<Self, GossipError> {
+        let interval = Duration::from_millis(section.interval_ms);
         let listen = node.listen.gossip;
         let advertise = node.advertised_gossip().parse().unwrap_or(listen);
         // A restart is a new generation, so peers do not mistake it for the old process.
@@ -63,6 +64,9 @@ impl Gossip {
             listen_addr: listen,
             seed_nodes: seeds,
             failure_detector_config: FailureDetectorConfig {
+                // phi is the silence over the mean heartbeat interval (one per gossip round):
+                // a member is dead after about `dead_after_ms` without news.
+                phi_threshold: section.phi_threshold(),
                 initial_interval: interval * 2,
                 max_interval: interval * 20,
                 dead_node_grace_period: Duration::from_secs(3600),

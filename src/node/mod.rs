@@ -262,7 +262,7 @@ async fn compose(
         .map(NodeConfig::advertised_gossip)
         .collect();
     let gossip =
-        Arc::new(Gossip::start(&config.cluster.name, node, gossip_seeds, gossip_every).await?);
+        Arc::new(Gossip::start(&config.cluster.name, node, gossip_seeds, &config.gossip).await?);
     parts.gossip = Some(gossip.clone());
     let runner = &mut parts.runner;
     let base = Base {
