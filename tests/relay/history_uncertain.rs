@@ -14,6 +14,8 @@ use crate::harness::{connect, drain, send, spear_cluster, wait_group_stat};
 use gru_testkit::ClusterOptions;
 
 const GROUP: u64 = 70;
+/// A user nobody connects as.
+const NOBODY: u64 = 799;
 /// Longer than `redis.timeout_ms` (1 s by default): the append's answer comes too late.
 const PAUSE_MS: u64 = 3000;
 
@@ -56,19 +58,36 @@ async fn history_uncertain() {
         early.push(got);
     }
 
-    // The pause ends and Redis runs the held append: the message is at p0 + 1.
-    tokio::time::sleep(Duration::from_millis(PAUSE_MS) + Duration::from_millis(500)).await;
-    let after = loop {
-        let ack = send(&alice, 1, GROUP, "after").await;
+    // The pause ends and Redis runs the held append: the channel's head moves to p0 + 1.
+    let redis = cluster.redis().expect("the harness's Redis");
+    let hash = redis
+        .cmd(&["--scan", "--pattern", &format!("*hmeta:{{g:{GROUP}}}")])
+        .map(|keys| keys.trim().to_string())
+        .expect("the group's history hash");
+    let head = (p0 + 1).to_string();
+    while redis.cmd(&["HGET", &hash, "p"]).as_deref().map(str::trim) != Some(head.as_str()) {
+        assert!(
+            held.elapsed() < Duration::from_secs(20),
+            "the held append never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The held answer came late, so the link counts an outage and the relay refuses for
+    // `redis.settle_ms` (messages it refuses are still in the history): probe it on a channel
+    // nobody is in until it takes messages again, then send the group one.
+    loop {
+        let ack = send(&alice, 0, NOBODY, "probe").await;
         if ack["success"] == true {
-            break ack;
+            break;
         }
         assert!(
             held.elapsed() < Duration::from_secs(20),
-            "Redis never took a message again: {ack}"
+            "the relay never took a message again: {ack}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    }
+    let after = send(&alice, 1, GROUP, "after").await;
+    assert_eq!(after["success"], true, "{after}");
     assert_eq!(
         after["data"]["position"].as_u64(),
         Some(p0 + 2),

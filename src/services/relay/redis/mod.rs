@@ -114,15 +114,12 @@ impl RedisRelay {
                 transport: TRANSPORT,
                 after,
             }),
+            // The link tells a broken connection from an answer.
             Err(RedisError::NotConnected | RedisError::Unreachable(_) | RedisError::Lost(_)) => {
                 Err(RelayError::Unavailable {
                     transport: TRANSPORT,
                 })
             }
-            // The link tells a broken connection (now marked down) from an answer.
-            Err(_) if !health.is_connected() => Err(RelayError::Unavailable {
-                transport: TRANSPORT,
-            }),
             Err(e @ (RedisError::Config(_) | RedisError::Command(_))) => Err(RelayError::Refused {
                 transport: TRANSPORT,
                 reason: e.to_string(),
