@@ -15,6 +15,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RedisSection;
@@ -84,6 +85,8 @@ pub struct LinkHealth {
     outages: AtomicU64,
     /// When the link last came back after an outage; `None` before the first outage.
     up_since: Mutex<Option<Instant>>,
+    /// Signalled when the link goes down, so that the monitor sleeps while it is up.
+    went_down: Notify,
 }
 
 impl LinkHealth {
@@ -92,6 +95,7 @@ impl LinkHealth {
             connected: AtomicBool::new(true),
             outages: AtomicU64::new(0),
             up_since: Mutex::new(None),
+            went_down: Notify::new(),
         }
     }
 
@@ -99,6 +103,8 @@ impl LinkHealth {
     pub fn failed(&self, why: &str) {
         if self.connected.swap(false, Ordering::AcqRel) {
             self.outages.fetch_add(1, Ordering::Relaxed);
+            // A permit is kept if the monitor is not waiting yet: the outage is never missed.
+            self.went_down.notify_one();
             tracing::warn!(
                 error = why,
                 "Redis unreachable: relaying and presence paused"
@@ -466,6 +472,14 @@ impl RedisLink {
             return;
         }
         loop {
+            // Nothing to do while the link is up: wait for it to go down instead of waking
+            // every probe interval to look (an idle spear's wake-ups are its cost).
+            if self.health.is_connected() {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = self.health.went_down.notified() => {}
+                }
+            }
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(PROBE_EVERY) => {}
