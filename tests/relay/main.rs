@@ -8,6 +8,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod cluster_append_once;
 mod conformance;
 mod crash_presence;
 mod cross_node;
