@@ -56,7 +56,8 @@ if not e then return {'0', '0'} end
 local head = tonumber(redis.call('HGET', KEYS[1], 'p') or '0')
 local after = tonumber(ARGV[1])
 local out = {e, tostring(head)}
-if after >= head then return out end
+-- XRANGE with COUNT 0 answers nil, not an empty list: asked for no message, give the head.
+if after >= head or tonumber(ARGV[2]) < 1 then return out end
 local t = redis.call('TIME')
 local oldest = t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[3])
 local found = redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+', 'COUNT', ARGV[2])
