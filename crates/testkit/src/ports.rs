@@ -1,7 +1,14 @@
 //! Free loopback ports for test nodes, Redis servers and benchmark clusters.
+//!
+//! A port handed out stays reserved for the life of the process that took it, across
+//! processes too: nextest runs every test in a process of its own, and a server that a test
+//! stops and starts again on the same port (a broker, a Redis, a node) must find that port
+//! still its own, not handed to another test's server in between.
 
 use std::collections::HashSet;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::net::{TcpListener, UdpSocket};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// Test ports come from below the kernel's ephemeral range (32768–60999 by default): a port
@@ -10,28 +17,84 @@ use std::sync::Mutex;
 const FIRST: u16 = 15_000;
 const COUNT: u16 = 32_768 - FIRST;
 
-/// Where this process looks next (from a start that differs between processes), and what it
-/// has handed out.
-static CURSOR: Mutex<Option<(u16, HashSet<u16>)>> = Mutex::new(None);
+/// What this process has handed out: where it looks next (from a start that differs between
+/// processes), the ports, and the lock on each port's file that tells other processes so.
+struct Reserved {
+    cursor: u16,
+    ports: HashSet<u16>,
+    /// Held open (and locked) until the process exits: the kernel drops the locks then,
+    /// also when the process is killed.
+    locks: Vec<File>,
+}
+
+static RESERVED: Mutex<Option<Reserved>> = Mutex::new(None);
+
+impl Reserved {
+    fn get(state: &mut Option<Self>) -> &mut Self {
+        state.get_or_insert_with(|| Self {
+            cursor: random_start(),
+            ports: HashSet::new(),
+            locks: Vec::new(),
+        })
+    }
+
+    /// Takes `port` if no process (this one included) has taken it and it can be bound now.
+    fn take(&mut self, port: u16) -> bool {
+        if self.ports.contains(&port) {
+            return false;
+        }
+        let Some(lock) = lock_port(port) else {
+            return false;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_err()
+            || UdpSocket::bind(("127.0.0.1", port)).is_err()
+        {
+            // Held by something outside the test kit: leave the file unlocked (dropped).
+            return false;
+        }
+        self.ports.insert(port);
+        self.locks.push(lock);
+        true
+    }
+}
+
+/// The port's lock file, locked by this process; `None` when another process holds it (or
+/// the file cannot be made, which then also means: do not use the port).
+fn lock_port(port: u16) -> Option<File> {
+    let dir = lock_dir();
+    std::fs::create_dir_all(&dir).ok()?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{port}.lock")))
+        .ok()?;
+    match file.try_lock() {
+        Ok(()) => Some(file),
+        Err(TryLockError::WouldBlock | TryLockError::Error(_)) => None,
+    }
+}
+
+/// Shared by every process of this user on the machine (so by every test of a run).
+fn lock_dir() -> PathBuf {
+    std::env::temp_dir().join("gru-test-ports")
+}
 
 /// A port that can be bound on 127.0.0.1 for TCP and for UDP (gossip listens on UDP) right now,
-/// below the ephemeral range and never the same one twice in this process. Another test
-/// process could still take it before it is bound; each process walks the range from its own
-/// start, which makes that unlikely.
+/// below the ephemeral range, and handed out by no other call, in this process or in any other
+/// process using this test kit, for as long as this process lives. Something outside the test
+/// kit could still bind it before its server does.
 ///
 /// # Panics
 ///
-/// When no port of the range can be bound.
+/// When no port of the range can be taken.
 pub fn free_port() -> u16 {
-    let mut state = CURSOR.lock().unwrap_or_else(|e| e.into_inner());
-    let (cursor, seen) = state.get_or_insert_with(|| (random_start(), HashSet::new()));
+    let mut state = RESERVED.lock().unwrap_or_else(|e| e.into_inner());
+    let reserved = Reserved::get(&mut state);
     for _ in 0..COUNT {
-        let port = FIRST + *cursor % COUNT;
-        *cursor = cursor.wrapping_add(1) % COUNT;
-        if seen.insert(port)
-            && TcpListener::bind(("127.0.0.1", port)).is_ok()
-            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
-        {
+        let port = FIRST + reserved.cursor % COUNT;
+        reserved.cursor = reserved.cursor.wrapping_add(1) % COUNT;
+        if reserved.take(port) {
             return port;
         }
     }
@@ -41,16 +104,12 @@ pub fn free_port() -> u16 {
     );
 }
 
-/// Hands out `port` itself if this process has not handed it out yet and it can be bound now
-/// (for a server that also listens on a port derived from its main one, as RocketMQ's broker
-/// does on `listenPort - 2`).
+/// Hands out `port` itself if no process using this test kit has taken it and it can be bound
+/// now (for a server that also listens on a port derived from its main one, as RocketMQ's
+/// broker does on `listenPort - 2`).
 pub fn claim_port(port: u16) -> bool {
-    let mut state = CURSOR.lock().unwrap_or_else(|e| e.into_inner());
-    let (_, seen) = state.get_or_insert_with(|| (random_start(), HashSet::new()));
-    !seen.contains(&port)
-        && TcpListener::bind(("127.0.0.1", port)).is_ok()
-        && UdpSocket::bind(("127.0.0.1", port)).is_ok()
-        && seen.insert(port)
+    let mut state = RESERVED.lock().unwrap_or_else(|e| e.into_inner());
+    Reserved::get(&mut state).take(port)
 }
 
 /// A start in the range that differs between processes (pid and clock).
@@ -93,6 +152,12 @@ mod tests {
         assert!(
             !claim_port(ports[0]),
             "a port handed out is not claimed again"
+        );
+        // Another process's lock on a port is a lock on another open file description of
+        // its file, which conflicts with this process's the same way.
+        assert!(
+            lock_port(ports[1]).is_none(),
+            "a port handed out is locked against every other taker"
         );
         let derived = ports[199] - 2;
         if !distinct.contains(&derived) {
