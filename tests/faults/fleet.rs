@@ -171,6 +171,11 @@ impl Client {
         self.positions.lock().expect("positions").clone()
     }
 
+    /// Whether it has a connection the server has not closed.
+    pub fn is_connected(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.is_open())
+    }
+
     /// Its connection, while it has one.
     pub fn conn(&self) -> Option<Arc<SioClient>> {
         self.conn.clone()

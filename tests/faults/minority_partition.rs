@@ -98,7 +98,7 @@ async fn minority_partition() {
             through_ticket(
                 cluster,
                 &clients[*i],
-                (ticket_node, &SPEARS, CUT),
+                (ticket_node, &SPEARS, Some(CUT)),
                 checker,
                 Duration::from_secs(30),
             )

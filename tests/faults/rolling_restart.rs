@@ -1,8 +1,10 @@
 //! `rolling_restart`: every node — the three cores, then both spears — is stopped and started
 //! again, one at a time, while clients exchange messages. The clients of a spear that stops move
-//! through ticket to the other spear and resume. Message ids stay strictly increasing in real
-//! time across the leader changes, the delivery checker is clean, and no client is away longer
-//! than its own reconnect.
+//! through ticket to the other spear and resume; so do clients a spear cut while it was out of
+//! the cluster (a core restart can outlast its lease on a loaded machine). Message ids stay
+//! strictly increasing in real time across the leader changes, messages are acknowledged while
+//! each spear is away, the delivery checker is clean, and no client is away longer than its own
+//! reconnect.
 
 use std::time::{Duration, Instant};
 
@@ -33,14 +35,15 @@ async fn rolling_restart() {
             .wait_leader(&[1, 2, 3], Duration::from_secs(30))
             .await;
         wait_spears(&cluster, 2).await;
-        eprintln!("core {core} restarted");
+        let back = crowd.reconnect_cut(&cluster, &SPEARS).await;
+        eprintln!("core {core} restarted; {back} clients cut meanwhile came back");
     }
 
     let mut longest = Duration::ZERO;
+    let mut away = Vec::new();
     for spear in SPEARS {
-        let moving: Vec<usize> = (0..crowd.clients.len())
-            .filter(|i| SPEARS[((*i as u64 + 1) % 2) as usize] == spear)
-            .collect();
+        // Its own clients, and those that moved to it when the other spear stopped.
+        let moving = crowd.on_spear(spear).await;
         let stopped = Instant::now();
         // Its clients are told (server_shutdown) and cut; each goes back through ticket.
         assert!(cluster.stop(spear), "spear {spear} stops cleanly");
@@ -51,7 +54,7 @@ async fn rolling_restart() {
                 through_ticket(
                     cluster,
                     &clients[*i],
-                    (ticket_node, &SPEARS, spear),
+                    (ticket_node, &SPEARS, Some(spear)),
                     checker,
                     Duration::from_secs(30),
                 )
@@ -61,6 +64,8 @@ async fn rolling_restart() {
         }))
         .await;
         longest = longest.max(outages.into_iter().max().unwrap_or_default());
+        let staying = crowd.clients.len() - moving.len();
+        away.push((spear, staying, stopped, Instant::now()));
         cluster.restart(spear);
         wait_spears(&cluster, 2).await;
         eprintln!(
@@ -73,12 +78,28 @@ async fn rolling_restart() {
     }
 
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let late = crowd.reconnect_cut(&cluster, &SPEARS).await;
     let ops = crowd.stop_traffic().await;
     let ids = history::check_strict(&ops).unwrap_or_else(|e| panic!("message ids: {e}"));
+    for (spear, staying, from, to) in away {
+        let during = ops
+            .iter()
+            .filter(|o| o.sent >= from && o.sent <= to)
+            .count();
+        eprintln!(
+            "while spear {spear} was away: {during} messages acked ({staying} clients on the other)"
+        );
+        // The other spear's clients go on sending while this one's move.
+        assert!(
+            staying == 0 || during > 0,
+            "no message acked while spear {spear} was away"
+        );
+    }
     let report = crowd.checker.lock().expect("checker").verify();
     eprintln!(
         "rolling_restart: {ids} acked message ids strictly increasing in real time; the longest \
-         a spear's client was away: {longest:?} (from the stop, which waits out the spear's drain, to resumed)\n{report}"
+         a spear's client was away: {longest:?} (from the stop, which waits out the spear's drain, to resumed); \
+         {late} clients cut after the moves came back at the end\n{report}"
     );
     assert!(ops.len() > 100, "too little traffic: {}", ops.len());
     assert!(

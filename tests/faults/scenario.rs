@@ -72,6 +72,41 @@ impl Crowd {
         }
     }
 
+    /// The clients on spear `spear` now: connected to it, or cut by it and not moved since.
+    pub async fn on_spear(&self, spear: u64) -> Vec<usize> {
+        let mut on = Vec::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            if c.lock().await.spear == spear {
+                on.push(i);
+            }
+        }
+        on
+    }
+
+    /// Brings back through ticket every client whose connection the server closed (a spear
+    /// out of the cluster tells its clients to reconnect through ticket and cuts them), as an
+    /// application following `server_shutdown` would; returns how many came back.
+    pub async fn reconnect_cut(&self, cluster: &TestCluster, spears: &[u64]) -> usize {
+        let mut cut = Vec::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            if !c.lock().await.is_connected() {
+                cut.push(i);
+            }
+        }
+        futures_util::future::join_all(cut.iter().map(|i| {
+            let ticket_node = [1, 2, 3][*i % 3];
+            through_ticket(
+                cluster,
+                &self.clients[*i],
+                (ticket_node, spears, None),
+                &self.checker,
+                Duration::from_secs(30),
+            )
+        }))
+        .await;
+        cut.len()
+    }
+
     /// Stops the traffic, waits until deliveries settle, and returns every acknowledged send.
     pub async fn stop_traffic(&mut self) -> Vec<IdOp> {
         self.stop.store(true, Ordering::Relaxed);
@@ -148,12 +183,16 @@ async fn traffic(
     let mut n = 0;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let i = rng.next(clients.len() as u64) as usize;
-        let Ok(sender) = clients[i].try_lock() else {
+        // A client being moved (locked) or cut (its connection closed) does not send.
+        let picked = clients[i]
+            .try_lock()
+            .ok()
+            .and_then(|c| c.conn().filter(|conn| conn.is_open()).map(|conn| (c, conn)));
+        let Some((sender, conn)) = picked else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         };
-        let (Some(conn), gid) = (sender.conn(), sender.gid) else {
-            continue;
-        };
+        let gid = sender.gid;
         let uid = sender.uid;
         drop(sender);
         let target = if rng.next(2) == 0 {
@@ -176,17 +215,17 @@ async fn traffic(
     acked
 }
 
-/// Brings `client` back through ticket (asking `ticket_node`), avoiding `dead`; returns when it
-/// is connected, authenticated with its positions and in its group.
+/// Brings `client` back through ticket (asking `ticket_node`), avoiding spear `dead` if given;
+/// returns when it is connected, authenticated with its positions and in its group.
 pub async fn through_ticket(
     cluster: &TestCluster,
     client: &AsyncMutex<Client>,
-    (ticket_node, spears, dead): (u64, &[u64], u64),
+    (ticket_node, spears, dead): (u64, &[u64], Option<u64>),
     checker: &Checker,
     deadline: Duration,
 ) {
     let start = Instant::now();
-    let dead_addr = cluster.sio_addr(dead);
+    let dead_addr = dead.map(|d| cluster.sio_addr(d));
     let mut c = client.lock().await;
     c.disconnect().await;
     loop {
@@ -196,7 +235,7 @@ pub async fn through_ticket(
             c.uid
         );
         let (addr, token2) = ticket(cluster, ticket_node, c.uid, &format!("u{}", c.uid)).await;
-        if addr == dead_addr {
+        if Some(&addr) == dead_addr.as_ref() {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }

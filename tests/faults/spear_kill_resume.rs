@@ -38,7 +38,7 @@ async fn spear_kill_resume() {
             through_ticket(
                 cluster,
                 &clients[*i],
-                (ticket_node, &[1, 2, 3], VICTIM),
+                (ticket_node, &[1, 2, 3], Some(VICTIM)),
                 checker,
                 Duration::from_secs(60),
             )

@@ -215,15 +215,30 @@ impl SioClient {
         self.request(event, serde_json::json!([event])).await
     }
 
-    /// Sends the event packet with arguments `args` asking for an ack, and waits for it.
+    /// Sends the event packet with arguments `args` asking for an ack, and waits for it; gives
+    /// up at once when the connection is (or becomes) closed, as no ack can come then.
     async fn request(&self, event: &str, args: Value) -> Result<Value, String> {
         let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.acks.lock().expect("acks").insert(id, tx);
         self.emit_raw(&format!("42{id}{args}"));
-        match tokio::time::timeout(TIMEOUT, rx).await {
-            Ok(Ok(v)) => Ok(v),
-            _ => Err(format!("no ack for {event} within {TIMEOUT:?}")),
+        let mut closed = self.closed.clone();
+        let answer = tokio::time::timeout(TIMEOUT, async {
+            tokio::select! {
+                // An ack read before the connection closed wins over the close.
+                biased;
+                v = rx => v.ok(),
+                _ = closed.wait_for(|c| *c) => None,
+            }
+        })
+        .await;
+        match answer {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => {
+                self.acks.lock().expect("acks").remove(&id);
+                Err(format!("no ack for {event}: the connection closed"))
+            }
+            Err(_) => Err(format!("no ack for {event} within {TIMEOUT:?}")),
         }
     }
 
