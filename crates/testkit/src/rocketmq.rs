@@ -74,12 +74,13 @@ fn binary(name: &'static str) -> Result<PathBuf, RocketMqError> {
 
 /// A port `p` free on 127.0.0.1 with `p - 2` free and handed out to nobody else too: the
 /// broker also listens on `listenPort - 2` (RocketMQ's "fast" port), which must not be a port
-/// handed out for another server that has not bound it yet (test ports are handed out in
-/// sequence, so `p - 2` is often one).
+/// handed out for another server that has not bound it yet. The fast port is taken first and
+/// `p` claimed two above it: this process hands ports out in sequence, so a port two below
+/// the last one handed out is usually its own already, while one two above is not yet.
 fn free_broker_port() -> u16 {
     loop {
-        let p = free_port();
-        if p > 1026 && claim_port(p - 2) {
+        let fast = free_port();
+        if let Some(p) = fast.checked_add(2).filter(|p| claim_port(*p)) {
             return p;
         }
     }
