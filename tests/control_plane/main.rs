@@ -8,6 +8,7 @@ mod durability;
 mod failover_leader_kill;
 mod in_process;
 mod join_spears;
+mod leader_stop;
 mod start_failure;
 mod ticket_api;
 

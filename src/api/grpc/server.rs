@@ -200,6 +200,9 @@ impl SpearSessionsRpc for SessionsService {
 
 struct IdGenService {
     ids: Arc<IdService>,
+    /// The server's shutdown: open id streams end with it, or the server's graceful stop
+    /// would wait for them while this node (perhaps the leader) serves nobody.
+    shutdown: CancellationToken,
 }
 
 #[tonic::async_trait]
@@ -220,6 +223,7 @@ impl IdGen for IdGenService {
         Ok(Response::new(id_replies(
             self.ids.clone(),
             req.into_inner(),
+            self.shutdown.clone(),
         )))
     }
 }
@@ -229,20 +233,34 @@ type IdReplies = Pin<Box<dyn Stream<Item = Result<IdsReply, Status>> + Send>>;
 
 /// Answers each request of `inbound` in order, polled by the stream's own HTTP/2 task (no task
 /// per request). The first refusal is the stream's last item: tonic sends it as the trailing
-/// status, and the client falls back to `Next`, which follows redirects.
-fn id_replies(ids: Arc<IdService>, inbound: Streaming<NextIdsRequest>) -> IdReplies {
+/// status, and the client falls back to `Next`, which follows redirects. So is `shutdown`,
+/// whether the stream waits for a request or for ids.
+fn id_replies(
+    ids: Arc<IdService>,
+    inbound: Streaming<NextIdsRequest>,
+    shutdown: CancellationToken,
+) -> IdReplies {
     Box::pin(futures_util::stream::unfold(
-        Some((ids, inbound)),
+        Some((ids, inbound, shutdown)),
         |state| async move {
-            let (ids, mut inbound) = state?;
-            // A broken or finished request stream ends the answers; there is nobody to tell.
-            let req = inbound.message().await.ok().flatten()?;
-            match ids.issue_local(req.count).await {
+            let (ids, mut inbound, shutdown) = state?;
+            let stopping = || Status::unavailable("this node is shutting down");
+            let req = tokio::select! {
+                () = shutdown.cancelled() => return Some((Err(stopping()), None)),
+                // A broken or finished request stream ends the answers; there is nobody to
+                // tell.
+                req = inbound.message() => req.ok().flatten()?,
+            };
+            let issued = tokio::select! {
+                () = shutdown.cancelled() => return Some((Err(stopping()), None)),
+                issued = ids.issue_local(req.count) => issued,
+            };
+            match issued {
                 Ok(blocks) => Some((
                     Ok(IdsReply {
                         blocks: blocks.into_iter().map(Into::into).collect(),
                     }),
-                    Some((ids, inbound)),
+                    Some((ids, inbound, shutdown)),
                 )),
                 Err(e) => Some((Err(Status::from(e)), None)),
             }
@@ -262,7 +280,10 @@ pub async fn serve(
     tracing::info!(addr = ?local, "internal gRPC listening");
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let mut router =
-        tonic::transport::Server::builder().add_service(IdGenServer::new(IdGenService { ids }));
+        tonic::transport::Server::builder().add_service(IdGenServer::new(IdGenService {
+            ids,
+            shutdown: shutdown.clone(),
+        }));
     if let Some(control) = control {
         let raft = RaftTransportServer::new(RaftService {
             raft: control.raft().clone(),
