@@ -5,8 +5,7 @@
 //! stops and starts again on the same port (a broker, a Redis, a node) must find that port
 //! still its own, not handed to another test's server in between.
 
-use std::collections::HashSet;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -18,10 +17,10 @@ const FIRST: u16 = 15_000;
 const COUNT: u16 = 32_768 - FIRST;
 
 /// What this process has handed out: where it looks next (from a start that differs between
-/// processes), the ports, and the lock on each port's file that tells other processes so.
+/// processes), and the lock on each port's file, which tells every other taker (another
+/// process, or this one opening the file again) that the port is gone.
 struct Reserved {
     cursor: u16,
-    ports: HashSet<u16>,
     /// Held open (and locked) until the process exits: the kernel drops the locks then,
     /// also when the process is killed.
     locks: Vec<File>,
@@ -33,16 +32,12 @@ impl Reserved {
     fn get(state: &mut Option<Self>) -> &mut Self {
         state.get_or_insert_with(|| Self {
             cursor: random_start(),
-            ports: HashSet::new(),
             locks: Vec::new(),
         })
     }
 
     /// Takes `port` if no process (this one included) has taken it and it can be bound now.
     fn take(&mut self, port: u16) -> bool {
-        if self.ports.contains(&port) {
-            return false;
-        }
         let Some(lock) = lock_port(port) else {
             return false;
         };
@@ -52,14 +47,14 @@ impl Reserved {
             // Held by something outside the test kit: leave the file unlocked (dropped).
             return false;
         }
-        self.ports.insert(port);
         self.locks.push(lock);
         true
     }
 }
 
-/// The port's lock file, locked by this process; `None` when another process holds it (or
-/// the file cannot be made, which then also means: do not use the port).
+/// The port's lock file, locked; `None` when it is locked already, by another process or by
+/// this one through another open of the file (or it cannot be made, which then also means:
+/// do not use the port).
 fn lock_port(port: u16) -> Option<File> {
     let dir = lock_dir();
     std::fs::create_dir_all(&dir).ok()?;
@@ -69,10 +64,7 @@ fn lock_port(port: u16) -> Option<File> {
         .write(true)
         .open(dir.join(format!("{port}.lock")))
         .ok()?;
-    match file.try_lock() {
-        Ok(()) => Some(file),
-        Err(TryLockError::WouldBlock | TryLockError::Error(_)) => None,
-    }
+    file.try_lock().ok().map(|()| file)
 }
 
 /// Shared by every process of this user on the machine (so by every test of a run).
@@ -140,6 +132,7 @@ pub fn assert_released(tcp: &[std::net::SocketAddr], udp: &[std::net::SocketAddr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn ports_are_distinct_bindable_and_below_the_ephemeral_range() {

@@ -244,18 +244,17 @@ fn id_replies(
         Some((ids, inbound, shutdown)),
         |state| async move {
             let (ids, mut inbound, shutdown) = state?;
-            let stopping = || Status::unavailable("this node is shutting down");
-            let req = tokio::select! {
-                () = shutdown.cancelled() => return Some((Err(stopping()), None)),
+            let next = async {
                 // A broken or finished request stream ends the answers; there is nobody to
                 // tell.
-                req = inbound.message() => req.ok().flatten()?,
+                let req = inbound.message().await.ok().flatten()?;
+                Some(ids.issue_local(req.count).await)
             };
-            let issued = tokio::select! {
-                () = shutdown.cancelled() => return Some((Err(stopping()), None)),
-                issued = ids.issue_local(req.count) => issued,
+            let Some(issued) = shutdown.run_until_cancelled(next).await else {
+                let stopping = Status::unavailable("this node is shutting down");
+                return Some((Err(stopping), None));
             };
-            match issued {
+            match issued? {
                 Ok(blocks) => Some((
                     Ok(IdsReply {
                         blocks: blocks.into_iter().map(Into::into).collect(),
