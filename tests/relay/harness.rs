@@ -174,7 +174,8 @@ impl Relayed {
     }
 
     /// After the transport was killed: sends (`kind`, `target`) until the relay refuses one
-    /// as delivered locally only, within `deadline`. Every refusal must be 1001 naming
+    /// for certain (delivered locally only, or stored in the history only), within
+    /// `deadline`. Every refusal must be 1001 naming
     /// `transport`; those before it may be `uncertain` (an append in flight when the
     /// connection broke, or the first command on a connection that is already dead).
     pub async fn until_refused(
@@ -194,7 +195,9 @@ impl Relayed {
                     msg.contains("unavailable") && msg.contains(transport),
                     "the sender is told which transport failed: {ack}"
                 );
-                if ack["data"]["localOnly"] == true {
+                // Refused for certain: delivered here only (no history), or stored in the
+                // history for the other spears to read when the relay could not carry it.
+                if ack["data"]["localOnly"] == true || ack["data"]["stored"] == true {
                     assert!(ack["data"].get("uncertain").is_none(), "{ack}");
                     return;
                 }

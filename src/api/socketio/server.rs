@@ -8,6 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
+use axum::http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS, ORIGIN,
+};
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
@@ -189,9 +194,15 @@ fn positions_json(positions: &[(Audience, Position)]) -> Value {
     Value::Object(map)
 }
 
-/// Binds `session` to the connection (first auth) and sets its expiry deadline; resumes the
-/// user's channel from `resume`'s point for it, and keeps the groups' points for their joins.
-/// Returns where the user's channel went live (`None`: history off or unreadable).
+/// Where the user's own channel of a connection authenticated in the handshake resumes from:
+/// kept from the handshake (before the connect packet) to the connect handler, which brings
+/// the connection into the channel once it can be sent to.
+#[derive(Debug, Clone, Copy)]
+struct UserResume(Option<Position>);
+
+/// Binds `session` to the connection (first auth) and sets its expiry deadline; keeps the
+/// groups' resume points for their joins and returns the user channel's, which
+/// [`enter_user_channel`] takes once the connection can be sent to.
 async fn bind(
     s: &SocketRef,
     ctx: &SpearContext,
@@ -199,21 +210,41 @@ async fn bind(
     mut resume: HashMap<Audience, Position>,
 ) -> Option<Position> {
     let uid = session.uid;
-    let user = Audience::User(uid);
-    let from = resume.remove(&user);
-    if from.is_none() {
-        // Live at once: what is published after the roster counts this connection reaches it.
-        s.join(room(user));
-    }
+    let from = resume.remove(&Audience::User(uid));
     expire_at(s, ctx, &session);
     s.extensions.insert(session);
     if !resume.is_empty() {
         s.extensions.insert(ResumeFrom(resume));
     }
+    // The relay's subscription first: from here on what is published to the user reaches
+    // this spear, and the catch-up below finds it in the room or in the history.
     settle(ctx.roster.bind(s.id, uid)).await;
+    from
+}
+
+/// Brings a connected socket into its user's channel: the backlog after `from` (or a resync),
+/// then the live room. Returns where the channel went live (`None`: history off or
+/// unreadable). Only for a socket whose connect packet is out: socket.io drops what is sent
+/// to a socket before that, the replay and a room's messages alike.
+async fn enter_user_channel(
+    s: &SocketRef,
+    ctx: &SpearContext,
+    uid: u64,
+    from: Option<Position>,
+) -> Option<Position> {
+    let user = Audience::User(uid);
     ctx.sequencer
         .catch_up(user, from, &SocketCatcher::new(s.clone(), user))
         .await
+}
+
+/// The `data` of a successful first authentication: the user, and where its channel went live.
+fn auth_data(uid: u64, at: Option<Position>) -> Value {
+    let mut data = json!({"userId": uid});
+    if let Some(at) = at {
+        data["positions"] = positions_json(&[(Audience::User(uid), at)]);
+    }
+    data
 }
 
 /// A connection catching up on one channel: replayed messages go to it alone, then it joins
@@ -304,9 +335,9 @@ async fn handshake(
                 None => HashMap::new(),
             };
             register_handlers(s.clone(), ctx.clone());
-            // A handshake has no reply to carry the position: the client starts from its
-            // first message (or presents none).
-            bind(&s, &ctx, session, resume).await;
+            let from = bind(&s, &ctx, session, resume).await;
+            // The catch-up and the answer wait for the connect packet ([`connected`]).
+            s.extensions.insert(UserResume(from));
         }
         None => {
             register_handlers(s.clone(), ctx.clone());
@@ -315,6 +346,22 @@ async fn handshake(
         }
     }
     Ok(())
+}
+
+/// Runs once the connect packet is out: a connection authenticated in the handshake enters its
+/// user's channel — the backlog after the position it presented, or live at once — and is
+/// told where that channel went live with an `auth_result`, the answer an `auth` event gets.
+async fn connected(s: SocketRef, ctx: Arc<SpearContext>) {
+    let Some(UserResume(from)) = s.extensions.remove::<UserResume>() else {
+        return;
+    };
+    let Some(uid) = s.extensions.get::<Session>().map(|session| session.uid) else {
+        return;
+    };
+    let at = enter_user_channel(&s, &ctx, uid, from).await;
+    let reply = Reply::ok("ok", Some(auth_data(uid, at)));
+    let sent = s.emit("auth_result", &reply);
+    cut_if_full(&s, &ctx, &[sent]);
 }
 
 /// What a deadline that passed does to its connection.
@@ -384,11 +431,9 @@ async fn on_auth(s: SocketRef, ctx: &SpearContext, data: TryData<Value>, ack: Ac
         (None, Ok((session, resume))) => {
             ctx.deadlines.clear(s.id);
             let uid = session.uid;
-            let mut data = json!({"userId": uid});
-            if let Some(at) = bind(&s, ctx, session, resume).await {
-                data["positions"] = positions_json(&[(Audience::User(uid), at)]);
-            }
-            let reply = Reply::ok("ok", Some(data));
+            let from = bind(&s, ctx, session, resume).await;
+            let at = enter_user_channel(&s, ctx, uid, from).await;
+            let reply = Reply::ok("ok", Some(auth_data(uid, at)));
             answer(&s, ctx, ack, "auth", &reply);
         }
         (None, Err(e)) => {
@@ -655,6 +700,26 @@ async fn send(s: &SocketRef, session: &Session, ctx: &SpearContext, p: MsgPayloa
         Err(Refused {
             error,
             issued: Some((id, create_time)),
+            reached: Reached::Stored { at, .. },
+        }) => Reply {
+            data: Some(
+                json!({"id": id, "createTime": create_time, "localOnly": false,
+                "stored": true, "channel": audience.to_string(),
+                "epoch": at.epoch.to_string(), "position": at.offset}),
+            ),
+            ..Reply::error(
+                SYSTEM_ERROR,
+                format!(
+                    "{error}; the message is stored in its channel's history at position {}: \
+                     recipients on other spears get it from there (with the channel's next \
+                     message, or when they resume), so do not send it again",
+                    at.offset
+                ),
+            )
+        },
+        Err(Refused {
+            error,
+            issued: Some((id, create_time)),
             ..
         }) => Reply {
             data: Some(json!({"id": id, "createTime": create_time, "localOnly": true})),
@@ -747,9 +812,25 @@ struct Gate {
 
 /// Runs before engine.io sees a request: a new session is refused once the spear is stopping
 /// (503, so the client tries a backup instead of meeting a half-closed server), a session the
-/// spear closed is refused, and the connection that upgrades a session to WebSocket is bound
-/// to its socket (so that closing the socket can cut that connection).
+/// spear closed is refused, so is a session id presented from another address than the one
+/// that opened the session, and the connection that upgrades a session to WebSocket is bound
+/// to its socket (so that closing the socket can cut that connection). Every answer carries
+/// the CORS headers a page of another origin needs to long-poll ([`cors`]).
 async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    let origin = request.headers().contains_key(ORIGIN);
+    if request.method() == Method::OPTIONS {
+        return cors(preflight(&request), origin);
+    }
+    cors(admit_request(&gate, request, next).await, origin)
+}
+
+/// A session id refused: engine.io's own answer to an unknown one.
+fn unknown_session() -> Response {
+    let body = axum::Json(json!({"code": 1, "message": "Session ID unknown"}));
+    (axum::http::StatusCode::BAD_REQUEST, body).into_response()
+}
+
+async fn admit_request(gate: &Gate, request: Request, next: Next) -> Response {
     let query = request.uri().query().unwrap_or_default();
     let sid = query_param(query, "sid");
     let refusal = if gate.stopping.is_cancelled() {
@@ -767,14 +848,27 @@ async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Respons
     }
     if let Some(sid) = sid.and_then(|v| v.parse::<ConnId>().ok()) {
         if gate.closer.is_refused(sid) {
-            let body = axum::Json(json!({"code": 1, "message": "Session ID unknown"}));
-            return (axum::http::StatusCode::BAD_REQUEST, body).into_response();
+            return unknown_session();
         }
-        if query_param(query, "transport") == Some("websocket") {
-            if let (Some(s), Some(conn)) =
-                (gate.io.get_socket(sid), request.extensions().get::<Conn>())
-            {
-                s.extensions.insert(conn.clone());
+        let conn = request.extensions().get::<Conn>();
+        if let Some(s) = gate.io.get_socket(sid) {
+            // A session id is a secret of the client that opened the session; from another
+            // address it is someone else's, who gets what an unknown one gets.
+            let opened_by = s
+                .req_parts()
+                .extensions
+                .get::<Conn>()
+                .map(|c| c.peer().ip());
+            if let (Some(opener), Some(conn)) = (opened_by, conn) {
+                if opener != conn.peer().ip() {
+                    tracing::debug!(%sid, peer = %conn.peer(), "a session id from another address");
+                    return unknown_session();
+                }
+            }
+            if query_param(query, "transport") == Some("websocket") {
+                if let Some(conn) = conn {
+                    s.extensions.insert(conn.clone());
+                }
             }
         }
     }
@@ -787,6 +881,34 @@ async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Respons
     next.run(request).await
 }
 
+/// The answer to a CORS preflight: any origin may long-poll with the methods and headers it
+/// asks for, for a day. Nothing on this port relies on cookies or other ambient credentials
+/// (every session authenticates with a token it sends), so no origin is refused and none is
+/// given credentials.
+fn preflight(request: &Request) -> Response {
+    let mut response = axum::http::StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    if let Some(asked) = request.headers().get(ACCESS_CONTROL_REQUEST_HEADERS) {
+        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+    }
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    response
+}
+
+/// `response` readable by a page of any origin, when the request came from a page (`Origin`).
+fn cors(mut response: Response, origin: bool) -> Response {
+    if origin {
+        response
+            .headers_mut()
+            .insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    }
+    response
+}
+
 /// Serves socket.io on `listener` until `shutdown`; then stops accepting, tells every client
 /// to reconnect through ticket, closes the connections and cuts those still open after the
 /// drain time.
@@ -797,20 +919,22 @@ pub async fn serve(
     (limits, fenced): (ServeLimits, Fenced),
     shutdown: CancellationToken,
 ) {
-    let (mw_ctx, mw_stopping) = (ctx.clone(), shutdown.clone());
+    let (mw_ctx, mw_stopping, on_connect) = (ctx.clone(), shutdown.clone(), ctx.clone());
     io.ns(
         "/",
-        (async |_: SocketRef| {}).with(async move |s: SocketRef, auth: TryData<Value>| {
-            // A session opened just before the stop whose namespace connect arrives after it:
-            // refused with the reason, as the gate refuses new sessions.
-            if mw_stopping.is_cancelled() {
-                return Err(format!("{SYSTEM_ERROR}: this spear is shutting down"));
-            }
-            if mw_ctx.drain.is_draining() {
-                return Err(format!("{SYSTEM_ERROR}: {DRAINING}"));
-            }
-            handshake(s, auth, mw_ctx.clone()).await
-        }),
+        (async move |s: SocketRef| connected(s, on_connect.clone()).await).with(
+            async move |s: SocketRef, auth: TryData<Value>| {
+                // A session opened just before the stop whose namespace connect arrives after it:
+                // refused with the reason, as the gate refuses new sessions.
+                if mw_stopping.is_cancelled() {
+                    return Err(format!("{SYSTEM_ERROR}: this spear is shutting down"));
+                }
+                if mw_ctx.drain.is_draining() {
+                    return Err(format!("{SYSTEM_ERROR}: {DRAINING}"));
+                }
+                handshake(s, auth, mw_ctx.clone()).await
+            },
+        ),
     );
     let gate_state = Gate {
         io: io.clone(),
@@ -821,9 +945,16 @@ pub async fn serve(
     };
     let fence = move_clients_when_fenced(io.clone(), fenced);
     let drain = move_clients_when_draining(io.clone(), ctx.clone(), DRAIN_SETTLE);
-    // Paths that are not socket.io get the API's JSON 404.
-    let app = crate::api::http::with_json_fallbacks(axum::Router::new())
-        .layer(layer)
+    // Paths that are not socket.io get the API's JSON 404. The layer wraps that service once,
+    // here: every `Layer::layer` call makes a new engine.io engine with its own sessions, and
+    // axum's `Router::layer` re-applies a layer to a handler fallback on every request, which
+    // gave each long-polling request an engine that had never seen its session.
+    let socket_io = tower::Layer::layer(
+        &layer,
+        crate::api::http::with_json_fallbacks(axum::Router::new()),
+    );
+    let app = axum::Router::new()
+        .fallback_service(socket_io)
         .layer(axum::middleware::from_fn_with_state(gate_state, gate));
     let farewell = async move {
         let _ = io

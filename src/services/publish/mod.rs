@@ -86,10 +86,19 @@ pub enum PublishError {
 pub enum Reached {
     /// Nobody, and nobody will: it is nowhere.
     Nobody,
-    /// Live, the recipients on the sender's spear only. Without a position when the history
-    /// did not take it (then nobody else ever gets it); with one when only the relay failed
-    /// (then other spears' recipients may still get it from the history).
+    /// Live, the recipients on the sender's spear only, without a position: the history did
+    /// not take it (or history is off), so nobody else ever gets it.
     HereOnly,
+    /// Stored in its channel's history at `at`, but the relay did not take it: the recipients
+    /// on the sender's spear got it live (`here`), the other spears' get it from the history,
+    /// once and in order — when the channel's next message fills the gap, or when they resume.
+    /// A resend would be a second copy.
+    Stored {
+        /// Its place in the channel's history.
+        at: Position,
+        /// Whether this spear had recipients, who got it live.
+        here: bool,
+    },
     /// Unknown: the history's append may have run ([`HistoryError::Uncertain`]). If it did,
     /// every recipient gets it from the history (a gap filled, a resume), once; if not,
     /// nobody does. It was delivered nowhere live, so it can never arrive twice.
@@ -256,10 +265,10 @@ impl Publisher {
             Err(error) => Err(Refused {
                 error,
                 issued,
-                reached: if here {
-                    Reached::HereOnly
-                } else {
-                    Reached::Nobody
+                reached: match (position, here) {
+                    (Some(at), here) => Reached::Stored { at, here },
+                    (None, true) => Reached::HereOnly,
+                    (None, false) => Reached::Nobody,
                 },
             }),
         }

@@ -219,13 +219,23 @@ impl Outcome {
                 v
             }
             Outcome::Refused(channel, refused) => {
+                let here = matches!(
+                    refused.reached,
+                    Reached::HereOnly | Reached::Stored { here: true, .. }
+                );
                 let mut v = json!({
                     "channel": channel.to_string(),
                     "error": {"code": "unavailable", "message": refused.error.to_string()},
-                    "delivered_here": refused.reached == Reached::HereOnly,
+                    "delivered_here": here,
                 });
-                if refused.reached == Reached::Unknown {
-                    v["uncertain"] = json!(true);
+                match refused.reached {
+                    Reached::Unknown => v["uncertain"] = json!(true),
+                    Reached::Stored { at, .. } => {
+                        v["stored"] = json!(true);
+                        v["epoch"] = json!(at.epoch.to_string());
+                        v["position"] = json!(at.offset);
+                    }
+                    Reached::Nobody | Reached::HereOnly => {}
                 }
                 if let Some((id, _)) = refused.issued {
                     v["id"] = json!(id);

@@ -110,8 +110,9 @@
         note('in', 'ticket', { spear: ticket.spear, backups: ticket.backups, expires_at: ticket.expires_at });
         setState('connecting', `spear ${ticket.spear.id} · ${ticket.spear.url}`);
         spear.dataset.spear = ticket.spear.id;
-        // WebSocket only: the spear is another origin, and a WebSocket needs no CORS.
-        socket = io(ticket.spear.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+        // The client's default transports, as an application's page uses them: long-polling
+        // first (the spear answers CORS for any origin), then the upgrade to WebSocket.
+        socket = io(ticket.spear.url, { reconnection: false, forceNew: true });
         socket.onAny((event, ...args) => note('in', event, args.length === 1 ? args[0] : args));
         socket.on('connect_error', (e) => {
           note('err', 'connect_error', e.message);
