@@ -342,11 +342,26 @@ impl Sequencer {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(%channel, error = %e, "a resume could not read the history");
+                // The connection goes live without its backlog. It is told where its live
+                // messages continue after: the room's place when this spear knows it, else the
+                // place it presented — which the room then keeps, so that a message of another
+                // epoch (the history came back empty) is announced with a resync, not passed
+                // on as if the epoch had not changed.
+                let told = match *cursor {
+                    Cursor::Unknown => {
+                        *cursor = Cursor::At {
+                            epoch: at.epoch,
+                            last: at.offset,
+                        };
+                        at
+                    }
+                    known => known.position().unwrap_or(at),
+                };
                 bump(&self.stats.resyncs);
                 catcher.resync(&Resync::new(
                     channel,
-                    at.epoch,
-                    at.offset,
+                    told.epoch,
+                    told.offset,
                     ResyncReason::Unavailable,
                 ));
                 catcher.go_live();
@@ -774,6 +789,104 @@ mod tests {
         assert_eq!(room.take(), []);
         assert_eq!(reset.report().stale, 1);
         drop(seq);
+    }
+
+    /// A store that can be down, and comes back empty (a Redis restarted without its data).
+    struct Flaky {
+        store: Mutex<Arc<MemoryStore>>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl Flaky {
+        fn up() -> Self {
+            let flaky = Self {
+                store: Mutex::new(Arc::new(MemoryStore::new(Retention {
+                    max_messages: 100,
+                    max_age: Duration::from_secs(60),
+                }))),
+                down: std::sync::atomic::AtomicBool::new(false),
+            };
+            flaky.restart_empty();
+            flaky
+        }
+
+        fn now(&self) -> Result<Arc<MemoryStore>, HistoryError> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(HistoryError::Unavailable("down".into()));
+            }
+            Ok(self.store.lock().expect("store").clone())
+        }
+
+        fn restart_empty(&self) {
+            *self.store.lock().expect("store") = Arc::new(MemoryStore::new(Retention {
+                max_messages: 100,
+                max_age: Duration::from_secs(60),
+            }));
+            self.down.store(false, Ordering::Relaxed);
+        }
+    }
+
+    impl HistoryStore for Flaky {
+        fn append<'a>(
+            &'a self,
+            channel: Audience,
+            id: u64,
+            message: &'a str,
+        ) -> BoxFuture<'a, Result<Position, HistoryError>> {
+            Box::pin(async move { self.now()?.append(channel, id, message).await })
+        }
+
+        fn open(
+            &self,
+            channel: Audience,
+            epoch: u64,
+        ) -> BoxFuture<'_, Result<Position, HistoryError>> {
+            Box::pin(async move { self.now()?.open(channel, epoch).await })
+        }
+
+        fn read(
+            &self,
+            channel: Audience,
+            after: u64,
+            max: usize,
+        ) -> BoxFuture<'_, Result<Page, HistoryError>> {
+            Box::pin(async move { self.now()?.read(channel, after, max).await })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resume_while_the_history_is_down_is_told_of_the_epoch_that_follows() {
+        let flaky = Arc::new(Flaky::up());
+        let room = Arc::new(Record::default());
+        let seq = Sequencer::new(Some(flaky.clone()), epochs(), room.clone());
+        // The channel had epoch 1 up to 3 (a message id is a new channel's epoch).
+        let store = flaky.now().expect("up");
+        for id in 1..=3 {
+            store.append(G, id, "{}").await.expect("append");
+        }
+        // A client resumes at 1.2 while the history is down: it is told so, at the place it
+        // presented, and goes live.
+        flaky.down.store(true, Ordering::Relaxed);
+        let client = Record::default();
+        let from = Position {
+            epoch: 1,
+            offset: 2,
+        };
+        assert_eq!(seq.catch_up(G, Some(from), &client).await, None);
+        assert_eq!(client.take(), [Got::Resync(1, 2)]);
+        // The history comes back empty; the channel's next message starts epoch 77.
+        flaky.restart_empty();
+        let message = r#"{"id":77}"#;
+        let store = flaky.now().expect("up");
+        let at = store.append(G, 77, message).await.expect("append");
+        let envelope = Envelope {
+            audience: G,
+            position: Some(at),
+            payload: positioned(message, G, at).expect("JSON"),
+        };
+        seq.deliver(envelope).await;
+        // The room (the client in it) hears of the new epoch before its first message.
+        assert_eq!(room.take(), [Got::Resync(77, 0), Got::Msg(1)]);
     }
 
     #[tokio::test]
