@@ -13,11 +13,17 @@
 //!    also after a resync into it (live messages go on at `position + 1`), and nothing
 //!    arrives in an epoch older than the client's current one ([`Violation::OutOfOrder`]).
 //!    Gaps are rule 2's business, so positions of refused messages that never came are fine.
-//! 4. **Justified resyncs.** A resync must move the client to an epoch newer than the one it
-//!    had on that channel or, if it had none, newer than that of some acked message of the
-//!    channel ([`Violation::UnjustifiedResync`]). A same-epoch `"retention"` resync is thus
-//!    flagged: the checker cannot tell what retention dropped, so a test of this contract
-//!    keeps retention above its traffic.
+//! 4. **Justified resyncs.** An `"epoch"` or `"retention"` resync must move the client to an
+//!    epoch newer than the one it had on that channel or, if it had none, newer than that of
+//!    some acked message of the channel ([`Violation::UnjustifiedResync`]). A same-epoch
+//!    `"retention"` resync is thus flagged: the checker cannot tell what retention dropped, so
+//!    a test of this contract keeps retention above its traffic. An `"unavailable"` resync
+//!    (the history could not be read) is always taken at its word: the client continues after
+//!    its (epoch, position), and what it misses of that channel before the next message it
+//!    gets there is excused — the application reloads the channel from its own store.
+//! 6. **Announced epochs.** A client that has a place in a channel's epoch gets a message of
+//!    another epoch only after a resync that moved it there ([`Violation::UnannouncedEpoch`]);
+//!    a client at epoch 0 ("no history yet") may see any epoch begin.
 //! 5. **Faithful delivery.** A message arrives at the channel, epoch and position its ack
 //!    named ([`Violation::Mismatch`]), and only at its recipients ([`Violation::Unexpected`]).
 //!
@@ -123,7 +129,8 @@ pub struct Resync {
     pub epoch: u64,
     /// The position it continues after.
     pub position: u64,
-    /// `"epoch"` (the history was lost or reset) or `"retention"` (it no longer reaches back).
+    /// `"epoch"` (the history was lost or reset), `"retention"` (it no longer reaches back)
+    /// or `"unavailable"` (it could not be read).
     pub reason: String,
 }
 
@@ -133,7 +140,7 @@ impl Resync {
         let (channel, epoch, position) = place(payload)?;
         let reason = field(payload, "reason")?;
         let reason = match reason.as_str() {
-            Some(r @ ("epoch" | "retention")) => r.to_string(),
+            Some(r @ ("epoch" | "retention" | "unavailable")) => r.to_string(),
             _ => return Err(malformed("reason", reason)),
         };
         Ok(Self {
@@ -221,6 +228,16 @@ pub enum Violation {
         resync: Resync,
         /// The client's epoch on that channel before it, if it had one.
         had: Option<u64>,
+    },
+    /// A message of another epoch than the client's, with no resync announcing the change.
+    #[error("{client} got {delivered} in a new epoch without a resync (it had epoch {had})")]
+    UnannouncedEpoch {
+        /// The client.
+        client: ClientKey,
+        /// The first message of the new epoch.
+        delivered: Message,
+        /// The client's epoch on that channel before it.
+        had: u64,
     },
     /// An acked message reached a client that was not among its recipients.
     #[error("{client} got message {id} but was not a recipient")]
@@ -409,10 +426,15 @@ impl DeliveryChecker {
         let mut got: HashSet<(ClientKey, u64)> = HashSet::new();
         // The newest epoch a justified resync moved each (client, channel) to (rule 2).
         let mut excused_below: HashMap<(ClientKey, &str), u64> = HashMap::new();
+        // After an "unavailable" resync: the place of the next message the client got on that
+        // channel; what lies before it is excused (rule 4).
+        let mut unavailable_below: HashMap<(ClientKey, &str), (u64, u64)> = HashMap::new();
         let violations = &mut report.violations;
         for (&client, events) in &self.events {
             // The client's (epoch, last position) per channel.
             let mut at: HashMap<&str, (u64, u64)> = HashMap::new();
+            // Channels of an "unavailable" resync not followed by a message yet.
+            let mut unread: HashSet<&str> = HashSet::new();
             for event in events {
                 match event {
                     Event::Delivered(d) => {
@@ -442,6 +464,12 @@ impl DeliveryChecker {
                             (epoch == d.epoch && d.position <= last)
                                 || (epoch != 0 && d.epoch < epoch)
                         };
+                        if unread.remove(d.channel.as_str()) {
+                            let below = unavailable_below
+                                .entry((client, &d.channel))
+                                .or_insert((d.epoch, d.position));
+                            *below = (*below).max((d.epoch, d.position));
+                        }
                         match at.get(d.channel.as_str()).copied() {
                             Some(after) if late(after) => {
                                 let delivered = d.clone();
@@ -450,6 +478,15 @@ impl DeliveryChecker {
                                     delivered,
                                     after,
                                 });
+                            }
+                            Some((had, _)) if had != 0 && had != d.epoch => {
+                                let delivered = d.clone();
+                                violations.push(Violation::UnannouncedEpoch {
+                                    client,
+                                    delivered,
+                                    had,
+                                });
+                                at.insert(&d.channel, (d.epoch, d.position));
                             }
                             _ => drop(at.insert(&d.channel, (d.epoch, d.position))),
                         }
@@ -464,6 +501,11 @@ impl DeliveryChecker {
                         } else if self.acked.contains_key(id) {
                             violations.push(Violation::Unpositioned { client, id: *id });
                         }
+                    }
+                    Event::Resync(r) if r.reason == "unavailable" => {
+                        report.resyncs += 1;
+                        at.insert(&r.channel, (r.epoch, r.position));
+                        unread.insert(&r.channel);
                     }
                     Event::Resync(r) => {
                         report.resyncs += 1;
@@ -501,8 +543,12 @@ impl DeliveryChecker {
                 if got.contains(&(client, m.id)) {
                     continue;
                 }
-                let below = excused_below.get(&(client, m.channel.as_str()));
-                if below.is_some_and(|&below| m.epoch < below) {
+                let key = (client, m.channel.as_str());
+                let below = excused_below.get(&key);
+                let unavailable = unavailable_below.get(&key);
+                if below.is_some_and(|&below| m.epoch < below)
+                    || unavailable.is_some_and(|&below| (m.epoch, m.position) < below)
+                {
                     report.excused += 1;
                 } else {
                     violations.push(Violation::Missing {
@@ -630,11 +676,12 @@ mod tests {
         c.delivered(A, m(3, 7, 3));
         c.resync(B, resync(8, 0, "epoch"));
         c.acked(m(4, 8, 1), vec![A, B]);
-        c.delivered(A, m(4, 8, 1)); // A follows the new epoch live, without a resync.
+        c.resync(A, resync(8, 0, "epoch")); // A, connected, is told of the new epoch too.
+        c.delivered(A, m(4, 8, 1));
         c.delivered(B, m(4, 8, 1));
         let report = c.verify();
         assert!(report.is_clean(), "{report}");
-        assert_eq!((report.expected, report.excused, report.resyncs), (8, 1, 1));
+        assert_eq!((report.expected, report.excused, report.resyncs), (8, 1, 2));
 
         // A message acked in the new epoch is owed all the same.
         c.acked(m(5, 8, 2), vec![A, B]);
@@ -657,6 +704,7 @@ mod tests {
         // The history is gone and nothing new was sent yet: epoch 0.
         c.resync(B, resync(0, 0, "epoch"));
         c.acked(m(4, 9, 1), vec![A, B]);
+        c.resync(A, resync(9, 0, "epoch"));
         c.delivered(A, m(4, 9, 1));
         c.delivered(B, m(4, 9, 1));
         let report = c.verify();
@@ -666,6 +714,57 @@ mod tests {
         let mut c = DeliveryChecker::new();
         c.resync(A, resync(0, 0, "epoch"));
         assert!(!c.verify().is_clean());
+    }
+
+    #[test]
+    fn a_new_epoch_must_be_announced_to_a_client_in_the_old_one() {
+        let mut c = clean(2);
+        c.acked(m(3, 8, 1), vec![A, B]);
+        c.resync(A, resync(8, 0, "epoch"));
+        c.delivered(A, m(3, 8, 1));
+        c.delivered(B, m(3, 8, 1)); // B was at epoch 7 and was not told.
+        let unannounced = Violation::UnannouncedEpoch {
+            client: B,
+            delivered: m(3, 8, 1),
+            had: 7,
+        };
+        assert_eq!(c.verify().violations, [unannounced]);
+        // A client at epoch 0 (no history yet) sees any epoch begin.
+        let mut c = DeliveryChecker::new();
+        c.went_live(A, "g:10", 0, 0);
+        c.acked(m(1, 9, 1), vec![A]);
+        c.delivered(A, m(1, 9, 1));
+        c.assert_clean();
+    }
+
+    #[test]
+    fn an_unavailable_resync_excuses_only_what_comes_before_the_next_message() {
+        let mut c = clean(2);
+        // B resumed at 7.2 while the history could not be read: 3 and 4 were not replayed.
+        for i in 3..=6 {
+            c.acked(m(i, 7, i), vec![A, B]);
+            c.delivered(A, m(i, 7, i));
+        }
+        c.resync(B, resync(7, 2, "unavailable"));
+        c.delivered(B, m(5, 7, 5));
+        // 6 is owed: it came after the first message B got once live.
+        let report = c.verify();
+        assert_eq!(report.excused, 2);
+        assert_eq!(
+            report.violations,
+            [Violation::Missing {
+                client: B,
+                acked: m(6, 7, 6)
+            }]
+        );
+        // It also announces the epoch it names.
+        let mut c = clean(1);
+        c.resync(B, resync(9, 0, "unavailable"));
+        c.acked(m(2, 9, 1), vec![A, B]);
+        c.resync(A, resync(9, 0, "epoch"));
+        c.delivered(A, m(2, 9, 1));
+        c.delivered(B, m(2, 9, 1));
+        c.assert_clean();
     }
 
     #[test]
@@ -695,6 +794,9 @@ mod tests {
         c.acked(m(4, 8, 2), vec![A, B]);
         c.resync(B, resync(8, 1, "epoch"));
         for d in [m(2, 7, 2), m(3, 8, 1), m(4, 8, 2)] {
+            if d.epoch == 8 && d.position == 1 {
+                c.resync(A, resync(8, 0, "epoch"));
+            }
             c.delivered(A, d.clone());
             c.delivered(B, d);
         }

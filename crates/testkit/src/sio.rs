@@ -10,9 +10,12 @@
 //!   acknowledgements, receive events, see the server close the connection. [`SioOptions`]
 //!   make it misbehave the way hostile clients and bad networks do: stop reading, keep a tiny
 //!   receive window, ignore the server's disconnect, connect from another loopback address.
+//! - [`Polling`]: an engine.io long-polling session over plain HTTP (v4 or v3), the path a
+//!   default `io(url)` takes first.
 
 mod client;
 mod conn;
+mod polling;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -21,6 +24,7 @@ use serde_json::Value;
 
 pub use client::{tcp_established, SioClient};
 pub use conn::{Frame, PacketText, SioConn, SioReader, SioWriter};
+pub use polling::{Answer, Eio, Polling};
 
 /// How a client connects and behaves beyond the protocol.
 #[derive(Clone, Debug, Default)]

@@ -260,13 +260,19 @@ impl SioClient {
 
     /// The next event named `name` within `within` (other events are dropped).
     pub async fn next_event(&mut self, name: &str, within: Duration) -> Option<Value> {
+        self.next_of(&[name], within).await.map(|(_, data)| data)
+    }
+
+    /// The next event named one of `names` within `within`, with its name (other events are
+    /// dropped): for a test of the order of different events.
+    pub async fn next_of(&mut self, names: &[&str], within: Duration) -> Option<(String, Value)> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let (event, data) = tokio::time::timeout_at(deadline, self.events.recv())
                 .await
                 .ok()??;
-            if event == name {
-                return Some(data);
+            if names.contains(&event.as_str()) {
+                return Some((event, data));
             }
         }
     }
