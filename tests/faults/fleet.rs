@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use gru_testkit::delivery::{ClientKey, DeliveryChecker, Message, PayloadError, Resync};
@@ -31,16 +32,28 @@ pub struct Client {
     positions: Positions,
 }
 
-/// Reads a connection's events into the checker and the client's positions until it closes.
+/// Reads a connection's events into the checker and the client's positions until it closes;
+/// the first `auth_result` (the answer to a handshake authentication) also goes to `answer`.
 fn read_events(
     uid: u64,
     mut events: tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
-    checker: Checker,
-    positions: Positions,
+    (checker, positions): (Checker, Positions),
+    mut answer: Option<oneshot::Sender<Value>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         while let Some((name, data)) = events.recv().await {
             match name.as_str() {
+                // Where channels went live, read here in the event stream (every answer also
+                // comes as `<event>_result`) so that it is recorded after the replayed
+                // messages that precede it, never before them.
+                "auth_result" | "join_result" => {
+                    went_live(uid, &data["data"]["positions"], &positions, &checker);
+                    if name == "auth_result" {
+                        if let Some(answer) = answer.take() {
+                            let _ = answer.send(data);
+                        }
+                    }
+                }
                 "msg" => {
                     let m = match Message::parse(&data) {
                         Ok(m) => m,
@@ -76,6 +89,23 @@ fn read_events(
     })
 }
 
+/// Keeps where an answer says channels went live, for channels the client has no position of
+/// yet (a message that came before the answer is as new or newer).
+fn went_live(uid: u64, answer: &Value, positions: &Positions, checker: &Checker) {
+    let Some(map) = answer.as_object() else {
+        return;
+    };
+    let mut mine = positions.lock().expect("positions");
+    for (channel, at) in map {
+        let epoch = at["epoch"].as_str().and_then(|e| e.parse().ok());
+        if let (Some(epoch), Some(position)) = (epoch, at["position"].as_u64()) {
+            mine.entry(channel.clone()).or_insert((epoch, position));
+            let mut checker = checker.lock().expect("checker");
+            checker.went_live(ClientKey(uid), channel, epoch, position);
+        }
+    }
+}
+
 impl Client {
     /// A client of `uid` in group `gid`, not connected yet.
     pub fn new(uid: u64, gid: u64) -> Self {
@@ -104,8 +134,16 @@ impl Client {
         Value::Object(points)
     }
 
-    /// Connects to `addr` (spear `spear`), sends `auth` with `token2` and its positions, and
-    /// joins its group; `Err` says what failed (the spear may be dead).
+    /// How it authenticates: half of the users (even ids) in the socket.io handshake
+    /// (`auth: {token, resume}`), the others with Gru's `auth` event, so that every fault is
+    /// met by both ways of resuming.
+    pub fn in_handshake(&self) -> bool {
+        self.uid % 2 == 0
+    }
+
+    /// Connects to `addr` (spear `spear`), authenticates with `token2` presenting its
+    /// positions (see [`Self::in_handshake`]), and joins its group; `Err` says what failed
+    /// (the spear may be dead).
     pub async fn connect(
         &mut self,
         spear: u64,
@@ -114,48 +152,40 @@ impl Client {
         checker: &Checker,
     ) -> Result<(), String> {
         self.disconnect().await;
-        let mut conn = SioClient::connect(addr, None)
+        let handshake = self
+            .in_handshake()
+            .then(|| json!({"token": token2, "resume": self.resume()}));
+        let mut conn = SioClient::connect(addr, handshake.clone())
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
         let events = conn.take_events();
-        self.reader = Some(read_events(
-            self.uid,
-            events,
-            checker.clone(),
-            self.positions.clone(),
-        ));
-        let auth = json!({"id": self.uid, "name": format!("u{}", self.uid), "appType": "web",
-            "token2": token2, "resume": self.resume()});
-        let reply = conn.call("auth", &auth).await?;
-        if reply["success"] != true {
-            return Err(format!("auth: {reply}"));
+        let (answer, answered) = oneshot::channel();
+        let state = (checker.clone(), self.positions.clone());
+        self.reader = Some(read_events(self.uid, events, state, Some(answer)));
+        if handshake.is_some() {
+            // The handshake's answer comes as an event, after the user channel's backlog.
+            let reply = tokio::time::timeout(Duration::from_secs(10), answered)
+                .await
+                .map_err(|_| "no auth_result after the handshake within 10 s".to_string())?
+                .map_err(|_| "the connection closed before its auth_result".to_string())?;
+            if reply["success"] != true {
+                return Err(format!("handshake auth: {reply}"));
+            }
+        } else {
+            let auth = json!({"id": self.uid, "name": format!("u{}", self.uid),
+                "appType": "web", "token2": token2, "resume": self.resume()});
+            let reply = conn.call("auth", &auth).await?;
+            if reply["success"] != true {
+                return Err(format!("auth: {reply}"));
+            }
         }
-        self.went_live(&reply["data"]["positions"], checker);
         let reply = conn.call("join", &json!({"groups": [self.gid]})).await?;
         if reply["success"] != true {
             return Err(format!("join: {reply}"));
         }
-        self.went_live(&reply["data"]["positions"], checker);
         self.conn = Some(Arc::new(conn));
         self.spear = spear;
         Ok(())
-    }
-
-    /// Keeps where a reply says channels went live, for channels it has no position of yet
-    /// (a message that came before the reply is as new or newer).
-    fn went_live(&self, positions: &Value, checker: &Checker) {
-        let Some(map) = positions.as_object() else {
-            return;
-        };
-        let mut mine = self.positions.lock().expect("positions");
-        for (channel, at) in map {
-            let epoch = at["epoch"].as_str().and_then(|e| e.parse().ok());
-            if let (Some(epoch), Some(position)) = (epoch, at["position"].as_u64()) {
-                mine.entry(channel.clone()).or_insert((epoch, position));
-                let mut checker = checker.lock().expect("checker");
-                checker.went_live(ClientKey(self.uid), channel, epoch, position);
-            }
-        }
     }
 
     /// Drops its connection and waits until every event it had received is recorded.

@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod epoch_change_after_outage;
 mod fleet;
 mod minority_partition;
 mod redis_restart_resume;

@@ -3,10 +3,12 @@
 mod bad_input;
 mod discovery;
 mod group_access;
+mod handshake_resume;
 mod node_clients;
 mod rust_client;
 mod secret_rotation;
 mod support;
+mod transports;
 
 /// The `gru` binary cargo built for these tests: every cluster here runs it.
 fn gru() -> gru_testkit::GruBin {
