@@ -13,6 +13,7 @@ mod minority_partition;
 mod redis_restart_resume;
 mod rolling_restart;
 mod scenario;
+mod spear_kill_redis_down;
 mod spear_kill_resume;
 
 /// The `gru` binary cargo built for these tests.

@@ -1,0 +1,92 @@
+//! `spear_kill_while_redis_down`: Redis (relay and history) dies mid-traffic, then a spear is
+//! killed (-9) while it is still down; the spear's clients come back through ticket onto the
+//! other spears and resume while nothing can be read (each told `resync` `unavailable`), and
+//! Redis comes back empty, so every channel starts a new epoch. The checker proves that every
+//! acknowledged message reached every recipient once and in order, or was excused by a
+//! resync, and that every client heard of every epoch change of its channels.
+
+use std::time::{Duration, Instant};
+
+use crate::fleet::{self, Sent};
+use crate::scenario::{three_spears, through_ticket, Crowd};
+use gru_testkit::ClusterOptions;
+
+const CLIENTS: u64 = 60;
+const GROUPS: u64 = 6;
+const VICTIM: u64 = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spear_kill_while_redis_down() {
+    let mut cluster = three_spears(ClusterOptions::default()).await;
+    let mut crowd = Crowd::connect(
+        &cluster,
+        CLIENTS,
+        |uid| 4000 + uid % GROUPS,
+        |uid| uid % 3 + 1,
+        &[1, 2, 3],
+    )
+    .await;
+    crowd.start_traffic(2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    cluster.redis().expect("the cluster's Redis").kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.kill(VICTIM);
+    let moving: Vec<usize> = (0..crowd.clients.len())
+        .filter(|i| (*i as u64 + 1) % 3 + 1 == VICTIM)
+        .collect();
+    futures_util::future::join_all(moving.iter().map(|i| {
+        let (cluster, clients, checker) = (&cluster, &crowd.clients, &crowd.checker);
+        async move {
+            let ticket_node = if i % 2 == 0 { 1 } else { 2 };
+            through_ticket(
+                cluster,
+                &clients[*i],
+                (ticket_node, &[1, 2, 3], Some(VICTIM)),
+                checker,
+                Duration::from_secs(60),
+            )
+            .await;
+        }
+    }))
+    .await;
+    let unavailable = crowd.checker.lock().expect("checker").verify().resyncs;
+
+    cluster.redis().expect("the cluster's Redis").restart();
+    let back = Instant::now();
+    let probe = crowd.clients[0]
+        .lock()
+        .await
+        .conn()
+        .expect("user 1 is online");
+    loop {
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "Redis came back but no message is acknowledged"
+        );
+        let sent = fleet::send(&probe, (1, 4001), "after", &crowd.members, &crowd.checker).await;
+        if let Sent::Acked(_) = sent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let acked = crowd.stop_traffic().await.len();
+
+    let report = crowd.checker.lock().expect("checker").verify();
+    eprintln!(
+        "spear_kill_while_redis_down: {} clients moved off spear {VICTIM} while Redis was down \
+         ({unavailable} resyncs by then); {acked} acked\n{report}",
+        moving.len()
+    );
+    assert!(acked > 50, "too little traffic: {acked}");
+    assert!(
+        unavailable > 0,
+        "no client was told that its backlog could not be read"
+    );
+    assert!(
+        report.is_clean(),
+        "{report}\n{}",
+        crowd.checker.lock().expect("checker").stories(&report)
+    );
+}
