@@ -11,6 +11,7 @@ mod binary;
 mod deadlines;
 mod limits;
 mod node;
+mod polling;
 mod shutdown;
 mod slow_consumer;
 

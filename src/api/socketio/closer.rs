@@ -9,10 +9,11 @@
 //! 2. **Cut**: after `grace`, or at once when nothing can be told, the TCP connection is
 //!    killed (`api::serve::Conn`); and the session id is refused for a while, so a
 //!    long-polling client's next poll is answered `400` (engine.io's "Session ID unknown"), its
-//!    heartbeat fails and engine.io drops the session.
+//!    heartbeat fails and engine.io drops the session. A told long-polling client has the
+//!    grace time to fetch what it was told: its id is refused only then.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -67,6 +68,16 @@ impl CloseReason {
     }
 }
 
+/// Refuses `sid` from now on (for the set's time).
+fn refuse(refused: &Mutex<Refused>, sid: ConnId) {
+    let now = Instant::now();
+    let mut refused = refused.lock().unwrap_or_else(|e| e.into_inner());
+    refused.prune(now);
+    if refused.set.insert(sid) {
+        refused.order.push_back((now, sid));
+    }
+}
+
 /// Session ids refused after their connection was closed, for as long as engine.io may still
 /// hold the session (its heartbeat ends it).
 struct Refused {
@@ -89,7 +100,7 @@ impl Refused {
 
 /// Ends connections (see the module doc).
 pub struct Closer {
-    refused: Mutex<Refused>,
+    refused: Arc<Mutex<Refused>>,
 }
 
 impl Closer {
@@ -97,21 +108,16 @@ impl Closer {
     /// `refuse_for`.
     pub fn new(refuse_for: Duration) -> Self {
         Self {
-            refused: Mutex::new(Refused {
+            refused: Arc::new(Mutex::new(Refused {
                 ttl: refuse_for,
                 order: VecDeque::new(),
                 set: HashSet::new(),
-            }),
+            })),
         }
     }
 
     fn refuse(&self, sid: ConnId) {
-        let now = Instant::now();
-        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        refused.prune(now);
-        if refused.set.insert(sid) {
-            refused.order.push_back((now, sid));
-        }
+        refuse(&self.refused, sid);
     }
 
     /// Whether requests for session `sid` are refused.
@@ -136,21 +142,23 @@ impl Closer {
             };
             let _ = s.emit("server_disconnect", &notice);
         }
-        self.refuse(s.id);
         let transport = transport_of(s);
         if s.clone().disconnect().is_err() {
             // No room for even the disconnect packet: nothing more can be told.
+            self.refuse(s.id);
             if let Some(conn) = transport {
                 conn.kill();
             }
             return;
         }
-        if let Some(conn) = transport {
-            tokio::spawn(async move {
-                tokio::time::sleep(GRACE).await;
+        let (refused, sid) = (self.refused.clone(), s.id);
+        tokio::spawn(async move {
+            tokio::time::sleep(GRACE).await;
+            refuse(&refused, sid);
+            if let Some(conn) = transport {
                 conn.kill();
-            });
-        }
+            }
+        });
     }
 
     /// Cuts the connection now, telling nothing (it does not read).
