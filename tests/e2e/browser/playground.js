@@ -42,6 +42,13 @@ async function connect(page, uid, token1) {
     if (state === 'failed') throw new Error(`user ${uid}: ${await page.textContent(t('log'))}`);
     return state === 'connected';
   });
+  // The page uses the client's default transports: long-polling across origins (CORS), then
+  // the upgrade to WebSocket.
+  const transports = await until(`user ${uid} upgraded`, 20000, async () => {
+    const seen = (await page.getAttribute(t('spear'), 'data-transports')) || '';
+    return seen.includes('websocket') && seen;
+  });
+  assert.equal(transports, 'polling,websocket', `user ${uid} opened on polling, then upgraded`);
   return Number(await page.getAttribute(t('spear'), 'data-spear'));
 }
 

@@ -124,8 +124,14 @@
           socket = null;
           setState('disconnected');
         });
+        const engine = socket.io.engine;
+        spear.dataset.transports = engine.transport.name;
+        engine.on('upgrade', (transport) => {
+          spear.dataset.transports += `,${transport.name}`;
+          note('sys', 'transport', `upgraded to ${transport.name}`);
+        });
         socket.on('connect', async () => {
-          note('sys', 'connect', `socket.io id ${socket.id}`);
+          note('sys', 'connect', `socket.io id ${socket.id} over ${engine.transport.name}`);
           setState('authenticating');
           const reply = await call('auth', { id: uid, name, appType: app, token2: ticket.token });
           if (!reply || !reply.success) {
