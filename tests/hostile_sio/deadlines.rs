@@ -126,3 +126,30 @@ async fn an_expiring_token_is_told_closed_or_renewed() {
     let still = client(&cluster, 43, SioOptions::default()).await;
     assert!(still.is_open());
 }
+
+/// `namespace_closed_session`: a client that closes the namespace (`41`) but keeps its
+/// engine.io session open, answering every ping, is cut: the session carries nothing any
+/// more, and kept alive it would be counted nowhere and moved by no drain. A long-polling one
+/// finds its session id refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_closed_session() {
+    use gru_testkit::sio::{Eio, Polling};
+    let cluster = start(&[]).await;
+    let mut ws = client(&cluster, 71, SioOptions::default()).await;
+    ws.emit_raw("41");
+    assert!(
+        ws.closed_within(WAIT).await,
+        "a WebSocket session without its namespace is cut"
+    );
+    let (mut polling, _) = Polling::open(&sio(&cluster), Eio::V4, None)
+        .await
+        .expect("open");
+    polling
+        .connect(Some(&json!({"token": token(72, 600)})))
+        .await
+        .expect("connect");
+    let (status, body) = polling.post(&["41"]).await.expect("41 posted");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = polling.get().await.expect("a poll");
+    assert_eq!(status, 400, "the session is over: {body}");
+}

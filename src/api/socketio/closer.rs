@@ -161,6 +161,16 @@ impl Closer {
         });
     }
 
+    /// Ends the transport of a socket whose namespace is closed already: its session id is
+    /// refused and its WebSocket connection cut.
+    pub fn end_transport(&self, s: &SocketRef) {
+        tracing::debug!(sid = %s.id, "ending a session without a namespace");
+        self.refuse(s.id);
+        if let Some(conn) = transport_of(s) {
+            conn.kill();
+        }
+    }
+
     /// Cuts the connection now, telling nothing (it does not read).
     pub fn cut(&self, s: &SocketRef, reason: CloseReason) {
         tracing::info!(sid = %s.id, reason = reason.code(), "cutting connection");

@@ -19,6 +19,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::DisconnectReason;
 use socketioxide::{ParserConfig, SendError, SocketError, SocketIo};
 use tokio_util::sync::CancellationToken;
 
@@ -389,10 +390,16 @@ pub fn on_deadline(io: &SocketIo, closer: &Closer, sid: ConnId, deadline: Deadli
 fn register_handlers(s: SocketRef, ctx: Arc<SpearContext>) {
     ctx.counters.opened();
     let c = ctx.clone();
-    s.on_disconnect(async move |s: SocketRef| {
+    s.on_disconnect(async move |s: SocketRef, reason: DisconnectReason| {
         c.counters.closed();
         c.deadlines.clear(s.id);
         c.roster.remove(s.id);
+        // The client closed the namespace but not the engine.io session under it: the spear
+        // serves one namespace, so that session has nothing left to carry — it is ended
+        // instead of being kept alive by its pings, uncounted and out of every drain.
+        if reason == DisconnectReason::ClientNSDisconnect {
+            c.closer.end_transport(&s);
+        }
     });
     s.on_fallback(
         async move |s: SocketRef, Event(event): Event, data: TryData<Value>, ack: AckSender| {
