@@ -1,7 +1,7 @@
-// Starts `gru dev` (or uses a running gru given by GRU_HTTP) and offers the steps of the Gru
-// client journey: token1 from `gru token`, ticket, socket.io connect with either official
-// client, and promise wrappers around Gru's events. A cluster with two spears gets a private
-// `redis-server` for its Redis relay and presence.
+// Starts `gru dev` or a cluster and offers the steps of the Gru client journey: token1 from
+// `gru token`, ticket, socket.io connect with either official client over a chosen transport
+// (TRANSPORTS), and promise wrappers around Gru's events. A cluster with two spears gets a
+// private `redis-server` for its Redis relay and presence.
 'use strict';
 const { spawn, execFileSync } = require('node:child_process');
 const net = require('node:net');
@@ -9,6 +9,7 @@ const dgram = require('node:dgram');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const assert = require('node:assert/strict');
 
 const GRU_BIN = process.env.GRU_BIN || path.join(__dirname, '..', '..', 'target', 'debug', 'gru');
 
@@ -55,6 +56,10 @@ process.on('exit', () => {
     try { child.kill('SIGKILL'); } catch (_) { /* gone */ }
   }
 });
+// A test run stopped by a signal exits through the handler above too.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(signal, () => process.exit(128 + os.constants.signals[signal]));
+}
 function track(child) {
   live.add(child);
   child.once('exit', () => live.delete(child));
@@ -257,24 +262,70 @@ async function ticket(base, user, name, token1) {
   return r.json();
 }
 
-// Connects with socket.io-client v4 (protocol v5) or v2 (protocol v4).
+// The transports a test can choose: 'websocket' (WebSocket only), 'polling' (HTTP
+// long-polling only) and 'default' (the client's default: long-polling first, then the upgrade
+// to WebSocket).
+const TRANSPORTS = ['websocket', 'polling', 'default'];
+const TRANSPORT_OPTS = {
+  websocket: { transports: ['websocket'] },
+  polling: { transports: ['polling'] },
+  default: {},
+};
+
+// Connects with socket.io-client v4 (protocol v5) or v2 (protocol v4) over `opts.transport`
+// (one of TRANSPORTS; 'websocket' when not given); the other options go to the client. The
+// socket records the engine's transports in order in `s.transports` (the first, then one per
+// upgrade): assertTransport() checks the connection took the path it claims.
 function connect(version, addr, opts = {}) {
+  const { transport = 'websocket', ...rest } = opts;
+  if (!TRANSPORT_OPTS[transport]) throw new Error(`connect: transport must be one of ${TRANSPORTS}, not ${transport}`);
   const io = require(version === 2 ? 'sio2' : 'sio4');
-  const socket = io(addr, { transports: ['websocket'], forceNew: true, reconnection: false, ...opts });
+  const socket = io(addr, { forceNew: true, reconnection: false, ...TRANSPORT_OPTS[transport], ...rest });
+  socket.transport = transport;
+  // Both clients open their engine and its first transport synchronously.
+  const engine = socket.io.engine;
+  socket.transports = [engine.transport.name];
+  engine.on('upgrade', (t) => socket.transports.push(t.name));
   return socket;
 }
 
-function once(socket, event, ms = 5000) {
+// The transport a connection of `transport` starts on.
+function firstTransport(transport) {
+  return transport === 'websocket' ? 'websocket' : 'polling';
+}
+
+// Asserts that `s` (from connect()) took the path its transport claims: WebSocket only, or
+// long-polling only and still polling, or (default) long-polling and then the upgrade to
+// WebSocket, waited for until `deadlineMs`.
+async function assertTransport(s, deadlineMs = 20000) {
+  const engine = () => s.io.engine.transport.name;
+  if (s.transport === 'default') {
+    await waitFor(`the upgrade from polling to websocket (transports so far ${s.transports})`, deadlineMs,
+      async () => s.transports.length > 1);
+    assert.deepEqual(s.transports, ['polling', 'websocket'], 'default: started on polling, upgraded to websocket');
+    assert.equal(engine(), 'websocket');
+  } else {
+    assert.deepEqual(s.transports, [s.transport], `${s.transport}: no other transport, no upgrade`);
+    assert.equal(engine(), s.transport);
+  }
+}
+
+// Deadlines (`ms`) are generous on purpose: they end a test that would hang, they are not
+// what a test measures. Their timers are unref'd: one left by a failed test (the event never
+// came, the test ended on another error) does not hold the test file's process for its length.
+function once(socket, event, ms = 20000) {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms`)), ms);
+    t.unref();
     socket.once(event, (v) => { clearTimeout(t); resolve(v); });
   });
 }
 
 // Emits Gru's way (a JSON string) and waits for the acknowledgement.
-function call(socket, event, payload, ms = 5000) {
+function call(socket, event, payload, ms = 20000) {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no ack for ${event} within ${ms} ms`)), ms);
+    t.unref();
     socket.emit(event, typeof payload === 'string' ? payload : JSON.stringify(payload), (reply) => {
       clearTimeout(t);
       resolve(reply);
@@ -282,4 +333,6 @@ function call(socket, event, payload, ms = 5000) {
   });
 }
 
-module.exports = { startDev, startCluster, ticket, connect, once, call, waitFor };
+module.exports = {
+  TRANSPORTS, startDev, startCluster, ticket, connect, firstTransport, assertTransport, once, call, waitFor,
+};
