@@ -128,6 +128,10 @@ pub struct HttpSection {
     /// A request's headers must arrive within this long, also while a keep-alive connection
     /// waits for its next request, ms. Default 10000.
     pub header_read_timeout_ms: u64,
+    /// A request's body must arrive whole within this long of its headers, ms; a slower
+    /// one is answered 408. Applies to the socket.io port's long-polling POSTs too.
+    /// Default 10000.
+    pub body_timeout_ms: u64,
     /// A response write that makes no progress for this long closes the connection, ms.
     /// Default 10000.
     pub write_timeout_ms: u64,
@@ -141,6 +145,7 @@ impl Default for HttpSection {
     fn default() -> Self {
         Self {
             header_read_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
             write_timeout_ms: 10_000,
             max_connections_per_ip: 256,
             drain_ms: 5000,

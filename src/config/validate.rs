@@ -388,6 +388,7 @@ fn http(config: &ClusterConfig) -> Result<(), ConfigError> {
         h.header_read_timeout_ms,
         100..=300_000,
     )?;
+    millis("http.body_timeout_ms", h.body_timeout_ms, 100..=300_000)?;
     millis("http.write_timeout_ms", h.write_timeout_ms, 100..=300_000)?;
     millis("http.drain_ms", h.drain_ms, 0..=60_000)
 }
@@ -705,6 +706,7 @@ mod tests {
         ("spear.ping_timeout_ms",        "ping_timeout_ms = 20000", "400000"),
         ("spear.drain_ms",               "drain_ms = 2000", "70000"),
         ("http.header_read_timeout_ms",  "header_read_timeout_ms = 10000", "0"),
+        ("http.body_timeout_ms",         "body_timeout_ms = 10000", "50"),
         ("http.drain_ms",                "drain_ms = 5000", "70000"),
         ("ticket.burst",                 "burst = 40", "0"),
         ("ticket.requests_per_ip_per_sec", "requests_per_ip_per_sec = 20", "2000000"),

@@ -9,6 +9,7 @@ mod support;
 #[allow(dead_code)]
 mod node;
 
+mod bodies;
 mod errors;
 mod slow;
 mod ticket_rate_limit;

@@ -43,6 +43,9 @@ pub enum ApiError {
     /// The body is larger than the route accepts.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The body did not arrive within `http.body_timeout_ms`.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// A request with this `Idempotency-Key` is running now.
     #[error("{0}")]
     IdempotencyInProgress(String),
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::IdempotencyInProgress(_) => (StatusCode::CONFLICT, "idempotency_in_progress"),
             ApiError::IdempotencyKeyReused(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
@@ -73,6 +77,25 @@ impl ApiError {
             ApiError::KeyRateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         }
     }
+}
+
+/// A request's body, whole, if it is at most `max` bytes (`what` names the limit in the
+/// error) and arrives within the port's body timeout.
+pub async fn read_body(
+    body: axum::body::Body,
+    max: usize,
+    what: &str,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, max).await.map_err(|e| {
+        let e = e.into_inner();
+        if crate::api::serve::is_timeout(e.as_ref()) {
+            ApiError::RequestTimeout(e.to_string())
+        } else if e.is::<http_body_util::LengthLimitError>() {
+            ApiError::PayloadTooLarge(format!("the body is larger than {what} ({max} bytes)"))
+        } else {
+            ApiError::BadRequest(format!("the body was cut off: {e}"))
+        }
+    })
 }
 
 /// `Retry-After` in whole seconds, at least one: HTTP cannot say less.

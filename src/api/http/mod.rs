@@ -11,7 +11,7 @@ mod server_api;
 mod stat;
 mod ticket;
 
-pub use error::{retry_after, with_json_fallbacks, ApiError, QueryMap};
+pub use error::{read_body, retry_after, with_json_fallbacks, ApiError, QueryMap};
 pub use metrics::{router as metrics_router, MetricsState};
 pub use monitor::{router as monitor_router, Aggregator, MonitorSources, MonitorState};
 pub use node::{router, ApiState, SpearProbe};

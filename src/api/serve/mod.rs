@@ -5,6 +5,8 @@
 //!   address; one more is answered `429` and closed before anything is read.
 //! - **Header read timeout**: a connection must deliver a request's headers within it, also
 //!   while idle between keep-alive requests; slow or silent clients are closed.
+//! - **Body timeout**: a request's body must arrive whole within it (`body.rs`); reading it
+//!   fails after that, and the handler answers 408.
 //! - **Write timeout**: a write that makes no progress for it ends the connection (see
 //!   `conn.rs`), also after a WebSocket upgrade.
 //! - **Shutdown**: the port stops accepting at once (new connections are refused, not served
@@ -14,6 +16,7 @@
 //! Every request carries the connection's [`Conn`] in its extensions: the peer address for
 //! per-IP limits, and the handle that ends the connection.
 
+mod body;
 mod conn;
 mod rate;
 
@@ -31,6 +34,8 @@ use tower::Service;
 
 use crate::config::{HttpSection, SpearSection};
 
+use body::TimedBody;
+pub use body::{is_timeout, BodyTimeout};
 pub use conn::Conn;
 use conn::{GuardedIo, KillReason, Registry};
 pub use rate::{KeyedRate, OverRate, PerIpRate};
@@ -41,6 +46,8 @@ pub struct ServeLimits {
     /// A request's headers must arrive within this (also the idle time allowed between
     /// keep-alive requests).
     pub header_read_timeout: Duration,
+    /// A request's body must arrive whole within this of the request.
+    pub body_timeout: Duration,
     /// A write that makes no progress for this long ends the connection.
     pub write_timeout: Duration,
     /// Most open connections from one IP address; 0 for no limit.
@@ -54,6 +61,7 @@ impl ServeLimits {
     pub fn http(http: &HttpSection) -> Self {
         Self {
             header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
+            body_timeout: Duration::from_millis(http.body_timeout_ms),
             write_timeout: Duration::from_millis(http.write_timeout_ms),
             max_connections_per_ip: http.max_connections_per_ip,
             drain: Duration::from_millis(http.drain_ms),
@@ -65,6 +73,7 @@ impl ServeLimits {
     pub fn socket_io(spear: &SpearSection, http: &HttpSection) -> Self {
         Self {
             header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
+            body_timeout: Duration::from_millis(http.body_timeout_ms),
             write_timeout: Duration::from_millis(spear.write_timeout_ms),
             max_connections_per_ip: spear.max_connections_per_ip,
             drain: Duration::from_millis(spear.drain_ms),
@@ -167,10 +176,27 @@ async fn serve_connection(
     limits: ServeLimits,
     draining: CancellationToken,
 ) {
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+    let body_timeout = limits.body_timeout;
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        // A refusal may come before the body was read (a 401 does not read 4 MiB): the
+        // connection cannot be reused then, and saying so keeps the client from sending its
+        // next request on a connection that is about to close.
+        let had_body = !hyper::body::Body::is_end_stream(request.body());
+        let mut request =
+            request.map(|body| axum::body::Body::new(TimedBody::new(body, body_timeout)));
         request.extensions_mut().insert(conn.clone());
         let mut router = router.clone();
-        router.call(request)
+        async move {
+            let mut response = router.call(request).await?;
+            let status = response.status();
+            if had_body && (status.is_client_error() || status.is_server_error()) {
+                response.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
     });
     let mut builder = http1::Builder::new();
     builder

@@ -87,14 +87,9 @@ impl ServerApiState {
         Ok(self.auth.current().api.check(header, scope)?)
     }
 
-    /// The body, whole, if it is no larger than the limit.
+    /// The body, whole, if it is no larger than the limit and arrives in time.
     async fn body(&self, body: Body) -> Result<Bytes, ApiError> {
-        let max = self.limits.max_body;
-        axum::body::to_bytes(body, max).await.map_err(|_| {
-            ApiError::PayloadTooLarge(format!(
-                "the body is larger than server_api.max_body_bytes ({max} bytes), or was cut off"
-            ))
-        })
+        super::read_body(body, self.limits.max_body, "server_api.max_body_bytes").await
     }
 
     /// Runs `work` once per `Idempotency-Key` (when the request has one): a retry of the same
