@@ -158,12 +158,16 @@ struct ResumePoint {
 
 /// The `resume` object of `auth` or of the handshake: `{"u:5": {epoch, position}, "g:10":
 /// …}`, at most `max_channels` entries, every one the connection's own user or a group. A
-/// channel that appears twice keeps its last point.
+/// channel that appears twice keeps its last point. `null` is no resume at all, as an absent
+/// `resume` is.
 pub fn resume_points(
     raw: Value,
     uid: u64,
     max_channels: usize,
 ) -> Result<std::collections::HashMap<Audience, Position>, String> {
+    if raw.is_null() {
+        return Ok(std::collections::HashMap::new());
+    }
     let Value::Object(map) = raw else {
         return Err(format!(
             "resume must be an object of channel: {{epoch, position}}, got {}",
@@ -183,6 +187,14 @@ pub fn resume_points(
                 .map_err(|()| format!("resume: {name:?} is not a channel (u:<id> or g:<id>)"))?;
             if matches!(channel, Audience::User(other) if other != uid) {
                 return Err(format!("resume: {name:?} is another user's channel"));
+            }
+            // serde would also read a struct from an array (`[epoch, position]`): only the
+            // documented object form is a point.
+            if !point.is_object() {
+                return Err(format!(
+                    "resume: {name}: expected an object with epoch and position, got {}",
+                    kind_of(&point)
+                ));
             }
             let point: ResumePoint =
                 serde_json::from_value(point).map_err(|e| format!("resume: {name}: {e}"))?;
@@ -315,6 +327,7 @@ mod tests {
             (json!({"g:1": {"epoch": "a", "position": 1}}), "g:1"),
             (json!({"g:1": {"epoch": "1"}}), "position"),
             (json!({"g:1": {"epoch": "1", "position": -1}}), "g:1"),
+            (json!({"g:1": ["1", 1]}), "expected an object"),
             (
                 json!({"g:1": {}, "g:2": {}, "g:3": {}, "g:4": {}}),
                 "at most 3",
@@ -323,6 +336,7 @@ mod tests {
             let e = resume_points(bad.clone(), 5, 3).expect_err("refused");
             assert!(e.contains(says), "{bad}: {e}");
         }
+        assert!(resume_points(Value::Null, 5, 3).expect("null").is_empty());
     }
 
     #[test]

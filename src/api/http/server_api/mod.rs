@@ -203,9 +203,16 @@ async fn run_detached<T: Send + 'static>(
 
 /// The request's `Idempotency-Key`: 1–255 visible ASCII characters.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(raw) = headers.get(IDEMPOTENCY_KEY) else {
+    let mut all = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(raw) = all.next() else {
         return Ok(None);
     };
+    // Which of two keys would the caller mean? Neither silently.
+    if all.next().is_some() {
+        return Err(ApiError::BadRequest(
+            "the request has more than one Idempotency-Key header".into(),
+        ));
+    }
     let bytes = raw.as_bytes();
     if !(1..=255).contains(&bytes.len()) || !bytes.iter().all(u8::is_ascii_graphic) {
         return Err(ApiError::BadRequest(
@@ -256,6 +263,10 @@ mod tests {
             headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_str(bad).expect("header"));
             assert!(idempotency_key(&headers).is_err(), "{bad:?}");
         }
+        let mut two = HeaderMap::new();
+        two.append(IDEMPOTENCY_KEY, HeaderValue::from_static("a"));
+        two.append(IDEMPOTENCY_KEY, HeaderValue::from_static("b"));
+        assert!(idempotency_key(&two).is_err(), "two keys");
         assert_eq!(fingerprint("/a", b"{}"), fingerprint("/a", b"{}"));
         assert_ne!(fingerprint("/a", b"{}"), fingerprint("/b", b"{}"));
         assert_ne!(fingerprint("/a", b"{}"), fingerprint("/a", b"{ }"));
