@@ -63,7 +63,10 @@ async fn keepalive_after_refusal() {
     let cluster = start(&[]).await;
     let url = format!("http://{}/api/v1/publish", cluster.http_addr(NODE));
     let http = reqwest::Client::new();
-    let body = format!(r#"{{"to":{{"user":1}},"content":"{}"}}"#, "x".repeat(200_000));
+    let body = format!(
+        r#"{{"to":{{"user":1}},"content":"{}"}}"#,
+        "x".repeat(200_000)
+    );
     let senders = (0..4).map(|_| {
         let (http, url, body) = (http.clone(), url.clone(), body.clone());
         tokio::spawn(async move {

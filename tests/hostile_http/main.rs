@@ -11,6 +11,7 @@ mod node;
 
 mod bodies;
 mod errors;
+mod server_api;
 mod slow;
 mod ticket_rate_limit;
 

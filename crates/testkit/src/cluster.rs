@@ -488,6 +488,11 @@ gossip = "{host}:{gossip}"
         crate::rss_kib(self.pid(id)?)
     }
 
+    /// The peak resident memory of node `id`'s process since it started, KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self, id: u64) -> Option<u64> {
+        crate::peak_rss_kib(self.pid(id)?)
+    }
+
     /// kill -9 node `id` and reap it.
     pub fn kill(&mut self, id: u64) {
         if let Some(process) = self.nodes.get_mut(&id).and_then(|n| n.process.take()) {

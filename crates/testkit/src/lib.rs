@@ -36,5 +36,5 @@ pub use cluster::{
     BUSINESS_SECRET, CORES, LEASE_TTL_MS, SPEAR_SECRET,
 };
 pub use gru_bin::{GruBin, GruBinError};
-pub use process::{rss_kib, KillOnDrop, ProcessError};
+pub use process::{peak_rss_kib, rss_kib, KillOnDrop, ProcessError};
 pub use wait::wait_for;

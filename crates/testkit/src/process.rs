@@ -147,10 +147,20 @@ impl Drop for KillOnDrop {
 /// The resident memory of process `pid`, KiB (`VmRSS` in `/proc/<pid>/status`); `None` when
 /// there is no such process.
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The peak resident memory of process `pid` since it started, KiB (`VmHWM`): what a burst
+/// cost even after it was freed.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 

@@ -673,7 +673,7 @@ async fn send(s: &SocketRef, session: &Session, ctx: &SpearContext, p: MsgPayloa
         audience,
         target_kind: p.target.kind.unwrap_or(-1),
         from: Sender::User(session.uid),
-        content: p.content,
+        content: p.content.into(),
     };
     match ctx.publisher.publish(draft).await {
         Ok(done) => {

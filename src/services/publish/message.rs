@@ -1,6 +1,8 @@
 //! A message as recipients get it (event `msg`, Gru's wire API §2), as history keeps it and as
 //! the relay carries it: one format whoever sent it.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::services::relay::Audience;
@@ -30,8 +32,8 @@ pub struct Message {
     pub msg_type: i64,
     /// The target, its id as a string as Gru sent it.
     pub target: Target,
-    /// The content.
-    pub content: String,
+    /// The content, shared by every recipient's copy of one request.
+    pub content: Arc<str>,
     /// Always 0 (no expiry).
     #[serde(rename = "expireTime")]
     pub expire_time: u64,
@@ -69,7 +71,7 @@ impl Message {
         audience: Audience,
         target_kind: i64,
         from: Sender,
-        content: String,
+        content: Arc<str>,
     ) -> Self {
         let (msg_type, target_id) = match audience {
             Audience::User(uid) => (0, uid),

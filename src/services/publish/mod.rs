@@ -47,8 +47,8 @@ pub struct Draft {
     pub target_kind: i64,
     /// Who sends it.
     pub from: Sender,
-    /// Its content.
-    pub content: String,
+    /// Its content: one allocation however many recipients a request names.
+    pub content: Arc<str>,
 }
 
 /// A message the history and the relay took.

@@ -3,6 +3,7 @@
 //! the relay took them.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -77,8 +78,20 @@ struct BatchRequest {
 /// Most characters of a sender name.
 const MAX_SENDER: usize = 64;
 
+impl PublishRequest {
+    /// How many messages it asks for (each user of a list, repeats included): known before
+    /// anything is built for them.
+    fn count(&self) -> usize {
+        match &self.to {
+            To::User(_) | To::Group(_) => 1,
+            To::Users(users) => users.len(),
+        }
+    }
+}
+
 impl ServerApiState {
-    /// The drafts of one message, checked.
+    /// The drafts of one message, checked; every draft shares the one content. Call it only
+    /// once the request's count [`fits`](Self::fits).
     fn drafts(
         &self,
         caller: &ApiCaller,
@@ -121,13 +134,14 @@ impl ServerApiState {
                     .collect()
             }
         };
+        let content: Arc<str> = req.content.into();
         Ok(audiences
             .into_iter()
             .map(|audience| Draft {
                 audience,
                 target_kind: -1,
                 from: Sender::Server(name.clone()),
-                content: req.content.clone(),
+                content: content.clone(),
             })
             .collect())
     }
@@ -285,8 +299,11 @@ pub(super) async fn single(
 ) -> Result<Response, ApiError> {
     let caller = state.caller(&headers, ApiScope::Publish)?;
     let body = state.body(body).await?;
-    let drafts = state.drafts(&caller, decode::<PublishRequest>(&body)?, "")?;
-    state.fits(drafts.len())?;
+    let req = decode::<PublishRequest>(&body)?;
+    // Counted before anything is built for the recipients: a list of 20,000 users is refused
+    // with what its body already holds.
+    state.fits(req.count())?;
+    let drafts = state.drafts(&caller, req, "")?;
     let cost = drafts.len();
     let route = ("/api/v1/publish", &body[..]);
     let st = state.clone();
@@ -328,6 +345,7 @@ pub(super) async fn batch(
     if req.messages.is_empty() {
         return Err(ApiError::BadRequest("messages must not be empty".into()));
     }
+    state.fits(req.messages.iter().map(PublishRequest::count).sum())?;
     let groups = req
         .messages
         .into_iter()
@@ -335,7 +353,6 @@ pub(super) async fn batch(
         .map(|(i, m)| state.drafts(&caller, m, &format!("messages[{i}].")))
         .collect::<Result<Vec<_>, _>>()?;
     let cost = groups.iter().map(Vec::len).sum();
-    state.fits(cost)?;
     let route = ("/api/v1/publish/batch", &body[..]);
     let st = state.clone();
     state
