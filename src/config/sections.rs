@@ -415,6 +415,13 @@ pub struct ServerApiSection {
     /// How long an `Idempotency-Key` is remembered: a retry within it gets the first answer
     /// and delivers nothing again, s, 1..=604800. Default 86400 (a day).
     pub idempotency_window_secs: u64,
+    /// Most `Idempotency-Key`s one API key may have remembered at once (claims and answers,
+    /// cluster-wide in Redis, per spear in memory); past it a new key is refused with 429
+    /// `idempotency_store_full` until older ones expire, 1..=10000000. Default 100000.
+    pub idempotency_max_keys: u64,
+    /// Most bytes of remembered answers (and their keys) per API key, the same way,
+    /// 4096..=4294967296. Default 67108864 (64 MiB).
+    pub idempotency_max_bytes: u64,
 }
 
 impl Default for ServerApiSection {
@@ -425,6 +432,8 @@ impl Default for ServerApiSection {
             max_batch: 1000,
             max_body_bytes: 4 * 1024 * 1024,
             idempotency_window_secs: 86_400,
+            idempotency_max_keys: 100_000,
+            idempotency_max_bytes: 64 * 1024 * 1024,
         }
     }
 }

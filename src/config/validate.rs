@@ -66,6 +66,18 @@ fn server_api(section: &ServerApiSection) -> Result<(), ConfigError> {
             "must be between 1 and 604800 (a week)",
         ));
     }
+    if !(1..=10_000_000).contains(&section.idempotency_max_keys) {
+        return Err(invalid(
+            "server_api.idempotency_max_keys",
+            "must be between 1 and 10000000",
+        ));
+    }
+    if !(4096..=1 << 32).contains(&section.idempotency_max_bytes) {
+        return Err(invalid(
+            "server_api.idempotency_max_bytes",
+            "must be between 4096 and 4294967296 (4 GiB)",
+        ));
+    }
     Ok(())
 }
 
@@ -715,6 +727,8 @@ mod tests {
         ("server_api.max_batch",         "max_batch = 1000\n# Largest", "10001\n# Largest"),
         ("server_api.max_body_bytes",    "max_body_bytes = 4194304", "100"),
         ("server_api.idempotency_window_secs", "idempotency_window_secs = 86400", "0"),
+        ("server_api.idempotency_max_keys", "idempotency_max_keys = 100000", "0"),
+        ("server_api.idempotency_max_bytes", "idempotency_max_bytes = 67108864", "100"),
         ("auth.api_keys[0].name",        "name = \"backend\"", "\"has space\""),
         ("auth.api_keys[0].secret",      "secret = \"change-me-server-api-key-000000000001\"", "\"short-secret\""),
         ("auth.api_keys[0].secret",      "secret = \"change-me-server-api-key-000000000001\"", "\"a secret with spaces in it, long enough\""),

@@ -19,7 +19,7 @@ use crate::config::Role;
 use crate::net::redis::RedisLink;
 use crate::raft::ControlPlane;
 use crate::services::idgen::IdService;
-use crate::services::publish::{Publisher, Replays};
+use crate::services::publish::{Publisher, ReplayBudget, Replays};
 use crate::services::spear::{LocalSessions, UserSessions};
 use crate::services::stat::Presence;
 use crate::services::ticket::{SpearDirectory, TicketIssuer};
@@ -141,9 +141,13 @@ fn server_api(
     let config = base.config;
     let section = &config.server_api;
     let window = Duration::from_secs(section.idempotency_window_secs);
+    let budget = ReplayBudget {
+        max_keys: section.idempotency_max_keys,
+        max_bytes: section.idempotency_max_bytes,
+    };
     let replays = match redis {
-        Some(link) => Replays::redis(link, &config.cluster.name, window),
-        None => Replays::memory(window),
+        Some(link) => Replays::redis(link, &config.cluster.name, window, budget),
+        None => Replays::memory(window, budget),
     };
     let max_content = usize::try_from(config.spear.max_payload_bytes).unwrap_or(usize::MAX);
     ServerApiState {

@@ -52,6 +52,9 @@ pub enum ApiError {
     /// This `Idempotency-Key` was used for another request.
     #[error("{0}")]
     IdempotencyKeyReused(String),
+    /// The API key has as many idempotency keys (or bytes of answers) remembered as it may.
+    #[error("{0}")]
+    IdempotencyStoreFull(String),
     /// The API key is over its message rate (`server_api.messages_per_sec`).
     #[error("this API key is over server_api.messages_per_sec; retry after {} ms", .0.as_millis())]
     KeyRateLimited(std::time::Duration),
@@ -75,6 +78,9 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
             }
             ApiError::KeyRateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::IdempotencyStoreFull(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "idempotency_store_full")
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ mod message;
 
 use std::sync::Arc;
 
-pub use idempotency::{Claim, IdempotencyError, Replayed, Replays};
+pub use idempotency::{Claim, IdempotencyError, ReplayBudget, Replayed, Replays};
 pub use message::{Message, Sender, ServerSender, Target};
 
 use crate::clock::unix_ms;

@@ -141,7 +141,20 @@ impl ServerApiState {
     {
         match self.replays.claim(&caller.name, key, &fingerprint).await? {
             Claim::Fresh => {}
-            Claim::Done(answer) => return Ok(replayed(answer)),
+            // A replay sends what the request sent: it counts against the key's rate the
+            // same, or a replay storm of a large answer would be free.
+            Claim::Done(answer) => {
+                self.admit(caller, cost)?;
+                return Ok(replayed(answer));
+            }
+            Claim::Full => {
+                return Err(ApiError::IdempotencyStoreFull(
+                    "this API key has as many Idempotency-Keys remembered as \
+                     server_api.idempotency_max_keys / idempotency_max_bytes allow; retry \
+                     later, or without an Idempotency-Key"
+                        .into(),
+                ))
+            }
             Claim::InProgress => {
                 return Err(ApiError::IdempotencyInProgress(
                     "a request with this Idempotency-Key is still running; retry later".into(),
