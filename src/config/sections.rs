@@ -97,6 +97,13 @@ pub struct SpearSection {
     /// On a graceful stop, how long clients get to close before they are cut, ms.
     /// Default 2000.
     pub drain_ms: u64,
+    /// Channels one user may send to, or open the history of by joining, within a minute on
+    /// one spear without having touched them within it (1002 beyond; a join beyond still
+    /// succeeds, without opening a history), 1..=100000. Default 60.
+    pub max_new_channels_per_min: u32,
+    /// Bytes of history one user's messages may add within a minute on one spear (1002
+    /// beyond), 1024..=1073741824. Default 1048576 (1 MiB).
+    pub max_history_bytes_per_min: u64,
 }
 
 impl Default for SpearSection {
@@ -116,6 +123,8 @@ impl Default for SpearSection {
             ping_interval_ms: 25_000,
             ping_timeout_ms: 20_000,
             drain_ms: 2000,
+            max_new_channels_per_min: 60,
+            max_history_bytes_per_min: 1024 * 1024,
         }
     }
 }
@@ -261,6 +270,10 @@ pub struct HistorySection {
     /// How long a message stays replayable, s; a channel without a message for this long is
     /// forgotten (its next message starts a new epoch), 1..=604800. Default 3600.
     pub max_age_secs: u64,
+    /// Most bytes the history of the local relay (the one spear's memory) holds; past it the
+    /// channels written least recently are forgotten whole (their next message starts a new
+    /// epoch, announced by a `resync`), 1048576..=68719476736. Default 268435456 (256 MiB).
+    pub max_memory_bytes: u64,
 }
 
 impl Default for HistorySection {
@@ -269,6 +282,7 @@ impl Default for HistorySection {
             enabled: true,
             max_messages: 500,
             max_age_secs: 3600,
+            max_memory_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -335,6 +335,18 @@ fn spear(config: &ClusterConfig) -> Result<(), ConfigError> {
     if s.max_msgs_per_sec == 0 {
         return Err(invalid("spear.max_msgs_per_sec", "must be at least 1"));
     }
+    if !(1..=100_000).contains(&s.max_new_channels_per_min) {
+        return Err(invalid(
+            "spear.max_new_channels_per_min",
+            "must be between 1 and 100000",
+        ));
+    }
+    if !(1024..=1 << 30).contains(&s.max_history_bytes_per_min) {
+        return Err(invalid(
+            "spear.max_history_bytes_per_min",
+            "must be between 1024 and 1073741824 (1 GiB)",
+        ));
+    }
     if s.lease_ttl_ms > 60_000 {
         return Err(invalid("spear.lease_ttl_ms", "must be at most 60000"));
     }
@@ -483,6 +495,12 @@ fn history(section: &HistorySection) -> Result<(), ConfigError> {
         return Err(invalid(
             "history.max_age_secs",
             "must be between 1 and 604800 (a week)",
+        ));
+    }
+    if !(1 << 20..=1 << 36).contains(&section.max_memory_bytes) {
+        return Err(invalid(
+            "history.max_memory_bytes",
+            "must be between 1048576 (1 MiB) and 68719476736 (64 GiB)",
         ));
     }
     Ok(())
@@ -728,6 +746,9 @@ mod tests {
         ("server_api.max_body_bytes",    "max_body_bytes = 4194304", "100"),
         ("server_api.idempotency_window_secs", "idempotency_window_secs = 86400", "0"),
         ("server_api.idempotency_max_keys", "idempotency_max_keys = 100000", "0"),
+        ("spear.max_new_channels_per_min", "max_new_channels_per_min = 60", "0"),
+        ("spear.max_history_bytes_per_min", "max_history_bytes_per_min = 1048576", "10"),
+        ("history.max_memory_bytes",     "max_memory_bytes = 268435456", "1000"),
         ("server_api.idempotency_max_bytes", "idempotency_max_bytes = 67108864", "100"),
         ("auth.api_keys[0].name",        "name = \"backend\"", "\"has space\""),
         ("auth.api_keys[0].secret",      "secret = \"change-me-server-api-key-000000000001\"", "\"short-secret\""),

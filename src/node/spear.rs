@@ -22,7 +22,7 @@ use crate::net::gossip::Gossip;
 use crate::net::redis::RedisLink;
 use crate::services::history::{HistoryStore, MemoryStore, RedisStore, Retention, Sequencer};
 use crate::services::idgen::IdService;
-use crate::services::publish::Publisher;
+use crate::services::publish::{Publisher, ReachLimits};
 use crate::services::relay::{LocalRelay, RedisParts, RedisRelay};
 use crate::services::spear::{
     self, roster::ChangeSink, Drain, LocalSessions, Roster, SpearCounters, Verifier,
@@ -97,7 +97,10 @@ pub(super) fn start(
     // History: in the spear's memory when it is the only one, else in Redis.
     let store: Option<Arc<dyn HistoryStore>> = match (&links.redis, config.history.enabled) {
         (_, false) => None,
-        (None, true) => Some(Arc::new(MemoryStore::new(Retention::new(&config.history)))),
+        (None, true) => Some(Arc::new(MemoryStore::new(
+            Retention::new(&config.history),
+            config.history.max_memory_bytes,
+        ))),
         (Some(link), true) => Some(Arc::new(RedisStore::new(
             link.clone(),
             &config.cluster.name,
@@ -192,12 +195,16 @@ pub(super) fn start(
         )
     };
     runner.adopt(Stage::Background, "connection deadlines", deadline_task);
+    let reach = ReachLimits {
+        new_channels_per_min: spear_cfg.max_new_channels_per_min,
+        history_bytes_per_min: spear_cfg.max_history_bytes_per_min,
+    };
     let publisher = Arc::new(Publisher::new(
         ids,
         relay.clone(),
         sequencer.clone(),
         roster.clone(),
-        counters.clone(),
+        (counters.clone(), reach),
     ));
     let sessions: Arc<dyn LocalSessions> = Arc::new(SocketSessions::new(
         id,

@@ -9,6 +9,7 @@ mod support;
 
 mod binary;
 mod deadlines;
+mod history_flood;
 mod limits;
 mod node;
 mod polling;

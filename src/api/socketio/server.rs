@@ -35,7 +35,7 @@ use crate::api::serve::{self, Conn, ServeLimits};
 use crate::clock::unix_ms;
 use crate::config::SpearSection;
 use crate::services::history::{Catcher, Outlet, Resync, Sequencer};
-use crate::services::publish::{Draft, Publisher, Reached, Refused, Sender};
+use crate::services::publish::{Draft, PublishError, Publisher, Reached, Refused, Sender};
 use crate::services::relay::{Audience, Delivery, Envelope, Position};
 use crate::services::spear::roster::{Pending, Roster};
 use crate::services::spear::session::{Session, Verifier};
@@ -235,7 +235,7 @@ async fn enter_user_channel(
 ) -> Option<Position> {
     let user = Audience::User(uid);
     ctx.sequencer
-        .catch_up(user, from, &SocketCatcher::new(s.clone(), user))
+        .catch_up(user, from, &SocketCatcher::new(s.clone(), user, ctx))
         .await
 }
 
@@ -250,21 +250,22 @@ fn auth_data(uid: u64, at: Option<Position>) -> Value {
 
 /// A connection catching up on one channel: replayed messages go to it alone, then it joins
 /// the channel's room.
-struct SocketCatcher {
+struct SocketCatcher<'a> {
     s: SocketRef,
     channel: Audience,
+    ctx: &'a SpearContext,
 }
 
-impl SocketCatcher {
+impl<'a> SocketCatcher<'a> {
     /// How long a replay waits for a connection whose send queue is full.
     const PATIENCE: Duration = Duration::from_secs(10);
 
-    fn new(s: SocketRef, channel: Audience) -> Self {
-        Self { s, channel }
+    fn new(s: SocketRef, channel: Audience, ctx: &'a SpearContext) -> Self {
+        Self { s, channel, ctx }
     }
 }
 
-impl Catcher for SocketCatcher {
+impl Catcher for SocketCatcher<'_> {
     fn send(&self, message: Box<serde_json::value::RawValue>) -> BoxFuture<'_, bool> {
         Box::pin(async move {
             let deadline = tokio::time::Instant::now() + Self::PATIENCE;
@@ -290,6 +291,18 @@ impl Catcher for SocketCatcher {
 
     fn go_live(&self) {
         self.s.join(room(self.channel));
+    }
+
+    fn may_open(&self) -> bool {
+        let Some(uid) = self
+            .s
+            .extensions
+            .get::<Session>()
+            .map(|session| session.uid)
+        else {
+            return false;
+        };
+        self.ctx.publisher.reach().open(uid, self.channel)
     }
 }
 
@@ -621,7 +634,7 @@ async fn subscribe(
             }
             settle(pending).await;
             let catching = fresh.into_iter().map(|(channel, from)| async move {
-                let catcher = SocketCatcher::new(s.clone(), channel);
+                let catcher = SocketCatcher::new(s.clone(), channel, ctx);
                 let at = ctx.sequencer.catch_up(channel, from, &catcher).await;
                 at.map(|at| (channel, at))
             });
@@ -685,6 +698,10 @@ async fn send(s: &SocketRef, session: &Session, ctx: &SpearContext, p: MsgPayloa
             }
             Reply::ok("received", Some(data))
         }
+        Err(Refused {
+            error: error @ PublishError::OverReach(_),
+            ..
+        }) => Reply::error(LOGIC_ERROR, error.to_string()),
         Err(Refused {
             error,
             issued: None,

@@ -1,8 +1,12 @@
 //! The history of the one spear of `relay.kind = "local"`, in its memory: lost with the process,
 //! which the next epoch says (the epoch is the id of a channel's first message after it, and
 //! ids only grow).
+//!
+//! Bounded in bytes (`history.max_memory_bytes`): past it the channels written least recently
+//! are forgotten whole, oldest first. A forgotten channel's next message starts a new epoch,
+//! so whoever was in it hears of the loss (a `resync`), never a silent gap.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -13,12 +17,20 @@ use crate::services::relay::{Audience, Position};
 
 /// Appends between two sweeps of idle channels.
 const SWEEP_EVERY: u64 = 4096;
+/// What a channel costs beyond its messages (its entry, its place in the order), bytes.
+const CHANNEL_COST: u64 = 160;
+/// What a message costs beyond its text, bytes.
+const MESSAGE_COST: u64 = 48;
 
 #[derive(Debug)]
 struct Channel {
     epoch: u64,
     head: u64,
     last_append: Instant,
+    /// Its key in [`Channels::order`].
+    stamp: u64,
+    /// What it holds, as [`MemoryStore`] counts it.
+    bytes: u64,
     /// `(offset, appended at, message)`, oldest first.
     messages: VecDeque<(u64, Instant, Arc<str>)>,
 }
@@ -26,23 +38,102 @@ struct Channel {
 #[derive(Debug, Default)]
 struct Channels {
     map: HashMap<Audience, Channel>,
+    /// Channels by when they were last written, least recently first.
+    order: BTreeMap<u64, Audience>,
+    stamps: u64,
+    bytes: u64,
     appends: u64,
+}
+
+impl Channels {
+    /// `channel`, made (or made anew, in `epoch`) when absent or idle for `max_age`, and marked
+    /// written now.
+    fn touch(
+        &mut self,
+        channel: Audience,
+        epoch: u64,
+        now: Instant,
+        retention: &Retention,
+    ) -> &mut Channel {
+        let idle = self
+            .map
+            .get(&channel)
+            .is_some_and(|c| now.duration_since(c.last_append) >= retention.max_age);
+        if idle {
+            // Forgotten, as Redis forgets an idle channel: a new epoch.
+            self.forget(channel);
+        }
+        self.stamps += 1;
+        let stamp = self.stamps;
+        match self.map.get_mut(&channel) {
+            Some(c) => {
+                self.order.remove(&c.stamp);
+                c.stamp = stamp;
+            }
+            None => {
+                self.bytes += CHANNEL_COST;
+                self.map.insert(
+                    channel,
+                    Channel {
+                        epoch,
+                        head: 0,
+                        last_append: now,
+                        stamp,
+                        bytes: CHANNEL_COST,
+                        messages: VecDeque::new(),
+                    },
+                );
+            }
+        }
+        self.order.insert(stamp, channel);
+        self.map.get_mut(&channel).expect("made above")
+    }
+
+    fn forget(&mut self, channel: Audience) {
+        if let Some(c) = self.map.remove(&channel) {
+            self.order.remove(&c.stamp);
+            self.bytes -= c.bytes;
+        }
+    }
+
+    /// Forgets the least recently written channels (never `keep`) until at most `max` bytes
+    /// are held.
+    fn shed(&mut self, max: u64, keep: Audience) {
+        while self.bytes > max {
+            let Some((_, oldest)) = self.order.iter().find(|(_, c)| **c != keep) else {
+                return;
+            };
+            let oldest = *oldest;
+            tracing::debug!(channel = %oldest, "history memory full: a channel forgotten");
+            self.forget(oldest);
+        }
+    }
 }
 
 /// Channels' messages in this process.
 #[derive(Debug)]
 pub struct MemoryStore {
     retention: Retention,
+    max_bytes: u64,
     channels: Mutex<Channels>,
 }
 
 impl MemoryStore {
-    /// An empty store keeping what `retention` says.
-    pub fn new(retention: Retention) -> Self {
+    /// An empty store keeping what `retention` says, at most `max_bytes` in all.
+    pub fn new(retention: Retention, max_bytes: u64) -> Self {
         Self {
             retention,
+            max_bytes,
             channels: Mutex::default(),
         }
+    }
+
+    /// Bytes held, as the bound counts them.
+    pub fn bytes(&self) -> u64 {
+        self.channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes
     }
 
     fn append_now(&self, channel: Audience, id: u64, message: &str) -> Position {
@@ -51,59 +142,49 @@ impl MemoryStore {
         let mut all = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         all.appends += 1;
         if all.appends % SWEEP_EVERY == 0 {
-            all.map
-                .retain(|_, c| now.duration_since(c.last_append) < max_age);
+            let idle: Vec<Audience> = all
+                .map
+                .iter()
+                .filter(|(_, c)| now.duration_since(c.last_append) >= max_age)
+                .map(|(a, _)| *a)
+                .collect();
+            for a in idle {
+                all.forget(a);
+            }
         }
-        let c = all.map.entry(channel).or_insert_with(|| Channel {
-            epoch: id,
-            head: 0,
-            last_append: now,
-            messages: VecDeque::new(),
-        });
-        if now.duration_since(c.last_append) >= max_age {
-            // Forgotten, as Redis forgets an idle channel: a new epoch.
-            *c = Channel {
-                epoch: id,
-                head: 0,
-                last_append: now,
-                messages: VecDeque::new(),
-            };
-        }
+        let size = message.len() as u64 + MESSAGE_COST;
+        let mut trimmed = 0;
+        let c = all.touch(channel, id, now, &self.retention);
         c.head += 1;
         c.last_append = now;
         c.messages.push_back((c.head, now, Arc::from(message)));
+        c.bytes += size;
         while c.messages.len() as u64 > self.retention.max_messages {
-            c.messages.pop_front();
+            if let Some((_, _, gone)) = c.messages.pop_front() {
+                let gone = gone.len() as u64 + MESSAGE_COST;
+                c.bytes -= gone;
+                trimmed += gone;
+            }
         }
-        Position {
+        let position = Position {
             epoch: c.epoch,
             offset: c.head,
-        }
+        };
+        all.bytes = all.bytes + size - trimmed;
+        all.shed(self.max_bytes, channel);
+        position
     }
 
     fn open_now(&self, channel: Audience, epoch: u64) -> Position {
         let now = Instant::now();
         let mut all = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        let fresh = Channel {
-            epoch,
-            head: 0,
-            last_append: now,
-            messages: VecDeque::new(),
-        };
-        let c = all.map.entry(channel).or_insert_with(|| Channel {
-            messages: VecDeque::new(),
-            ..fresh
-        });
-        if now.duration_since(c.last_append) >= self.retention.max_age {
-            *c = Channel {
-                messages: VecDeque::new(),
-                ..fresh
-            };
-        }
-        Position {
+        let c = all.touch(channel, epoch, now, &self.retention);
+        let position = Position {
             epoch: c.epoch,
             offset: c.head,
-        }
+        };
+        all.shed(self.max_bytes, channel);
+        position
     }
 
     fn read_now(&self, channel: Audience, after: u64, max: usize) -> Page {
@@ -167,10 +248,13 @@ mod tests {
     use super::*;
 
     fn store(max_messages: u64, max_age: Duration) -> MemoryStore {
-        MemoryStore::new(Retention {
-            max_messages,
-            max_age,
-        })
+        MemoryStore::new(
+            Retention {
+                max_messages,
+                max_age,
+            },
+            1 << 30,
+        )
     }
 
     #[test]
@@ -233,5 +317,48 @@ mod tests {
                 offset: 1
             }
         );
+    }
+
+    #[test]
+    fn past_its_bytes_the_least_recently_written_channels_are_forgotten_whole() {
+        let retention = Retention {
+            max_messages: 1000,
+            max_age: Duration::from_secs(60),
+        };
+        let s = MemoryStore::new(retention, 20_000);
+        let kb = "x".repeat(1000);
+        let (kept, flood) = (Audience::User(1), |i| Audience::User(100 + i));
+        s.append_now(kept, 1, &kb);
+        for i in 0..50 {
+            s.append_now(flood(i), 10 + i, &kb);
+            // The one channel still written keeps its place.
+            if i % 10 == 0 {
+                s.append_now(kept, 100 + i, &kb);
+            }
+        }
+        assert!(s.bytes() <= 20_000, "{} bytes held", s.bytes());
+        assert_eq!(
+            s.read_now(flood(0), 0, 10),
+            Page::default(),
+            "the oldest went"
+        );
+        assert_eq!(
+            s.read_now(kept, 0, 100).entries.len(),
+            6,
+            "the busy one stayed"
+        );
+        // A forgotten channel starts again in a new epoch.
+        assert_eq!(
+            s.append_now(flood(0), 999, "{}"),
+            Position {
+                epoch: 999,
+                offset: 1
+            }
+        );
+        // Opening channels counts too.
+        for i in 0..1000 {
+            s.open_now(Audience::Group(i), 5000 + i);
+        }
+        assert!(s.bytes() <= 20_000, "{} bytes held", s.bytes());
     }
 }

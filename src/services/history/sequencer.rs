@@ -48,6 +48,9 @@ pub trait Catcher: Send + Sync {
     fn resync(&self, notice: &Resync);
     /// Puts it in the channel's live room: from now on it gets what the room gets.
     fn go_live(&self);
+    /// Whether it may open the history of a channel that has none (spending a fresh id and a
+    /// place in the store): its user's budget of new channels says.
+    fn may_open(&self) -> bool;
 }
 
 /// What a spear knows of a channel's delivery.
@@ -303,7 +306,7 @@ impl Sequencer {
         };
         let Some(mut at) = from else {
             catcher.go_live();
-            return self.learn(store.as_ref(), channel).await;
+            return self.learn(store.as_ref(), channel, catcher).await;
         };
         // The bulk of the backlog, while live messages flow.
         for _ in 0..ROUNDS_OUTSIDE {
@@ -368,7 +371,7 @@ impl Sequencer {
                 return None;
             }
         };
-        let mut page = self.opened(store.as_ref(), channel, page).await;
+        let mut page = self.opened(store.as_ref(), channel, page, catcher).await;
         // A new epoch is replayed from its start (as far as it is kept): everything in it came
         // after the loss.
         let stale = |p: Option<Position>| p.is_some_and(|p| p.epoch != page.epoch);
@@ -465,15 +468,21 @@ impl Sequencer {
         catcher.send(payload).await
     }
 
-    /// Sets an unknown cursor of `channel` from the store's head; returns the cursor.
-    async fn learn(&self, store: &dyn HistoryStore, channel: Audience) -> Option<Position> {
+    /// Sets an unknown cursor of `channel` from the store's head (opening its history for
+    /// `catcher` if it may); returns the cursor.
+    async fn learn(
+        &self,
+        store: &dyn HistoryStore,
+        channel: Audience,
+        catcher: &dyn Catcher,
+    ) -> Option<Position> {
         let cell = self.cell(channel);
         let mut cursor = cell.lock().await;
         if *cursor != Cursor::Unknown {
             return cursor.position();
         }
         match store.read(channel, u64::MAX, 0).await {
-            Ok(page) => match self.opened(store, channel, page).await {
+            Ok(page) => match self.opened(store, channel, page, catcher).await {
                 page if page.epoch == 0 => *cursor = Cursor::Empty,
                 page => {
                     *cursor = Cursor::At {
@@ -488,9 +497,16 @@ impl Sequencer {
     }
 
     /// `page` as it is, or, for a channel without history, the history opened in a fresh
-    /// epoch (still epoch 0 when no id or no store answer can be had).
-    async fn opened(&self, store: &dyn HistoryStore, channel: Audience, page: Page) -> Page {
-        if page.epoch != 0 {
+    /// epoch for `catcher` (still epoch 0 when it may not open one, or no id or no store
+    /// answer can be had: the channel's first message opens it then).
+    async fn opened(
+        &self,
+        store: &dyn HistoryStore,
+        channel: Audience,
+        page: Page,
+        catcher: &dyn Catcher,
+    ) -> Page {
+        if page.epoch != 0 || !catcher.may_open() {
             return page;
         }
         let Some(epoch) = self.epochs.fresh().await else {
@@ -613,6 +629,10 @@ mod tests {
         }
 
         fn go_live(&self) {}
+
+        fn may_open(&self) -> bool {
+            true
+        }
     }
 
     const G: Audience = Audience::Group(7);
@@ -633,10 +653,13 @@ mod tests {
     }
 
     fn setup(max_messages: u64) -> (Arc<MemoryStore>, Arc<Record>, Sequencer) {
-        let store = Arc::new(MemoryStore::new(Retention {
-            max_messages,
-            max_age: Duration::from_secs(60),
-        }));
+        let store = Arc::new(MemoryStore::new(
+            Retention {
+                max_messages,
+                max_age: Duration::from_secs(60),
+            },
+            1 << 30,
+        ));
         let room = Arc::new(Record::default());
         let seq = Sequencer::new(Some(store.clone()), epochs(), room.clone());
         (store, room, seq)
@@ -800,10 +823,13 @@ mod tests {
     impl Flaky {
         fn up() -> Self {
             let flaky = Self {
-                store: Mutex::new(Arc::new(MemoryStore::new(Retention {
-                    max_messages: 100,
-                    max_age: Duration::from_secs(60),
-                }))),
+                store: Mutex::new(Arc::new(MemoryStore::new(
+                    Retention {
+                        max_messages: 100,
+                        max_age: Duration::from_secs(60),
+                    },
+                    1 << 30,
+                ))),
                 down: std::sync::atomic::AtomicBool::new(false),
             };
             flaky.restart_empty();
@@ -818,10 +844,13 @@ mod tests {
         }
 
         fn restart_empty(&self) {
-            *self.store.lock().expect("store") = Arc::new(MemoryStore::new(Retention {
-                max_messages: 100,
-                max_age: Duration::from_secs(60),
-            }));
+            *self.store.lock().expect("store") = Arc::new(MemoryStore::new(
+                Retention {
+                    max_messages: 100,
+                    max_age: Duration::from_secs(60),
+                },
+                1 << 30,
+            ));
             self.down.store(false, Ordering::Relaxed);
         }
     }

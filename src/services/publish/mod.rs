@@ -7,11 +7,13 @@
 
 mod idempotency;
 mod message;
+mod reach;
 
 use std::sync::Arc;
 
 pub use idempotency::{Claim, IdempotencyError, ReplayBudget, Replayed, Replays};
 pub use message::{Message, Sender, ServerSender, Target};
+pub use reach::{OverReach, Reach, ReachLimits};
 
 use crate::clock::unix_ms;
 use crate::services::history::{positioned, HistoryError, Sequencer};
@@ -79,6 +81,9 @@ pub enum PublishError {
     /// It could not be encoded.
     #[error("the message could not be encoded")]
     Unencodable,
+    /// Its sender is over its budget of new channels or history bytes ([`Reach`]).
+    #[error("{0}")]
+    OverReach(#[from] OverReach),
 }
 
 /// Whom a message that was not acknowledged reached.
@@ -133,17 +138,19 @@ pub struct Publisher {
     sequencer: Arc<Sequencer>,
     here: Arc<dyn LocalAudience>,
     counters: Arc<SpearCounters>,
+    reach: Reach,
 }
 
 impl Publisher {
     /// Publishes with ids from `ids`, history through `sequencer`'s store, to other spears
-    /// through `relay` and to this spear's recipients (`here`) through `sequencer`.
+    /// through `relay` and to this spear's recipients (`here`) through `sequencer`; users'
+    /// messages within `reach`.
     pub fn new(
         ids: Arc<IdService>,
         relay: Relay,
         sequencer: Arc<Sequencer>,
         here: Arc<dyn LocalAudience>,
-        counters: Arc<SpearCounters>,
+        (counters, reach): (Arc<SpearCounters>, ReachLimits),
     ) -> Self {
         Self {
             ids,
@@ -151,7 +158,13 @@ impl Publisher {
             sequencer,
             here,
             counters,
+            reach: Reach::new(reach),
         }
+    }
+
+    /// How far users may reach (also what their joins may open).
+    pub fn reach(&self) -> &Reach {
+        &self.reach
     }
 
     /// `count` fresh ids in increasing order (strictly increasing cluster-wide in strict mode),
@@ -178,8 +191,14 @@ impl Publisher {
         Ok(ids)
     }
 
-    /// Publishes `draft` with a fresh id.
+    /// Publishes `draft` with a fresh id; a user's message only within its [`Reach`] when
+    /// channels keep a history.
     pub async fn publish(&self, draft: Draft) -> Result<Accepted, Refused> {
+        if let (Sender::User(uid), Some(_)) = (&draft.from, self.sequencer.store()) {
+            self.reach
+                .send(*uid, draft.audience, draft.content.len())
+                .map_err(|e| Refused::before_id(e.into()))?;
+        }
         let id = self
             .ids(1)
             .await
