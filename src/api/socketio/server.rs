@@ -195,11 +195,15 @@ fn positions_json(positions: &[(Audience, Position)]) -> Value {
     Value::Object(map)
 }
 
-/// Where the user's own channel of a connection authenticated in the handshake resumes from:
-/// kept from the handshake (before the connect packet) to the connect handler, which brings
-/// the connection into the channel once it can be sent to.
+/// A connection authenticated in the handshake, between the handshake (before the connect
+/// packet) and the connect handler, which answers it with `auth_result`.
 #[derive(Debug, Clone, Copy)]
-struct UserResume(Option<Position>);
+enum HandshakeUser {
+    /// Live on its user's channel already, from this position (`None`: unknown).
+    Live(Option<Position>),
+    /// To be brought into its user's channel from this position once it can be sent to.
+    Resume(Position),
+}
 
 /// Binds `session` to the connection (first auth) and sets its expiry deadline; keeps the
 /// groups' resume points for their joins and returns the user channel's, which
@@ -349,9 +353,17 @@ async fn handshake(
                 None => HashMap::new(),
             };
             register_handlers(s.clone(), ctx.clone());
-            let from = bind(&s, &ctx, session, resume).await;
-            // The catch-up and the answer wait for the connect packet ([`connected`]).
-            s.extensions.insert(UserResume(from));
+            let uid = session.uid;
+            let user = match bind(&s, &ctx, session, resume).await {
+                // Without a position the connection goes live on its channel here, before the
+                // connect packet goes out: whatever is sent to the user once the client sees
+                // itself connected reaches it.
+                None => HandshakeUser::Live(enter_user_channel(&s, &ctx, uid, None).await),
+                // With one, the backlog waits for the connect packet (socket.io drops what is
+                // sent before it); the catch-up replays what comes meanwhile.
+                Some(from) => HandshakeUser::Resume(from),
+            };
+            s.extensions.insert(user);
         }
         None => {
             register_handlers(s.clone(), ctx.clone());
@@ -362,17 +374,20 @@ async fn handshake(
     Ok(())
 }
 
-/// Runs once the connect packet is out: a connection authenticated in the handshake enters its
-/// user's channel — the backlog after the position it presented, or live at once — and is
+/// Runs once the connect packet is out: a connection authenticated in the handshake with a
+/// position for its user's channel gets the backlog after it, then goes live; either way it is
 /// told where that channel went live with an `auth_result`, the answer an `auth` event gets.
 async fn connected(s: SocketRef, ctx: Arc<SpearContext>) {
-    let Some(UserResume(from)) = s.extensions.remove::<UserResume>() else {
+    let Some(user) = s.extensions.remove::<HandshakeUser>() else {
         return;
     };
     let Some(uid) = s.extensions.get::<Session>().map(|session| session.uid) else {
         return;
     };
-    let at = enter_user_channel(&s, &ctx, uid, from).await;
+    let at = match user {
+        HandshakeUser::Live(at) => at,
+        HandshakeUser::Resume(from) => enter_user_channel(&s, &ctx, uid, Some(from)).await,
+    };
     let reply = Reply::ok("ok", Some(auth_data(uid, at)));
     let sent = s.emit("auth_result", &reply);
     cut_if_full(&s, &ctx, &[sent]);

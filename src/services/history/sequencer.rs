@@ -305,8 +305,7 @@ impl Sequencer {
             return None;
         };
         let Some(mut at) = from else {
-            catcher.go_live();
-            return self.learn(store.as_ref(), channel, catcher).await;
+            return self.join_live(store.as_ref(), channel, catcher).await;
         };
         // The bulk of the backlog, while live messages flow.
         for _ in 0..ROUNDS_OUTSIDE {
@@ -468,30 +467,37 @@ impl Sequencer {
         catcher.send(payload).await
     }
 
-    /// Sets an unknown cursor of `channel` from the store's head (opening its history for
-    /// `catcher` if it may); returns the cursor.
-    async fn learn(
+    /// Puts `catcher` in `channel`'s live room without a backlog, and returns where it went
+    /// live. The head is read *before* it joins: a message appended after that read reaches
+    /// it whenever the relay brings it (its offset is past the cursor), one appended before is
+    /// not owed to it. Reading the head after joining would let the cursor jump past a message
+    /// still on its way, which would then be skipped as delivered — to a connection that was
+    /// already in the room.
+    async fn join_live(
         &self,
         store: &dyn HistoryStore,
         channel: Audience,
         catcher: &dyn Catcher,
     ) -> Option<Position> {
+        let head = match store.read(channel, u64::MAX, 0).await {
+            Ok(page) => Some(self.opened(store, channel, page, catcher).await),
+            Err(e) => {
+                tracing::debug!(%channel, error = %e, "channel head unknown");
+                None
+            }
+        };
+        catcher.go_live();
         let cell = self.cell(channel);
         let mut cursor = cell.lock().await;
-        if *cursor != Cursor::Unknown {
-            return cursor.position();
-        }
-        match store.read(channel, u64::MAX, 0).await {
-            Ok(page) => match self.opened(store, channel, page, catcher).await {
-                page if page.epoch == 0 => *cursor = Cursor::Empty,
-                page => {
-                    *cursor = Cursor::At {
-                        epoch: page.epoch,
-                        last: page.head,
-                    }
+        if let (Cursor::Unknown, Some(page)) = (*cursor, head) {
+            *cursor = if page.epoch == 0 {
+                Cursor::Empty
+            } else {
+                Cursor::At {
+                    epoch: page.epoch,
+                    last: page.head,
                 }
-            },
-            Err(e) => tracing::debug!(%channel, error = %e, "channel head unknown"),
+            };
         }
         cursor.position()
     }
