@@ -182,7 +182,12 @@ async function startCluster({ spears = 1 } = {}) {
     { id: 3, roles: ['core'] }, { id: 4, roles: ['spear'] },
   ];
   if (spears > 1) nodes.push({ id: 5, roles: ['spear'] });
-  let toml = '[auth]\nbusiness_secret = "e2e-business-secret-0123456789"\nspear_secret = "e2e-spear-secret-0123456789abc"\n';
+  // A name of its own: with RocketMQ the spears' topics are named after the cluster, and a
+  // broker shared by several clusters of one run would hand a new cluster's spear what an
+  // earlier cluster's spear of the same id left unread (a killed spear commits nothing).
+  const name = `e2e-${path.basename(dir).replace(/[^A-Za-z0-9]/g, '')}`;
+  let toml = `[cluster]\nname = "${name}"\n\n`;
+  toml += '[auth]\nbusiness_secret = "e2e-business-secret-0123456789"\nspear_secret = "e2e-spear-secret-0123456789abc"\n';
   let redis = null;
   if (spears > 1) {
     redis = await startRedis(path.join(dir, 'redis'));
