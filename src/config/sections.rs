@@ -102,7 +102,7 @@ pub struct SpearSection {
     /// succeeds, without opening a history), 1..=100000. Default 60.
     pub max_new_channels_per_min: u32,
     /// Bytes of history one user's messages may add within a minute on one spear (1002
-    /// beyond), 1024..=1073741824. Default 1048576 (1 MiB).
+    /// beyond), 1024..=1073741824. Default 4194304 (4 MiB).
     pub max_history_bytes_per_min: u64,
 }
 
@@ -124,7 +124,7 @@ impl Default for SpearSection {
             ping_timeout_ms: 20_000,
             drain_ms: 2000,
             max_new_channels_per_min: 60,
-            max_history_bytes_per_min: 1024 * 1024,
+            max_history_bytes_per_min: 4 * 1024 * 1024,
         }
     }
 }

@@ -747,7 +747,7 @@ mod tests {
         ("server_api.idempotency_window_secs", "idempotency_window_secs = 86400", "0"),
         ("server_api.idempotency_max_keys", "idempotency_max_keys = 100000", "0"),
         ("spear.max_new_channels_per_min", "max_new_channels_per_min = 60", "0"),
-        ("spear.max_history_bytes_per_min", "max_history_bytes_per_min = 1048576", "10"),
+        ("spear.max_history_bytes_per_min", "max_history_bytes_per_min = 4194304", "10"),
         ("history.max_memory_bytes",     "max_memory_bytes = 268435456", "1000"),
         ("server_api.idempotency_max_bytes", "idempotency_max_bytes = 67108864", "100"),
         ("auth.api_keys[0].name",        "name = \"backend\"", "\"has space\""),

@@ -19,6 +19,8 @@ async fn a_group_member_that_never_reads() {
     let cluster = start(&[
         ("GRU_SPEAR__WRITE_TIMEOUT_MS", "1500"),
         ("GRU_SPEAR__MAX_MSGS_PER_SEC", "5000"),
+        // 600 messages of 16 KB from one user: far past a person's history budget.
+        ("GRU_SPEAR__MAX_HISTORY_BYTES_PER_MIN", "1073741824"),
     ])
     .await;
     let sender = client(&cluster, 1, SioOptions::default()).await;

@@ -296,7 +296,8 @@ fn cluster_toml(
         "# Written by `gru-bench relay`.\n[cluster]\nname = \"bench\"\n\n\
          # The benchmark's senders send far more than a person would, and every one of its\n\
          # clients comes from 127.0.0.1.\n\
-         [spear]\nmax_msgs_per_sec = 1000000\nmax_connections_per_ip = 0\n\n\
+         [spear]\nmax_msgs_per_sec = 1000000\nmax_connections_per_ip = 0\n\
+         max_new_channels_per_min = 100000\nmax_history_bytes_per_min = 1073741824\n\n\
          [http]\nmax_connections_per_ip = 0\n\n[server_api]\nmessages_per_sec = 0\n\n\
          [idgen]\nmode = \"{idgen}\"\n\n{}[redis]\nurl = \"redis://127.0.0.1:{redis}\"\n\n\
          [auth]\nbusiness_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n\
