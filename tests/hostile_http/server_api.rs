@@ -59,3 +59,49 @@ async fn server_api_amplification() {
     );
     assert!(cluster.running().contains(&NODE), "the spear is alive");
 }
+
+/// `server_api_key_budget`: an API key's message rate and body size hold: a request of more
+/// messages than the burst is refused whole (400), sends past the rate get 429 with
+/// `Retry-After`, and a body over `server_api.max_body_bytes` is refused with 413 before it is
+/// held whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_api_key_budget() {
+    let cluster = start(&[
+        ("GRU_SERVER_API__MESSAGES_PER_SEC", "20"),
+        ("GRU_SERVER_API__BURST", "20"),
+        ("GRU_SERVER_API__MAX_BODY_BYTES", "65536"),
+    ])
+    .await;
+    let url = format!("http://{}/api/v1/publish", cluster.http_addr(NODE));
+    let http = reqwest::Client::new();
+    let post = |body: String| http.post(&url).bearer_auth(API_KEY).body(body).send();
+
+    let over_burst = post(to_users(21, 10)).await.expect("sent");
+    assert_eq!(over_burst.status(), 400);
+    let answer: Value = over_burst.json().await.expect("json");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("server_api.burst")),
+        "{answer}"
+    );
+
+    let mut limited = None;
+    for _ in 0..40 {
+        let resp = post(to_users(1, 10)).await.expect("sent");
+        if resp.status() == 429 {
+            limited = Some(resp);
+            break;
+        }
+        assert_eq!(resp.status(), 200);
+    }
+    let limited = limited.expect("40 messages at once were never rate limited");
+    assert!(limited.headers().contains_key("retry-after"));
+    let answer: Value = limited.json().await.expect("json");
+    assert_eq!(answer["error"]["code"], "rate_limited", "{answer}");
+
+    let too_big = post(to_users(1, 100_000)).await.expect("sent");
+    assert_eq!(too_big.status(), 413);
+    let answer: Value = too_big.json().await.expect("json");
+    assert_eq!(answer["error"]["code"], "payload_too_large", "{answer}");
+}

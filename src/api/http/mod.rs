@@ -15,6 +15,8 @@ pub use error::{read_body, retry_after, with_json_fallbacks, ApiError, QueryMap}
 pub use metrics::{router as metrics_router, MetricsState};
 pub use monitor::{router as monitor_router, Aggregator, MonitorSources, MonitorState};
 pub use node::{router, ApiState, SpearProbe};
-pub use server_api::{router as server_api_router, ServerApiLimits, ServerApiState};
+pub use server_api::{
+    batch_drafts, publish_drafts, router as server_api_router, ServerApiLimits, ServerApiState,
+};
 pub use stat::router as stat_router;
 pub use ticket::{router as ticket_router, TicketState};

@@ -6,6 +6,8 @@
 mod publish;
 mod users;
 
+pub use publish::{batch_drafts, publish_drafts};
+
 use std::future::Future;
 use std::sync::Arc;
 

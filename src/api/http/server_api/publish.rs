@@ -13,10 +13,9 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
-use super::{decode, ServerApiState};
+use super::{decode, ServerApiLimits, ServerApiState};
 use crate::api::http::ApiError;
 use crate::config::ApiScope;
-use crate::services::auth::ApiCaller;
 use crate::services::publish::{Accepted, Draft, PublishError, Reached, Refused, Sender};
 use crate::services::relay::Audience;
 
@@ -89,75 +88,108 @@ impl PublishRequest {
     }
 }
 
+/// The drafts of one message, checked; every draft shares the one content. Call it only once
+/// the request's count [`fits`].
+fn drafts(
+    limits: &ServerApiLimits,
+    default_sender: &str,
+    req: PublishRequest,
+    at: &str,
+) -> Result<Vec<Draft>, ApiError> {
+    if req.content.len() > limits.max_content {
+        return Err(ApiError::BadRequest(format!(
+            "{at}content is larger than {} bytes (spear.max_payload_bytes)",
+            limits.max_content
+        )));
+    }
+    let name = match req.sender {
+        None => default_sender.to_string(),
+        Some(name) => {
+            let ok = (1..=MAX_SENDER).contains(&name.chars().count())
+                && !name.chars().any(char::is_control);
+            if !ok {
+                return Err(ApiError::BadRequest(format!(
+                    "{at}sender must be 1 to {MAX_SENDER} characters without control characters"
+                )));
+            }
+            name
+        }
+    };
+    let audiences = match req.to {
+        To::User(Id(uid)) => vec![Audience::User(uid)],
+        To::Group(Id(gid)) => vec![Audience::Group(gid)],
+        To::Users(users) => {
+            if users.is_empty() {
+                return Err(ApiError::BadRequest(format!(
+                    "{at}to.users must name at least one user"
+                )));
+            }
+            let mut seen = HashSet::new();
+            users
+                .into_iter()
+                .filter(|u| seen.insert(*u))
+                .map(|Id(uid)| Audience::User(uid))
+                .collect()
+        }
+    };
+    let content: Arc<str> = req.content.into();
+    Ok(audiences
+        .into_iter()
+        .map(|audience| Draft {
+            audience,
+            target_kind: -1,
+            from: Sender::Server(name.clone()),
+            content: content.clone(),
+        })
+        .collect())
+}
+
+/// Checks that `count` messages fit in one request.
+fn fits(limits: &ServerApiLimits, count: usize) -> Result<(), ApiError> {
+    if count > limits.max_batch {
+        return Err(ApiError::BadRequest(format!(
+            "{count} messages in one request is more than server_api.max_batch ({}); \
+             each user of to.users counts",
+            limits.max_batch
+        )));
+    }
+    Ok(())
+}
+
+/// The drafts of a `POST /api/v1/publish` body, checked as the route checks them before it
+/// publishes — its count against `limits.max_batch` from what the body holds, before anything
+/// is built for the recipients — with `default_sender` as the sender's name unless the body
+/// gives one.
+pub fn publish_drafts(
+    body: &[u8],
+    limits: &ServerApiLimits,
+    default_sender: &str,
+) -> Result<Vec<Draft>, ApiError> {
+    let req = decode::<PublishRequest>(body)?;
+    fits(limits, req.count())?;
+    drafts(limits, default_sender, req, "")
+}
+
+/// The drafts of a `POST /api/v1/publish/batch` body, one list per message, checked the same
+/// way over all its messages.
+pub fn batch_drafts(
+    body: &[u8],
+    limits: &ServerApiLimits,
+    default_sender: &str,
+) -> Result<Vec<Vec<Draft>>, ApiError> {
+    let req = decode::<BatchRequest>(body)?;
+    if req.messages.is_empty() {
+        return Err(ApiError::BadRequest("messages must not be empty".into()));
+    }
+    fits(limits, req.messages.iter().map(PublishRequest::count).sum())?;
+    req.messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| drafts(limits, default_sender, m, &format!("messages[{i}].")))
+        .collect()
+}
+
 impl ServerApiState {
-    /// The drafts of one message, checked; every draft shares the one content. Call it only
-    /// once the request's count [`fits`](Self::fits).
-    fn drafts(
-        &self,
-        caller: &ApiCaller,
-        req: PublishRequest,
-        at: &str,
-    ) -> Result<Vec<Draft>, ApiError> {
-        if req.content.len() > self.limits.max_content {
-            return Err(ApiError::BadRequest(format!(
-                "{at}content is larger than {} bytes (spear.max_payload_bytes)",
-                self.limits.max_content
-            )));
-        }
-        let name = match req.sender {
-            None => caller.name.clone(),
-            Some(name) => {
-                let ok = (1..=MAX_SENDER).contains(&name.chars().count())
-                    && !name.chars().any(char::is_control);
-                if !ok {
-                    return Err(ApiError::BadRequest(format!(
-                        "{at}sender must be 1 to {MAX_SENDER} characters without control characters"
-                    )));
-                }
-                name
-            }
-        };
-        let audiences = match req.to {
-            To::User(Id(uid)) => vec![Audience::User(uid)],
-            To::Group(Id(gid)) => vec![Audience::Group(gid)],
-            To::Users(users) => {
-                if users.is_empty() {
-                    return Err(ApiError::BadRequest(format!(
-                        "{at}to.users must name at least one user"
-                    )));
-                }
-                let mut seen = HashSet::new();
-                users
-                    .into_iter()
-                    .filter(|u| seen.insert(*u))
-                    .map(|Id(uid)| Audience::User(uid))
-                    .collect()
-            }
-        };
-        let content: Arc<str> = req.content.into();
-        Ok(audiences
-            .into_iter()
-            .map(|audience| Draft {
-                audience,
-                target_kind: -1,
-                from: Sender::Server(name.clone()),
-                content: content.clone(),
-            })
-            .collect())
-    }
-
-    /// Checks that `count` messages fit in one request.
-    fn fits(&self, count: usize) -> Result<(), ApiError> {
-        if count > self.limits.max_batch {
-            return Err(ApiError::BadRequest(format!(
-                "{count} messages in one request is more than server_api.max_batch ({}); \
-                 each user of to.users counts",
-                self.limits.max_batch
-            )));
-        }
-        Ok(())
-    }
-
     /// Publishes `groups` of drafts in order. The first failure stops the rest (they are
     /// reported as not attempted): a later message never overtakes one that failed.
     async fn run(&self, groups: Vec<Vec<Draft>>) -> Vec<Vec<Outcome>> {
@@ -299,11 +331,9 @@ pub(super) async fn single(
 ) -> Result<Response, ApiError> {
     let caller = state.caller(&headers, ApiScope::Publish)?;
     let body = state.body(body).await?;
-    let req = decode::<PublishRequest>(&body)?;
     // Counted before anything is built for the recipients: a list of 20,000 users is refused
     // with what its body already holds.
-    state.fits(req.count())?;
-    let drafts = state.drafts(&caller, req, "")?;
+    let drafts = publish_drafts(&body, &state.limits, &caller.name)?;
     let cost = drafts.len();
     let route = ("/api/v1/publish", &body[..]);
     let st = state.clone();
@@ -341,17 +371,7 @@ pub(super) async fn batch(
 ) -> Result<Response, ApiError> {
     let caller = state.caller(&headers, ApiScope::Publish)?;
     let body = state.body(body).await?;
-    let req = decode::<BatchRequest>(&body)?;
-    if req.messages.is_empty() {
-        return Err(ApiError::BadRequest("messages must not be empty".into()));
-    }
-    state.fits(req.messages.iter().map(PublishRequest::count).sum())?;
-    let groups = req
-        .messages
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| state.drafts(&caller, m, &format!("messages[{i}].")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let groups = batch_drafts(&body, &state.limits, &caller.name)?;
     let cost = groups.iter().map(Vec::len).sum();
     let route = ("/api/v1/publish/batch", &body[..]);
     let st = state.clone();
