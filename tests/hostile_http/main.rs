@@ -11,6 +11,7 @@ mod node;
 
 mod bodies;
 mod errors;
+mod idempotency_bound;
 mod server_api;
 mod slow;
 mod ticket_rate_limit;

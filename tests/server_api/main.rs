@@ -10,7 +10,6 @@ mod support;
 mod auth;
 mod common;
 mod disconnect;
-mod idempotency_bound;
 mod publish;
 
 /// The `gru` binary cargo built for these tests.

@@ -42,6 +42,9 @@ use crate::services::spear::session::{Session, Verifier};
 use crate::services::spear::{Drain, DrainState, Fenced, SpearCounters};
 use crate::services::stat::Presence;
 
+/// Channels one `join` or `subscribe` brings up to date at once.
+const CATCH_UP_AT_ONCE: usize = 4;
+
 /// How long an `auth` or `subscribe` waits for the relay to confirm its subscriptions (when Redis
 /// is slow the reply goes out anyway; the subscription is completed when Redis answers).
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
@@ -653,7 +656,13 @@ async fn subscribe(
                 let at = ctx.sequencer.catch_up(channel, from, &catcher).await;
                 at.map(|at| (channel, at))
             });
-            let live: Vec<_> = futures_util::future::join_all(catching)
+            // A few channels at a time: each catch-up holds a page of its backlog (up to 200
+            // messages) in memory, and one join may name a hundred channels.
+            let live: Vec<_> =
+                futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffered(
+                    futures_util::stream::iter(catching),
+                    CATCH_UP_AT_ONCE,
+                ))
                 .await
                 .into_iter()
                 .flatten()

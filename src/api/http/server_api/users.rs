@@ -45,8 +45,10 @@ pub(super) async fn connections(
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    state.caller(&headers, ApiScope::Connections)?;
+    let caller = state.caller(&headers, ApiScope::Connections)?;
     let uid = user_id(path)?;
+    // Each call asks every spear: it counts as a message against the key's rate.
+    state.admit(&caller, 1)?;
     Ok(Json(answer(uid, state.sessions.list(uid).await?)))
 }
 
@@ -65,9 +67,10 @@ pub(super) async fn disconnect(
     path: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    state.caller(&headers, ApiScope::Connections)?;
+    let caller = state.caller(&headers, ApiScope::Connections)?;
     let uid = user_id(path)?;
     let body = state.body(body).await?;
+    state.admit(&caller, 1)?;
     let req = if body.iter().all(u8::is_ascii_whitespace) {
         DisconnectRequest::default()
     } else {

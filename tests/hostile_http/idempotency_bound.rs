@@ -9,8 +9,6 @@ use serde_json::{json, Value};
 
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, BUSINESS_SECRET, SPEAR_SECRET};
 
-use crate::common::{post_as, two_spears};
-
 const SMALL: &str = "small-server-api-key-0000000000000001";
 const LARGE: &str = "large-server-api-key-0000000000000002";
 const MAX_KEYS: usize = 20;
@@ -39,6 +37,36 @@ fn options() -> ClusterOptions {
             .collect(),
         ..ClusterOptions::default()
     }
+}
+
+/// Node 1 (core, ticket) and spears 2 and 3 on the cluster's own Redis, with `options`.
+async fn two_spears(options: ClusterOptions) -> TestCluster {
+    let specs = [
+        NodeSpec::with_roles(1, &["core", "ticket"]),
+        NodeSpec::spear(2),
+        NodeSpec::spear(3),
+    ];
+    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
+    cluster.wait_spears(1, 2).await;
+    cluster
+}
+
+/// POSTs `body` to `path` on `node` with `key` and `headers`: status, headers, JSON answer.
+async fn post_as(
+    cluster: &TestCluster,
+    node: u64,
+    path: &str,
+    key: Option<&str>,
+    headers: &[(&str, &str)],
+    body: String,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let resp = cluster
+        .post(node, path, key, headers, body)
+        .await
+        .expect("the node answers");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.json().await.expect("a JSON answer"))
 }
 
 /// Publishes to `users` with `key` under `idempotency_key`: status, replayed?, answer.
