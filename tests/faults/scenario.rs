@@ -83,6 +83,34 @@ impl Crowd {
         on
     }
 
+    /// Moves every client that was on spear `dead` (user `u` starts on spear `u % 3 + 1`, as
+    /// [`three_spears`] crowds are placed) to another spear through ticket, all at once, and
+    /// returns how long each took from `since`.
+    pub async fn move_off(
+        &self,
+        cluster: &TestCluster,
+        dead: u64,
+        since: Instant,
+    ) -> (Vec<usize>, Vec<Duration>) {
+        let moving: Vec<usize> = (0..self.clients.len())
+            .filter(|i| (*i as u64 + 1) % 3 + 1 == dead)
+            .collect();
+        let outages = futures_util::future::join_all(moving.iter().map(|i| async move {
+            let ticket_node = if i % 2 == 0 { 1 } else { 2 };
+            through_ticket(
+                cluster,
+                &self.clients[*i],
+                (ticket_node, &[1, 2, 3], Some(dead)),
+                &self.checker,
+                Duration::from_secs(60),
+            )
+            .await;
+            since.elapsed()
+        }))
+        .await;
+        (moving, outages)
+    }
+
     /// Brings back through ticket every client whose connection the server closed (a spear
     /// out of the cluster tells its clients to reconnect through ticket and cuts them), as an
     /// application following `server_shutdown` would; returns how many came back.

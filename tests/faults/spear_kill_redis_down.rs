@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use crate::fleet::{self, Sent};
-use crate::scenario::{three_spears, through_ticket, Crowd};
+use crate::scenario::{three_spears, Crowd};
 use gru_testkit::ClusterOptions;
 
 const CLIENTS: u64 = 60;
@@ -32,24 +32,7 @@ async fn spear_kill_while_redis_down() {
     cluster.redis().expect("the cluster's Redis").kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.kill(VICTIM);
-    let moving: Vec<usize> = (0..crowd.clients.len())
-        .filter(|i| (*i as u64 + 1) % 3 + 1 == VICTIM)
-        .collect();
-    futures_util::future::join_all(moving.iter().map(|i| {
-        let (cluster, clients, checker) = (&cluster, &crowd.clients, &crowd.checker);
-        async move {
-            let ticket_node = if i % 2 == 0 { 1 } else { 2 };
-            through_ticket(
-                cluster,
-                &clients[*i],
-                (ticket_node, &[1, 2, 3], Some(VICTIM)),
-                checker,
-                Duration::from_secs(60),
-            )
-            .await;
-        }
-    }))
-    .await;
+    let (moving, _) = crowd.move_off(&cluster, VICTIM, Instant::now()).await;
     let unavailable = crowd.checker.lock().expect("checker").verify().resyncs;
 
     cluster.redis().expect("the cluster's Redis").restart();

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::scenario::{history_counter, three_spears, through_ticket, Crowd};
+use crate::scenario::{history_counter, three_spears, Crowd};
 use gru_testkit::ClusterOptions;
 
 const CLIENTS: u64 = 200;
@@ -28,25 +28,7 @@ async fn spear_kill_resume() {
 
     cluster.kill(VICTIM);
     let killed = Instant::now();
-    let moving: Vec<usize> = (0..crowd.clients.len())
-        .filter(|i| (*i as u64 + 1) % 3 + 1 == VICTIM)
-        .collect();
-    let outages: Vec<Duration> = futures_util::future::join_all(moving.iter().map(|i| {
-        let (cluster, clients, checker) = (&cluster, &crowd.clients, &crowd.checker);
-        async move {
-            let ticket_node = if i % 2 == 0 { 1 } else { 2 };
-            through_ticket(
-                cluster,
-                &clients[*i],
-                (ticket_node, &[1, 2, 3], Some(VICTIM)),
-                checker,
-                Duration::from_secs(60),
-            )
-            .await;
-            killed.elapsed()
-        }
-    }))
-    .await;
+    let (moving, outages) = crowd.move_off(&cluster, VICTIM, killed).await;
     // Traffic on the new placement for a while, then quiet.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let acked = crowd.stop_traffic().await.len();

@@ -51,24 +51,6 @@ async fn two_spears(options: ClusterOptions) -> TestCluster {
     cluster
 }
 
-/// POSTs `body` to `path` on `node` with `key` and `headers`: status, headers, JSON answer.
-async fn post_as(
-    cluster: &TestCluster,
-    node: u64,
-    path: &str,
-    key: Option<&str>,
-    headers: &[(&str, &str)],
-    body: String,
-) -> (u16, reqwest::header::HeaderMap, Value) {
-    let resp = cluster
-        .post(node, path, key, headers, body)
-        .await
-        .expect("the node answers");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    (status, headers, resp.json().await.expect("a JSON answer"))
-}
-
 /// Publishes to `users` with `key` under `idempotency_key`: status, replayed?, answer.
 async fn publish(
     cluster: &TestCluster,
@@ -79,8 +61,9 @@ async fn publish(
 ) -> (u16, bool, Value) {
     let body = json!({"to": {"users": users}, "content": "x"}).to_string();
     let headers = [("idempotency-key", idempotency_key)];
-    let (status, headers, answer) =
-        post_as(cluster, spear, "/api/v1/publish", Some(key), &headers, body).await;
+    let (status, headers, answer) = cluster
+        .post_json(spear, "/api/v1/publish", Some(key), &headers, body)
+        .await;
     (status, headers.contains_key("idempotent-replayed"), answer)
 }
 
@@ -147,13 +130,7 @@ async fn check(cluster: &TestCluster, spears: &[u64], backend: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_store_bound() {
     // In the spear's memory (the local relay).
-    let (local, _, _) = TestCluster::launch(
-        crate::gru(),
-        &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
-        options(),
-    )
-    .await;
-    local.wait_spears(1, 1).await;
+    let local = TestCluster::single_spear(crate::gru(), options()).await;
     check(&local, &[1], "memory").await;
     drop(local);
 

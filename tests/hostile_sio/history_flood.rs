@@ -179,13 +179,7 @@ async fn history_channel_flood() {
     drop(cluster);
 
     // The local relay: the history is in the spear's memory.
-    let (local, _, _) = TestCluster::launch(
-        crate::gru(),
-        &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
-        ClusterOptions::default(),
-    )
-    .await;
-    local.wait_spears(1, 1).await;
+    let local = TestCluster::single_spear(crate::gru(), ClusterOptions::default()).await;
     let addr = local.sio_addr(1);
     let (_sender, epoch) = victim_history(&addr, vec![1]).await;
     let before = local.rss_kib(1).expect("running");

@@ -85,14 +85,7 @@ pub async fn post_as(
     headers: &[(&str, &str)],
     body: String,
 ) -> (u16, reqwest::header::HeaderMap, Value) {
-    let resp = cluster
-        .post(node, path, key, headers, body)
-        .await
-        .expect("the node answers");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.json().await.expect("a JSON answer");
-    (status, headers, body)
+    cluster.post_json(node, path, key, headers, body).await
 }
 
 /// GETs `path` on `node` with `key`: (status, JSON body).

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::support::spear_token;
 use gru_testkit::sio::SioClient;
-use gru_testkit::{NodeSpec, TestCluster};
+use gru_testkit::{ClusterOptions, TestCluster};
 
 const WAIT: Duration = Duration::from_secs(10);
 const ALICE: u64 = 3201;
@@ -45,13 +45,7 @@ async fn next(c: &mut SioClient) -> Option<(String, String, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_resume_own_channel() {
-    let mut cluster = TestCluster::new(
-        crate::gru(),
-        &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
-    );
-    cluster.start_all();
-    cluster.wait_leader(&[1], Duration::from_secs(30)).await;
-    cluster.wait_spears(1, 1).await;
+    let cluster = TestCluster::single_spear(crate::gru(), ClusterOptions::default()).await;
     let addr = cluster.sio_addr(1);
     let exp = gru::clock::unix_ms() / 1000 + 600;
     let token = |uid| spear_token(uid, vec![1], exp);

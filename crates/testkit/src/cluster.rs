@@ -566,6 +566,38 @@ gossip = "{host}:{gossip}"
         req.send().await.ok()
     }
 
+    /// [`Self::post`], read whole: the status, the headers and the JSON answer. Panics when
+    /// the node does not answer or the answer is not JSON (every gru answer is).
+    pub async fn post_json(
+        &self,
+        id: u64,
+        path: &str,
+        bearer: Option<&str>,
+        headers: &[(&str, &str)],
+        body: String,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let resp = self
+            .post(id, path, bearer, headers, body)
+            .await
+            .unwrap_or_else(|| panic!("node {id} did not answer POST {path}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let answer = resp
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path} on node {id}: not JSON: {e}"));
+        (status, headers, answer)
+    }
+
+    /// One node with the client-facing roles (core, spear, ticket) — so the local relay —
+    /// running `gru` with `options`, its leader elected and its spear registered.
+    pub async fn single_spear(gru: GruBin, options: ClusterOptions) -> Self {
+        let specs = [NodeSpec::with_roles(1, &["core", "spear", "ticket"])];
+        let (cluster, _, _) = Self::launch(gru, &specs, options).await;
+        cluster.wait_spears(1, 1).await;
+        cluster
+    }
+
     /// The views of every node in `ids` that answered.
     pub async fn views(&self, ids: &[u64]) -> BTreeMap<u64, ClusterView> {
         let mut out = BTreeMap::new();
