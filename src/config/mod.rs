@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 
 pub use nodes::{AdvertiseAddrs, ListenAddrs, NodeConfig, NodeId, Role};
 pub use sections::{
-    ApiKeySection, ApiScope, AuthSection, ClusterSection, GossipSection, HistorySection,
-    HttpSection, IdgenMode, IdgenSection, MetricsSection, RaftSection, RedisSection, RelayKind,
-    RelaySection, RocketMqSection, ServerApiSection, SpearSection, StatSection, TicketSection,
+    AdminKeySection, AdminScope, ApiKeySection, ApiScope, AuthSection, ClusterSection,
+    ClusterTlsSection, GossipSection, HistorySection, HttpSection, IdgenMode, IdgenSection,
+    MetricsSection, RaftSection, RedisSection, RelayKind, RelaySection, RocketMqSection,
+    ServerApiSection, SpearSection, StatSection, TicketSection,
 };
 
 /// Why a config was refused.
@@ -94,6 +95,9 @@ pub struct ClusterConfig {
     /// `[gossip]`: liveness and load between members.
     #[serde(default)]
     pub gossip: GossipSection,
+    /// `[cluster_tls]`: mutual TLS on the internal gRPC port.
+    #[serde(default)]
+    pub cluster_tls: ClusterTlsSection,
     /// `[metrics]`: the Prometheus exposition.
     #[serde(default)]
     pub metrics: MetricsSection,
@@ -106,6 +110,10 @@ const DEV_BUSINESS_SECRET: &str = "INSECURE-dev-business-secret";
 const DEV_SPEAR_SECRET: &str = "INSECURE-dev-spear-secret";
 /// The server-API key of `gru dev` (named `dev`), public too.
 pub const DEV_API_KEY: &str = "INSECURE-dev-server-api-key-0000000001";
+/// The admin key of `gru dev` (named `dev`), public too: `gru dev` serves only loopback.
+pub const DEV_ADMIN_KEY: &str = "INSECURE-dev-admin-key-000000000000001";
+/// The gossip key of `gru dev`, public too.
+const DEV_GOSSIP_KEY: &str = "INSECURE-dev-gossip-key-00000000000001";
 
 impl ClusterConfig {
     /// Reads the file, applies `GRU_…__…` overrides from the process environment, resolves
@@ -123,6 +131,18 @@ impl ClusterConfig {
                 node.data_dir = base.join(&node.data_dir);
             }
         }
+        if config.cluster_tls.dir.is_relative() {
+            config.cluster_tls.dir = base.join(&config.cluster_tls.dir);
+        }
+        for file in [&mut config.http.tls_cert, &mut config.http.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
+        }
+        config.cluster_tls.config_file = Some(path.to_path_buf());
         config.validate()?;
         Ok(config)
     }
@@ -212,9 +232,20 @@ impl ClusterConfig {
                     secret: DEV_API_KEY.into(),
                     scopes: ApiScope::all(),
                 }],
+                admin_keys: vec![AdminKeySection {
+                    name: "dev".into(),
+                    secret: DEV_ADMIN_KEY.into(),
+                    scopes: AdminScope::all(),
+                }],
+                gossip_keys: vec![DEV_GOSSIP_KEY.into()],
             },
             server_api: ServerApiSection::default(),
             gossip: GossipSection::default(),
+            // One process on loopback: nobody else on its internal port to keep out.
+            cluster_tls: ClusterTlsSection {
+                enabled: false,
+                ..ClusterTlsSection::default()
+            },
             metrics: MetricsSection::default(),
             idgen: IdgenSection {
                 mode: IdgenMode::Strict,
@@ -230,6 +261,16 @@ impl ClusterConfig {
             }],
         }
     }
+}
+
+/// An address (`10.0.0.7`, `::1`) or a network (`10.0.0.0/8`) of `http.trusted_proxies`.
+pub fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 /// Says whose fault a failure after applying overrides is. When the file alone fails the same

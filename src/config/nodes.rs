@@ -86,6 +86,15 @@ impl NodeConfig {
             .or_else(|| self.listen.sio.map(|addr| addr.to_string()))
     }
 
+    /// Where others reach the node's admin surface: `advertise.admin`, else `listen.admin`;
+    /// `None` when the node serves none.
+    pub fn advertised_admin(&self) -> Option<String> {
+        self.advertise
+            .admin
+            .clone()
+            .or_else(|| self.listen.admin.map(|addr| addr.to_string()))
+    }
+
     /// Where others reach the node's gossip: `advertise.gossip`, else `listen.gossip`.
     pub fn advertised_gossip(&self) -> String {
         advertised(&self.advertise.gossip, self.listen.gossip)
@@ -102,37 +111,54 @@ fn advertised(given: &Option<String>, listen: SocketAddr) -> String {
 pub struct ListenAddrs {
     /// Internal gRPC (Raft and the control plane); cluster traffic only.
     pub grpc: SocketAddr,
-    /// Public HTTP API.
+    /// The public surface: the health check and, on ticket nodes, the ticket endpoints — what
+    /// the internet may reach.
     pub http: SocketAddr,
     /// socket.io for clients; required on spear nodes, unused elsewhere.
     #[serde(default)]
     pub sio: Option<SocketAddr>,
     /// Gossip between members.
     pub gossip: SocketAddr,
+    /// The admin surface (dashboard, monitor, presence, cluster view, ids, `/metrics`, the
+    /// operator's commands), behind `[[auth.admin_keys]]`; none: this node serves none of it.
+    /// It may equal `http` only on a loopback address (`gru dev`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<SocketAddr>,
+    /// The server API (spear nodes), behind `[[auth.api_keys]]`; none: this spear serves no
+    /// server API. It may equal `http` only on a loopback address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_api: Option<SocketAddr>,
 }
 
 impl ListenAddrs {
-    /// The addresses `gru dev` uses unless told otherwise: gRPC 127.0.0.1:7000, HTTP
-    /// 127.0.0.1:8080, socket.io 127.0.0.1:31001, gossip 127.0.0.1:7946.
+    /// The addresses `gru dev` uses unless told otherwise: gRPC 127.0.0.1:7000, every HTTP
+    /// surface on 127.0.0.1:8080, socket.io 127.0.0.1:31001, gossip 127.0.0.1:7946.
     pub fn dev_default() -> Self {
         let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        Self::dev(local(7000), local(8080), local(31001), local(7946))
+    }
+
+    /// `gru dev`'s addresses: every HTTP surface on `http` (loopback, for the developer).
+    pub fn dev(grpc: SocketAddr, http: SocketAddr, sio: SocketAddr, gossip: SocketAddr) -> Self {
         Self {
-            grpc: local(7000),
-            http: local(8080),
-            sio: Some(local(31001)),
-            gossip: local(7946),
+            grpc,
+            http,
+            sio: Some(sio),
+            gossip,
+            admin: Some(http),
+            server_api: Some(http),
         }
     }
-}
 
-impl ListenAddrs {
-    /// Each address with its field name, `sio` as `None` when not set.
-    pub(super) fn named(&self) -> [(&'static str, Option<SocketAddr>); 4] {
+    /// Each address with its field name, the optional ones as `None` when not set.
+    pub(super) fn named(&self) -> [(&'static str, Option<SocketAddr>); 6] {
         [
             ("grpc", Some(self.grpc)),
             ("http", Some(self.http)),
             ("sio", self.sio),
             ("gossip", Some(self.gossip)),
+            ("admin", self.admin),
+            ("server_api", self.server_api),
         ]
     }
 }
@@ -152,16 +178,20 @@ pub struct AdvertiseAddrs {
     pub sio: Option<String>,
     /// Gossip, `host:port`.
     pub gossip: Option<String>,
+    /// The admin surface, `host:port` (where other nodes read its counters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
 }
 
 impl AdvertiseAddrs {
     /// Each address with its field name, `None` when not given.
-    pub(super) fn named(&self) -> [(&'static str, Option<&str>); 4] {
+    pub(super) fn named(&self) -> [(&'static str, Option<&str>); 5] {
         [
             ("grpc", self.grpc.as_deref()),
             ("http", self.http.as_deref()),
             ("sio", self.sio.as_deref()),
             ("gossip", self.gossip.as_deref()),
+            ("admin", self.admin.as_deref()),
         ]
     }
 }

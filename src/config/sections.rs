@@ -5,6 +5,8 @@
 //! container-level `#[serde(default)]` fills the gap from the section's `Default`, so the
 //! defaults live in exactly one place per section.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// `[cluster]`: the cluster's identity.
@@ -148,6 +150,17 @@ pub struct HttpSection {
     pub max_connections_per_ip: u32,
     /// On a graceful stop, how long requests in flight get to finish, ms. Default 5000.
     pub drain_ms: u64,
+    /// TLS on every client-facing listener of a node (`http`, `sio`, `admin`, `server_api`):
+    /// the certificate chain (PEM); `{id}` in the path is the node's id. Reloaded on SIGHUP.
+    /// Relative to the config file's directory. Default: plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM); set with `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Addresses (`10.0.0.7`) or networks (`10.0.0.0/8`) of proxies in front of gru: a
+    /// request from one of them is counted against the per-address limits under the client
+    /// address its `X-Forwarded-For` names, and its connections are not counted per address.
+    /// Default none: `X-Forwarded-For` is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpSection {
@@ -158,6 +171,9 @@ impl Default for HttpSection {
             write_timeout_ms: 10_000,
             max_connections_per_ip: 256,
             drain_ms: 5000,
+            tls_cert: None,
+            tls_key: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -367,6 +383,60 @@ pub struct AuthSection {
     /// Default none: the server API answers 401 to everyone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api_keys: Vec<ApiKeySection>,
+    /// `[[auth.admin_keys]]`: the keys of the admin surface (`listen.admin`: the dashboard,
+    /// the monitor, presence, the cluster view, ids, `/metrics`, and `gru status`, `drain`,
+    /// `meta`, `cluster`), rotated the same way. Default none: every admin route answers 401.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_keys: Vec<AdminKeySection>,
+    /// The cluster's gossip keys (each at least 32 bytes, no two alike): every gossip datagram
+    /// is sealed with the first (HMAC-SHA256 with the time it was sent) and accepted when any
+    /// of them verifies it, so a key is rotated by adding the new one second, then moving it
+    /// first, then removing the old one (each step on every node, then a SIGHUP). Required
+    /// with more than one node; default none (a one-node cluster gossips with nobody).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gossip_keys: Vec<String>,
+}
+
+/// One key of the admin surface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminKeySection {
+    /// The key's name (1–64 of `A-Z a-z 0-9 . _ -`, unique): logs and the dashboard's login
+    /// name it.
+    pub name: String,
+    /// What an operator or a script sends as `Authorization: Bearer <secret>` (or types into
+    /// the dashboard's login); at least 32 bytes, unique across every key and secret.
+    pub secret: String,
+    /// What the key may do: `"admin"` (everything) or `"read"` (what only reads: the views,
+    /// presence, `/metrics` — a Prometheus key). Default `["admin"]`.
+    #[serde(default = "AdminScope::all")]
+    pub scopes: Vec<AdminScope>,
+}
+
+/// What an admin key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminScope {
+    /// Everything on the admin surface, changes included (drain, membership, disconnects,
+    /// ids).
+    Admin,
+    /// Only what reads: the dashboard, the monitor, presence, the cluster view, `/metrics`.
+    Read,
+}
+
+impl AdminScope {
+    /// The default of a key: everything.
+    pub fn all() -> Vec<AdminScope> {
+        vec![AdminScope::Admin]
+    }
+
+    /// The scope's name in the config and in errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            AdminScope::Admin => "admin",
+            AdminScope::Read => "read",
+        }
+    }
 }
 
 /// One key of the server API.
@@ -479,6 +549,10 @@ pub struct IdgenSection {
     pub window_ms: u64,
     /// The most ids one request may ask for. Default 10000.
     pub max_batch: u32,
+    /// Ids per second one admin key may take through `GET /api/v1/ids` on one node (a burst
+    /// of as many, then this rate; 429 beyond), so that bulk callers leave the issuer's
+    /// capacity to messages, 1..=4000000. Default 100000.
+    pub api_ids_per_sec: u32,
 }
 
 impl Default for IdgenSection {
@@ -487,6 +561,7 @@ impl Default for IdgenSection {
             mode: IdgenMode::Strict,
             window_ms: 3000,
             max_batch: 10_000,
+            api_ids_per_sec: 100_000,
         }
     }
 }
@@ -538,6 +613,33 @@ mod tests {
             ..RaftSection::default()
         };
         assert_eq!(tight.leader_lease_ms(), 0);
+    }
+}
+
+/// `[cluster_tls]`: mutual TLS on every node's internal gRPC port (Raft, the control plane,
+/// ids, a spear's clients). A node presents `node-<id>.pem` and trusts peers whose
+/// certificate `ca.pem` signed; `gru certs --config <file>` writes them all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterTlsSection {
+    /// Whether the internal port speaks mutual TLS. Default true; false only where the network
+    /// alone keeps everyone else off the port (and for `gru dev`, on loopback).
+    pub enabled: bool,
+    /// The directory with `ca.pem` and each node's `node-<id>.pem` and `node-<id>.key`;
+    /// relative to the config file's directory. Default `certs`.
+    pub dir: PathBuf,
+    /// The file the config was loaded from, for the error that asks for `gru certs`.
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
+}
+
+impl Default for ClusterTlsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: PathBuf::from("certs"),
+            config_file: None,
+        }
     }
 }
 

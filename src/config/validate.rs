@@ -35,7 +35,45 @@ pub(super) fn validate(config: &ClusterConfig) -> Result<(), ConfigError> {
     gossip(config)?;
     server_api(&config.server_api)?;
     auth(config)?;
-    api_keys(config)
+    api_keys(config)?;
+    gossip_keys(config)
+}
+
+/// `auth.gossip_keys`: required as soon as there is another member to gossip with; each long,
+/// listed once, and a secret of its own.
+fn gossip_keys(config: &ClusterConfig) -> Result<(), ConfigError> {
+    let a = &config.auth;
+    if a.gossip_keys.is_empty() && config.nodes.len() > 1 {
+        return Err(invalid(
+            "auth.gossip_keys",
+            "must list at least one key when the cluster has more than one node: members \
+             accept only gossip sealed with it (docs/security.md, \"Gossip\")",
+        ));
+    }
+    let others: Vec<&String> = [&a.business_secret, &a.spear_secret]
+        .into_iter()
+        .chain(a.previous_business_secret.as_ref())
+        .chain(a.previous_spear_secret.as_ref())
+        .chain(a.api_keys.iter().map(|k| &k.secret))
+        .chain(a.admin_keys.iter().map(|k| &k.secret))
+        .collect();
+    // Keys are never echoed into the error: it ends up in logs.
+    for (i, key) in a.gossip_keys.iter().enumerate() {
+        let field = format!("auth.gossip_keys[{i}]");
+        if key.len() < 32 {
+            return Err(invalid(field, "must be at least 32 bytes"));
+        }
+        if let Some(j) = a.gossip_keys[..i].iter().position(|k| k == key) {
+            return Err(invalid(field, format!("is auth.gossip_keys[{j}] too")));
+        }
+        if others.contains(&key) {
+            return Err(invalid(
+                field,
+                "must differ from every other secret and key of [auth]",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn server_api(section: &ServerApiSection) -> Result<(), ConfigError> {
@@ -97,49 +135,90 @@ fn api_keys(config: &ClusterConfig) -> Result<(), ConfigError> {
         a.previous_business_secret.as_ref(),
         a.previous_spear_secret.as_ref(),
     ];
-    for (i, key) in a.api_keys.iter().enumerate() {
-        let field = |f: &str| format!("auth.api_keys[{i}].{f}");
-        if !is_key_name(&key.name) {
+    let api = a
+        .api_keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.secret.as_str(), k.scopes.is_empty()));
+    let admin = a
+        .admin_keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.secret.as_str(), k.scopes.is_empty()));
+    keys(
+        "auth.api_keys",
+        api,
+        "\"publish\", \"connections\" (or be left out for both)",
+    )?;
+    keys(
+        "auth.admin_keys",
+        admin,
+        "\"admin\", \"read\" (or be left out for admin)",
+    )?;
+    // Every bearer secret opens one door only.
+    let bearer = a
+        .api_keys
+        .iter()
+        .map(|k| ("auth.api_keys", &k.secret))
+        .chain(a.admin_keys.iter().map(|k| ("auth.admin_keys", &k.secret)));
+    let mut seen: Vec<(String, &String)> = Vec::new();
+    for (i, (table, secret)) in bearer.enumerate() {
+        let at = if table == "auth.api_keys" {
+            i
+        } else {
+            i - a.api_keys.len()
+        };
+        let field = format!("{table}[{at}].secret");
+        // Secrets are never echoed into the error: it ends up in logs.
+        if token_secrets.contains(&Some(secret)) {
+            return Err(invalid(
+                field,
+                "must differ from every token secret of [auth]",
+            ));
+        }
+        if let Some((other, _)) = seen.iter().find(|(_, s)| *s == secret) {
+            return Err(invalid(field, format!("is the secret of {other} too")));
+        }
+        seen.push((field.trim_end_matches(".secret").to_string(), secret));
+    }
+    Ok(())
+}
+
+/// The names, secrets and scopes of one table of keys: each name well formed and unique,
+/// each secret long and printable, each key with a scope.
+fn keys<'a>(
+    table: &str,
+    entries: impl Iterator<Item = (&'a str, &'a str, bool)>,
+    scopes: &str,
+) -> Result<(), ConfigError> {
+    let mut names: Vec<&str> = Vec::new();
+    for (i, (name, secret, no_scope)) in entries.enumerate() {
+        let field = |f: &str| format!("{table}[{i}].{f}");
+        if !is_key_name(name) {
             return Err(invalid(
                 field("name"),
                 "must be 1 to 64 of A-Z a-z 0-9 . _ -",
             ));
         }
-        // Secrets are never echoed into the error: it ends up in logs.
-        if key.secret.len() < 32 {
+        if let Some(j) = names.iter().position(|n| *n == name) {
+            return Err(invalid(
+                field("name"),
+                format!("is the name of {table}[{j}] too"),
+            ));
+        }
+        names.push(name);
+        if secret.len() < 32 {
             return Err(invalid(field("secret"), "must be at least 32 bytes"));
         }
-        if key.secret.bytes().any(|b| !b.is_ascii_graphic()) {
+        if secret.bytes().any(|b| !b.is_ascii_graphic()) {
             return Err(invalid(
                 field("secret"),
                 "must be printable ASCII without spaces (it travels in a header)",
             ));
         }
-        if token_secrets.contains(&Some(&key.secret)) {
-            return Err(invalid(
-                field("secret"),
-                "must differ from every token secret of [auth]",
-            ));
-        }
-        if key.scopes.is_empty() {
+        if no_scope {
             return Err(invalid(
                 field("scopes"),
-                "must name at least one of \"publish\", \"connections\" (or be left out for both)",
+                format!("must name at least one of {scopes}"),
             ));
-        }
-        for (j, other) in a.api_keys.iter().enumerate().take(i) {
-            if other.name == key.name {
-                return Err(invalid(
-                    field("name"),
-                    format!("is the name of auth.api_keys[{j}] too"),
-                ));
-            }
-            if other.secret == key.secret {
-                return Err(invalid(
-                    field("secret"),
-                    format!("is the secret of auth.api_keys[{j}] too"),
-                ));
-            }
         }
     }
     Ok(())
@@ -234,6 +313,23 @@ fn addresses(config: &ClusterConfig) -> Result<(), ConfigError> {
         for (name, addr) in node.listen.named() {
             let Some(addr) = addr else { continue };
             let field = format!("nodes[{i}].listen.{name}");
+            // The admin surface and the server API may share the public listener only where
+            // nothing but this host reaches it (`gru dev`).
+            if matches!(name, "admin" | "server_api") && addr == node.listen.http {
+                if !addr.ip().is_loopback() {
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "{addr} is the public listen.http: the {name} surface may share it \
+                             only on a loopback address"
+                        ),
+                    ));
+                }
+                continue;
+            }
+            if name == "server_api" && !node.has_role(Role::Spear) {
+                return Err(invalid(field, "only a spear node serves the server API"));
+            }
             if addr.port() == 0 {
                 return Err(invalid(
                     field,
@@ -414,7 +510,26 @@ fn http(config: &ClusterConfig) -> Result<(), ConfigError> {
     )?;
     millis("http.body_timeout_ms", h.body_timeout_ms, 100..=300_000)?;
     millis("http.write_timeout_ms", h.write_timeout_ms, 100..=300_000)?;
-    millis("http.drain_ms", h.drain_ms, 0..=60_000)
+    millis("http.drain_ms", h.drain_ms, 0..=60_000)?;
+    if h.tls_cert.is_some() != h.tls_key.is_some() {
+        return Err(invalid(
+            if h.tls_cert.is_some() {
+                "http.tls_key"
+            } else {
+                "http.tls_cert"
+            },
+            "tls_cert and tls_key go together: set both for TLS, or neither",
+        ));
+    }
+    for (i, proxy) in h.trusted_proxies.iter().enumerate() {
+        if crate::config::parse_network(proxy).is_none() {
+            return Err(invalid(
+                format!("http.trusted_proxies[{i}]"),
+                format!("{proxy:?} is not an address (10.0.0.7) or a network (10.0.0.0/8)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn ticket(config: &ClusterConfig) -> Result<(), ConfigError> {
@@ -579,6 +694,12 @@ fn idgen(config: &ClusterConfig) -> Result<(), ConfigError> {
     }
     if !(1..=1_000_000).contains(&i.max_batch) {
         return Err(invalid("idgen.max_batch", "must be between 1 and 1000000"));
+    }
+    if !(1..=4_000_000).contains(&i.api_ids_per_sec) {
+        return Err(invalid(
+            "idgen.api_ids_per_sec",
+            "must be between 1 and 4000000",
+        ));
     }
     Ok(())
 }
@@ -919,5 +1040,33 @@ mod tests {
     fn secrets_are_not_echoed_in_errors() {
         let (_, reason) = refusal(&edited("spear-secret-0000001", "business-secret-0001"));
         assert!(!reason.contains("change-me"), "{reason}");
+    }
+
+    #[test]
+    fn gossip_keys_are_required_with_peers_long_and_distinct() {
+        const LINE: &str = "gossip_keys = [\"change-me-gossip-key-000000000000000001\"]";
+        let keys = |list: &str| edited(LINE, &format!("gossip_keys = [{list}]"));
+        let cases = [
+            ("auth.gossip_keys", keys("")),
+            ("auth.gossip_keys[0]", keys("\"short-gossip-key\"")),
+            (
+                "auth.gossip_keys[1]",
+                keys("\"gossip-key-0000000000000000000000001\", \"gossip-key-0000000000000000000000001\""),
+            ),
+            ("auth.gossip_keys[0]", keys("\"change-me-server-api-key-000000000001\"")),
+        ];
+        for (field, text) in cases {
+            let (got, reason) = refusal(&text);
+            assert_eq!(got, field, "{reason}");
+            assert!(!reason.contains("gossip-key-0"), "{reason}");
+        }
+        let rotating = keys(
+            "\"gossip-key-new-00000000000000000000001\", \"change-me-gossip-key-000000000000000001\"",
+        );
+        let config = ClusterConfig::from_toml_str(&rotating, []).expect("a rotation is valid");
+        assert_eq!(config.auth.gossip_keys.len(), 2);
+        // One node has nobody to gossip with: no key needed.
+        let alone = ClusterConfig::from_toml_str(super::super::tests::MINIMAL, []).expect("valid");
+        assert!(alone.auth.gossip_keys.is_empty());
     }
 }

@@ -15,22 +15,43 @@ use crate::config::{NodeConfig, Role};
 
 /// The bound listeners of one node.
 pub(super) struct Listeners {
+    /// The public surface.
     pub(super) http: TcpListener,
     pub(super) grpc: TcpListener,
     /// socket.io, on spear nodes.
     pub(super) sio: Option<TcpListener>,
+    /// The admin surface, when it has an address of its own.
+    pub(super) admin: Option<TcpListener>,
+    /// The server API (spear nodes), when it has an address of its own.
+    pub(super) server_api: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds `node`'s listeners: HTTP, internal gRPC, and socket.io on spears.
+    /// Binds `node`'s listeners: the public HTTP surface, internal gRPC, socket.io on spears,
+    /// and the admin surface and the server API where they do not share the public address
+    /// (then they are served on it: `gru dev`).
     pub(super) fn bind(node: &NodeConfig) -> Result<Self, NodeError> {
         let http = bind("http", node.listen.http)?;
         let grpc = bind("grpc", node.listen.grpc)?;
-        let sio = match (node.has_role(Role::Spear), node.listen.sio) {
+        let spear = node.has_role(Role::Spear);
+        let sio = match (spear, node.listen.sio) {
             (true, Some(addr)) => Some(bind("socket.io", addr)?),
             _ => None,
         };
-        Ok(Self { http, grpc, sio })
+        let own = |addr: Option<SocketAddr>| addr.filter(|a| *a != node.listen.http);
+        let admin = own(node.listen.admin)
+            .map(|addr| bind("admin", addr))
+            .transpose()?;
+        let server_api = own(node.listen.server_api.filter(|_| spear))
+            .map(|addr| bind("server API", addr))
+            .transpose()?;
+        Ok(Self {
+            http,
+            grpc,
+            sio,
+            admin,
+            server_api,
+        })
     }
 }
 

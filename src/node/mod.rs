@@ -21,7 +21,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::grpc;
-use crate::api::serve::{self, ServeLimits};
+use crate::api::http;
+use crate::api::http::surfaces::Surface;
+use crate::api::serve::{self, PublicTls, ServeLimits, ServeOptions, TrustedProxies};
 use crate::config::{ClusterConfig, ConfigError, IdgenMode, NodeConfig, NodeId, RelayKind, Role};
 use crate::net::gossip::{Gossip, GossipError};
 use crate::net::grpc::{ChannelPool, ClusterClient};
@@ -79,6 +81,12 @@ pub enum NodeError {
     /// Gossip failed to start.
     #[error(transparent)]
     Gossip(#[from] GossipError),
+    /// The client-facing listeners' TLS certificate could not be used.
+    #[error(transparent)]
+    PublicTls(#[from] crate::api::serve::PublicTlsError),
+    /// The cluster certificates could not be read.
+    #[error(transparent)]
+    Tls(#[from] crate::net::tls::TlsError),
     /// The RocketMQ client could not be set up.
     #[cfg(feature = "rocketmq")]
     #[error(transparent)]
@@ -125,6 +133,7 @@ pub struct NodeHandle {
     grpc_addr: Option<SocketAddr>,
     parts: Parts,
     auth: AuthStore,
+    public_tls: Option<PublicTls>,
 }
 
 impl NodeHandle {
@@ -143,16 +152,34 @@ impl NodeHandle {
         self.grpc_addr
     }
 
+    /// Reads the client-facing listeners' TLS certificate and key again (`http.tls_cert`) and
+    /// serves new connections with them; open connections keep theirs. Without TLS, nothing.
+    pub fn reload_tls(&self) {
+        if let Some(tls) = &self.public_tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays")
+                }
+            }
+        }
+    }
+
     /// Puts the `[auth]` section of a reloaded config in force: the secrets (with a rotation's
-    /// previous ones), the server API's keys, the token lifetime, legacy tokens and group
-    /// enforcement. Tokens checked
+    /// previous ones), the server API's keys, the gossip keys, the token lifetime, legacy
+    /// tokens and group enforcement. Tokens checked
     /// from now on use them; connections already authenticated stay.
     pub fn reload_auth(&self, auth: &crate::config::AuthSection) {
         self.auth.replace(auth);
+        // Gossip seals with the first key and accepts every listed one from its next datagram.
+        if let Some(gossip) = &self.parts.gossip {
+            gossip.set_keys(&auth.gossip_keys);
+        }
         tracing::info!(
             rotating_business = auth.previous_business_secret.is_some(),
             rotating_spear = auth.previous_spear_secret.is_some(),
             api_keys = ?auth.api_keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
+            gossip_keys = auth.gossip_keys.len(),
             "auth section reloaded"
         );
     }
@@ -177,12 +204,47 @@ struct Base<'a> {
     auth: AuthStore,
     /// Where events are recorded for `/metrics` (records nothing with `[metrics]` off).
     metrics: Metrics,
+    /// TLS and trusted proxies of the client-facing listeners.
+    edge: Edge,
+}
+
+/// How the node's client-facing listeners are served besides their limits: TLS
+/// (`http.tls_cert`, `{id}` in the paths being the node's id) and `http.trusted_proxies`.
+#[derive(Clone)]
+struct Edge {
+    tls: Option<PublicTls>,
+    proxies: TrustedProxies,
+}
+
+impl Edge {
+    fn of(config: &ClusterConfig, node: &NodeConfig) -> Result<Self, NodeError> {
+        let own = |path: &std::path::Path| {
+            std::path::PathBuf::from(path.to_string_lossy().replace("{id}", &node.id.to_string()))
+        };
+        let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+            (Some(cert), Some(key)) => Some(PublicTls::load(&own(cert), &own(key))?),
+            _ => None,
+        };
+        Ok(Self {
+            tls,
+            proxies: TrustedProxies::new(&config.http.trusted_proxies),
+        })
+    }
+
+    fn options(&self, limits: ServeLimits) -> ServeOptions {
+        ServeOptions {
+            limits,
+            tls: self.tls.clone(),
+            proxies: self.proxies.clone(),
+        }
+    }
 }
 
 /// Starts node `id` of `config`. Fails, having stopped whatever it started, when an address is
 /// taken, the store cannot be opened, or Raft, Redis or gossip cannot be set up.
 pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle, NodeError> {
     let node = config.node(id)?.clone();
+    let edge = Edge::of(&config, &node)?;
     std::fs::create_dir_all(&node.data_dir).map_err(|source| NodeError::DataDir {
         path: node.data_dir.display().to_string(),
         source,
@@ -197,7 +259,8 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         gossip: None,
         raft: None,
     };
-    match compose(&config, &node, listeners, &mut parts).await {
+    let public_tls = edge.tls.clone();
+    match compose(&config, &node, (listeners, edge), &mut parts).await {
         Ok(auth) => {
             tracing::info!(node = id, roles = ?node.roles, http = %http_addr, "node started");
             Ok(NodeHandle {
@@ -206,6 +269,7 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
                 grpc_addr,
                 parts,
                 auth,
+                public_tls,
             })
         }
         Err(e) => {
@@ -220,12 +284,15 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
 async fn compose(
     config: &ClusterConfig,
     node: &NodeConfig,
-    listeners: Listeners,
+    (listeners, edge): (Listeners, Edge),
     parts: &mut Parts,
 ) -> Result<AuthStore, NodeError> {
     let id = node.id;
     let rpc_timeout = Duration::from_millis(config.raft.rpc_timeout_ms);
-    let pool = ChannelPool::new(rpc_timeout).with_local_ip(node.listen.grpc.ip());
+    let tls = crate::net::tls::ClusterTls::for_node(&config.cluster_tls, id)?;
+    let pool = ChannelPool::new(rpc_timeout)
+        .with_local_ip(node.listen.grpc.ip())
+        .with_tls(tls.as_ref().map(|t| t.client.clone()));
     let seeds = config
         .core_nodes()
         .map(NodeConfig::advertised_grpc)
@@ -261,8 +328,16 @@ async fn compose(
         .filter(|n| n.id != id)
         .map(NodeConfig::advertised_gossip)
         .collect();
-    let gossip =
-        Arc::new(Gossip::start(&config.cluster.name, node, gossip_seeds, &config.gossip).await?);
+    let gossip = Arc::new(
+        Gossip::start(
+            &config.cluster.name,
+            node,
+            gossip_seeds,
+            &config.gossip,
+            &config.auth.gossip_keys,
+        )
+        .await?,
+    );
     parts.gossip = Some(gossip.clone());
     let runner = &mut parts.runner;
     let base = Base {
@@ -274,6 +349,7 @@ async fn compose(
         gossip_every,
         auth: AuthStore::new(&config.auth),
         metrics: Metrics::new(config.metrics.enabled),
+        edge,
     };
 
     let core = if node.is_core() {
@@ -343,8 +419,10 @@ async fn compose(
         spear_parts.as_ref().map(|(_, rpc)| rpc.clone()),
     );
     let (grpc_ids, grpc_listener) = (ids.clone(), listeners.grpc);
+    let grpc_tls = tls.map(|t| t.server);
     runner.spawn(Stage::Internal, "internal gRPC", move |cancel| async move {
-        if let Err(e) = grpc::serve(grpc_listener, grpc_parts, grpc_ids, cancel).await {
+        let served = grpc::serve(grpc_listener, grpc_parts, (grpc_ids, grpc_tls), cancel).await;
+        if let Err(e) = served {
             tracing::error!(error = %e, "internal gRPC server failed");
         }
     });
@@ -357,14 +435,63 @@ async fn compose(
         spear: spear_parts.map(|(publisher, rpc)| (publisher, rpc.sessions)),
         redis,
     };
-    let api = public::router(&base, routes, runner);
-    let (http_listener, limits) = (listeners.http, ServeLimits::http(&config.http));
+    let surfaces = public::surfaces(&base, routes, runner);
+    let limits = ServeLimits::http(&config.http);
+    let mut shared = surfaces.public;
+    // A surface without an address of its own shares the public one (only on loopback, as
+    // `gru dev` does); `gru dev`'s then answers only to a loopback Host (DNS rebinding: its
+    // keys are public).
+    let mut loopback_only = false;
+    for (surface, router, listener, addr) in [
+        (
+            Surface::Admin,
+            Some(surfaces.admin),
+            listeners.admin,
+            node.listen.admin,
+        ),
+        (
+            Surface::ServerApi,
+            surfaces.server_api,
+            listeners.server_api,
+            node.listen.server_api,
+        ),
+    ] {
+        let Some(router) = router else { continue };
+        match listener {
+            Some(listener) => {
+                let router = http::with_json_fallbacks(router, surface);
+                let name = surface.name();
+                let options = base.edge.options(limits);
+                runner.spawn(Stage::Clients, name, move |cancel| {
+                    serve::serve(
+                        name,
+                        listener,
+                        router,
+                        options,
+                        cancel,
+                        std::future::ready(()),
+                    )
+                });
+            }
+            None if addr == Some(node.listen.http) => {
+                shared = shared.merge(router);
+                loopback_only = true;
+            }
+            None => {}
+        }
+    }
+    let mut shared = http::with_json_fallbacks(shared, Surface::Public);
+    if loopback_only && config.uses_dev_secrets() {
+        shared = http::loopback_host_only(shared);
+    }
+    let http_listener = listeners.http;
+    let options = base.edge.options(limits);
     runner.spawn(Stage::Clients, "http listener", move |cancel| {
         serve::serve(
             "http",
             http_listener,
-            api,
-            limits,
+            shared,
+            options,
             cancel,
             std::future::ready(()),
         )

@@ -1,6 +1,8 @@
-//! The public HTTP port: the node's own routes, the stat routes on stat nodes, and the ticket
-//! routes on ticket nodes with the spear directory that feeds them, and the server API on spear
-//! nodes.
+//! The node's HTTP surfaces (`docs/security.md`, "Surfaces"): the **public** one on
+//! `listen.http` (the health check, and ticket on ticket nodes, with the spear directory that
+//! feeds it), the **admin** one on `listen.admin` behind `[[auth.admin_keys]]` (the cluster
+//! view, ids, `/metrics`, presence and the monitor on stat nodes, users' connections), and the
+//! **server API** on a spear's `listen.server_api` behind `[[auth.api_keys]]`.
 
 use std::sync::Arc;
 
@@ -11,8 +13,8 @@ use super::Base;
 use std::time::Duration;
 
 use crate::api::http::{
-    self, Aggregator, ApiState, MetricsState, MonitorSources, MonitorState, ServerApiLimits,
-    ServerApiState, SpearProbe, TicketState,
+    self, AdminGate, Aggregator, ApiState, MetricsState, MonitorSources, MonitorState,
+    ServerApiLimits, ServerApiState, SpearProbe, TicketState,
 };
 use crate::api::serve::{KeyedRate, PerIpRate};
 use crate::config::Role;
@@ -20,7 +22,7 @@ use crate::net::redis::RedisLink;
 use crate::raft::ControlPlane;
 use crate::services::idgen::IdService;
 use crate::services::publish::{Publisher, ReplayBudget, Replays};
-use crate::services::spear::{LocalSessions, UserSessions};
+use crate::services::spear::{LocalSessions, NoClients, UserSessions};
 use crate::services::stat::Presence;
 use crate::services::ticket::{SpearDirectory, TicketIssuer};
 
@@ -36,37 +38,56 @@ pub(super) struct Routes {
     pub(super) redis: Option<Arc<RedisLink>>,
 }
 
-/// The router of `listen.http`; spawns the ticket's directory followers into `runner`.
-pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Router {
+/// The routers of the node's three surfaces; each route is in exactly one.
+pub(super) struct Surfaces {
+    /// `listen.http`.
+    pub(super) public: Router,
+    /// `listen.admin`, already behind its door.
+    pub(super) admin: Router,
+    /// `listen.server_api`, on spears.
+    pub(super) server_api: Option<Router>,
+}
+
+/// The node's surfaces; spawns the ticket's directory followers and the monitor's aggregator
+/// into `runner`.
+pub(super) fn surfaces(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Surfaces {
     let node = base.node;
-    let metrics = base.metrics.recorded().is_some().then(|| MetricsState {
-        node_id: node.id,
-        roles: node.roles.clone(),
-        metrics: base.metrics.clone(),
-        control: routes.control.clone(),
-        spear: routes.probe.clone(),
-        ids: routes.ids.clone(),
-        redis: routes.redis.clone(),
-    });
-    let mut api = http::router(ApiState {
+    let state = ApiState {
         node_id: node.id,
         roles: node.roles.clone(),
         control: routes.control.clone(),
         client: base.client.clone(),
         ids: routes.ids.clone(),
-        spear: routes.probe,
-    });
-    // Off, `/metrics` is not mounted and answers the JSON 404 of any unknown path.
-    if let Some(state) = metrics {
-        api = api.merge(http::metrics_router(state));
+        spear: routes.probe.clone(),
+        ids_rate: Arc::new(KeyedRate::new(
+            base.config.idgen.api_ids_per_sec,
+            base.config.idgen.api_ids_per_sec,
+        )),
+    };
+    let mut public = http::health_router(state.clone());
+    if node.has_role(Role::Ticket) {
+        public = public.merge(ticket(base, &routes, runner));
     }
-    if let Some((publisher, local)) = routes.spear {
-        api = api.merge(http::server_api_router(server_api(
-            base,
-            publisher,
-            local,
-            routes.redis,
-        )));
+    let local: Arc<dyn LocalSessions> = match &routes.spear {
+        Some((_, local)) => local.clone(),
+        None => Arc::new(NoClients),
+    };
+    let users = Arc::new(UserSessions::new(node.id, local, base.client.clone()));
+    let mut admin = http::router(state.clone())
+        .merge(http::control_router(state))
+        .merge(http::admin_users_router(users));
+    // Off, `/metrics` is not mounted and answers the JSON 404 of any unknown path.
+    if base.metrics.recorded().is_some() {
+        admin = admin.merge(http::metrics_router(MetricsState {
+            node_id: node.id,
+            roles: node.roles.clone(),
+            metrics: base.metrics.clone(),
+            control: routes.control.clone(),
+            spear: routes.probe.clone(),
+            ids: routes.ids.clone(),
+            redis: routes.redis.clone(),
+            gossip: base.gossip.drops().clone(),
+        }));
     }
     if node.has_role(Role::Stat) {
         let sources = MonitorSources {
@@ -75,44 +96,60 @@ pub(super) fn router(base: &Base<'_>, routes: Routes, runner: &mut Runner) -> Ro
             client: base.client.clone(),
             presence: routes.presence.clone(),
             idgen_mode: routes.ids.mode(),
+            auth: base.auth.clone(),
         };
-        api = api.merge(monitor(base, sources, runner));
-        api = api.merge(http::stat_router(routes.presence));
+        admin = admin.merge(monitor(base, sources, runner));
+        admin = admin.merge(http::stat_router(routes.presence.clone()));
     }
-    if node.has_role(Role::Ticket) {
-        let directory = SpearDirectory::default();
-        let follow = directory.clone();
-        match &routes.control {
-            Some(plane) => {
-                let state = plane.state().clone();
-                runner.spawn(
-                    Stage::Background,
-                    "spear directory (state)",
-                    move |cancel| follow.follow_state(state, cancel),
-                );
-            }
-            None => {
-                let client = base.client.clone();
-                runner.spawn(Stage::Background, "spear directory (poll)", move |cancel| {
-                    follow.poll_cluster(client, cancel)
-                });
-            }
+    // Over TLS the session cookie is marked Secure.
+    let admin = AdminGate::new(base.auth.clone(), base.edge.tls.is_some()).protect(admin);
+    if node.listen.admin.is_none() {
+        tracing::info!("no listen.admin: this node serves no admin surface");
+    }
+    let server_api = routes.spear.map(|(publisher, local)| {
+        http::server_api_router(server_api(base, publisher, local, routes.redis))
+    });
+    Surfaces {
+        public,
+        admin,
+        server_api,
+    }
+}
+
+/// The ticket routes, with the spear directory that feeds them following the registry (from
+/// the local state on core nodes, by polling elsewhere) and gossip.
+fn ticket(base: &Base<'_>, routes: &Routes, runner: &mut Runner) -> Router {
+    let directory = SpearDirectory::default();
+    let follow = directory.clone();
+    match &routes.control {
+        Some(plane) => {
+            let state = plane.state().clone();
+            runner.spawn(
+                Stage::Background,
+                "spear directory (state)",
+                move |cancel| follow.follow_state(state, cancel),
+            );
         }
-        let (follow, gossip, every) = (directory.clone(), base.gossip.clone(), base.gossip_every);
-        runner.spawn(
-            Stage::Background,
-            "spear directory (gossip)",
-            move |cancel| follow.follow_gossip(gossip, every, cancel),
-        );
-        let ticket = &base.config.ticket;
-        api = api.merge(http::ticket_router(TicketState {
-            issuer: Arc::new(TicketIssuer::new(base.auth.clone())),
-            directory,
-            rate: Arc::new(PerIpRate::new(ticket.requests_per_ip_per_sec, ticket.burst)),
-            metrics: base.metrics.clone(),
-        }));
+        None => {
+            let client = base.client.clone();
+            runner.spawn(Stage::Background, "spear directory (poll)", move |cancel| {
+                follow.poll_cluster(client, cancel)
+            });
+        }
     }
-    http::with_json_fallbacks(api)
+    let (follow, gossip, every) = (directory.clone(), base.gossip.clone(), base.gossip_every);
+    runner.spawn(
+        Stage::Background,
+        "spear directory (gossip)",
+        move |cancel| follow.follow_gossip(gossip, every, cancel),
+    );
+    let ticket = &base.config.ticket;
+    http::ticket_router(TicketState {
+        issuer: Arc::new(TicketIssuer::new(base.auth.clone())),
+        directory,
+        rate: Arc::new(PerIpRate::new(ticket.requests_per_ip_per_sec, ticket.burst)),
+        metrics: base.metrics.clone(),
+    })
 }
 
 /// The monitor's pages and feed, with its aggregator as a background worker; SSE viewers

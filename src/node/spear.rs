@@ -228,11 +228,13 @@ pub(super) fn start(
     runner.spawn(Stage::Background, "load publisher", move |cancel| {
         publish_load(load_ctx, gossip, every, cancel)
     });
-    let limits = ServeLimits::socket_io(spear_cfg, &config.http);
+    let options = base
+        .edge
+        .options(ServeLimits::socket_io(spear_cfg, &config.http));
     // A spear out of the cluster (no lease renewed for a whole lease) moves its clients away.
     let (fence, fenced) = tokio::sync::watch::channel(false);
     runner.spawn(Stage::Clients, "socket.io listener", move |cancel| {
-        socketio::serve(listener, (layer, io), ctx, (limits, fenced), cancel)
+        socketio::serve(listener, (layer, io), ctx, (options, fenced), cancel)
     });
     let (me, client, renew, lease) = (
         base.me.clone(),

@@ -462,6 +462,7 @@ impl ControlPlane {
                         .map(|m| m.http.clone())
                         .or_else(|| peer.map(|p| p.http.clone()))
                         .unwrap_or_default(),
+                    admin: member.and_then(|m| m.admin.clone()),
                     raft,
                     status,
                     unreachable,
@@ -475,6 +476,7 @@ impl ControlPlane {
                 id: lease.spear.id,
                 sio: lease.spear.sio.clone(),
                 http: lease.spear.http.clone(),
+                admin: lease.spear.admin.clone(),
                 registered_at_ms: lease.registered_at_ms,
                 expires_at_ms: lease.expires_at_ms,
             })

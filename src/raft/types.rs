@@ -63,6 +63,9 @@ pub struct Member {
     pub sio: Option<String>,
     /// Advertised gossip address.
     pub gossip: String,
+    /// Advertised admin surface (`listen.admin`), when it serves one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
 }
 
 impl Member {
@@ -75,6 +78,7 @@ impl Member {
             http: node.advertised_http(),
             sio: node.advertised_sio(),
             gossip: node.advertised_gossip(),
+            admin: node.advertised_admin(),
         }
     }
 
@@ -101,6 +105,7 @@ impl Member {
             http: format!("127.0.0.1:{}", 8100 + id),
             sio: Some(format!("127.0.0.1:{}", 31000 + id)),
             gossip: format!("127.0.0.1:{}", 7200 + id),
+            admin: None,
         }
     }
 }

@@ -50,6 +50,9 @@ pub struct NodeView {
     pub grpc: String,
     /// Advertised HTTP address (empty if unknown).
     pub http: String,
+    /// Advertised admin surface, when it serves one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
     /// Its part in Raft.
     pub raft: RaftRole,
     /// Its own Raft state, when it is a Raft member and answered.
@@ -67,6 +70,9 @@ pub struct SpearView {
     pub sio: Option<String>,
     /// Its HTTP address.
     pub http: String,
+    /// Its admin surface, when it serves one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
     /// First registration, Unix ms (leader's clock).
     pub registered_at_ms: u64,
     /// End of the lease unless renewed, Unix ms (leader's clock).

@@ -17,6 +17,7 @@ impl From<&Member> for pb::Member {
             http: m.http.clone(),
             sio: m.sio.clone().unwrap_or_default(),
             gossip: m.gossip.clone(),
+            admin: m.admin.clone().unwrap_or_default(),
         }
     }
 }
@@ -52,6 +53,9 @@ impl TryFrom<pb::Member> for Member {
         if !m.sio.is_empty() {
             require_addr("sio", &m.sio)?;
         }
+        if !m.admin.is_empty() {
+            require_addr("admin", &m.admin)?;
+        }
         let roles = m
             .roles
             .iter()
@@ -67,6 +71,7 @@ impl TryFrom<pb::Member> for Member {
             http: m.http,
             sio: Some(m.sio).filter(|s| !s.is_empty()),
             gossip: m.gossip,
+            admin: Some(m.admin).filter(|s| !s.is_empty()),
         })
     }
 }
@@ -115,6 +120,7 @@ mod tests {
             http: "127.0.0.1:8104".into(),
             sio: Some("127.0.0.1:31001".into()),
             gossip: "127.0.0.1:7204".into(),
+            admin: Some("127.0.0.1:9104".into()),
         }
     }
 

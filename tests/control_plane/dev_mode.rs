@@ -24,7 +24,17 @@ async fn dev_mode() {
         .args(["--sio", &format!("127.0.0.1:{sio}")])
         .args(["--gossip", &format!("127.0.0.1:{}", free_port())]);
     let mut dev = KillOnDrop::spawn("gru dev", &mut cmd, &log).expect("spawn gru dev");
-    let http_client = reqwest::Client::new();
+    // gru dev's admin surface shares its address, behind its public dev key.
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {}", gru::config::DEV_ADMIN_KEY);
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        bearer.parse().expect("a header value"),
+    );
+    let http_client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client");
     let base = format!("http://127.0.0.1:{http}");
 
     let health: serde_json::Value = wait_for("/healthz", Duration::from_secs(20), || async {
@@ -62,6 +72,22 @@ async fn dev_mode() {
     assert_eq!(bad.status(), 400);
     let body: serde_json::Value = bad.json().await.expect("json error");
     assert_eq!(body["error"]["code"], "bad_request");
+
+    // Without the key the admin routes are shut; and a page of another site reaching this
+    // loopback listener through its own name (DNS rebinding) is turned away whatever it sends.
+    let anonymous = reqwest::Client::new()
+        .get(format!("{base}/api/v1/cluster"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(anonymous.status(), 401);
+    let rebound = http_client
+        .get(format!("{base}/api/v1/cluster"))
+        .header("host", format!("attacker.example:{http}"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(rebound.status(), 421, "a foreign Host is refused");
 
     // Presence without Redis: the stat API reads the spear's roster in process.
     let token = TokenKey::new(TokenKind::Spear, b"INSECURE-dev-spear-secret").sign(Claims {
@@ -101,7 +127,7 @@ async fn dev_mode() {
 
     let printed = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
-        printed.contains(&format!("http://127.0.0.1:{http}/healthz")),
+        printed.contains(&format!("http://127.0.0.1:{http}/ticket")),
         "dev prints its URLs"
     );
 

@@ -14,12 +14,12 @@ use gru_testkit::wait_for;
 
 fn listen() -> ListenAddrs {
     let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    ListenAddrs {
-        grpc: local(free_port()),
-        http: local(free_port()),
-        sio: Some(local(free_port())),
-        gossip: local(free_port()),
-    }
+    ListenAddrs::dev(
+        local(free_port()),
+        local(free_port()),
+        local(free_port()),
+        local(free_port()),
+    )
 }
 
 /// Strict ids from the node at `http`, once it leads its one-node group.
@@ -28,7 +28,15 @@ async fn ids(http: SocketAddr) -> Vec<u64> {
     wait_for("strict ids", Duration::from_secs(30), || {
         let url = url.clone();
         async move {
-            let body: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+            let body: serde_json::Value = reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(gru::config::DEV_ADMIN_KEY)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
             let ids: Vec<u64> = body["ids"]
                 .as_array()?
                 .iter()

@@ -18,12 +18,12 @@ fn local(port: u16) -> SocketAddr {
 }
 
 fn listen() -> ListenAddrs {
-    ListenAddrs {
-        grpc: local(free_port()),
-        http: local(free_port()),
-        sio: Some(local(free_port())),
-        gossip: local(free_port()),
-    }
+    ListenAddrs::dev(
+        local(free_port()),
+        local(free_port()),
+        local(free_port()),
+        local(free_port()),
+    )
 }
 
 /// Every port of `listen` can be bound now (TCP, gossip on UDP).

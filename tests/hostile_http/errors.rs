@@ -19,7 +19,8 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Value {
 async fn every_error_is_json() {
     let cluster = start(&[]).await;
     let base = format!("http://{}", cluster.http_addr(NODE));
-    let http = reqwest::Client::new();
+    // The admin routes need the key; the public ones ignore it.
+    let http = gru_testkit::admin_http();
     let cases: &[(&str, &str, u16, &str)] = &[
         ("GET", "/no/such/path", 404, "not_found"),
         ("POST", "/healthz", 405, "method_not_allowed"),

@@ -12,8 +12,10 @@ mod node;
 mod bodies;
 mod errors;
 mod idempotency_bound;
+mod public_tls;
 mod server_api;
 mod slow;
+mod surfaces;
 mod ticket_rate_limit;
 
 /// The `gru` binary cargo built for these tests: every cluster here runs it.

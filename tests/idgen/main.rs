@@ -1,7 +1,12 @@
 //! idgen scenarios against real `gru` processes (see `gru-testkit`).
 
+#[path = "../spear/support.rs"]
+#[allow(dead_code)]
+mod support;
+
 mod failover_leader_kill;
 mod http_api;
+mod ids_rate;
 mod partition;
 mod stream;
 mod unique_mode;

@@ -32,13 +32,11 @@ async fn idgen_partition() {
         .await;
 
     // Probe the old leader directly over HTTP: it must stop handing out ids within its lease.
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .build()
-        .expect("client");
-    let url = format!("http://{}/api/v1/ids?count=1", cluster.http_addr(leader));
+    let http = gru_testkit::admin_http();
+    let url = format!("http://{}/api/v1/ids?count=1", cluster.admin_addr(leader));
     assert_eq!(
         http.get(&url)
+            .timeout(Duration::from_secs(3))
             .send()
             .await
             .map(|r| r.status().as_u16())
@@ -51,7 +49,7 @@ async fn idgen_partition() {
     let mut last_success = None;
     while cut.elapsed() < Duration::from_secs(3) {
         let sent = Instant::now();
-        if let Ok(resp) = http.get(&url).send().await {
+        if let Ok(resp) = http.get(&url).timeout(Duration::from_secs(3)).send().await {
             if resp.status() == 200 {
                 last_success = Some(sent.duration_since(cut));
             }

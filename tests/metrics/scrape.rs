@@ -1,6 +1,8 @@
 //! `metrics_scrape`: three cores (two of them ticket nodes) and two spears on the Redis relay,
 //! clients placed through ticket on both spears, group messages from each spear; then every
-//! node's `/metrics` is parsed strictly and must show what the cluster did. And
+//! node's `/metrics`, scraped on its admin listener with a read-only admin key (as Prometheus
+//! holds), is parsed strictly and must show what the cluster did; that key takes no ids and
+//! drains no spear, no key gets 401, and the public port has no `/metrics`. And
 //! `metrics_disabled_answers_404`: with `[metrics] enabled = false` there is no `/metrics`.
 
 use std::collections::BTreeMap;
@@ -11,19 +13,22 @@ use serde_json::{json, Value};
 use crate::exposition::{self, Exposition};
 use crate::support::{spear_token, ticket};
 use gru_testkit::sio::SioClient;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, READ_KEY};
 
 const CORES: [u64; 3] = [1, 2, 3];
 const SPEARS: [u64; 2] = [4, 5];
 const GROUP: u64 = 10;
 const WAIT: Duration = Duration::from_secs(5);
 
-/// `GET /metrics` on `node`, parsed; panics on a bad answer or a malformed exposition.
+/// `GET /metrics` on `node`'s admin surface with the read-only key Prometheus would hold,
+/// parsed; panics on a bad answer or a malformed exposition.
 async fn scrape(cluster: &TestCluster, node: u64) -> Exposition {
-    let resp = cluster
-        .get(node, "/metrics")
+    let resp = reqwest::Client::new()
+        .get(format!("http://{}/metrics", cluster.admin_addr(node)))
+        .bearer_auth(READ_KEY)
+        .send()
         .await
-        .unwrap_or_else(|| panic!("node {node} does not answer /metrics"));
+        .unwrap_or_else(|e| panic!("node {node} does not answer /metrics: {e}"));
     assert_eq!(resp.status().as_u16(), 200, "node {node}: /metrics");
     let content_type = resp
         .headers()
@@ -76,8 +81,12 @@ async fn metrics_scrape() {
         NodeSpec::spear(4),
         NodeSpec::spear(5),
     ];
-    let (cluster, _, _) =
-        TestCluster::launch(crate::gru(), &specs, ClusterOptions::default()).await;
+    // Each surface on its own listener, as a deployment has them.
+    let options = ClusterOptions {
+        separate_surfaces: true,
+        ..ClusterOptions::default()
+    };
+    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
     cluster.wait_spears(1, 2).await;
 
     // Clients through ticket: which ticket node issued how many, and where each landed.
@@ -303,6 +312,14 @@ async fn metrics_scrape() {
             "spear {spear} is no core"
         );
     }
+    // Gossip drops nothing between members that share the key.
+    for id in CORES {
+        assert_eq!(
+            cores[&id].get("gru_gossip_dropped_total", &[("reason", "bad_signature")]),
+            Some(0.0),
+            "node {id}"
+        );
+    }
     // The stat node reads presence through Redis: its link is shown too.
     assert_eq!(must(&cores[&1], 1, "gru_redis_connected", &[]), 1.0);
     assert_eq!(
@@ -320,6 +337,44 @@ async fn metrics_scrape() {
         for line in log.lines().filter(|l| !l.starts_with("=== harness")) {
             assert!(line.starts_with(&prefix), "node {id}: {line:?}");
         }
+    }
+
+    // The read-only key reads and does nothing else; without a key nothing; and the public
+    // port has no /metrics at all.
+    let http = reqwest::Client::new();
+    let status = |resp: reqwest::Response| resp.status().as_u16();
+    for id in CORES.into_iter().chain(SPEARS) {
+        let admin = cluster.admin_addr(id);
+        let bare = http.get(format!("http://{admin}/metrics")).send().await;
+        assert_eq!(bare.map(status).ok(), Some(401), "node {id}: no key");
+        let public = http
+            .get(format!("http://{}/metrics", cluster.http_addr(id)))
+            .bearer_auth(READ_KEY)
+            .send()
+            .await;
+        assert_eq!(public.map(status).ok(), Some(404), "node {id}: public port");
+        let ids = http
+            .get(format!("http://{admin}/api/v1/ids?count=1"))
+            .bearer_auth(READ_KEY)
+            .send()
+            .await;
+        assert_eq!(
+            ids.map(status).ok(),
+            Some(403),
+            "node {id}: ids with a read key"
+        );
+    }
+    for spear in SPEARS {
+        let drain = http
+            .post(format!(
+                "http://{}/api/v1/spear/drain",
+                cluster.admin_addr(spear)
+            ))
+            .bearer_auth(READ_KEY)
+            .json(&json!({"action": "start"}))
+            .send()
+            .await;
+        assert_eq!(drain.map(status).ok(), Some(403), "spear {spear}: drain");
     }
 }
 

@@ -38,7 +38,8 @@ async fn gru_status() {
     }
 
     let addr = cluster.http_addr(1).to_string();
-    let (ok, out, err) = crate::run_gru(&["status", "--addr", &addr]).await;
+    let (ok, out, err) =
+        crate::run_gru(&["status", "--addr", &addr, "--key", gru_testkit::ADMIN_KEY]).await;
     assert!(ok, "gru status:\n{out}\n{err}");
     assert!(out.contains(&format!("leader {leader};")), "{out}");
     let row = |id: u64| {
@@ -64,7 +65,15 @@ async fn gru_status() {
     let cols: Vec<&str> = spear.split_whitespace().collect();
     assert_eq!(cols[2..6], ["2", "2", "1", "serving"], "{spear}");
 
-    let (ok, json_out, err) = crate::run_gru(&["status", "--addr", &addr, "--json"]).await;
+    let (ok, json_out, err) = crate::run_gru(&[
+        "status",
+        "--addr",
+        &addr,
+        "--key",
+        gru_testkit::ADMIN_KEY,
+        "--json",
+    ])
+    .await;
     assert!(ok, "gru status --json: {err}");
     let status: Value = serde_json::from_str(&json_out).expect("JSON");
     assert_eq!(status["cluster"]["leader_id"], leader);
@@ -85,7 +94,14 @@ async fn gru_status() {
             "gru status fails without a leader",
             Duration::from_secs(30),
             || async {
-                let (ok, out, err) = crate::run_gru(&["status", "--addr", &last_addr]).await;
+                let (ok, out, err) = crate::run_gru(&[
+                    "status",
+                    "--addr",
+                    &last_addr,
+                    "--key",
+                    gru_testkit::ADMIN_KEY,
+                ])
+                .await;
                 (!ok).then_some((out, err))
             },
         )

@@ -59,7 +59,10 @@ fn ms(d: Duration) -> f64 {
 /// Runs every idgen scenario and prints a Markdown table.
 pub(crate) async fn run(args: IdgenBench) -> Result<()> {
     let config = ClusterConfig::load(&args.config)?;
-    let cluster = Arc::new(ClusterClient::for_cluster(&config, Duration::from_secs(10)));
+    let cluster = Arc::new(ClusterClient::for_cluster(
+        &config,
+        Duration::from_secs(10),
+    )?);
     if cluster.next_ids(1).await.is_err() {
         bail!(
             "no idgen answers through the core nodes of {}",

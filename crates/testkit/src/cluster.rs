@@ -81,12 +81,16 @@ impl NodeSpec {
 pub struct Ports {
     /// Internal gRPC.
     pub grpc: u16,
-    /// HTTP API.
+    /// The public HTTP surface.
     pub http: u16,
     /// socket.io.
     pub sio: u16,
     /// Gossip.
     pub gossip: u16,
+    /// The admin surface: `http` unless the cluster has [`ClusterOptions::separate_surfaces`].
+    pub admin: u16,
+    /// The server API (spears): `http` unless the cluster has separate surfaces.
+    pub server_api: u16,
 }
 
 struct TestNode {
@@ -122,16 +126,41 @@ pub struct ClusterOptions {
     /// see [`crate::rocketmq::RocketMq`]) instead of Redis pub/sub; the routes still go to
     /// the cluster's Redis.
     pub rocketmq: Option<String>,
+    /// Give every node's admin surface and server API addresses of their own, as a
+    /// deployment does. Off, they share the public `listen.http` (allowed on loopback, where
+    /// every test node listens): one port per node for every HTTP request.
+    pub separate_surfaces: bool,
 }
 
 /// The harness's business secret.
 pub const BUSINESS_SECRET: &str = "test-business-secret-0123456789";
 /// The harness's spear secret.
 pub const SPEAR_SECRET: &str = "test-spear-secret-abcdefghijkl";
+/// The harness's gossip key (`auth.gossip_keys`); a test reads it from the config file.
+const GOSSIP_KEY: &str = "test-gossip-key-0123456789abcdef0123456789";
 /// The harness's server-API key (named [`API_KEY_NAME`], every scope).
 pub const API_KEY: &str = "test-server-api-key-0123456789abcdef";
 /// The name of [`API_KEY`].
 pub const API_KEY_NAME: &str = "test";
+/// The harness's admin key (named `test`, scope `admin`): [`TestCluster`]'s own requests
+/// present it.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef0123456789";
+/// The harness's read-only admin key (`scopes = ["read"]`, named `prometheus`): reads the
+/// admin surface (`/metrics`, the cluster view), changes nothing.
+pub const READ_KEY: &str = "test-read-key-0123456789abcdef01234567890";
+
+/// An HTTP client that presents [`ADMIN_KEY`] with every request: for a test that calls the
+/// admin surface (and the public routes beside it) with its own requests.
+pub fn admin_http() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {ADMIN_KEY}"))
+        .expect("the key is a header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("an HTTP client")
+}
 
 /// A Redis for the cluster's `[redis]` section.
 #[derive(Clone, Debug)]
@@ -392,10 +421,7 @@ kind = "{relay}"
                 }
                 _ => String::new(),
             },
-            auth = self.options.auth_toml.clone().unwrap_or_else(|| format!(
-                "business_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n\
-                 [[auth.api_keys]]\nname = \"{API_KEY_NAME}\"\nsecret = \"{API_KEY}\""
-            )),
+            auth = self.auth_toml(),
         );
         for node in self.nodes.values() {
             let roles = node
@@ -407,8 +433,12 @@ kind = "{relay}"
                 .join(", ");
             let p = node.ports;
             let host = node.host;
-            let sio = if node.spec.roles.contains(&"spear") {
-                format!("sio = \"{host}:{}\"\n", p.sio)
+            let spear = node.spec.roles.contains(&"spear");
+            let sio = if spear {
+                format!(
+                    "sio = \"{host}:{}\"\nserver_api = \"{host}:{}\"\n",
+                    p.sio, p.server_api
+                )
             } else {
                 String::new()
             };
@@ -427,6 +457,7 @@ join = {join}
 grpc = "{host}:{grpc}"
 http = "{host}:{http}"
 gossip = "{host}:{gossip}"
+admin = "{host}:{admin}"
 {sio}"#,
                 id = node.spec.id,
                 dir = self.root.join(format!("data{}", node.spec.id)).display(),
@@ -434,9 +465,55 @@ gossip = "{host}:{gossip}"
                 grpc = p.grpc,
                 http = p.http,
                 gossip = p.gossip,
+                admin = p.admin,
             ));
         }
         std::fs::write(&self.config_path, toml).expect("write cluster.toml");
+        // Mutual TLS on the internal port, as a deployment has it: the CA and a certificate
+        // for every node (made once; a node added later gets one too), in `certs/`.
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        gru::net::tls::make_certs(&self.certs_dir(), &ids, false).expect("make certificates");
+    }
+
+    /// Where the cluster's CA and certificates are (`[cluster_tls] dir`, the default).
+    pub fn certs_dir(&self) -> PathBuf {
+        self.root.join("certs")
+    }
+
+    /// A channel pool to the nodes' internal ports with the harness's tool certificate (what a
+    /// member presents: the cluster's CA signed it).
+    pub fn tool_pool(&self) -> ChannelPool {
+        let section = gru::config::ClusterTlsSection {
+            dir: self.certs_dir(),
+            ..gru::config::ClusterTlsSection::default()
+        };
+        let tls = gru::net::tls::ClusterTls::for_tool(&section).expect("the harness's certificate");
+        ChannelPool::new(Duration::from_millis(500)).with_tls(tls.map(|t| t.client))
+    }
+
+    /// The `[auth]` body: the test's own (with the harness's admin key added unless it has
+    /// admin keys of its own), or the harness's secrets and keys.
+    fn auth_toml(&self) -> String {
+        let admin = format!(
+            "\n[[auth.admin_keys]]\nname = \"test\"\nsecret = \"{ADMIN_KEY}\"\n\
+             [[auth.admin_keys]]\nname = \"prometheus\"\nsecret = \"{READ_KEY}\"\n\
+             scopes = [\"read\"]\n"
+        );
+        let body = match &self.options.auth_toml {
+            Some(own) if own.contains("admin_keys") => own.clone(),
+            Some(own) => format!("{own}{admin}"),
+            None => format!(
+                "business_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n\
+                 [[auth.api_keys]]\nname = \"{API_KEY_NAME}\"\nsecret = \"{API_KEY}\"\n{admin}"
+            ),
+        };
+        // The harness's gossip key, unless the test lists its own; first, so that it belongs to
+        // `[auth]` and not to a key table the body ends with.
+        if body.contains("gossip_keys") {
+            body
+        } else {
+            format!("gossip_keys = [\"{GOSSIP_KEY}\"]\n{body}")
+        }
     }
 
     /// The `gru` binary the nodes run.
@@ -525,24 +602,29 @@ gossip = "{host}:{gossip}"
         self.start(id);
     }
 
-    /// GET /api/v1/cluster on node `id`, or `None` if it does not answer.
+    /// GET /api/v1/cluster on node `id`'s admin surface, or `None` if it does not answer.
     pub async fn view(&self, id: u64) -> Option<ClusterView> {
-        let url = format!("http://{}/api/v1/cluster", self.http_addr(id));
-        let resp = self.http.get(url).send().await.ok()?;
+        let resp = self.get(id, "/api/v1/cluster").await?;
         if !resp.status().is_success() {
             return None;
         }
         resp.json().await.ok()
     }
 
-    /// GET `path` on node `id`'s HTTP address.
+    /// GET `path` on node `id`'s admin surface, with the harness's admin key.
     pub async fn get(&self, id: u64, path: &str) -> Option<reqwest::Response> {
+        let url = format!("http://{}{path}", self.admin_addr(id));
+        self.http.get(url).bearer_auth(ADMIN_KEY).send().await.ok()
+    }
+
+    /// GET `path` on node `id`'s public surface, without credentials.
+    pub async fn get_public(&self, id: u64, path: &str) -> Option<reqwest::Response> {
         let url = format!("http://{}{path}", self.http_addr(id));
         self.http.get(url).send().await.ok()
     }
 
-    /// POST `body` to `path` on node `id`'s HTTP address, with `Authorization: Bearer
-    /// <bearer>` when given and `headers`; `None` when the node did not answer.
+    /// POST `body` to `path` on node `id`'s server API, with `Authorization: Bearer <bearer>`
+    /// when given and `headers`; `None` when the node did not answer.
     pub async fn post(
         &self,
         id: u64,
@@ -551,7 +633,7 @@ gossip = "{host}:{gossip}"
         headers: &[(&str, &str)],
         body: String,
     ) -> Option<reqwest::Response> {
-        let url = format!("http://{}{path}", self.http_addr(id));
+        let url = format!("http://{}{path}", self.server_api_addr(id));
         let mut req = self
             .http
             .post(url)
@@ -681,7 +763,7 @@ gossip = "{host}:{gossip}"
             .collect();
         Arc::new(ClusterClient::new(
             seeds,
-            ChannelPool::new(Duration::from_millis(500)),
+            self.tool_pool(),
             Duration::from_millis(1000),
             Duration::from_secs(5),
         ))
@@ -716,11 +798,23 @@ gossip = "{host}:{gossip}"
         SocketAddr::new(node.host, node.ports.http)
     }
 
+    /// Node `id`'s admin surface (its HTTP address unless the surfaces are separate).
+    pub fn admin_addr(&self, id: u64) -> SocketAddr {
+        let node = &self.nodes[&id];
+        SocketAddr::new(node.host, node.ports.admin)
+    }
+
+    /// Node `id`'s server API (its HTTP address unless the surfaces are separate).
+    pub fn server_api_addr(&self, id: u64) -> SocketAddr {
+        let node = &self.nodes[&id];
+        SocketAddr::new(node.host, node.ports.server_api)
+    }
+
     /// A control-plane client that only knows node `id` (no other seeds).
     pub fn client_of(&self, id: u64) -> Arc<ClusterClient> {
         Arc::new(ClusterClient::new(
             vec![self.grpc_addr(id)],
-            ChannelPool::new(Duration::from_millis(500)),
+            self.tool_pool(),
             Duration::from_millis(1000),
             Duration::from_secs(5),
         ))
@@ -729,11 +823,21 @@ gossip = "{host}:{gossip}"
 
 impl TestNode {
     fn new(spec: NodeSpec, options: &ClusterOptions) -> Self {
+        let http = ports::free_port();
+        let own = || {
+            if options.separate_surfaces {
+                ports::free_port()
+            } else {
+                http
+            }
+        };
         let ports = Ports {
             grpc: ports::free_port(),
-            http: ports::free_port(),
+            http,
             sio: ports::free_port(),
             gossip: ports::free_port(),
+            admin: own(),
+            server_api: own(),
         };
         let (host, proxy) = if options.proxies {
             let host = IpAddr::V4(Ipv4Addr::new(

@@ -32,8 +32,8 @@ pub mod sio;
 pub mod wait;
 
 pub use cluster::{
-    ClusterOptions, NodeSpec, Ports, RedisTarget, TestCluster, API_KEY, API_KEY_NAME,
-    BUSINESS_SECRET, CORES, LEASE_TTL_MS, SPEAR_SECRET,
+    admin_http, ClusterOptions, NodeSpec, Ports, RedisTarget, TestCluster, ADMIN_KEY, API_KEY,
+    API_KEY_NAME, BUSINESS_SECRET, CORES, LEASE_TTL_MS, READ_KEY, SPEAR_SECRET,
 };
 pub use gru_bin::{GruBin, GruBinError};
 pub use process::{peak_rss_kib, rss_kib, KillOnDrop, ProcessError};

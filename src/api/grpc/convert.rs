@@ -44,6 +44,7 @@ impl From<IdError> for Status {
             IdError::NotLeader { leader } => ControlError::NotLeader { leader }.into(),
             IdError::BadCount { .. } => Status::invalid_argument(e.to_string()),
             IdError::Unavailable(msg) => Status::unavailable(msg),
+            IdError::Ahead(msg) => Status::resource_exhausted(msg),
         }
     }
 }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::Serialize;
 
+use super::surfaces::Surface;
 use crate::net::grpc::ClientError;
 use crate::services::auth::ApiKeyError;
 use crate::services::idgen::IdError;
@@ -31,6 +32,9 @@ pub enum ApiError {
     /// The caller's address is over its request rate; it may retry after the given time.
     #[error("too many requests from this address; retry after {} ms", .0.as_millis())]
     TooManyRequests(std::time::Duration),
+    /// Over a limit that is not the address's: the message says which; retry after the time.
+    #[error("{0}")]
+    RetryLater(String, std::time::Duration),
     /// The cluster cannot answer right now (no leader, no quorum).
     #[error("{0}")]
     Unavailable(String),
@@ -67,7 +71,9 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::TooManyRequests(_) | ApiError::RetryLater(..) => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -83,6 +89,48 @@ impl ApiError {
             }
         }
     }
+}
+
+/// `router` answering only requests whose `Host` is a loopback name (`localhost`, an address
+/// of 127.0.0.0/8, `[::1]`, with any port): a web page on another site cannot reach it through
+/// a name that resolves to this host (DNS rebinding). For `gru dev`, whose one loopback
+/// listener serves everything with public keys.
+pub fn loopback_host_only(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(
+        async |request: axum::extract::Request, next: axum::middleware::Next| {
+            let host = request
+                .headers()
+                .get(axum::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default();
+            if is_loopback_host(host) {
+                next.run(request).await
+            } else {
+                let message = format!(
+                    "this listener answers only to localhost, 127.0.0.1 or [::1], not {host:?}"
+                );
+                let body = ErrorBody {
+                    error: ErrorDetail {
+                        code: "misdirected_request",
+                        message,
+                    },
+                };
+                (StatusCode::MISDIRECTED_REQUEST, Json(body)).into_response()
+            }
+        },
+    ))
+}
+
+/// Whether `host` (a `Host` header: name, optional port) names this host's loopback.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(name, _)| name),
+        None => host.split_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A request's body, whole, if it is at most `max` bytes (`what` names the limit in the
@@ -131,7 +179,9 @@ impl IntoResponse for ApiError {
             },
         };
         match self {
-            ApiError::TooManyRequests(wait) | ApiError::KeyRateLimited(wait) => {
+            ApiError::TooManyRequests(wait)
+            | ApiError::KeyRateLimited(wait)
+            | ApiError::RetryLater(_, wait) => {
                 (status, [retry_after(wait)], Json(body)).into_response()
             }
             ApiError::Unauthorized(_) => (
@@ -179,9 +229,15 @@ impl QueryMap {
 }
 
 /// Gives every router the API's JSON answers for unknown paths and methods.
-pub fn with_json_fallbacks(router: Router) -> Router {
+pub fn with_json_fallbacks(router: Router, surface: Surface) -> Router {
     router
-        .fallback(|uri: axum::http::Uri| async move { ApiError::NotFound(uri.path().to_string()) })
+        .fallback(move |uri: axum::http::Uri| async move {
+            ApiError::NotFound(format!(
+                "{} (this listener serves the {} surface; docs/security.md lists each route's)",
+                uri.path(),
+                surface.name()
+            ))
+        })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::MethodNotAllowed(method.to_string())
         })
@@ -191,6 +247,10 @@ impl From<IdError> for ApiError {
     fn from(e: IdError) -> Self {
         match e {
             IdError::BadCount { .. } => ApiError::BadRequest(e.to_string()),
+            // The clock catches up by a millisecond per millisecond: soon.
+            IdError::Ahead(message) => {
+                ApiError::RetryLater(message, std::time::Duration::from_millis(100))
+            }
             IdError::NotLeader { .. } | IdError::Unavailable(_) => {
                 ApiError::Unavailable(e.to_string())
             }
@@ -202,7 +262,7 @@ impl From<ApiKeyError> for ApiError {
     fn from(e: ApiKeyError) -> Self {
         match e {
             ApiKeyError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
-            ApiKeyError::Missing | ApiKeyError::Malformed | ApiKeyError::Unknown => {
+            ApiKeyError::Missing { .. } | ApiKeyError::Malformed | ApiKeyError::Unknown { .. } => {
                 ApiError::Unauthorized(e.to_string())
             }
         }
@@ -223,12 +283,49 @@ impl From<IdempotencyError> for ApiError {
 
 impl From<ClientError> for ApiError {
     fn from(e: ClientError) -> Self {
-        ApiError::Unavailable(e.to_string())
+        use tonic::Code;
+        match &e {
+            // The leader refused what was asked (an unknown node, a bad record): the caller's
+            // to fix, not a failure of the cluster.
+            ClientError::Rejected {
+                code: Code::InvalidArgument | Code::FailedPrecondition | Code::NotFound,
+                message,
+            } => ApiError::BadRequest(message.clone()),
+            _ => ApiError::Unavailable(e.to_string()),
+        }
     }
 }
 
 impl From<StatError> for ApiError {
     fn from(e: StatError) -> Self {
         ApiError::Unavailable(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_names_pass() {
+        for ok in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1",
+            "127.0.0.11:9",
+            "[::1]:8080",
+        ] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8080",
+            "10.0.0.1",
+            "",
+            "[::2]:1",
+            "127.0.0.1.evil",
+        ] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
     }
 }

@@ -23,6 +23,7 @@ use prometheus_client::registry::Registry;
 
 use super::SpearProbe;
 use crate::config::{NodeId, Role};
+use crate::net::gossip::GossipDrops;
 use crate::net::redis::RedisLink;
 use crate::raft::{ControlPlane, RaftReading};
 use crate::services::idgen::{IdService, IdgenReport};
@@ -47,6 +48,8 @@ pub struct MetricsState {
     pub ids: Arc<IdService>,
     /// The node's Redis link, when it has one.
     pub redis: Option<Arc<RedisLink>>,
+    /// Gossip datagrams dropped before chitchat saw them.
+    pub gossip: GossipDrops,
 }
 
 /// The `/metrics` route.
@@ -93,6 +96,8 @@ struct Readings {
     redis: Option<(bool, u64)>,
     /// Ticket requests per outcome, on ticket nodes with metrics on.
     tickets: Option<Vec<(TicketOutcome, u64)>>,
+    /// Gossip datagrams dropped, per reason.
+    gossip: Vec<(&'static str, u64)>,
 }
 
 impl Readings {
@@ -132,6 +137,12 @@ impl Readings {
                 .as_ref()
                 .map(|link| (link.health().is_connected(), link.health().outages())),
             tickets,
+            gossip: state
+                .gossip
+                .report()
+                .into_iter()
+                .map(|(why, count)| (why.label(), count))
+                .collect(),
         }
     }
 }
@@ -221,6 +232,18 @@ impl Collector for Readings {
                     .encode_family(&[("outcome", outcome.label())].as_slice())?
                     .encode_counter::<NoLabelSet, _, u64>(count, None)?;
             }
+        }
+        let mut metric = enc.encode_descriptor(
+            "gru_gossip_dropped",
+            "Gossip datagrams dropped before chitchat saw them, by reason: malformed, \
+             bad_signature, outside_window, no_key, undecodable.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, count) in &self.gossip {
+            metric
+                .encode_family(&[("reason", *reason)].as_slice())?
+                .encode_counter::<NoLabelSet, _, u64>(count, None)?;
         }
         Ok(())
     }

@@ -1,17 +1,21 @@
-//! The routes every node serves on `listen.http`: health, the cluster view, ids and how this
-//! node issues them, and on spears their counters and the relay's.
+//! The routes every node serves: health on the public surface (`listen.http`); the cluster
+//! view, ids and how this node issues them, and on spears their counters and the relay's, on
+//! the admin surface (`listen.admin`).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
 use serde::Serialize;
 
 use super::{ApiError, QueryMap};
+use crate::api::serve::{KeyedRate, OverRate};
 use crate::config::{IdgenMode, NodeId, Role};
 use crate::net::grpc::ClusterClient;
 use crate::raft::{ClusterView, ControlError, ControlPlane};
+use crate::services::auth::AdminCaller;
 use crate::services::history::{Sequencer, SequencerReport};
 use crate::services::idgen::IdgenReport;
 use crate::services::idgen::{IdError, IdService};
@@ -34,6 +38,8 @@ pub struct ApiState {
     pub ids: Arc<IdService>,
     /// What a spear node shows of itself (`GET /api/v1/spear`, `GET /api/v1/relay`).
     pub spear: Option<SpearProbe>,
+    /// Ids per second per admin key through `GET /api/v1/ids`.
+    pub ids_rate: Arc<KeyedRate<String>>,
 }
 
 /// What a spear shows of itself: its relay, sequencer, counters and roster.
@@ -51,10 +57,17 @@ pub struct SpearProbe {
     pub drain: Arc<Drain>,
 }
 
-/// The router of the public API.
-pub fn router(state: ApiState) -> Router {
+/// The node's one public route: the health check (every listener of the public surface).
+pub fn health_router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+/// The node's routes on the admin surface: the cluster view, ids, how this node issues them,
+/// and on spears their counters and the relay's.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
         .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/ids", get(ids))
         .route("/api/v1/idgen", get(idgen))
@@ -120,8 +133,13 @@ struct IdsBody {
     id_strings: Option<Vec<String>>,
 }
 
-/// `GET /api/v1/ids?count=N` (default 1): ids for business systems.
-async fn ids(State(state): State<ApiState>, query: QueryMap) -> Result<Json<IdsBody>, ApiError> {
+/// `GET /api/v1/ids?count=N` (default 1): ids for business systems, within the caller's
+/// `idgen.api_ids_per_sec`.
+async fn ids(
+    State(state): State<ApiState>,
+    caller: Option<Extension<AdminCaller>>,
+    query: QueryMap,
+) -> Result<Json<IdsBody>, ApiError> {
     let count = match query.get("count") {
         None => 1,
         Some(raw) => raw
@@ -132,7 +150,25 @@ async fn ids(State(state): State<ApiState>, query: QueryMap) -> Result<Json<IdsB
             })
             .and_then(|c| state.ids.check_count(c))?,
     };
-    let blocks = state.ids.issue(count).await?;
+    let name = caller.map_or_else(String::new, |Extension(c)| c.name);
+    match state.ids_rate.check_n(&name, count) {
+        Ok(()) => {}
+        Err(OverRate::Wait(wait)) => {
+            return Err(ApiError::RetryLater(
+                format!(
+                    "this admin key is over idgen.api_ids_per_sec; retry after {} ms",
+                    wait.as_millis()
+                ),
+                wait,
+            ))
+        }
+        Err(OverRate::OverBurst(burst)) => {
+            return Err(ApiError::BadRequest(format!(
+                "{count} ids at once is more than idgen.api_ids_per_sec ({burst})"
+            )))
+        }
+    }
+    let blocks = state.ids.issue_for_api(count).await?;
     let ids: Vec<u64> = blocks.iter().flat_map(|b| b.ids()).collect();
     let id_strings = (state.ids.mode() == IdgenMode::Unique)
         .then(|| ids.iter().map(ToString::to_string).collect());
@@ -168,7 +204,7 @@ impl RelayAnswer {
     }
 }
 
-fn spear_probe(state: &ApiState) -> Result<&SpearProbe, ApiError> {
+pub(super) fn spear_probe(state: &ApiState) -> Result<&SpearProbe, ApiError> {
     state
         .spear
         .as_ref()

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{retry_after, ApiError, QueryMap};
-use crate::api::serve::{Conn, PerIpRate};
+use crate::api::serve::{ClientIp, PerIpRate};
 use crate::clock::unix_ms;
 use crate::services::metrics::{Metrics, TicketOutcome};
 use crate::services::ticket::{
@@ -34,10 +34,11 @@ pub struct TicketState {
 }
 
 impl TicketState {
-    /// Counts a request from the connection's peer; `Err(wait)` over the limit.
-    fn admit(&self, conn: Option<&Conn>) -> Result<(), Duration> {
-        let admitted = match conn {
-            Some(conn) => self.rate.check(&conn.peer().ip()),
+    /// Counts a request from its client (the peer, or behind a trusted proxy the client it
+    /// names); `Err(wait)` over the limit.
+    fn admit(&self, client: Option<&ClientIp>) -> Result<(), Duration> {
+        let admitted = match client {
+            Some(client) => self.rate.check(&client.0),
             // Only a request that did not come through the public listener (an in-process
             // test) has no connection; it has no address to limit either.
             None => Ok(()),
@@ -78,10 +79,10 @@ fn url(spear: &SpearEntry) -> String {
 /// Gru's envelope: always HTTP 200, `success` and `errorCode` tell the outcome.
 async fn legacy_ticket(
     State(state): State<TicketState>,
-    conn: Option<Extension<Conn>>,
+    client: Option<Extension<ClientIp>>,
     q: QueryMap,
 ) -> Response {
-    if let Err(wait) = state.admit(conn.as_deref()) {
+    if let Err(wait) = state.admit(client.as_deref()) {
         let body = json!({
             "success": false,
             "errorCode": 429,
@@ -239,11 +240,11 @@ impl IntoResponse for ModernError {
 /// The same ticket with HTTP statuses and snake_case fields.
 async fn modern_ticket(
     State(state): State<TicketState>,
-    conn: Option<Extension<Conn>>,
+    client: Option<Extension<ClientIp>>,
     q: QueryMap,
 ) -> Result<Json<ModernTicket>, ModernError> {
     state
-        .admit(conn.as_deref())
+        .admit(client.as_deref())
         .map_err(ModernError::RateLimited)?;
     let params = TicketParams {
         user_id: q.get("user_id").cloned(),

@@ -13,12 +13,19 @@
 //!   half-way), in-flight requests finish, `farewell` tells long-lived clients to go, and
 //!   whatever is still open when `drain` is over is cut.
 //!
-//! Every request carries the connection's [`Conn`] in its extensions: the peer address for
-//! per-IP limits, and the handle that ends the connection.
+//! - **TLS** (`http.tls_cert`, `tls.rs`): the handshake within the header read timeout; the
+//!   certificate reloaded on SIGHUP.
+//!
+//! Every request carries the connection's [`Conn`] in its extensions (the peer, and the
+//! handle that ends the connection) and the [`ClientIp`] the per-address limits count it
+//! under: the peer, or behind a trusted proxy the client its `X-Forwarded-For` names
+//! (`proxies.rs`).
 
 mod body;
 mod conn;
+mod proxies;
 mod rate;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,7 +45,21 @@ use body::TimedBody;
 pub use body::{is_timeout, BodyTimeout};
 pub use conn::Conn;
 use conn::{GuardedIo, KillReason, Registry};
+pub use proxies::{ClientIp, TrustedProxies};
 pub use rate::{KeyedRate, OverRate, PerIpRate};
+pub use tls::{PublicTls, PublicTlsError};
+
+/// How one listener is served: its limits, its TLS (when `http.tls_cert` is set) and the
+/// proxies whose `X-Forwarded-For` it believes.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// The limits.
+    pub limits: ServeLimits,
+    /// TLS, or plain HTTP.
+    pub tls: Option<PublicTls>,
+    /// `http.trusted_proxies`.
+    pub proxies: TrustedProxies,
+}
 
 /// The limits of one public port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,12 +112,13 @@ pub async fn serve<F>(
     name: &'static str,
     listener: TcpListener,
     router: axum::Router,
-    limits: ServeLimits,
+    options: ServeOptions,
     shutdown: CancellationToken,
     farewell: F,
 ) where
     F: Future<Output = ()> + Send,
 {
+    let limits = options.limits;
     let registry = Arc::new(Registry::default());
     let draining = CancellationToken::new();
     tracing::info!(addr = ?listener.local_addr().ok(), port = name, "listening");
@@ -113,19 +135,44 @@ pub async fn serve<F>(
                 }
             },
         };
-        let Some(conn) = registry.admit(peer, limits.max_connections_per_ip) else {
+        // A trusted proxy carries many clients: its connections are not counted per address
+        // (its requests are, under the client each names).
+        let max_per_ip = if options.proxies.trusts(peer.ip()) {
+            0
+        } else {
+            limits.max_connections_per_ip
+        };
+        let Some(conn) = registry.admit(peer, max_per_ip) else {
             refuse(name, &stream, peer);
             continue;
         };
         let _ = stream.set_nodelay(true);
         let io = GuardedIo::new(stream, &conn, registry.clone(), limits.write_timeout);
-        tokio::spawn(serve_connection(
-            io,
+        let served = Served {
             conn,
-            router.clone(),
+            router: router.clone(),
             limits,
-            draining.clone(),
-        ));
+            proxies: options.proxies.clone(),
+        };
+        match &options.tls {
+            None => {
+                tokio::spawn(serve_connection(io, served, draining.clone()));
+            }
+            Some(tls) => {
+                let (acceptor, draining) = (tls.acceptor().clone(), draining.clone());
+                tokio::spawn(async move {
+                    // The handshake counts against the header deadline: a client that opens a
+                    // connection and says nothing is closed as a silent one is.
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io));
+                    match handshake.await {
+                        Ok(Ok(io)) => serve_connection(io, served, draining).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake too slow"),
+                    }
+                });
+            }
+        }
     }
     // New connections are refused from here on; clients try elsewhere at once.
     drop(listener);
@@ -169,13 +216,24 @@ fn refuse(name: &str, stream: &TcpStream, peer: SocketAddr) {
     let _ = stream.try_write(response.as_bytes());
 }
 
-async fn serve_connection(
-    io: GuardedIo<TcpStream>,
+/// What serving one connection needs besides its IO.
+struct Served {
     conn: Conn,
     router: axum::Router,
     limits: ServeLimits,
-    draining: CancellationToken,
-) {
+    proxies: TrustedProxies,
+}
+
+async fn serve_connection<I>(io: I, served: Served, draining: CancellationToken)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Served {
+        conn,
+        router,
+        limits,
+        proxies,
+    } = served;
     let body_timeout = limits.body_timeout;
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         // A refusal may come before the body was read (a 401 does not read 4 MiB): the
@@ -184,6 +242,8 @@ async fn serve_connection(
         let had_body = !hyper::body::Body::is_end_stream(request.body());
         let mut request =
             request.map(|body| axum::body::Body::new(TimedBody::new(body, body_timeout)));
+        let client = ClientIp(proxies.client_of(conn.peer().ip(), request.headers()));
+        request.extensions_mut().insert(client);
         request.extensions_mut().insert(conn.clone());
         let mut router = router.clone();
         async move {

@@ -31,7 +31,7 @@ use super::protocol::{
     decode, distinct, online_group, resume_points, AuthPayload, GroupsPayload, MsgPayload, Reply,
     SubscribePayload, LOGIC_ERROR, NO_PAYLOAD, PARAM_ERROR, SYSTEM_ERROR,
 };
-use crate::api::serve::{self, Conn, ServeLimits};
+use crate::api::serve::{self, ClientIp, Conn, ServeOptions};
 use crate::clock::unix_ms;
 use crate::config::SpearSection;
 use crate::services::history::{Catcher, Outlet, Resync, Sequencer};
@@ -901,15 +901,13 @@ async fn admit_request(gate: &Gate, request: Request, next: Next) -> Response {
         let conn = request.extensions().get::<Conn>();
         if let Some(s) = gate.io.get_socket(sid) {
             // A session id is a secret of the client that opened the session; from another
-            // address it is someone else's, who gets what an unknown one gets.
-            let opened_by = s
-                .req_parts()
-                .extensions
-                .get::<Conn>()
-                .map(|c| c.peer().ip());
-            if let (Some(opener), Some(conn)) = (opened_by, conn) {
-                if opener != conn.peer().ip() {
-                    tracing::debug!(%sid, peer = %conn.peer(), "a session id from another address");
+            // address (behind a trusted proxy: another client) it is someone else's, who gets
+            // what an unknown one gets.
+            let opened_by = s.req_parts().extensions.get::<ClientIp>().copied();
+            let asked_by = request.extensions().get::<ClientIp>().copied();
+            if let (Some(opener), Some(asker)) = (opened_by, asked_by) {
+                if opener != asker {
+                    tracing::debug!(%sid, client = %asker.0, "a session id from another address");
                     return unknown_session();
                 }
             }
@@ -964,7 +962,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     (layer, io): (socketioxide::layer::SocketIoLayer, SocketIo),
     ctx: Arc<SpearContext>,
-    (limits, fenced): (ServeLimits, Fenced),
+    (options, fenced): (ServeOptions, Fenced),
     shutdown: CancellationToken,
 ) {
     let (mw_ctx, mw_stopping, on_connect) = (ctx.clone(), shutdown.clone(), ctx.clone());
@@ -999,7 +997,10 @@ pub async fn serve(
     // gave each long-polling request an engine that had never seen its session.
     let socket_io = tower::Layer::layer(
         &layer,
-        crate::api::http::with_json_fallbacks(axum::Router::new()),
+        crate::api::http::with_json_fallbacks(
+            axum::Router::new(),
+            crate::api::http::surfaces::Surface::SocketIo,
+        ),
     );
     let app = axum::Router::new()
         .fallback_service(socket_io)
@@ -1018,7 +1019,7 @@ pub async fn serve(
         }
     };
     tokio::select! {
-        () = serve::serve("socket.io", listener, app, limits, shutdown, farewell) => {}
+        () = serve::serve("socket.io", listener, app, options, shutdown, farewell) => {}
         () = fence => {}
         () = drain => {}
     }

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use super::api_key::ApiKeys;
+use super::api_key::{AdminKeys, ApiKeys};
 use super::legacy;
 use super::token::{Claims, TokenError, TokenKey, TokenKind};
 use crate::config::AuthSection;
@@ -98,6 +98,11 @@ pub struct AuthKeys {
     pub enforce_groups: bool,
     /// The server API's keys.
     pub api: ApiKeys,
+    /// The admin surface's keys.
+    pub admin: AdminKeys,
+    /// The secret this node presents to other nodes' admin surfaces (the first admin key that
+    /// may read; every node has the same `[auth]`).
+    pub peer_admin_key: Option<String>,
 }
 
 impl AuthKeys {
@@ -118,6 +123,8 @@ impl AuthKeys {
             legacy: auth.legacy_md5.then(|| LegacySalts::new(auth)),
             enforce_groups: auth.enforce_groups,
             api: ApiKeys::new(&auth.api_keys),
+            admin: AdminKeys::new(&auth.admin_keys),
+            peer_admin_key: auth.admin_keys.first().map(|k| k.secret.clone()),
         }
     }
 }
@@ -200,6 +207,8 @@ mod tests {
             previous_business_secret: None,
             previous_spear_secret: None,
             api_keys: Vec::new(),
+            admin_keys: Vec::new(),
+            gossip_keys: Vec::new(),
         };
         let store = AuthStore::new(&auth);
         let t1 = legacy::token1(7, "n", "web", "business-secret-0001");

@@ -10,6 +10,8 @@ pub mod keys;
 pub mod legacy;
 pub mod token;
 
-pub use api_key::{ApiCaller, ApiKeyError, ApiKeys};
+pub use api_key::{
+    AdminCaller, AdminKeys, ApiCaller, ApiKeyError, ApiKeys, BearerKeys, Caller, KeyError, KeyScope,
+};
 pub use keys::{AuthKeys, AuthStore, KeyRing};
 pub use token::{Claims, TokenError, TokenKey, TokenKind};

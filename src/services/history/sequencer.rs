@@ -195,14 +195,15 @@ impl Sequencer {
             // The store had nothing: every offset of this epoch is new here.
             Cursor::Empty => 0,
             Cursor::At { epoch, last } if epoch == at.epoch => last,
-            Cursor::At { .. } => match store.read(channel, u64::MAX, 0).await {
+            Cursor::At { .. } => match head_epoch(store.as_ref(), channel).await {
                 // The channel's history was reset: this is its new epoch.
-                Ok(page) if page.epoch == at.epoch => {
+                Some(epoch) if epoch == at.epoch => {
                     self.resync_room(channel, at.epoch, 0, ResyncReason::Epoch)
                         .await;
                     0
                 }
-                // A message of a history that is gone (or the store cannot say): skipped.
+                // A message of a history that is gone (or the store cannot say even after a
+                // few tries: its next message, or a resume, brings it from the history): skipped.
                 _ => {
                     bump(&self.stats.stale);
                     return Delivery::Done;
@@ -530,6 +531,25 @@ impl Sequencer {
             }
         }
     }
+}
+
+/// The epoch of `channel`'s history now. A message of another epoch than the room's is only
+/// delivered once the store confirms its epoch is the channel's, so a store that does not
+/// answer (Redis coming back) is asked again a few times, over about a second and a half,
+/// before the message is left to the history.
+async fn head_epoch(store: &dyn HistoryStore, channel: Audience) -> Option<u64> {
+    let mut pause = std::time::Duration::from_millis(50);
+    for _ in 0..5 {
+        match store.read(channel, u64::MAX, 0).await {
+            Ok(page) => return Some(page.epoch),
+            Err(e) => {
+                tracing::debug!(%channel, error = %e, "a channel's epoch unknown; asking again")
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+    }
+    None
 }
 
 /// Every message of `channel` after `after`, up to its head, in pages. If the epoch changes

@@ -22,6 +22,7 @@ struct Waiter {
 #[derive(Clone)]
 pub struct IdClient {
     tx: mpsc::UnboundedSender<Waiter>,
+    cluster: Arc<ClusterClient>,
     counts: Arc<Counts>,
 }
 
@@ -51,8 +52,15 @@ impl IdClient {
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let (tx, rx) = mpsc::unbounded_channel();
         let counts = Arc::new(Counts::default());
-        let dispatcher = dispatch(cluster, rx, max_batch, counts.clone());
-        (Self { tx, counts }, dispatcher)
+        let dispatcher = dispatch(cluster.clone(), rx, max_batch, counts.clone());
+        (
+            Self {
+                tx,
+                cluster,
+                counts,
+            },
+            dispatcher,
+        )
     }
 
     /// [`Self::new`] with the dispatcher spawned on the current runtime (tools and benchmarks).
@@ -78,6 +86,25 @@ impl IdClient {
             .map_err(|_| IdError::Unavailable("idgen client stopped".into()))?;
         rx.await
             .map_err(|_| IdError::Unavailable("idgen client stopped".into()))?
+    }
+}
+
+impl IdClient {
+    /// `count` ids from the leader, refused there rather than run its strict issuer more than
+    /// half its window ahead of its clock (`IdService::issue_for_api`): one RPC of its own,
+    /// never batched with the spears' requests.
+    pub async fn next_bounded(&self, count: u32) -> Result<Vec<IdBlock>, IdError> {
+        match self.cluster.next_ids_bounded(count).await {
+            Ok(blocks) => Ok(blocks
+                .into_iter()
+                .map(|(first, count)| IdBlock { first, count })
+                .collect()),
+            Err(ClientError::Rejected {
+                code: tonic::Code::ResourceExhausted,
+                message,
+            }) => Err(IdError::Ahead(message)),
+            Err(e) => Err(IdError::Unavailable(e.to_string())),
+        }
     }
 }
 

@@ -55,6 +55,10 @@ pub enum IdError {
     /// No ids can be issued right now (no leader, lease not confirmed, worker id pending).
     #[error("ids unavailable: {0}")]
     Unavailable(String),
+    /// A bounded request (the HTTP API's) would run the strict issuer further ahead of its
+    /// clock than it may (half of `idgen.window_ms`): retry once the clock caught up.
+    #[error("{0}")]
+    Ahead(String),
 }
 
 /// The ids a node serves: what the gRPC and HTTP edges call.
@@ -83,6 +87,10 @@ pub struct IdgenReport {
     pub leader_changes: u64,
     /// Since when it has issued, Unix ms by its clock; `None` when it does not.
     pub issuer_since_ms: Option<u64>,
+    /// Strict mode, while it issues: how far ahead of its clock its next id is, ms (at most
+    /// `idgen.window_ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ahead_ms: Option<u64>,
 }
 
 impl IdService {
@@ -119,6 +127,7 @@ impl IdService {
             ids_issued: self.issued.load(Ordering::Relaxed),
             leader_changes: changes,
             issuer_since_ms: since,
+            ahead_ms: self.strict.as_ref().and_then(|s| s.ahead_ms()),
         }
     }
 
@@ -156,6 +165,15 @@ impl IdService {
     /// Ids issued here: by the local strict issuer, or the local unique worker. A follower
     /// answers `NotLeader` (gRPC callers follow the redirect).
     pub async fn issue_local(&self, count: u32) -> Result<Vec<IdBlock>, IdError> {
+        self.issue_local_with(count, false).await
+    }
+
+    /// [`Self::issue_local`], bounded as [`StrictIssuer::issue_bounded`] is when `bounded`.
+    pub async fn issue_local_with(
+        &self,
+        count: u32,
+        bounded: bool,
+    ) -> Result<Vec<IdBlock>, IdError> {
         self.check_count(u64::from(count))?;
         let blocks = match self.mode {
             IdgenMode::Unique => {
@@ -166,6 +184,7 @@ impl IdService {
                 issuer.issue(count).await
             }
             IdgenMode::Strict => match &self.strict {
+                Some(issuer) if bounded => vec![issuer.issue_bounded(count).await?],
                 Some(issuer) => vec![issuer.issue(count).await?],
                 None => return Err(IdError::NotLeader { leader: None }),
             },
@@ -180,6 +199,16 @@ impl IdService {
     pub async fn issue(&self, count: u32) -> Result<Vec<IdBlock>, IdError> {
         match self.issue_local(count).await {
             Err(IdError::NotLeader { .. }) => self.forward.next(count).await,
+            other => other,
+        }
+    }
+
+    /// Ids for `GET /api/v1/ids`: as [`Self::issue`], but in strict mode refused with
+    /// [`IdError::Ahead`] rather than run the issuer more than half its window ahead of its
+    /// clock (the other half stays for messages), also when the leader issues them.
+    pub async fn issue_for_api(&self, count: u32) -> Result<Vec<IdBlock>, IdError> {
+        match self.issue_local_with(count, true).await {
+            Err(IdError::NotLeader { .. }) => self.forward.next_bounded(count).await,
             other => other,
         }
     }

@@ -72,6 +72,11 @@ struct Window {
 
 enum Attempt {
     Issued(IdBlock),
+    /// Taking the ids would run the issuer further ahead of its clock than the caller may.
+    Ahead {
+        ahead_ms: u64,
+        limit_ms: u64,
+    },
     /// The wall clock is a little behind an earlier reading: wait this long, then try again.
     ClockBehind(Duration),
     Wait,
@@ -107,6 +112,14 @@ impl StrictIssuer {
         w.term.map(|_| w.opened_at_ms)
     }
 
+    /// How far ahead of this node's clock its next id is, ms, while it issues: 0 at a pace
+    /// the clock keeps up with, up to the window when requests outrun it.
+    pub fn ahead_ms(&self) -> Option<u64> {
+        let w = self.lock();
+        w.term?;
+        Some(strict_ms(w.next).saturating_sub(self.wall.now_ms()))
+    }
+
     /// Times this node became the issuer of a new term since it started.
     pub fn terms_led(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
@@ -116,16 +129,35 @@ impl StrictIssuer {
         self.window.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `count` consecutive ids, or why not.
+    /// `count` consecutive ids, or why not. A burst beyond what the clock keeps up with waits
+    /// for the clock, up to the window.
     pub async fn issue(&self, count: u32) -> Result<IdBlock, IdError> {
+        self.issue_with(count, false).await
+    }
+
+    /// `count` consecutive ids for a caller that must leave the window to messages (the HTTP
+    /// API's `GET /api/v1/ids`): refused with [`IdError::Ahead`] rather than taken when they
+    /// would run the issuer more than half its window ahead of its clock.
+    pub async fn issue_bounded(&self, count: u32) -> Result<IdBlock, IdError> {
+        self.issue_with(count, true).await
+    }
+
+    async fn issue_with(&self, count: u32, bounded: bool) -> Result<IdBlock, IdError> {
         let deadline = Instant::now() + WAIT_FOR_WINDOW;
         let mut may_wait_for_clock = true;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            match self.try_issue(count, may_wait_for_clock) {
+            match self.try_issue(count, may_wait_for_clock, bounded) {
                 Attempt::Issued(block) => return Ok(block),
+                Attempt::Ahead { ahead_ms, limit_ms } => {
+                    return Err(IdError::Ahead(format!(
+                        "these ids would run the strict issuer {ahead_ms} ms ahead of its clock; \
+                         the HTTP API may take it {limit_ms} ms ahead (half of \
+                         idgen.window_ms): retry shortly"
+                    )))
+                }
                 Attempt::ClockBehind(wait) => {
                     // The window lock was released when `try_issue` returned: other requests
                     // and the renewal go on while this one waits on the timer, and the runtime
@@ -157,7 +189,7 @@ impl StrictIssuer {
 
     /// One attempt under the window lock; it never waits, so the lock is never held across a
     /// wait.
-    fn try_issue(&self, count: u32, may_wait_for_clock: bool) -> Attempt {
+    fn try_issue(&self, count: u32, may_wait_for_clock: bool, bounded: bool) -> Attempt {
         let mut w = self.lock();
         if w.term.is_none() {
             return if self.control.leadership().1 {
@@ -175,6 +207,13 @@ impl StrictIssuer {
         };
         let first = w.next.max(strict_floor(now_ms));
         let end = first + u64::from(count);
+        if bounded {
+            let limit_ms = self.settings.window.as_millis() as u64 / 2;
+            let ahead_ms = strict_ms(end).saturating_sub(now_ms);
+            if ahead_ms > limit_ms {
+                return Attempt::Ahead { ahead_ms, limit_ms };
+            }
+        }
         if end > w.ceiling {
             return Attempt::Wait;
         }
@@ -526,6 +565,36 @@ mod tests {
         // Raised for lack of ids in steps of at least MIN_STEP_MS, which bounds the writes.
         let waited_ms = waited.as_millis() as u32;
         assert!(r.raft.raises() <= waited_ms / MIN_STEP_MS as u32 + 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bounded_burst_is_refused_at_half_the_window_and_messages_keep_the_rest() {
+        let r = start(FakeRaft::leading(1, 0));
+        r.issuer.issue(1).await.expect("the window opens");
+        let asked = Instant::now();
+        let mut refused = None;
+        // 1,500 ms of the clock is 6.1 M ids: the bounded caller is stopped before that.
+        for _ in 0..1_000 {
+            match r.issuer.issue_bounded(10_000).await {
+                Ok(block) => assert!(
+                    strict_ms(end(block) - 1) <= r.clock.now_ms() + 1_500,
+                    "a bounded request ran more than half a window ahead"
+                ),
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        assert!(
+            matches!(refused, Some(IdError::Ahead(_))),
+            "refused as ahead: {refused:?}"
+        );
+        assert_eq!(asked.elapsed(), Duration::ZERO, "refused, never waited");
+        // Messages (unbounded) still get ids at once from the other half.
+        let block = r.issuer.issue(10_000).await.expect("ids for messages");
+        assert_eq!(asked.elapsed(), Duration::ZERO, "no wait for messages");
+        assert!(end(block) <= r.raft.ceiling());
     }
 
     #[tokio::test(start_paused = true)]

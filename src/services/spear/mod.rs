@@ -15,4 +15,4 @@ pub use drain::{Drain, DrainPlan, DrainPlanError, DrainState, MAX_DRAIN_EVERY};
 pub use registration::{run_registration, Fenced};
 pub use roster::Roster;
 pub use session::Verifier;
-pub use sessions::{ConnectionInfo, LocalSessions, SessionsError, Sweep, UserSessions};
+pub use sessions::{ConnectionInfo, LocalSessions, NoClients, SessionsError, Sweep, UserSessions};

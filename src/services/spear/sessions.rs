@@ -63,6 +63,19 @@ pub trait LocalSessions: Send + Sync {
     fn disconnect(&self, uid: u64, reason: &str) -> Vec<ConnectionInfo>;
 }
 
+/// A node that holds no clients (not a spear): it asks the spears, and has nothing of its own.
+pub struct NoClients;
+
+impl LocalSessions for NoClients {
+    fn list(&self, _: u64) -> Vec<ConnectionInfo> {
+        Vec::new()
+    }
+
+    fn disconnect(&self, _: u64, _: &str) -> Vec<ConnectionInfo> {
+        Vec::new()
+    }
+}
+
 /// What a sweep over the spears found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Sweep {

@@ -264,6 +264,8 @@ mod tests {
             previous_business_secret: None,
             previous_spear_secret: None,
             api_keys: Vec::new(),
+            admin_keys: Vec::new(),
+            gossip_keys: Vec::new(),
         }
     }
 

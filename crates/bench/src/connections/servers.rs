@@ -130,6 +130,8 @@ pub(super) async fn start_gru(
     let config = dir.join("cluster.toml");
     std::fs::write(&config, cluster_toml(dir, redis.port(), &nodes))
         .with_context(|| format!("cannot write {}", config.display()))?;
+    let ids: Vec<u64> = nodes.iter().map(|(id, _)| *id).collect();
+    crate::gru_node::make_certs(&config, &ids)?;
     let mut servers = Servers {
         spears: Vec::new(),
         others: Vec::new(),
@@ -181,7 +183,8 @@ fn cluster_toml(dir: &Path, redis: u16, nodes: &[(u64, NodePorts)]) -> String {
          [spear]\nmax_connections_per_ip = 0\nauth_timeout_ms = 300000\n\n\
          [http]\nmax_connections_per_ip = 0\n\n\
          [relay]\nkind = \"redis\"\n\n[redis]\nurl = \"redis://127.0.0.1:{redis}\"\n\n\
-         [auth]\nbusiness_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n\n"
+         [auth]\nbusiness_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n{}",
+        crate::gru_node::admin_key_toml()
     );
     for (id, p) in nodes {
         let roles = if p.sio.is_some() {
@@ -196,6 +199,10 @@ fn cluster_toml(dir: &Path, redis: u16, nodes: &[(u64, NodePorts)]) -> String {
             p.http,
             p.gossip,
             data = dir.join(format!("data{id}")).display().to_string(),
+        ));
+        toml.push_str(&crate::gru_node::shared_surfaces_toml(
+            p.http,
+            p.sio.is_some(),
         ));
         if let Some(sio) = p.sio {
             toml.push_str(&format!("sio = \"127.0.0.1:{sio}\"\n"));

@@ -201,6 +201,7 @@ pub(crate) async fn start_gru(
         cluster_toml(dir, redis.port(), &relay_conf, idgen, &n1, &n2) + &toggles.toml(),
     )
     .with_context(|| format!("cannot write {}", config.display()))?;
+    crate::gru_node::make_certs(&config, &[1, 2])?;
     let log = |id: u64| dir.join(format!("node{id}.log"));
     let spawn = |id: u64| {
         let mut cmd = crate::gru_node::command(gru_bin, &config, id, worker_threads);
@@ -284,11 +285,12 @@ fn cluster_toml(
         format!(
             "[[nodes]]\nid = {id}\nroles = {roles}\ndata_dir = {data:?}\n[nodes.listen]\n\
              grpc = \"127.0.0.1:{}\"\nhttp = \"127.0.0.1:{}\"\ngossip = \"127.0.0.1:{}\"\n\
-             sio = \"127.0.0.1:{}\"\n\n",
+             sio = \"127.0.0.1:{}\"\n{}\n",
             p.grpc,
             p.http,
             p.gossip,
             p.sio,
+            crate::gru_node::shared_surfaces_toml(p.http, true),
             data = dir.join(format!("data{id}")).display().to_string(),
         )
     };
@@ -301,8 +303,9 @@ fn cluster_toml(
          [http]\nmax_connections_per_ip = 0\n\n[server_api]\nmessages_per_sec = 0\n\n\
          [idgen]\nmode = \"{idgen}\"\n\n{}[redis]\nurl = \"redis://127.0.0.1:{redis}\"\n\n\
          [auth]\nbusiness_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n\
-         [[auth.api_keys]]\nname = \"bench\"\nsecret = \"{API_KEY}\"\n\n{}{}",
+         {}[[auth.api_keys]]\nname = \"bench\"\nsecret = \"{API_KEY}\"\n\n{}{}",
         relay.toml(),
+        crate::gru_node::admin_key_toml(),
         node(1, r#"["core", "spear", "ticket", "stat"]"#, n1),
         node(2, r#"["spear"]"#, n2),
     )

@@ -134,6 +134,7 @@ pub(super) async fn start_gru(
     let config = dir.join("cluster.toml");
     std::fs::write(&config, cluster_toml(dir, &ports))
         .with_context(|| format!("cannot write {}", config.display()))?;
+    crate::gru_node::make_certs(&config, &[1])?;
     let log = dir.join("gru.log");
     let mut cmd = gru_bin.command();
     cmd.arg("run")
@@ -195,14 +196,16 @@ fn cluster_toml(dir: &Path, p: &NodePorts) -> String {
          # Every request of the benchmark comes from 127.0.0.1: no per-address limits.\n\
          [ticket]\nrequests_per_ip_per_sec = 0\n\n\
          [http]\nmax_connections_per_ip = 0\n\n\
-         [auth]\nbusiness_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n\n\
+         [auth]\nbusiness_secret = \"{BUSINESS_SECRET}\"\nspear_secret = \"{SPEAR_SECRET}\"\n{}\
          [[nodes]]\nid = 1\nroles = [\"core\", \"spear\", \"ticket\"]\ndata_dir = {data:?}\n\
          [nodes.listen]\ngrpc = \"127.0.0.1:{}\"\nhttp = \"127.0.0.1:{}\"\n\
-         gossip = \"127.0.0.1:{}\"\nsio = \"127.0.0.1:{}\"\n",
+         gossip = \"127.0.0.1:{}\"\nsio = \"127.0.0.1:{}\"\n{}",
+        crate::gru_node::admin_key_toml(),
         p.grpc,
         p.http,
         p.gossip,
         p.sio,
+        crate::gru_node::shared_surfaces_toml(p.http, true),
         data = dir.join("data").display().to_string(),
     )
 }

@@ -7,6 +7,7 @@ mod publish;
 mod users;
 
 pub use publish::{batch_drafts, publish_drafts};
+pub use users::admin_router as admin_users_router;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -5,14 +5,17 @@ use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::Json;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{decode, ServerApiState};
 use crate::api::http::ApiError;
 use crate::config::ApiScope;
-use crate::services::spear::Sweep;
+use crate::services::spear::{Sweep, UserSessions};
 
 /// Most characters of a disconnect reason.
 const MAX_REASON: usize = 256;
@@ -49,7 +52,11 @@ pub(super) async fn connections(
     let uid = user_id(path)?;
     // Each call asks every spear: it counts as a message against the key's rate.
     state.admit(&caller, 1)?;
-    Ok(Json(answer(uid, state.sessions.list(uid).await?)))
+    list(&state.sessions, uid).await
+}
+
+async fn list(sessions: &UserSessions, uid: u64) -> Result<Json<Value>, ApiError> {
+    Ok(Json(answer(uid, sessions.list(uid).await?)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,10 +78,14 @@ pub(super) async fn disconnect(
     let uid = user_id(path)?;
     let body = state.body(body).await?;
     state.admit(&caller, 1)?;
+    close(&state.sessions, uid, &body).await
+}
+
+async fn close(sessions: &UserSessions, uid: u64, body: &[u8]) -> Result<Json<Value>, ApiError> {
     let req = if body.iter().all(u8::is_ascii_whitespace) {
         DisconnectRequest::default()
     } else {
-        decode::<DisconnectRequest>(&body)?
+        decode::<DisconnectRequest>(body)?
     };
     let reason = match req.reason {
         None => DEFAULT_REASON.to_string(),
@@ -85,8 +96,31 @@ pub(super) async fn disconnect(
             )))
         }
     };
-    let sweep = state.sessions.disconnect(uid, &reason).await?;
+    let sweep = sessions.disconnect(uid, &reason).await?;
     let mut v = answer(uid, sweep);
     v["disconnected"] = v["count"].clone();
     Ok(Json(v))
+}
+
+/// The same two on the admin surface, for the dashboard's user lookup (the admin door checks
+/// the key): `GET /api/v1/admin/users/{id}/connections`, `POST …/disconnect`.
+pub fn admin_router(sessions: Arc<UserSessions>) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/admin/users/{id}/connections",
+            get(async |State(s): State<Arc<UserSessions>>, path| list(&s, user_id(path)?).await),
+        )
+        .route(
+            "/api/v1/admin/users/{id}/disconnect",
+            post(
+                async |State(s): State<Arc<UserSessions>>, path, body: Body| {
+                    let uid = user_id(path)?;
+                    let body =
+                        crate::api::http::read_body(body, 4096, "the disconnect body's limit")
+                            .await?;
+                    close(&s, uid, &body).await
+                },
+            ),
+        )
+        .with_state(sessions)
 }

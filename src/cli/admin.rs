@@ -1,0 +1,522 @@
+//! The operator's commands (`gru status`, `gru drain`, `gru meta`, `gru cluster`): HTTP
+//! requests to a node's admin surface (`listen.admin`) with an admin key. None of them speaks
+//! the internal gRPC port, which takes only members with a cluster certificate.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use gru::config::{ClusterConfig, ListenAddrs, NodeId, Role};
+use gru::raft::{ClusterView, Member, RaftRole};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// Where an admin command knocks, and with which key.
+#[derive(clap::Args)]
+pub(crate) struct DoorArgs {
+    /// The admin surface (`listen.admin`) of a node, `host:port` or an `http://` URL (default:
+    /// with `--config` its first core node's that has one, else `gru dev`'s).
+    #[arg(long)]
+    addr: Option<String>,
+    /// The admin key (`[[auth.admin_keys]]`; default: with `--config` its first key, else
+    /// `gru dev`'s).
+    #[arg(long, env = "GRU_ADMIN_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// A cluster config to take the address and the key from.
+    #[arg(long, env = "GRU_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// A node's admin surface and the key to present there.
+pub(crate) struct AdminDoor {
+    addr: String,
+    key: String,
+    http: reqwest::Client,
+    config: Option<ClusterConfig>,
+}
+
+/// `http://host:port/` and `host:port` name the same door.
+fn bare(addr: &str) -> String {
+    addr.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+impl AdminDoor {
+    /// From what was given: an address and a key, or a config to take them from, else `gru
+    /// dev`'s. `timeout` bounds each request.
+    pub(crate) fn resolve(args: DoorArgs, timeout: Duration) -> Result<Self> {
+        let config = args
+            .config
+            .as_deref()
+            .map(ClusterConfig::load)
+            .transpose()?;
+        let addr = match (args.addr, &config) {
+            (Some(addr), _) => addr,
+            (None, Some(config)) => config
+                .core_nodes()
+                .find_map(|n| n.advertised_admin())
+                .context("no core node of the config has listen.admin: give --addr")?,
+            (None, None) => ListenAddrs::dev_default().http.to_string(),
+        };
+        let key = match (args.key, &config) {
+            (Some(key), _) => key,
+            (None, Some(config)) => config
+                .auth
+                .admin_keys
+                .first()
+                .map(|k| k.secret.clone())
+                .context("the config has no [[auth.admin_keys]]: give --key or GRU_ADMIN_KEY")?,
+            (None, None) => gru::config::DEV_ADMIN_KEY.to_string(),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            addr: bare(&addr),
+            key,
+            http,
+            config,
+        })
+    }
+
+    /// The same key at another node's admin surface.
+    fn at(&self, addr: &str) -> Self {
+        Self {
+            addr: bare(addr),
+            key: self.key.clone(),
+            http: self.http.clone(),
+            config: None,
+        }
+    }
+
+    /// The config the door was taken from, or an error saying it is needed for `what`.
+    fn config(&self, what: &str) -> Result<&ClusterConfig> {
+        self.config
+            .as_ref()
+            .with_context(|| format!("{what} needs --config (the cluster's config file)"))
+    }
+
+    /// `method path` with `body`; the JSON answer, or an error that says what went wrong.
+    async fn call(&self, method: Method, path: &str, body: Option<Body>) -> Result<Value> {
+        let url = format!("http://{}{path}", self.addr);
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.key);
+        match body {
+            Some(Body::Json(v)) => request = request.json(&v),
+            Some(Body::Text(t)) => request = request.body(t),
+            None => {}
+        }
+        let resp = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let code = resp.status();
+        let text = resp.text().await.context("reading the reply")?;
+        if code == StatusCode::UNAUTHORIZED || code == StatusCode::FORBIDDEN {
+            bail!(
+                "{method} {url} refused the admin key ({code}): give --key, GRU_ADMIN_KEY or \
+                 --config; {}",
+                message(&text)
+            );
+        }
+        if !code.is_success() {
+            bail!("{method} {url} answered {code}: {}", message(&text));
+        }
+        serde_json::from_str(&text).with_context(|| format!("{url} did not answer JSON: {text}"))
+    }
+}
+
+/// A request body.
+enum Body {
+    Json(Value),
+    Text(String),
+}
+
+/// The message of an API error answer, else the answer itself.
+fn message(text: &str) -> String {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| text.to_string())
+}
+
+/// `gru status`.
+pub(crate) async fn status(door: &AdminDoor, json: bool, linearizable: bool) -> Result<()> {
+    let consistency = if linearizable {
+        "linearizable"
+    } else {
+        "local"
+    };
+    let answer = door
+        .call(
+            Method::GET,
+            &format!("/api/v1/cluster?consistency={consistency}"),
+            None,
+        )
+        .await?;
+    let view: ClusterView =
+        serde_json::from_value(answer).context("the reply is not a cluster view")?;
+    // Each spear's own counts, asked of it at once (a spear that does not answer shows why).
+    let spears = futures_util::future::join_all(view.spears.iter().map(|s| async move {
+        let Some(admin) = &s.admin else {
+            return (
+                s.id,
+                Err("it serves no admin surface (listen.admin)".to_string()),
+            );
+        };
+        let answer = door
+            .at(admin)
+            .call(Method::GET, "/api/v1/spear", None)
+            .await;
+        (s.id, answer.map_err(|e| e.to_string()))
+    }))
+    .await;
+    if json {
+        let spears: Vec<Value> = spears
+            .into_iter()
+            .map(|(id, answer)| match answer {
+                Ok(a) => a,
+                Err(e) => json!({"node_id": id, "error": e}),
+            })
+            .collect();
+        let out = json!({"cluster": view, "spears": spears});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_view(&view, &spears);
+    }
+    if view.leader_id.is_none() {
+        bail!(
+            "the cluster has no leader (as node {} sees it)",
+            view.served_by
+        );
+    }
+    Ok(())
+}
+
+/// What `gru cluster` does.
+#[derive(clap::Subcommand)]
+pub(crate) enum ClusterAction {
+    /// Add a core node of the config: learner, catch up, voter. Returns once it votes.
+    AddCore {
+        /// The node id (must be in the config, with the core role).
+        #[arg(long)]
+        node: NodeId,
+    },
+    /// Remove a node from the Raft membership and the member table.
+    Remove {
+        /// The node id.
+        #[arg(long)]
+        node: NodeId,
+    },
+}
+
+/// `gru cluster`.
+pub(crate) async fn cluster(door: &AdminDoor, action: ClusterAction) -> Result<()> {
+    match action {
+        ClusterAction::AddCore { node } => {
+            let config = door.config("add-core")?;
+            let n = config.node(node)?;
+            if !n.is_core() {
+                bail!("node {node} does not have the core role in the config");
+            }
+            eprintln!("adding node {node}: learner, catching up, then voter …");
+            let member = serde_json::to_value(Member::from_config(n))?;
+            door.call(
+                Method::POST,
+                "/api/v1/cluster/cores",
+                Some(Body::Json(member)),
+            )
+            .await?;
+            println!("node {node} is a voter");
+        }
+        ClusterAction::Remove { node } => {
+            door.call(
+                Method::DELETE,
+                &format!("/api/v1/cluster/nodes/{node}"),
+                None,
+            )
+            .await?;
+            println!("node {node} removed");
+        }
+    }
+    Ok(())
+}
+
+/// What `gru meta` does.
+#[derive(clap::Subcommand)]
+pub(crate) enum MetaAction {
+    /// Set a key.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Print one key, or every entry.
+    Get {
+        /// The key; all entries when omitted.
+        key: Option<String>,
+        /// Read through the leader after confirming leadership.
+        #[arg(long)]
+        linearizable: bool,
+    },
+}
+
+/// `gru meta`.
+pub(crate) async fn meta(door: &AdminDoor, action: MetaAction) -> Result<()> {
+    match action {
+        MetaAction::Put { key, value } => {
+            let path = format!(
+                "/api/v1/meta/{}",
+                percent_encoding_path(&key).context("the key")?
+            );
+            door.call(Method::PUT, &path, Some(Body::Text(value)))
+                .await?;
+            println!("ok");
+        }
+        MetaAction::Get { key, linearizable } => {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            if let Some(key) = &key {
+                query.append_pair("key", key);
+            }
+            if linearizable {
+                query.append_pair("consistency", "linearizable");
+            }
+            let answer = door
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/meta?{}", query.finish()),
+                    None,
+                )
+                .await?;
+            let entries = answer["entries"].as_object().cloned().unwrap_or_default();
+            if entries.is_empty() && key.is_some() {
+                bail!("no such key");
+            }
+            for (k, v) in entries {
+                println!("{k}\t{}", v.as_str().unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A key as one path segment.
+fn percent_encoding_path(key: &str) -> Result<String> {
+    if key.is_empty() {
+        bail!("must not be empty");
+    }
+    // form_urlencoded writes a space as `+`, which a path keeps as `+`: spell it `%20`.
+    Ok(form_urlencoded::byte_serialize(key.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20"))
+}
+
+/// `gru drain`'s arguments.
+#[derive(clap::Args)]
+pub(crate) struct DrainArgs {
+    #[command(flatten)]
+    door: DoorArgs,
+    /// The spear's node id (a node of the config with the spear role).
+    #[arg(long)]
+    node: NodeId,
+    /// Connections told to leave per wave.
+    #[arg(long, default_value_t = 100)]
+    wave: u32,
+    /// Time between waves, in ms (at most 60000).
+    #[arg(long, default_value_t = 1000)]
+    every_ms: u64,
+    /// Take users again instead (clients already moved stay where they are).
+    #[arg(long, conflicts_with_all = ["no_wait"])]
+    stop: bool,
+    /// Start the drain and return at once instead of showing progress until it is empty.
+    #[arg(long)]
+    no_wait: bool,
+    /// Stop waiting after this many seconds (exit status 1); the drain itself goes on.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+}
+
+/// How often `gru drain` reports progress.
+const DRAIN_POLL: Duration = Duration::from_millis(500);
+
+/// `gru drain`: the spear's own admin surface is asked (the config names it).
+pub(crate) async fn drain(args: DrainArgs) -> Result<()> {
+    let id = args.node;
+    let door = AdminDoor::resolve(args.door, Duration::from_secs(10))?;
+    let config = door.config("gru drain")?;
+    let node = config.node(id)?;
+    if !node.has_role(Role::Spear) {
+        bail!("node {id} does not have the spear role in the config");
+    }
+    let addr = node
+        .advertised_admin()
+        .with_context(|| format!("spear {id} serves no admin surface (listen.admin)"))?;
+    let spear = door.at(&addr);
+    let (spear, addr) = (&spear, addr.as_str());
+    let ask = move |action: &str| {
+        let body = json!({"action": action, "wave": args.wave, "every_ms": args.every_ms});
+        async move {
+            spear
+                .call(Method::POST, "/api/v1/spear/drain", Some(Body::Json(body)))
+                .await
+                .with_context(|| format!("spear {id} at {addr}"))
+        }
+    };
+    let count = |a: &Value, k: &str| a[k].as_u64().unwrap_or(0);
+    if args.stop {
+        let reply = ask("stop").await?;
+        println!(
+            "spear {id} takes users again ({} connections)",
+            count(&reply, "connections")
+        );
+        return Ok(());
+    }
+    let first = ask("start").await?;
+    println!(
+        "draining spear {id}: ticket places no users on it; {} connections, {} per wave every {} ms",
+        count(&first, "connections"),
+        args.wave,
+        args.every_ms
+    );
+    if args.no_wait {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout_secs);
+    let mut last = None;
+    loop {
+        let reply = ask("status").await?;
+        if reply["draining"] != true {
+            bail!("the drain of spear {id} was stopped");
+        }
+        let left = count(&reply, "connections");
+        if last != Some(left) {
+            println!(
+                "spear {id}: {left} connections left, {} told to leave",
+                count(&reply, "moved")
+            );
+            last = Some(left);
+        }
+        if left == 0 {
+            println!(
+                "spear {id} is drained; it takes no users until it restarts or `gru drain --stop`"
+            );
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "spear {id} still has {left} connections after {} s (the drain goes on)",
+                args.timeout_secs
+            );
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+}
+
+/// A spear's own answer to `GET /api/v1/spear`, or why there is none.
+type SpearAnswer = (NodeId, Result<serde_json::Value, String>);
+
+fn print_view(view: &ClusterView, spears: &[SpearAnswer]) {
+    let leader = view
+        .leader_id
+        .map_or("none".to_string(), |id| id.to_string());
+    println!(
+        "served by node {}; leader {leader}; term {}",
+        view.served_by, view.term
+    );
+    // Lag: entries the leader has that a member has not applied yet.
+    let leader_last = view
+        .nodes
+        .iter()
+        .find(|n| Some(n.id) == view.leader_id)
+        .and_then(|n| n.status.as_ref())
+        .map(|s| s.last_log_index);
+    println!(
+        "  {:<5} {:<22} {:<8} {:<10} {:>5} {:>9} {:>9} {:>5}  {:<22} HTTP",
+        "ID", "ROLES", "RAFT", "STATE", "TERM", "LAST_LOG", "APPLIED", "LAG", "GRPC"
+    );
+    for n in &view.nodes {
+        let roles = n
+            .roles
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let raft = match n.raft {
+            RaftRole::Voter => "voter",
+            RaftRole::Learner => "learner",
+            RaftRole::None => "-",
+        };
+        let dash = || "-".to_string();
+        let (state, term, last, applied, lag) = match &n.status {
+            Some(s) => (
+                s.server_state.clone(),
+                s.term.to_string(),
+                s.last_log_index.to_string(),
+                s.applied_index.to_string(),
+                leader_last.map_or_else(dash, |l| l.saturating_sub(s.applied_index).to_string()),
+            ),
+            None if n.unreachable.is_some() => ("DOWN".into(), dash(), dash(), dash(), dash()),
+            None => (dash(), dash(), dash(), dash(), dash()),
+        };
+        let mark = if Some(n.id) == view.leader_id {
+            "*"
+        } else {
+            " "
+        };
+        println!(
+            "{mark} {:<5} {:<22} {:<8} {:<10} {:>5} {:>9} {:>9} {:>5}  {:<22} {}",
+            n.id, roles, raft, state, term, last, applied, lag, n.grpc, n.http
+        );
+    }
+    if view.spears.is_empty() {
+        println!("spears: none registered");
+        return;
+    }
+    println!("spears:");
+    println!(
+        "  {:<5} {:<22} {:>11} {:>7} {:>7} {:<9} {:>9}",
+        "ID", "SIO", "CONNECTIONS", "USERS", "GROUPS", "STATE", "LEASE_MS"
+    );
+    let now = gru::clock::unix_ms();
+    for s in &view.spears {
+        let left = s.expires_at_ms.saturating_sub(now);
+        let answer = spears.iter().find(|(id, _)| *id == s.id).map(|(_, a)| a);
+        let count =
+            |a: &serde_json::Value, k: &str| a[k].as_u64().map_or("?".into(), |n| n.to_string());
+        let (conns, users, groups, state) = match answer {
+            Some(Ok(a)) => (
+                count(a, "connections"),
+                count(a, "users"),
+                count(a, "groups"),
+                if a["draining"] == true {
+                    "draining"
+                } else {
+                    "serving"
+                }
+                .to_string(),
+            ),
+            Some(Err(e)) => (
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                format!("unreachable: {e}"),
+            ),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "  {:<5} {:<22} {:>11} {:>7} {:>7} {:<9} {:>9}",
+            s.id,
+            s.sio.as_deref().unwrap_or("-"),
+            conns,
+            users,
+            groups,
+            state,
+            left
+        );
+    }
+}
