@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom first, each with the declared order of its sub-modules (bottom first).
 /// A layer without a sub-order is one unit whose modules may use each other. The binary's
-/// modules (`main.rs`, `cli.rs`) form the top layer, `cli`.
+/// modules (`main.rs`, `cli/`) form the top layer, `cli`.
 const LAYERS: &[(&str, &[&str])] = &[
     ("clock", &[]),
     ("config", &[]),
-    ("net", &["grpc", "redis", "rocketmq", "gossip"]),
+    ("net", &["tls", "grpc", "redis", "rocketmq", "gossip"]),
     ("raft", &[]),
     (
         "services",

@@ -21,16 +21,22 @@ async fn leader_stop_with_id_streams() {
             rx,
             |mut rx| async move { rx.recv().await.map(|req| (req, rx)) },
         );
-    let mut client = IdGenClient::connect(format!("http://{}", cluster.grpc_addr(leader)))
-        .await
-        .expect("connect to the leader");
+    // With the harness's certificate: the internal port speaks mutual TLS.
+    let channel = cluster
+        .tool_pool()
+        .get(&cluster.grpc_addr(leader))
+        .expect("the leader's address");
+    let mut client = IdGenClient::new(channel);
     let mut replies = client
         .next_stream(outbound)
         .await
         .expect("the leader opens an id stream")
         .into_inner();
     requests
-        .send(NextIdsRequest { count: 1 })
+        .send(NextIdsRequest {
+            count: 1,
+            bounded: false,
+        })
         .await
         .expect("request");
     let first = replies.message().await.expect("an answer").expect("ids");

@@ -2,13 +2,17 @@
 //! real `redis-server`s, logical clients that reconnect and resume (`fleet.rs`), and a delivery
 //! checker (`gru_testkit::delivery`) that proves every acknowledged message reached every
 //! recipient exactly once, in channel order, and that every resync was justified.
+//! `gossip_auth` belongs with them: a forger on the cluster's network, whose gossip must change
+//! nothing ticket decides.
 
 #[path = "../spear/support.rs"]
 #[allow(dead_code)]
 mod support;
 
+mod cluster_mtls;
 mod epoch_change_after_outage;
 mod fleet;
+mod gossip_auth;
 mod minority_partition;
 mod redis_restart_resume;
 mod rolling_restart;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures_util::Stream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::ServerTlsConfig;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::raft_server::RaftService;
@@ -208,7 +209,8 @@ struct IdGenService {
 #[tonic::async_trait]
 impl IdGen for IdGenService {
     async fn next(&self, req: Request<NextIdsRequest>) -> Result<Response<IdsReply>, Status> {
-        let blocks = self.ids.issue_local(req.into_inner().count).await?;
+        let req = req.into_inner();
+        let blocks = self.ids.issue_local_with(req.count, req.bounded).await?;
         Ok(Response::new(IdsReply {
             blocks: blocks.into_iter().map(Into::into).collect(),
         }))
@@ -268,21 +270,25 @@ fn id_replies(
 }
 
 /// Serves the internal API on `listener` until `shutdown` fires: idgen on every node, Raft and
-/// the control plane on core nodes (`control`), a spear's clients on spear nodes (`sessions`).
+/// the control plane on core nodes (`control`), a spear's clients on spear nodes (`sessions`);
+/// with `tls`, only to peers with a certificate of the cluster CA (mutual TLS).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     (control, spear): (Option<Arc<ControlPlane>>, Option<SpearRpc>),
-    ids: Arc<IdService>,
+    (ids, tls): (Arc<IdService>, Option<ServerTlsConfig>),
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let local: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(addr = ?local, "internal gRPC listening");
+    tracing::info!(addr = ?local, mutual_tls = tls.is_some(), "internal gRPC listening");
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let mut router =
-        tonic::transport::Server::builder().add_service(IdGenServer::new(IdGenService {
-            ids,
-            shutdown: shutdown.clone(),
-        }));
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let mut router = builder.add_service(IdGenServer::new(IdGenService {
+        ids,
+        shutdown: shutdown.clone(),
+    }));
     if let Some(control) = control {
         let raft = RaftTransportServer::new(RaftService {
             raft: control.raft().clone(),

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// A cache of channels by `host:port`.
 #[derive(Clone)]
@@ -13,6 +13,7 @@ pub struct ChannelPool {
     inner: Arc<Mutex<HashMap<String, Channel>>>,
     connect_timeout: Duration,
     local_ip: Option<IpAddr>,
+    tls: Option<ClientTlsConfig>,
 }
 
 /// The address is not a valid `host:port`.
@@ -30,7 +31,14 @@ impl ChannelPool {
             inner: Arc::default(),
             connect_timeout,
             local_ip: None,
+            tls: None,
         }
+    }
+
+    /// Connections speak mutual TLS with `tls` (`net::tls`), when given.
+    pub fn with_tls(mut self, tls: Option<ClientTlsConfig>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Connections leave from `ip` (a node's own internal address), so that a multi-homed host
@@ -48,10 +56,16 @@ impl ChannelPool {
         if let Some(channel) = map.get(addr) {
             return Ok(channel.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| BadAddress {
+        let bad = |e: &dyn std::fmt::Display| BadAddress {
             addr: addr.to_string(),
             reason: e.to_string(),
-        })?;
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint =
+            Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(|e| bad(&e))?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(|e| bad(&e))?;
+        }
         let channel = endpoint
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)

@@ -98,14 +98,20 @@ impl ClusterClient {
         }
     }
 
-    /// A client of the core nodes of `config`, as admin tools and benchmarks use it.
-    pub fn for_cluster(config: &crate::config::ClusterConfig, deadline: Duration) -> Self {
+    /// A client of the core nodes of `config`, as tools (the benchmark) use it: with the
+    /// cluster's tool certificate (`client.pem`) when cluster TLS is on.
+    pub fn for_cluster(
+        config: &crate::config::ClusterConfig,
+        deadline: Duration,
+    ) -> Result<Self, crate::net::tls::TlsError> {
         let timeout = Duration::from_millis(config.raft.rpc_timeout_ms);
         let seeds = config
             .core_nodes()
             .map(crate::config::NodeConfig::advertised_grpc)
             .collect();
-        Self::new(seeds, ChannelPool::new(timeout), timeout, deadline)
+        let tls = crate::net::tls::ClusterTls::for_tool(&config.cluster_tls)?;
+        let pool = ChannelPool::new(timeout).with_tls(tls.map(|t| t.client));
+        Ok(Self::new(seeds, pool, timeout, deadline))
     }
 
     fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
@@ -392,9 +398,23 @@ impl ClusterClient {
     /// `count` ids from the leader (strict mode) or any node (unique mode), as
     /// `(first, count)` blocks.
     pub async fn next_ids(&self, count: u32) -> Result<Vec<(u64, u32)>, ClientError> {
+        self.next_ids_with(count, false).await
+    }
+
+    /// [`Self::next_ids`], refused by a strict leader (`RESOURCE_EXHAUSTED`) rather than run
+    /// its issuer more than half its window ahead of its clock.
+    pub async fn next_ids_bounded(&self, count: u32) -> Result<Vec<(u64, u32)>, ClientError> {
+        self.next_ids_with(count, true).await
+    }
+
+    async fn next_ids_with(
+        &self,
+        count: u32,
+        bounded: bool,
+    ) -> Result<Vec<(u64, u32)>, ClientError> {
         self.on_leader(|ch| async move {
             IdGenClient::new(ch)
-                .next(self.request(NextIdsRequest { count }))
+                .next(self.request(NextIdsRequest { count, bounded }))
                 .await
         })
         .await

@@ -36,7 +36,10 @@ impl IdStream {
     /// `count` ids as `(first, count)` blocks, or why the stream cannot give them.
     pub async fn next(&mut self, count: u32) -> Result<Vec<(u64, u32)>, ClientError> {
         self.requests
-            .send(NextIdsRequest { count })
+            .send(NextIdsRequest {
+                count,
+                bounded: false,
+            })
             .await
             .map_err(|_| ClientError::BadReply("the id stream is closed".into()))?;
         match self.replies.message().await {

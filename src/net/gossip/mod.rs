@@ -1,16 +1,26 @@
 //! Gossip between members (chitchat: Scuttlebutt reconciliation, phi-accrual failure
 //! detection). Every node gossips its roles; spears add their socket.io address, their
-//! connection count and whether they are draining. Ticket reads liveness and load from here; the Raft registry stays the
-//! authority on which spears exist.
+//! connection count and whether they are draining. Ticket reads liveness and load from here;
+//! the Raft registry stays the authority on which spears exist.
+//!
+//! Every datagram is sealed with the cluster's gossip key (`seal.rs`: an HMAC and the time it
+//! was sent) by chitchat's transport wrapped in `transport.rs`; one without a valid seal is
+//! dropped before chitchat sees it, so only members holding a key of `auth.gossip_keys` can
+//! change what gossip says.
+
+mod seal;
+mod transport;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chitchat::transport::UdpTransport;
 use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
 
 use crate::config::{GossipSection, NodeConfig, NodeId};
+
+pub use seal::{GossipKeys, Refusal, MAX_SKEW_MS};
+pub use transport::{GossipDrops, SealedTransport};
 
 const KEY_ROLES: &str = "roles";
 const KEY_LOAD: &str = "load";
@@ -38,6 +48,9 @@ pub struct SpearHealth {
 /// This node's gossip membership.
 pub struct Gossip {
     handle: ChitchatHandle,
+    /// The keys its datagrams are sealed and opened with (`auth.gossip_keys`).
+    keys: GossipKeys,
+    drops: GossipDrops,
 }
 
 fn node_id(id: &ChitchatId) -> Option<NodeId> {
@@ -45,12 +58,14 @@ fn node_id(id: &ChitchatId) -> Option<NodeId> {
 }
 
 impl Gossip {
-    /// Joins the gossip of `cluster` on `node.listen.gossip`, seeded with `seeds`.
+    /// Joins the gossip of `cluster` on `node.listen.gossip`, seeded with `seeds`, sealing its
+    /// datagrams with the first of `keys` and accepting those sealed with any of them.
     pub async fn start(
         cluster: &str,
         node: &NodeConfig,
         seeds: Vec<String>,
         section: &GossipSection,
+        keys: &[String],
     ) -> Result<Self, GossipError> {
         let interval = Duration::from_millis(section.interval_ms);
         let listen = node.listen.gossip;
@@ -83,14 +98,32 @@ impl Gossip {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let handle = spawn_chitchat(config, vec![(KEY_ROLES.into(), roles)], &UdpTransport)
+        let keys = GossipKeys::new(keys);
+        let drops = GossipDrops::default();
+        let transport = SealedTransport::new(keys.clone(), drops.clone());
+        let handle = spawn_chitchat(config, vec![(KEY_ROLES.into(), roles)], &transport)
             .await
             .map_err(|e| GossipError {
                 addr: listen,
                 reason: e.to_string(),
             })?;
-        tracing::info!(addr = %listen, "gossip started");
-        Ok(Self { handle })
+        tracing::info!(addr = %listen, keys = keys.len(), "gossip started");
+        Ok(Self {
+            handle,
+            keys,
+            drops,
+        })
+    }
+
+    /// Puts reloaded `auth.gossip_keys` in force: the next datagram is sealed with the first,
+    /// and datagrams sealed with any of them are accepted from then on.
+    pub fn set_keys(&self, keys: &[String]) {
+        self.keys.replace(keys);
+    }
+
+    /// The datagrams dropped so far, per reason.
+    pub fn drops(&self) -> &GossipDrops {
+        &self.drops
     }
 
     /// Publishes this spear's connection count.
