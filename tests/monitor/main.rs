@@ -1,7 +1,9 @@
 //! The monitor's pages in a real browser: headless Debian Chromium, driven by `playwright-core`
 //! from the scripts in `tests/e2e/browser/`, against real clusters. `dashboard_browser`
-//! (`dashboard.rs`): the numbers the dashboard shows are the `/api/v1` answers, and a killed
-//! spear shows down within 5 s. `playground_browser` (`playground.rs`): two users on two spears
+//! (`dashboard.rs`): behind its login, the numbers the dashboard shows are the `/api/v1`
+//! answers, every node is listed, the charts have a time axis and a gap where a spear was down,
+//! the user lookup finds a user and disconnects it, and the panels dim when the stream is lost.
+//! `playground_browser` (`playground.rs`): two users on two spears
 //! exchange a unicast and a group message through the playground. Both save screenshots under
 //! `<target>/screenshots/`.
 

@@ -42,7 +42,8 @@ async fn playground_browser() {
     let mut script = Script::start(
         "playground.js",
         &[
-            ("GRU_HTTP", cluster.http_addr(1).to_string()),
+            ("GRU_HTTP", cluster.admin_addr(1).to_string()),
+            ("GRU_ADMIN_KEY", gru_testkit::ADMIN_KEY.to_string()),
             ("GROUP", GROUP.to_string()),
         ],
     );

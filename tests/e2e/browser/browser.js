@@ -59,11 +59,22 @@ async function until(what, ms, probe) {
   }
 }
 
-/** GETs JSON from `base` + `path`. */
+/** The admin key the test gave ($GRU_ADMIN_KEY): the admin surface's pages and JSON need it. */
+const adminKey = process.env.GRU_ADMIN_KEY || '';
+
+/** GETs JSON from `base` + `path` on an admin surface, with the admin key. */
 async function get(base, p) {
-  const resp = await fetch(`${base}${p}`);
+  const resp = await fetch(`${base}${p}`, { headers: { authorization: `Bearer ${adminKey}` } });
   if (!resp.ok) throw new Error(`GET ${p}: ${resp.status}`);
   return resp.json();
+}
+
+/** Signs `page` in on the admin surface at `base` through its login page, as an operator
+ * would; the session cookie then serves every page of that surface. */
+async function login(page, base) {
+  await page.goto(`${base}/login`);
+  await page.fill('[data-testid="login-key"]', adminKey);
+  await Promise.all([page.waitForURL((url) => !url.pathname.startsWith('/login')), page.click('[data-testid="login-submit"]')]);
 }
 
 /** Saves a full-page screenshot as `name` under $SCREENSHOTS (the tests set it; by hand: the
@@ -86,4 +97,4 @@ function run(main) {
     });
 }
 
-module.exports = { launch, say, hear, until, get, screenshot, run };
+module.exports = { launch, say, hear, until, get, login, screenshot, run };

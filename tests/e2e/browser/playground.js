@@ -6,7 +6,7 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const { launch, say, until, screenshot, run } = require('./browser');
+const { launch, say, until, login, screenshot, run } = require('./browser');
 
 const base = `http://${process.env.GRU_HTTP}`;
 const group = Number(process.env.GROUP);
@@ -14,7 +14,7 @@ const group = Number(process.env.GROUP);
 async function devToken(uid, name) {
   const resp = await fetch(`${base}/api/v1/dev/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${process.env.GRU_ADMIN_KEY}` },
     body: JSON.stringify({ user_id: uid, user_name: name, app_type: 'web' }),
   });
   assert.equal(resp.status, 200, 'the dev token route answers');
@@ -76,6 +76,7 @@ run(async () => {
     const b = await browser.newPage({ viewport: { width: 760, height: 900 } });
     for (const [name, page] of [['a', a], ['b', b]]) {
       page.on('pageerror', (e) => say('page_error', { page: name, error: String(e) }));
+      await login(page, base);
       await page.goto(`${base}/playground`);
     }
     const userA = 1001;

@@ -1,8 +1,9 @@
 //! Gathers the dashboard's [`Snapshot`] once per interval, on the stat node, for every viewer at
-//! once: the cluster view (Raft group, spear registry), stat's presence (users and groups per
-//! spear, the biggest groups), and each spear's and core's own counters over HTTP with a short
-//! timeout — a spear that does not answer is shown down. Nothing is gathered while nobody
-//! watches: the loop runs while an SSE viewer is subscribed or a snapshot was asked for lately.
+//! once: the cluster view (Raft group, every node, spear registry), stat's presence (users and
+//! groups per spear, the biggest groups), each spear's counters and every node's id report
+//! over its admin surface with a short timeout — a node that does not answer is shown down.
+//! Nothing is gathered while nobody watches: the loop runs while an SSE viewer is subscribed or
+//! a snapshot was asked for lately.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use tokio::sync::{watch, Notify};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use super::nodes::KnownNodes;
 use super::snapshot::{
     GroupPart, IdgenAnswer, IdgenPart, MemberPart, RaftPart, Snapshot, SpearAnswer, SpearPart,
     StatPart, TOP_GROUPS,
@@ -20,6 +22,7 @@ use super::snapshot::{
 use crate::config::{IdgenMode, NodeId};
 use crate::net::grpc::ClusterClient;
 use crate::raft::{ClusterView, ControlError, ControlPlane, RaftRole};
+use crate::services::auth::AuthStore;
 use crate::services::stat::{Presence, SpearStat};
 
 /// How often a snapshot is gathered while someone watches.
@@ -30,8 +33,9 @@ const ASK_TIMEOUT: Duration = Duration::from_millis(800);
 const VIEW_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long after the last `GET …/snapshot` the aggregator keeps gathering without viewers.
 const WANTED_FOR: Duration = Duration::from_secs(30);
-/// A spear that left the registry stays on the dashboard, down, for this long.
-const REMEMBER_SPEARS: Duration = Duration::from_secs(300);
+/// A spear that left the registry (a node that left the cluster view) stays on the dashboard,
+/// down, for this long.
+const REMEMBER: Duration = Duration::from_secs(300);
 
 /// Where the aggregator reads from.
 pub struct Sources {
@@ -45,6 +49,9 @@ pub struct Sources {
     pub presence: Presence,
     /// The cluster's idgen mode (`[idgen]`).
     pub idgen_mode: IdgenMode,
+    /// The keys in force: reads of other nodes' admin surfaces (spears' counters, the issuers'
+    /// reports) present its `peer_admin_key`.
+    pub auth: AuthStore,
 }
 
 /// A snapshot and when it was gathered.
@@ -71,10 +78,12 @@ struct Memory {
     spear_totals: HashMap<NodeId, (Instant, u64, u64)>,
     ids: Option<(Instant, BTreeMap<NodeId, u64>)>,
     known: BTreeMap<NodeId, KnownSpear>,
+    nodes: KnownNodes,
 }
 
 struct KnownSpear {
     http: String,
+    admin: Option<String>,
     sio: Option<String>,
     seen: Instant,
 }
@@ -173,6 +182,7 @@ impl Aggregator {
                     spear.id,
                     KnownSpear {
                         http: spear.http.clone(),
+                        admin: spear.admin.clone(),
                         sio: spear.sio.clone(),
                         seen: started,
                     },
@@ -181,17 +191,22 @@ impl Aggregator {
         }
         memory
             .known
-            .retain(|_, k| started.saturating_duration_since(k.seen) < REMEMBER_SPEARS);
+            .retain(|_, k| started.saturating_duration_since(k.seen) < REMEMBER);
+        memory.nodes.update(view.as_ref(), started, REMEMBER);
 
         let spear_asks = memory
             .known
             .iter()
-            .map(|(id, k)| self.ask_spear(*id, k.http.clone()));
-        let idgen_asks = idgen_targets(view.as_ref(), self.sources.idgen_mode)
-            .into_iter()
-            .map(|http| self.ask_idgen(http));
-        let (stat, answers, idgen) =
-            tokio::join!(self.stat(), join_all(spear_asks), join_all(idgen_asks));
+            .map(|(id, k)| self.ask_spear(*id, k.admin.clone()));
+        // Every node with an admin surface is asked for its id report: the answer says it is
+        // up, and the issuers' answers make the idgen panel.
+        let node_asks = memory
+            .nodes
+            .iter()
+            .filter_map(|(id, n)| Some((id, n.admin.clone()?)))
+            .map(|(id, admin)| self.ask_idgen(id, admin));
+        let (stat, answers, reports) =
+            tokio::join!(self.stat(), join_all(spear_asks), join_all(node_asks));
         let (stat, groups) = match stat {
             Ok(pair) => pair,
             Err(e) => {
@@ -200,17 +215,25 @@ impl Aggregator {
             }
         };
         let spears = spears(view.as_ref(), memory, answers, &stat, at_ms, started);
-        let idgen = idgen_part(
-            self.sources.idgen_mode,
-            idgen.into_iter().flatten().collect(),
-            memory,
-            started,
-        );
+        let mode = self.sources.idgen_mode;
+        let mut up = BTreeMap::new();
+        let mut counted = Vec::new();
+        for (id, report) in reports {
+            up.insert(id, report.as_ref().map(|_| ()).map_err(Clone::clone));
+            // Strict mode: the cores issue (one of them, the leader); unique: every node.
+            let counts = mode == IdgenMode::Unique || memory.nodes.is_raft_member(id);
+            if let (Ok(report), true) = (report, counts) {
+                counted.push(report);
+            }
+        }
+        let nodes = memory.nodes.parts(view.as_ref(), &up);
+        let idgen = idgen_part(mode, counted, memory, started);
         Snapshot {
             at_ms,
             gathered_by: self.sources.node_id,
             interval_ms: u64::try_from(INTERVAL.as_millis()).unwrap_or(u64::MAX),
             raft: view.as_ref().map(raft_part).unwrap_or_default(),
+            nodes,
             spears,
             idgen,
             groups,
@@ -256,30 +279,38 @@ impl Aggregator {
         Ok((spears, groups))
     }
 
-    /// `GET /api/v1/spear` on a spear.
-    async fn ask_spear(&self, id: NodeId, http: String) -> (NodeId, Result<SpearAnswer, String>) {
-        if http.is_empty() {
-            return (id, Err("no HTTP address".into()));
-        }
+    /// `GET /api/v1/spear` on a spear's admin surface.
+    async fn ask_spear(
+        &self,
+        id: NodeId,
+        admin: Option<String>,
+    ) -> (NodeId, Result<SpearAnswer, String>) {
         let answer = self
-            .get_json(&http, "/api/v1/spear")
+            .get_json(admin.as_deref(), "/api/v1/spear")
             .await
             .and_then(|v| serde_json::from_value(v).map_err(|e| format!("bad answer: {e}")));
         (id, answer)
     }
 
-    async fn ask_idgen(&self, http: String) -> Option<IdgenAnswer> {
-        let answer = self.get_json(&http, "/api/v1/idgen").await.ok()?;
-        serde_json::from_value(answer).ok()
+    /// `GET /api/v1/idgen` on node `id`'s admin surface.
+    async fn ask_idgen(&self, id: NodeId, admin: String) -> (NodeId, Result<IdgenAnswer, String>) {
+        let answer = self
+            .get_json(Some(&admin), "/api/v1/idgen")
+            .await
+            .and_then(|v| serde_json::from_value(v).map_err(|e| format!("bad answer: {e}")));
+        (id, answer)
     }
 
-    async fn get_json(&self, http: &str, path: &str) -> Result<serde_json::Value, String> {
-        let resp = self
-            .http
-            .get(format!("http://{http}{path}"))
-            .send()
-            .await
-            .map_err(|e| unreachable_reason(&e))?;
+    /// `GET path` on the admin surface at `admin`, with the admin key.
+    async fn get_json(&self, admin: Option<&str>, path: &str) -> Result<serde_json::Value, String> {
+        let Some(admin) = admin else {
+            return Err("no admin surface (listen.admin)".into());
+        };
+        let mut request = self.http.get(format!("http://{admin}{path}"));
+        if let Some(key) = &self.sources.auth.current().peer_admin_key {
+            request = request.bearer_auth(key);
+        }
+        let resp = request.send().await.map_err(|e| unreachable_reason(&e))?;
         if !resp.status().is_success() {
             return Err(format!("{path} answered {}", resp.status()));
         }
@@ -302,20 +333,6 @@ fn unreachable_reason(e: &reqwest::Error) -> String {
     } else {
         "unreachable".into()
     }
-}
-
-/// The HTTP addresses whose `/api/v1/idgen` counts: the cores in strict mode (one of them, the
-/// leader, issues), every node in unique mode.
-fn idgen_targets(view: Option<&ClusterView>, mode: IdgenMode) -> Vec<String> {
-    let Some(view) = view else {
-        return Vec::new();
-    };
-    view.nodes
-        .iter()
-        .filter(|n| !n.http.is_empty())
-        .filter(|n| mode == IdgenMode::Unique || n.raft != RaftRole::None)
-        .map(|n| n.http.clone())
-        .collect()
 }
 
 fn raft_part(view: &ClusterView) -> RaftPart {

@@ -1,7 +1,9 @@
-//! The monitor on stat nodes' HTTP port, inside the binary: Gru's minions done again. Two pages
-//! and what they read:
+//! The monitor on stat nodes' admin surface (behind its login), inside the binary: Gru's
+//! minions done again. Two pages and what they read:
 //!
-//! - `/` and `/dashboard`: the Raft group, spears, idgen, groups; live over SSE.
+//! - `/` and `/dashboard`: the Raft group, every node, spears, idgen, groups, live over SSE,
+//!   on charts with a time axis; a user lookup over the admin user routes (`server_api/users.rs`)
+//!   with its disconnect.
 //! - `/playground`: Gru's front mock — a browser client that fetches a ticket, connects with
 //!   the official socket.io client (served from here), subscribes, sends, asks who is online.
 //! - `/assets/{file}`: their JS, CSS and the vendored socket.io client, embedded at build time.
@@ -13,6 +15,7 @@
 
 mod aggregator;
 mod dev;
+mod nodes;
 mod snapshot;
 mod stream;
 
@@ -110,7 +113,7 @@ const ASSETS: &[Asset] = &[
 /// The pages load only what this node serves; socket.io may reach any spear.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
                    img-src 'self' data:; connect-src 'self' ws: wss: http: https:; \
-                   frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+                   frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// Each asset's ETag: a hash of its bytes, so a new binary's files are fetched again.
 fn etag(index: usize) -> &'static str {

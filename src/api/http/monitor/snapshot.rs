@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{IdgenMode, NodeId};
+use crate::config::{IdgenMode, NodeId, Role};
 use crate::raft::RaftRole;
 
 /// The cluster as the stat node gathered it at `at_ms`.
@@ -20,6 +20,8 @@ pub struct Snapshot {
     pub interval_ms: u64,
     /// The Raft group.
     pub raft: RaftPart,
+    /// Every node of the cluster, whatever its roles, and whether it is up.
+    pub nodes: Vec<NodePart>,
     /// Spears: registered, seen in presence, or seen recently and now down.
     pub spears: Vec<SpearPart>,
     /// The id generator.
@@ -68,6 +70,28 @@ pub struct MemberPart {
     /// The leader's last log index minus its applied index.
     pub lag: Option<u64>,
     /// Why it did not answer.
+    pub error: Option<String>,
+}
+
+/// One node of the cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodePart {
+    /// The node.
+    pub id: NodeId,
+    /// Its roles, as it announced them.
+    pub roles: Vec<Role>,
+    /// Its part in Raft.
+    pub raft: RaftRole,
+    /// Its HTTP (public) address.
+    pub http: String,
+    /// Its admin surface, when it serves one.
+    pub admin: Option<String>,
+    /// In the cluster view this time (a node that left it stays listed for a while).
+    pub in_view: bool,
+    /// It answered on its admin surface just now (a Raft member without one: the view has its
+    /// Raft state); `null` when there was nothing to ask.
+    pub up: Option<bool>,
+    /// Why it is down, or why its state is unknown.
     pub error: Option<String>,
 }
 
