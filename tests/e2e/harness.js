@@ -13,6 +13,18 @@ const assert = require('node:assert/strict');
 
 const GRU_BIN = process.env.GRU_BIN || path.join(__dirname, '..', '..', 'target', 'debug', 'gru');
 
+// The admin keys: `gru dev`'s public one, and the one the harness's clusters are given.
+const DEV_ADMIN_KEY = 'INSECURE-dev-admin-key-000000000000001';
+const ADMIN_KEY = 'e2e-admin-key-0123456789abcdef0123456789ab';
+
+// GETs `p` from the admin surface at `base` with `key`: its JSON, or an error naming the status.
+async function admin(base, key, p) {
+  const r = await fetch(`${base}${p}`, { headers: { authorization: `Bearer ${key}` } });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`GET ${p}: ${r.status} ${text}`);
+  return JSON.parse(text);
+}
+
 // Test ports come from below the kernel's ephemeral range (32768–60999 by default): a port
 // from that range, found free and closed again, can become the source port of any outgoing
 // connection (a node's own connection to Redis or to another node) before the node binds it.
@@ -95,8 +107,7 @@ async function startDev() {
       if (child.exitCode !== null) {
         throw Object.assign(new Error(`gru dev exited while starting; see ${dir}/dev.log`), { fatal: true });
       }
-      const r = await fetch(`${base}/api/v1/cluster`);
-      const v = await r.json();
+      const v = await admin(base, DEV_ADMIN_KEY, '/api/v1/cluster');
       return v.spears && v.spears.length === 1;
     });
   } catch (e) {
@@ -106,6 +117,8 @@ async function startDev() {
   return {
     base,
     dir,
+    // gru dev serves its admin surface on the same address, behind its public dev key.
+    admin: (p) => admin(base, DEV_ADMIN_KEY, p),
     token1: (user, name, extra = []) => execFileSync(GRU_BIN, ['token', '--dev', '--user', String(user), '--name', name, ...extra]).toString().trim(),
     stop: async () => {
       const code = await new Promise((resolve) => {
@@ -188,6 +201,8 @@ async function startCluster({ spears = 1 } = {}) {
   const name = `e2e-${path.basename(dir).replace(/[^A-Za-z0-9]/g, '')}`;
   let toml = `[cluster]\nname = "${name}"\n\n`;
   toml += '[auth]\nbusiness_secret = "e2e-business-secret-0123456789"\nspear_secret = "e2e-spear-secret-0123456789abc"\n';
+  toml += 'gossip_keys = ["e2e-gossip-key-0123456789abcdef0123456789ab"]\n';
+  toml += `[[auth.admin_keys]]\nname = "e2e"\nsecret = "${ADMIN_KEY}"\n`;
   let redis = null;
   if (spears > 1) {
     redis = await startRedis(path.join(dir, 'redis'));
@@ -202,11 +217,15 @@ async function startCluster({ spears = 1 } = {}) {
     n.http = await freePort();
     const ports = { grpc: await freePort(), gossip: await freePort(), sio: await freePort() };
     toml += `\n[[nodes]]\nid = ${n.id}\nroles = [${n.roles.map((r) => `"${r}"`).join(', ')}]\ndata_dir = "data${n.id}"\n`;
+    // The admin surface and the server API share the public address (loopback: allowed).
     toml += `[nodes.listen]\ngrpc = "127.0.0.1:${ports.grpc}"\nhttp = "127.0.0.1:${n.http}"\ngossip = "127.0.0.1:${ports.gossip}"\n`;
-    if (n.roles.includes('spear')) toml += `sio = "127.0.0.1:${ports.sio}"\n`;
+    toml += `admin = "127.0.0.1:${n.http}"\n`;
+    if (n.roles.includes('spear')) toml += `sio = "127.0.0.1:${ports.sio}"\nserver_api = "127.0.0.1:${n.http}"\n`;
   }
   const config = path.join(dir, 'cluster.toml');
   fs.writeFileSync(config, toml);
+  // Mutual TLS on the internal port, as the README's cluster: the one `gru certs` line.
+  execFileSync(GRU_BIN, ['certs', '--config', config], { stdio: 'ignore' });
   const children = nodes.map((n) => {
     const log = fs.openSync(path.join(dir, `node${n.id}.log`), 'w');
     return track(spawn(GRU_BIN, ['run', '--config', config, '--node', String(n.id)], { stdio: ['ignore', log, log] }));
@@ -219,7 +238,7 @@ async function startCluster({ spears = 1 } = {}) {
         const log = fs.readFileSync(path.join(dir, `node${dead.id}.log`), 'utf8').trim().split('\n').slice(-5).join('\n');
         throw Object.assign(new Error(`node ${dead.id} exited while starting (${dir}):\n${log}`), { fatal: true });
       }
-      const v = await (await fetch(`${base}/api/v1/cluster`)).json();
+      const v = await admin(base, ADMIN_KEY, '/api/v1/cluster');
       return v.leader_id && v.spears && v.spears.length === spears;
     });
   } catch (e) {
@@ -238,6 +257,8 @@ async function startCluster({ spears = 1 } = {}) {
     base,
     dir,
     redis,
+    // Node 1's admin surface (its HTTP address: test nodes share it, on loopback).
+    admin: (p) => admin(base, ADMIN_KEY, p),
     // Kills node `id` (-9), as a crash would.
     kill: (id) => {
       const child = children[nodes.findIndex((n) => n.id === id)];

@@ -68,10 +68,7 @@ describe(`two spears over the ${RELAY} relay`, () => {
     }
 
     async function groupStat() {
-      const r = await fetch(`${c.base}/getGroupStat?groupId=${GROUP}`);
-      const text = await r.text();
-      assert.equal(r.status, 200, `GET /getGroupStat: ${r.status} ${text}`);
-      return JSON.parse(text);
+      return c.admin(`/getGroupStat?groupId=${GROUP}`);
     }
 
     // Polls `online` (asked on `s`) and `/getGroupStat` until both list exactly `want`.
