@@ -20,6 +20,8 @@ fn issuer() -> TicketIssuer {
         previous_business_secret: Some("fuzz-business-secret-0000".into()),
         previous_spear_secret: None,
         api_keys: Vec::new(),
+        admin_keys: Vec::new(),
+        gossip_keys: Vec::new(),
     }))
 }
 
