@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gru_testkit::sio::SioClient;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, ADMIN_KEY};
+use gru_testkit::{ClusterOptions, TestCluster, ADMIN_KEY};
 
 use crate::support::spear_token;
 use serde_json::json;
@@ -57,13 +57,7 @@ async fn ids_rate() {
         extra_toml: format!("[idgen]\nmode = \"strict\"\nwindow_ms = {WINDOW_MS}\n"),
         ..ClusterOptions::default()
     };
-    let (cluster, _, _) = TestCluster::launch(
-        crate::gru(),
-        &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
-        options,
-    )
-    .await;
-    cluster.wait_spears(1, 1).await;
+    let cluster = TestCluster::single_spear(crate::gru(), options).await;
     let rate = gru::config::ClusterConfig::load(cluster.config_path())
         .expect("config")
         .idgen
