@@ -51,6 +51,25 @@ pub enum ControlError {
     Fatal(String),
 }
 
+/// Most keys the replicated metadata store holds (each at most 256 bytes of key and 64 KiB of
+/// value): what an admin key can make every core node keep in memory is bounded.
+const MAX_META_KEYS: usize = 10_000;
+
+/// Whether `meta` has room for `key`: an existing key can always be overwritten, a new one
+/// only below `max` keys.
+fn meta_room(
+    meta: &std::collections::BTreeMap<String, String>,
+    key: &str,
+    max: usize,
+) -> Result<(), ControlError> {
+    if meta.len() < max || meta.contains_key(key) {
+        return Ok(());
+    }
+    Err(ControlError::Invalid(format!(
+        "the metadata store holds {max} keys, its most: overwrite an existing key instead"
+    )))
+}
+
 /// Leader-side operations on the cluster state, shared by the gRPC and HTTP edges.
 pub struct ControlPlane {
     node_id: NodeId,
@@ -350,6 +369,8 @@ impl ControlPlane {
                 "meta value must be at most 64 KiB".into(),
             ));
         }
+        // Checked before the write; concurrent new keys may pass it by as many as are in flight.
+        meta_room(&self.state.read().meta, &key, MAX_META_KEYS)?;
         self.write(Command::PutMeta { key, value })
             .await
             .map(|_| ())
@@ -493,5 +514,22 @@ impl ControlPlane {
             id_ceiling: state.id_ceiling,
             workers: state.workers.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod meta_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_metadata_store_takes_overwrites_and_no_new_key() {
+        let mut meta = std::collections::BTreeMap::new();
+        for i in 0..3 {
+            assert!(meta_room(&meta, &format!("k{i}"), 3).is_ok());
+            meta.insert(format!("k{i}"), String::new());
+        }
+        assert!(meta_room(&meta, "k1", 3).is_ok(), "an overwrite");
+        let full = meta_room(&meta, "k9", 3).expect_err("a new key past the bound");
+        assert!(full.to_string().contains("3 keys"), "{full}");
     }
 }

@@ -355,6 +355,18 @@ mod tests {
         assert_eq!(local_path(None), "/");
     }
 
+    #[test]
+    fn a_node_keeps_at_most_max_sessions_and_drops_the_oldest() {
+        let sessions = Sessions::default();
+        let first = sessions.open("ops");
+        for _ in 0..MAX_SESSIONS {
+            sessions.open("ops");
+        }
+        let held = sessions.0.lock().unwrap_or_else(|e| e.into_inner()).len();
+        assert_eq!(held, MAX_SESSIONS);
+        assert_eq!(sessions.key_of(&first), None, "the oldest went first");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn sessions_end_with_their_time_and_on_logout() {
         let sessions = Sessions::default();
