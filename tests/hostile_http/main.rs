@@ -9,6 +9,7 @@ mod support;
 #[allow(dead_code)]
 mod node;
 
+mod admin_key_rotation;
 mod bodies;
 mod errors;
 mod idempotency_bound;
