@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("clock", &[]),
     ("config", &[]),
-    ("net", &["tls", "grpc", "redis", "rocketmq", "gossip"]),
+    ("net", &["tls", "grpc", "redis", "gossip"]),
     ("raft", &[]),
     (
         "services",
         &[
-            "metrics", "auth", "idgen", "spear", "relay", "history", "publish", "stat", "ticket",
+            "metrics", "channel", "auth", "idgen", "spear", "relay", "history", "publish", "stat",
+            "ticket",
         ],
     ),
     ("api", &["serve", "http", "grpc", "socketio"]),

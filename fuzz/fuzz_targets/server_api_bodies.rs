@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use gru::api::http::{batch_drafts, publish_drafts, ServerApiLimits};
 use gru::config::ServerApiSection;
+use gru::services::publish::ContentLimit;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,12 +17,12 @@ fuzz_target!(|data: &[u8]| {
         max_batch: 50,
         ..ServerApiSection::default()
     };
-    let limits = ServerApiLimits::new(&section, 1024);
+    let limits = ServerApiLimits::new(&section, ContentLimit::new(1024));
     if let Ok(drafts) = publish_drafts(data, &limits, "fuzz") {
         assert!(!drafts.is_empty() && drafts.len() <= 50, "{} drafts", drafts.len());
         for d in &drafts {
-            assert!(d.content.len() <= 1024);
-            assert!(Arc::ptr_eq(&d.content, &drafts[0].content), "a content copied");
+            assert!(d.content().len() <= 1024);
+            assert!(Arc::ptr_eq(d.content(), drafts[0].content()), "a content copied");
         }
     }
     if let Ok(groups) = batch_drafts(data, &limits, "fuzz") {
@@ -29,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(total <= 50, "{total} drafts in a batch");
         for group in &groups {
             for d in group {
-                assert!(Arc::ptr_eq(&d.content, &group[0].content), "a content copied");
+                assert!(Arc::ptr_eq(d.content(), group[0].content()), "a content copied");
             }
         }
     }

@@ -5,6 +5,4 @@
 pub mod gossip;
 pub mod grpc;
 pub mod redis;
-#[cfg(feature = "rocketmq")]
-pub mod rocketmq;
 pub mod tls;

@@ -15,11 +15,19 @@ use crate::config::{NodeConfig, Role};
 
 /// The bound listeners of one node.
 pub(super) struct Listeners {
-    /// The public surface.
-    pub(super) http: TcpListener,
+    /// Internal gRPC.
     pub(super) grpc: TcpListener,
     /// socket.io, on spear nodes.
     pub(super) sio: Option<TcpListener>,
+    /// The HTTP surfaces'.
+    pub(super) doors: Doors,
+}
+
+/// The node's HTTP listeners: the public one, and the admin surface's and the server API's
+/// when they have addresses of their own.
+pub(super) struct Doors {
+    /// The public surface.
+    pub(super) http: TcpListener,
     /// The admin surface, when it has an address of its own.
     pub(super) admin: Option<TcpListener>,
     /// The server API (spear nodes), when it has an address of its own.
@@ -46,11 +54,13 @@ impl Listeners {
             .map(|addr| bind("server API", addr))
             .transpose()?;
         Ok(Self {
-            http,
             grpc,
             sio,
-            admin,
-            server_api,
+            doors: Doors {
+                http,
+                admin,
+                server_api,
+            },
         })
     }
 }

@@ -23,17 +23,18 @@ use tokio_util::sync::CancellationToken;
 use crate::api::grpc;
 use crate::api::http;
 use crate::api::http::surfaces::Surface;
+use crate::api::http::MonitorSources;
 use crate::api::serve::{self, PublicTls, ServeLimits, ServeOptions, TrustedProxies};
 use crate::config::{ClusterConfig, ConfigError, IdgenMode, NodeConfig, NodeId, RelayKind, Role};
 use crate::net::gossip::{Gossip, GossipError};
 use crate::net::grpc::{ChannelPool, ClusterClient};
 use crate::net::redis::{RedisError, RedisLink};
-use crate::raft::{self, GruRaft, Member, StoreFlusher};
+use crate::raft::{self, ControlPlane, GruRaft, Member, StoreFlusher};
 use crate::services::auth::AuthStore;
-use crate::services::idgen::{IdClient, IdService};
+use crate::services::idgen::{IdClient, IdService, StrictIssuer};
 use crate::services::metrics::Metrics;
 use crate::services::stat::{Keys, Presence};
-use listeners::Listeners;
+use listeners::{Doors, Listeners};
 use runner::{Runner, Stage};
 
 /// How long one shutdown stage may take before what is left of it is aborted (the client
@@ -87,10 +88,9 @@ pub enum NodeError {
     /// The cluster certificates could not be read.
     #[error(transparent)]
     Tls(#[from] crate::net::tls::TlsError),
-    /// The RocketMQ client could not be set up.
-    #[cfg(feature = "rocketmq")]
+    /// The relay could not be built.
     #[error(transparent)]
-    RocketMq(#[from] crate::net::rocketmq::MqError),
+    Relay(#[from] crate::services::relay::RelayBuildError),
 }
 
 /// What a node has started that must be stopped: its workers, gossip, Raft.
@@ -208,6 +208,28 @@ struct Base<'a> {
     edge: Edge,
 }
 
+impl<'a> Base<'a> {
+    fn new(
+        config: &'a ClusterConfig,
+        node: &'a NodeConfig,
+        client: Arc<ClusterClient>,
+        gossip: Arc<Gossip>,
+        edge: Edge,
+    ) -> Self {
+        Self {
+            config,
+            node,
+            me: Member::from_config(node),
+            client,
+            gossip,
+            gossip_every: Duration::from_millis(config.gossip.interval_ms),
+            auth: AuthStore::new(&config.auth),
+            metrics: Metrics::new(config.metrics.enabled),
+            edge,
+        }
+    }
+}
+
 /// How the node's client-facing listeners are served besides their limits: TLS
 /// (`http.tls_cert`, `{id}` in the paths being the node's id) and `http.trusted_proxies`.
 #[derive(Clone)]
@@ -250,7 +272,11 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         source,
     })?;
     let listeners = Listeners::bind(&node)?;
-    let http_addr = listeners.http.local_addr().unwrap_or(node.listen.http);
+    let http_addr = listeners
+        .doors
+        .http
+        .local_addr()
+        .unwrap_or(node.listen.http);
     let grpc_addr = listeners.grpc.local_addr().ok();
     let client_deadline =
         Duration::from_millis(config.spear.drain_ms.max(config.http.drain_ms)) + STAGE_DEADLINE;
@@ -260,7 +286,7 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         raft: None,
     };
     let public_tls = edge.tls.clone();
-    match compose(&config, &node, (listeners, edge), &mut parts).await {
+    match compose(&config, &node, listeners, edge, &mut parts).await {
         Ok(auth) => {
             tracing::info!(node = id, roles = ?node.roles, http = %http_addr, "node started");
             Ok(NodeHandle {
@@ -280,95 +306,158 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
     }
 }
 
-/// Starts every role of `node` into `parts`.
+/// Starts every role of `node` into `parts`, step by step.
 async fn compose(
     config: &ClusterConfig,
     node: &NodeConfig,
-    (listeners, edge): (Listeners, Edge),
+    listeners: Listeners,
+    edge: Edge,
     parts: &mut Parts,
 ) -> Result<AuthStore, NodeError> {
-    let id = node.id;
-    let rpc_timeout = Duration::from_millis(config.raft.rpc_timeout_ms);
-    let tls = crate::net::tls::ClusterTls::for_node(&config.cluster_tls, id)?;
-    let pool = ChannelPool::new(rpc_timeout)
-        .with_local_ip(node.listen.grpc.ip())
-        .with_tls(tls.as_ref().map(|t| t.client.clone()));
-    let seeds = config
-        .core_nodes()
-        .map(NodeConfig::advertised_grpc)
-        .collect();
-    let client = Arc::new(ClusterClient::new(
-        seeds,
-        pool.clone(),
-        rpc_timeout,
-        CLIENT_DEADLINE,
-    ));
+    let cluster = ClusterLinks::open(config, node)?;
+    let redis = open_redis(config, node, &mut parts.runner)?;
+    let gossip = start_gossip(config, node).await?;
+    parts.gossip = Some(gossip.clone());
+    let base = Base::new(config, node, cluster.client.clone(), gossip, edge);
+    let (control, strict) = start_control(&base, cluster.pool, parts).await?;
     let runner = &mut parts.runner;
+    let ids = start_ids(&base, strict, runner);
+    let services = start_spear(&base, listeners.sio, redis, (control, ids), runner).await?;
+    serve_grpc(listeners.grpc, &services, cluster.tls, runner);
+    let routes = public_routes(&base, services, runner);
+    serve_surfaces(
+        &base,
+        public::surfaces(&base, routes),
+        listeners.doors,
+        runner,
+    );
+    Ok(base.auth)
+}
 
-    // Redis is shared by the relay (its messages, or the RocketMQ relay's routes), presence and
-    // stat whenever the relay travels between spears.
-    let uses_redis = config.relay.kind != RelayKind::Local
-        && (node.has_role(Role::Spear) || node.has_role(Role::Stat));
-    let (push_tx, pushes) = tokio::sync::mpsc::unbounded_channel();
-    let redis = if uses_redis {
-        let link = RedisLink::open(&config.redis, node.has_role(Role::Spear).then_some(push_tx))?;
-        let monitor = link.clone();
-        runner.spawn(Stage::Background, "redis link", move |cancel| {
-            monitor.run_monitor(cancel)
-        });
-        Some(link)
-    } else {
-        None
+/// The spear role when this node has its listener, and where this node reads presence
+/// (decided once, by [`Presence::decide`]).
+async fn start_spear(
+    base: &Base<'_>,
+    listener: Option<tokio::net::TcpListener>,
+    redis: Option<spear::RedisFeed>,
+    (control, ids): (Option<Arc<ControlPlane>>, Arc<IdService>),
+    runner: &mut Runner,
+) -> Result<Services, NodeError> {
+    let link = redis.as_ref().map(|r| r.link.clone());
+    let spear = match listener {
+        Some(listener) => Some(spear::start(base, listener, redis, ids.clone(), runner).await?),
+        None => None,
     };
+    let presence = match &spear {
+        Some(spear) => spear.presence.clone(),
+        None => Presence::decide(link.as_ref(), Keys::new(&base.config.cluster.name), None),
+    };
+    Ok(Services {
+        control,
+        ids,
+        presence,
+        spear,
+        redis: link,
+    })
+}
 
-    let gossip_every = Duration::from_millis(config.gossip.interval_ms);
-    let gossip_seeds = config
+/// How this node reaches the others: its cluster TLS (when on), the gRPC channel pool and the
+/// control-plane client that finds the leader.
+struct ClusterLinks {
+    tls: Option<crate::net::tls::ClusterTls>,
+    pool: ChannelPool,
+    client: Arc<ClusterClient>,
+}
+
+impl ClusterLinks {
+    fn open(config: &ClusterConfig, node: &NodeConfig) -> Result<Self, NodeError> {
+        let rpc_timeout = Duration::from_millis(config.raft.rpc_timeout_ms);
+        let tls = crate::net::tls::ClusterTls::for_node(&config.cluster_tls, node.id)?;
+        let pool = ChannelPool::new(rpc_timeout)
+            .with_local_ip(node.listen.grpc.ip())
+            .with_tls(tls.as_ref().map(|t| t.client.clone()));
+        let seeds = config
+            .core_nodes()
+            .map(NodeConfig::advertised_grpc)
+            .collect();
+        let client = ClusterClient::new(seeds, pool.clone(), rpc_timeout, CLIENT_DEADLINE);
+        Ok(Self {
+            tls,
+            pool,
+            client: Arc::new(client),
+        })
+    }
+}
+
+/// The node's Redis link, shared by the relay (its messages, or the RocketMQ relay's routes),
+/// presence and stat whenever the relay travels between spears; monitored by `runner`.
+fn open_redis(
+    config: &ClusterConfig,
+    node: &NodeConfig,
+    runner: &mut Runner,
+) -> Result<Option<spear::RedisFeed>, NodeError> {
+    let spear = node.has_role(Role::Spear);
+    if config.relay.kind == RelayKind::Local || !(spear || node.has_role(Role::Stat)) {
+        return Ok(None);
+    }
+    let (push_tx, pushes) = tokio::sync::mpsc::unbounded_channel();
+    let link = RedisLink::open(&config.redis, spear.then_some(push_tx))?;
+    let monitor = link.clone();
+    runner.spawn(Stage::Background, "redis link", move |cancel| {
+        monitor.run_monitor(cancel)
+    });
+    Ok(Some(spear::RedisFeed { link, pushes }))
+}
+
+/// Gossip with every other node of the config.
+async fn start_gossip(config: &ClusterConfig, node: &NodeConfig) -> Result<Arc<Gossip>, NodeError> {
+    let seeds = config
         .nodes
         .iter()
-        .filter(|n| n.id != id)
+        .filter(|n| n.id != node.id)
         .map(NodeConfig::advertised_gossip)
         .collect();
-    let gossip = Arc::new(
-        Gossip::start(
-            &config.cluster.name,
-            node,
-            gossip_seeds,
-            &config.gossip,
-            &config.auth.gossip_keys,
-        )
-        .await?,
-    );
-    parts.gossip = Some(gossip.clone());
-    let runner = &mut parts.runner;
-    let base = Base {
-        config,
+    let gossip = Gossip::start(
+        &config.cluster.name,
         node,
-        me: Member::from_config(node),
-        client: client.clone(),
-        gossip,
-        gossip_every,
-        auth: AuthStore::new(&config.auth),
-        metrics: Metrics::new(config.metrics.enabled),
-        edge,
-    };
+        seeds,
+        &config.gossip,
+        &config.auth.gossip_keys,
+    )
+    .await?;
+    Ok(Arc::new(gossip))
+}
 
-    let core = if node.is_core() {
-        let core = core::start(&base, pool, runner).await?;
+/// On a core node, the Raft member (its control plane, and the strict id issuer in strict
+/// mode); elsewhere, the announcement of this member to the leader.
+async fn start_control(
+    base: &Base<'_>,
+    pool: ChannelPool,
+    parts: &mut Parts,
+) -> Result<(Option<Arc<ControlPlane>>, Option<Arc<StrictIssuer>>), NodeError> {
+    if base.node.is_core() {
+        let core = core::start(base, pool, &mut parts.runner).await?;
         parts.raft = Some(core.raft);
-        Some((core.control, core.strict))
-    } else {
-        let (me, client) = (base.me.clone(), client.clone());
-        parts
-            .runner
-            .spawn(Stage::Background, "member announcement", move |cancel| {
-                announce_until_accepted(me, client, cancel)
-            });
-        None
-    };
-    let runner = &mut parts.runner;
-    let control = core.as_ref().map(|(control, _)| control.clone());
+        return Ok((Some(core.control), core.strict));
+    }
+    let (me, client) = (base.me.clone(), base.client.clone());
+    parts
+        .runner
+        .spawn(Stage::Background, "member announcement", move |cancel| {
+            announce_until_accepted(me, client, cancel)
+        });
+    Ok((None, None))
+}
 
-    let (id_forwarder, forward) = IdClient::new(client.clone(), config.idgen.max_batch);
+/// The id service: the strict issuer here when this node runs it, forwarding to the leader
+/// otherwise; in unique mode, with the worker id the Raft group assigns this node.
+fn start_ids(
+    base: &Base<'_>,
+    strict: Option<Arc<StrictIssuer>>,
+    runner: &mut Runner,
+) -> Arc<IdService> {
+    let config = base.config;
+    let (forwarder, forward) = IdClient::new(base.client.clone(), config.idgen.max_batch);
     runner.spawn(
         Stage::Background,
         "id forwarder",
@@ -382,96 +471,111 @@ async fn compose(
     let ids = Arc::new(IdService::new(
         config.idgen.mode,
         config.idgen.max_batch,
-        core.and_then(|(_, strict)| strict),
-        id_forwarder,
+        strict,
+        forwarder,
     ));
     if config.idgen.mode == IdgenMode::Unique {
-        let (ids, client) = (ids.clone(), client.clone());
+        let (id, ids, client) = (base.node.id, ids.clone(), base.client.clone());
         runner.spawn(Stage::Background, "worker id assignment", move |cancel| {
             assign_worker_until_accepted(id, ids, client, cancel)
         });
     }
-    let mut presence = match &redis {
-        Some(link) => Presence::Redis {
-            link: link.clone(),
-            keys: Keys::new(&config.cluster.name),
-        },
-        None => Presence::None("relay.kind is \"local\" and this node is not the spear"),
-    };
-    let mut probe = None;
-    let mut spear_parts = None;
-    if let Some(listener) = listeners.sio {
-        let links = spear::SpearLinks {
-            redis: redis.clone(),
-            pushes,
-            keys: Keys::new(&config.cluster.name),
-            #[cfg(feature = "rocketmq")]
-            mq: spear::open_mq(config, node.id, runner).await?,
-        };
-        let started = spear::start(&base, listener, links, ids.clone(), presence, runner)?;
-        presence = started.presence;
-        probe = Some(started.probe);
-        spear_parts = Some((started.publisher, started.rpc));
-    }
-    // Served once the spear's clients exist: other spears ask it about them.
-    let grpc_parts = (
-        control.clone(),
-        spear_parts.as_ref().map(|(_, rpc)| rpc.clone()),
+    ids
+}
+
+/// What this node runs, for the surfaces that serve it.
+struct Services {
+    /// The Raft member's control plane (core nodes).
+    control: Option<Arc<ControlPlane>>,
+    ids: Arc<IdService>,
+    /// Where presence is read.
+    presence: Presence,
+    spear: Option<spear::Spear>,
+    /// The node's Redis link, when it has one.
+    redis: Option<Arc<RedisLink>>,
+}
+
+/// Internal gRPC, served once the spear's clients exist (other spears ask it about them).
+fn serve_grpc(
+    listener: tokio::net::TcpListener,
+    services: &Services,
+    tls: Option<crate::net::tls::ClusterTls>,
+    runner: &mut Runner,
+) {
+    let served = (
+        services.control.clone(),
+        services.spear.as_ref().map(|s| s.rpc.clone()),
     );
-    let (grpc_ids, grpc_listener) = (ids.clone(), listeners.grpc);
-    let grpc_tls = tls.map(|t| t.server);
+    let (ids, tls) = (services.ids.clone(), tls.map(|t| t.server));
     runner.spawn(Stage::Internal, "internal gRPC", move |cancel| async move {
-        let served = grpc::serve(grpc_listener, grpc_parts, (grpc_ids, grpc_tls), cancel).await;
-        if let Err(e) = served {
+        if let Err(e) = grpc::serve(listener, served, (ids, tls), cancel).await {
             tracing::error!(error = %e, "internal gRPC server failed");
         }
     });
+}
 
-    let routes = public::Routes {
+/// What the HTTP surfaces are built from, with the workers that keep their views current.
+fn public_routes(base: &Base<'_>, services: Services, runner: &mut Runner) -> public::Routes {
+    let Services {
         control,
         ids,
-        probe,
         presence,
-        spear: spear_parts.map(|(publisher, rpc)| (publisher, rpc.sessions)),
+        spear,
         redis,
+    } = services;
+    let sources = MonitorSources {
+        node_id: base.node.id,
+        control: control.clone(),
+        client: base.client.clone(),
+        presence: presence.clone(),
+        idgen_mode: ids.mode(),
+        auth: base.auth.clone(),
     };
-    let surfaces = public::surfaces(&base, routes, runner);
-    let limits = ServeLimits::http(&config.http);
+    public::Routes {
+        control,
+        ids,
+        probe: spear.as_ref().map(|s| s.probe.clone()),
+        presence,
+        spear: spear.map(|s| (s.publisher, s.rpc.sessions)),
+        redis,
+        workers: public::start_workers(base, sources, runner),
+    }
+}
+
+/// Serves each surface on its listener. A surface without an address of its own shares the
+/// public one (only on loopback, as `gru dev` does); `gru dev`'s then answers only to a
+/// loopback Host (DNS rebinding: its keys are public).
+fn serve_surfaces(base: &Base<'_>, surfaces: public::Surfaces, doors: Doors, runner: &mut Runner) {
+    let node = base.node;
+    let limits = ServeLimits::http(&base.config.http);
     let mut shared = surfaces.public;
-    // A surface without an address of its own shares the public one (only on loopback, as
-    // `gru dev` does); `gru dev`'s then answers only to a loopback Host (DNS rebinding: its
-    // keys are public).
     let mut loopback_only = false;
-    for (surface, router, listener, addr) in [
+    let own = [
         (
             Surface::Admin,
             Some(surfaces.admin),
-            listeners.admin,
+            doors.admin,
             node.listen.admin,
         ),
         (
             Surface::ServerApi,
             surfaces.server_api,
-            listeners.server_api,
+            doors.server_api,
             node.listen.server_api,
         ),
-    ] {
+    ];
+    for (surface, router, listener, addr) in own {
         let Some(router) = router else { continue };
         match listener {
             Some(listener) => {
                 let router = http::with_json_fallbacks(router, surface);
-                let name = surface.name();
-                let options = base.edge.options(limits);
-                runner.spawn(Stage::Clients, name, move |cancel| {
-                    serve::serve(
-                        name,
-                        listener,
-                        router,
-                        options,
-                        cancel,
-                        std::future::ready(()),
-                    )
-                });
+                serve_http(
+                    surface.name(),
+                    listener,
+                    router,
+                    base.edge.options(limits),
+                    runner,
+                );
             }
             None if addr == Some(node.listen.http) => {
                 shared = shared.merge(router);
@@ -481,22 +585,41 @@ async fn compose(
         }
     }
     let mut shared = http::with_json_fallbacks(shared, Surface::Public);
-    if loopback_only && config.uses_dev_secrets() {
+    if loopback_only && base.config.uses_dev_secrets() {
         shared = http::loopback_host_only(shared);
     }
-    let http_listener = listeners.http;
-    let options = base.edge.options(limits);
-    runner.spawn(Stage::Clients, "http listener", move |cancel| {
+    serve_http(
+        "http",
+        doors.http,
+        shared,
+        base.edge.options(limits),
+        runner,
+    );
+}
+
+/// Serves `router` on `listener` until the client stage stops.
+fn serve_http(
+    name: &'static str,
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    options: ServeOptions,
+    runner: &mut Runner,
+) {
+    let label = if name == "http" {
+        "http listener"
+    } else {
+        name
+    };
+    runner.spawn(Stage::Clients, label, move |cancel| {
         serve::serve(
-            "http",
-            http_listener,
-            shared,
+            name,
+            listener,
+            router,
             options,
             cancel,
             std::future::ready(()),
         )
     });
-    Ok(base.auth)
 }
 
 /// Unique mode: the node's worker id comes from the Raft state machine (kept across restarts).

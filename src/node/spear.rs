@@ -1,10 +1,13 @@
-//! The spear role: the relay and the roster it follows, presence, the socket.io edge with its
-//! closer and deadlines, the load it gossips, and its registration with the Raft group.
+//! The spear role, step by step: its history store, the sequencer, the relay, the roster with
+//! presence, the publisher, and the socket.io edge with its closer and deadlines, the load it
+//! gossips and its registration with the Raft group.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::PushInfo;
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
@@ -17,61 +20,29 @@ use crate::api::serve::ServeLimits;
 use crate::api::socketio::{
     self, Closer, ConnId, Deadlines, RoomDelivery, SocketSessions, SpearContext, SpearLimits,
 };
-use crate::config::{ConfigError, RelayKind};
 use crate::net::gossip::Gossip;
 use crate::net::redis::RedisLink;
 use crate::services::history::{HistoryStore, MemoryStore, RedisStore, Retention, Sequencer};
 use crate::services::idgen::IdService;
-use crate::services::publish::{Publisher, ReachLimits};
-use crate::services::relay::{LocalRelay, RedisParts, RedisRelay};
+use crate::services::publish::{Publisher, PublisherParts, ReachLimits};
+use crate::services::relay::{self, Relay, RelaySetup};
 use crate::services::spear::{
     self, roster::ChangeSink, Drain, LocalSessions, Roster, SpearCounters, Verifier,
 };
 use crate::services::stat::{Keys, Presence, PresenceMarks, PresenceWriter};
 
-/// Where presence and relay go: Redis when the relay goes through it, else nowhere but here.
-pub(super) struct SpearLinks {
-    pub(super) redis: Option<Arc<RedisLink>>,
+/// The node's Redis link, when the relay travels between spears, with its pub/sub messages.
+pub(super) struct RedisFeed {
+    pub(super) link: Arc<RedisLink>,
     /// The link's pub/sub messages, for the relay.
     pub(super) pushes: UnboundedReceiver<PushInfo>,
-    pub(super) keys: Keys,
-    /// The RocketMQ client, when the relay goes through it.
-    #[cfg(feature = "rocketmq")]
-    pub(super) mq: Option<Arc<crate::net::rocketmq::MqLink>>,
-}
-
-/// The RocketMQ client of spear `me` when `relay.kind = "rocketmq"`, stopped by `runner` in
-/// its last stage, after the relay's own workers.
-#[cfg(feature = "rocketmq")]
-pub(super) async fn open_mq(
-    config: &crate::config::ClusterConfig,
-    me: crate::config::NodeId,
-    runner: &mut Runner,
-) -> Result<Option<Arc<crate::net::rocketmq::MqLink>>, NodeError> {
-    use crate::net::rocketmq::MqLink;
-    use crate::services::relay::RocketMqRelay;
-    if config.relay.kind != RelayKind::RocketMq {
-        return Ok(None);
-    }
-    let group = RocketMqRelay::producer_group(&config.cluster.name, me);
-    let mq = MqLink::start(&config.rocketmq, &group).await?;
-    let stopping = mq.clone();
-    runner.spawn(
-        Stage::Internal,
-        "rocketmq client",
-        move |cancel| async move {
-            cancel.cancelled().await;
-            stopping.shutdown().await;
-        },
-    );
-    Ok(Some(mq))
 }
 
 /// What a running spear gives the rest of the node.
 pub(super) struct Spear {
     /// For `GET /api/v1/spear` and `GET /api/v1/relay`.
     pub(super) probe: SpearProbe,
-    /// Who is online: `presence` as given, or this spear's own roster when there is no Redis.
+    /// Who is online: Redis, or this spear's own roster when there is no Redis.
     pub(super) presence: Presence,
     /// What clients and the server API publish through.
     pub(super) publisher: Arc<Publisher>,
@@ -79,160 +50,252 @@ pub(super) struct Spear {
     pub(super) rpc: SpearRpc,
 }
 
+/// The socket.io listener and the engine serving it.
+struct SocketEdge {
+    listener: TcpListener,
+    layer: SocketIoLayer,
+    io: SocketIo,
+}
+
+/// What the spear's steps share.
+struct Core {
+    sequencer: Arc<Sequencer>,
+    relay: Relay,
+    roster: Arc<Roster<ConnId>>,
+    presence: Presence,
+    counters: Arc<SpearCounters>,
+}
+
 /// Starts the spear on `listener` and spawns its workers into `runner`.
-pub(super) fn start(
+pub(super) async fn start(
     base: &Base<'_>,
     listener: TcpListener,
-    links: SpearLinks,
+    redis: Option<RedisFeed>,
     ids: Arc<IdService>,
-    presence: Presence,
     runner: &mut Runner,
 ) -> Result<Spear, NodeError> {
-    let (config, id) = (base.config, base.node.id);
-    let spear_cfg = &config.spear;
-    let (layer, io) = socketio::socket_layer(spear_cfg);
-    let marks = Arc::new(PresenceMarks::default());
+    let (layer, io) = socketio::socket_layer(&base.config.spear);
     let counters = Arc::new(SpearCounters::default());
-    let drain = Arc::new(Drain::default());
-    // History: in the spear's memory when it is the only one, else in Redis.
-    let store: Option<Arc<dyn HistoryStore>> = match (&links.redis, config.history.enabled) {
+    let link = redis.as_ref().map(|r| r.link.clone());
+    let history = history_store(base, link.as_ref());
+    let outlet = Arc::new(RoomDelivery::new(io.clone(), counters.clone()));
+    let sequencer = Arc::new(Sequencer::new(history.clone(), ids.clone(), outlet));
+    let relay = start_relay(base, redis, sequencer.clone(), runner).await?;
+    let (roster, presence) = roster_and_presence(base, link, &relay, &sequencer, runner);
+    let core = Core {
+        sequencer,
+        relay,
+        roster,
+        presence,
+        counters,
+    };
+    let publisher = publisher(base, ids, history, &core);
+    let edge = SocketEdge {
+        listener,
+        layer,
+        io,
+    };
+    Ok(socket_edge(base, edge, core, publisher, runner))
+}
+
+/// What clients and the server API publish through: ids, then history, then the relay, and
+/// this spear's recipients through the sequencer.
+fn publisher(
+    base: &Base<'_>,
+    ids: Arc<IdService>,
+    history: Option<Arc<dyn HistoryStore>>,
+    core: &Core,
+) -> Arc<Publisher> {
+    let spear = &base.config.spear;
+    Arc::new(Publisher::new(PublisherParts {
+        ids,
+        relay: core.relay.clone(),
+        history,
+        sequencer: core.sequencer.clone(),
+        here: core.roster.clone(),
+        counters: core.counters.clone(),
+        reach: ReachLimits {
+            new_channels_per_min: spear.max_new_channels_per_min,
+            history_bytes_per_min: spear.max_history_bytes_per_min,
+        },
+    }))
+}
+
+/// The channels' history: none when it is off, in this spear's memory when it is the only
+/// one, else in Redis.
+fn history_store(base: &Base<'_>, redis: Option<&Arc<RedisLink>>) -> Option<Arc<dyn HistoryStore>> {
+    let config = base.config;
+    let retention = Retention::new(&config.history);
+    match (redis, config.history.enabled) {
         (_, false) => None,
         (None, true) => Some(Arc::new(MemoryStore::new(
-            Retention::new(&config.history),
+            retention,
             config.history.max_memory_bytes,
         ))),
         (Some(link), true) => Some(Arc::new(RedisStore::new(
             link.clone(),
             &config.cluster.name,
-            Retention::new(&config.history),
+            retention,
         ))),
-    };
-    let sequencer = Arc::new(Sequencer::new(
-        store,
-        ids.clone(),
-        Arc::new(RoomDelivery::new(io.clone(), counters.clone())),
-    ));
-    // The one choice of relay backend.
-    let relay = match (config.relay.kind, &links.redis) {
-        (RelayKind::Local, _) => LocalRelay::start(),
-        (RelayKind::Redis, Some(link)) => {
-            let parts = RedisParts {
-                link: link.clone(),
-                pushes: links.pushes,
-                me: id,
-                cluster_name: config.cluster.name.clone(),
-                settle: Duration::from_millis(config.redis.settle_ms),
-                inbound: sequencer.clone(),
-            };
-            let (relay, tasks) = RedisRelay::start(parts, runner.token(Stage::Background));
-            for task in tasks {
-                runner.adopt(Stage::Background, "redis relay", task);
-            }
-            relay
-        }
-        #[cfg(feature = "rocketmq")]
-        (RelayKind::RocketMq, Some(link)) => {
-            let parts = crate::services::relay::RocketMqParts {
-                link: link.clone(),
-                mq: links.mq.clone().ok_or_else(unbuilt)?,
-                me: id,
-                cluster_name: config.cluster.name.clone(),
-                queues: config.rocketmq.queues,
-                settle: Duration::from_millis(config.redis.settle_ms),
-                inbound: sequencer.clone(),
-            };
-            let (relay, tasks) = crate::services::relay::RocketMqRelay::start(
-                parts,
-                runner.token(Stage::Background),
-            );
-            for task in tasks {
-                runner.adopt(Stage::Background, "rocketmq relay", task);
-            }
-            relay
-        }
-        // A spear of a travelling relay always has its links, and `validate()` refuses
-        // "rocketmq" in a gru built without it; a config built in code that slips past gets
-        // the validation's answer.
-        (RelayKind::RocketMq | RelayKind::Redis, _) => return Err(unbuilt()),
-    };
-    let relay = relay.with_latency(base.metrics.relay_publish());
+    }
+}
+
+/// The relay `relay.kind` names, its workers in `runner`'s background stage and its client
+/// stopped in the last one, after them.
+async fn start_relay(
+    base: &Base<'_>,
+    redis: Option<RedisFeed>,
+    inbound: Arc<Sequencer>,
+    runner: &mut Runner,
+) -> Result<Relay, NodeError> {
+    let built = relay::build(RelaySetup {
+        config: base.config,
+        me: base.node.id,
+        redis: redis.map(|r| (r.link, r.pushes)),
+        inbound,
+        cancel: runner.token(Stage::Background),
+    })
+    .await?;
+    for (name, task) in built.workers {
+        runner.adopt(Stage::Background, name, task);
+    }
+    if let Some(close) = built.close {
+        runner.spawn(Stage::Internal, "relay client", move |cancel| async move {
+            cancel.cancelled().await;
+            close.await;
+        });
+    }
+    Ok(built.relay.with_latency(base.metrics.relay_publish()))
+}
+
+/// The roster the relay, the sequencer and (with Redis) presence follow, and where presence is
+/// read: with Redis, a writer keeps this spear's part there.
+fn roster_and_presence(
+    base: &Base<'_>,
+    redis: Option<Arc<RedisLink>>,
+    relay: &Relay,
+    sequencer: &Arc<Sequencer>,
+    runner: &mut Runner,
+) -> (Arc<Roster<ConnId>>, Presence) {
+    let id = base.node.id;
+    let marks = Arc::new(PresenceMarks::default());
     let mut sinks: Vec<Arc<dyn ChangeSink>> = vec![Arc::new(relay.clone()), sequencer.clone()];
-    if links.redis.is_some() {
+    if redis.is_some() {
         sinks.push(marks.clone());
     }
     let roster = Arc::new(Roster::<ConnId>::new(sinks));
-    let presence = match &links.redis {
-        Some(link) => {
-            let writer = PresenceWriter::new(
-                link.clone(),
-                links.keys.clone(),
-                id,
-                roster.clone(),
-                marks,
-                config.stat.clone(),
-            );
-            // Stops after the client listeners close, so that a graceful stop removes this
-            // spear's presence instead of leaving it to expire.
-            runner.spawn(Stage::Registration, "presence writer", move |cancel| {
-                writer.run(cancel)
-            });
-            presence
-        }
-        None => Presence::Local {
-            me: id,
-            roster: roster.clone(),
-        },
-    };
-    // A closed session is refused for as long as engine.io may still hold it.
-    let refuse_for = Duration::from_millis(spear_cfg.ping_interval_ms + spear_cfg.ping_timeout_ms)
-        + Duration::from_secs(5);
-    let closer = Arc::new(Closer::new(refuse_for));
-    let (deadlines, deadline_task) = {
-        let (io, closer) = (io.clone(), closer.clone());
-        Deadlines::spawn(
-            move |sid, deadline| socketio::on_deadline(&io, &closer, sid, deadline),
-            runner.token(Stage::Background),
-        )
-    };
-    runner.adopt(Stage::Background, "connection deadlines", deadline_task);
-    let reach = ReachLimits {
-        new_channels_per_min: spear_cfg.max_new_channels_per_min,
-        history_bytes_per_min: spear_cfg.max_history_bytes_per_min,
-    };
-    let publisher = Arc::new(Publisher::new(
-        ids,
-        relay.clone(),
-        sequencer.clone(),
-        roster.clone(),
-        (counters.clone(), reach),
-    ));
+    let keys = Keys::new(&base.config.cluster.name);
+    let presence = Presence::decide(redis.as_ref(), keys.clone(), Some((id, roster.clone())));
+    if let Some(link) = redis {
+        let (stat, roster) = (base.config.stat.clone(), roster.clone());
+        let writer = PresenceWriter::new(link, keys, id, roster, marks, stat);
+        // Stops after the client listeners close, so that a graceful stop removes this
+        // spear's presence instead of leaving it to expire.
+        runner.spawn(Stage::Registration, "presence writer", move |cancel| {
+            writer.run(cancel)
+        });
+    }
+    (roster, presence)
+}
+
+/// The socket.io edge on `listener`: its closer and deadlines, the load it gossips, and the
+/// spear's registration, which fences the edge when the spear is out of the cluster.
+fn socket_edge(
+    base: &Base<'_>,
+    edge: SocketEdge,
+    core: Core,
+    publisher: Arc<Publisher>,
+    runner: &mut Runner,
+) -> Spear {
+    let id = base.node.id;
+    let drain = Arc::new(Drain::default());
+    let closer = Arc::new(Closer::new(refuse_closed_for(&base.config.spear)));
     let sessions: Arc<dyn LocalSessions> = Arc::new(SocketSessions::new(
         id,
-        io.clone(),
-        roster.clone(),
+        edge.io.clone(),
+        core.roster.clone(),
         closer.clone(),
     ));
+    let deadlines = start_deadlines(&edge.io, &closer, runner);
     let ctx = Arc::new(SpearContext {
         verifier: Verifier::new(id, base.auth.clone()),
         publisher: publisher.clone(),
-        sequencer: sequencer.clone(),
-        roster: roster.clone(),
-        presence: presence.clone(),
-        limits: SpearLimits::new(spear_cfg),
+        sequencer: core.sequencer.clone(),
+        roster: core.roster.clone(),
+        presence: core.presence.clone(),
+        limits: SpearLimits::new(&base.config.spear),
         closer,
         deadlines,
-        counters: counters.clone(),
+        counters: core.counters.clone(),
         drain: drain.clone(),
     });
+    serve_and_register(base, edge, ctx, runner);
+    spear_of(core, publisher, sessions, drain)
+}
+
+/// What the rest of the node gets of a started spear.
+fn spear_of(
+    core: Core,
+    publisher: Arc<Publisher>,
+    sessions: Arc<dyn LocalSessions>,
+    drain: Arc<Drain>,
+) -> Spear {
+    Spear {
+        probe: SpearProbe {
+            relay: core.relay,
+            sequencer: core.sequencer,
+            counters: core.counters.clone(),
+            roster: core.roster,
+            drain: drain.clone(),
+        },
+        presence: core.presence,
+        publisher,
+        rpc: SpearRpc {
+            sessions,
+            drain,
+            counters: core.counters,
+        },
+    }
+}
+
+/// The auth and expiry deadlines of the edge's connections, closed through `closer`.
+fn start_deadlines(io: &SocketIo, closer: &Arc<Closer>, runner: &mut Runner) -> Deadlines {
+    let (io, closer) = (io.clone(), closer.clone());
+    let (deadlines, task) = Deadlines::spawn(
+        move |sid, deadline| socketio::on_deadline(&io, &closer, sid, deadline),
+        runner.token(Stage::Background),
+    );
+    runner.adopt(Stage::Background, "connection deadlines", task);
+    deadlines
+}
+
+/// A closed session is refused for as long as engine.io may still hold it.
+fn refuse_closed_for(spear: &crate::config::SpearSection) -> Duration {
+    Duration::from_millis(spear.ping_interval_ms + spear.ping_timeout_ms) + Duration::from_secs(5)
+}
+
+/// Serves the edge, gossips its load, and keeps the spear registered; a spear out of the
+/// cluster (no lease renewed for a whole lease) moves its clients away.
+fn serve_and_register(
+    base: &Base<'_>,
+    edge: SocketEdge,
+    ctx: Arc<SpearContext>,
+    runner: &mut Runner,
+) {
+    let config = base.config;
     let (load_ctx, gossip, every) = (ctx.clone(), base.gossip.clone(), base.gossip_every);
     runner.spawn(Stage::Background, "load publisher", move |cancel| {
         publish_load(load_ctx, gossip, every, cancel)
     });
     let options = base
         .edge
-        .options(ServeLimits::socket_io(spear_cfg, &config.http));
-    // A spear out of the cluster (no lease renewed for a whole lease) moves its clients away.
+        .options(ServeLimits::socket_io(&config.spear, &config.http));
     let (fence, fenced) = tokio::sync::watch::channel(false);
+    let SocketEdge {
+        listener,
+        layer,
+        io,
+    } = edge;
     runner.spawn(Stage::Clients, "socket.io listener", move |cancel| {
         socketio::serve(listener, (layer, io), ctx, (options, fenced), cancel)
     });
@@ -245,30 +308,6 @@ pub(super) fn start(
     runner.spawn(Stage::Registration, "spear registration", move |cancel| {
         spear::run_registration(me, client, (renew, lease), fence, cancel)
     });
-    Ok(Spear {
-        probe: SpearProbe {
-            relay,
-            sequencer,
-            counters: counters.clone(),
-            roster,
-            drain: drain.clone(),
-        },
-        presence,
-        publisher,
-        rpc: SpearRpc {
-            sessions,
-            drain,
-            counters,
-        },
-    })
-}
-
-/// What a spear whose relay cannot be built answers.
-fn unbuilt() -> NodeError {
-    NodeError::Config(ConfigError::Invalid {
-        field: "relay.kind".into(),
-        reason: "this relay is not built into this gru, or its links are missing".into(),
-    })
 }
 
 /// A spear gossips its connection count, which ticket uses for bounded-load placement, and

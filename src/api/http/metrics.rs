@@ -390,7 +390,7 @@ fn encode_spear(enc: &mut DescriptorEncoder<'_>, spear: &SpearReading) -> std::f
         ),
         (
             "gru_messages_out",
-            "Messages delivered to this spear's clients, once per message and audience here.",
+            "Messages delivered to this spear's clients, once per message and channel here.",
             spear.counters.messages_out,
         ),
         (

@@ -69,7 +69,7 @@ impl CloseReason {
 }
 
 /// Refuses `sid` from now on (for the set's time).
-fn refuse(refused: &Mutex<Refused>, sid: ConnId) {
+fn refuse(refused: &Mutex<Tombstones>, sid: ConnId) {
     let now = Instant::now();
     let mut refused = refused.lock().unwrap_or_else(|e| e.into_inner());
     refused.prune(now);
@@ -80,13 +80,13 @@ fn refuse(refused: &Mutex<Refused>, sid: ConnId) {
 
 /// Session ids refused after their connection was closed, for as long as engine.io may still
 /// hold the session (its heartbeat ends it).
-struct Refused {
+struct Tombstones {
     ttl: Duration,
     order: VecDeque<(Instant, ConnId)>,
     set: HashSet<ConnId>,
 }
 
-impl Refused {
+impl Tombstones {
     fn prune(&mut self, now: Instant) {
         while let Some((at, sid)) = self.order.front().copied() {
             if now.duration_since(at) < self.ttl {
@@ -100,7 +100,7 @@ impl Refused {
 
 /// Ends connections (see the module doc).
 pub struct Closer {
-    refused: Arc<Mutex<Refused>>,
+    refused: Arc<Mutex<Tombstones>>,
 }
 
 impl Closer {
@@ -108,7 +108,7 @@ impl Closer {
     /// `refuse_for`.
     pub fn new(refuse_for: Duration) -> Self {
         Self {
-            refused: Arc::new(Mutex::new(Refused {
+            refused: Arc::new(Mutex::new(Tombstones {
                 ttl: refuse_for,
                 order: VecDeque::new(),
                 set: HashSet::new(),

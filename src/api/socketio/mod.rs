@@ -9,14 +9,14 @@ mod closer;
 mod compact;
 mod conn;
 mod deadlines;
+mod local_connections;
 pub mod protocol;
 mod server;
-mod sessions;
 
 pub use closer::Closer;
 pub use conn::ConnLimits;
 pub use deadlines::Deadlines;
+pub use local_connections::SocketSessions;
 pub use server::{
     on_deadline, serve, socket_layer, ConnId, RoomDelivery, SpearContext, SpearLimits,
 };
-pub use sessions::SocketSessions;

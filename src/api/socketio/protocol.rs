@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::services::relay::{Audience, Position};
-use crate::services::spear::session::Credentials;
+use crate::services::spear::verifier::Credentials;
 
 /// Success.
 pub const OK: i32 = 0;

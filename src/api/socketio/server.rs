@@ -35,10 +35,10 @@ use crate::api::serve::{self, ClientIp, Conn, ServeOptions};
 use crate::clock::unix_ms;
 use crate::config::SpearSection;
 use crate::services::history::{Catcher, Outlet, Resync, Sequencer};
-use crate::services::publish::{Draft, PublishError, Publisher, Reached, Refused, Sender};
+use crate::services::publish::{ContentLimit, Draft, PublishError, Publisher, Refused, Sender};
 use crate::services::relay::{Audience, Delivery, Envelope, Position};
 use crate::services::spear::roster::{Pending, Roster};
-use crate::services::spear::session::{Session, Verifier};
+use crate::services::spear::verifier::{Session, Verifier};
 use crate::services::spear::{Drain, DrainState, Fenced, SpearCounters};
 use crate::services::stat::Presence;
 
@@ -49,13 +49,10 @@ const CATCH_UP_AT_ONCE: usize = 4;
 /// is slow the reply goes out anyway; the subscription is completed when Redis answers).
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 
-/// The socket.io room of an audience on this spear: every connection of a user, or every
-/// member of a group.
+/// The socket.io room of a channel on this spear (every connection of a user, or every member
+/// of a group): the channel's name.
 fn room(audience: Audience) -> String {
-    match audience {
-        Audience::User(uid) => format!("u:{uid}"),
-        Audience::Group(gid) => format!("g:{gid}"),
-    }
+    audience.to_string()
 }
 
 /// Bytes of each WebSocket's read buffer, kept for the connection's life (tungstenite zeroes
@@ -72,8 +69,8 @@ pub struct SpearLimits {
     pub conn: ConnLimits,
     /// Most groups per connection.
     pub max_groups: usize,
-    /// Largest `content` accepted, bytes.
-    pub max_content: usize,
+    /// Largest `content` accepted.
+    pub max_content: ContentLimit,
     /// Time to authenticate after connecting.
     pub auth_timeout: Duration,
 }
@@ -88,7 +85,7 @@ impl SpearLimits {
                     .unwrap_or(NonZeroU32::MIN),
             },
             max_groups: spear.max_groups_per_connection,
-            max_content: usize::try_from(spear.max_payload_bytes).unwrap_or(usize::MAX),
+            max_content: ContentLimit::of(spear),
             auth_timeout: Duration::from_millis(spear.auth_timeout_ms),
         }
     }
@@ -697,21 +694,19 @@ async fn send(s: &SocketRef, session: &Session, ctx: &SpearContext, p: MsgPayloa
             )
         }
     };
-    if p.content.len() > ctx.limits.max_content {
-        return Reply::error(
-            PARAM_ERROR,
-            format!("content is larger than {} bytes", ctx.limits.max_content),
-        );
-    }
+    let draft = match Draft::new(
+        audience,
+        p.target.kind.unwrap_or(-1),
+        Sender::User(session.uid),
+        p.content.into(),
+        ctx.limits.max_content,
+    ) {
+        Ok(draft) => draft,
+        Err(e) => return Reply::error(PARAM_ERROR, e.to_string()),
+    };
     if !ConnState::of(s, ctx.limits.conn).allow_msg() {
         return Reply::error(LOGIC_ERROR, "too many messages per second");
     }
-    let draft = Draft {
-        audience,
-        target_kind: p.target.kind.unwrap_or(-1),
-        from: Sender::User(session.uid),
-        content: p.content.into(),
-    };
     match ctx.publisher.publish(draft).await {
         Ok(done) => {
             let mut data = json!({"id": done.id, "createTime": done.create_time});
@@ -722,60 +717,47 @@ async fn send(s: &SocketRef, session: &Session, ctx: &SpearContext, p: MsgPayloa
             }
             Reply::ok("received", Some(data))
         }
-        Err(Refused {
-            error: error @ PublishError::OverReach(_),
-            ..
-        }) => Reply::error(LOGIC_ERROR, error.to_string()),
-        Err(Refused {
-            error,
-            issued: None,
-            ..
-        }) => Reply::error(SYSTEM_ERROR, error.to_string()),
-        Err(Refused {
-            error,
-            issued: Some((id, create_time)),
-            reached: Reached::Unknown,
-        }) => Reply {
-            data: Some(
-                json!({"id": id, "createTime": create_time, "localOnly": false,
-                "uncertain": true}),
-            ),
-            ..Reply::error(
-                SYSTEM_ERROR,
-                format!("{error}; if it was, its recipients get it from the history"),
-            )
-        },
-        Err(Refused {
-            error,
-            issued: Some((id, create_time)),
-            reached: Reached::Stored { at, .. },
-        }) => Reply {
-            data: Some(
-                json!({"id": id, "createTime": create_time, "localOnly": false,
-                "stored": true, "channel": audience.to_string(),
-                "epoch": at.epoch.to_string(), "position": at.offset}),
-            ),
-            ..Reply::error(
-                SYSTEM_ERROR,
-                format!(
-                    "{error}; the message is stored in its channel's history at position {}: \
-                     recipients on other spears get it from there (with the channel's next \
-                     message, or when they resume), so do not send it again",
-                    at.offset
-                ),
-            )
-        },
-        Err(Refused {
-            error,
-            issued: Some((id, create_time)),
-            ..
-        }) => Reply {
-            data: Some(json!({"id": id, "createTime": create_time, "localOnly": true})),
-            ..Reply::error(
-                SYSTEM_ERROR,
-                format!("{error}; delivered to recipients on this spear only"),
-            )
-        },
+        Err(refused) => refused_reply(refused),
+    }
+}
+
+/// A refused `msg` as its ack says it (`docs/api.md`, "What became of a message"): 1002 for a
+/// sender over its reach, else 1001 with how far the message got.
+fn refused_reply(refused: Refused) -> Reply {
+    let Refused {
+        channel,
+        error,
+        issued,
+        reached,
+    } = refused;
+    if let PublishError::OverReach(_) = error {
+        return Reply::error(LOGIC_ERROR, error.to_string());
+    }
+    let Some((id, create_time)) = issued else {
+        return Reply::error(SYSTEM_ERROR, error.to_string());
+    };
+    let fate = reached.fate();
+    let mut data = json!({"id": id, "createTime": create_time, "localOnly": fate.local_only});
+    let message = if fate.uncertain {
+        data["uncertain"] = json!(true);
+        format!("{error}; if it was, its recipients get it from the history")
+    } else if let Some(at) = fate.stored {
+        data["stored"] = json!(true);
+        data["channel"] = json!(channel.to_string());
+        data["epoch"] = json!(at.epoch.to_string());
+        data["position"] = json!(at.offset);
+        format!(
+            "{error}; the message is stored in its channel's history at position {}: \
+             recipients on other spears get it from there (with the channel's next \
+             message, or when they resume), so do not send it again",
+            at.offset
+        )
+    } else {
+        format!("{error}; delivered to recipients on this spear only")
+    };
+    Reply {
+        data: Some(data),
+        ..Reply::error(SYSTEM_ERROR, message)
     }
 }
 

@@ -136,7 +136,7 @@ pub struct ReplayBudget {
 /// spear that dies mid-request leaves a key refused with 409 for this long, not a whole window.
 const PENDING: Duration = Duration::from_secs(60);
 
-enum Backend {
+enum KeyStore {
     Redis {
         link: Arc<RedisLink>,
         scripts: [Script; 3],
@@ -237,7 +237,7 @@ fn record_bytes(name: &str, record: &Record) -> u64 {
 
 /// Where idempotency keys are kept.
 pub struct Replays {
-    backend: Backend,
+    keys: KeyStore,
     prefix: String,
     window: Duration,
     budget: ReplayBudget,
@@ -253,7 +253,7 @@ impl Replays {
         budget: ReplayBudget,
     ) -> Self {
         Self {
-            backend: Backend::Redis {
+            keys: KeyStore::Redis {
                 link,
                 scripts: [
                     Script::new(CLAIM),
@@ -270,7 +270,7 @@ impl Replays {
     /// Keys in this process (one spear), kept for `window`, at most `budget` per API key.
     pub fn memory(window: Duration, budget: ReplayBudget) -> Self {
         Self {
-            backend: Backend::Memory(Mutex::new(MemoryKeys::default())),
+            keys: KeyStore::Memory(Mutex::new(MemoryKeys::default())),
             prefix: String::new(),
             window,
             budget,
@@ -301,8 +301,8 @@ impl Replays {
             f: fingerprint.to_string(),
             a: None,
         };
-        let found = match &self.backend {
-            Backend::Redis { link, scripts } => {
+        let found = match &self.keys {
+            KeyStore::Redis { link, scripts } => {
                 let record = encode(&pending);
                 let ttl = self.window.min(PENDING).as_millis().to_string();
                 let (now, most_keys, most_bytes) = (
@@ -330,7 +330,7 @@ impl Replays {
                     Some(text) => serde_json::from_str::<Record>(text).ok(),
                 }
             }
-            Backend::Memory(keys) => {
+            KeyStore::Memory(keys) => {
                 let mut keys = keys.lock().unwrap_or_else(|e| e.into_inner());
                 let now = Instant::now();
                 keys.prune(now);
@@ -374,8 +374,8 @@ impl Replays {
             f: fingerprint.to_string(),
             a: Some(answer),
         };
-        match &self.backend {
-            Backend::Redis { link, scripts } => {
+        match &self.keys {
+            KeyStore::Redis { link, scripts } => {
                 let (record, ttl, now) = (
                     encode(&record),
                     self.window.as_millis().to_string(),
@@ -393,7 +393,7 @@ impl Replays {
                     .map(drop)
                     .map_err(|e| IdempotencyError::Unavailable(e.to_string()))
             }
-            Backend::Memory(keys) => {
+            KeyStore::Memory(keys) => {
                 let mut keys = keys.lock().unwrap_or_else(|e| e.into_inner());
                 keys.keep(&names[0], caller, Instant::now() + self.window, record);
                 Ok(())
@@ -404,8 +404,8 @@ impl Replays {
     /// Gives `key` up (the request delivered nothing): a retry runs afresh.
     pub async fn release(&self, caller: &str, key: &str) {
         let names = self.names(caller, key);
-        match &self.backend {
-            Backend::Redis { link, scripts } => {
+        match &self.keys {
+            KeyStore::Redis { link, scripts } => {
                 let keys: Vec<&str> = names.iter().map(String::as_str).collect();
                 if let Err(e) = link
                     .eval::<i64>(&scripts[2], &keys, &[key.as_bytes()])
@@ -416,7 +416,7 @@ impl Replays {
                     tracing::warn!(error = %e, "an idempotency key could not be released");
                 }
             }
-            Backend::Memory(keys) => {
+            KeyStore::Memory(keys) => {
                 let mut keys = keys.lock().unwrap_or_else(|e| e.into_inner());
                 keys.forget(&names[0]);
             }
@@ -427,6 +427,91 @@ impl Replays {
 fn encode(record: &Record) -> String {
     // A record of strings and numbers always encodes.
     serde_json::to_string(record).unwrap_or_default()
+}
+
+/// What a keyed request's work produced: the answer to send, and whether the message(s) reached
+/// anyone (then the answer is kept for retries; otherwise the key is released so that a retry
+/// runs afresh).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// What to send.
+    pub reply: Replayed,
+    /// Whether anything reached anyone, or may yet.
+    pub reached_someone: bool,
+}
+
+/// What a request under an idempotency key got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Once {
+    /// It ran now: its answer.
+    Ran(Replayed),
+    /// It ran before: the stored answer, sent again.
+    Replayed(Replayed),
+}
+
+/// Why a request under an idempotency key did not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OnceError<E> {
+    /// The keys could not be read.
+    #[error(transparent)]
+    Keys(#[from] IdempotencyError),
+    /// The caller was not admitted (its rate): nothing ran, the key is free again.
+    #[error(transparent)]
+    NotAdmitted(E),
+    /// The caller keeps as many keys as its budget allows.
+    #[error("this API key has as many Idempotency-Keys remembered as its budget allows")]
+    Full,
+    /// The same request is running right now.
+    #[error("a request with this Idempotency-Key is still running")]
+    InProgress,
+    /// The key was used for another request.
+    #[error("this Idempotency-Key was used for another request")]
+    Mismatch,
+}
+
+impl Replays {
+    /// Runs `work` at most once for `caller`'s `key` (a request with `fingerprint`): claims the
+    /// key, admits the caller (a replay counts against its rate the same, or a replay storm of
+    /// a large answer would be free), runs the work, then stores its answer when it reached
+    /// someone, or releases the key when it reached nobody.
+    pub async fn once<E, Fut>(
+        &self,
+        (caller, key, fingerprint): (&str, &str, &str),
+        admit: impl Fn() -> Result<(), E>,
+        work: impl FnOnce() -> Fut,
+    ) -> Result<Once, OnceError<E>>
+    where
+        Fut: std::future::Future<Output = Answer>,
+    {
+        match self.claim(caller, key, fingerprint).await? {
+            Claim::Fresh => {}
+            Claim::Done(answer) => {
+                admit().map_err(OnceError::NotAdmitted)?;
+                return Ok(Once::Replayed(answer));
+            }
+            Claim::Full => return Err(OnceError::Full),
+            Claim::InProgress => return Err(OnceError::InProgress),
+            Claim::Mismatch => return Err(OnceError::Mismatch),
+        }
+        if let Err(e) = admit() {
+            self.release(caller, key).await;
+            return Err(OnceError::NotAdmitted(e));
+        }
+        let answer = work().await;
+        if answer.reached_someone {
+            if let Err(e) = self
+                .finish(caller, key, fingerprint, answer.reply.clone())
+                .await
+            {
+                // The claim stays until it expires: retries are told it is running, which is
+                // safe (nothing is delivered twice).
+                tracing::warn!(error = %e, key = caller, "an idempotent answer was not stored");
+            }
+        } else {
+            self.release(caller, key).await;
+        }
+        Ok(Once::Ran(answer.reply))
+    }
 }
 
 #[cfg(test)]
@@ -509,7 +594,7 @@ mod tests {
             .expect("stored past the budget");
         replays.release("a", "2").await;
         assert_eq!(replays.claim("a", "11", "f").await, Ok(Claim::Full));
-        if let Backend::Memory(keys) = &replays.backend {
+        if let KeyStore::Memory(keys) = &replays.keys {
             let keys = keys.lock().expect("keys");
             assert_eq!(keys.usage["a"].keys, 9);
             assert!(keys.usage["a"].bytes > 5000);
@@ -524,7 +609,7 @@ mod tests {
             assert_eq!(replays.claim("a", &key, "f").await, Ok(Claim::Fresh));
             replays.release("a", &key).await;
         }
-        if let Backend::Memory(keys) = &replays.backend {
+        if let KeyStore::Memory(keys) = &replays.keys {
             let keys = keys.lock().expect("keys");
             assert!(
                 keys.order.len() <= 2 * keys.records.len() + 1025,

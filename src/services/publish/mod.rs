@@ -5,22 +5,26 @@
 //!
 //! `idempotency` remembers the answers of the server API's retried requests.
 
+mod draft;
 mod idempotency;
 mod message;
+mod outcome;
 mod reach;
 
 use std::sync::Arc;
 
-pub use idempotency::{Claim, IdempotencyError, ReplayBudget, Replayed, Replays};
+pub use draft::{ContentLimit, ContentTooLarge, Draft};
+pub use idempotency::{
+    Answer, Claim, IdempotencyError, Once, OnceError, ReplayBudget, Replayed, Replays,
+};
 pub use message::{Message, Sender, ServerSender, Target};
+pub use outcome::{Accepted, Fate, Outcome, PublishError, Reached, Refused};
 pub use reach::{OverReach, Reach, ReachLimits};
 
 use crate::clock::unix_ms;
-use crate::services::history::{positioned, HistoryError, Sequencer};
+use crate::services::history::{positioned, HistoryError, HistoryStore, Sequencer};
 use crate::services::idgen::{IdError, IdService};
-use crate::services::relay::{
-    Audience, Delivery, Envelope, Position, Relay, RelayError, RelayStats,
-};
+use crate::services::relay::{Audience, Delivery, Envelope, Relay, RelayStats};
 use crate::services::spear::roster::{ConnKey, Roster};
 use crate::services::spear::SpearCounters;
 
@@ -40,125 +44,36 @@ impl<K: ConnKey> LocalAudience for Roster<K> {
     }
 }
 
-/// A message before it has an id.
-#[derive(Debug, Clone)]
-pub struct Draft {
-    /// Its channel.
-    pub audience: Audience,
-    /// The target type a client gave (Gru echoes it), or -1.
-    pub target_kind: i64,
-    /// Who sends it.
-    pub from: Sender,
-    /// Its content: one allocation however many recipients a request names.
-    pub content: Arc<str>,
+/// What a [`Publisher`] is built from.
+pub struct PublisherParts {
+    /// Where ids come from.
+    pub ids: Arc<IdService>,
+    /// The relay to the other spears.
+    pub relay: Relay,
+    /// The channels' history (`None` when history is off).
+    pub history: Option<Arc<dyn HistoryStore>>,
+    /// What delivers to this spear's recipients, in each channel's order.
+    pub sequencer: Arc<Sequencer>,
+    /// Who is connected here.
+    pub here: Arc<dyn LocalAudience>,
+    /// Where `published` is counted.
+    pub counters: Arc<SpearCounters>,
+    /// How far users may reach.
+    pub reach: ReachLimits,
 }
 
-/// A message the history and the relay took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Accepted {
-    /// Its id.
-    pub id: u64,
-    /// When it was accepted, Unix ms.
-    pub create_time: u64,
-    /// Its channel.
-    pub channel: Audience,
-    /// Its place in the channel's history (`None` when history is off).
-    pub position: Option<Position>,
-}
-
-/// Why a message was not acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PublishError {
-    /// No id could be had (no leader): nothing was delivered.
-    #[error("no message id: {0}")]
-    NoId(String),
-    /// The history did not take it.
-    #[error("{0}")]
-    History(#[from] HistoryError),
-    /// The relay did not take it.
-    #[error("{0}")]
-    Relay(#[from] RelayError),
-    /// It could not be encoded.
-    #[error("the message could not be encoded")]
-    Unencodable,
-    /// Its sender is over its budget of new channels or history bytes ([`Reach`]).
-    #[error("{0}")]
-    OverReach(#[from] OverReach),
-}
-
-/// Whom a message that was not acknowledged reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reached {
-    /// Nobody, and nobody will: it is nowhere.
-    Nobody,
-    /// Live, the recipients on the sender's spear only, without a position: the history did
-    /// not take it (or history is off), so nobody else ever gets it.
-    HereOnly,
-    /// Stored in its channel's history at `at`, but the relay did not take it: the recipients
-    /// on the sender's spear got it live (`here`), the other spears' get it from the history,
-    /// once and in order — when the channel's next message fills the gap, or when they resume.
-    /// A resend would be a second copy.
-    Stored {
-        /// Its place in the channel's history.
-        at: Position,
-        /// Whether this spear had recipients, who got it live.
-        here: bool,
-    },
-    /// Unknown: the history's append may have run ([`HistoryError::Uncertain`]). If it did,
-    /// every recipient gets it from the history (a gap filled, a resume), once; if not,
-    /// nobody does. It was delivered nowhere live, so it can never arrive twice.
-    Unknown,
-}
-
-/// A message that was not acknowledged, and how far it got.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    /// Why.
-    pub error: PublishError,
-    /// Its id and acceptance time, when it got that far.
-    pub issued: Option<(u64, u64)>,
-    /// Whom it reached.
-    pub reached: Reached,
-}
-
-impl Refused {
-    fn before_id(error: PublishError) -> Self {
-        Self {
-            error,
-            issued: None,
-            reached: Reached::Nobody,
-        }
-    }
-}
-
-/// A spear's way of publishing messages.
+/// A spear's way of publishing messages: the only way a message gets an id and goes out.
 pub struct Publisher {
-    ids: Arc<IdService>,
-    relay: Relay,
-    sequencer: Arc<Sequencer>,
-    here: Arc<dyn LocalAudience>,
-    counters: Arc<SpearCounters>,
+    parts: PublisherParts,
     reach: Reach,
 }
 
 impl Publisher {
-    /// Publishes with ids from `ids`, history through `sequencer`'s store, to other spears
-    /// through `relay` and to this spear's recipients (`here`) through `sequencer`; users'
-    /// messages within `reach`.
-    pub fn new(
-        ids: Arc<IdService>,
-        relay: Relay,
-        sequencer: Arc<Sequencer>,
-        here: Arc<dyn LocalAudience>,
-        (counters, reach): (Arc<SpearCounters>, ReachLimits),
-    ) -> Self {
+    /// A publisher of `parts`.
+    pub fn new(parts: PublisherParts) -> Self {
         Self {
-            ids,
-            relay,
-            sequencer,
-            here,
-            counters,
-            reach: Reach::new(reach),
+            reach: Reach::new(parts.reach),
+            parts,
         }
     }
 
@@ -167,14 +82,93 @@ impl Publisher {
         &self.reach
     }
 
+    /// Publishes `draft` with a fresh id; a user's message only within its [`Reach`] when
+    /// channels keep a history.
+    pub async fn publish(&self, draft: Draft) -> Result<Accepted, Refused> {
+        let channel = draft.channel();
+        self.within_reach(&draft)
+            .map_err(|e| Refused::before_id(channel, e))?;
+        let id = self
+            .ids(1)
+            .await
+            .map_err(|e| Refused::before_id(channel, e))?
+            .first()
+            .copied()
+            .ok_or_else(|| Refused::before_id(channel, PublishError::NoId("no id".into())))?;
+        self.publish_as(id, draft).await
+    }
+
+    /// Publishes `drafts` in order, with ids asked for all of them at once. The first failure
+    /// stops the rest ([`Outcome::NotAttempted`]): a later message never overtakes one that
+    /// failed. Without ids, none is attempted.
+    pub async fn publish_batch(&self, drafts: Vec<Draft>) -> Vec<Outcome> {
+        let count = u32::try_from(drafts.len()).unwrap_or(u32::MAX);
+        let ids = match self.ids(count).await {
+            Ok(ids) => ids,
+            Err(after) => {
+                return drafts
+                    .iter()
+                    .map(|d| Outcome::NotAttempted {
+                        channel: d.channel(),
+                        after: after.clone(),
+                    })
+                    .collect()
+            }
+        };
+        let mut ids = ids.into_iter();
+        let mut stop: Option<PublishError> = None;
+        let mut outcomes = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            let channel = draft.channel();
+            let outcome = match (&stop, ids.next()) {
+                (Some(after), _) => Outcome::NotAttempted {
+                    channel,
+                    after: after.clone(),
+                },
+                (None, None) => Outcome::NotAttempted {
+                    channel,
+                    after: PublishError::NoId("no id".into()),
+                },
+                (None, Some(id)) => {
+                    let published = match self.within_reach(&draft) {
+                        Ok(()) => self.publish_as(id, draft).await,
+                        Err(e) => Err(Refused::before_id(channel, e)),
+                    };
+                    match published {
+                        Ok(done) => Outcome::Accepted(done),
+                        Err(refused) => {
+                            stop = Some(refused.error.clone());
+                            Outcome::Refused(refused)
+                        }
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+
+    /// A user's message is within its [`Reach`] when channels keep a history; a server's
+    /// always is.
+    fn within_reach(&self, draft: &Draft) -> Result<(), PublishError> {
+        match (draft.from(), &self.parts.history) {
+            (Sender::User(uid), Some(_)) => self
+                .reach
+                .send(*uid, draft.channel(), draft.content().len())
+                .map_err(PublishError::from),
+            _ => Ok(()),
+        }
+    }
+
     /// `count` fresh ids in increasing order (strictly increasing cluster-wide in strict mode),
     /// asked for in blocks of at most `idgen.max_batch`.
-    pub async fn ids(&self, count: u32) -> Result<Vec<u64>, PublishError> {
+    async fn ids(&self, count: u32) -> Result<Vec<u64>, PublishError> {
         let mut ids = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         let mut left = count;
         while left > 0 {
-            let ask = left.min(self.ids.max_batch()).max(1);
+            let ask = left.min(self.parts.ids.max_batch()).max(1);
             let blocks = self
+                .parts
                 .ids
                 .issue(ask)
                 .await
@@ -191,56 +185,33 @@ impl Publisher {
         Ok(ids)
     }
 
-    /// Publishes `draft` with a fresh id; a user's message only within its [`Reach`] when
-    /// channels keep a history.
-    pub async fn publish(&self, draft: Draft) -> Result<Accepted, Refused> {
-        if let (Sender::User(uid), Some(_)) = (&draft.from, self.sequencer.store()) {
-            self.reach
-                .send(*uid, draft.audience, draft.content.len())
-                .map_err(|e| Refused::before_id(e.into()))?;
-        }
-        let id = self
-            .ids(1)
-            .await
-            .map_err(Refused::before_id)?
-            .first()
-            .copied()
-            .ok_or_else(|| Refused::before_id(PublishError::NoId("no id".into())))?;
-        self.publish_as(id, draft).await
-    }
-
     /// Publishes `draft` as message `id` (one of [`Publisher::ids`]): appended to its
     /// channel's history, then given to the relay; this spear's recipients get it either way,
     /// without a position when the history surely did not take it (it is not replayable
     /// then) — but not when the append's outcome is unknown: a live copy without a position
     /// could not be told apart from the stored one a resume replays.
-    pub async fn publish_as(&self, id: u64, draft: Draft) -> Result<Accepted, Refused> {
-        self.counters.published();
+    async fn publish_as(&self, id: u64, draft: Draft) -> Result<Accepted, Refused> {
+        self.parts.counters.published();
         let create_time = unix_ms();
-        let audience = draft.audience;
+        let (audience, target_kind, from, content) = draft.into_parts();
         let issued = Some((id, create_time));
-        let message = Message::new(
-            id,
-            create_time,
-            audience,
-            draft.target_kind,
-            draft.from,
-            draft.content,
-        );
+        let message = Message::new(id, create_time, audience, target_kind, from, content);
         let refused = |error| Refused {
+            channel: audience,
             error,
             issued,
             reached: Reached::Nobody,
         };
         let text =
             serde_json::to_string(&message).map_err(|_| refused(PublishError::Unencodable))?;
-        let placed = match self.sequencer.store() {
+        let placed = match &self.parts.history {
             None => Ok(None),
             Some(store) => store.append(audience, id, &text).await.map(Some),
         };
         // An append that may have run is delivered by the history or not at all.
         if let Err(e @ HistoryError::Uncertain(_)) = placed {
             return Err(Refused {
+                channel: audience,
                 error: e.into(),
                 issued,
                 reached: Reached::Unknown,
@@ -259,6 +230,7 @@ impl Publisher {
         };
         let relayed = match placed {
             Ok(_) => self
+                .parts
                 .relay
                 .publish(&envelope)
                 .await
@@ -267,11 +239,11 @@ impl Publisher {
         };
         // The relay brings it to every other spear; here only rooms with someone in them cost
         // a serialisation (a sender's own user room counts: its other connections get it too).
-        let here = self.here.present(audience);
-        if here && self.sequencer.deliver(envelope).await == Delivery::SlowClient {
+        let here = self.parts.here.present(audience);
+        if here && self.parts.sequencer.deliver(envelope).await == Delivery::SlowClient {
             // A recipient whose queue is full misses it and is disconnected by the
             // slow-consumer policy; that is its problem, never the sender's.
-            RelayStats::bump(&self.relay.stats().slow_clients);
+            RelayStats::bump(&self.parts.relay.stats().slow_clients);
             tracing::trace!("a local recipient missed a message (slow consumer)");
         }
         match relayed {
@@ -282,6 +254,7 @@ impl Publisher {
                 position,
             }),
             Err(error) => Err(Refused {
+                channel: audience,
                 error,
                 issued,
                 reached: match (position, here) {

@@ -9,10 +9,10 @@
 //! enum, so that a backend lives in its own file and nothing else matches on it: `local.rs`
 //! carries nothing (one spear), `redis/` publishes on a channel per user and per group,
 //! `rocketmq/` (feature `rocketmq`) sends a copy to the topic of each spear its Redis routes
-//! name. A backend is a folder implementing [`Backend`], its `mod` line here, and one arm of
-//! the `match` on `relay.kind` in the composition root (`node/spear.rs`); the spear, the HTTP
-//! report and the conformance suite (`tests/relay/conformance/`, plus one harness) stay as
-//! they are. An enum would add a variant and an arm to every method instead. The price is a boxed future
+//! name. A backend is a folder implementing [`Backend`] with a `build` function, its `mod` line
+//! here, one arm of the `match` on `relay.kind` in [`build()`] (`build.rs`), and its config
+//! section; the spear, the HTTP report and the conformance suite (`tests/relay/conformance/`,
+//! plus one harness) stay as they are. An enum would add a variant and an arm to every method instead. The price is a boxed future
 //! per publish, small next to a network round trip. What every backend must do, the suite
 //! checks:
 //!
@@ -33,6 +33,7 @@
 //! counts what arrives (`received`, `echoes`, `dropped`) in the [`RelayStats`] it shares with
 //! its handle.
 
+mod build;
 mod local;
 mod redis;
 #[cfg(feature = "rocketmq")]
@@ -53,51 +54,17 @@ use super::metrics::LatencyHistogram;
 use super::spear::roster::{Change, ChangeSink};
 use crate::config::NodeId;
 
+pub use crate::services::channel::{Channel as Audience, Position};
+pub use build::{build, BuiltRelay, RelayBuildError, RelaySetup};
 pub use local::LocalRelay;
 pub use redis::{RedisParts, RedisRelay};
 #[cfg(feature = "rocketmq")]
-pub use rocketmq::{RocketMqParts, RocketMqRelay};
-
-/// Who a relayed message is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Audience {
-    /// Every connection of a user.
-    User(u64),
-    /// Every connection subscribed to a group.
-    Group(u64),
-}
-
-impl std::fmt::Display for Audience {
-    /// `u:<uid>` or `g:<gid>`: the channel's name on the wire, in Redis and to clients.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&wire::tag(*self))
-    }
-}
-
-impl std::str::FromStr for Audience {
-    type Err = ();
-
-    /// Reads `u:<uid>` or `g:<gid>`.
-    fn from_str(s: &str) -> Result<Self, ()> {
-        wire::audience(s).ok_or(())
-    }
-}
+pub use rocketmq::{MqError, MqLink, RocketMqParts, RocketMqRelay};
 
 /// `cluster_name` as it may appear in a Redis key: braces, which would move the hash tag,
 /// become `_`.
 pub fn cluster_in_redis(cluster_name: &str) -> String {
     wire::in_redis(cluster_name)
-}
-
-/// Where a message sits in its channel's history (`services::history`): the channel's epoch
-/// (changes when the history behind it was lost or reset) and the message's offset in it,
-/// which grows by one per message from 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Position {
-    /// The epoch: the id of the message that started the channel's history.
-    pub epoch: u64,
-    /// 1 for the epoch's first message, then one more per message.
-    pub offset: u64,
 }
 
 /// A message on its way to other spears, or arrived from one.

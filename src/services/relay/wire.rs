@@ -1,12 +1,13 @@
 //! What every relay backend puts on the wire. A message travels as `<origin spear id>:<place>:<msg
 //! JSON>`, so that a spear can tell its own echo and the message's place in its channel's
 //! history before it reads the message; `<place>` is `<epoch>.<position>`, or `-` for a
-//! message that has none (history off or unavailable). Its audience is named `u:<uid>` or
-//! `g:<gid>` (inside a Redis channel's hash tag, or as a RocketMQ tag).
+//! message that has none (history off or unavailable). Its channel is named by its
+//! [`Channel`](crate::services::channel::Channel) name (inside a Redis channel's hash tag, or as
+//! a RocketMQ tag).
 
 use serde_json::value::RawValue;
 
-use super::{Audience, Position};
+use super::Position;
 use crate::config::NodeId;
 
 /// `cluster_name` as it may appear in a Redis key or channel: braces, which would move the hash
@@ -16,25 +17,6 @@ pub(super) fn in_redis(cluster_name: &str) -> String {
         .chars()
         .map(|c| if c == '{' || c == '}' { '_' } else { c })
         .collect()
-}
-
-/// The name of `audience` on the wire: `u:<uid>` or `g:<gid>`.
-pub(super) fn tag(audience: Audience) -> String {
-    match audience {
-        Audience::User(uid) => format!("u:{uid}"),
-        Audience::Group(gid) => format!("g:{gid}"),
-    }
-}
-
-/// The audience `tag` names, if it is one.
-pub(super) fn audience(tag: &str) -> Option<Audience> {
-    let (kind, id) = tag.split_once(':')?;
-    let id = id.parse().ok()?;
-    match kind {
-        "u" => Some(Audience::User(id)),
-        "g" => Some(Audience::Group(id)),
-        _ => None,
-    }
 }
 
 /// The wire payload of `message` sent by spear `origin`, at `position` in its channel.
@@ -102,17 +84,6 @@ impl Arrival {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tags_round_trip_and_others_are_refused() {
-        for a in [Audience::User(123), Audience::Group(10)] {
-            assert_eq!(audience(&tag(a)), Some(a));
-        }
-        assert_eq!(tag(Audience::User(7)), "u:7");
-        for bad in ["x:1", "u:abc", "u1", "u:", ":1", "u:-1"] {
-            assert_eq!(audience(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn a_payload_names_its_origin_and_carries_the_message_as_it_was() {

@@ -7,12 +7,14 @@ mod counters;
 mod drain;
 mod registration;
 pub mod roster;
-pub mod session;
-pub mod sessions;
+mod user_connections;
+pub mod verifier;
 
 pub use counters::{CountersReport, SpearCounters};
 pub use drain::{Drain, DrainPlan, DrainPlanError, DrainState, MAX_DRAIN_EVERY};
 pub use registration::{run_registration, Fenced};
 pub use roster::Roster;
-pub use session::Verifier;
-pub use sessions::{ConnectionInfo, LocalSessions, NoClients, SessionsError, Sweep, UserSessions};
+pub use user_connections::{
+    ConnectionInfo, LocalSessions, NoClients, SessionsError, Sweep, UserSessions,
+};
+pub use verifier::Verifier;

@@ -15,6 +15,7 @@
 //! same prefix, are the relay's own (`services::relay`).
 
 use crate::config::NodeId;
+use crate::services::channel::Channel;
 
 /// Key names of one cluster.
 #[derive(Debug, Clone)]
@@ -41,11 +42,11 @@ impl Keys {
     }
     /// The hash tag of user `uid`'s key.
     pub fn user_tag(uid: u64) -> String {
-        format!("u:{uid}")
+        Channel::User(uid).to_string()
     }
     /// The hash tag of group `gid`'s keys.
     pub fn group_tag(gid: u64) -> String {
-        format!("g:{gid}")
+        Channel::Group(gid).to_string()
     }
     /// The hash tag of the spear list.
     pub const SPEARS_TAG: &'static str = "spears";

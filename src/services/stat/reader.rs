@@ -96,6 +96,25 @@ pub enum Presence {
 }
 
 impl Presence {
+    /// Where a node reads presence: Redis when it has a link (every spear writes there), else
+    /// the node's own spear (`me` and its roster) when it is the one spear, else nowhere.
+    pub fn decide(
+        redis: Option<&Arc<RedisLink>>,
+        keys: Keys,
+        spear: Option<(NodeId, Arc<dyn RosterView>)>,
+    ) -> Self {
+        match (redis, spear) {
+            (Some(link), _) => Presence::Redis {
+                link: link.clone(),
+                keys,
+            },
+            (None, Some((me, roster))) => Presence::Local { me, roster },
+            (None, None) => {
+                Presence::None("relay.kind is \"local\" and this node is not the spear")
+            }
+        }
+    }
+
     /// Online members of `gid` across live spears.
     pub async fn group_online(&self, gid: u64) -> Result<GroupOnline, StatError> {
         let by_spear = match self {

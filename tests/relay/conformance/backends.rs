@@ -207,8 +207,7 @@ impl Harness for RocketMq {
     }
     async fn spear(&mut self, id: NodeId) -> TestSpear {
         use gru::config::RocketMqSection;
-        use gru::net::rocketmq::MqLink;
-        use gru::services::relay::{RocketMqParts, RocketMqRelay};
+        use gru::services::relay::{MqLink, RocketMqParts, RocketMqRelay};
 
         let cancel = CancellationToken::new();
         let section = RedisSection {

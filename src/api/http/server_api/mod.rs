@@ -17,14 +17,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::ApiError;
 use crate::api::serve::KeyedRate;
 use crate::config::{ApiScope, ServerApiSection};
 use crate::services::auth::{ApiCaller, AuthStore};
-use crate::services::publish::{Claim, Publisher, Replayed, Replays};
+use crate::services::publish::{
+    Answer, ContentLimit, Once, OnceError, Publisher, Replayed, Replays,
+};
 use crate::services::spear::UserSessions;
 
 /// The header a retried request carries.
@@ -39,13 +40,13 @@ pub struct ServerApiLimits {
     pub max_batch: usize,
     /// Largest body, bytes.
     pub max_body: usize,
-    /// Largest `content`, bytes (`spear.max_payload_bytes`, as for clients).
-    pub max_content: usize,
+    /// Largest `content` (`spear.max_payload_bytes`, as for clients).
+    pub max_content: ContentLimit,
 }
 
 impl ServerApiLimits {
-    /// The limits of `section`, with contents up to `max_content` bytes.
-    pub fn new(section: &ServerApiSection, max_content: usize) -> Self {
+    /// The limits of `section`, with contents up to `max_content`.
+    pub fn new(section: &ServerApiSection, max_content: ContentLimit) -> Self {
         Self {
             max_batch: section.max_batch,
             max_body: section.max_body_bytes,
@@ -95,14 +96,13 @@ impl ServerApiState {
         super::read_body(body, self.limits.max_body, "server_api.max_body_bytes").await
     }
 
-    /// Runs `work` once per `Idempotency-Key` (when the request has one): a retry of the same
-    /// request by the same key within the window gets the stored answer. `work` answers a
-    /// status, a body, and whether it delivered anything (if not, the key is released and a
-    /// retry runs afresh). `cost` messages are counted against the key's rate, only when the
-    /// work runs. From the claim on (or, without a key, from admission) everything runs to its
-    /// end in a task of its own even if the caller hangs up (hyper then drops this future): a
-    /// publish is never cut halfway, a claimed key is always finished or released, and the
-    /// answer is stored for the retry.
+    /// Runs `work` once per `Idempotency-Key` (when the request has one; the steps are
+    /// [`Replays::once`]): a retry of the same request by the same key within the window gets
+    /// the stored answer. `cost` messages are counted against the key's rate, when the work
+    /// runs and when its answer is replayed. From the claim on (or, without a key, from
+    /// admission) everything runs to its end in a task of its own even if the caller hangs up
+    /// (hyper then drops this future): a publish is never cut halfway, a claimed key is always
+    /// finished or released, and the answer is stored for the retry.
     async fn once<F, Fut>(
         &self,
         caller: &ApiCaller,
@@ -113,86 +113,43 @@ impl ServerApiState {
     ) -> Result<Response, ApiError>
     where
         F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = (StatusCode, Value, bool)> + Send + 'static,
+        Fut: Future<Output = Answer> + Send + 'static,
     {
         let Some(key) = idempotency_key(headers)? else {
             self.admit(caller, cost)?;
-            let (status, body, _) = run_detached(work()).await?;
-            return Ok((status, axum::Json(body)).into_response());
+            let answer = run_detached(work()).await?;
+            return Ok(fresh(answer.reply));
         };
         let fingerprint = fingerprint(route, body);
         // From the claim on, everything runs in a task of its own: were the claim's round trip
         // cut by a hang-up, the key would stay "in progress" with no one to finish it.
         let (state, caller, key) = (self.clone(), caller.clone(), key.to_string());
-        run_detached(async move { state.claimed(&caller, &key, fingerprint, cost, work).await })
-            .await?
-    }
-
-    /// The keyed part of [`Self::once`]: claim `key`, run `work` if the claim is fresh, store
-    /// its answer (or release the key if nothing was delivered).
-    async fn claimed<F, Fut>(
-        &self,
-        caller: &ApiCaller,
-        key: &str,
-        fingerprint: String,
-        cost: usize,
-        work: F,
-    ) -> Result<Response, ApiError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = (StatusCode, Value, bool)>,
-    {
-        match self.replays.claim(&caller.name, key, &fingerprint).await? {
-            Claim::Fresh => {}
-            // A replay sends what the request sent: it counts against the key's rate the
-            // same, or a replay storm of a large answer would be free.
-            Claim::Done(answer) => {
-                self.admit(caller, cost)?;
-                return Ok(replayed(answer));
-            }
-            Claim::Full => {
-                return Err(ApiError::IdempotencyStoreFull(
-                    "this API key has as many Idempotency-Keys remembered as \
-                     server_api.idempotency_max_keys / idempotency_max_bytes allow; retry \
-                     later, or without an Idempotency-Key"
-                        .into(),
-                ))
-            }
-            Claim::InProgress => {
-                return Err(ApiError::IdempotencyInProgress(
-                    "a request with this Idempotency-Key is still running; retry later".into(),
-                ))
-            }
-            Claim::Mismatch => {
-                return Err(ApiError::IdempotencyKeyReused(
-                    "this Idempotency-Key was used for another request (another route or body)"
-                        .into(),
-                ))
-            }
-        }
-        if let Err(e) = self.admit(caller, cost) {
-            self.replays.release(&caller.name, key).await;
-            return Err(e);
-        }
-        let (status, body, delivered) = work().await;
-        if delivered {
-            let answer = Replayed {
-                status: status.as_u16(),
-                body: body.to_string(),
-            };
-            if let Err(e) = self
+        let once = run_detached(async move {
+            let admit = || state.admit(&caller, cost);
+            state
                 .replays
-                .finish(&caller.name, key, &fingerprint, answer)
+                .once((&caller.name, &key, &fingerprint), admit, work)
                 .await
-            {
-                // The claim stays until it expires: retries are told it is running, which is
-                // safe (nothing is delivered twice).
-                tracing::warn!(error = %e, key = caller.name, "an idempotent answer was not stored");
-            }
-        } else {
-            self.replays.release(&caller.name, key).await;
+        })
+        .await?;
+        match once {
+            Ok(Once::Ran(reply)) => Ok(fresh(reply)),
+            Ok(Once::Replayed(reply)) => Ok(replayed(reply)),
+            Err(OnceError::NotAdmitted(e)) => Err(e),
+            Err(OnceError::Keys(e)) => Err(e.into()),
+            Err(OnceError::Full) => Err(ApiError::IdempotencyStoreFull(
+                "this API key has as many Idempotency-Keys remembered as \
+                 server_api.idempotency_max_keys / idempotency_max_bytes allow; retry \
+                 later, or without an Idempotency-Key"
+                    .into(),
+            )),
+            Err(OnceError::InProgress) => Err(ApiError::IdempotencyInProgress(
+                "a request with this Idempotency-Key is still running; retry later".into(),
+            )),
+            Err(OnceError::Mismatch) => Err(ApiError::IdempotencyKeyReused(
+                "this Idempotency-Key was used for another request (another route or body)".into(),
+            )),
         }
-        Ok((status, axum::Json(body)).into_response())
     }
 
     /// Counts `cost` messages against the key's rate.
@@ -247,6 +204,18 @@ fn fingerprint(route: &str, body: &[u8]) -> String {
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// An answer computed now.
+fn fresh(reply: Replayed) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        reply.body,
+    )
+        .into_response()
+}
+
+/// An answer stored by an earlier run of the same request.
 fn replayed(answer: Replayed) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
     (

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::{decode, ServerApiLimits, ServerApiState};
 use crate::api::http::ApiError;
 use crate::config::ApiScope;
-use crate::services::publish::{Accepted, Draft, PublishError, Reached, Refused, Sender};
+use crate::services::publish::{Answer, Draft, Outcome, Replayed, Sender};
 use crate::services::relay::Audience;
 
 /// A user or group id: a JSON number, or a string of digits (ids above 2^53 do not survive
@@ -96,12 +96,6 @@ fn drafts(
     req: PublishRequest,
     at: &str,
 ) -> Result<Vec<Draft>, ApiError> {
-    if req.content.len() > limits.max_content {
-        return Err(ApiError::BadRequest(format!(
-            "{at}content is larger than {} bytes (spear.max_payload_bytes)",
-            limits.max_content
-        )));
-    }
     let name = match req.sender {
         None => default_sender.to_string(),
         Some(name) => {
@@ -133,15 +127,18 @@ fn drafts(
         }
     };
     let content: Arc<str> = req.content.into();
-    Ok(audiences
-        .into_iter()
-        .map(|audience| Draft {
-            audience,
-            target_kind: -1,
-            from: Sender::Server(name.clone()),
-            content: content.clone(),
-        })
-        .collect())
+    let Some(&channel) = audiences.first() else {
+        return Err(ApiError::BadRequest(format!("{at}to names nobody")));
+    };
+    let first = Draft::new(
+        channel,
+        -1,
+        Sender::Server(name),
+        content,
+        limits.max_content,
+    )
+    .map_err(|e| ApiError::BadRequest(format!("{at}{e}")))?;
+    Ok(audiences.iter().map(|a| first.to(*a)).collect())
 }
 
 /// Checks that `count` messages fit in one request.
@@ -190,134 +187,94 @@ pub fn batch_drafts(
 }
 
 impl ServerApiState {
-    /// Publishes `groups` of drafts in order. The first failure stops the rest (they are
-    /// reported as not attempted): a later message never overtakes one that failed.
+    /// Publishes `groups` of drafts in order, as one batch ([`Publisher::publish_batch`]):
+    /// the first failure stops the rest. The outcomes come back grouped as the drafts were.
+    ///
+    /// [`Publisher::publish_batch`]: crate::services::publish::Publisher::publish_batch
     async fn run(&self, groups: Vec<Vec<Draft>>) -> Vec<Vec<Outcome>> {
-        let total: usize = groups.iter().map(Vec::len).sum();
-        let count = u32::try_from(total).unwrap_or(u32::MAX);
-        let ids = match self.publisher.ids(count).await {
-            Ok(ids) => ids,
-            Err(e) => return skipped(groups, &e),
-        };
-        let mut ids = ids.into_iter();
-        let mut stop: Option<PublishError> = None;
-        let mut out = Vec::with_capacity(groups.len());
-        for group in groups {
-            let mut outcomes = Vec::with_capacity(group.len());
-            for draft in group {
-                let channel = draft.audience;
-                let outcome = match (&stop, ids.next()) {
-                    (Some(e), _) => Outcome::Skipped(channel, e.clone()),
-                    (None, None) => Outcome::Skipped(channel, PublishError::NoId("no id".into())),
-                    (None, Some(id)) => match self.publisher.publish_as(id, draft).await {
-                        Ok(done) => Outcome::Accepted(done),
-                        Err(refused) => {
-                            stop = Some(refused.error.clone());
-                            Outcome::Refused(channel, refused)
-                        }
-                    },
-                };
-                outcomes.push(outcome);
-            }
-            out.push(outcomes);
-        }
-        out
+        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        let mut outcomes = self
+            .publisher
+            .publish_batch(groups.into_iter().flatten().collect())
+            .await
+            .into_iter();
+        sizes
+            .into_iter()
+            .map(|n| outcomes.by_ref().take(n).collect())
+            .collect()
     }
 }
 
-/// What became of one message.
-enum Outcome {
-    Accepted(Accepted),
-    Refused(Audience, Refused),
-    /// Not tried: an earlier one failed with this.
-    Skipped(Audience, PublishError),
-}
-
-impl Outcome {
-    fn accepted(&self) -> bool {
-        matches!(self, Outcome::Accepted(_))
-    }
-
-    /// It reached someone (then a retry must not send it again).
-    fn delivered(&self) -> bool {
-        match self {
-            Outcome::Accepted(_) => true,
-            // One that may be in the history may still reach everyone: a retry would be a
-            // second copy.
-            Outcome::Refused(_, r) => r.reached != Reached::Nobody,
-            Outcome::Skipped(..) => false,
-        }
-    }
-
-    fn json(&self) -> Value {
-        match self {
-            Outcome::Accepted(done) => {
-                let mut v = json!({
-                    "id": done.id,
-                    "id_str": done.id.to_string(),
-                    "channel": done.channel.to_string(),
-                    "create_time": done.create_time,
-                });
-                if let Some(at) = done.position {
-                    v["epoch"] = json!(at.epoch.to_string());
-                    v["position"] = json!(at.offset);
-                }
-                v
+/// One outcome as the server API renders it (`docs/api.md`, "What became of a message").
+fn outcome_json(outcome: &Outcome) -> Value {
+    match outcome {
+        Outcome::Accepted(done) => {
+            let mut v = json!({
+                "id": done.id,
+                "id_str": done.id.to_string(),
+                "channel": done.channel.to_string(),
+                "create_time": done.create_time,
+            });
+            if let Some(at) = done.position {
+                v["epoch"] = json!(at.epoch.to_string());
+                v["position"] = json!(at.offset);
             }
-            Outcome::Refused(channel, refused) => {
-                let here = matches!(
-                    refused.reached,
-                    Reached::HereOnly | Reached::Stored { here: true, .. }
-                );
-                let mut v = json!({
-                    "channel": channel.to_string(),
-                    "error": {"code": "unavailable", "message": refused.error.to_string()},
-                    "delivered_here": here,
-                });
-                match refused.reached {
-                    Reached::Unknown => v["uncertain"] = json!(true),
-                    Reached::Stored { at, .. } => {
-                        v["stored"] = json!(true);
-                        v["epoch"] = json!(at.epoch.to_string());
-                        v["position"] = json!(at.offset);
-                    }
-                    Reached::Nobody | Reached::HereOnly => {}
-                }
-                if let Some((id, _)) = refused.issued {
-                    v["id"] = json!(id);
-                    v["id_str"] = json!(id.to_string());
-                }
-                v
-            }
-            Outcome::Skipped(channel, error) => json!({
-                "channel": channel.to_string(),
-                "error": {
-                    "code": "not_attempted",
-                    "message": format!("not attempted after an earlier failure: {error}"),
-                },
-                "delivered_here": false,
-            }),
+            v
         }
+        Outcome::Refused(refused) => {
+            let fate = refused.reached.fate();
+            let mut v = json!({
+                "channel": refused.channel.to_string(),
+                "error": {"code": "unavailable", "message": refused.error.to_string()},
+                "delivered_here": fate.delivered_here,
+            });
+            if fate.uncertain {
+                v["uncertain"] = json!(true);
+            }
+            if let Some(at) = fate.stored {
+                v["stored"] = json!(true);
+                v["epoch"] = json!(at.epoch.to_string());
+                v["position"] = json!(at.offset);
+            }
+            if let Some((id, _)) = refused.issued {
+                v["id"] = json!(id);
+                v["id_str"] = json!(id.to_string());
+            }
+            v
+        }
+        Outcome::NotAttempted { channel, after } => json!({
+            "channel": channel.to_string(),
+            "error": {
+                "code": "not_attempted",
+                "message": format!("not attempted after an earlier failure: {after}"),
+            },
+            "delivered_here": false,
+        }),
     }
 }
 
-fn skipped(groups: Vec<Vec<Draft>>, error: &PublishError) -> Vec<Vec<Outcome>> {
-    groups
-        .into_iter()
-        .map(|g| {
-            g.into_iter()
-                .map(|d| Outcome::Skipped(d.audience, error.clone()))
-                .collect()
-        })
-        .collect()
+/// The answer of a request: `status` and `body`, kept for retries when anything of
+/// `outcomes` reached someone.
+fn answer<'a>(
+    status: StatusCode,
+    body: &Value,
+    outcomes: impl IntoIterator<Item = &'a Outcome>,
+) -> Answer {
+    Answer {
+        reply: Replayed {
+            status: status.as_u16(),
+            body: body.to_string(),
+        },
+        reached_someone: outcomes.into_iter().any(Outcome::reached_someone),
+    }
 }
 
 /// `{"messages": [accepted…], "failed": [the others…]}` (no `failed` when there are none).
 fn split(outcomes: &[Outcome]) -> Value {
     let (ok, failed): (Vec<&Outcome>, Vec<&Outcome>) = outcomes.iter().partition(|o| o.accepted());
-    let mut v = json!({"messages": ok.iter().map(|o| o.json()).collect::<Vec<_>>()});
+    let mut v = json!({"messages": ok.iter().map(|o| outcome_json(o)).collect::<Vec<_>>()});
     if !failed.is_empty() {
-        v["failed"] = failed.iter().map(|o| o.json()).collect();
+        v["failed"] = failed.iter().map(|o| outcome_json(o)).collect();
     }
     v
 }
@@ -345,19 +302,19 @@ pub(super) async fn single(
                 .into_iter()
                 .flatten()
                 .collect::<Vec<_>>();
-            let delivered = outcomes.iter().any(Outcome::delivered);
-            let mut answer = split(&outcomes);
-            let first_failure = outcomes.iter().find(|o| !o.accepted()).map(Outcome::json);
-            match first_failure {
-                None => (StatusCode::OK, answer, delivered),
+            let mut body = split(&outcomes);
+            let first_failure = outcomes.iter().find(|o| !o.accepted()).map(outcome_json);
+            let status = match first_failure {
+                None => StatusCode::OK,
                 Some(failure) => {
-                    answer["error"] = json!({
+                    body["error"] = json!({
                         "code": "unavailable",
                         "message": failure["error"]["message"],
                     });
-                    (StatusCode::SERVICE_UNAVAILABLE, answer, delivered)
+                    StatusCode::SERVICE_UNAVAILABLE
                 }
-            }
+            };
+            answer(status, &body, &outcomes)
         })
         .await
 }
@@ -378,15 +335,13 @@ pub(super) async fn batch(
     state
         .once(&caller, &headers, route, cost, move || async move {
             let results = st.run(groups).await;
-            let delivered = results.iter().flatten().any(Outcome::delivered);
             let accepted = results.iter().flatten().filter(|o| o.accepted()).count();
-            let failed = cost - accepted;
-            let answer = json!({
+            let body = json!({
                 "results": results.iter().map(|r| split(r)).collect::<Vec<_>>(),
                 "accepted": accepted,
-                "failed": failed,
+                "failed": cost - accepted,
             });
-            (StatusCode::OK, answer, delivered)
+            answer(StatusCode::OK, &body, results.iter().flatten())
         })
         .await
 }

@@ -24,14 +24,14 @@ impl Channels {
 
     /// The channel of `audience`.
     pub(super) fn of(&self, audience: Audience) -> String {
-        format!("{}{{{}}}", self.prefix, wire::tag(audience))
+        format!("{}{{{}}}", self.prefix, audience)
     }
 
     /// Who channel `name` is for, if it is one of this cluster's.
     pub(super) fn audience(&self, name: &[u8]) -> Option<Audience> {
         let name = std::str::from_utf8(name).ok()?;
         let rest = name.strip_prefix(&self.prefix)?.strip_prefix('{')?;
-        wire::audience(rest.strip_suffix('}')?)
+        rest.strip_suffix('}')?.parse().ok()
     }
 }
 

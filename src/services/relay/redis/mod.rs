@@ -24,7 +24,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::wanted::Wanted;
-use super::{Backend, Envelope, Inbound, Relay, RelayError, RelayStats, TransportStatus};
+use super::{
+    Backend, BuiltRelay, Envelope, Inbound, Relay, RelayBuildError, RelayError, RelaySetup,
+    RelayStats, TransportStatus,
+};
 use crate::config::NodeId;
 use crate::net::redis::{RedisError, RedisLink};
 use crate::services::spear::roster::{Change, ChangeSink};
@@ -49,6 +52,27 @@ pub struct RedisParts<I> {
     pub settle: Duration,
     /// Where messages from other spears go.
     pub inbound: I,
+}
+
+/// The Redis relay of `setup` (`relay.kind = "redis"`).
+pub(in crate::services::relay) fn build<I: Inbound>(
+    setup: RelaySetup<'_, I>,
+) -> Result<BuiltRelay, RelayBuildError> {
+    let (link, pushes) = setup.redis.ok_or(RelayBuildError::Unbuilt)?;
+    let parts = RedisParts {
+        link,
+        pushes,
+        me: setup.me,
+        cluster_name: setup.config.cluster.name.clone(),
+        settle: Duration::from_millis(setup.config.redis.settle_ms),
+        inbound: setup.inbound,
+    };
+    let (relay, tasks) = RedisRelay::start(parts, setup.cancel);
+    Ok(BuiltRelay {
+        relay,
+        workers: tasks.into_iter().map(|t| ("redis relay", t)).collect(),
+        close: None,
+    })
 }
 
 /// A spear's Redis relay: publishing, and following the roster.

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::super::{hand_on, wire, Inbound, RelayStats};
+use super::super::{hand_on, Inbound, RelayStats};
+use super::link::{MqConsumer, MqLink, Received};
 use crate::config::NodeId;
-use crate::net::rocketmq::{MqConsumer, MqLink, Received};
 
 /// How long to wait before trying again to set up the consumer.
 const RETRY: Duration = Duration::from_millis(500);
@@ -83,7 +83,7 @@ impl<I: Inbound> Receiver<I> {
     }
 
     async fn arrived(&self, message: Received) {
-        let audience = message.tag.as_deref().and_then(wire::audience);
+        let audience = message.tag.as_deref().and_then(|t| t.parse().ok());
         hand_on(self.me, &self.stats, &self.inbound, audience, message.body).await;
     }
 }

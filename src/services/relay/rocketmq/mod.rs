@@ -13,6 +13,7 @@
 //! to publish for `redis.settle_ms`, so that every spear has written its routes again.
 
 mod inbound;
+mod link;
 mod names;
 mod routes;
 
@@ -27,12 +28,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::wanted::Wanted;
 use super::TransportStatus;
-use super::{wire, Backend, Envelope, Inbound, Relay, RelayError, RelayStats};
+use super::{
+    wire, Backend, BuiltRelay, Envelope, Inbound, Relay, RelayBuildError, RelayError, RelaySetup,
+    RelayStats,
+};
 use crate::config::NodeId;
 use crate::net::redis::{RedisError, RedisLink};
-use crate::net::rocketmq::{MqError, MqLink};
 use crate::services::spear::roster::{Change, ChangeSink};
 use inbound::Receiver;
+pub use link::{MqError, MqLink};
 use names::Names;
 use routes::Routes;
 
@@ -58,6 +62,32 @@ pub struct RocketMqParts<I> {
     pub settle: Duration,
     /// Where messages from other spears go.
     pub inbound: I,
+}
+
+/// The RocketMQ relay of `setup` (`relay.kind = "rocketmq"`): its client, which stops after
+/// the relay's own workers, and the relay.
+pub(in crate::services::relay) async fn build<I: Inbound>(
+    setup: RelaySetup<'_, I>,
+) -> Result<BuiltRelay, RelayBuildError> {
+    let (link, _pushes) = setup.redis.ok_or(RelayBuildError::Unbuilt)?;
+    let config = setup.config;
+    let group = RocketMqRelay::producer_group(&config.cluster.name, setup.me);
+    let mq = MqLink::start(&config.rocketmq, &group).await?;
+    let parts = RocketMqParts {
+        link,
+        mq: mq.clone(),
+        me: setup.me,
+        cluster_name: config.cluster.name.clone(),
+        queues: config.rocketmq.queues,
+        settle: Duration::from_millis(config.redis.settle_ms),
+        inbound: setup.inbound,
+    };
+    let (relay, tasks) = RocketMqRelay::start(parts, setup.cancel);
+    Ok(BuiltRelay {
+        relay,
+        workers: tasks.into_iter().map(|t| ("rocketmq relay", t)).collect(),
+        close: Some(Box::pin(async move { mq.shutdown().await })),
+    })
 }
 
 /// A spear's RocketMQ relay: publishing, and following the roster.
@@ -137,7 +167,7 @@ impl RocketMqRelay {
                 RelayError::Unavailable { transport: ROUTES }
             });
         }
-        let tag = wire::tag(envelope.audience);
+        let tag = envelope.audience.to_string();
         let spears = routes::lookup(&self.link, &self.names, &tag)
             .await
             .map_err(routes_error)?;
@@ -224,6 +254,6 @@ impl Backend for RocketMqRelay {
 
 impl ChangeSink for RocketMqRelay {
     fn changed(&self, change: Change) -> Option<oneshot::Receiver<()>> {
-        self.routes.follow(change, wire::tag)
+        self.routes.follow(change, |c| c.to_string())
     }
 }

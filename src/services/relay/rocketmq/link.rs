@@ -1,7 +1,7 @@
 //! A node's connection to RocketMQ (feature `rocketmq`), through the Rust client of Apache
 //! RocketMQ: a producer, topic creation, and lite-pull consumers. The client runs on a small
-//! runtime of its own (one worker thread), which this link owns and stops. Services never see
-//! the client's types: they send bytes to a topic and poll [`Received`] messages.
+//! runtime of its own (one worker thread), which this link owns and stops. The rest of the relay
+//! never sees the client's types: it sends bytes to a topic and polls [`Received`] messages.
 //!
 //! [`MqHealth`] follows the broker as the link experiences it: a send that fails for want of
 //! the broker marks it down, the next one that succeeds marks it up again (the relay probes

@@ -1,0 +1,139 @@
+//! A message before it has an id: where it goes, who sends it, its content — checked against
+//! the content limit when it is made, the one place that limit is enforced.
+
+use std::sync::Arc;
+
+use super::message::Sender;
+use crate::config::SpearSection;
+use crate::services::relay::Audience;
+
+/// The largest content a message may have, in bytes: `spear.max_payload_bytes`, for clients
+/// and business servers alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentLimit(usize);
+
+impl ContentLimit {
+    /// At most `bytes` bytes.
+    pub fn new(bytes: usize) -> Self {
+        Self(bytes)
+    }
+
+    /// The limit of `spear`.
+    pub fn of(spear: &SpearSection) -> Self {
+        Self(usize::try_from(spear.max_payload_bytes).unwrap_or(usize::MAX))
+    }
+
+    /// The limit, bytes.
+    pub fn bytes(self) -> usize {
+        self.0
+    }
+}
+
+/// A content over its [`ContentLimit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("content is larger than {max} bytes (spear.max_payload_bytes)")]
+pub struct ContentTooLarge {
+    /// The limit.
+    pub max: usize,
+}
+
+/// A message before it has an id. Only [`Draft::new`] makes one, so every draft's content is
+/// within the limit.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    channel: Audience,
+    target_kind: i64,
+    from: Sender,
+    content: Arc<str>,
+}
+
+impl Draft {
+    /// A message to `channel` from `from`; `target_kind` is the target type a client gave
+    /// (Gru echoes it), or -1. Refused when `content` is over `limit`.
+    pub fn new(
+        channel: Audience,
+        target_kind: i64,
+        from: Sender,
+        content: Arc<str>,
+        limit: ContentLimit,
+    ) -> Result<Self, ContentTooLarge> {
+        if content.len() > limit.bytes() {
+            return Err(ContentTooLarge { max: limit.bytes() });
+        }
+        Ok(Self {
+            channel,
+            target_kind,
+            from,
+            content,
+        })
+    }
+
+    /// The same message to `channel` instead, sharing its content (one allocation however
+    /// many recipients a request names).
+    pub fn to(&self, channel: Audience) -> Self {
+        Self {
+            channel,
+            ..self.clone()
+        }
+    }
+
+    /// Its channel.
+    pub fn channel(&self) -> Audience {
+        self.channel
+    }
+
+    /// Its content.
+    pub fn content(&self) -> &Arc<str> {
+        &self.content
+    }
+
+    /// Who sends it.
+    pub fn from(&self) -> &Sender {
+        &self.from
+    }
+
+    pub(super) fn into_parts(self) -> (Audience, i64, Sender, Arc<str>) {
+        (self.channel, self.target_kind, self.from, self.content)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_content_over_the_limit_is_refused_and_one_at_it_is_not() {
+        let limit = ContentLimit::new(3);
+        let make = |content: &str| {
+            Draft::new(
+                Audience::User(1),
+                -1,
+                Sender::User(2),
+                content.into(),
+                limit,
+            )
+        };
+        assert!(make("abc").is_ok());
+        let e = make("abcd").expect_err("over the limit");
+        assert_eq!(e, ContentTooLarge { max: 3 });
+        assert_eq!(
+            e.to_string(),
+            "content is larger than 3 bytes (spear.max_payload_bytes)"
+        );
+    }
+
+    #[test]
+    fn a_draft_to_another_channel_shares_its_content() {
+        let one = Draft::new(
+            Audience::User(1),
+            -1,
+            Sender::Server("s".into()),
+            "hello".into(),
+            ContentLimit::new(10),
+        )
+        .expect("within the limit");
+        let two = one.to(Audience::User(2));
+        assert_eq!(two.channel(), Audience::User(2));
+        assert!(Arc::ptr_eq(one.content(), two.content()));
+    }
+}
