@@ -5,7 +5,7 @@ use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::services::relay::{Audience, Position};
+use crate::services::channel::{Channel, Position};
 use crate::services::spear::verifier::Credentials;
 
 /// Success.
@@ -164,7 +164,7 @@ pub fn resume_points(
     raw: Value,
     uid: u64,
     max_channels: usize,
-) -> Result<std::collections::HashMap<Audience, Position>, String> {
+) -> Result<std::collections::HashMap<Channel, Position>, String> {
     if raw.is_null() {
         return Ok(std::collections::HashMap::new());
     }
@@ -182,10 +182,10 @@ pub fn resume_points(
     }
     map.into_iter()
         .map(|(name, point)| {
-            let channel: Audience = name
+            let channel: Channel = name
                 .parse()
                 .map_err(|()| format!("resume: {name:?} is not a channel (u:<id> or g:<id>)"))?;
-            if matches!(channel, Audience::User(other) if other != uid) {
+            if matches!(channel, Channel::User(other) if other != uid) {
                 return Err(format!("resume: {name:?} is another user's channel"));
             }
             // serde would also read a struct from an array (`[epoch, position]`): only the
@@ -307,13 +307,13 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(
-            ok.get(&Audience::User(5)),
+            ok.get(&Channel::User(5)),
             Some(&Position {
                 epoch: 9_007_199_254_740_993,
                 offset: 3
             })
         );
-        assert_eq!(ok.get(&Audience::Group(10)).map(|p| p.offset), Some(0));
+        assert_eq!(ok.get(&Channel::Group(10)).map(|p| p.offset), Some(0));
         for (bad, says) in [
             (json!([1]), "must be an object"),
             (

@@ -34,9 +34,10 @@ use super::protocol::{
 use crate::api::serve::{self, ClientIp, Conn, ServeOptions};
 use crate::clock::unix_ms;
 use crate::config::SpearSection;
+use crate::services::channel::{Channel, Position};
 use crate::services::history::{Catcher, Outlet, Resync, Sequencer};
 use crate::services::publish::{ContentLimit, Draft, PublishError, Publisher, Refused, Sender};
-use crate::services::relay::{Audience, Delivery, Envelope, Position};
+use crate::services::relay::{Delivery, Envelope};
 use crate::services::spear::roster::{Pending, Roster};
 use crate::services::spear::verifier::{Session, Verifier};
 use crate::services::spear::{Drain, DrainState, Fenced, SpearCounters};
@@ -51,8 +52,8 @@ const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 
 /// The socket.io room of a channel on this spear (every connection of a user, or every member
 /// of a group): the channel's name.
-fn room(audience: Audience) -> String {
-    audience.to_string()
+fn room(channel: Channel) -> String {
+    channel.to_string()
 }
 
 /// Bytes of each WebSocket's read buffer, kept for the connection's life (tungstenite zeroes
@@ -174,7 +175,7 @@ fn admit(s: &SocketRef, ctx: &SpearContext, ack: AckSender, event: &str) -> Opti
 
 /// The positions a connection presented to resume, per channel, until it joins each.
 #[derive(Debug, Clone, Default)]
-struct ResumeFrom(HashMap<Audience, Position>);
+struct ResumeFrom(HashMap<Channel, Position>);
 
 /// How many channels a `resume` may name: the user's and its groups'.
 fn resume_limit(ctx: &SpearContext) -> usize {
@@ -182,7 +183,7 @@ fn resume_limit(ctx: &SpearContext) -> usize {
 }
 
 /// `{"u:5": {"epoch": "…", "position": n}, …}`: where each channel went live, for the reply.
-fn positions_json(positions: &[(Audience, Position)]) -> Value {
+fn positions_json(positions: &[(Channel, Position)]) -> Value {
     let map: serde_json::Map<String, Value> = positions
         .iter()
         .map(|(channel, at)| {
@@ -212,10 +213,10 @@ async fn bind(
     s: &SocketRef,
     ctx: &SpearContext,
     session: Session,
-    mut resume: HashMap<Audience, Position>,
+    mut resume: HashMap<Channel, Position>,
 ) -> Option<Position> {
     let uid = session.uid;
-    let from = resume.remove(&Audience::User(uid));
+    let from = resume.remove(&Channel::User(uid));
     expire_at(s, ctx, &session);
     s.extensions.insert(session);
     if !resume.is_empty() {
@@ -237,7 +238,7 @@ async fn enter_user_channel(
     uid: u64,
     from: Option<Position>,
 ) -> Option<Position> {
-    let user = Audience::User(uid);
+    let user = Channel::User(uid);
     ctx.sequencer
         .catch_up(user, from, &SocketCatcher::new(s.clone(), user, ctx))
         .await
@@ -247,7 +248,7 @@ async fn enter_user_channel(
 fn auth_data(uid: u64, at: Option<Position>) -> Value {
     let mut data = json!({"userId": uid});
     if let Some(at) = at {
-        data["positions"] = positions_json(&[(Audience::User(uid), at)]);
+        data["positions"] = positions_json(&[(Channel::User(uid), at)]);
     }
     data
 }
@@ -256,7 +257,7 @@ fn auth_data(uid: u64, at: Option<Position>) -> Value {
 /// the channel's room.
 struct SocketCatcher<'a> {
     s: SocketRef,
-    channel: Audience,
+    channel: Channel,
     ctx: &'a SpearContext,
 }
 
@@ -264,7 +265,7 @@ impl<'a> SocketCatcher<'a> {
     /// How long a replay waits for a connection whose send queue is full.
     const PATIENCE: Duration = Duration::from_secs(10);
 
-    fn new(s: SocketRef, channel: Audience, ctx: &'a SpearContext) -> Self {
+    fn new(s: SocketRef, channel: Channel, ctx: &'a SpearContext) -> Self {
         Self { s, channel, ctx }
     }
 }
@@ -541,7 +542,7 @@ async fn on_leave(s: SocketRef, ctx: &SpearContext, data: TryData<Value>, ack: A
         Ok(p) => {
             let groups = distinct(p.groups);
             for gid in &groups {
-                s.leave(room(Audience::Group(*gid)));
+                s.leave(room(Channel::Group(*gid)));
             }
             ctx.roster.leave(s.id, &groups);
             Reply::ok("ok", Some(json!({"groups": groups})))
@@ -626,11 +627,11 @@ async fn subscribe(
         .get::<ResumeFrom>()
         .map(|r| r.0)
         .unwrap_or_default();
-    let fresh: Vec<(Audience, Option<Position>)> = groups
+    let fresh: Vec<(Channel, Option<Position>)> = groups
         .iter()
         .filter(|g| !ctx.roster.in_group(s.id, **g))
         .map(|gid| {
-            let channel = Audience::Group(*gid);
+            let channel = Channel::Group(*gid);
             (channel, points.remove(&channel))
         })
         .collect();
@@ -673,7 +674,7 @@ async fn subscribe(
         Err(_) => {
             // Undo the rooms of groups the connection was not in.
             for gid in groups.iter().filter(|g| !ctx.roster.in_group(s.id, **g)) {
-                s.leave(room(Audience::Group(*gid)));
+                s.leave(room(Channel::Group(*gid)));
             }
             Reply::error(
                 LOGIC_ERROR,
@@ -684,9 +685,9 @@ async fn subscribe(
 }
 
 async fn send(s: &SocketRef, session: &Session, ctx: &SpearContext, p: MsgPayload) -> Reply {
-    let audience = match p.kind {
-        0 => Audience::User(p.target.id),
-        1 => Audience::Group(p.target.id),
+    let channel = match p.kind {
+        0 => Channel::User(p.target.id),
+        1 => Channel::Group(p.target.id),
         other => {
             return Reply::error(
                 PARAM_ERROR,
@@ -695,7 +696,7 @@ async fn send(s: &SocketRef, session: &Session, ctx: &SpearContext, p: MsgPayloa
         }
     };
     let draft = match Draft::new(
-        audience,
+        channel,
         p.target.kind.unwrap_or(-1),
         Sender::User(session.uid),
         p.content.into(),
@@ -711,7 +712,7 @@ async fn send(s: &SocketRef, session: &Session, ctx: &SpearContext, p: MsgPayloa
         Ok(done) => {
             let mut data = json!({"id": done.id, "createTime": done.create_time});
             if let Some(at) = done.position {
-                data["channel"] = json!(audience.to_string());
+                data["channel"] = json!(channel.to_string());
                 data["epoch"] = json!(at.epoch.to_string());
                 data["position"] = json!(at.offset);
             }
@@ -775,7 +776,7 @@ impl RoomDelivery {
 impl Outlet for RoomDelivery {
     fn deliver(&self, envelope: Envelope) -> BoxFuture<'_, Delivery> {
         Box::pin(async move {
-            let room = room(envelope.audience);
+            let room = room(envelope.channel);
             match self.0.to(room).emit("msg", &envelope.payload).await {
                 Ok(()) => {
                     self.1.delivered();
@@ -790,7 +791,7 @@ impl Outlet for RoomDelivery {
         })
     }
 
-    fn resync(&self, channel: Audience, notice: Resync) -> BoxFuture<'_, ()> {
+    fn resync(&self, channel: Channel, notice: Resync) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if let Err(e) = self.0.to(room(channel)).emit("resync", &notice).await {
                 tracing::debug!(error = %e, "a resync notice missed a client that does not read");

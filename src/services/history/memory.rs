@@ -13,7 +13,7 @@ use std::time::Instant;
 use futures_util::future::BoxFuture;
 
 use super::{HistoryError, HistoryStore, Page, Retention, Stored};
-use crate::services::relay::{Audience, Position};
+use crate::services::channel::{Channel, Position};
 
 /// Appends between two sweeps of idle channels.
 const SWEEP_EVERY: u64 = 4096;
@@ -23,7 +23,7 @@ const CHANNEL_COST: u64 = 160;
 const MESSAGE_COST: u64 = 48;
 
 #[derive(Debug)]
-struct Channel {
+struct ChannelLog {
     epoch: u64,
     head: u64,
     last_append: Instant,
@@ -37,9 +37,9 @@ struct Channel {
 
 #[derive(Debug, Default)]
 struct Channels {
-    map: HashMap<Audience, Channel>,
+    map: HashMap<Channel, ChannelLog>,
     /// Channels by when they were last written, least recently first.
-    order: BTreeMap<u64, Audience>,
+    order: BTreeMap<u64, Channel>,
     stamps: u64,
     bytes: u64,
     appends: u64,
@@ -50,11 +50,11 @@ impl Channels {
     /// written now.
     fn touch(
         &mut self,
-        channel: Audience,
+        channel: Channel,
         epoch: u64,
         now: Instant,
         retention: &Retention,
-    ) -> &mut Channel {
+    ) -> &mut ChannelLog {
         let idle = self
             .map
             .get(&channel)
@@ -74,7 +74,7 @@ impl Channels {
                 self.bytes += CHANNEL_COST;
                 self.map.insert(
                     channel,
-                    Channel {
+                    ChannelLog {
                         epoch,
                         head: 0,
                         last_append: now,
@@ -89,7 +89,7 @@ impl Channels {
         self.map.get_mut(&channel).expect("made above")
     }
 
-    fn forget(&mut self, channel: Audience) {
+    fn forget(&mut self, channel: Channel) {
         if let Some(c) = self.map.remove(&channel) {
             self.order.remove(&c.stamp);
             self.bytes -= c.bytes;
@@ -98,7 +98,7 @@ impl Channels {
 
     /// Forgets the least recently written channels (never `keep`) until at most `max` bytes
     /// are held.
-    fn shed(&mut self, max: u64, keep: Audience) {
+    fn shed(&mut self, max: u64, keep: Channel) {
         while self.bytes > max {
             let Some((_, oldest)) = self.order.iter().find(|(_, c)| **c != keep) else {
                 return;
@@ -136,13 +136,13 @@ impl MemoryStore {
             .bytes
     }
 
-    fn append_now(&self, channel: Audience, id: u64, message: &str) -> Position {
+    fn append_now(&self, channel: Channel, id: u64, message: &str) -> Position {
         let now = Instant::now();
         let max_age = self.retention.max_age;
         let mut all = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         all.appends += 1;
         if all.appends % SWEEP_EVERY == 0 {
-            let idle: Vec<Audience> = all
+            let idle: Vec<Channel> = all
                 .map
                 .iter()
                 .filter(|(_, c)| now.duration_since(c.last_append) >= max_age)
@@ -175,7 +175,7 @@ impl MemoryStore {
         position
     }
 
-    fn open_now(&self, channel: Audience, epoch: u64) -> Position {
+    fn open_now(&self, channel: Channel, epoch: u64) -> Position {
         let now = Instant::now();
         let mut all = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         let c = all.touch(channel, epoch, now, &self.retention);
@@ -187,7 +187,7 @@ impl MemoryStore {
         position
     }
 
-    fn read_now(&self, channel: Audience, after: u64, max: usize) -> Page {
+    fn read_now(&self, channel: Channel, after: u64, max: usize) -> Page {
         let now = Instant::now();
         let all = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(c) = all.map.get(&channel) else {
@@ -219,7 +219,7 @@ impl MemoryStore {
 impl HistoryStore for MemoryStore {
     fn append<'a>(
         &'a self,
-        channel: Audience,
+        channel: Channel,
         id: u64,
         message: &'a str,
     ) -> BoxFuture<'a, Result<Position, HistoryError>> {
@@ -227,13 +227,13 @@ impl HistoryStore for MemoryStore {
         Box::pin(std::future::ready(Ok(position)))
     }
 
-    fn open(&self, channel: Audience, epoch: u64) -> BoxFuture<'_, Result<Position, HistoryError>> {
+    fn open(&self, channel: Channel, epoch: u64) -> BoxFuture<'_, Result<Position, HistoryError>> {
         Box::pin(std::future::ready(Ok(self.open_now(channel, epoch))))
     }
 
     fn read(
         &self,
-        channel: Audience,
+        channel: Channel,
         after: u64,
         max: usize,
     ) -> BoxFuture<'_, Result<Page, HistoryError>> {
@@ -260,7 +260,7 @@ mod tests {
     #[test]
     fn offsets_grow_by_one_per_channel_in_the_first_ids_epoch() {
         let s = store(10, Duration::from_secs(60));
-        let (g, u) = (Audience::Group(1), Audience::User(1));
+        let (g, u) = (Channel::Group(1), Channel::User(1));
         assert_eq!(
             s.append_now(g, 100, "{}"),
             Position {
@@ -290,13 +290,13 @@ mod tests {
         );
         assert_eq!(s.read_now(g, 1, 10).entries.len(), 1);
         assert_eq!(s.read_now(g, 0, 1).entries.len(), 1);
-        assert_eq!(s.read_now(Audience::Group(2), 0, 10), Page::default());
+        assert_eq!(s.read_now(Channel::Group(2), 0, 10), Page::default());
     }
 
     #[test]
     fn retention_trims_by_count_and_age() {
         let s = store(3, Duration::from_millis(200));
-        let g = Audience::Group(1);
+        let g = Channel::Group(1);
         for id in 1..=5 {
             s.append_now(g, id, "{}");
         }
@@ -327,7 +327,7 @@ mod tests {
         };
         let s = MemoryStore::new(retention, 20_000);
         let kb = "x".repeat(1000);
-        let (kept, flood) = (Audience::User(1), |i| Audience::User(100 + i));
+        let (kept, flood) = (Channel::User(1), |i| Channel::User(100 + i));
         s.append_now(kept, 1, &kb);
         for i in 0..50 {
             s.append_now(flood(i), 10 + i, &kb);
@@ -357,7 +357,7 @@ mod tests {
         );
         // Opening channels counts too.
         for i in 0..1000 {
-            s.open_now(Audience::Group(i), 5000 + i);
+            s.open_now(Channel::Group(i), 5000 + i);
         }
         assert!(s.bytes() <= 20_000, "{} bytes held", s.bytes());
     }

@@ -30,7 +30,7 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::relay::{Audience, Position};
+use crate::services::channel::{Channel, Position};
 
 pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
@@ -113,7 +113,7 @@ pub trait HistoryStore: Send + Sync {
     /// if the channel has no history yet.
     fn append<'a>(
         &'a self,
-        channel: Audience,
+        channel: Channel,
         id: u64,
         message: &'a str,
     ) -> BoxFuture<'a, Result<Position, HistoryError>>;
@@ -121,13 +121,13 @@ pub trait HistoryStore: Send + Sync {
     /// Opens `channel`'s history if it has none, with epoch `epoch` (a fresh id) at offset 0,
     /// and returns its epoch and head: a connection that goes live on an empty channel has a
     /// position to resume from, in an epoch that a later loss changes.
-    fn open(&self, channel: Audience, epoch: u64) -> BoxFuture<'_, Result<Position, HistoryError>>;
+    fn open(&self, channel: Channel, epoch: u64) -> BoxFuture<'_, Result<Position, HistoryError>>;
 
     /// Reads at most `max` messages of `channel` after offset `after`, with the channel's
     /// epoch and head.
     fn read(
         &self,
-        channel: Audience,
+        channel: Channel,
         after: u64,
         max: usize,
     ) -> BoxFuture<'_, Result<Page, HistoryError>>;
@@ -177,7 +177,7 @@ pub struct Resync {
 
 impl Resync {
     /// The notice for `channel`, continuing after (`epoch`, `offset`).
-    pub fn new(channel: Audience, epoch: u64, offset: u64, reason: ResyncReason) -> Self {
+    pub fn new(channel: Channel, epoch: u64, offset: u64, reason: ResyncReason) -> Self {
         Self {
             channel: channel.to_string(),
             epoch: epoch.to_string(),
@@ -190,7 +190,7 @@ impl Resync {
 /// `message` (a JSON object) with its place spliced in as its last fields:
 /// `"channel":"g:10","epoch":"<epoch>","position":<offset>`. The one place that writes them,
 /// live and replayed alike.
-pub fn positioned(message: &str, channel: Audience, at: Position) -> Option<Box<RawValue>> {
+pub fn positioned(message: &str, channel: Channel, at: Position) -> Option<Box<RawValue>> {
     let body = message.trim_end().strip_suffix('}')?;
     let comma = if body.trim_end().ends_with('{') {
         ""
@@ -214,15 +214,15 @@ mod tests {
             epoch: 9_007_199_254_740_993,
             offset: 4,
         };
-        let out = positioned(r#"{"id":1,"content":"}"}"#, Audience::Group(10), at).expect("JSON");
+        let out = positioned(r#"{"id":1,"content":"}"}"#, Channel::Group(10), at).expect("JSON");
         let v: serde_json::Value = serde_json::from_str(out.get()).expect("parses");
         assert_eq!(v["content"], "}");
         assert_eq!(v["channel"], "g:10");
         assert_eq!(v["epoch"], "9007199254740993");
         assert_eq!(v["position"], 4);
-        let empty = positioned("{ }", Audience::User(1), at).expect("JSON");
+        let empty = positioned("{ }", Channel::User(1), at).expect("JSON");
         assert!(empty.get().starts_with(r#"{ "channel":"u:1""#));
-        assert!(positioned("[1]", Audience::User(1), at).is_none());
+        assert!(positioned("[1]", Channel::User(1), at).is_none());
     }
 
     #[test]

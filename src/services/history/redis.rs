@@ -15,7 +15,8 @@ use futures_util::future::BoxFuture;
 
 use super::{HistoryError, HistoryStore, Page, Retention, Stored};
 use crate::net::redis::{RedisError, RedisLink, Script};
-use crate::services::relay::{cluster_in_redis, Audience, Position};
+use crate::services::channel::{Channel, Position};
+use crate::services::relay::cluster_in_redis;
 
 /// KEYS: hash, stream. ARGV: candidate epoch, message, max messages, max age ms.
 /// Returns `{epoch, offset}`.
@@ -95,7 +96,7 @@ impl RedisStore {
     }
 
     /// The hash and the stream of `channel`.
-    fn keys(&self, channel: Audience) -> (String, String) {
+    fn keys(&self, channel: Channel) -> (String, String) {
         (
             format!("{}:hmeta:{{{channel}}}", self.prefix),
             format!("{}:hist:{{{channel}}}", self.prefix),
@@ -133,7 +134,7 @@ fn offset(id: &str) -> Result<u64, HistoryError> {
 impl HistoryStore for RedisStore {
     fn append<'a>(
         &'a self,
-        channel: Audience,
+        channel: Channel,
         id: u64,
         message: &'a str,
     ) -> BoxFuture<'a, Result<Position, HistoryError>> {
@@ -165,7 +166,7 @@ impl HistoryStore for RedisStore {
         })
     }
 
-    fn open(&self, channel: Audience, epoch: u64) -> BoxFuture<'_, Result<Position, HistoryError>> {
+    fn open(&self, channel: Channel, epoch: u64) -> BoxFuture<'_, Result<Position, HistoryError>> {
         Box::pin(async move {
             let (hash, stream) = self.keys(channel);
             let (epoch, age) = (epoch.to_string(), self.max_age_ms());
@@ -187,7 +188,7 @@ impl HistoryStore for RedisStore {
 
     fn read(
         &self,
-        channel: Audience,
+        channel: Channel,
         after: u64,
         max: usize,
     ) -> BoxFuture<'_, Result<Page, HistoryError>> {

@@ -21,7 +21,8 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 use super::{positioned, EpochSource, HistoryError, HistoryStore, Page, Resync, ResyncReason};
-use crate::services::relay::{Audience, Delivery, Envelope, Inbound, Position};
+use crate::services::channel::{Channel, Position};
+use crate::services::relay::{Delivery, Envelope, Inbound};
 use crate::services::spear::roster::{Change, ChangeSink};
 
 /// Messages read from the store per round trip.
@@ -33,10 +34,10 @@ const ROUNDS_OUTSIDE: usize = 500;
 /// Where the sequencer hands what the clients of a channel on this spear get (the socket.io
 /// rooms).
 pub trait Outlet: Send + Sync + 'static {
-    /// Delivers `envelope` to every connection of its audience.
+    /// Delivers `envelope` to every connection of its channel.
     fn deliver(&self, envelope: Envelope) -> BoxFuture<'_, Delivery>;
     /// Tells every connection of `channel` to resync.
-    fn resync(&self, channel: Audience, notice: Resync) -> BoxFuture<'_, ()>;
+    fn resync(&self, channel: Channel, notice: Resync) -> BoxFuture<'_, ()>;
 }
 
 /// One connection catching up on one channel.
@@ -121,7 +122,7 @@ pub struct Sequencer {
     store: Option<Arc<dyn HistoryStore>>,
     epochs: Arc<dyn EpochSource>,
     outlet: Arc<dyn Outlet>,
-    cells: Mutex<HashMap<Audience, Cell>>,
+    cells: Mutex<HashMap<Channel, Cell>>,
     stats: SequencerStats,
 }
 
@@ -165,7 +166,7 @@ impl Sequencer {
         }
     }
 
-    fn cell(&self, channel: Audience) -> Cell {
+    fn cell(&self, channel: Channel) -> Cell {
         let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
         cells
             .entry(channel)
@@ -173,7 +174,7 @@ impl Sequencer {
             .clone()
     }
 
-    async fn resync_room(&self, channel: Audience, epoch: u64, offset: u64, reason: ResyncReason) {
+    async fn resync_room(&self, channel: Channel, epoch: u64, offset: u64, reason: ResyncReason) {
         bump(&self.stats.resyncs);
         tracing::debug!(%channel, epoch, offset, ?reason, "channel resync");
         self.outlet
@@ -186,7 +187,7 @@ impl Sequencer {
         let (Some(at), Some(store)) = (envelope.position, &self.store) else {
             return self.outlet.deliver(envelope).await;
         };
-        let channel = envelope.audience;
+        let channel = envelope.channel;
         let cell = self.cell(channel);
         let mut cursor = cell.lock().await;
         let last = match *cursor {
@@ -235,7 +236,7 @@ impl Sequencer {
     async fn fill(
         &self,
         store: &dyn HistoryStore,
-        channel: Audience,
+        channel: Channel,
         epoch: u64,
         after: u64,
         upto: u64,
@@ -270,7 +271,7 @@ impl Sequencer {
             };
             bump(&self.stats.filled);
             let envelope = Envelope {
-                audience: channel,
+                channel,
                 position: Some(position),
                 payload,
             };
@@ -288,7 +289,7 @@ impl Sequencer {
     /// message comes before — or `None` when that is unknown (history off or unreadable).
     pub async fn catch_up(
         &self,
-        channel: Audience,
+        channel: Channel,
         from: Option<Position>,
         catcher: &dyn Catcher,
     ) -> Option<Position> {
@@ -410,7 +411,7 @@ impl Sequencer {
     /// Delivers to the room what `page` holds after the room's cursor (`page` was read from at
     /// most the cursor in the cursor's epoch, or from the start of a new epoch), and returns the
     /// cursor at the page's head.
-    async fn advance_room(&self, channel: Audience, room: Option<Position>, page: &Page) -> Cursor {
+    async fn advance_room(&self, channel: Channel, room: Option<Position>, page: &Page) -> Cursor {
         if page.epoch == 0 {
             return Cursor::Empty;
         }
@@ -437,7 +438,7 @@ impl Sequencer {
             if let Some(payload) = positioned(&entry.message, channel, position) {
                 bump(&self.stats.filled);
                 let envelope = Envelope {
-                    audience: channel,
+                    channel,
                     position: Some(position),
                     payload,
                 };
@@ -453,7 +454,7 @@ impl Sequencer {
     async fn replay(
         &self,
         catcher: &dyn Catcher,
-        channel: Audience,
+        channel: Channel,
         epoch: u64,
         entry: super::Stored,
     ) -> bool {
@@ -477,7 +478,7 @@ impl Sequencer {
     async fn join_live(
         &self,
         store: &dyn HistoryStore,
-        channel: Audience,
+        channel: Channel,
         catcher: &dyn Catcher,
     ) -> Option<Position> {
         let head = match store.read(channel, u64::MAX, 0).await {
@@ -509,7 +510,7 @@ impl Sequencer {
     async fn opened(
         &self,
         store: &dyn HistoryStore,
-        channel: Audience,
+        channel: Channel,
         page: Page,
         catcher: &dyn Catcher,
     ) -> Page {
@@ -537,7 +538,7 @@ impl Sequencer {
 /// delivered once the store confirms its epoch is the channel's, so a store that does not
 /// answer (Redis coming back) is asked again a few times, over about a second and a half,
 /// before the message is left to the history.
-async fn head_epoch(store: &dyn HistoryStore, channel: Audience) -> Option<u64> {
+async fn head_epoch(store: &dyn HistoryStore, channel: Channel) -> Option<u64> {
     let mut pause = std::time::Duration::from_millis(50);
     for _ in 0..5 {
         match store.read(channel, u64::MAX, 0).await {
@@ -556,7 +557,7 @@ async fn head_epoch(store: &dyn HistoryStore, channel: Audience) -> Option<u64> 
 /// between two pages, the last page (of the new epoch) is returned: its caller sees the change.
 async fn read_to_head(
     store: &dyn HistoryStore,
-    channel: Audience,
+    channel: Channel,
     after: u64,
 ) -> Result<Page, HistoryError> {
     let mut page = store.read(channel, after, PAGE).await?;
@@ -586,8 +587,8 @@ impl Inbound for Sequencer {
 impl ChangeSink for Sequencer {
     fn changed(&self, change: Change) -> Option<oneshot::Receiver<()>> {
         let gone = match change {
-            Change::UserOffline(uid) => Audience::User(uid),
-            Change::GroupClosed(gid) => Audience::Group(gid),
+            Change::UserOffline(uid) => Channel::User(uid),
+            Change::GroupClosed(gid) => Channel::Group(gid),
             _ => return None,
         };
         let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
@@ -634,7 +635,7 @@ mod tests {
             Box::pin(std::future::ready(Delivery::Done))
         }
 
-        fn resync(&self, _: Audience, notice: Resync) -> BoxFuture<'_, ()> {
+        fn resync(&self, _: Channel, notice: Resync) -> BoxFuture<'_, ()> {
             let epoch = notice.epoch.parse().expect("epoch");
             self.push(Got::Resync(epoch, notice.position));
             Box::pin(std::future::ready(()))
@@ -661,7 +662,7 @@ mod tests {
         }
     }
 
-    const G: Audience = Audience::Group(7);
+    const G: Channel = Channel::Group(7);
 
     /// Fresh ids from 1000 up.
     struct Counter(AtomicU64);
@@ -696,7 +697,7 @@ mod tests {
         let message = format!(r#"{{"id":{id}}}"#);
         let at = store.append(G, id, &message).await.expect("append");
         Envelope {
-            audience: G,
+            channel: G,
             position: Some(at),
             payload: positioned(&message, G, at).expect("JSON"),
         }
@@ -814,7 +815,7 @@ mod tests {
         let (store2, _, _) = setup(100);
         let reset = Sequencer::new(Some(store2.clone()), epochs(), room.clone());
         let old = Envelope {
-            audience: G,
+            channel: G,
             position: Some(Position {
                 epoch: 1,
                 offset: 9,
@@ -884,7 +885,7 @@ mod tests {
     impl HistoryStore for Flaky {
         fn append<'a>(
             &'a self,
-            channel: Audience,
+            channel: Channel,
             id: u64,
             message: &'a str,
         ) -> BoxFuture<'a, Result<Position, HistoryError>> {
@@ -893,7 +894,7 @@ mod tests {
 
         fn open(
             &self,
-            channel: Audience,
+            channel: Channel,
             epoch: u64,
         ) -> BoxFuture<'_, Result<Position, HistoryError>> {
             Box::pin(async move { self.now()?.open(channel, epoch).await })
@@ -901,7 +902,7 @@ mod tests {
 
         fn read(
             &self,
-            channel: Audience,
+            channel: Channel,
             after: u64,
             max: usize,
         ) -> BoxFuture<'_, Result<Page, HistoryError>> {
@@ -935,7 +936,7 @@ mod tests {
         let store = flaky.now().expect("up");
         let at = store.append(G, 77, message).await.expect("append");
         let envelope = Envelope {
-            audience: G,
+            channel: G,
             position: Some(at),
             payload: positioned(message, G, at).expect("JSON"),
         };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::message::Sender;
 use crate::config::SpearSection;
-use crate::services::relay::Audience;
+use crate::services::channel::Channel;
 
 /// The largest content a message may have, in bytes: `spear.max_payload_bytes`, for clients
 /// and business servers alike.
@@ -41,7 +41,7 @@ pub struct ContentTooLarge {
 /// within the limit.
 #[derive(Debug, Clone)]
 pub struct Draft {
-    channel: Audience,
+    channel: Channel,
     target_kind: i64,
     from: Sender,
     content: Arc<str>,
@@ -51,7 +51,7 @@ impl Draft {
     /// A message to `channel` from `from`; `target_kind` is the target type a client gave
     /// (Gru echoes it), or -1. Refused when `content` is over `limit`.
     pub fn new(
-        channel: Audience,
+        channel: Channel,
         target_kind: i64,
         from: Sender,
         content: Arc<str>,
@@ -70,7 +70,7 @@ impl Draft {
 
     /// The same message to `channel` instead, sharing its content (one allocation however
     /// many recipients a request names).
-    pub fn to(&self, channel: Audience) -> Self {
+    pub fn to(&self, channel: Channel) -> Self {
         Self {
             channel,
             ..self.clone()
@@ -78,7 +78,7 @@ impl Draft {
     }
 
     /// Its channel.
-    pub fn channel(&self) -> Audience {
+    pub fn channel(&self) -> Channel {
         self.channel
     }
 
@@ -92,7 +92,7 @@ impl Draft {
         &self.from
     }
 
-    pub(super) fn into_parts(self) -> (Audience, i64, Sender, Arc<str>) {
+    pub(super) fn into_parts(self) -> (Channel, i64, Sender, Arc<str>) {
         (self.channel, self.target_kind, self.from, self.content)
     }
 }
@@ -105,13 +105,7 @@ mod tests {
     fn a_content_over_the_limit_is_refused_and_one_at_it_is_not() {
         let limit = ContentLimit::new(3);
         let make = |content: &str| {
-            Draft::new(
-                Audience::User(1),
-                -1,
-                Sender::User(2),
-                content.into(),
-                limit,
-            )
+            Draft::new(Channel::User(1), -1, Sender::User(2), content.into(), limit)
         };
         assert!(make("abc").is_ok());
         let e = make("abcd").expect_err("over the limit");
@@ -125,15 +119,15 @@ mod tests {
     #[test]
     fn a_draft_to_another_channel_shares_its_content() {
         let one = Draft::new(
-            Audience::User(1),
+            Channel::User(1),
             -1,
             Sender::Server("s".into()),
             "hello".into(),
             ContentLimit::new(10),
         )
         .expect("within the limit");
-        let two = one.to(Audience::User(2));
-        assert_eq!(two.channel(), Audience::User(2));
+        let two = one.to(Channel::User(2));
+        assert_eq!(two.channel(), Channel::User(2));
         assert!(Arc::ptr_eq(one.content(), two.content()));
     }
 }

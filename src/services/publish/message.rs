@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::services::relay::Audience;
+use crate::services::channel::Channel;
 
 /// Who sent a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,19 +63,19 @@ pub struct ServerSender {
 }
 
 impl Message {
-    /// Message `id` to `audience` from `from`, accepted at `create_time`; `target_kind` is the
+    /// Message `id` to `channel` from `from`, accepted at `create_time`; `target_kind` is the
     /// target type a client gave (Gru echoes it), or -1.
     pub fn new(
         id: u64,
         create_time: u64,
-        audience: Audience,
+        channel: Channel,
         target_kind: i64,
         from: Sender,
         content: Arc<str>,
     ) -> Self {
-        let (msg_type, target_id) = match audience {
-            Audience::User(uid) => (0, uid),
-            Audience::Group(gid) => (1, gid),
+        let (msg_type, target_id) = match channel {
+            Channel::User(uid) => (0, uid),
+            Channel::Group(gid) => (1, gid),
         };
         let (from_id, sender) = match from {
             Sender::User(uid) => (uid, None),
@@ -110,14 +110,7 @@ mod tests {
 
     #[test]
     fn a_user_message_has_grus_fields_and_a_server_message_says_who() {
-        let user = Message::new(
-            7,
-            1000,
-            Audience::Group(10),
-            2,
-            Sender::User(5),
-            "hi".into(),
-        );
+        let user = Message::new(7, 1000, Channel::Group(10), 2, Sender::User(5), "hi".into());
         assert_eq!(
             serde_json::to_value(&user).expect("encodes"),
             json!({"id": 7, "createTime": 1000, "fromId": 5, "msgType": 1,
@@ -126,7 +119,7 @@ mod tests {
         let server = Message::new(
             8,
             1001,
-            Audience::User(5),
+            Channel::User(5),
             -1,
             Sender::Server("billing".into()),
             "paid".into(),

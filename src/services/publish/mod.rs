@@ -22,24 +22,25 @@ pub use outcome::{Accepted, Fate, Outcome, PublishError, Reached, Refused};
 pub use reach::{OverReach, Reach, ReachLimits};
 
 use crate::clock::unix_ms;
+use crate::services::channel::Channel;
 use crate::services::history::{positioned, HistoryError, HistoryStore, Sequencer};
 use crate::services::idgen::{IdError, IdService};
-use crate::services::relay::{Audience, Delivery, Envelope, Relay, RelayStats};
+use crate::services::relay::{Delivery, Envelope, Relay, RelayStats};
 use crate::services::spear::roster::{ConnKey, Roster};
 use crate::services::spear::SpearCounters;
 
-/// Whether this spear has someone in an audience (then a message to it is delivered here as
+/// Whether this spear has someone in an channel (then a message to it is delivered here as
 /// well as relayed).
-pub trait LocalAudience: Send + Sync {
-    /// Whether anyone of `audience` is connected here.
-    fn present(&self, audience: Audience) -> bool;
+pub trait LocalRecipients: Send + Sync {
+    /// Whether anyone of `channel` is connected here.
+    fn present(&self, channel: Channel) -> bool;
 }
 
-impl<K: ConnKey> LocalAudience for Roster<K> {
-    fn present(&self, audience: Audience) -> bool {
-        match audience {
-            Audience::User(uid) => self.connections_of(uid) > 0,
-            Audience::Group(gid) => self.group_size(gid) > 0,
+impl<K: ConnKey> LocalRecipients for Roster<K> {
+    fn present(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::User(uid) => self.connections_of(uid) > 0,
+            Channel::Group(gid) => self.group_size(gid) > 0,
         }
     }
 }
@@ -55,7 +56,7 @@ pub struct PublisherParts {
     /// What delivers to this spear's recipients, in each channel's order.
     pub sequencer: Arc<Sequencer>,
     /// Who is connected here.
-    pub here: Arc<dyn LocalAudience>,
+    pub here: Arc<dyn LocalRecipients>,
     /// Where `published` is counted.
     pub counters: Arc<SpearCounters>,
     /// How far users may reach.
@@ -193,11 +194,11 @@ impl Publisher {
     async fn publish_as(&self, id: u64, draft: Draft) -> Result<Accepted, Refused> {
         self.parts.counters.published();
         let create_time = unix_ms();
-        let (audience, target_kind, from, content) = draft.into_parts();
+        let (channel, target_kind, from, content) = draft.into_parts();
         let issued = Some((id, create_time));
-        let message = Message::new(id, create_time, audience, target_kind, from, content);
+        let message = Message::new(id, create_time, channel, target_kind, from, content);
         let refused = |error| Refused {
-            channel: audience,
+            channel,
             error,
             issued,
             reached: Reached::Nobody,
@@ -206,12 +207,12 @@ impl Publisher {
             serde_json::to_string(&message).map_err(|_| refused(PublishError::Unencodable))?;
         let placed = match &self.parts.history {
             None => Ok(None),
-            Some(store) => store.append(audience, id, &text).await.map(Some),
+            Some(store) => store.append(channel, id, &text).await.map(Some),
         };
         // An append that may have run is delivered by the history or not at all.
         if let Err(e @ HistoryError::Uncertain(_)) = placed {
             return Err(Refused {
-                channel: audience,
+                channel,
                 error: e.into(),
                 issued,
                 reached: Reached::Unknown,
@@ -219,12 +220,12 @@ impl Publisher {
         }
         let position = placed.as_ref().ok().copied().flatten();
         let payload = match position {
-            Some(at) => positioned(&text, audience, at),
+            Some(at) => positioned(&text, channel, at),
             None => serde_json::value::RawValue::from_string(text).ok(),
         }
         .ok_or_else(|| refused(PublishError::Unencodable))?;
         let envelope = Envelope {
-            audience,
+            channel,
             position,
             payload,
         };
@@ -239,7 +240,7 @@ impl Publisher {
         };
         // The relay brings it to every other spear; here only rooms with someone in them cost
         // a serialisation (a sender's own user room counts: its other connections get it too).
-        let here = self.parts.here.present(audience);
+        let here = self.parts.here.present(channel);
         if here && self.parts.sequencer.deliver(envelope).await == Delivery::SlowClient {
             // A recipient whose queue is full misses it and is disconnected by the
             // slow-consumer policy; that is its problem, never the sender's.
@@ -250,11 +251,11 @@ impl Publisher {
             Ok(()) => Ok(Accepted {
                 id,
                 create_time,
-                channel: audience,
+                channel,
                 position,
             }),
             Err(error) => Err(Refused {
-                channel: audience,
+                channel,
                 error,
                 issued,
                 reached: match (position, here) {

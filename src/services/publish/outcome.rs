@@ -2,8 +2,9 @@
 //! vocabulary for every edge: socket.io's ack and the server API's answer render the same
 //! [`Fate`] under their own field names (`docs/api.md`, "What became of a message").
 
+use crate::services::channel::{Channel, Position};
 use crate::services::history::HistoryError;
-use crate::services::relay::{Audience, Position, RelayError};
+use crate::services::relay::RelayError;
 
 use super::reach::OverReach;
 
@@ -15,7 +16,7 @@ pub struct Accepted {
     /// When it was accepted, Unix ms.
     pub create_time: u64,
     /// Its channel.
-    pub channel: Audience,
+    pub channel: Channel,
     /// Its place in the channel's history (`None` when history is off).
     pub position: Option<Position>,
 }
@@ -129,7 +130,7 @@ impl Reached {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     /// Its channel.
-    pub channel: Audience,
+    pub channel: Channel,
     /// Why.
     pub error: PublishError,
     /// Its id and acceptance time, when it got that far.
@@ -139,7 +140,7 @@ pub struct Refused {
 }
 
 impl Refused {
-    pub(super) fn before_id(channel: Audience, error: PublishError) -> Self {
+    pub(super) fn before_id(channel: Channel, error: PublishError) -> Self {
         Self {
             channel,
             error,
@@ -160,7 +161,7 @@ pub enum Outcome {
     /// overtakes one that failed).
     NotAttempted {
         /// Its channel.
-        channel: Audience,
+        channel: Channel,
         /// The earlier failure.
         after: PublishError,
     },

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::services::relay::Audience;
+use crate::services::channel::Channel;
 
 /// The window both budgets are counted over.
 const WINDOW: Duration = Duration::from_secs(60);
@@ -53,7 +53,7 @@ pub enum OverReach {
 #[derive(Debug)]
 struct User {
     /// Channels touched, with when (at most `new_channels_per_min` entries).
-    channels: HashMap<Audience, Instant>,
+    channels: HashMap<Channel, Instant>,
     /// History bytes left, refilled at the budget's rate up to the budget.
     bytes_left: f64,
     refilled: Instant,
@@ -71,7 +71,7 @@ impl User {
     }
 
     /// Takes room for `channel` (free if touched within the window).
-    fn touch(&mut self, channel: Audience, now: Instant, most: u32) -> bool {
+    fn touch(&mut self, channel: Channel, now: Instant, most: u32) -> bool {
         if let Some(at) = self.channels.get_mut(&channel) {
             *at = now;
             return true;
@@ -137,7 +137,7 @@ impl Reach {
 
     /// Charges a message of `bytes` from user `uid` to `channel`, or says which budget it is
     /// over (then nothing is charged).
-    pub fn send(&self, uid: u64, channel: Audience, bytes: usize) -> Result<(), OverReach> {
+    pub fn send(&self, uid: u64, channel: Channel, bytes: usize) -> Result<(), OverReach> {
         let limits = self.limits;
         self.with_user(uid, |user, now| {
             user.refill(now, limits.history_bytes_per_min);
@@ -155,7 +155,7 @@ impl Reach {
 
     /// Whether user `uid` may open `channel`'s history (a join of a channel without one),
     /// charging it as a new channel if so.
-    pub fn open(&self, uid: u64, channel: Audience) -> bool {
+    pub fn open(&self, uid: u64, channel: Channel) -> bool {
         let most = self.limits.new_channels_per_min;
         self.with_user(uid, |user, now| user.touch(channel, now, most))
     }
@@ -174,25 +174,25 @@ mod tests {
     async fn new_channels_are_counted_per_user_and_minute() {
         let reach = Reach::new(LIMITS);
         for c in 1..=3 {
-            assert_eq!(reach.send(1, Audience::User(c), 10), Ok(()));
+            assert_eq!(reach.send(1, Channel::User(c), 10), Ok(()));
         }
         assert_eq!(
-            reach.send(1, Audience::User(4), 10),
+            reach.send(1, Channel::User(4), 10),
             Err(OverReach::Channels(3))
         );
         // A channel touched within the minute is free; another user has its own budget.
-        assert_eq!(reach.send(1, Audience::User(2), 10), Ok(()));
-        assert_eq!(reach.send(2, Audience::User(4), 10), Ok(()));
-        assert!(!reach.open(1, Audience::Group(9)), "a join counts the same");
+        assert_eq!(reach.send(1, Channel::User(2), 10), Ok(()));
+        assert_eq!(reach.send(2, Channel::User(4), 10), Ok(()));
+        assert!(!reach.open(1, Channel::Group(9)), "a join counts the same");
         tokio::time::advance(WINDOW).await;
-        assert!(reach.open(1, Audience::Group(9)));
-        assert_eq!(reach.send(1, Audience::User(4), 10), Ok(()));
+        assert!(reach.open(1, Channel::Group(9)));
+        assert_eq!(reach.send(1, Channel::User(4), 10), Ok(()));
     }
 
     #[tokio::test(start_paused = true)]
     async fn history_bytes_refill_at_the_budgets_rate() {
         let reach = Reach::new(LIMITS);
-        let g = Audience::Group(1);
+        let g = Channel::Group(1);
         assert_eq!(reach.send(1, g, 5000), Ok(()));
         assert_eq!(reach.send(1, g, 2000), Err(OverReach::Bytes(6000)));
         // 100 bytes a second come back.
@@ -206,13 +206,13 @@ mod tests {
         let reach = Reach::new(LIMITS);
         for uid in 0..100 {
             reach
-                .send(uid, Audience::User(uid), 1)
+                .send(uid, Channel::User(uid), 1)
                 .expect("within budget");
         }
         tokio::time::advance(WINDOW).await;
         for _ in 0..SWEEP_EVERY {
             reach
-                .send(1000, Audience::User(1), 1)
+                .send(1000, Channel::User(1), 1)
                 .expect("within budget");
         }
         assert_eq!(reach.users.lock().expect("users").map.len(), 1);

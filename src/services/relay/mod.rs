@@ -54,6 +54,9 @@ use super::metrics::LatencyHistogram;
 use super::spear::roster::{Change, ChangeSink};
 use crate::config::NodeId;
 
+// The names tests and the test kit knew before the channel moved to `services::channel`.
+use crate::services::channel::Channel;
+#[doc(hidden)]
 pub use crate::services::channel::{Channel as Audience, Position};
 pub use build::{build, BuiltRelay, RelayBuildError, RelaySetup};
 pub use local::LocalRelay;
@@ -71,8 +74,8 @@ pub fn cluster_in_redis(cluster_name: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Envelope {
     /// Who it is for.
-    pub audience: Audience,
-    /// Its place in the audience's history; `None` when history is off or could not take it.
+    pub channel: Channel,
+    /// Its place in the channel's history; `None` when history is off or could not take it.
     /// The payload then carries it too (`channel`, `epoch`, `position`).
     pub position: Option<Position>,
     /// The `msg` event payload, as JSON text (serialised once, sent as it is to local
@@ -131,7 +134,7 @@ pub enum Delivery {
 /// relay, one message at a time, in arrival order, so a channel's order is kept: it must not
 /// wait for a slow client.
 pub trait Inbound: Send + Sync + 'static {
-    /// Delivers `envelope` to this spear's recipients of its audience.
+    /// Delivers `envelope` to this spear's recipients of its channel.
     fn deliver(&self, envelope: Envelope) -> impl Future<Output = Delivery> + Send;
 }
 
@@ -143,17 +146,17 @@ impl<T: Inbound> Inbound for Arc<T> {
 }
 
 /// Hands a message that arrived from another spear to `inbound`, counting it: `wire` as it came
-/// (see `wire.rs`), for the audience its channel or tag named (`None`: a name that is none).
+/// (see `wire.rs`), for the channel its channel or tag named (`None`: a name that is none).
 /// This spear's own echo is counted and skipped, a malformed message counted as dropped.
 async fn hand_on<I: Inbound>(
     me: NodeId,
     stats: &RelayStats,
     inbound: &I,
-    audience: Option<Audience>,
+    channel: Option<Channel>,
     wire: Vec<u8>,
 ) {
     RelayStats::bump(&stats.received);
-    let (Some(audience), Some(arrival)) = (audience, wire::Arrival::parse(wire)) else {
+    let (Some(channel), Some(arrival)) = (channel, wire::Arrival::parse(wire)) else {
         RelayStats::bump(&stats.dropped);
         return;
     };
@@ -167,7 +170,7 @@ async fn hand_on<I: Inbound>(
         return;
     };
     let envelope = Envelope {
-        audience,
+        channel,
         position,
         payload,
     };

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::Audience;
+use super::Channel;
 use crate::services::spear::roster::Change;
 
 /// How often the wanted set is put in place again while some of it may be missing.
@@ -92,22 +92,22 @@ impl Wanted {
     }
 
     /// Follows a roster change: a user or group that came to this spear is wanted under the
-    /// name `name` gives its audience (the receiver completes once it is in place), one that
+    /// name `name` gives its channel (the receiver completes once it is in place), one that
     /// left is not.
     pub(super) fn follow(
         &self,
         change: Change,
-        name: impl Fn(Audience) -> String,
+        name: impl Fn(Channel) -> String,
     ) -> Option<oneshot::Receiver<()>> {
         match change {
-            Change::UserOnline(uid) => Some(self.add(name(Audience::User(uid)))),
-            Change::GroupOpened(gid) => Some(self.add(name(Audience::Group(gid)))),
+            Change::UserOnline(uid) => Some(self.add(name(Channel::User(uid)))),
+            Change::GroupOpened(gid) => Some(self.add(name(Channel::Group(gid)))),
             Change::UserOffline(uid) => {
-                self.remove(name(Audience::User(uid)));
+                self.remove(name(Channel::User(uid)));
                 None
             }
             Change::GroupClosed(gid) => {
-                self.remove(name(Audience::Group(gid)));
+                self.remove(name(Channel::Group(gid)));
                 None
             }
             Change::UserConnections(_) | Change::Member { .. } => None,

@@ -21,7 +21,7 @@ pub struct CountersReport {
     /// Messages this spear published (its clients' sends and server API publishes), whether
     /// the relay took them or not.
     pub messages_in: u64,
-    /// Messages this spear delivered to its clients: one per message per local audience (a
+    /// Messages this spear delivered to its clients: one per message per local channel (a
     /// group message counts once on this spear however many members it has here).
     pub messages_out: u64,
 }

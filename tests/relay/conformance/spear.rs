@@ -193,7 +193,7 @@ async fn confirmed(spear: NodeId, pending: Pending) {
 /// Message `seq` from spear `from` to `audience`.
 fn message(from: NodeId, audience: Audience, seq: u64) -> Envelope {
     Envelope {
-        audience,
+        channel: audience,
         position: None,
         payload: serde_json::value::to_raw_value(&json!({"from": from, "seq": seq})).expect("JSON"),
     }
@@ -214,7 +214,7 @@ impl From<Envelope> for Received {
     fn from(e: Envelope) -> Self {
         let v: serde_json::Value = serde_json::from_str(e.payload.get()).expect("JSON payload");
         Self {
-            audience: e.audience,
+            audience: e.channel,
             from: v["from"].as_u64().expect("from"),
             seq: v["seq"].as_u64().expect("seq"),
         }

@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use super::{decode, ServerApiLimits, ServerApiState};
 use crate::api::http::ApiError;
 use crate::config::ApiScope;
+use crate::services::channel::Channel;
 use crate::services::publish::{Answer, Draft, Outcome, Replayed, Sender};
-use crate::services::relay::Audience;
 
 /// A user or group id: a JSON number, or a string of digits (ids above 2^53 do not survive
 /// JavaScript numbers).
@@ -109,9 +109,9 @@ fn drafts(
             name
         }
     };
-    let audiences = match req.to {
-        To::User(Id(uid)) => vec![Audience::User(uid)],
-        To::Group(Id(gid)) => vec![Audience::Group(gid)],
+    let channels = match req.to {
+        To::User(Id(uid)) => vec![Channel::User(uid)],
+        To::Group(Id(gid)) => vec![Channel::Group(gid)],
         To::Users(users) => {
             if users.is_empty() {
                 return Err(ApiError::BadRequest(format!(
@@ -122,12 +122,12 @@ fn drafts(
             users
                 .into_iter()
                 .filter(|u| seen.insert(*u))
-                .map(|Id(uid)| Audience::User(uid))
+                .map(|Id(uid)| Channel::User(uid))
                 .collect()
         }
     };
     let content: Arc<str> = req.content.into();
-    let Some(&channel) = audiences.first() else {
+    let Some(&channel) = channels.first() else {
         return Err(ApiError::BadRequest(format!("{at}to names nobody")));
     };
     let first = Draft::new(
@@ -138,7 +138,7 @@ fn drafts(
         limits.max_content,
     )
     .map_err(|e| ApiError::BadRequest(format!("{at}{e}")))?;
-    Ok(audiences.iter().map(|a| first.to(*a)).collect())
+    Ok(channels.iter().map(|a| first.to(*a)).collect())
 }
 
 /// Checks that `count` messages fit in one request.

@@ -3,7 +3,7 @@
 //! (the one presence keys carry too) lets clusters share a Redis, and the hash tag keeps a
 //! channel in one slot of a Redis Cluster. The payload is the relay's wire form (`wire.rs`).
 
-use super::super::{wire, Audience};
+use super::super::{wire, Channel};
 
 /// The channel names of one cluster.
 #[derive(Debug, Clone)]
@@ -22,13 +22,13 @@ impl Channels {
         }
     }
 
-    /// The channel of `audience`.
-    pub(super) fn of(&self, audience: Audience) -> String {
-        format!("{}{{{}}}", self.prefix, audience)
+    /// The Redis channel of `channel`.
+    pub(super) fn of(&self, channel: Channel) -> String {
+        format!("{}{{{}}}", self.prefix, channel)
     }
 
     /// Who channel `name` is for, if it is one of this cluster's.
-    pub(super) fn audience(&self, name: &[u8]) -> Option<Audience> {
+    pub(super) fn channel_of(&self, name: &[u8]) -> Option<Channel> {
         let name = std::str::from_utf8(name).ok()?;
         let rest = name.strip_prefix(&self.prefix)?.strip_prefix('{')?;
         rest.strip_suffix('}')?.parse().ok()
@@ -42,22 +42,22 @@ mod tests {
     #[test]
     fn channels_round_trip_and_foreign_ones_are_ignored() {
         let c = Channels::new("prod");
-        assert_eq!(c.of(Audience::User(123)), "gru:prod:msg:{u:123}");
-        assert_eq!(c.of(Audience::Group(10)), "gru:prod:msg:{g:10}");
-        for a in [Audience::User(123), Audience::Group(10)] {
-            assert_eq!(c.audience(c.of(a).as_bytes()), Some(a));
+        assert_eq!(c.of(Channel::User(123)), "gru:prod:msg:{u:123}");
+        assert_eq!(c.of(Channel::Group(10)), "gru:prod:msg:{g:10}");
+        for a in [Channel::User(123), Channel::Group(10)] {
+            assert_eq!(c.channel_of(c.of(a).as_bytes()), Some(a));
         }
-        assert_eq!(c.audience(b"gru:other:msg:{u:1}"), None);
-        assert_eq!(c.audience(b"gru:prod:msg:{x:1}"), None);
-        assert_eq!(c.audience(b"gru:prod:msg:{u:abc}"), None);
-        assert_eq!(c.audience(b"gru:prod:msg:{u:1"), None);
-        assert_eq!(c.audience(b"gru:prod:msg:{u:\xff}"), None);
+        assert_eq!(c.channel_of(b"gru:other:msg:{u:1}"), None);
+        assert_eq!(c.channel_of(b"gru:prod:msg:{x:1}"), None);
+        assert_eq!(c.channel_of(b"gru:prod:msg:{u:abc}"), None);
+        assert_eq!(c.channel_of(b"gru:prod:msg:{u:1"), None);
+        assert_eq!(c.channel_of(b"gru:prod:msg:{u:\xff}"), None);
     }
 
     #[test]
     fn braces_in_the_cluster_name_cannot_move_the_hash_tag() {
         assert_eq!(
-            Channels::new("a{b}").of(Audience::User(7)),
+            Channels::new("a{b}").of(Channel::User(7)),
             "gru:a_b_:msg:{u:7}"
         );
     }

@@ -59,7 +59,7 @@ impl<I: Inbound> Receiver<I> {
             RelayStats::bump(&self.stats.dropped);
             return;
         };
-        let audience = self.channels.audience(&channel);
-        hand_on(self.me, &self.stats, &self.inbound, audience, wire).await;
+        let to = self.channels.channel_of(&channel);
+        hand_on(self.me, &self.stats, &self.inbound, to, wire).await;
     }
 }

@@ -130,7 +130,7 @@ impl RedisRelay {
         let wire = super::wire::encode(self.me, envelope.position, envelope.payload.get());
         match self
             .link
-            .publish(&self.channels.of(envelope.audience), &wire)
+            .publish(&self.channels.of(envelope.channel), &wire)
             .await
         {
             Ok(_) => Ok(()),
@@ -170,6 +170,6 @@ impl Backend for RedisRelay {
 impl ChangeSink for RedisRelay {
     fn changed(&self, change: Change) -> Option<oneshot::Receiver<()>> {
         self.subscriptions
-            .follow(change, |audience| self.channels.of(audience))
+            .follow(change, |channel| self.channels.of(channel))
     }
 }

@@ -83,7 +83,7 @@ impl<I: Inbound> Receiver<I> {
     }
 
     async fn arrived(&self, message: Received) {
-        let audience = message.tag.as_deref().and_then(|t| t.parse().ok());
-        hand_on(self.me, &self.stats, &self.inbound, audience, message.body).await;
+        let channel = message.tag.as_deref().and_then(|t| t.parse().ok());
+        hand_on(self.me, &self.stats, &self.inbound, channel, message.body).await;
     }
 }

@@ -2,7 +2,7 @@
 //! `gru_<cluster>_spear_S` alone (its own consumer group, clustering mode, offsets kept by the
 //! broker). A spear with a recipient of user U (or group G) adds itself to U's (G's) route set
 //! in Redis before the `auth` (`join`) is answered; a publisher reads the route set and sends
-//! one copy to the topic of each other spear in it, on the queue the audience selects, so that
+//! one copy to the topic of each other spear in it, on the queue the channel selects, so that
 //! a conversation keeps its order. A spear never receives what it has no recipient for, and
 //! never its own message. `docs/relay.md` explains the routing and its costs.
 //!
@@ -167,7 +167,7 @@ impl RocketMqRelay {
                 RelayError::Unavailable { transport: ROUTES }
             });
         }
-        let tag = envelope.audience.to_string();
+        let tag = envelope.channel.to_string();
         let spears = routes::lookup(&self.link, &self.names, &tag)
             .await
             .map_err(routes_error)?;

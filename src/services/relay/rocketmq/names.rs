@@ -52,7 +52,7 @@ impl Names {
         format!("{}producer_{sid}", self.mq_prefix)
     }
 
-    /// The route key of the audience named `tag` (`u:7`, see `wire.rs`).
+    /// The route key of the channel named `tag` (`u:7`, see `wire.rs`).
     pub(super) fn route(&self, tag: &str) -> String {
         format!("{}{{{tag}}}", self.route_prefix)
     }

@@ -1,4 +1,4 @@
-//! Which spears hold a user or a group, in Redis: a set per audience (`route:{u:UID}`) with the
+//! Which spears hold a user or a group, in Redis: a set per channel (`route:{u:UID}`) with the
 //! spears that have a recipient for it, written by those spears as their roster changes,
 //! through the relay's [`Wanted`](super::super::wanted::Wanted) task (ordered, confirmed before
 //! an `auth` or `join` is answered, written again after Redis lost it). Each spear also keeps an
@@ -102,7 +102,7 @@ impl Apply for Routes {
     }
 }
 
-/// The spears that hold the audience named `tag`.
+/// The spears that hold the channel named `tag`.
 pub(super) async fn lookup(
     link: &RedisLink,
     names: &Names,
