@@ -4,7 +4,6 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -94,8 +93,23 @@ fn init_logs(format: cli::LogFormat, node: Option<gru::config::NodeId>) {
     }
 }
 
+/// `error` and each cause under it, joined by `: `. A cause is left out when the text before it
+/// already ends with it: an error that writes its source into its own message and also returns
+/// it from `source()` (as `#[error("…: {source}")]` does) would print it twice.
+fn report(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = cli::parse();
     init_logs(args.log_format(), args.node_id());
     let runtime = match runtime_builder(args.worker_threads()).enable_all().build() {
         Ok(rt) => rt,
@@ -107,8 +121,48 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report;
+
+    /// An error that writes its source into its message and returns it as `source()` too.
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot listen on 127.0.0.1:1: {source}")]
+    struct Embeds {
+        source: std::io::Error,
+    }
+
+    /// One that does not.
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot start")]
+    struct Wraps {
+        #[source]
+        source: Embeds,
+    }
+
+    fn in_use() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use")
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let e = anyhow::Error::new(Embeds { source: in_use() });
+        assert_eq!(report(&e), "cannot listen on 127.0.0.1:1: address in use");
+        let e = anyhow::Error::new(Wraps {
+            source: Embeds { source: in_use() },
+        })
+        .context("gru dev");
+        assert_eq!(
+            report(&e),
+            "gru dev: cannot start: cannot listen on 127.0.0.1:1: address in use"
+        );
+        let plain = anyhow::Error::new(in_use()).context("binding");
+        assert_eq!(report(&plain), "binding: address in use");
     }
 }

@@ -11,35 +11,69 @@ use gru::raft::{ClusterView, Member, RaftRole};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// Where an admin command knocks, and with which key.
+/// Where an admin command knocks, and with which key. Global: `gru meta get K --addr A` and
+/// `gru meta --addr A get K` alike. Their ids are their own: a global arg shares its id with
+/// every subcommand below it, where `meta put`'s positional `key` would take its value.
 #[derive(clap::Args)]
 pub(crate) struct DoorArgs {
-    /// The admin surface (`listen.admin`) of a node, `host:port` or an `http://` URL (default:
-    /// with `--config` its first core node's that has one, else `gru dev`'s).
-    #[arg(long)]
+    /// The admin surface (`listen.admin`) of a node, `host:port` or `http://host:port`
+    /// (default: with `--config` its first core node's that has one, else `gru dev`'s).
+    #[arg(id = "door_addr", long = "addr", value_name = "ADDR", global = true)]
     addr: Option<String>,
     /// The admin key (`[[auth.admin_keys]]`; default: with `--config` its first key, else
     /// `gru dev`'s).
-    #[arg(long, env = "GRU_ADMIN_KEY", hide_env_values = true)]
+    #[arg(
+        id = "door_key",
+        long = "key",
+        value_name = "KEY",
+        global = true,
+        env = "GRU_ADMIN_KEY",
+        hide_env_values = true
+    )]
     key: Option<String>,
-    /// A cluster config to take the address and the key from.
-    #[arg(long, env = "GRU_CONFIG")]
+    /// A cluster config to take the address and the key from (default: `GRU_CONFIG`).
+    #[arg(
+        id = "door_config",
+        long = "config",
+        value_name = "FILE",
+        global = true
+    )]
     config: Option<PathBuf>,
+}
+
+impl DoorArgs {
+    /// With `config` (given before the subcommand, or `GRU_CONFIG`) when none was given here.
+    pub(crate) fn or_config(mut self, config: Option<PathBuf>) -> Self {
+        self.config = self.config.or(config);
+        self
+    }
 }
 
 /// A node's admin surface and the key to present there.
 pub(crate) struct AdminDoor {
-    addr: String,
+    /// `http://host:port`.
+    base: String,
     key: String,
     http: reqwest::Client,
     config: Option<ClusterConfig>,
 }
 
-/// `http://host:port/` and `host:port` name the same door.
-fn bare(addr: &str) -> String {
-    addr.trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string()
+/// The URL of an admin surface given as `host:port` or `http://host:port` (a trailing `/`
+/// allowed): `http://host:port`.
+fn base_url(addr: &str) -> Result<String> {
+    let host_port = match addr.split_once("://") {
+        None => addr,
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
+            bail!("{addr}: the admin commands speak plain HTTP only, not https")
+        }
+        Some(_) => bail!("{addr}: give host:port or http://host:port"),
+    };
+    let host_port = host_port.strip_suffix('/').unwrap_or(host_port);
+    if host_port.is_empty() || host_port.contains('/') {
+        bail!("{addr}: give host:port or http://host:port, without a path");
+    }
+    Ok(format!("http://{host_port}"))
 }
 
 impl AdminDoor {
@@ -74,7 +108,7 @@ impl AdminDoor {
             .build()
             .context("building the HTTP client")?;
         Ok(Self {
-            addr: bare(&addr),
+            base: base_url(&addr)?,
             key,
             http,
             config,
@@ -82,13 +116,13 @@ impl AdminDoor {
     }
 
     /// The same key at another node's admin surface.
-    fn at(&self, addr: &str) -> Self {
-        Self {
-            addr: bare(addr),
+    fn at(&self, addr: &str) -> Result<Self> {
+        Ok(Self {
+            base: base_url(addr)?,
             key: self.key.clone(),
             http: self.http.clone(),
             config: None,
-        }
+        })
     }
 
     /// The config the door was taken from, or an error saying it is needed for `what`.
@@ -100,7 +134,7 @@ impl AdminDoor {
 
     /// `method path` with `body`; the JSON answer, or an error that says what went wrong.
     async fn call(&self, method: Method, path: &str, body: Option<Body>) -> Result<Value> {
-        let url = format!("http://{}{path}", self.addr);
+        let url = format!("{}{path}", self.base);
         let mut request = self
             .http
             .request(method.clone(), &url)
@@ -158,8 +192,7 @@ pub(crate) async fn status(door: &AdminDoor, json: bool, linearizable: bool) -> 
             None,
         )
         .await?;
-    let view: ClusterView =
-        serde_json::from_value(answer).context("the reply is not a cluster view")?;
+    let view = cluster_view(answer)?;
     // Each spear's own counts, asked of it at once (a spear that does not answer shows why).
     let spears = futures_util::future::join_all(view.spears.iter().map(|s| async move {
         let Some(admin) = &s.admin else {
@@ -168,10 +201,10 @@ pub(crate) async fn status(door: &AdminDoor, json: bool, linearizable: bool) -> 
                 Err("it serves no admin surface (listen.admin)".to_string()),
             );
         };
-        let answer = door
-            .at(admin)
-            .call(Method::GET, "/api/v1/spear", None)
-            .await;
+        let answer = match door.at(admin) {
+            Ok(spear) => spear.call(Method::GET, "/api/v1/spear", None).await,
+            Err(e) => Err(e),
+        };
         (s.id, answer.map_err(|e| e.to_string()))
     }))
     .await;
@@ -341,22 +374,50 @@ pub(crate) struct DrainArgs {
     timeout_secs: u64,
 }
 
+impl DrainArgs {
+    /// With `config` when none was given here (`DoorArgs::or_config`).
+    pub(crate) fn or_config(mut self, config: Option<PathBuf>) -> Self {
+        self.door = self.door.or_config(config);
+        self
+    }
+}
+
 /// How often `gru drain` reports progress.
 const DRAIN_POLL: Duration = Duration::from_millis(500);
 
-/// `gru drain`: the spear's own admin surface is asked (the config names it).
+/// The admin surface of spear `id`: as the config names it, else as the spear registered it
+/// (what the door's node sees).
+async fn spear_admin(door: &AdminDoor, id: NodeId) -> Result<String> {
+    let no_admin = || format!("spear {id} serves no admin surface (listen.admin)");
+    if let Some(config) = &door.config {
+        let node = config.node(id)?;
+        if !node.has_role(Role::Spear) {
+            bail!("node {id} does not have the spear role in the config");
+        }
+        return node.advertised_admin().with_context(no_admin);
+    }
+    let view = cluster_view(door.call(Method::GET, "/api/v1/cluster", None).await?)?;
+    let spear = view.spears.iter().find(|s| s.id == id).with_context(|| {
+        format!(
+            "node {id} is not a registered spear (as node {} sees it)",
+            view.served_by
+        )
+    })?;
+    spear.admin.clone().with_context(no_admin)
+}
+
+/// `GET /api/v1/cluster`'s answer.
+fn cluster_view(answer: Value) -> Result<ClusterView> {
+    serde_json::from_value(answer).context("the reply is not a cluster view")
+}
+
+/// `gru drain`: the spear's own admin surface is asked (the config names it, else the spear
+/// registry).
 pub(crate) async fn drain(args: DrainArgs) -> Result<()> {
     let id = args.node;
     let door = AdminDoor::resolve(args.door, Duration::from_secs(10))?;
-    let config = door.config("gru drain")?;
-    let node = config.node(id)?;
-    if !node.has_role(Role::Spear) {
-        bail!("node {id} does not have the spear role in the config");
-    }
-    let addr = node
-        .advertised_admin()
-        .with_context(|| format!("spear {id} serves no admin surface (listen.admin)"))?;
-    let spear = door.at(&addr);
+    let addr = spear_admin(&door, id).await?;
+    let spear = door.at(&addr)?;
     let (spear, addr) = (&spear, addr.as_str());
     let ask = move |action: &str| {
         let body = json!({"action": action, "wave": args.wave, "every_ms": args.every_ms});
@@ -518,5 +579,65 @@ fn print_view(view: &ClusterView, spears: &[SpearAnswer]) {
             state,
             left
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{base_url, MetaAction};
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    /// The door's options before or after `meta put`, whose positional is also called `key`.
+    #[test]
+    fn door_options_stand_before_or_after_the_action() {
+        for args in [
+            &[
+                "meta", "put", "colour", "blue", "--addr", "h:1", "--key", "k",
+            ][..],
+            &[
+                "meta", "--addr", "h:1", "--key", "k", "put", "colour", "blue",
+            ][..],
+            &[
+                "meta", "--addr", "h:1", "put", "--key", "k", "colour", "blue",
+            ][..],
+        ] {
+            let cli = Cli::try_parse_from(std::iter::once("gru").chain(args.iter().copied()))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let Command::Meta {
+                door,
+                action: MetaAction::Put { key, value },
+            } = cli.command
+            else {
+                panic!("{args:?}: not meta put");
+            };
+            assert_eq!(
+                (door.addr.as_deref(), door.key.as_deref(), &*key, &*value),
+                (Some("h:1"), Some("k"), "colour", "blue"),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_admin_address_is_host_port_or_an_http_url() {
+        for given in [
+            "127.0.0.1:8080",
+            "127.0.0.1:8080/",
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/",
+            "HTTP://127.0.0.1:8080",
+        ] {
+            assert_eq!(
+                base_url(given).expect(given),
+                "http://127.0.0.1:8080",
+                "{given}"
+            );
+        }
+        let refused = |given: &str| base_url(given).unwrap_err().to_string();
+        assert!(refused("https://127.0.0.1:8080").contains("plain HTTP"));
+        assert!(refused("ftp://127.0.0.1:8080").contains("host:port"));
+        assert!(refused("http://127.0.0.1:8080/api").contains("without a path"));
+        assert!(refused("http://").contains("host:port"));
     }
 }

@@ -1,6 +1,6 @@
 //! Subcommands of `gru`.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,20 +15,45 @@ use admin::{AdminDoor, ClusterAction, DoorArgs, DrainArgs, MetaAction};
 /// The one node of `gru dev` (`ClusterConfig::dev`).
 const DEV_NODE: NodeId = 1;
 
+/// The config file `run` and `certs` read when none is given.
+const DEFAULT_CONFIG: &str = "cluster.toml";
+
 /// gru: clustered long-connection messaging (socket.io spears, ticket, Raft control plane).
 #[derive(Parser)]
 #[command(version, about)]
 pub(crate) struct Cli {
-    /// Threads of the async runtime (default: one per CPU). Fewer save CPU when several busy
-    /// processes share a small machine: every extra worker costs wake-ups between threads.
-    #[arg(long, global = true, env = "GRU_WORKER_THREADS")]
-    worker_threads: Option<std::num::NonZeroUsize>,
-    /// How log lines look on stderr: `human` (one line per event) or `json` (one JSON object
-    /// per line). Either way every line of `run` and `dev` names the node.
-    #[arg(long, global = true, env = "GRU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
+    /// The cluster config, for every subcommand but `dev` (each also takes `--config` after
+    /// its name, which wins).
+    #[arg(long, env = "GRU_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Whether `config` was given on the command line (not by `GRU_CONFIG`).
+    #[arg(skip)]
+    config_given: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The options of the subcommands that run a node (`run`, `dev`).
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Threads of the async runtime (default: one per CPU). Fewer save CPU when several busy
+    /// processes share a small machine: every extra worker costs wake-ups between threads.
+    #[arg(long, env = "GRU_WORKER_THREADS")]
+    worker_threads: Option<std::num::NonZeroUsize>,
+    /// How log lines look on stderr: `human` (one line per event) or `json` (one JSON object
+    /// per line). Either way every line names the node.
+    #[arg(long, env = "GRU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+/// Parses the command line (exits with clap's message on a bad one).
+pub(crate) fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.config_given =
+        matches.value_source("config") == Some(clap::parser::ValueSource::CommandLine);
+    cli
 }
 
 /// The `--log-format` values.
@@ -41,14 +66,24 @@ pub(crate) enum LogFormat {
 }
 
 impl Cli {
-    /// The runtime's worker threads: as set, else `None` (one per CPU).
-    pub(crate) fn worker_threads(&self) -> Option<usize> {
-        self.worker_threads.map(std::num::NonZeroUsize::get)
+    /// The options of a node the subcommand runs; `None` for the client subcommands.
+    fn serve_args(&self) -> Option<&ServeArgs> {
+        match &self.command {
+            Command::Run { serve, .. } | Command::Dev(DevArgs { serve, .. }) => Some(serve),
+            _ => None,
+        }
     }
 
-    /// How to write log lines.
+    /// The runtime's worker threads: as set, else `None` (one per CPU).
+    pub(crate) fn worker_threads(&self) -> Option<usize> {
+        self.serve_args()
+            .and_then(|s| s.worker_threads)
+            .map(std::num::NonZeroUsize::get)
+    }
+
+    /// How to write log lines (the client subcommands: `human`).
     pub(crate) fn log_format(&self) -> LogFormat {
-        self.log_format
+        self.serve_args().map_or(LogFormat::Human, |s| s.log_format)
     }
 
     /// The node this process runs (`gru dev` is node 1); `None` for the client subcommands.
@@ -67,12 +102,14 @@ enum Command {
     Dev(DevArgs),
     /// Run one node of a cluster described by a config file.
     Run {
-        /// The cluster config.
-        #[arg(long, env = "GRU_CONFIG", default_value = "cluster.toml")]
-        config: PathBuf,
+        /// The cluster config (default: `GRU_CONFIG`, else cluster.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Which node of the config this process is.
         #[arg(long, env = "GRU_NODE")]
         node: NodeId,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
     /// Show the cluster as a node sees it: leader (marked *), term, members with their lag,
     /// spears with their connections. Exits 1 when the cluster has no leader.
@@ -102,9 +139,9 @@ enum Command {
     /// Make the cluster CA and a certificate for every node of the config (mutual TLS on the
     /// internal gRPC port), in its `[cluster_tls] dir`; files already there are kept.
     Certs {
-        /// The cluster config.
-        #[arg(long, env = "GRU_CONFIG", default_value = "cluster.toml")]
-        config: PathBuf,
+        /// The cluster config (default: `GRU_CONFIG`, else cluster.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Make the node and tool certificates again even where they exist (the CA is kept).
         #[arg(long)]
         renew: bool,
@@ -123,8 +160,8 @@ struct TokenArgs {
     /// Sign with the secrets of `gru dev` instead of a config file's.
     #[arg(long, conflicts_with = "config")]
     dev: bool,
-    /// The cluster config whose `auth.business_secret` signs the token.
-    #[arg(long, env = "GRU_CONFIG")]
+    /// The cluster config whose `auth.business_secret` signs the token (default: `GRU_CONFIG`).
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The user id.
     #[arg(long)]
@@ -141,7 +178,8 @@ struct TokenArgs {
     /// Groups the user may join, comma-separated (default: unrestricted).
     #[arg(long, value_delimiter = ',')]
     groups: Option<Vec<u64>>,
-    /// Print Gru's legacy MD5 token1 instead (no expiry; needs `auth.legacy_md5`).
+    /// Print Gru's legacy MD5 token1 instead (no expiry; needs `auth.legacy_md5`, so not with
+    /// `--dev`).
     #[arg(long)]
     legacy: bool,
 }
@@ -151,48 +189,86 @@ struct DevArgs {
     /// Where the single node keeps its Raft data.
     #[arg(long, default_value = "data/dev")]
     data_dir: PathBuf,
-    /// Public HTTP address.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Public HTTP address, `host:port` (a name such as localhost is resolved).
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = socket_addr)]
     http: SocketAddr,
     /// Internal gRPC address.
-    #[arg(long, default_value = "127.0.0.1:7000")]
+    #[arg(long, default_value = "127.0.0.1:7000", value_parser = socket_addr)]
     grpc: SocketAddr,
     /// socket.io address.
-    #[arg(long, default_value = "127.0.0.1:31001")]
+    #[arg(long, default_value = "127.0.0.1:31001", value_parser = socket_addr)]
     sio: SocketAddr,
     /// Gossip address.
-    #[arg(long, default_value = "127.0.0.1:7946")]
+    #[arg(long, default_value = "127.0.0.1:7946", value_parser = socket_addr)]
     gossip: SocketAddr,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// `host:port` as one socket address: an IP address as it is, a name resolved to its first
+/// IPv4 address if it has one (`localhost:8080` is 127.0.0.1:8080), else its first address.
+fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let all: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("not an address host:port ({e})"))?
+        .collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(|| format!("{text} resolves to no address"))
 }
 
 /// Runs the chosen subcommand.
 pub(crate) async fn run(cli: Cli) -> Result<()> {
+    // A `--config` after the subcommand wins over one before it, which wins over GRU_CONFIG.
+    let (top, top_given) = (cli.config, cli.config_given);
+    let file = |given: Option<PathBuf>| given.or_else(|| top.clone());
+    let or_default = |given| file(given).unwrap_or_else(|| DEFAULT_CONFIG.into());
     match cli.command {
-        Command::Dev(args) => dev(args).await,
-        Command::Run { config: path, node } => {
+        Command::Dev(args) => {
+            if top_given {
+                bail!("gru dev reads no config file: leave out --config");
+            }
+            dev(args).await
+        }
+        Command::Run { config, node, .. } => {
+            let path = or_default(config);
             let config = ClusterConfig::load(&path)?;
-            serve(config, node, Some(path)).await
+            let handle = gru::node::start_node(config.clone(), node).await?;
+            until_stopped(handle, config, Some(path)).await
         }
         Command::Status {
             door,
             json,
             linearizable,
         } => {
-            let door = AdminDoor::resolve(door, Duration::from_secs(10))?;
+            let door = AdminDoor::resolve(door.or_config(top), Duration::from_secs(10))?;
             admin::status(&door, json, linearizable).await
         }
         Command::Cluster { door, action } => {
             // Adding a core node waits for it to catch up: give the call a minute.
-            let door = AdminDoor::resolve(door, Duration::from_secs(70))?;
+            let door = AdminDoor::resolve(door.or_config(top), Duration::from_secs(70))?;
             admin::cluster(&door, action).await
         }
         Command::Meta { door, action } => {
-            let door = AdminDoor::resolve(door, Duration::from_secs(10))?;
+            let door = AdminDoor::resolve(door.or_config(top), Duration::from_secs(10))?;
             admin::meta(&door, action).await
         }
-        Command::Drain(args) => admin::drain(args).await,
-        Command::Token(args) => token(args),
-        Command::Certs { config, renew } => certs(&config, renew),
+        Command::Drain(args) => admin::drain(args.or_config(top)).await,
+        Command::Token(mut args) => {
+            if args.dev && top_given {
+                bail!("--dev signs with the secrets of `gru dev`: leave out --config");
+            }
+            if !args.dev {
+                args.config = file(args.config);
+            }
+            token(args)
+        }
+        Command::Certs { config, renew } => certs(&or_default(config), renew),
     }
 }
 
@@ -200,11 +276,13 @@ async fn dev(args: DevArgs) -> Result<()> {
     let listen = ListenAddrs::dev(args.grpc, args.http, args.sio, args.gossip);
     let config = ClusterConfig::dev(args.data_dir.clone(), listen);
     config.validate()?;
+    // The banner only once every port is bound and the node runs: what it lists answers.
+    let handle = gru::node::start_node(config.clone(), DEV_NODE).await?;
     println!(
         "gru dev: one node with every role, data in {}",
         args.data_dir.display()
     );
-    let (http, admin_key) = (args.http, gru::config::DEV_ADMIN_KEY);
+    let (http, admin_key) = (handle.http_addr(), gru::config::DEV_ADMIN_KEY);
     println!(
         "  every HTTP surface on http://{http} (loopback only), public, admin and server API:"
     );
@@ -218,18 +296,24 @@ async fn dev(args: DevArgs) -> Result<()> {
         "  server API    http://{http}/api/v1/publish  (Authorization: Bearer {})",
         gru::config::DEV_API_KEY
     );
-    println!("  internal gRPC {} (cluster-only)", args.grpc);
-    serve(config, DEV_NODE, None).await
+    println!(
+        "  internal gRPC {} (cluster-only)",
+        handle.grpc_addr().unwrap_or(args.grpc)
+    );
+    until_stopped(handle, config, None).await
 }
 
-/// Runs a node until SIGINT or SIGTERM. SIGHUP reads the listeners' TLS certificate again
-/// (`http.tls_cert`); with a config file it also reloads the file and puts its `[auth]`
-/// section in force (secret rotation without a restart); a file that no longer
+/// Keeps a started node running until SIGINT or SIGTERM. SIGHUP reads the listeners' TLS
+/// certificate again (`http.tls_cert`); with a config file it also reloads the file and puts
+/// its `[auth]` section in force (secret rotation without a restart); a file that no longer
 /// loads is refused with its error and the node carries on unchanged.
-async fn serve(config: ClusterConfig, node: NodeId, path: Option<PathBuf>) -> Result<()> {
+async fn until_stopped(
+    handle: gru::node::NodeHandle,
+    config: ClusterConfig,
+    path: Option<PathBuf>,
+) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut running = config;
-    let handle = gru::node::start_node(running.clone(), node).await?;
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     loop {
@@ -301,6 +385,20 @@ fn token(args: TokenArgs) -> Result<()> {
         (Some(path), false) => ClusterConfig::load(path)?,
         (None, false) => bail!("give --config FILE, or --dev for the secrets of `gru dev`"),
     };
+    if args.legacy && !config.auth.legacy_md5 {
+        match &args.config {
+            // gru dev's secrets are fixed: its ticket refuses every legacy token.
+            _ if args.dev => bail!(
+                "legacy tokens are off in gru dev (auth.legacy_md5 = false): leave out --legacy"
+            ),
+            // A config may turn them on later (a reload of [auth]): mint, but say so.
+            Some(path) => eprintln!(
+                "note: auth.legacy_md5 = false in {}: ticket refuses this token until it is on",
+                path.display()
+            ),
+            None => {}
+        }
+    }
     if args.legacy {
         println!(
             "{}",
@@ -329,4 +427,33 @@ fn token(args: TokenArgs) -> Result<()> {
         })
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{socket_addr, Cli};
+
+    /// clap's own checks of the definition (names, globals, conflicts).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn a_listen_address_may_name_its_host() {
+        assert_eq!(
+            socket_addr("127.0.0.1:8080"),
+            Ok(([127, 0, 0, 1], 8080).into())
+        );
+        assert_eq!(
+            socket_addr("[::1]:8080"),
+            Ok("[::1]:8080".parse().expect("addr"))
+        );
+        assert_eq!(
+            socket_addr("localhost:8080"),
+            Ok(([127, 0, 0, 1], 8080).into())
+        );
+        assert!(socket_addr("localhost").is_err(), "a port is required");
+        assert!(socket_addr("127.0.0.1:http").is_err());
+    }
 }

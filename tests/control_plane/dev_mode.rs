@@ -1,5 +1,7 @@
-//! `dev_mode`: `gru dev` serves /healthz and a one-voter cluster led by itself, answers the
-//! stat API from its one spear's own state (no Redis), and stops cleanly on SIGTERM.
+//! `dev_mode`: `gru dev` (its HTTP address given by name, `localhost:PORT`) serves /healthz and
+//! a one-voter cluster led by itself, answers the stat API from its one spear's own state (no
+//! Redis), tells a ticket caller whose token1 was issued for another name so, and stops
+//! cleanly on SIGTERM.
 
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ async fn dev_mode() {
     cmd.arg("dev")
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .args(["--http", &format!("127.0.0.1:{http}")])
+        .args(["--http", &format!("localhost:{http}")])
         .args(["--grpc", &format!("127.0.0.1:{}", free_port())])
         .args(["--sio", &format!("127.0.0.1:{sio}")])
         .args(["--gossip", &format!("127.0.0.1:{}", free_port())]);
@@ -124,6 +126,49 @@ async fn dev_mode() {
         json!({"nodes": [{"node_id": 1, "users": 1, "groups": 1}]})
     );
     drop(client);
+
+    // A token1 of `gru token --dev` for user 77 named "dev", presented under another name:
+    // refused with 711, saying so in the caller's own parameter names.
+    let out = crate::gru()
+        .command()
+        .args(["token", "--dev", "--user", "77", "--name", "dev"])
+        .output()
+        .expect("gru token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token1 = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let gru_ticket = get_json(&format!(
+        "/ticket?userId=77&userName=someone&appType=web&token1={token1}"
+    ))
+    .await;
+    assert_eq!(gru_ticket["errorCode"], 711, "{gru_ticket}");
+    assert_eq!(
+        gru_ticket["msg"], "token1 invalid: it was issued for another userName",
+        "{gru_ticket}"
+    );
+    let modern = get_json(&format!(
+        "/api/v1/ticket?user_id=77&user_name=someone&app_type=web&token={token1}"
+    ))
+    .await;
+    assert_eq!(modern["error"]["code"], "bad_token", "{modern}");
+    assert_eq!(
+        modern["error"]["message"], "token1 invalid: it was issued for another user_name",
+        "{modern}"
+    );
+    // The same token under its own name gets a ticket (once ticket has seen the spear).
+    let good = format!("/ticket?userId=77&userName=dev&appType=web&token1={token1}");
+    wait_for(
+        "a ticket for the token's own name",
+        Duration::from_secs(20),
+        || async {
+            let answer = get_json(&good).await;
+            (answer["errorCode"] == 0).then_some(())
+        },
+    )
+    .await;
 
     let printed = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(

@@ -1,8 +1,9 @@
 //! `start_failure_cleanup`: a node that cannot start fails fast with an error naming the cause
-//! and leaves nothing behind. Its listeners are all bound before anything runs, so a taken
-//! socket.io or HTTP address stops the start at once; a step that fails later (here the Raft
-//! store, locked by another node) stops every worker, gossip and Raft that the steps before it
-//! started, so that all of its ports can be bound again at once.
+//! (once) and leaves nothing behind. Its listeners are all bound before anything runs, so a
+//! taken socket.io or HTTP address stops the start at once, before `gru dev` prints what it
+//! serves; a step that fails later (here the Raft store, locked by another node, which the
+//! error says) stops every worker, gossip and Raft that the steps before it started, so that
+//! all of its ports can be bound again at once.
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
@@ -49,7 +50,7 @@ fn run_with_taken(listen: &ListenAddrs, taken: SocketAddr) {
         .args(["--sio", &sio.to_string()])
         .args(["--gossip", &listen.gossip.to_string()])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn gru dev");
@@ -65,12 +66,29 @@ fn run_with_taken(listen: &ListenAddrs, taken: SocketAddr) {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let out = child.wait_with_output().expect("collect stderr");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = child.wait_with_output().expect("collect the output");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     assert!(!status.success(), "gru exited 0 with {taken} taken");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{stderr}"));
     assert!(
-        stderr.contains(&taken.to_string()),
+        error.contains(&taken.to_string()),
         "the error does not name {taken}:\n{stderr}"
+    );
+    // The OS's "Address already in use (os error 98)", once.
+    assert_eq!(
+        error.matches("in use").count(),
+        1,
+        "the cause once:\n{error}"
+    );
+    assert!(
+        !stdout.contains("gru dev:"),
+        "the banner is printed before the ports are bound:\n{stdout}"
     );
     // The holder still has `taken`; every other port is free at once.
     let others = ListenAddrs {
@@ -111,7 +129,7 @@ async fn start_failure_cleanup_after_gossip() {
     let running = start_node(first, 1).await.expect("first node starts");
 
     let second_listen = listen();
-    let second = ClusterConfig::dev(data, second_listen.clone());
+    let second = ClusterConfig::dev(data.clone(), second_listen.clone());
     let started = Instant::now();
     let err = match start_node(second, 1).await {
         Ok(handle) => {
@@ -124,6 +142,11 @@ async fn start_failure_cleanup_after_gossip() {
         matches!(err, NodeError::Store(_)),
         "expected the store to be refused, got: {err}"
     );
+    assert_eq!(
+        err.to_string(),
+        format!("another gru is using {}", data.display())
+    );
+    assert!(std::error::Error::source(&err).is_none(), "{err:?}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the failed start took {:?}",

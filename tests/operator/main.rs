@@ -1,12 +1,15 @@
 //! What an operator runs against a live cluster: `gru drain` moves a spear's clients to the
 //! other spears in waves and keeps ticket from placing users on it (`drain.rs`); `gru status`
 //! shows the leader, each member's lag and each spear's connections, and fails without a
-//! leader (`status.rs`).
+//! leader (`status.rs`); the admin commands work against `gru dev` with `--addr` alone
+//! (`dev.rs`); and the command line's own rules, which need no node (`cli.rs`).
 
 #[path = "../spear/support.rs"]
 #[allow(dead_code)]
 mod support;
 
+mod cli;
+mod dev;
 mod drain;
 mod status;
 

@@ -19,11 +19,37 @@ pub(crate) use self::state_machine::StateMachineStore;
 
 /// The database could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open the Raft store in {path}: {source}")]
-pub struct OpenError {
-    path: String,
-    #[source]
-    source: sled::Error,
+pub enum OpenError {
+    /// Another process holds the database's lock: a node already runs on this data directory.
+    #[error("another gru is using {path}")]
+    Locked {
+        /// The data directory.
+        path: String,
+    },
+    /// Anything else.
+    #[error("cannot open the Raft store in {path}: {source}")]
+    Failed {
+        /// The data directory.
+        path: String,
+        /// sled's error.
+        #[source]
+        source: sled::Error,
+    },
+}
+
+impl OpenError {
+    fn of(dir: &Path, source: sled::Error) -> Self {
+        let path = dir.display().to_string();
+        // sled 0.34 reports a lock held elsewhere only by this message (an `Other` I/O error).
+        let locked = matches!(&source, sled::Error::Io(e)
+            if e.kind() == std::io::ErrorKind::Other
+                && e.to_string().starts_with("could not acquire lock"));
+        if locked {
+            Self::Locked { path }
+        } else {
+            Self::Failed { path, source }
+        }
+    }
 }
 
 /// The two halves of a node's Raft storage.
@@ -40,10 +66,7 @@ pub struct RaftStore {
 impl RaftStore {
     /// Opens (or creates) the store under `dir`, loading the applied state into memory.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
-        let err = |source| OpenError {
-            path: dir.display().to_string(),
-            source,
-        };
+        let err = |source| OpenError::of(dir, source);
         let db = sled::Config::new()
             .path(dir.join("raft"))
             .mode(sled::Mode::HighThroughput)
@@ -117,6 +140,23 @@ mod suite_tests {
         let mut store = RaftStore::open(dir.path())?;
         assert_eq!(store.log.read_vote().await?, Some(vote));
         assert!(store.log.try_get_log_entries(0..10).await?.is_empty());
+        Ok(())
+    }
+
+    /// A store another process (here: another handle) has open is refused as in use, naming
+    /// the directory, not with sled's lock error.
+    #[test]
+    fn a_locked_store_says_another_gru_uses_it() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let _first = RaftStore::open(dir.path())?;
+        let Err(err) = RaftStore::open(dir.path()) else {
+            panic!("a second handle opened a locked store");
+        };
+        assert!(matches!(err, OpenError::Locked { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("another gru is using {}", dir.path().display())
+        );
         Ok(())
     }
 }

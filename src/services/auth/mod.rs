@@ -14,4 +14,4 @@ pub use api_key::{
     AdminCaller, AdminKeys, ApiCaller, ApiKeyError, ApiKeys, BearerKeys, Caller, KeyError, KeyScope,
 };
 pub use keys::{AuthKeys, AuthStore, KeyRing};
-pub use token::{Claims, TokenError, TokenKey, TokenKind};
+pub use token::{Claims, HolderField, TokenError, TokenKey, TokenKind};

@@ -46,6 +46,32 @@ pub struct Claims {
     pub spears: Option<Vec<NodeId>>,
 }
 
+/// One of the fields that name a token's holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HolderField {
+    /// [`Claims::uid`].
+    UserId,
+    /// [`Claims::name`].
+    UserName,
+    /// [`Claims::app`].
+    AppType,
+}
+
+impl Claims {
+    /// The fields in which these claims name another holder than `uid`, `name` and `app`, in
+    /// that order; empty when the token is theirs.
+    pub fn other_holder(&self, uid: u64, name: &str, app: &str) -> Vec<HolderField> {
+        [
+            (self.uid != uid, HolderField::UserId),
+            (self.name != name, HolderField::UserName),
+            (self.app != app, HolderField::AppType),
+        ]
+        .into_iter()
+        .filter_map(|(differs, field)| differs.then_some(field))
+        .collect()
+    }
+}
+
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -153,6 +179,17 @@ mod tests {
         let token = key.sign(claims(1_000));
         assert_eq!(key.verify(&token, 999), Ok(claims(1_000)));
         assert_eq!(key.verify(&token, 1_000), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn other_holder_names_each_field_that_differs() {
+        let c = claims(1_000);
+        assert_eq!(c.other_holder(123, "Zhang", "web"), []);
+        assert_eq!(c.other_holder(123, "Li", "web"), [HolderField::UserName]);
+        assert_eq!(
+            c.other_holder(124, "Zhang", "android"),
+            [HolderField::UserId, HolderField::AppType]
+        );
     }
 
     #[test]

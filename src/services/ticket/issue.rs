@@ -2,7 +2,7 @@
 
 use super::directory::{SpearDirectory, SpearEntry};
 use super::placement::place;
-use crate::services::auth::{AuthKeys, AuthStore, Claims, TokenError, TokenKind};
+use crate::services::auth::{AuthKeys, AuthStore, Claims, HolderField, TokenError, TokenKind};
 use crate::services::metrics::TicketOutcome;
 
 /// Backups returned with each ticket.
@@ -160,7 +160,7 @@ impl TicketIssuer {
         })?;
 
         let keys = self.keys.current();
-        let groups = check_token1(&keys, uid, &name, &app, &token1, now)?;
+        let groups = check_token1(&keys, uid, &name, &app, &token1, names, now)?;
         let live = directory.live();
         let placement =
             place(uid, &SpearDirectory::slots(&live), BACKUPS).ok_or(TicketError::NoSpear)?;
@@ -213,14 +213,26 @@ fn check_token1(
     name: &str,
     app: &str,
     token1: &str,
+    names: ParamNames,
     now: u64,
 ) -> Result<Token1, TicketError> {
     match keys.business.verify(token1, now) {
         Ok(claims) => {
-            if claims.uid != uid || claims.name != name || claims.app != app {
-                return Err(TicketError::BadToken(
-                    "it was issued for another user or app".into(),
-                ));
+            let other = claims.other_holder(uid, name, app);
+            if !other.is_empty() {
+                // Named as the caller sent them: "it was issued for another userName".
+                let fields: Vec<&str> = other
+                    .iter()
+                    .map(|f| match f {
+                        HolderField::UserId => names.user_id,
+                        HolderField::UserName => names.user_name,
+                        HolderField::AppType => names.app_type,
+                    })
+                    .collect();
+                return Err(TicketError::BadToken(format!(
+                    "it was issued for another {}",
+                    fields.join(" and ")
+                )));
             }
             Ok(Token1::Signed(claims.groups))
         }
