@@ -3,7 +3,7 @@
 
 Reads the folded stacks heaptrack_print writes with the peak cost of each allocation stack
 (`heaptrack_print -f spear.zst --flamegraph-cost-type peak -F spear.stacks`) and sums them
-into the components of one socket.io session (docs/PERFORMANCE.md, "Where the bytes go"),
+into the components of one socket.io session (bench/results/connections.md, "Where the bytes go"),
 divided by the number of sessions the spear held at its peak.
 
 usage: scripts/heap-by-component.py STACKS SESSIONS [--top N]

@@ -1,5 +1,5 @@
 //! `gru-bench idgen`: throughput and latency of ids against a running cluster, plus the
-//! unique-mode issuer in-process. Figures go to `docs/PERFORMANCE.md` with the command used.
+//! unique-mode issuer in-process. Figures go to `bench/results/idgen.md` with the command used.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! running cluster; `relay` starts its own Redis, RocketMQ, gru servers and Node peer;
 //! `connections` (capacity) starts Redis, a gru cluster or Node peers and client worker
 //! processes (`connections-worker`, hidden); `ticket` starts a gru node and a minimal axum server (`minimal-http`, hidden) and
-//! loads both over HTTP; `publish` drives the server API of a two-spear Redis system. Figures go to `docs/PERFORMANCE.md` with the command that produced
+//! loads both over HTTP; `publish` drives the server API of a two-spear Redis system. Figures go to `bench/results/` (the current ones to `docs/performance.md`) with the command that produced
 //! them.
 
 #![warn(unreachable_pub, missing_docs)]
@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// gru-bench: measurements of gru (see docs/PERFORMANCE.md).
+/// gru-bench: measurements of gru (see docs/performance.md).
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -42,17 +42,17 @@ enum Command {
     Idgen(idgen::IdgenBench),
     /// Capacity: opens many authenticated, subscribed sessions from worker processes on
     /// spears it starts (gru and the Node peer), measures memory and idle CPU per session and
-    /// the connect rate, then messages across the cluster (see docs/PERFORMANCE.md).
+    /// the connect rate, then messages across the cluster (see docs/performance.md).
     Connections(connections::ConnectionsBench),
     /// One client process of `connections`, driven over stdin/stdout.
     #[command(hide = true)]
     ConnectionsWorker,
     /// Messages between two spears, against gru (Redis or RocketMQ relay) and a Node
     /// socket.io peer (Redis adapter): starts its own Redis, RocketMQ and servers (see
-    /// docs/PERFORMANCE.md).
+    /// docs/performance.md).
     Relay(relay::RelayBench),
     /// Ticket requests per second: gru's `GET /ticket` and `GET /api/v1/ticket` against a
-    /// minimal axum handler, each server started by the benchmark (see docs/PERFORMANCE.md).
+    /// minimal axum handler, each server started by the benchmark (see docs/performance.md).
     Ticket(ticket::TicketBench),
     /// Messages per second through the server API (`POST /api/v1/publish` and its batch
     /// form) of two gru spears relaying through Redis, with every delivery counted.

@@ -7,7 +7,7 @@
 //! Unicast runs at rising open-loop rates, then one group with many members over both spears.
 //! Reports delivered messages, send → receive latency and the CPU time per delivered message
 //! of everything the target needs to run (its two servers, Redis and, for RocketMQ, the broker
-//! and name server) as Markdown (`docs/PERFORMANCE.md`).
+//! and name server) as Markdown (`bench/results/relay.md`).
 
 pub(crate) mod client;
 pub(crate) mod procs;

@@ -2,7 +2,7 @@
 //! (URI, headers, extensions) in the socket for the socket's whole life. hyper parses a
 //! request without copying: the URI and every header value are slices of the connection's
 //! 8 KiB read buffer, so keeping any of them keeps the whole buffer — 8 KiB per connection,
-//! the largest single cost of an idle connection before this (docs/PERFORMANCE.md, "Where
+//! the largest single cost of an idle connection before this (bench/results/connections.md, "Where
 //! the bytes go"). [`compact`] gives engine.io owned copies of the URI and of the few headers
 //! opening a session needs, and nothing else, so the read buffer is freed at the upgrade.
 

@@ -1,5 +1,5 @@
 //! What a capacity run measured for one target, and its Markdown rows for
-//! `docs/PERFORMANCE.md`.
+//! `bench/results/connections.md`.
 
 use std::fmt::Write as _;
 
