@@ -70,31 +70,6 @@ pub(super) fn default_token_ttl_secs() -> u64 {
     86_400
 }
 
-config_table! {
-    /// `[[auth.admin_keys]]`: one key of the admin surface (`listen.admin`: `docs/security.md`,
-    /// "Surfaces").
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct AdminKeySection {
-        /// Logged at each login; `GET /api/v1/ids` is rated per name.
-        pub name: String => Knob::plain().rule("1–64 of `A-Z a-z 0-9 . _ -`, unique"),
-        /// Sent as `Authorization: Bearer <secret>` (scripts, Prometheus, `gru status`,
-        /// `gru drain`, `gru meta`, `gru cluster`, which take it from `--key`, `GRU_ADMIN_KEY` or
-        /// the config's first admin key), or typed into the dashboard's login page for a
-        /// session cookie.
-        pub secret: String => Knob::plain().min_bytes(32).rule(
-            "printable ASCII without spaces, unique over API and admin keys, not a token secret",
-        ),
-        /// `read`: GET requests (the dashboard's pages, the cluster view, presence, `/metrics`)
-        /// and nothing else: the key to give Prometheus. `admin`: everything, including ids,
-        /// drains, metadata, membership and disconnecting users. A key without the scope a
-        /// request needs gets 403.
-        #[serde(default = "AdminScope::all")]
-        pub scopes: Vec<AdminScope> => Knob::plain().rule("not empty"),
-    }
-    example = "name = \"ops\"\nsecret = \"0123456789abcdef0123456789abcdef\"";
-}
-
 /// What an admin key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -124,25 +99,28 @@ impl AdminScope {
 }
 
 config_table! {
-    /// `[[auth.api_keys]]`: one key of the server API.
+    /// `[[auth.admin_keys]]`: one key of the admin surface (`listen.admin`: `docs/security.md`,
+    /// "Surfaces").
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]
-    pub struct ApiKeySection {
-        /// Rate limits and idempotency keys are per name; recipients see it as the
-        /// `sender.name` of what the key publishes (unless a message names another); logged on
-        /// reload.
+    pub struct AdminKeySection {
+        /// Logged at each login; `GET /api/v1/ids` is rated per name.
         pub name: String => Knob::plain().rule("1–64 of `A-Z a-z 0-9 . _ -`, unique"),
-        /// Sent as `Authorization: Bearer <secret>`. Kept only as a SHA-256 digest in memory and
-        /// compared in constant time.
-        pub secret: String => Knob::plain()
-            .min_bytes(32)
-            .rule("printable ASCII without spaces, unique, not a token secret"),
-        /// `publish`: `POST /api/v1/publish` and `/publish/batch`. `connections`: list and
-        /// disconnect a user's connections. A key without the route's scope gets 403.
-        #[serde(default = "ApiScope::all")]
-        pub scopes: Vec<ApiScope> => Knob::plain().rule("not empty"),
+        /// Sent as `Authorization: Bearer <secret>` (scripts, Prometheus, `gru status`,
+        /// `gru drain`, `gru meta`, `gru cluster`, which take it from `--key`, `GRU_ADMIN_KEY` or
+        /// the config's first admin key), or typed into the dashboard's login page for a
+        /// session cookie.
+        pub secret: String => Knob::plain().min_bytes(32).rule(
+            "printable ASCII without spaces, unique over API and admin keys, not a token secret",
+        ),
+        /// `read`: GET requests (the dashboard's pages, the cluster view, presence, `/metrics`)
+        /// and nothing else: the key to give Prometheus. `admin`: everything, including ids,
+        /// drains, metadata, membership and disconnecting users. A key without the scope a
+        /// request needs gets 403.
+        #[serde(default = "AdminScope::all")]
+        pub scopes: Vec<AdminScope> => Knob::plain().rule("not empty"),
     }
-    example = "name = \"backend\"\nsecret = \"0123456789abcdef0123456789abcdef\"";
+    example = "name = \"ops\"\nsecret = \"0123456789abcdef0123456789abcdef\"";
 }
 
 /// What a server-API key may do.
@@ -173,6 +151,28 @@ impl ApiScope {
             ApiScope::Connections => "connections",
         }
     }
+}
+
+config_table! {
+    /// `[[auth.api_keys]]`: one key of the server API.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ApiKeySection {
+        /// Rate limits and idempotency keys are per name; recipients see it as the
+        /// `sender.name` of what the key publishes (unless a message names another); logged on
+        /// reload.
+        pub name: String => Knob::plain().rule("1–64 of `A-Z a-z 0-9 . _ -`, unique"),
+        /// Sent as `Authorization: Bearer <secret>`. Kept only as a SHA-256 digest in memory and
+        /// compared in constant time.
+        pub secret: String => Knob::plain()
+            .min_bytes(32)
+            .rule("printable ASCII without spaces, unique, not a token secret"),
+        /// `publish`: `POST /api/v1/publish` and `/publish/batch`. `connections`: list and
+        /// disconnect a user's connections. A key without the route's scope gets 403.
+        #[serde(default = "ApiScope::all")]
+        pub scopes: Vec<ApiScope> => Knob::plain().rule("not empty"),
+    }
+    example = "name = \"backend\"\nsecret = \"0123456789abcdef0123456789abcdef\"";
 }
 
 #[cfg(test)]

@@ -93,12 +93,6 @@ macro_rules! integer_types {
 
 integer_types!(u64 => |n: u64| n, u32 => u64::from, usize => |n: usize| n as u64);
 
-impl TomlType for bool {
-    fn describe() -> String {
-        "bool".into()
-    }
-}
-
 impl TomlType for String {
     fn describe() -> String {
         "string".into()
@@ -117,17 +111,18 @@ impl TomlType for String {
     }
 }
 
-impl TomlType for PathBuf {
-    fn describe() -> String {
-        "path".into()
-    }
+/// Types that hold no number: only their name in the docs.
+macro_rules! named_types {
+    ($($ty:ty => $name:literal),*) => {$(
+        impl TomlType for $ty {
+            fn describe() -> String {
+                $name.into()
+            }
+        }
+    )*};
 }
 
-impl TomlType for SocketAddr {
-    fn describe() -> String {
-        "`ip:port`".into()
-    }
-}
+named_types!(bool => "bool", PathBuf => "path", SocketAddr => "`ip:port`");
 
 impl<T: TomlType> TomlType for Option<T> {
     fn describe() -> String {
