@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use gru::config::{ClusterConfig, ListenAddrs, NodeId};
 
 mod admin;
+mod config_cmd;
 
 use admin::{AdminDoor, ClusterAction, DoorArgs, DrainArgs, MetaAction};
 
@@ -153,6 +154,8 @@ enum Command {
         #[command(subcommand)]
         action: MetaAction,
     },
+    /// Print the tables of docs/config.md as the config's declarations generate them.
+    Config(config_cmd::ConfigArgs),
 }
 
 #[derive(clap::Args)]
@@ -269,6 +272,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             token(args)
         }
         Command::Certs { config, renew } => certs(&or_default(config), renew),
+        Command::Config(args) => config_cmd::run(args),
     }
 }
 

@@ -1,25 +1,35 @@
 //! `cluster.toml`: the one config of a whole cluster. It is parsed strictly, overridden by
 //! `GRU_…__…` environment variables, and validated before anything starts.
 //!
-//! Every field is documented in `docs/config.md`; the root `cluster.toml` is a working example.
-//! The section types live in `sections.rs`, the `[[nodes]]` types in `nodes.rs`, the override
-//! scheme in `env.rs` and the rules in `validate.rs`; all are re-exported here.
+//! Every field is declared once, with its meaning, default and bounds (`table.rs`, `knob.rs`):
+//! the section types live in `sections.rs`, `messaging.rs` and `auth.rs`, the `[[nodes]]` types
+//! in `nodes.rs`; all are re-exported here. `validate.rs` holds the rules, `env.rs` the override
+//! scheme, and `docs.rs` renders the tables of `docs/config.md` from the declarations
+//! (`gru config --docs`). The root `cluster.toml` is a working example.
 
+mod auth;
+pub mod docs;
 mod env;
+mod knob;
+mod messaging;
 mod nodes;
 mod sections;
+mod table;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use auth::{AdminKeySection, AdminScope, ApiKeySection, ApiScope, AuthSection};
+pub use messaging::{
+    HistorySection, RedisSection, RelayKind, RelaySection, RocketMqSection, ServerApiSection,
+    StatSection,
+};
 pub use nodes::{AdvertiseAddrs, ListenAddrs, NodeConfig, NodeId, Role};
 pub use sections::{
-    AdminKeySection, AdminScope, ApiKeySection, ApiScope, AuthSection, ClusterSection,
-    ClusterTlsSection, GossipSection, HistorySection, HttpSection, IdgenMode, IdgenSection,
-    MetricsSection, RaftSection, RedisSection, RelayKind, RelaySection, RocketMqSection,
-    ServerApiSection, SpearSection, StatSection, TicketSection,
+    ClusterSection, ClusterTlsSection, GossipSection, HttpSection, IdgenMode, IdgenSection,
+    MetricsSection, RaftSection, SpearSection, TicketSection,
 };
 
 /// Why a config was refused.
@@ -222,7 +232,7 @@ impl ClusterConfig {
             auth: AuthSection {
                 business_secret: DEV_BUSINESS_SECRET.into(),
                 spear_secret: DEV_SPEAR_SECRET.into(),
-                token_ttl_secs: sections::default_token_ttl_secs(),
+                token_ttl_secs: auth::default_token_ttl_secs(),
                 legacy_md5: false,
                 enforce_groups: false,
                 previous_business_secret: None,

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::knob::Knob;
+use super::table::{config_table, toml_enum};
+
 /// A node's id in `cluster.toml` (≥ 1).
 pub type NodeId = u64;
 
@@ -23,6 +26,13 @@ pub enum Role {
     Stat,
 }
 
+toml_enum!(Role {
+    Core,
+    Spear,
+    Ticket,
+    Stat
+});
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -34,26 +44,33 @@ impl fmt::Display for Role {
     }
 }
 
-/// `[[nodes]]`: one node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeConfig {
-    /// Unique id, ≥ 1. Environment overrides address the node by it.
-    pub id: NodeId,
-    /// What the node does; at least one role, none twice.
-    pub roles: Vec<Role>,
-    /// Where the node keeps its data. [`super::ClusterConfig::load`] resolves a relative path
-    /// against the config file's directory.
-    pub data_dir: PathBuf,
-    /// A core node that joins a running cluster instead of being an initial voter.
-    /// Default false.
-    #[serde(default)]
-    pub join: bool,
-    /// Socket addresses the node binds.
-    pub listen: ListenAddrs,
-    /// Addresses others use to reach the node, when they differ from `listen`.
-    #[serde(default)]
-    pub advertise: AdvertiseAddrs,
+config_table! {
+    /// `[[nodes]]`: one node.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct NodeConfig {
+        /// The node's id. Overrides and `--node` address the node by it.
+        pub id: NodeId => Knob::plain().min(1).rule("unique"),
+        /// What the node does: `core` is a Raft member (membership, spear registry, ids),
+        /// `spear` holds client connections, `ticket` places users on spears and signs their
+        /// tokens, `stat` serves presence and statistics.
+        pub roles: Vec<Role> => Knob::plain().rule("at least one, none twice"),
+        /// Where the node keeps its data (the Raft store is `data_dir/raft`). A relative path is
+        /// relative to the config file's directory ([relative paths](#relative-paths)).
+        pub data_dir: PathBuf => Knob::plain().rule("not empty, unique over all nodes"),
+        /// `true`: the node joins a running cluster (learner, catch up, voter) instead of being
+        /// one of the initial voters that form it.
+        #[serde(default)]
+        pub join: bool => Knob::plain().rule("only on a core node"),
+        /// `[nodes.listen]`: the addresses the node binds.
+        pub listen: ListenAddrs => Knob::plain(),
+        /// `[nodes.advertise]`: the addresses others use to reach the node, when they differ
+        /// from `listen`.
+        #[serde(default)]
+        pub advertise: AdvertiseAddrs => Knob::plain().unset("the `listen` addresses"),
+    }
+    example = "id = 1\nroles = [\"core\"]\ndata_dir = \"data\"\n\
+               [listen]\ngrpc = \"127.0.0.1:1\"\nhttp = \"127.0.0.1:2\"\ngossip = \"127.0.0.1:3\"";
 }
 
 impl NodeConfig {
@@ -105,29 +122,35 @@ fn advertised(given: &Option<String>, listen: SocketAddr) -> String {
     given.clone().unwrap_or_else(|| listen.to_string())
 }
 
-/// `[nodes.listen]`: the socket addresses a node binds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListenAddrs {
-    /// Internal gRPC (Raft and the control plane); cluster traffic only.
-    pub grpc: SocketAddr,
-    /// The public surface: the health check and, on ticket nodes, the ticket endpoints — what
-    /// the internet may reach.
-    pub http: SocketAddr,
-    /// socket.io for clients; required on spear nodes, unused elsewhere.
-    #[serde(default)]
-    pub sio: Option<SocketAddr>,
-    /// Gossip between members.
-    pub gossip: SocketAddr,
-    /// The admin surface (dashboard, monitor, presence, cluster view, ids, `/metrics`, the
-    /// operator's commands), behind `[[auth.admin_keys]]`; none: this node serves none of it.
-    /// It may equal `http` only on a loopback address (`gru dev`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admin: Option<SocketAddr>,
-    /// The server API (spear nodes), behind `[[auth.api_keys]]`; none: this spear serves no
-    /// server API. It may equal `http` only on a loopback address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_api: Option<SocketAddr>,
+config_table! {
+    /// `[nodes.listen]`: the socket addresses a node binds.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ListenAddrs {
+        /// Internal gRPC: Raft and the control plane. Cluster traffic only: never expose it to
+        /// clients.
+        pub grpc: SocketAddr => Knob::plain(),
+        /// The public surface: `/healthz`, and ticket on ticket nodes. Nothing else is served
+        /// here (`docs/security.md`, "Surfaces").
+        pub http: SocketAddr => Knob::plain(),
+        /// socket.io for clients. Other nodes ignore it.
+        #[serde(default)]
+        pub sio: Option<SocketAddr> => Knob::plain().rule("required on spear nodes"),
+        /// Gossip between members.
+        pub gossip: SocketAddr => Knob::plain(),
+        /// The admin surface: dashboard, playground, monitor API, presence, cluster view, ids,
+        /// `/metrics`, and what the CLI's `status`, `drain`, `meta` and `cluster` call; every
+        /// route behind `[[auth.admin_keys]]`. Left out, the node serves none of it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub admin: Option<SocketAddr> => Knob::plain()
+            .rule("may equal `http` only on a loopback address"),
+        /// The server API business servers call (`docs/api.md`), behind `[[auth.api_keys]]`.
+        /// Left out, the spear serves none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub server_api: Option<SocketAddr> => Knob::plain()
+            .rule("spear nodes only; may equal `http` only on a loopback address"),
+    }
+    example = "grpc = \"127.0.0.1:1\"\nhttp = \"127.0.0.1:2\"\ngossip = \"127.0.0.1:3\"";
 }
 
 impl ListenAddrs {
@@ -163,25 +186,36 @@ impl ListenAddrs {
     }
 }
 
-/// `[nodes.advertise]`: the `host:port` others should use; each defaults to the listen address.
-///
-/// Needed when the bound address is not the reachable one: a wildcard bind (`0.0.0.0`), NAT or
-/// container networking.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdvertiseAddrs {
-    /// Internal gRPC, `host:port`.
-    pub grpc: Option<String>,
-    /// HTTP, `host:port`.
-    pub http: Option<String>,
-    /// socket.io, `host:port`.
-    pub sio: Option<String>,
-    /// Gossip, `host:port`.
-    pub gossip: Option<String>,
-    /// The admin surface, `host:port` (where other nodes read its counters).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admin: Option<String>,
+config_table! {
+    /// `[nodes.advertise]`: the `host:port` others should use; each defaults to the listen
+    /// address.
+    ///
+    /// Needed when the bound address is not the reachable one: a wildcard bind (`0.0.0.0`), NAT
+    /// or container networking.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct AdvertiseAddrs {
+        /// Where the other nodes reach the internal gRPC.
+        pub grpc: Option<String> = None => Knob::plain().rule(HOST_PORT).unset("`listen.grpc`"),
+        /// Where clients reach the HTTP API.
+        pub http: Option<String> = None => Knob::plain().rule(HOST_PORT).unset("`listen.http`"),
+        /// Where clients reach socket.io.
+        pub sio: Option<String> = None => Knob::plain().rule(HOST_PORT).unset("`listen.sio`"),
+        /// Where the other nodes reach gossip.
+        pub gossip: Option<String> = None => Knob::plain()
+            .rule(HOST_PORT)
+            .unset("`listen.gossip`"),
+        /// Where operators and the other nodes (the dashboard's aggregator, `gru status`) reach
+        /// the admin surface.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub admin: Option<String> = None => Knob::plain()
+            .rule(HOST_PORT)
+            .unset("`listen.admin`"),
+    }
 }
+
+/// The rule of an advertised address, checked by [`is_host_port`].
+const HOST_PORT: &str = "`host:port`";
 
 impl AdvertiseAddrs {
     /// Each address with its field name, `None` when not given.
@@ -259,6 +293,13 @@ mod tests {
             .map(Role::to_string)
             .collect();
         assert_eq!(names, ["core", "spear", "ticket", "stat"]);
+        // Display spells a role as serde does: the config and the messages agree.
+        for role in [Role::Core, Role::Spear, Role::Ticket, Role::Stat] {
+            assert_eq!(
+                toml::Value::try_from(role).ok(),
+                Some(role.to_string().into())
+            );
+        }
     }
 
     #[test]
