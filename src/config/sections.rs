@@ -192,7 +192,7 @@ config_table! {
         /// How often every member gossips (chitchat, UDP on `listen.gossip`). Spears gossip
         /// their connection count; ticket drops a spear gossip saw die. Each round is a few
         /// datagrams to and from every member, and on an idle spear their wake-ups are most of
-        /// its CPU: 100 ms costs about twice what 200 ms does (docs/PERFORMANCE.md).
+        /// its CPU: 100 ms costs about twice what 200 ms does (docs/performance.md).
         pub interval_ms: u64 = 200 => Knob::ms().range(10, 10_000),
         /// How long a member may be silent before gossip declares it dead: the phi-accrual
         /// threshold is `dead_after_ms / interval_ms`, phi being a member's silence over its
