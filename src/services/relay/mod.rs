@@ -53,7 +53,7 @@ use super::metrics::LatencyHistogram;
 use super::spear::roster::{Change, ChangeSink};
 use crate::config::NodeId;
 
-pub use local::LocalRelay;
+pub use local::{LocalBus, LocalRelay};
 pub use redis::{RedisParts, RedisRelay};
 #[cfg(feature = "rocketmq")]
 pub use rocketmq::{RocketMqParts, RocketMqRelay};
