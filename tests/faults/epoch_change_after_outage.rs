@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::fleet::{self, Client, Membership, Sent};
 use crate::scenario::three_spears;
-use crate::support::spear_token;
 use gru_testkit::delivery::{ClientKey, DeliveryChecker};
+use gru_testkit::tokens::spear_token;
 use gru_testkit::ClusterOptions;
 
 /// User 1 resumes with the `auth` event, user 2 in the handshake (see `Client::in_handshake`);

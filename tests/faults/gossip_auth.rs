@@ -25,7 +25,7 @@ use gru::net::gossip::{GossipDrops, GossipKeys, SealedTransport};
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, BUSINESS_SECRET, SPEAR_SECRET};
 use serde_json::Value;
 
-use crate::support::token1;
+use gru_testkit::tokens::token1;
 
 /// The ticket node (also the Raft group's only core).
 const TICKET: u64 = 1;
@@ -160,7 +160,7 @@ fn sealed(keys: &[String]) -> SealedTransport {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossip_auth() {
     let (cluster, _, _) =
-        TestCluster::launch(crate::gru(), &specs(), ClusterOptions::default()).await;
+        TestCluster::launch(gru_testkit::gru(), &specs(), ClusterOptions::default()).await;
     let config = ClusterConfig::load(cluster.config_path()).expect("the generated config");
     let key = config.auth.gossip_keys.clone();
     assert!(
@@ -262,7 +262,7 @@ async fn gossip_key_rotation() {
         auth_toml: Some(auth(&[OLD_KEY])),
         ..ClusterOptions::default()
     };
-    let (mut cluster, _, _) = TestCluster::launch(crate::gru(), &specs(), options).await;
+    let (mut cluster, _, _) = TestCluster::launch(gru_testkit::gru(), &specs(), options).await;
     let http = http();
     let baseline = settled(&http, &cluster).await;
     let all = [TICKET, OTHER_SPEAR, VICTIM];

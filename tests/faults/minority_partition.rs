@@ -9,9 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::scenario::{through_ticket, two_spears, wait_spears, Crowd, SPEARS};
-use crate::support::spear_token;
 use gru_testkit::ports::free_port;
 use gru_testkit::proxy::FaultProxy;
+use gru_testkit::tokens::spear_token;
 use gru_testkit::ClusterOptions;
 
 const CLIENTS: u64 = 40;

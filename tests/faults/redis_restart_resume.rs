@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::fleet::{self, Membership, Sent};
 use crate::scenario::{three_spears, Crowd};
-use crate::support::spear_token;
+use gru_testkit::tokens::spear_token;
 use gru_testkit::ClusterOptions;
 
 const CLIENTS: u64 = 60;

@@ -9,9 +9,10 @@ use tokio::sync::Mutex as AsyncMutex;
 use tokio::task::JoinHandle;
 
 use crate::fleet::{self, Checker, Client, Membership, Sent};
-use crate::support::{spear_token, ticket};
 use gru_testkit::delivery::DeliveryChecker;
 use gru_testkit::history::IdOp;
+use gru_testkit::tickets::ticket;
+use gru_testkit::tokens::spear_token;
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 /// Logical clients connected to a cluster, the checker they feed, and their traffic.
@@ -168,7 +169,7 @@ pub async fn three_spears(options: ClusterOptions) -> TestCluster {
     options
         .env
         .push(("GRU_SPEAR__MAX_MSGS_PER_SEC".into(), "1000".into()));
-    let mut cluster = TestCluster::with(crate::gru(), &specs, options);
+    let mut cluster = TestCluster::with(gru_testkit::gru(), &specs, options);
     cluster.start_all();
     cluster
         .wait_leader(&[1, 2, 3], Duration::from_secs(30))
@@ -315,7 +316,7 @@ pub async fn two_spears(
     options
         .env
         .push(("GRU_SPEAR__MAX_MSGS_PER_SEC".into(), "1000".into()));
-    let mut cluster = TestCluster::with(crate::gru(), &specs, options);
+    let mut cluster = TestCluster::with(gru_testkit::gru(), &specs, options);
     prepare(&mut cluster);
     cluster.start_all();
     cluster

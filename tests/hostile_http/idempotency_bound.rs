@@ -46,7 +46,7 @@ async fn two_spears(options: ClusterOptions) -> TestCluster {
         NodeSpec::spear(2),
         NodeSpec::spear(3),
     ];
-    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
+    let (cluster, _, _) = TestCluster::launch(gru_testkit::gru(), &specs, options).await;
     cluster.wait_spears(1, 2).await;
     cluster
 }
@@ -130,7 +130,7 @@ async fn check(cluster: &TestCluster, spears: &[u64], backend: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_store_bound() {
     // In the spear's memory (the local relay).
-    let local = TestCluster::single_spear(crate::gru(), options()).await;
+    let local = TestCluster::single_spear(gru_testkit::gru(), options()).await;
     check(&local, &[1], "memory").await;
     drop(local);
 

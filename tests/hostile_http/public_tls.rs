@@ -11,7 +11,7 @@ use std::time::Duration;
 use gru::net::tls::make_certs;
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, ADMIN_KEY};
 
-use crate::support::token1;
+use gru_testkit::tokens::token1;
 
 /// The name the test certificates carry (those of `make_certs`), resolved to the node.
 const NAME: &str = "gru-cluster";
@@ -53,7 +53,7 @@ async fn public_tls() {
         ..ClusterOptions::default()
     };
     let mut cluster = TestCluster::with(
-        crate::gru(),
+        gru_testkit::gru(),
         &[NodeSpec::with_roles(
             1,
             &["core", "spear", "ticket", "stat"],

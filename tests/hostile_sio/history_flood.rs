@@ -26,7 +26,7 @@ fn msg(to: u64, content: &str) -> Value {
 
 async fn connect(addr: &str, uid: u64, spears: Vec<u64>) -> SioClient {
     let exp = gru::clock::unix_ms() / 1000 + 600;
-    let token = crate::support::spear_token(uid, spears, exp);
+    let token = gru_testkit::tokens::spear_token(uid, spears, exp);
     SioClient::connect(addr, Some(json!({"token": token})))
         .await
         .unwrap_or_else(|e| panic!("user {uid}: {e}"))
@@ -112,7 +112,7 @@ async fn victim_history(addr: &str, spears: Vec<u64>) -> (SioClient, String) {
 /// The victim resumes after position 2 and must get v3, v4, v5.
 async fn victim_resumes(addr: &str, spears: Vec<u64>, epoch: &str) {
     let exp = gru::clock::unix_ms() / 1000 + 600;
-    let token = crate::support::spear_token(VICTIM, spears, exp);
+    let token = gru_testkit::tokens::spear_token(VICTIM, spears, exp);
     let resume = json!({format!("u:{VICTIM}"): {"epoch": epoch, "position": 2}});
     let mut c = SioClient::connect(addr, Some(json!({"token": token, "resume": resume})))
         .await
@@ -153,7 +153,7 @@ async fn history_channel_flood() {
         NodeSpec::spear(3),
     ];
     let (mut cluster, _, _) =
-        TestCluster::launch(crate::gru(), &specs, ClusterOptions::default()).await;
+        TestCluster::launch(gru_testkit::gru(), &specs, ClusterOptions::default()).await;
     cluster.wait_spears(1, 2).await;
     let addr = cluster.sio_addr(2);
     let (_sender, epoch) = victim_history(&addr, vec![2, 3]).await;
@@ -179,7 +179,7 @@ async fn history_channel_flood() {
     drop(cluster);
 
     // The local relay: the history is in the spear's memory.
-    let local = TestCluster::single_spear(crate::gru(), ClusterOptions::default()).await;
+    let local = TestCluster::single_spear(gru_testkit::gru(), ClusterOptions::default()).await;
     let addr = local.sio_addr(1);
     let (_sender, epoch) = victim_history(&addr, vec![1]).await;
     let before = local.rss_kib(1).expect("running");

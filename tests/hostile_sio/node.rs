@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::spear_token;
 use gru_testkit::sio::{SioClient, SioOptions};
+use gru_testkit::tokens::spear_token;
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 /// The node's id.
@@ -22,7 +22,7 @@ pub async fn start(env: &[(&str, &str)]) -> TestCluster {
         ..ClusterOptions::default()
     };
     let (cluster, _, _) = TestCluster::launch(
-        crate::gru(),
+        gru_testkit::gru(),
         &[NodeSpec::with_roles(
             NODE,
             &["core", "spear", "ticket", "stat"],

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use gru_testkit::sio::SioClient;
 use gru_testkit::{ClusterOptions, TestCluster, ADMIN_KEY};
 
-use crate::support::spear_token;
+use gru_testkit::tokens::spear_token;
 use serde_json::json;
 
 const PULLERS: usize = 32;
@@ -57,7 +57,7 @@ async fn ids_rate() {
         extra_toml: format!("[idgen]\nmode = \"strict\"\nwindow_ms = {WINDOW_MS}\n"),
         ..ClusterOptions::default()
     };
-    let cluster = TestCluster::single_spear(crate::gru(), options).await;
+    let cluster = TestCluster::single_spear(gru_testkit::gru(), options).await;
     let rate = gru::config::ClusterConfig::load(cluster.config_path())
         .expect("config")
         .idgen

@@ -49,7 +49,7 @@ async fn idgen_partition() {
         ..ClusterOptions::default()
     };
     let (cluster, leader, _) = TestCluster::launch(
-        crate::gru(),
+        gru_testkit::gru(),
         &[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)],
         options,
     )

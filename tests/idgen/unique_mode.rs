@@ -19,7 +19,7 @@ async fn idgen_unique() {
         ..ClusterOptions::default()
     };
     let (mut cluster, _, _) = TestCluster::launch(
-        crate::gru(),
+        gru_testkit::gru(),
         &[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)],
         options,
     )

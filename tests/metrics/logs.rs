@@ -17,7 +17,7 @@ async fn logs_json_carry_the_node_id() {
         NodeSpec::core(2),
         NodeSpec::core(3),
     ];
-    let (mut cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
+    let (mut cluster, _, _) = TestCluster::launch(gru_testkit::gru(), &specs, options).await;
     cluster.wait_spears(1, 1).await;
     for id in [1, 2, 3] {
         assert!(cluster.stop(id), "node {id} stopped cleanly");

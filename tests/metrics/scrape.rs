@@ -11,8 +11,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::exposition::{self, Exposition};
-use crate::support::{spear_token, ticket};
 use gru_testkit::sio::SioClient;
+use gru_testkit::tickets::ticket;
+use gru_testkit::tokens::spear_token;
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, READ_KEY};
 
 const CORES: [u64; 3] = [1, 2, 3];
@@ -86,7 +87,7 @@ async fn metrics_scrape() {
         separate_surfaces: true,
         ..ClusterOptions::default()
     };
-    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
+    let (cluster, _, _) = TestCluster::launch(gru_testkit::gru(), &specs, options).await;
     cluster.wait_spears(1, 2).await;
 
     // Clients through ticket: which ticket node issued how many, and where each landed.
@@ -388,7 +389,7 @@ async fn metrics_disabled_answers_404() {
         1,
         &["core", "ticket", "stat", "spear"],
     )];
-    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
+    let (cluster, _, _) = TestCluster::launch(gru_testkit::gru(), &specs, options).await;
     let resp = cluster.get(1, "/metrics").await.expect("the node answers");
     assert_eq!(resp.status().as_u16(), 404);
     let health = cluster.get(1, "/healthz").await.expect("the node answers");

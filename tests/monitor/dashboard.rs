@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 use gru_testkit::sio::SioClient;
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
-use crate::support::spear_token;
 use crate::Script;
+use gru_testkit::tokens::spear_token;
 
 /// The spear-only nodes.
 const SPEARS: [u64; 2] = [4, 5];
@@ -61,7 +61,7 @@ async fn dashboard_browser() {
         NodeSpec::with_roles(DASHBOARD, &["ticket", "stat"]),
     ];
     let (mut cluster, _, _) =
-        TestCluster::launch(crate::gru(), &specs, ClusterOptions::default()).await;
+        TestCluster::launch(gru_testkit::gru(), &specs, ClusterOptions::default()).await;
     cluster.wait_spears(1, 2).await;
     cluster
         .wait_for(

@@ -26,7 +26,7 @@ async fn playground_browser() {
         )),
         ..ClusterOptions::default()
     };
-    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
+    let (cluster, _, _) = TestCluster::launch(gru_testkit::gru(), &specs, options).await;
     cluster.wait_spears(1, 2).await;
     // The ticket places users only on spears it knows live (lease and gossip).
     cluster

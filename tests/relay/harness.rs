@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::spear_token;
 use gru_testkit::sio::SioClient;
+use gru_testkit::tokens::spear_token;
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 /// The node that serves the stat API.
@@ -33,7 +33,7 @@ pub async fn spear_cluster(spears: &[u64], options: ClusterOptions) -> TestClust
     options
         .env
         .push(("GRU_SPEAR__MAX_MSGS_PER_SEC".into(), "1000".into()));
-    let mut cluster = TestCluster::with(crate::gru(), &specs, options);
+    let mut cluster = TestCluster::with(gru_testkit::gru(), &specs, options);
     cluster.start_all();
     cluster
         .wait_leader(&[1, 2, 3], Duration::from_secs(30))

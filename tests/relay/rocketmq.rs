@@ -54,7 +54,7 @@ async fn relay_rocketmq_cross_node() {
     }
 
     // The official clients, on a cluster the Node harness starts, on the same broker.
-    let out = crate::support::node_tests(
+    let out = gru_testkit::e2e::node_tests(
         &["relay.test.js", "resume.test.js"],
         &[("GRU_E2E_ROCKETMQ", mq.name_server())],
     );

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, BUSINESS_SECRET, SPEAR_SECRET};
 
 use crate::common::{client_on, contents, get_as, msgs, post_as};
-use crate::support::spear_token;
+use gru_testkit::tokens::spear_token;
 
 const OLD_KEY: &str = "old-server-api-key-000000000000000001";
 const NEW_KEY: &str = "new-server-api-key-000000000000000002";
@@ -66,7 +66,7 @@ async fn server_api_auth() {
         ..ClusterOptions::default()
     };
     let (mut cluster, _, _) = TestCluster::launch(
-        crate::gru(),
+        gru_testkit::gru(),
         &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
         options,
     )

@@ -10,7 +10,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use gru_testkit::sio::SioClient;
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, API_KEY};
 
-use crate::support::spear_token;
+use gru_testkit::tokens::spear_token;
 
 /// The spear-only nodes.
 pub const SPEARS: [u64; 2] = [2, 3];
@@ -22,7 +22,7 @@ pub async fn two_spears(options: ClusterOptions) -> TestCluster {
         NodeSpec::spear(2),
         NodeSpec::spear(3),
     ];
-    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
+    let (cluster, _, _) = TestCluster::launch(gru_testkit::gru(), &specs, options).await;
     cluster.wait_spears(1, 2).await;
     // A spear serves the server API once it knows the other spear's address.
     cluster

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{authed, spear_token, ticket};
 use gru_testkit::sio::SioClient;
+use gru_testkit::tickets::{authed, ticket};
+use gru_testkit::tokens::spear_token;
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -36,7 +37,7 @@ fn bad_payloads(event: &str) -> Vec<(&'static str, Value)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_bad_input() {
     let (mut cluster, _, _) = TestCluster::launch(
-        crate::gru(),
+        gru_testkit::gru(),
         &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
         ClusterOptions::default(),
     )

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::token1;
 use gru_testkit::sio::SioClient;
+use gru_testkit::tokens::token1;
 use gru_testkit::{NodeSpec, TestCluster, LEASE_TTL_MS};
 
 const USERS: u64 = 40;
@@ -44,7 +44,7 @@ async fn placements(cluster: &TestCluster) -> BTreeMap<u64, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticket_discovery() {
     let mut cluster = TestCluster::new(
-        crate::gru(),
+        gru_testkit::gru(),
         &[
             NodeSpec::core(1),
             NodeSpec::core(2),

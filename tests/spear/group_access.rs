@@ -4,8 +4,9 @@
 use gru::services::auth::{Claims, TokenKey, TokenKind};
 use serde_json::json;
 
-use crate::support::{ticket_with, BUSINESS_SECRET};
 use gru_testkit::sio::SioClient;
+use gru_testkit::tickets::ticket_with;
+use gru_testkit::BUSINESS_SECRET;
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,7 +16,7 @@ async fn spear_group_access() {
         ..ClusterOptions::default()
     };
     let (cluster, _, _) = TestCluster::launch(
-        crate::gru(),
+        gru_testkit::gru(),
         &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
         options,
     )

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{authed, spear_token, ticket};
 use gru_testkit::sio::{SioClient, SioError};
+use gru_testkit::tickets::{authed, ticket};
+use gru_testkit::tokens::spear_token;
 use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -16,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(5);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_e2e_rust() {
     let mut cluster = TestCluster::new(
-        crate::gru(),
+        gru_testkit::gru(),
         &[
             NodeSpec::with_roles(1, &["core", "ticket"]),
             NodeSpec::core(2),
@@ -197,7 +198,7 @@ async fn spear_e2e_rust() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_first_event_not_lost() {
     let (mut cluster, _, _) = TestCluster::launch(
-        crate::gru(),
+        gru_testkit::gru(),
         &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
         ClusterOptions::default(),
     )

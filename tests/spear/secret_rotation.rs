@@ -74,7 +74,7 @@ async fn secret_rotation() {
         ..ClusterOptions::default()
     };
     let (mut cluster, _, _) = TestCluster::launch(
-        crate::gru(),
+        gru_testkit::gru(),
         &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
         options,
     )

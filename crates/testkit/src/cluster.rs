@@ -264,16 +264,9 @@ impl TestCluster {
         self.redis.as_mut()
     }
 
-    fn spear_count(&self) -> usize {
-        self.nodes
-            .values()
-            .filter(|n| n.spec.roles.contains(&"spear"))
-            .count()
-    }
-
     /// Starts the private Redis once the relay is Redis and no Redis was given.
     fn ensure_redis(&mut self) {
-        if self.spear_count() > 1 && self.options.redis.is_none() && self.redis.is_none() {
+        if self.spear_ids().len() > 1 && self.options.redis.is_none() && self.redis.is_none() {
             let redis = redis::RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
             self.redis = Some(redis);
         }
@@ -340,6 +333,15 @@ impl TestCluster {
             .collect()
     }
 
+    /// The ids of the nodes with the spear role.
+    pub fn spear_ids(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.spec.roles.contains(&"spear"))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// The ids of the core nodes.
     pub fn core_ids(&self) -> Vec<u64> {
         self.nodes
@@ -365,7 +367,7 @@ impl TestCluster {
     }
 
     fn write_config(&self) {
-        let spears = self.spear_count();
+        let spears = self.spear_ids().len();
         let relay = match (&self.options.rocketmq, spears) {
             (_, 0 | 1) => "local",
             (None, _) => "redis",

@@ -68,6 +68,27 @@ impl GruBin {
     }
 }
 
+/// The `gru` cargo built for the running test binary of the gru package: the one
+/// `NEXTEST_BIN_EXE_gru` (nextest) or `CARGO_BIN_EXE_gru` names at run time, else the `gru` in
+/// the test binary's `target/<profile>/` — the file `env!("CARGO_BIN_EXE_gru")` names when the
+/// test is compiled. What every cluster of gru's integration tests runs. Panics when it is not
+/// there.
+pub fn gru() -> GruBin {
+    let named = ["NEXTEST_BIN_EXE_gru", "CARGO_BIN_EXE_gru"]
+        .iter()
+        .find_map(std::env::var_os);
+    let path = match named {
+        Some(path) => PathBuf::from(path),
+        None => sibling_gru(&std::env::current_exe().expect("the test binary's own path")),
+    };
+    assert!(
+        path.is_file(),
+        "no gru binary at {}: gru's integration tests build it (`cargo test -p gru`)",
+        path.display()
+    );
+    GruBin { path }
+}
+
 /// Where cargo puts `gru` for the profile that built `exe`: beside it, or one level up from
 /// `deps/` where test binaries live.
 fn sibling_gru(exe: &Path) -> PathBuf {
