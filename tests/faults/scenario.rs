@@ -13,7 +13,7 @@ use gru_testkit::delivery::DeliveryChecker;
 use gru_testkit::history::IdOp;
 use gru_testkit::tickets::ticket;
 use gru_testkit::tokens::spear_token;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::{ClusterOptions, TestCluster};
 
 /// Logical clients connected to a cluster, the checker they feed, and their traffic.
 pub struct Crowd {
@@ -155,33 +155,13 @@ impl Crowd {
 
 /// Three core nodes, each a spear and a ticket node (node 1 serves stat too).
 pub async fn three_spears(options: ClusterOptions) -> TestCluster {
-    let specs: Vec<NodeSpec> = (1..=3)
-        .map(|id| {
-            let roles: &[&'static str] = if id == 1 {
-                &["core", "spear", "ticket", "stat"]
-            } else {
-                &["core", "spear", "ticket"]
-            };
-            NodeSpec::with_roles(id, roles)
-        })
-        .collect();
-    let mut options = options;
-    options
-        .env
-        .push(("GRU_SPEAR__MAX_MSGS_PER_SEC".into(), "1000".into()));
-    let mut cluster = TestCluster::with(gru_testkit::gru(), &specs, options);
-    cluster.start_all();
-    cluster
-        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
-        .await;
-    cluster
-        .wait_for(
-            "three spears registered",
-            Duration::from_secs(20),
-            || async { (cluster.view(1).await?.spears.len() == 3).then_some(()) },
-        )
-        .await;
-    cluster
+    TestCluster::builder()
+        .nodes(&[1, 2, 3], &["core", "spear", "ticket"])
+        .node(1, &["core", "spear", "ticket", "stat"])
+        .options(options)
+        .env("GRU_SPEAR__MAX_MSGS_PER_SEC", "1000")
+        .launch()
+        .await
 }
 
 /// A small deterministic generator (the test must not depend on a seed it cannot print).
@@ -305,24 +285,16 @@ pub async fn two_spears(
     options: ClusterOptions,
     prepare: impl FnOnce(&mut TestCluster),
 ) -> TestCluster {
-    let specs: Vec<NodeSpec> = vec![
-        NodeSpec::with_roles(1, &["core", "ticket", "stat"]),
-        NodeSpec::with_roles(2, &["core", "ticket"]),
-        NodeSpec::with_roles(3, &["core", "ticket"]),
-        NodeSpec::spear(4),
-        NodeSpec::spear(5),
-    ];
-    let mut options = options;
-    options
-        .env
-        .push(("GRU_SPEAR__MAX_MSGS_PER_SEC".into(), "1000".into()));
-    let mut cluster = TestCluster::with(gru_testkit::gru(), &specs, options);
+    let mut cluster = TestCluster::builder()
+        .nodes(&[1, 2, 3], &["core", "ticket"])
+        .node(1, &["core", "ticket", "stat"])
+        .spears(&SPEARS)
+        .options(options)
+        .env("GRU_SPEAR__MAX_MSGS_PER_SEC", "1000")
+        .build();
     prepare(&mut cluster);
     cluster.start_all();
-    cluster
-        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
-        .await;
-    wait_spears(&cluster, 2).await;
+    cluster.wait_ready().await;
     cluster
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use gru::net::tls::make_certs;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, ADMIN_KEY};
+use gru_testkit::{ClusterOptions, TestCluster, ADMIN_KEY};
 
 use gru_testkit::tokens::token1;
 
@@ -52,14 +52,11 @@ async fn public_tls() {
         ),
         ..ClusterOptions::default()
     };
-    let mut cluster = TestCluster::with(
-        gru_testkit::gru(),
-        &[NodeSpec::with_roles(
-            1,
-            &["core", "spear", "ticket", "stat"],
-        )],
-        options,
-    );
+    // Started by hand: the harness's readiness probes speak plain HTTP.
+    let mut cluster = TestCluster::builder()
+        .node(1, &["core", "spear", "ticket", "stat"])
+        .options(options)
+        .build();
     cluster.start_all();
     let (http, admin, sio) = (
         cluster.http_addr(1),

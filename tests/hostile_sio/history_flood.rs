@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use gru_testkit::sio::SioClient;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::{ClusterOptions, TestCluster};
 
 const VICTIM: u64 = 801;
 const SENDER: u64 = 802;
@@ -147,14 +147,11 @@ fn check(flood: &Flood, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_channel_flood() {
     // Redis (two spears): the history is in Redis.
-    let specs = [
-        NodeSpec::with_roles(1, &["core", "ticket"]),
-        NodeSpec::spear(2),
-        NodeSpec::spear(3),
-    ];
-    let (mut cluster, _, _) =
-        TestCluster::launch(gru_testkit::gru(), &specs, ClusterOptions::default()).await;
-    cluster.wait_spears(1, 2).await;
+    let mut cluster = TestCluster::builder()
+        .node(1, &["core", "ticket"])
+        .spears(&[2, 3])
+        .launch()
+        .await;
     let addr = cluster.sio_addr(2);
     let (_sender, epoch) = victim_history(&addr, vec![2, 3]).await;
     let used = |cluster: &mut TestCluster| -> u64 {

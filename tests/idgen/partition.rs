@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::workload::Workload;
 use gru_testkit::history::check_strict;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::{ClusterOptions, TestCluster};
 
 /// The leader lease with the default Raft timing: election_timeout_min (250) - 2 × heartbeat (50).
 const LEASE: Duration = Duration::from_millis(150);
@@ -48,12 +48,12 @@ async fn idgen_partition() {
         proxies: true,
         ..ClusterOptions::default()
     };
-    let (cluster, leader, _) = TestCluster::launch(
-        gru_testkit::gru(),
-        &[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)],
-        options,
-    )
-    .await;
+    let cluster = TestCluster::builder()
+        .cores(&all)
+        .options(options)
+        .launch()
+        .await;
+    let (leader, _) = cluster.wait_leader(&all, Duration::from_secs(1)).await;
     let workload = Workload::start(&cluster, 4);
     cluster
         .wait_for("ids to flow", Duration::from_secs(20), || async {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use gru_testkit::sio::SioClient;
 use gru_testkit::tokens::token1;
-use gru_testkit::{NodeSpec, TestCluster, LEASE_TTL_MS};
+use gru_testkit::{TestCluster, LEASE_TTL_MS};
 
 const USERS: u64 = 40;
 
@@ -43,17 +43,11 @@ async fn placements(cluster: &TestCluster) -> BTreeMap<u64, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticket_discovery() {
-    let mut cluster = TestCluster::new(
-        gru_testkit::gru(),
-        &[
-            NodeSpec::core(1),
-            NodeSpec::core(2),
-            NodeSpec::core(3),
-            NodeSpec::spear(4),
-            NodeSpec::spear(5),
-            NodeSpec::with_roles(6, &["ticket"]),
-        ],
-    );
+    let mut cluster = TestCluster::builder()
+        .cores(&[1, 2, 3])
+        .spears(&[4, 5])
+        .node(6, &["ticket"])
+        .build();
     for id in [1, 2, 3, 6] {
         cluster.start(id);
     }

@@ -86,12 +86,6 @@ impl ClusterBuilder {
         self.nodes(ids, &["spear"])
     }
 
-    /// A core node that joins the running group instead of being an initial voter.
-    pub fn joining_core(mut self, id: u64) -> Self {
-        self.nodes.insert(id, NodeSpec::joining_core(id));
-        self
-    }
-
     /// Every node of `specs` (a config read from elsewhere, e.g. the example `cluster.toml`).
     pub fn specs(self, specs: &[NodeSpec]) -> Self {
         specs.iter().fold(self, |mut b, spec| {

@@ -192,7 +192,9 @@ impl TestCluster {
     /// Three core nodes ([`CORES`]) running `gru`, started and agreed on a leader: the
     /// cluster, the leader and its term.
     pub async fn three_cores(gru: GruBin) -> (Self, u64, u64) {
-        Self::launch(gru, &CORES.map(NodeSpec::core), ClusterOptions::default()).await
+        let cluster = Self::builder().gru(gru).cores(&CORES).launch().await;
+        let (leader, term) = cluster.wait_ready().await;
+        (cluster, leader, term)
     }
 
     /// Writes the config for `specs`, starts every node and waits (30 s at most) until the
@@ -676,10 +678,12 @@ admin = "{host}:{admin}"
     /// One node with the client-facing roles (core, spear, ticket) — so the local relay —
     /// running `gru` with `options`, its leader elected and its spear registered.
     pub async fn single_spear(gru: GruBin, options: ClusterOptions) -> Self {
-        let specs = [NodeSpec::with_roles(1, &["core", "spear", "ticket"])];
-        let (cluster, _, _) = Self::launch(gru, &specs, options).await;
-        cluster.wait_spears(1, 1).await;
-        cluster
+        Self::builder()
+            .gru(gru)
+            .node(1, &["core", "spear", "ticket"])
+            .options(options)
+            .launch()
+            .await
     }
 
     /// The views of every node in `ids` that answered.

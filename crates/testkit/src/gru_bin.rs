@@ -1,6 +1,6 @@
 //! Which `gru` binary the kit runs. Cargo tells only the gru package's own tests where it
-//! built `gru` (`env!("CARGO_BIN_EXE_gru")`); everyone else finds it through `GRU_BIN` or next
-//! to their own executable in `target/<profile>/`.
+//! built `gru` ([`gru()`]); everyone else finds it through `GRU_BIN` or next to their own
+//! executable in `target/<profile>/` ([`GruBin::locate`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,8 +33,7 @@ pub struct GruBin {
 }
 
 impl GruBin {
-    /// The binary at `path` (gru's own tests: `GruBin::at(env!("CARGO_BIN_EXE_gru"))`). A
-    /// wrong path shows when a process is spawned.
+    /// The binary at `path`. A wrong path shows when a process is spawned.
     pub fn at(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }
     }
