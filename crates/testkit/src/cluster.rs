@@ -337,18 +337,18 @@ impl TestCluster {
 
     /// The ids of the nodes with the spear role.
     pub fn spear_ids(&self) -> Vec<u64> {
-        self.nodes
-            .iter()
-            .filter(|(_, n)| n.spec.roles.contains(&"spear"))
-            .map(|(id, _)| *id)
-            .collect()
+        self.ids_with("spear")
     }
 
     /// The ids of the core nodes.
     pub fn core_ids(&self) -> Vec<u64> {
+        self.ids_with("core")
+    }
+
+    fn ids_with(&self, role: &str) -> Vec<u64> {
         self.nodes
             .iter()
-            .filter(|(_, n)| n.spec.roles.contains(&"core"))
+            .filter(|(_, n)| n.spec.roles.contains(&role))
             .map(|(id, _)| *id)
             .collect()
     }

@@ -78,17 +78,12 @@ pub trait Harness {
 pub async fn run_suite<H: Harness>(h: &mut H) {
     let name = h.name();
     let started = Instant::now();
-    eprintln!("[{name}] order …");
-    order::check(h).await;
-    eprintln!("[{name}] targeting …");
-    targeting::check(h).await;
-    eprintln!("[{name}] no_gap …");
-    no_gap::check(h).await;
-    eprintln!("[{name}] echoes …");
-    echoes::check(h).await;
-    eprintln!("[{name}] counters …");
-    counters::check(h).await;
-    eprintln!("[{name}] outage …");
-    outage::check(h).await;
+    macro_rules! run {
+        ($($check:ident),*) => {$(
+            eprintln!("[{name}] {} …", stringify!($check));
+            $check::check(h).await;
+        )*};
+    }
+    run!(order, targeting, no_gap, echoes, counters, outage);
     eprintln!("[{name}] suite passed in {:?}", started.elapsed());
 }
