@@ -107,6 +107,7 @@ async fn never_registers(cluster: &mut TestCluster, leader: u64, with: &str) {
             view.spears.is_empty(),
             "a spear with {with} registered: {view:?}"
         );
+        // Pace of a watch for what must not happen over the four seconds.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     cluster.stop(SPEAR);

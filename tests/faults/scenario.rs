@@ -13,7 +13,7 @@ use gru_testkit::delivery::DeliveryChecker;
 use gru_testkit::history::IdOp;
 use gru_testkit::tickets::ticket;
 use gru_testkit::tokens::spear_token;
-use gru_testkit::{ClusterOptions, TestCluster};
+use gru_testkit::{wait_for, ClusterOptions, TestCluster};
 
 /// Logical clients connected to a cluster, the checker they feed, and their traffic.
 pub struct Crowd {
@@ -136,6 +136,19 @@ impl Crowd {
         cut.len()
     }
 
+    /// Waits (30 s at most) until `n` more sends are acknowledged than when it was called: the
+    /// traffic flows through whatever the test is doing.
+    pub async fn wait_acked(&self, n: usize) {
+        let acked = || self.checker.lock().expect("checker").acked_count();
+        let from = acked();
+        wait_for(
+            &format!("{n} more sends acknowledged (from {from})"),
+            Duration::from_secs(30),
+            || async { (acked() >= from + n).then_some(()) },
+        )
+        .await;
+    }
+
     /// Stops the traffic, waits until deliveries settle, and returns every acknowledged send.
     pub async fn stop_traffic(&mut self) -> Vec<IdOp> {
         self.stop.store(true, Ordering::Relaxed);
@@ -198,6 +211,7 @@ async fn traffic(
             .ok()
             .and_then(|c| c.conn().filter(|conn| conn.is_open()).map(|conn| (c, conn)));
         let Some((sender, conn)) = picked else {
+            // Pacing the sender: it picks another client in a moment.
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         };
@@ -219,6 +233,7 @@ async fn traffic(
                 ids: vec![id],
             });
         }
+        // Pacing the sender: a client's rate, not a flood.
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
     acked
@@ -245,6 +260,7 @@ pub async fn through_ticket(
         );
         let (addr, token2) = ticket(cluster, ticket_node, c.uid, &format!("u{}", c.uid)).await;
         if Some(&addr) == dead_addr.as_ref() {
+            // Pace of the retries within the deadline above (ticket learns of the death soon).
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
@@ -257,6 +273,7 @@ pub async fn through_ticket(
             Ok(()) => return,
             Err(e) => {
                 eprintln!("user {} reconnecting: {e}", c.uid);
+                // Pace of the retries within the deadline above.
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -296,6 +313,29 @@ pub async fn two_spears(
     cluster.start_all();
     cluster.wait_ready().await;
     cluster
+}
+
+/// Waits (30 s at most) until every node of `ticket_nodes` places some user on `spear` again
+/// (a spear that came back is handed out once ticket knows it live: registry and gossip).
+pub async fn wait_handed_out(cluster: &TestCluster, ticket_nodes: &[u64], spear: u64) {
+    let addr = cluster.sio_addr(spear);
+    for node in ticket_nodes {
+        wait_for(
+            &format!("ticket on node {node} to hand out spear {spear}"),
+            Duration::from_secs(30),
+            || async {
+                // Placement is by load, then by hash: one of a few users lands on it.
+                for uid in 9_001..=9_008 {
+                    let (placed, _) = ticket(cluster, *node, uid, "probe").await;
+                    if placed == addr {
+                        return Some(());
+                    }
+                }
+                None
+            },
+        )
+        .await;
+    }
 }
 
 /// Waits until a core lists `n` spears.
