@@ -192,6 +192,7 @@ impl Relayed {
                 down.elapsed() < deadline,
                 "no local-only refusal while {transport} is down"
             );
+            // Pace of the sends within the deadline (each one is recorded: no closure).
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -215,6 +216,7 @@ impl Relayed {
                 back.elapsed() < deadline,
                 "the relay did not come back: {ack}"
             );
+            // Pace of the sends within the deadline (each one is recorded: no closure).
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -73,6 +73,7 @@ impl Tally {
                 "spear {}: never taken again: {refusals:?}",
                 spear.id
             );
+            // Pace of the publishes within the deadline (each one is tallied: no closure).
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         refusals
@@ -104,6 +105,7 @@ pub async fn check<H: Harness>(h: &mut H) {
             Err(e) => panic!("while the transport is down: {e}"),
         }
         assert!(down.elapsed() < DOWN_DEADLINE, "no error while down");
+        // Pace of the publishes within the deadline (each one is tallied: no closure).
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for _ in 0..10 {
