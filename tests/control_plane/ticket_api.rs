@@ -137,6 +137,7 @@ async fn ticket_api() {
                 "spear {primary} handed out after its lease ended"
             );
         }
+        // Pace of a watch until 2 s past the lease.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

@@ -59,6 +59,7 @@ async fn flood(addr: &str, spear: u64, secs: u64) -> Flood {
                     Some(1002) => got.over_budget += 1,
                     _ => panic!("unexpected answer: {ack}"),
                 }
+                // The flood's pace: within the message rate, so the budget is what refuses.
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
             for g in 0..100 {
@@ -79,6 +80,7 @@ async fn flood(addr: &str, spear: u64, secs: u64) -> Flood {
                     .await
                     .expect("leave");
                 assert_eq!(left["success"], true, "{left}");
+                // The flood's pace: within the request rate, so the budget is what refuses.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             got

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gru_testkit::sio::SioClient;
-use gru_testkit::{ClusterOptions, TestCluster, ADMIN_KEY};
+use gru_testkit::{wait_for, ClusterOptions, TestCluster, ADMIN_KEY};
 
 use gru_testkit::tokens::spear_token;
 use serde_json::json;
@@ -94,6 +94,7 @@ async fn ids_rate() {
                     }
                     Ok(429) => {
                         refused.fetch_add(1, Ordering::Relaxed);
+                        // A puller backs off as told, then pulls again.
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     other => panic!("GET /api/v1/ids answered {other:?}"),
@@ -116,13 +117,21 @@ async fn ids_rate() {
                         samples += 1;
                     }
                 }
+                // The sampler's pace.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             (worst, samples)
         })
     };
     let loaded_from = Instant::now();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The messages are timed under full load: once the pullers spent the key's burst and are
+    // refused.
+    wait_for(
+        "the pullers refused over the key's rate",
+        Duration::from_secs(10),
+        || async { (refused.load(Ordering::Relaxed) > 0).then_some(()) },
+    )
+    .await;
     let loaded = timed_messages(&client, uid).await;
     stop.store(true, Ordering::Relaxed);
     let pulled_for = loaded_from.elapsed();

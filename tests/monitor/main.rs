@@ -85,6 +85,7 @@ impl Script {
             let step = match self.steps.try_recv() {
                 Ok(step) => step,
                 Err(mpsc::TryRecvError::Empty) if !left.is_zero() => {
+                    // Pace of polling the script's lines (a std channel) within the deadline.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -130,6 +131,7 @@ impl Script {
                 "{} did not exit within {deadline:?}",
                 self.name
             );
+            // Pace of polling for the script's exit within the deadline.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
