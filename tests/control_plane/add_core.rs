@@ -1,7 +1,6 @@
 //! `add_core`: a fourth core node joins at runtime (learner, catch up, voter); the group then
 //! survives the loss of any one node; `gru cluster remove` takes it out again.
 
-use std::process::Command;
 use std::time::Duration;
 
 use gru_testkit::{NodeSpec, TestCluster};
@@ -55,7 +54,9 @@ async fn add_core() {
         cluster.wait_converged(&all, Duration::from_secs(20)).await;
     }
 
-    let status = Command::new(env!("CARGO_BIN_EXE_gru"))
+    let status = cluster
+        .gru()
+        .command()
         .args(["cluster", "--config"])
         .arg(cluster.config_path())
         .args(["remove", "--node", "4"])

@@ -3,14 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use gru_testkit::{NodeSpec, TestCluster};
+use gru_testkit::TestCluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_three() {
-    let mut cluster = TestCluster::new(
-        crate::gru(),
-        &[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)],
-    );
+    let mut cluster = TestCluster::builder().cores(&[1, 2, 3]).build();
     let started = Instant::now();
     cluster.start_all();
     let (leader, term) = cluster

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use gru_testkit::{NodeSpec, TestCluster, LEASE_TTL_MS};
+use gru_testkit::{TestCluster, LEASE_TTL_MS};
 
 async fn spears_everywhere(cluster: &TestCluster, cores: &[u64]) -> Vec<Vec<u64>> {
     let views = cluster.views(cores).await;
@@ -21,16 +21,7 @@ async fn spears_everywhere(cluster: &TestCluster, cores: &[u64]) -> Vec<Vec<u64>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_spears() {
     let cores = [1, 2, 3];
-    let mut cluster = TestCluster::new(
-        crate::gru(),
-        &[
-            NodeSpec::core(1),
-            NodeSpec::core(2),
-            NodeSpec::core(3),
-            NodeSpec::spear(4),
-            NodeSpec::spear(5),
-        ],
-    );
+    let mut cluster = TestCluster::builder().cores(&cores).spears(&[4, 5]).build();
     for id in cores {
         cluster.start(id);
     }

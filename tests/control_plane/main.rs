@@ -12,7 +12,5 @@ mod leader_stop;
 mod start_failure;
 mod ticket_api;
 
-/// The `gru` binary cargo built for these tests: every cluster here runs it.
-fn gru() -> gru_testkit::GruBin {
-    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
-}
+/// Every cluster here runs the `gru` cargo built for these tests (`crate::gru()`).
+use gru_testkit::gru;

@@ -2,12 +2,11 @@
 //! ticket-only node, over the spears of the Raft registry: placement with backups, every error
 //! code, and a killed spear never handed out after its lease ended.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use gru_testkit::{NodeSpec, TestCluster, LEASE_TTL_MS};
+use gru_testkit::{TestCluster, LEASE_TTL_MS};
 
 async fn get_json(url: &str) -> (u16, Value) {
     let resp = reqwest::get(url).await.expect("answer");
@@ -17,23 +16,17 @@ async fn get_json(url: &str) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticket_api() {
-    let mut cluster = TestCluster::new(
-        crate::gru(),
-        &[
-            NodeSpec::with_roles(1, &["core", "ticket"]),
-            NodeSpec::core(2),
-            NodeSpec::core(3),
-            NodeSpec::spear(4),
-            NodeSpec::spear(5),
-            NodeSpec::with_roles(6, &["ticket"]),
-        ],
-    );
-    cluster.start_all();
-    cluster
-        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
+    let mut cluster = TestCluster::builder()
+        .node(1, &["core", "ticket"])
+        .cores(&[2, 3])
+        .spears(&[4, 5])
+        .node(6, &["ticket"])
+        .launch()
         .await;
 
-    let out = Command::new(env!("CARGO_BIN_EXE_gru"))
+    let out = cluster
+        .gru()
+        .command()
         .args(["token", "--config"])
         .arg(cluster.config_path())
         .args(["--user", "123", "--name", "Zhang", "--app", "web"])
@@ -144,6 +137,7 @@ async fn ticket_api() {
                 "spear {primary} handed out after its lease ended"
             );
         }
+        // Pace of a watch until 2 s past the lease.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

@@ -107,6 +107,7 @@ async fn never_registers(cluster: &mut TestCluster, leader: u64, with: &str) {
             view.spears.is_empty(),
             "a spear with {with} registered: {view:?}"
         );
+        // Pace of a watch for what must not happen over the four seconds.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     cluster.stop(SPEAR);
@@ -114,7 +115,7 @@ async fn never_registers(cluster: &mut TestCluster, leader: u64, with: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_mtls() {
-    let (mut cluster, leader, term) = TestCluster::three_cores(crate::gru()).await;
+    let (mut cluster, leader, term) = TestCluster::three_cores(gru_testkit::gru()).await;
     let foreign = tempfile::tempdir().expect("dir");
     make_certs(foreign.path(), &[SPEAR], false).expect("another CA");
     // An outsider that trusts the cluster's CA (so that it is the server that must refuse)

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::fleet::{self, Client, Membership, Sent};
 use crate::scenario::three_spears;
-use crate::support::spear_token;
 use gru_testkit::delivery::{ClientKey, DeliveryChecker};
-use gru_testkit::ClusterOptions;
+use gru_testkit::tokens::spear_token;
+use gru_testkit::{wait_for, ClusterOptions};
 
 /// User 1 resumes with the `auth` event, user 2 in the handshake (see `Client::in_handshake`);
 /// user 3 sends to both from another spear.
@@ -90,17 +90,15 @@ async fn epoch_change_after_outage_resync() {
     cluster.redis().expect("the cluster's Redis").restart();
     let back = Instant::now();
     for uid in RESUMING {
-        loop {
-            let sent = fleet::send(&sender, (0, uid), "after", &members, &checker).await;
-            if let Sent::Acked(_) = sent {
-                break;
-            }
-            assert!(
-                back.elapsed() < Duration::from_secs(30),
-                "Redis came back but no message to user {uid} is acknowledged"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for(
+            &format!("a message to user {uid} acknowledged after Redis came back"),
+            Duration::from_secs(30).saturating_sub(back.elapsed()),
+            || async {
+                let sent = fleet::send(&sender, (0, uid), "after", &members, &checker).await;
+                matches!(sent, Sent::Acked(_)).then_some(())
+            },
+        )
+        .await;
     }
     fleet::settle(
         &checker,

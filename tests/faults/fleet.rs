@@ -291,6 +291,7 @@ pub async fn settle(checker: &Checker, quiet: Duration, deadline: Duration) {
             return;
         }
         last = now;
+        // The condition is quiet itself: no delivery for this long.
         tokio::time::sleep(quiet).await;
     }
 }

@@ -22,10 +22,10 @@ use chitchat::{
 };
 use gru::config::ClusterConfig;
 use gru::net::gossip::{GossipDrops, GossipKeys, SealedTransport};
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, BUSINESS_SECRET, SPEAR_SECRET};
+use gru_testkit::{ClusterOptions, TestCluster, BUSINESS_SECRET, SPEAR_SECRET};
 use serde_json::Value;
 
-use crate::support::token1;
+use gru_testkit::tokens::token1;
 
 /// The ticket node (also the Raft group's only core).
 const TICKET: u64 = 1;
@@ -40,12 +40,14 @@ const ATTACK: Duration = Duration::from_secs(6);
 /// The warning a node logs (at most every 10 s) when it drops gossip datagrams.
 const DROPPED: &str = "gossip datagrams dropped";
 
-fn specs() -> [NodeSpec; 3] {
-    [
-        NodeSpec::with_roles(TICKET, &["core", "ticket"]),
-        NodeSpec::spear(OTHER_SPEAR),
-        NodeSpec::spear(VICTIM),
-    ]
+/// The ticket node and both spears, with `options`: started, every spear registered.
+async fn launch(options: ClusterOptions) -> TestCluster {
+    TestCluster::builder()
+        .node(TICKET, &["core", "ticket"])
+        .spears(&[OTHER_SPEAR, VICTIM])
+        .options(options)
+        .launch()
+        .await
 }
 
 fn http() -> reqwest::Client {
@@ -159,8 +161,7 @@ fn sealed(keys: &[String]) -> SealedTransport {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossip_auth() {
-    let (cluster, _, _) =
-        TestCluster::launch(crate::gru(), &specs(), ClusterOptions::default()).await;
+    let cluster = launch(ClusterOptions::default()).await;
     let config = ClusterConfig::load(cluster.config_path()).expect("the generated config");
     let key = config.auth.gossip_keys.clone();
     assert!(
@@ -262,7 +263,7 @@ async fn gossip_key_rotation() {
         auth_toml: Some(auth(&[OLD_KEY])),
         ..ClusterOptions::default()
     };
-    let (mut cluster, _, _) = TestCluster::launch(crate::gru(), &specs(), options).await;
+    let mut cluster = launch(options).await;
     let http = http();
     let baseline = settled(&http, &cluster).await;
     let all = [TICKET, OTHER_SPEAR, VICTIM];

@@ -5,10 +5,6 @@
 //! `gossip_auth` belongs with them: a forger on the cluster's network, whose gossip must change
 //! nothing ticket decides.
 
-#[path = "../spear/support.rs"]
-#[allow(dead_code)]
-mod support;
-
 mod cluster_mtls;
 mod epoch_change_after_outage;
 mod fleet;
@@ -19,8 +15,3 @@ mod rolling_restart;
 mod scenario;
 mod spear_kill_redis_down;
 mod spear_kill_resume;
-
-/// The `gru` binary cargo built for these tests.
-fn gru() -> gru_testkit::GruBin {
-    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
-}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::fleet::{self, Membership, Sent};
 use crate::scenario::{three_spears, Crowd};
-use crate::support::spear_token;
+use gru_testkit::tokens::spear_token;
 use gru_testkit::ClusterOptions;
 
 const CLIENTS: u64 = 60;
@@ -32,7 +32,7 @@ async fn redis_restart_resume() {
         crowd.members.clone(),
         crowd.checker.clone(),
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    crowd.wait_acked(100).await;
 
     // The clients of spear 2 go offline, then Redis dies.
     let offline: Vec<usize> = (0..clients.len())
@@ -68,6 +68,7 @@ async fn redis_restart_resume() {
             gru_testkit::delivery::Message::parse(&ack["data"]).expect("ack"),
             members_of(&members, 2001),
         );
+        // Pace of the probe until the refusal comes (within the deadline above).
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     checker
@@ -80,26 +81,28 @@ async fn redis_restart_resume() {
         msg.contains("unavailable") && msg.contains("Redis"),
         "{refusal}"
     );
+    // The outage lasts a second (the thing under test), with the traffic refused meanwhile.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     cluster.redis().expect("the cluster's Redis").restart();
     // Acknowledged again once the spears have resubscribed.
     let back = Instant::now();
-    loop {
-        assert!(
-            back.elapsed() < Duration::from_secs(30),
-            "Redis came back but no message is acknowledged"
-        );
-        if let Sent::Acked(_) = fleet::send(&probe, (1, 2001), "after", &members, &checker).await {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cluster
+        .wait_for(
+            "a message acknowledged after Redis came back",
+            Duration::from_secs(30),
+            || async {
+                let sent = fleet::send(&probe, (1, 2001), "after", &members, &checker).await;
+                matches!(sent, Sent::Acked(_)).then_some(())
+            },
+        )
+        .await;
     eprintln!(
         "acknowledged again {:?} after Redis restarted",
         back.elapsed()
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The channels' new epochs begin before the offline clients come back.
+    crowd.wait_acked(50).await;
 
     // The offline clients come back with their old positions.
     let mut presented = 0;
@@ -113,7 +116,8 @@ async fn redis_restart_resume() {
             .await
             .unwrap_or_else(|e| panic!("user {uid}: {e}"));
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Traffic with them back.
+    crowd.wait_acked(50).await;
     let acked = crowd.stop_traffic().await.len();
 
     let report = checker.lock().expect("checker").verify();

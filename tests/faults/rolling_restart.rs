@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::scenario::{through_ticket, two_spears, wait_spears, Crowd, SPEARS};
+use crate::scenario::{through_ticket, two_spears, wait_handed_out, wait_spears, Crowd, SPEARS};
 use gru_testkit::{history, ClusterOptions};
 
 const CLIENTS: u64 = 40;
@@ -25,10 +25,11 @@ async fn rolling_restart() {
     )
     .await;
     crowd.start_traffic(2);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    crowd.wait_acked(100).await;
 
     for core in [1, 2, 3] {
         assert!(cluster.stop(core), "core {core} stops cleanly");
+        // Down for a moment, as in a real rolling restart: the others go on without it.
         tokio::time::sleep(Duration::from_millis(500)).await;
         cluster.restart(core);
         cluster
@@ -73,11 +74,12 @@ async fn rolling_restart() {
             moving.len()
         );
         // The clients of the next spear to stop come back to one that is up: the one just
-        // restarted is placed again once both are registered.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // restarted, once every ticket node hands it out again.
+        wait_handed_out(&cluster, &[1, 2, 3], spear).await;
     }
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Traffic on the final placement.
+    crowd.wait_acked(100).await;
     let late = crowd.reconnect_cut(&cluster, &SPEARS).await;
     let ops = crowd.stop_traffic().await;
     let ids = history::check_strict(&ops).unwrap_or_else(|e| panic!("message ids: {e}"));

@@ -9,10 +9,11 @@ use tokio::sync::Mutex as AsyncMutex;
 use tokio::task::JoinHandle;
 
 use crate::fleet::{self, Checker, Client, Membership, Sent};
-use crate::support::{spear_token, ticket};
 use gru_testkit::delivery::DeliveryChecker;
 use gru_testkit::history::IdOp;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::tickets::ticket;
+use gru_testkit::tokens::spear_token;
+use gru_testkit::{wait_for, ClusterOptions, TestCluster};
 
 /// Logical clients connected to a cluster, the checker they feed, and their traffic.
 pub struct Crowd {
@@ -135,6 +136,19 @@ impl Crowd {
         cut.len()
     }
 
+    /// Waits (30 s at most) until `n` more sends are acknowledged than when it was called: the
+    /// traffic flows through whatever the test is doing.
+    pub async fn wait_acked(&self, n: usize) {
+        let acked = || self.checker.lock().expect("checker").acked_count();
+        let from = acked();
+        wait_for(
+            &format!("{n} more sends acknowledged (from {from})"),
+            Duration::from_secs(30),
+            || async { (acked() >= from + n).then_some(()) },
+        )
+        .await;
+    }
+
     /// Stops the traffic, waits until deliveries settle, and returns every acknowledged send.
     pub async fn stop_traffic(&mut self) -> Vec<IdOp> {
         self.stop.store(true, Ordering::Relaxed);
@@ -154,33 +168,13 @@ impl Crowd {
 
 /// Three core nodes, each a spear and a ticket node (node 1 serves stat too).
 pub async fn three_spears(options: ClusterOptions) -> TestCluster {
-    let specs: Vec<NodeSpec> = (1..=3)
-        .map(|id| {
-            let roles: &[&'static str] = if id == 1 {
-                &["core", "spear", "ticket", "stat"]
-            } else {
-                &["core", "spear", "ticket"]
-            };
-            NodeSpec::with_roles(id, roles)
-        })
-        .collect();
-    let mut options = options;
-    options
-        .env
-        .push(("GRU_SPEAR__MAX_MSGS_PER_SEC".into(), "1000".into()));
-    let mut cluster = TestCluster::with(crate::gru(), &specs, options);
-    cluster.start_all();
-    cluster
-        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
-        .await;
-    cluster
-        .wait_for(
-            "three spears registered",
-            Duration::from_secs(20),
-            || async { (cluster.view(1).await?.spears.len() == 3).then_some(()) },
-        )
-        .await;
-    cluster
+    TestCluster::builder()
+        .nodes(&[1, 2, 3], &["core", "spear", "ticket"])
+        .node(1, &["core", "spear", "ticket", "stat"])
+        .options(options)
+        .env("GRU_SPEAR__MAX_MSGS_PER_SEC", "1000")
+        .launch()
+        .await
 }
 
 /// A small deterministic generator (the test must not depend on a seed it cannot print).
@@ -217,6 +211,7 @@ async fn traffic(
             .ok()
             .and_then(|c| c.conn().filter(|conn| conn.is_open()).map(|conn| (c, conn)));
         let Some((sender, conn)) = picked else {
+            // Pacing the sender: it picks another client in a moment.
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         };
@@ -238,6 +233,7 @@ async fn traffic(
                 ids: vec![id],
             });
         }
+        // Pacing the sender: a client's rate, not a flood.
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
     acked
@@ -264,6 +260,7 @@ pub async fn through_ticket(
         );
         let (addr, token2) = ticket(cluster, ticket_node, c.uid, &format!("u{}", c.uid)).await;
         if Some(&addr) == dead_addr.as_ref() {
+            // Pace of the retries within the deadline above (ticket learns of the death soon).
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
@@ -276,6 +273,7 @@ pub async fn through_ticket(
             Ok(()) => return,
             Err(e) => {
                 eprintln!("user {} reconnecting: {e}", c.uid);
+                // Pace of the retries within the deadline above.
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -304,25 +302,40 @@ pub async fn two_spears(
     options: ClusterOptions,
     prepare: impl FnOnce(&mut TestCluster),
 ) -> TestCluster {
-    let specs: Vec<NodeSpec> = vec![
-        NodeSpec::with_roles(1, &["core", "ticket", "stat"]),
-        NodeSpec::with_roles(2, &["core", "ticket"]),
-        NodeSpec::with_roles(3, &["core", "ticket"]),
-        NodeSpec::spear(4),
-        NodeSpec::spear(5),
-    ];
-    let mut options = options;
-    options
-        .env
-        .push(("GRU_SPEAR__MAX_MSGS_PER_SEC".into(), "1000".into()));
-    let mut cluster = TestCluster::with(crate::gru(), &specs, options);
+    let mut cluster = TestCluster::builder()
+        .nodes(&[1, 2, 3], &["core", "ticket"])
+        .node(1, &["core", "ticket", "stat"])
+        .spears(&SPEARS)
+        .options(options)
+        .env("GRU_SPEAR__MAX_MSGS_PER_SEC", "1000")
+        .build();
     prepare(&mut cluster);
     cluster.start_all();
+    cluster.wait_ready().await;
     cluster
-        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
+}
+
+/// Waits (30 s at most) until every node of `ticket_nodes` places some user on `spear` again
+/// (a spear that came back is handed out once ticket knows it live: registry and gossip).
+pub async fn wait_handed_out(cluster: &TestCluster, ticket_nodes: &[u64], spear: u64) {
+    let addr = cluster.sio_addr(spear);
+    for node in ticket_nodes {
+        wait_for(
+            &format!("ticket on node {node} to hand out spear {spear}"),
+            Duration::from_secs(30),
+            || async {
+                // Placement is by load, then by hash: one of a few users lands on it.
+                for uid in 9_001..=9_008 {
+                    let (placed, _) = ticket(cluster, *node, uid, "probe").await;
+                    if placed == addr {
+                        return Some(());
+                    }
+                }
+                None
+            },
+        )
         .await;
-    wait_spears(&cluster, 2).await;
-    cluster
+    }
 }
 
 /// Waits until a core lists `n` spears.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::fleet::{self, Sent};
 use crate::scenario::{three_spears, Crowd};
 use gru_testkit::ClusterOptions;
+use serde_json::Value;
 
 const CLIENTS: u64 = 60;
 const GROUPS: u64 = 6;
@@ -27,10 +28,27 @@ async fn spear_kill_while_redis_down() {
     )
     .await;
     crowd.start_traffic(2);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    crowd.wait_acked(100).await;
 
     cluster.redis().expect("the cluster's Redis").kill();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every spear knows Redis is down before one of them dies.
+    for spear in [1, 2, 3] {
+        cluster
+            .wait_for(
+                &format!("spear {spear} to see Redis down"),
+                Duration::from_secs(10),
+                || async {
+                    let report: Value = cluster
+                        .get(spear, "/api/v1/relay")
+                        .await?
+                        .json()
+                        .await
+                        .ok()?;
+                    (report["connected"] == false).then_some(())
+                },
+            )
+            .await;
+    }
     cluster.kill(VICTIM);
     let (moving, _) = crowd.move_off(&cluster, VICTIM, Instant::now()).await;
     let unavailable = crowd.checker.lock().expect("checker").verify().resyncs;
@@ -42,18 +60,23 @@ async fn spear_kill_while_redis_down() {
         .await
         .conn()
         .expect("user 1 is online");
-    loop {
-        assert!(
-            back.elapsed() < Duration::from_secs(30),
-            "Redis came back but no message is acknowledged"
-        );
-        let sent = fleet::send(&probe, (1, 4001), "after", &crowd.members, &crowd.checker).await;
-        if let Sent::Acked(_) = sent {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster
+        .wait_for(
+            "a message acknowledged after Redis came back",
+            Duration::from_secs(30),
+            || async {
+                let sent =
+                    fleet::send(&probe, (1, 4001), "after", &crowd.members, &crowd.checker).await;
+                matches!(sent, Sent::Acked(_)).then_some(())
+            },
+        )
+        .await;
+    eprintln!(
+        "acknowledged again {:?} after Redis restarted",
+        back.elapsed()
+    );
+    // Traffic in the channels' new epochs.
+    crowd.wait_acked(100).await;
     let acked = crowd.stop_traffic().await.len();
 
     let report = crowd.checker.lock().expect("checker").verify();

@@ -3,7 +3,7 @@
 //! last positions. The checker proves every acknowledged message reached every recipient
 //! exactly once, in channel order; the longest client outage is printed.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::scenario::{history_counter, three_spears, Crowd};
 use gru_testkit::ClusterOptions;
@@ -24,13 +24,13 @@ async fn spear_kill_resume() {
     )
     .await;
     crowd.start_traffic(3);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    crowd.wait_acked(150).await;
 
     cluster.kill(VICTIM);
     let killed = Instant::now();
     let (moving, outages) = crowd.move_off(&cluster, VICTIM, killed).await;
-    // Traffic on the new placement for a while, then quiet.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Traffic on the new placement, then quiet.
+    crowd.wait_acked(150).await;
     let acked = crowd.stop_traffic().await.len();
 
     for i in &moving {

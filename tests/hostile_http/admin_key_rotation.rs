@@ -30,7 +30,7 @@ async fn admin_key_rotation() {
         separate_surfaces: true,
         ..ClusterOptions::default()
     };
-    let mut cluster = TestCluster::single_spear(crate::gru(), options).await;
+    let mut cluster = TestCluster::single_spear(gru_testkit::gru(), options).await;
     let base = format!("http://{}", cluster.admin_addr(1));
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, BUSINESS_SECRET, SPEAR_SECRET};
+use gru_testkit::{ClusterOptions, TestCluster, BUSINESS_SECRET, SPEAR_SECRET};
 
 const SMALL: &str = "small-server-api-key-0000000000000001";
 const LARGE: &str = "large-server-api-key-0000000000000002";
@@ -41,14 +41,12 @@ fn options() -> ClusterOptions {
 
 /// Node 1 (core, ticket) and spears 2 and 3 on the cluster's own Redis, with `options`.
 async fn two_spears(options: ClusterOptions) -> TestCluster {
-    let specs = [
-        NodeSpec::with_roles(1, &["core", "ticket"]),
-        NodeSpec::spear(2),
-        NodeSpec::spear(3),
-    ];
-    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
-    cluster.wait_spears(1, 2).await;
-    cluster
+    TestCluster::builder()
+        .node(1, &["core", "ticket"])
+        .spears(&[2, 3])
+        .options(options)
+        .launch()
+        .await
 }
 
 /// Publishes to `users` with `key` under `idempotency_key`: status, replayed?, answer.
@@ -130,7 +128,7 @@ async fn check(cluster: &TestCluster, spears: &[u64], backend: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_store_bound() {
     // In the spear's memory (the local relay).
-    let local = TestCluster::single_spear(crate::gru(), options()).await;
+    let local = TestCluster::single_spear(gru_testkit::gru(), options()).await;
     check(&local, &[1], "memory").await;
     drop(local);
 

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use gru::net::tls::make_certs;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, ADMIN_KEY};
+use gru_testkit::{wait_for, ClusterOptions, TestCluster, ADMIN_KEY};
 
-use crate::support::token1;
+use gru_testkit::tokens::token1;
 
 /// The name the test certificates carry (those of `make_certs`), resolved to the node.
 const NAME: &str = "gru-cluster";
@@ -52,14 +52,11 @@ async fn public_tls() {
         ),
         ..ClusterOptions::default()
     };
-    let mut cluster = TestCluster::with(
-        crate::gru(),
-        &[NodeSpec::with_roles(
-            1,
-            &["core", "spear", "ticket", "stat"],
-        )],
-        options,
-    );
+    // Started by hand: the harness's readiness probes speak plain HTTP.
+    let mut cluster = TestCluster::builder()
+        .node(1, &["core", "spear", "ticket", "stat"])
+        .options(options)
+        .build();
     cluster.start_all();
     let (http, admin, sio) = (
         cluster.http_addr(1),
@@ -67,20 +64,16 @@ async fn public_tls() {
         cluster.sio_addr(1).parse::<SocketAddr>().expect("sio"),
     );
     let trusting_first = client(first.path(), http, None);
-    let healthy = async {
-        for _ in 0..100 {
-            if let Ok(r) = trusting_first
-                .get(format!("https://{NAME}:{}/healthz", http.port()))
-                .send()
-                .await
-            {
-                return r.status().as_u16();
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        0
-    };
-    assert_eq!(healthy.await, 200, "healthz over TLS");
+    let healthy = wait_for("healthz over TLS", Duration::from_secs(20), || async {
+        let r = trusting_first
+            .get(format!("https://{NAME}:{}/healthz", http.port()))
+            .send()
+            .await
+            .ok()?;
+        Some(r.status().as_u16())
+    })
+    .await;
+    assert_eq!(healthy, 200, "healthz over TLS");
 
     // Plain HTTP gets no HTTP answer on any listener.
     for addr in [http, admin, sio] {
@@ -172,20 +165,19 @@ async fn public_tls() {
     std::fs::copy(second.path().join("node-1.key"), &key).expect("copy");
     cluster.signal(1, "HUP");
     let trusting_second = client(second.path(), http, None);
-    let mut switched = false;
-    for _ in 0..50 {
-        if trusting_second
-            .get(format!("https://{NAME}:{}/healthz", http.port()))
-            .send()
-            .await
-            .is_ok()
-        {
-            switched = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(switched, "the reloaded certificate is served");
+    wait_for(
+        "the reloaded certificate served",
+        Duration::from_secs(5),
+        || async {
+            trusting_second
+                .get(format!("https://{NAME}:{}/healthz", http.port()))
+                .send()
+                .await
+                .ok()
+                .map(drop)
+        },
+    )
+    .await;
     let stale = client(first.path(), http, None)
         .get(format!("https://{NAME}:{}/healthz", http.port()))
         .send()

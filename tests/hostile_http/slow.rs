@@ -55,6 +55,7 @@ async fn slow_and_idle_connections_are_closed() {
     let started = Instant::now();
     let mut cut = false;
     while started.elapsed() < WAIT {
+        // The slow client's pace (the thing under test).
         tokio::time::sleep(Duration::from_millis(300)).await;
         if slow.write_all(b"X-Slow: 1\r\n").await.is_err() {
             cut = true;

@@ -89,7 +89,11 @@ async fn surfaces() {
         separate_surfaces: true,
         ..ClusterOptions::default()
     };
-    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
+    let cluster = TestCluster::builder()
+        .specs(&specs)
+        .options(options)
+        .launch()
+        .await;
     let written = ClusterConfig::load(cluster.config_path()).expect("the test's config loads");
     let traits = NodeTraits {
         metrics: written.metrics.enabled,

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde_json::Value;
 
 use crate::node::{start, NODE};
-use crate::support::token1;
+use gru_testkit::tokens::token1;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticket_rate_limit() {

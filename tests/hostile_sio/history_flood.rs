@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use gru_testkit::sio::SioClient;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::{ClusterOptions, TestCluster};
 
 const VICTIM: u64 = 801;
 const SENDER: u64 = 802;
@@ -26,7 +26,7 @@ fn msg(to: u64, content: &str) -> Value {
 
 async fn connect(addr: &str, uid: u64, spears: Vec<u64>) -> SioClient {
     let exp = gru::clock::unix_ms() / 1000 + 600;
-    let token = crate::support::spear_token(uid, spears, exp);
+    let token = gru_testkit::tokens::spear_token(uid, spears, exp);
     SioClient::connect(addr, Some(json!({"token": token})))
         .await
         .unwrap_or_else(|e| panic!("user {uid}: {e}"))
@@ -59,6 +59,7 @@ async fn flood(addr: &str, spear: u64, secs: u64) -> Flood {
                     Some(1002) => got.over_budget += 1,
                     _ => panic!("unexpected answer: {ack}"),
                 }
+                // The flood's pace: within the message rate, so the budget is what refuses.
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
             for g in 0..100 {
@@ -79,6 +80,7 @@ async fn flood(addr: &str, spear: u64, secs: u64) -> Flood {
                     .await
                     .expect("leave");
                 assert_eq!(left["success"], true, "{left}");
+                // The flood's pace: within the request rate, so the budget is what refuses.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             got
@@ -112,7 +114,7 @@ async fn victim_history(addr: &str, spears: Vec<u64>) -> (SioClient, String) {
 /// The victim resumes after position 2 and must get v3, v4, v5.
 async fn victim_resumes(addr: &str, spears: Vec<u64>, epoch: &str) {
     let exp = gru::clock::unix_ms() / 1000 + 600;
-    let token = crate::support::spear_token(VICTIM, spears, exp);
+    let token = gru_testkit::tokens::spear_token(VICTIM, spears, exp);
     let resume = json!({format!("u:{VICTIM}"): {"epoch": epoch, "position": 2}});
     let mut c = SioClient::connect(addr, Some(json!({"token": token, "resume": resume})))
         .await
@@ -147,14 +149,11 @@ fn check(flood: &Flood, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_channel_flood() {
     // Redis (two spears): the history is in Redis.
-    let specs = [
-        NodeSpec::with_roles(1, &["core", "ticket"]),
-        NodeSpec::spear(2),
-        NodeSpec::spear(3),
-    ];
-    let (mut cluster, _, _) =
-        TestCluster::launch(crate::gru(), &specs, ClusterOptions::default()).await;
-    cluster.wait_spears(1, 2).await;
+    let mut cluster = TestCluster::builder()
+        .node(1, &["core", "ticket"])
+        .spears(&[2, 3])
+        .launch()
+        .await;
     let addr = cluster.sio_addr(2);
     let (_sender, epoch) = victim_history(&addr, vec![2, 3]).await;
     let used = |cluster: &mut TestCluster| -> u64 {
@@ -179,7 +178,7 @@ async fn history_channel_flood() {
     drop(cluster);
 
     // The local relay: the history is in the spear's memory.
-    let local = TestCluster::single_spear(crate::gru(), ClusterOptions::default()).await;
+    let local = TestCluster::single_spear(gru_testkit::gru(), ClusterOptions::default()).await;
     let addr = local.sio_addr(1);
     let (_sender, epoch) = victim_history(&addr, vec![1]).await;
     let before = local.rss_kib(1).expect("running");

@@ -3,10 +3,6 @@
 //! session open, floods, a stop with stuck clients. Each scenario runs a real `gru` process and
 //! checks what the server did (closed the connection, kept its memory, answered the others).
 
-#[path = "../spear/support.rs"]
-#[allow(dead_code)]
-mod support;
-
 mod binary;
 mod deadlines;
 mod history_flood;
@@ -15,8 +11,3 @@ mod node;
 mod polling;
 mod shutdown;
 mod slow_consumer;
-
-/// The `gru` binary cargo built for these tests: every cluster here runs it.
-fn gru() -> gru_testkit::GruBin {
-    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
-}

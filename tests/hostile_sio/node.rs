@@ -1,12 +1,10 @@
 //! One `gru` node with every client-facing role and the limits a scenario tightens.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
-use crate::support::spear_token;
 use gru_testkit::sio::{SioClient, SioOptions};
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::tokens::spear_token;
+use gru_testkit::TestCluster;
 
 /// The node's id.
 pub const NODE: u64 = 1;
@@ -14,28 +12,11 @@ pub const NODE: u64 = 1;
 /// A started single-node cluster (core, spear, ticket, stat; local relay) with `env`
 /// overrides, its leader elected and its spear registered.
 pub async fn start(env: &[(&str, &str)]) -> TestCluster {
-    let options = ClusterOptions {
-        env: env
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect(),
-        ..ClusterOptions::default()
-    };
-    let (cluster, _, _) = TestCluster::launch(
-        crate::gru(),
-        &[NodeSpec::with_roles(
-            NODE,
-            &["core", "spear", "ticket", "stat"],
-        )],
-        options,
-    )
-    .await;
-    cluster
-        .wait_for("the spear registered", Duration::from_secs(20), || async {
-            (cluster.view(NODE).await?.spears.len() == 1).then_some(())
-        })
-        .await;
-    cluster
+    env.iter()
+        .fold(TestCluster::builder(), |b, (k, v)| b.env(k, v))
+        .node(NODE, &["core", "spear", "ticket", "stat"])
+        .launch()
+        .await
 }
 
 /// The node's socket.io address.

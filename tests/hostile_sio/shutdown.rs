@@ -34,6 +34,7 @@ async fn a_stop_refuses_new_clients_and_cuts_stuck_ones() {
             Ok(c) => answers.push(format!("connected (open: {})", c.is_open())),
             Err(e) => answers.push(e.to_string()),
         }
+        // Pace of the new clients tried during the stop (a watch over 1.5 s).
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let status = cluster

@@ -10,7 +10,7 @@ use gru_testkit::{TestCluster, CORES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idgen_leader_kill() {
-    let (mut cluster, _, _) = TestCluster::three_cores(crate::gru()).await;
+    let (mut cluster, _, _) = TestCluster::three_cores(gru_testkit::gru()).await;
 
     let workload = Workload::start(&cluster, 8);
     cluster

@@ -5,7 +5,7 @@ use gru_testkit::{TestCluster, CORES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idgen_http() {
-    let (cluster, leader, _) = TestCluster::three_cores(crate::gru()).await;
+    let (cluster, leader, _) = TestCluster::three_cores(gru_testkit::gru()).await;
     let http = gru_testkit::admin_http();
 
     let mut last = 0u64;

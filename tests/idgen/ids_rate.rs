@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gru_testkit::sio::SioClient;
-use gru_testkit::{ClusterOptions, TestCluster, ADMIN_KEY};
+use gru_testkit::{wait_for, ClusterOptions, TestCluster, ADMIN_KEY};
 
-use crate::support::spear_token;
+use gru_testkit::tokens::spear_token;
 use serde_json::json;
 
 const PULLERS: usize = 32;
@@ -57,7 +57,7 @@ async fn ids_rate() {
         extra_toml: format!("[idgen]\nmode = \"strict\"\nwindow_ms = {WINDOW_MS}\n"),
         ..ClusterOptions::default()
     };
-    let cluster = TestCluster::single_spear(crate::gru(), options).await;
+    let cluster = TestCluster::single_spear(gru_testkit::gru(), options).await;
     let rate = gru::config::ClusterConfig::load(cluster.config_path())
         .expect("config")
         .idgen
@@ -94,6 +94,7 @@ async fn ids_rate() {
                     }
                     Ok(429) => {
                         refused.fetch_add(1, Ordering::Relaxed);
+                        // A puller backs off as told, then pulls again.
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     other => panic!("GET /api/v1/ids answered {other:?}"),
@@ -116,13 +117,21 @@ async fn ids_rate() {
                         samples += 1;
                     }
                 }
+                // The sampler's pace.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             (worst, samples)
         })
     };
     let loaded_from = Instant::now();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The messages are timed under full load: once the pullers spent the key's burst and are
+    // refused.
+    wait_for(
+        "the pullers refused over the key's rate",
+        Duration::from_secs(10),
+        || async { (refused.load(Ordering::Relaxed) > 0).then_some(()) },
+    )
+    .await;
     let loaded = timed_messages(&client, uid).await;
     stop.store(true, Ordering::Relaxed);
     let pulled_for = loaded_from.elapsed();

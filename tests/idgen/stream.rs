@@ -11,7 +11,7 @@ use gru_testkit::{TestCluster, CORES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idgen_stream() {
-    let (cluster, leader, _) = TestCluster::three_cores(crate::gru()).await;
+    let (cluster, leader, _) = TestCluster::three_cores(gru_testkit::gru()).await;
     let follower = CORES
         .into_iter()
         .find(|id| *id != leader)

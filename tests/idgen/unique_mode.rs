@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use gru::services::idgen::layout::unique_worker;
 
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::{ClusterOptions, TestCluster};
 
 const PER_NODE: u64 = 1_000_000;
 const BATCH: u32 = 10_000;
@@ -18,12 +18,11 @@ async fn idgen_unique() {
         extra_toml: "[idgen]\nmode = \"unique\"\n".into(),
         ..ClusterOptions::default()
     };
-    let (mut cluster, _, _) = TestCluster::launch(
-        crate::gru(),
-        &[NodeSpec::core(1), NodeSpec::core(2), NodeSpec::core(3)],
-        options,
-    )
-    .await;
+    let mut cluster = TestCluster::builder()
+        .cores(&all)
+        .options(options)
+        .launch()
+        .await;
     let workers: BTreeMap<u64, u16> = cluster
         .wait_for(
             "every node to have a worker id",

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::{ClusterOptions, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_json_carry_the_node_id() {
@@ -12,13 +12,12 @@ async fn logs_json_carry_the_node_id() {
         env: vec![("GRU_LOG_FORMAT".into(), "json".into())],
         ..ClusterOptions::default()
     };
-    let specs = [
-        NodeSpec::with_roles(1, &["core", "ticket", "spear"]),
-        NodeSpec::core(2),
-        NodeSpec::core(3),
-    ];
-    let (mut cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
-    cluster.wait_spears(1, 1).await;
+    let mut cluster = TestCluster::builder()
+        .node(1, &["core", "ticket", "spear"])
+        .cores(&[2, 3])
+        .options(options)
+        .launch()
+        .await;
     for id in [1, 2, 3] {
         assert!(cluster.stop(id), "node {id} stopped cleanly");
     }

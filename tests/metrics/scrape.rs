@@ -11,9 +11,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::exposition::{self, Exposition};
-use crate::support::{spear_token, ticket};
 use gru_testkit::sio::SioClient;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, READ_KEY};
+use gru_testkit::tickets::ticket;
+use gru_testkit::tokens::spear_token;
+use gru_testkit::{ClusterOptions, TestCluster, READ_KEY};
 
 const CORES: [u64; 3] = [1, 2, 3];
 const SPEARS: [u64; 2] = [4, 5];
@@ -74,20 +75,19 @@ async fn through_ticket(cluster: &TestCluster, ticket_node: u64, uid: u64) -> (u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_scrape() {
-    let specs = [
-        NodeSpec::with_roles(1, &["core", "ticket", "stat"]),
-        NodeSpec::with_roles(2, &["core", "ticket"]),
-        NodeSpec::core(3),
-        NodeSpec::spear(4),
-        NodeSpec::spear(5),
-    ];
     // Each surface on its own listener, as a deployment has them.
     let options = ClusterOptions {
         separate_surfaces: true,
         ..ClusterOptions::default()
     };
-    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
-    cluster.wait_spears(1, 2).await;
+    let cluster = TestCluster::builder()
+        .node(1, &["core", "ticket", "stat"])
+        .node(2, &["core", "ticket"])
+        .cores(&[3])
+        .spears(&SPEARS)
+        .options(options)
+        .launch()
+        .await;
 
     // Clients through ticket: which ticket node issued how many, and where each landed.
     let mut issued: BTreeMap<u64, u64> = BTreeMap::new();
@@ -384,11 +384,11 @@ async fn metrics_disabled_answers_404() {
         extra_toml: "[metrics]\nenabled = false\n".into(),
         ..ClusterOptions::default()
     };
-    let specs = [NodeSpec::with_roles(
-        1,
-        &["core", "ticket", "stat", "spear"],
-    )];
-    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
+    let cluster = TestCluster::builder()
+        .node(1, &["core", "ticket", "stat", "spear"])
+        .options(options)
+        .launch()
+        .await;
     let resp = cluster.get(1, "/metrics").await.expect("the node answers");
     assert_eq!(resp.status().as_u16(), 404);
     let health = cluster.get(1, "/healthz").await.expect("the node answers");

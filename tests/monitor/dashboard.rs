@@ -19,10 +19,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use gru_testkit::sio::SioClient;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::TestCluster;
 
-use crate::support::spear_token;
 use crate::Script;
+use gru_testkit::tokens::spear_token;
 
 /// The spear-only nodes.
 const SPEARS: [u64; 2] = [4, 5];
@@ -52,17 +52,12 @@ async fn client(cluster: &TestCluster, spear: u64, uid: u64, groups: &[u64]) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_browser() {
     let roles = ["core", "ticket", "stat"];
-    let specs = [
-        NodeSpec::with_roles(1, &roles),
-        NodeSpec::with_roles(2, &roles),
-        NodeSpec::with_roles(3, &roles),
-        NodeSpec::spear(4),
-        NodeSpec::spear(5),
-        NodeSpec::with_roles(DASHBOARD, &["ticket", "stat"]),
-    ];
-    let (mut cluster, _, _) =
-        TestCluster::launch(crate::gru(), &specs, ClusterOptions::default()).await;
-    cluster.wait_spears(1, 2).await;
+    let mut cluster = TestCluster::builder()
+        .nodes(&[1, 2, 3], &roles)
+        .spears(&[4, 5])
+        .node(DASHBOARD, &["ticket", "stat"])
+        .launch()
+        .await;
     cluster
         .wait_for(
             "the dashboard's node in the member table",

@@ -7,10 +7,6 @@
 //! exchange a unicast and a group message through the playground. Both save screenshots under
 //! `<target>/screenshots/`.
 
-#[path = "../spear/support.rs"]
-#[allow(dead_code)]
-mod support;
-
 mod dashboard;
 mod playground;
 
@@ -21,11 +17,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
-
-/// The `gru` binary cargo built for these tests.
-fn gru() -> gru_testkit::GruBin {
-    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
-}
 
 /// Where screenshots go: `screenshots/` in the target directory this test was built in.
 fn screenshot_dir() -> PathBuf {
@@ -51,7 +42,7 @@ struct Script {
 impl Script {
     /// Runs `tests/e2e/browser/<name>` with `env` (and `SCREENSHOTS`).
     fn start(name: &'static str, env: &[(&str, String)]) -> Self {
-        let e2e = support::e2e_dir();
+        let e2e = gru_testkit::e2e::dir();
         let mut child = Command::new("node")
             .arg(format!("browser/{name}"))
             .current_dir(&e2e)
@@ -94,6 +85,7 @@ impl Script {
             let step = match self.steps.try_recv() {
                 Ok(step) => step,
                 Err(mpsc::TryRecvError::Empty) if !left.is_zero() => {
+                    // Pace of polling the script's lines (a std channel) within the deadline.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -139,6 +131,7 @@ impl Script {
                 "{} did not exit within {deadline:?}",
                 self.name
             );
+            // Pace of polling for the script's exit within the deadline.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, API_KEY, API_KEY_NAME, SPEAR_SECRET};
+use gru_testkit::{ClusterOptions, TestCluster, API_KEY, API_KEY_NAME, SPEAR_SECRET};
 
 use crate::Script;
 
@@ -13,11 +13,6 @@ const GROUP: u64 = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playground_browser() {
-    let specs = [
-        NodeSpec::with_roles(1, &["core", "ticket", "stat"]),
-        NodeSpec::spear(2),
-        NodeSpec::spear(3),
-    ];
     let options = ClusterOptions {
         auth_toml: Some(format!(
             "business_secret = \"INSECURE-dev-business-secret\"\n\
@@ -26,8 +21,12 @@ async fn playground_browser() {
         )),
         ..ClusterOptions::default()
     };
-    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
-    cluster.wait_spears(1, 2).await;
+    let cluster = TestCluster::builder()
+        .node(1, &["core", "ticket", "stat"])
+        .spears(&[2, 3])
+        .options(options)
+        .launch()
+        .await;
     // The ticket places users only on spears it knows live (lease and gossip).
     cluster
         .wait_for("the spears announced", Duration::from_secs(30), || async {

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{spear_token, ticket};
 use gru_testkit::sio::SioClient;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::tickets::ticket;
+use gru_testkit::tokens::spear_token;
+use gru_testkit::TestCluster;
 
 const CLIENTS: u64 = 500;
 const WAVE: u64 = 100;
@@ -29,19 +30,14 @@ struct Moved {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_spear() {
-    let options = ClusterOptions {
+    let cluster = TestCluster::builder()
+        .node(1, &["core", "ticket", "stat"])
+        .spears(&[DRAINED, OTHER])
         // Every client asks ticket again within a wave, all from 127.0.0.1.
-        extra_toml: "[ticket]\nrequests_per_ip_per_sec = 5000\nburst = 5000\n".into(),
-        ..ClusterOptions::default()
-    };
-    let specs = [
-        NodeSpec::with_roles(1, &["core", "ticket", "stat"]),
-        NodeSpec::spear(DRAINED),
-        NodeSpec::spear(OTHER),
-    ];
-    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
+        .extra_toml("[ticket]\nrequests_per_ip_per_sec = 5000\nburst = 5000\n")
+        .launch()
+        .await;
     let cluster = Arc::new(cluster);
-    cluster.wait_spears(1, 2).await;
 
     // 500 users on the spear to drain (their tokens name it), each in one of ten groups.
     let exp = gru::clock::unix_ms() / 1000 + 600;

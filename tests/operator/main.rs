@@ -4,19 +4,12 @@
 //! leader (`status.rs`); the admin commands work against `gru dev` with `--addr` alone
 //! (`dev.rs`); and the command line's own rules, which need no node (`cli.rs`).
 
-#[path = "../spear/support.rs"]
-#[allow(dead_code)]
-mod support;
-
 mod cli;
 mod dev;
 mod drain;
 mod status;
 
-/// The `gru` binary cargo built for these tests.
-fn gru() -> gru_testkit::GruBin {
-    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
-}
+use gru_testkit::gru;
 
 /// Runs `gru args…` to its end; (exit success, stdout, stderr).
 async fn run_gru(args: &[&str]) -> (bool, String, String) {

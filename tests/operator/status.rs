@@ -6,26 +6,19 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::spear_token;
 use gru_testkit::sio::SioClient;
-use gru_testkit::{NodeSpec, TestCluster};
+use gru_testkit::tokens::spear_token;
+use gru_testkit::TestCluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gru_status() {
-    let mut cluster = TestCluster::new(
-        crate::gru(),
-        &[
-            NodeSpec::with_roles(1, &["core", "ticket"]),
-            NodeSpec::core(2),
-            NodeSpec::core(3),
-            NodeSpec::spear(4),
-        ],
-    );
-    cluster.start_all();
-    let (leader, _) = cluster
-        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
+    let mut cluster = TestCluster::builder()
+        .node(1, &["core", "ticket"])
+        .cores(&[2, 3])
+        .spears(&[4])
+        .launch()
         .await;
-    cluster.wait_spears(1, 1).await;
+    let (leader, _) = cluster.wait_ready().await;
     let exp = gru::clock::unix_ms() / 1000 + 600;
     let mut clients = Vec::new();
     for uid in [7, 8] {

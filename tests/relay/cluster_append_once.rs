@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use gru::config::RedisSection;
 use gru::net::redis::RedisLink;
+use gru::services::channel::Channel;
 use gru::services::history::{HistoryError, HistoryStore, RedisStore, Retention};
-use gru::services::relay::Audience;
 use gru_testkit::redis::RedisCluster;
+use gru_testkit::wait_for;
 use tokio_util::sync::CancellationToken;
 
 const TIMEOUT_MS: u64 = 400;
@@ -38,17 +39,13 @@ async fn cluster_append_once() {
             max_age: Duration::from_secs(60),
         },
     );
-    let channel = Audience::Group(7);
+    let channel = Channel::Group(7);
 
     // The cluster client connects in the background: wait for a first append to be stored.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let first = loop {
-        match store.append(channel, 1_000, r#"{"n":1}"#).await {
-            Ok(at) => break at,
-            Err(e) => assert!(Instant::now() < deadline, "never appended: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let first = wait_for("a first append stored", Duration::from_secs(20), || async {
+        store.append(channel, 1_000, r#"{"n":1}"#).await.ok()
+    })
+    .await;
 
     for i in 0..cluster.ports().len() {
         let paused = cluster
@@ -73,18 +70,16 @@ async fn cluster_append_once() {
     );
 
     // The held append runs when the pause ends (reads are not paused: watch the head move).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let head = store.read(channel, first.offset, 0).await;
-        if head.as_ref().is_ok_and(|page| page.head > first.offset) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the held append never ran: {head:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(
+        "the held append to run",
+        Duration::from_secs(20),
+        || async {
+            let head = store.read(channel, first.offset, 0).await;
+            head.is_ok_and(|page| page.head > first.offset)
+                .then_some(())
+        },
+    )
+    .await;
     // A later append on the same connection runs after everything held before it, resends
     // included: it lands right after one stored copy.
     let next = store

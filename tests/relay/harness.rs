@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::spear_token;
 use gru_testkit::sio::SioClient;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::tokens::spear_token;
+use gru_testkit::{ClusterOptions, TestCluster};
 
 /// The node that serves the stat API.
 pub const STAT: u64 = 1;
@@ -16,40 +16,22 @@ pub const STAT: u64 = 1;
 /// Three core nodes that are spears too (node 1 also serves stat), on a Redis of the
 /// harness's or `options`' choosing; started, with a leader and both spears registered.
 pub async fn spear_cluster(spears: &[u64], options: ClusterOptions) -> TestCluster {
-    let specs: Vec<NodeSpec> = (1..=3)
-        .map(|id| {
-            let mut roles = vec!["core"];
-            if spears.contains(&id) {
-                roles.push("spear");
-            }
-            if id == STAT {
-                roles.push("stat");
-            }
-            NodeSpec::with_roles(id, &roles)
-        })
-        .collect();
-    let mut options = options;
-    // The scenarios send faster than a client may by default (50 msg/s).
-    options
-        .env
-        .push(("GRU_SPEAR__MAX_MSGS_PER_SEC".into(), "1000".into()));
-    let mut cluster = TestCluster::with(crate::gru(), &specs, options);
-    cluster.start_all();
+    let mut cluster = TestCluster::builder().options(options);
+    for id in 1..=3 {
+        let mut roles = vec!["core"];
+        if spears.contains(&id) {
+            roles.push("spear");
+        }
+        if id == STAT {
+            roles.push("stat");
+        }
+        cluster = cluster.node(id, &roles);
+    }
     cluster
-        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
-        .await;
-    let want = spears.len();
-    cluster
-        .wait_for(
-            "every spear registered",
-            Duration::from_secs(20),
-            || async {
-                let view = cluster.view(STAT).await?;
-                (view.spears.len() == want).then_some(())
-            },
-        )
-        .await;
-    cluster
+        // The scenarios send faster than a client may by default (50 msg/s).
+        .env("GRU_SPEAR__MAX_MSGS_PER_SEC", "1000")
+        .launch()
+        .await
 }
 
 /// A client of user `uid` connected to spear `spear` (modern handshake token).
@@ -210,6 +192,7 @@ impl Relayed {
                 down.elapsed() < deadline,
                 "no local-only refusal while {transport} is down"
             );
+            // Pace of the sends within the deadline (each one is recorded: no closure).
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -233,6 +216,7 @@ impl Relayed {
                 back.elapsed() < deadline,
                 "the relay did not come back: {ack}"
             );
+            // Pace of the sends within the deadline (each one is recorded: no closure).
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

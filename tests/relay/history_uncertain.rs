@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::{connect, drain, send, spear_cluster, wait_group_stat};
-use gru_testkit::ClusterOptions;
+use gru_testkit::{wait_for, ClusterOptions};
 
 const GROUP: u64 = 70;
 /// A user nobody connects as.
@@ -65,27 +65,25 @@ async fn history_uncertain() {
         .map(|keys| keys.trim().to_string())
         .expect("the group's history hash");
     let head = (p0 + 1).to_string();
-    while redis.cmd(&["HGET", &hash, "p"]).as_deref().map(str::trim) != Some(head.as_str()) {
-        assert!(
-            held.elapsed() < Duration::from_secs(20),
-            "the held append never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let redis = &*redis;
+    wait_for(
+        "the held append to run",
+        Duration::from_secs(20).saturating_sub(held.elapsed()),
+        || async {
+            let p = redis.cmd(&["HGET", &hash, "p"]);
+            (p.as_deref().map(str::trim) == Some(head.as_str())).then_some(())
+        },
+    )
+    .await;
     // The held answer came late, so the link counts an outage and the relay refuses for
     // `redis.settle_ms` (messages it refuses are still in the history): probe it on a channel
     // nobody is in until it takes messages again, then send the group one.
-    loop {
-        let ack = send(&alice, 0, NOBODY, "probe").await;
-        if ack["success"] == true {
-            break;
-        }
-        assert!(
-            held.elapsed() < Duration::from_secs(20),
-            "the relay never took a message again: {ack}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for(
+        "the relay to take a message again",
+        Duration::from_secs(20).saturating_sub(held.elapsed()),
+        || async { (send(&alice, 0, NOBODY, "probe").await["success"] == true).then_some(()) },
+    )
+    .await;
     let after = send(&alice, 1, GROUP, "after").await;
     assert_eq!(after["success"], true, "{after}");
     assert_eq!(

@@ -4,10 +4,6 @@
 //! kill and restart; with the `rocketmq` feature, the RocketMQ relay against a real name
 //! server and broker (`rocketmq.rs`).
 
-#[path = "../spear/support.rs"]
-#[allow(dead_code)]
-mod support;
-
 mod cluster_append_once;
 mod conformance;
 mod crash_presence;
@@ -19,8 +15,3 @@ mod redis_link;
 mod redis_restart;
 #[cfg(feature = "rocketmq")]
 mod rocketmq;
-
-/// The `gru` binary cargo built for these tests: every cluster here runs it.
-fn gru() -> gru_testkit::GruBin {
-    gru_testkit::GruBin::at(env!("CARGO_BIN_EXE_gru"))
-}

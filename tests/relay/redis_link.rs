@@ -3,11 +3,12 @@
 //! never live without a position). A command on a connection that Redis drops while holding
 //! it may have run; one sent while nothing listens was never sent.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gru::config::RedisSection;
 use gru::net::redis::{RedisError, RedisLink};
 use gru_testkit::redis::RedisServer;
+use gru_testkit::wait_for;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_link_outcomes() {
@@ -35,6 +36,7 @@ async fn redis_link_outcomes() {
             link.query::<String>(&set).await
         }
     });
+    // Long enough for an unheld write to have been answered: it must still be waiting.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!held.is_finished(), "Redis did not hold the write");
     redis.kill();
@@ -46,23 +48,29 @@ async fn redis_link_outcomes() {
 
     // With nothing listening, a command is never sent (the first one may still find the
     // dead connection, which the link cannot tell from a drop: it says "may have run").
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let refused = loop {
-        match link.query::<String>(&redis::cmd("PING")).await {
-            Err(e @ RedisError::Unreachable(_)) => break e,
-            Err(e) => assert!(e.may_have_run(), "{e:?}"),
-            Ok(pong) => panic!("a dead server answered {pong}"),
-        }
-        assert!(Instant::now() < deadline, "never refused");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let refused = wait_for(
+        "a command refused unsent",
+        Duration::from_secs(10),
+        || async {
+            match link.query::<String>(&redis::cmd("PING")).await {
+                Err(e @ RedisError::Unreachable(_)) => Some(e),
+                Err(e) => {
+                    assert!(e.may_have_run(), "{e:?}");
+                    None
+                }
+                Ok(pong) => panic!("a dead server answered {pong}"),
+            }
+        },
+    )
+    .await;
     assert!(!refused.may_have_run(), "{refused:?}");
 
     // And it answers again once Redis is back.
     redis.restart();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while link.query::<String>(&redis::cmd("PING")).await.is_err() {
-        assert!(Instant::now() < deadline, "the link never came back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(
+        "the link to answer again",
+        Duration::from_secs(10),
+        || async { link.query::<String>(&redis::cmd("PING")).await.ok() },
+    )
+    .await;
 }

@@ -39,6 +39,7 @@ async fn redis_restart() {
     for _ in 0..10 {
         let ack = relayed.send(&alice, 0, 402).await;
         assert_eq!(ack["errorCode"], 1001, "still down: {ack}");
+        // Pace of a watch over half a second: refused every time while Redis is down.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

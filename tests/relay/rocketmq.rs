@@ -54,7 +54,7 @@ async fn relay_rocketmq_cross_node() {
     }
 
     // The official clients, on a cluster the Node harness starts, on the same broker.
-    let out = crate::support::node_tests(
+    let out = gru_testkit::e2e::node_tests(
         &["relay.test.js", "resume.test.js"],
         &[("GRU_E2E_ROCKETMQ", mq.name_server())],
     );
@@ -124,6 +124,7 @@ async fn broker_restart() {
     for _ in 0..10 {
         let ack = relayed.send(&alice, 0, 802).await;
         assert_eq!(ack["errorCode"], 1001, "still down: {ack}");
+        // Pace of a watch over half a second: refused every time while the broker is down.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let report = relay_report(&cluster, 1).await;
@@ -196,6 +197,7 @@ async fn relay_rocketmq_before_the_broker() {
             started.elapsed() < Duration::from_secs(30),
             "the relay did not come up with the broker: {ack}"
         );
+        // Pace of the sends within the deadline: each one is a message the spear refuses.
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     eprintln!("relayed {:?} after the broker started", started.elapsed());
@@ -275,6 +277,7 @@ async fn name_server_restart() {
             assert_eq!(ack["errorCode"], 1001, "{ack}");
             refused += 1;
         }
+        // Pace of a watch over two seconds without the name server.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("{refused} of 40 sends refused while the name server was down");

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, BUSINESS_SECRET, SPEAR_SECRET};
+use gru_testkit::{ClusterOptions, TestCluster, BUSINESS_SECRET, SPEAR_SECRET};
 
 use crate::common::{client_on, contents, get_as, msgs, post_as};
-use crate::support::spear_token;
+use gru_testkit::tokens::spear_token;
 
 const OLD_KEY: &str = "old-server-api-key-000000000000000001";
 const NEW_KEY: &str = "new-server-api-key-000000000000000002";
@@ -65,12 +65,7 @@ async fn server_api_auth() {
         auth_toml: Some(auth(&old_and_ops)),
         ..ClusterOptions::default()
     };
-    let (mut cluster, _, _) = TestCluster::launch(
-        crate::gru(),
-        &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
-        options,
-    )
-    .await;
+    let mut cluster = TestCluster::single_spear(gru_testkit::gru(), options).await;
     cluster
         .wait_for("the spear registered", Duration::from_secs(30), || async {
             let view = cluster.view(1).await?;

@@ -8,22 +8,21 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use gru_testkit::sio::SioClient;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster, API_KEY};
+use gru_testkit::{ClusterOptions, TestCluster, API_KEY};
 
-use crate::support::spear_token;
+use gru_testkit::tokens::spear_token;
 
 /// The spear-only nodes.
 pub const SPEARS: [u64; 2] = [2, 3];
 
 /// Node 1 (core, ticket, stat) and spears 2 and 3, relaying through the cluster's own Redis.
 pub async fn two_spears(options: ClusterOptions) -> TestCluster {
-    let specs = [
-        NodeSpec::with_roles(1, &["core", "ticket", "stat"]),
-        NodeSpec::spear(2),
-        NodeSpec::spear(3),
-    ];
-    let (cluster, _, _) = TestCluster::launch(crate::gru(), &specs, options).await;
-    cluster.wait_spears(1, 2).await;
+    let cluster = TestCluster::builder()
+        .node(1, &["core", "ticket", "stat"])
+        .spears(&SPEARS)
+        .options(options)
+        .launch()
+        .await;
     // A spear serves the server API once it knows the other spear's address.
     cluster
         .wait_for("the spears announced", Duration::from_secs(30), || async {

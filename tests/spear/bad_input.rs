@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{authed, spear_token, ticket};
 use gru_testkit::sio::SioClient;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::tickets::{authed, ticket};
+use gru_testkit::tokens::spear_token;
+use gru_testkit::{ClusterOptions, TestCluster};
 
 const WAIT: Duration = Duration::from_secs(5);
 const EVENTS: [&str; 6] = ["auth", "subscribe", "msg", "online", "join", "leave"];
@@ -35,12 +36,8 @@ fn bad_payloads(event: &str) -> Vec<(&'static str, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_bad_input() {
-    let (mut cluster, _, _) = TestCluster::launch(
-        crate::gru(),
-        &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
-        ClusterOptions::default(),
-    )
-    .await;
+    let mut cluster =
+        TestCluster::single_spear(gru_testkit::gru(), ClusterOptions::default()).await;
     let (addr, _) = ticket(&cluster, 1, 3000, "probe").await;
 
     // Before auth: every event but `auth` is refused and the connection closed.

@@ -4,9 +4,10 @@
 use gru::services::auth::{Claims, TokenKey, TokenKind};
 use serde_json::json;
 
-use crate::support::{ticket_with, BUSINESS_SECRET};
 use gru_testkit::sio::SioClient;
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::tickets::ticket_with;
+use gru_testkit::BUSINESS_SECRET;
+use gru_testkit::{ClusterOptions, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_group_access() {
@@ -14,12 +15,7 @@ async fn spear_group_access() {
         env: vec![("GRU_AUTH__ENFORCE_GROUPS".into(), "true".into())],
         ..ClusterOptions::default()
     };
-    let (cluster, _, _) = TestCluster::launch(
-        crate::gru(),
-        &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
-        options,
-    )
-    .await;
+    let cluster = TestCluster::single_spear(gru_testkit::gru(), options).await;
 
     let token1 = TokenKey::new(TokenKind::Business, BUSINESS_SECRET.as_bytes()).sign(Claims {
         typ: TokenKind::Business,

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::spear_token;
 use gru_testkit::sio::SioClient;
+use gru_testkit::tokens::spear_token;
 use gru_testkit::{ClusterOptions, TestCluster};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -45,7 +45,7 @@ async fn next(c: &mut SioClient) -> Option<(String, String, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_resume_own_channel() {
-    let cluster = TestCluster::single_spear(crate::gru(), ClusterOptions::default()).await;
+    let cluster = TestCluster::single_spear(gru_testkit::gru(), ClusterOptions::default()).await;
     let addr = cluster.sio_addr(1);
     let exp = gru::clock::unix_ms() / 1000 + 600;
     let token = |uid| spear_token(uid, vec![1], exp);

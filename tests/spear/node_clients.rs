@@ -3,5 +3,5 @@
 
 #[test]
 fn e2e_official_clients() {
-    crate::support::node_tests(&[], &[]);
+    gru_testkit::e2e::node_tests(&[], &[]);
 }

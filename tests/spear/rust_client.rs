@@ -7,26 +7,20 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{authed, spear_token, ticket};
 use gru_testkit::sio::{SioClient, SioError};
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::tickets::{authed, ticket};
+use gru_testkit::tokens::spear_token;
+use gru_testkit::{ClusterOptions, TestCluster};
 
 const WAIT: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_e2e_rust() {
-    let mut cluster = TestCluster::new(
-        crate::gru(),
-        &[
-            NodeSpec::with_roles(1, &["core", "ticket"]),
-            NodeSpec::core(2),
-            NodeSpec::core(3),
-            NodeSpec::spear(4),
-        ],
-    );
-    cluster.start_all();
-    cluster
-        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
+    let mut cluster = TestCluster::builder()
+        .node(1, &["core", "ticket"])
+        .cores(&[2, 3])
+        .spears(&[4])
+        .launch()
         .await;
 
     let mut alice = authed(&cluster, 1, 2001, "alice").await;
@@ -196,12 +190,8 @@ async fn spear_e2e_rust() {
 /// and a quick client's first event found no handler; `gru bench connections`, now `gru-bench connections`, hung on it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spear_first_event_not_lost() {
-    let (mut cluster, _, _) = TestCluster::launch(
-        crate::gru(),
-        &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
-        ClusterOptions::default(),
-    )
-    .await;
+    let mut cluster =
+        TestCluster::single_spear(gru_testkit::gru(), ClusterOptions::default()).await;
     let (addr, _) = ticket(&cluster, 1, 1, "probe").await;
     let now = gru::clock::unix_ms() / 1000;
     for uid in 0..300u64 {

@@ -10,7 +10,7 @@ use gru::services::auth::{Claims, TokenKey, TokenKind};
 use serde_json::{json, Value};
 
 use gru_testkit::sio::{SioClient, SioError};
-use gru_testkit::{ClusterOptions, NodeSpec, TestCluster};
+use gru_testkit::{ClusterOptions, TestCluster};
 
 const OLD_BUSINESS: &str = "old-business-secret-00000001";
 const OLD_SPEAR: &str = "old-spear-secret-000000000001";
@@ -73,12 +73,7 @@ async fn secret_rotation() {
         auth_toml: Some(auth(OLD_BUSINESS, OLD_SPEAR, None)),
         ..ClusterOptions::default()
     };
-    let (mut cluster, _, _) = TestCluster::launch(
-        crate::gru(),
-        &[NodeSpec::with_roles(1, &["core", "spear", "ticket"])],
-        options,
-    )
-    .await;
+    let mut cluster = TestCluster::single_spear(gru_testkit::gru(), options).await;
     let old_t1 = token1(OLD_BUSINESS);
     let old_t2 = cluster
         .wait_for(

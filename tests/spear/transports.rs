@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::spear_token;
 use gru_testkit::sio::{Eio, Polling};
+use gru_testkit::tokens::spear_token;
 use gru_testkit::{ClusterOptions, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_transport() {
-    let cluster = TestCluster::single_spear(crate::gru(), ClusterOptions::default()).await;
+    let cluster = TestCluster::single_spear(gru_testkit::gru(), ClusterOptions::default()).await;
     let addr = cluster.sio_addr(1);
     let exp = gru::clock::unix_ms() / 1000 + 600;
 

@@ -192,7 +192,9 @@ impl TestCluster {
     /// Three core nodes ([`CORES`]) running `gru`, started and agreed on a leader: the
     /// cluster, the leader and its term.
     pub async fn three_cores(gru: GruBin) -> (Self, u64, u64) {
-        Self::launch(gru, &CORES.map(NodeSpec::core), ClusterOptions::default()).await
+        let cluster = Self::builder().gru(gru).cores(&CORES).launch().await;
+        let (leader, term) = cluster.wait_ready().await;
+        (cluster, leader, term)
     }
 
     /// Writes the config for `specs`, starts every node and waits (30 s at most) until the
@@ -264,16 +266,9 @@ impl TestCluster {
         self.redis.as_mut()
     }
 
-    fn spear_count(&self) -> usize {
-        self.nodes
-            .values()
-            .filter(|n| n.spec.roles.contains(&"spear"))
-            .count()
-    }
-
     /// Starts the private Redis once the relay is Redis and no Redis was given.
     fn ensure_redis(&mut self) {
-        if self.spear_count() > 1 && self.options.redis.is_none() && self.redis.is_none() {
+        if self.spear_ids().len() > 1 && self.options.redis.is_none() && self.redis.is_none() {
             let redis = redis::RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
             self.redis = Some(redis);
         }
@@ -340,11 +335,20 @@ impl TestCluster {
             .collect()
     }
 
+    /// The ids of the nodes with the spear role.
+    pub fn spear_ids(&self) -> Vec<u64> {
+        self.ids_with("spear")
+    }
+
     /// The ids of the core nodes.
     pub fn core_ids(&self) -> Vec<u64> {
+        self.ids_with("core")
+    }
+
+    fn ids_with(&self, role: &str) -> Vec<u64> {
         self.nodes
             .iter()
-            .filter(|(_, n)| n.spec.roles.contains(&"core"))
+            .filter(|(_, n)| n.spec.roles.contains(&role))
             .map(|(id, _)| *id)
             .collect()
     }
@@ -365,7 +369,7 @@ impl TestCluster {
     }
 
     fn write_config(&self) {
-        let spears = self.spear_count();
+        let spears = self.spear_ids().len();
         let relay = match (&self.options.rocketmq, spears) {
             (_, 0 | 1) => "local",
             (None, _) => "redis",
@@ -674,10 +678,12 @@ admin = "{host}:{admin}"
     /// One node with the client-facing roles (core, spear, ticket) — so the local relay —
     /// running `gru` with `options`, its leader elected and its spear registered.
     pub async fn single_spear(gru: GruBin, options: ClusterOptions) -> Self {
-        let specs = [NodeSpec::with_roles(1, &["core", "spear", "ticket"])];
-        let (cluster, _, _) = Self::launch(gru, &specs, options).await;
-        cluster.wait_spears(1, 1).await;
-        cluster
+        Self::builder()
+            .gru(gru)
+            .node(1, &["core", "spear", "ticket"])
+            .options(options)
+            .launch()
+            .await
     }
 
     /// The views of every node in `ids` that answered.

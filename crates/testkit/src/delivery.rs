@@ -347,6 +347,11 @@ impl DeliveryChecker {
         self.acked.entry(msg.id).or_insert((msg, recipients));
     }
 
+    /// How many messages were acknowledged so far.
+    pub fn acked_count(&self) -> usize {
+        self.acked.len()
+    }
+
     /// Records a refused send, with its message id if the reply carried one: that message may
     /// arrive once, or not at all.
     pub fn refused(&mut self, id: Option<u64>) {

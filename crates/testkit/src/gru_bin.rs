@@ -1,6 +1,6 @@
 //! Which `gru` binary the kit runs. Cargo tells only the gru package's own tests where it
-//! built `gru` (`env!("CARGO_BIN_EXE_gru")`); everyone else finds it through `GRU_BIN` or next
-//! to their own executable in `target/<profile>/`.
+//! built `gru` ([`gru()`]); everyone else finds it through `GRU_BIN` or next to their own
+//! executable in `target/<profile>/` ([`GruBin::locate`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,8 +33,7 @@ pub struct GruBin {
 }
 
 impl GruBin {
-    /// The binary at `path` (gru's own tests: `GruBin::at(env!("CARGO_BIN_EXE_gru"))`). A
-    /// wrong path shows when a process is spawned.
+    /// The binary at `path`. A wrong path shows when a process is spawned.
     pub fn at(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }
     }
@@ -66,6 +65,27 @@ impl GruBin {
     pub fn command(&self) -> Command {
         Command::new(&self.path)
     }
+}
+
+/// The `gru` cargo built for the running test binary of the gru package: the one
+/// `NEXTEST_BIN_EXE_gru` (nextest) or `CARGO_BIN_EXE_gru` names at run time, else the `gru` in
+/// the test binary's `target/<profile>/` — the file `env!("CARGO_BIN_EXE_gru")` names when the
+/// test is compiled. What every cluster of gru's integration tests runs. Panics when it is not
+/// there.
+pub fn gru() -> GruBin {
+    let named = ["NEXTEST_BIN_EXE_gru", "CARGO_BIN_EXE_gru"]
+        .iter()
+        .find_map(std::env::var_os);
+    let path = match named {
+        Some(path) => PathBuf::from(path),
+        None => sibling_gru(&std::env::current_exe().expect("the test binary's own path")),
+    };
+    assert!(
+        path.is_file(),
+        "no gru binary at {}: gru's integration tests build it (`cargo test -p gru`)",
+        path.display()
+    );
+    GruBin { path }
 }
 
 /// Where cargo puts `gru` for the profile that built `exe`: beside it, or one level up from

@@ -808,37 +808,44 @@ mod tests {
         assert!(matches!(client.take()[..], [Got::Resync(1, 3)]));
     }
 
-    #[tokio::test]
-    async fn a_new_epoch_tells_the_room_and_an_old_ones_stragglers_are_skipped() {
-        let (_, room, seq) = setup(100);
-        // A store whose history was reset: epoch 50 now.
-        let (store2, _, _) = setup(100);
-        let reset = Sequencer::new(Some(store2.clone()), epochs(), room.clone());
-        let old = Envelope {
+    /// A message of `G` at `at` as the relay brings it, whatever the store holds.
+    fn relayed(at: Position) -> Envelope {
+        Envelope {
             channel: G,
-            position: Some(Position {
-                epoch: 1,
-                offset: 9,
-            }),
-            payload: positioned(
-                "{}",
-                G,
-                Position {
-                    epoch: 1,
-                    offset: 9,
-                },
-            )
-            .expect("JSON"),
-        };
-        reset.deliver(old.clone()).await;
+            position: Some(at),
+            payload: positioned("{}", G, at).expect("JSON"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_epoch_is_announced_to_the_room_before_its_first_message() {
+        let (store, room, seq) = setup(100);
+        // The room is at offset 9 of epoch 1, a history the store no longer has (it was lost).
+        seq.deliver(relayed(Position {
+            epoch: 1,
+            offset: 9,
+        }))
+        .await;
         assert_eq!(room.take(), [Got::Msg(9)]);
-        let fresh = append(&store2, 50).await;
-        reset.deliver(fresh).await;
+        // The channel's next message starts its history again, in epoch 50 (the message's id).
+        seq.deliver(append(&store, 50).await).await;
         assert_eq!(room.take(), [Got::Resync(50, 0), Got::Msg(1)]);
-        reset.deliver(old).await;
+        assert_eq!(seq.report().resyncs, 1);
+    }
+
+    #[tokio::test]
+    async fn a_straggler_of_an_epoch_the_channel_left_is_skipped() {
+        let (store, room, seq) = setup(100);
+        seq.deliver(append(&store, 50).await).await;
+        assert_eq!(room.take(), [Got::Msg(1)]);
+        // A message of epoch 1, which the store does not have, arrives late: not delivered.
+        seq.deliver(relayed(Position {
+            epoch: 1,
+            offset: 9,
+        }))
+        .await;
         assert_eq!(room.take(), []);
-        assert_eq!(reset.report().stale, 1);
-        drop(seq);
+        assert_eq!(seq.report().stale, 1);
     }
 
     /// A store that can be down, and comes back empty (a Redis restarted without its data).

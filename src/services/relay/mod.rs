@@ -7,7 +7,9 @@
 //!
 //! A backend is a [`Backend`] trait object behind one [`Relay`] handle. A trait object, not an
 //! enum, so that a backend lives in its own file and nothing else matches on it: `local.rs`
-//! carries nothing (one spear), `redis/` publishes on a channel per user and per group,
+//! carries nothing for one spear, or carries between the spears of one process on a
+//! [`LocalBus`] (the conformance suite's in-memory transport), `redis/` publishes on a channel
+//! per user and per group,
 //! `rocketmq/` (feature `rocketmq`) sends a copy to the topic of each spear its Redis routes
 //! name. A backend is a folder implementing [`Backend`] with a `build` function, its `mod` line
 //! here, one arm of the `match` on `relay.kind` in [`build()`] (`build.rs`), and its config
@@ -54,12 +56,9 @@ use super::metrics::LatencyHistogram;
 use super::spear::roster::{Change, ChangeSink};
 use crate::config::NodeId;
 
-// The names tests and the test kit knew before the channel moved to `services::channel`.
-use crate::services::channel::Channel;
-#[doc(hidden)]
-pub use crate::services::channel::{Channel as Audience, Position};
+use crate::services::channel::{Channel, Position};
 pub use build::{build, BuiltRelay, RelayBuildError, RelaySetup};
-pub use local::LocalRelay;
+pub use local::{LocalBus, LocalRelay};
 pub use redis::{RedisParts, RedisRelay};
 #[cfg(feature = "rocketmq")]
 pub use rocketmq::{MqError, MqLink, RocketMqParts, RocketMqRelay};

@@ -1,14 +1,15 @@
-//! One harness per relay backend, and the test that runs the suite against it: `local` in
-//! process, `redis` against a real `redis-server`, `redis_cluster` against a real 3-master
-//! Redis Cluster (sharded pub/sub), `rocketmq` against a real name server and broker (and a
-//! `redis-server` for its routes). Each spear gets its own links, as a node does.
+//! One harness per relay backend, and the test that runs the suite against it: `local`, its
+//! spears in this process on one in-memory bus; `redis` against a real `redis-server`;
+//! `redis_cluster` against a real 3-master Redis Cluster (sharded pub/sub); `rocketmq` against a
+//! real name server and broker (and a `redis-server` for its routes). Each spear gets its own
+//! links, as a node does.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use gru::config::{NodeId, RedisSection};
 use gru::net::redis::RedisLink;
-use gru::services::relay::{LocalRelay, RedisParts, RedisRelay};
+use gru::services::relay::{LocalBus, LocalRelay, RedisParts, RedisRelay};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -20,38 +21,36 @@ use gru_testkit::wait_for;
 /// `redis.settle_ms`'s default: the suite checks the recovery a deployment gets.
 const SETTLE: Duration = Duration::from_millis(2000);
 
-/// `relay.kind = "local"`: one spear, no transport.
-struct Local;
+/// `relay.kind = "local"` with several spears in this process, over an in-memory bus that the
+/// outage cuts and restores.
+#[derive(Default)]
+struct Local {
+    bus: LocalBus,
+}
 
 impl Harness for Local {
     fn name(&self) -> &'static str {
         "local"
     }
     fn caps(&self) -> Caps {
-        Caps {
-            multi_spear: false,
-            can_fail: false,
-            hears_echoes: false,
-        }
+        // The bus hands a message to every spear subscribed to its channel, the publisher too.
+        Caps { hears_echoes: true }
     }
     fn kind(&self) -> &'static str {
         "local"
     }
     async fn spear(&mut self, id: NodeId) -> TestSpear {
-        let inbound = mpsc::unbounded_channel();
-        TestSpear::new(
-            id,
-            LocalRelay::start(),
-            inbound,
-            CancellationToken::new(),
-            Vec::new(),
-        )
+        let cancel = CancellationToken::new();
+        let (sink, inbound) = mpsc::unbounded_channel();
+        let (relay, tasks) =
+            LocalRelay::on_bus(&self.bus, id, ToChannel(sink.clone()), cancel.clone());
+        TestSpear::new(id, relay, (sink, inbound), cancel, tasks)
     }
     fn kill(&mut self) {
-        unreachable!("the local relay has no transport to kill");
+        self.bus.cut();
     }
     fn restart(&mut self) {
-        unreachable!("the local relay has no transport to restart");
+        self.bus.restore();
     }
 }
 
@@ -110,11 +109,7 @@ impl Harness for Redis {
         }
     }
     fn caps(&self) -> Caps {
-        Caps {
-            multi_spear: true,
-            can_fail: true,
-            hears_echoes: true,
-        }
+        Caps { hears_echoes: true }
     }
     fn kind(&self) -> &'static str {
         "redis"
@@ -161,7 +156,7 @@ fn logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_conformance_local() {
     logs();
-    run_suite(&mut Local).await;
+    run_suite(&mut Local::default()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,8 +192,6 @@ impl Harness for RocketMq {
     }
     fn caps(&self) -> Caps {
         Caps {
-            multi_spear: true,
-            can_fail: true,
             hears_echoes: false,
         }
     }

@@ -3,7 +3,7 @@
 //! publishes reaches 42 once and comes back to 41 only as counted, skipped echoes; the same
 //! holds the other way round.
 
-use gru::services::relay::Audience;
+use gru::services::channel::Channel;
 
 use super::Harness;
 
@@ -13,34 +13,26 @@ const MESSAGES: u64 = 20;
 
 pub async fn check<H: Harness>(h: &mut H) {
     let caps = h.caps();
-    let (multi_spear, echoes) = (caps.multi_spear, |n| caps.echoes(n));
+    let echoes = |n| caps.echoes(n);
     let mut a = h.spear(41).await;
     a.bind(1, USER).await;
     a.join(1, GROUP).await;
-    let mut b = if multi_spear {
-        Some(h.spear(42).await)
-    } else {
-        None
-    };
-    if let Some(b) = &b {
-        b.bind(1, USER).await;
-    }
+    let mut b = h.spear(42).await;
+    b.bind(1, USER).await;
 
     for seq in 0..MESSAGES {
-        a.publish_ok(Audience::User(USER), seq).await;
-        a.publish_ok(Audience::Group(GROUP), seq).await;
+        a.publish_ok(Channel::User(USER), seq).await;
+        a.publish_ok(Channel::Group(GROUP), seq).await;
     }
-    if let Some(b) = &mut b {
-        let got = b.receive(MESSAGES as usize).await;
-        assert!(
-            got.iter()
-                .all(|r| r.audience == Audience::User(USER) && r.from == a.id),
-            "{got:?}"
-        );
-        // A backend that broadcasts on a channel hears its own messages there.
-        a.wait_report("every echo counted", |r| r.echoes == echoes(2 * MESSAGES))
-            .await;
-    }
+    let got = b.receive(MESSAGES as usize).await;
+    assert!(
+        got.iter()
+            .all(|r| r.channel == Channel::User(USER) && r.from == a.id),
+        "{got:?}"
+    );
+    // A backend that broadcasts on a channel hears its own messages there.
+    a.wait_report("every echo counted", |r| r.echoes == echoes(2 * MESSAGES))
+        .await;
     let own = a.ready();
     assert!(own.is_empty(), "spear a got its own messages back: {own:?}");
     assert!(a.quiet().await.is_empty(), "nor later");
@@ -52,21 +44,19 @@ pub async fn check<H: Harness>(h: &mut H) {
     assert_eq!(r.dropped, 0, "{r:?}");
 
     // The other way: b's messages reach a, b skips its echoes.
-    if let Some(b) = &mut b {
-        for seq in 0..MESSAGES {
-            b.publish_ok(Audience::User(USER), seq).await;
-        }
-        let got = a.receive(MESSAGES as usize).await;
-        assert!(got.iter().all(|r| r.from == b.id), "{got:?}");
-        b.wait_report("b's echoes counted", |r| r.echoes == echoes(MESSAGES))
-            .await;
-        assert!(b.quiet().await.is_empty(), "b got its own messages back");
-        assert_eq!(
-            b.report().received,
-            MESSAGES + echoes(MESSAGES),
-            "{:?}",
-            b.report()
-        );
-        assert_eq!(a.report().echoes, echoes(2 * MESSAGES), "{:?}", a.report());
+    for seq in 0..MESSAGES {
+        b.publish_ok(Channel::User(USER), seq).await;
     }
+    let got = a.receive(MESSAGES as usize).await;
+    assert!(got.iter().all(|r| r.from == b.id), "{got:?}");
+    b.wait_report("b's echoes counted", |r| r.echoes == echoes(MESSAGES))
+        .await;
+    assert!(b.quiet().await.is_empty(), "b got its own messages back");
+    assert_eq!(
+        b.report().received,
+        MESSAGES + echoes(MESSAGES),
+        "{:?}",
+        b.report()
+    );
+    assert_eq!(a.report().echoes, echoes(2 * MESSAGES), "{:?}", a.report());
 }

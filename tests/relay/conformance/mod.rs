@@ -1,9 +1,11 @@
 //! One suite every relay backend runs, in the spirit of openraft's storage `Suite`: the checks
 //! are generic over a [`Harness`] that starts the backend, makes the relay of spear N (with a
 //! channel as its inbound sink and a real roster that it follows), and kills and restarts the
-//! backend. A backend declares what applies to it ([`Caps`]); the rest is skipped, by name.
-//! `backends.rs` has one harness per backend and the test of each: `relay_conformance_local`,
-//! `relay_conformance_redis`, `relay_conformance_redis_cluster`, against real servers.
+//! backend. Every backend runs every check, with several spears and an outage: `local` over an
+//! in-memory bus it can cut ([`gru::services::relay::LocalBus`]), the others against real
+//! servers. `backends.rs` has one harness per backend and the test of each:
+//! `relay_conformance_local`, `relay_conformance_redis`, `relay_conformance_redis_cluster`
+//! (and `relay_conformance_rocketmq` with the `rocketmq` feature).
 //!
 //! What the checks assert:
 //!
@@ -34,13 +36,9 @@ pub use gru::services::relay::RelayError;
 
 pub use spear::TestSpear;
 
-/// What a backend can be asked to do.
+/// How a backend's transport behaves where backends may differ.
 #[derive(Debug, Clone, Copy)]
 pub struct Caps {
-    /// It carries messages between spears (`local` has one spear only).
-    pub multi_spear: bool,
-    /// Its transport can be killed and restarted (`local` has none).
-    pub can_fail: bool,
     /// A spear hears its own messages back and must skip them (Redis pub/sub: it is subscribed
     /// to the channel it publishes on). A backend that sends only to the other spears
     /// (RocketMQ) has no echoes to skip.
@@ -68,44 +66,24 @@ pub trait Harness {
     fn kind(&self) -> &'static str;
     /// The relay of spear `id`, on the running backend, ready to subscribe.
     fn spear(&mut self, id: NodeId) -> impl Future<Output = TestSpear>;
-    /// Stops the transport (kill -9). Called only with [`Caps::can_fail`].
+    /// Stops the transport (kill -9; the in-memory bus is cut).
     fn kill(&mut self);
-    /// Starts the transport again where it was (Redis: empty; a broker: with its store).
+    /// Starts the transport again where it was (Redis: empty; a broker: with its store; the
+    /// in-memory bus: with what it held).
     fn restart(&mut self);
 }
 
-/// Runs every check that applies to `h`'s backend, in order; the outage last, so that the
-/// others run against a backend that never failed.
+/// Runs every check against `h`'s backend, in order; the outage last, so that the others run
+/// against a backend that never failed.
 pub async fn run_suite<H: Harness>(h: &mut H) {
-    let caps = h.caps();
     let name = h.name();
     let started = Instant::now();
-    let announce = |check: &str, applies: bool, why: &str| {
-        if applies {
-            eprintln!("[{name}] {check} …");
-        } else {
-            eprintln!("[{name}] {check}: skipped ({why})");
-        }
-        applies
-    };
-    if announce("order", caps.multi_spear, "one spear") {
-        order::check(h).await;
+    macro_rules! run {
+        ($($check:ident),*) => {$(
+            eprintln!("[{name}] {} …", stringify!($check));
+            $check::check(h).await;
+        )*};
     }
-    if announce("targeting", caps.multi_spear, "one spear") {
-        targeting::check(h).await;
-    }
-    if announce("no_gap", true, "") {
-        no_gap::check(h).await;
-    }
-    if announce("echoes", true, "") {
-        echoes::check(h).await;
-    }
-    if announce("counters", true, "") {
-        counters::check(h).await;
-    }
-    let outage = caps.can_fail && caps.multi_spear;
-    if announce("outage", outage, "the transport cannot fail") {
-        outage::check(h).await;
-    }
+    run!(order, targeting, no_gap, echoes, counters, outage);
     eprintln!("[{name}] suite passed in {:?}", started.elapsed());
 }

@@ -1,7 +1,7 @@
 //! `order`: many messages to one user and to one group arrive in the order they were published
 //! (each publish awaited before the next, as one connection's messages are).
 
-use gru::services::relay::Audience;
+use gru::services::channel::Channel;
 
 use super::Harness;
 
@@ -18,18 +18,18 @@ pub async fn check<H: Harness>(h: &mut H) {
     receiver.join(2, GROUP).await;
 
     for seq in 0..MESSAGES {
-        publisher.publish_ok(Audience::User(USER), seq).await;
-        publisher.publish_ok(Audience::Group(GROUP), seq).await;
+        publisher.publish_ok(Channel::User(USER), seq).await;
+        publisher.publish_ok(Channel::Group(GROUP), seq).await;
     }
     let got = receiver.receive(2 * MESSAGES as usize).await;
-    for audience in [Audience::User(USER), Audience::Group(GROUP)] {
+    for channel in [Channel::User(USER), Channel::Group(GROUP)] {
         let seqs: Vec<u64> = got
             .iter()
-            .filter(|r| r.audience == audience)
+            .filter(|r| r.channel == channel)
             .map(|r| r.seq)
             .collect();
         let expected: Vec<u64> = (0..MESSAGES).collect();
-        assert_eq!(seqs, expected, "{audience:?}: out of order or missing");
+        assert_eq!(seqs, expected, "{channel:?}: out of order or missing");
     }
     assert!(got.iter().all(|r| r.from == publisher.id), "{got:?}");
     assert!(receiver.quiet().await.is_empty(), "nothing more arrives");

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use gru::services::relay::Audience;
+use gru::services::channel::Channel;
 
 use super::spear::Received;
 use super::{Harness, RelayError, TestSpear};
@@ -33,10 +33,10 @@ struct Tally {
 }
 
 impl Tally {
-    async fn publish(&mut self, spear: &TestSpear, audience: Audience) -> Result<(), RelayError> {
+    async fn publish(&mut self, spear: &TestSpear, channel: Channel) -> Result<(), RelayError> {
         let seq = self.next;
         self.next += 1;
-        let outcome = spear.publish(audience, seq).await;
+        let outcome = spear.publish(channel, seq).await;
         match &outcome {
             Ok(()) => {
                 self.taken.insert(seq);
@@ -53,10 +53,10 @@ impl Tally {
 
     /// Publishes until the relay takes one again (the transport is back and settled); returns
     /// the refusals, which must say the transport is down or settling.
-    async fn until_taken(&mut self, spear: &TestSpear, audience: Audience) -> Vec<RelayError> {
+    async fn until_taken(&mut self, spear: &TestSpear, channel: Channel) -> Vec<RelayError> {
         let start = Instant::now();
         let mut refusals = Vec::new();
-        while let Err(e) = self.publish(spear, audience).await {
+        while let Err(e) = self.publish(spear, channel).await {
             assert!(
                 matches!(
                     e,
@@ -73,6 +73,7 @@ impl Tally {
                 "spear {}: never taken again: {refusals:?}",
                 spear.id
             );
+            // Pace of the publishes within the deadline (each one is tallied: no closure).
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         refusals
@@ -86,7 +87,7 @@ pub async fn check<H: Harness>(h: &mut H) {
     b.bind(1, USER_B).await;
     b.join(1, GROUP).await;
     for seq in 0..WARMUP {
-        a.publish_ok(Audience::User(USER_B), seq).await;
+        a.publish_ok(Channel::User(USER_B), seq).await;
     }
     b.receive(WARMUP as usize).await;
     let mut to_b = Tally {
@@ -97,17 +98,18 @@ pub async fn check<H: Harness>(h: &mut H) {
     h.kill();
     let down = Instant::now();
     loop {
-        match to_b.publish(&a, Audience::User(USER_B)).await {
+        match to_b.publish(&a, Channel::User(USER_B)).await {
             Err(RelayError::Unavailable { .. }) => break,
             // The publish that meets the dead connection may wait for it instead.
             Ok(()) | Err(RelayError::Timeout { .. }) => {}
             Err(e) => panic!("while the transport is down: {e}"),
         }
         assert!(down.elapsed() < DOWN_DEADLINE, "no error while down");
+        // Pace of the publishes within the deadline (each one is tallied: no closure).
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for _ in 0..10 {
-        let e = to_b.publish(&a, Audience::User(USER_B)).await;
+        let e = to_b.publish(&a, Channel::User(USER_B)).await;
         assert!(
             matches!(e, Err(RelayError::Unavailable { .. })),
             "still down: {e:?}"
@@ -118,8 +120,8 @@ pub async fn check<H: Harness>(h: &mut H) {
     h.restart();
     let back = Instant::now();
     let mut to_a = Tally::default();
-    let refusals_a = to_b.until_taken(&a, Audience::User(USER_B)).await;
-    let refusals_b = to_a.until_taken(&b, Audience::User(USER_A)).await;
+    let refusals_a = to_b.until_taken(&a, Channel::User(USER_B)).await;
+    let refusals_b = to_a.until_taken(&b, Channel::User(USER_A)).await;
     eprintln!(
         "publishing resumed {:?} after the restart; refusals meanwhile: {} and {} ({})",
         back.elapsed(),
@@ -135,23 +137,19 @@ pub async fn check<H: Harness>(h: &mut H) {
     // user's on a.
     let mut group = Tally::default();
     for _ in 0..AFTER {
-        to_b.publish(&a, Audience::User(USER_B))
-            .await
-            .expect("back");
+        to_b.publish(&a, Channel::User(USER_B)).await.expect("back");
         group
-            .publish(&a, Audience::Group(GROUP))
+            .publish(&a, Channel::Group(GROUP))
             .await
             .expect("back");
-        to_a.publish(&b, Audience::User(USER_A))
-            .await
-            .expect("back");
+        to_a.publish(&b, Channel::User(USER_A)).await.expect("back");
     }
     let on_b = [
-        (Audience::User(USER_B), &to_b),
-        (Audience::Group(GROUP), &group),
+        (Channel::User(USER_B), &to_b),
+        (Channel::Group(GROUP), &group),
     ];
     delivered_once(&mut b, &on_b).await;
-    delivered_once(&mut a, &[(Audience::User(USER_A), &to_a)]).await;
+    delivered_once(&mut a, &[(Channel::User(USER_A), &to_a)]).await;
     assert!(b.quiet().await.is_empty() && a.ready().is_empty());
 
     let ra = a.report();
@@ -170,32 +168,32 @@ pub async fn check<H: Harness>(h: &mut H) {
 }
 
 /// Collects `spear`'s deliveries until every message each tally saw taken arrived for its
-/// audience; none may arrive twice, nor one the relay refused.
-async fn delivered_once(spear: &mut TestSpear, expected: &[(Audience, &Tally)]) {
+/// channel; none may arrive twice, nor one the relay refused.
+async fn delivered_once(spear: &mut TestSpear, expected: &[(Channel, &Tally)]) {
     let mut seen: Vec<Received> = Vec::new();
     let complete = |seen: &[Received]| {
-        expected.iter().all(|(audience, tally)| {
+        expected.iter().all(|(channel, tally)| {
             tally
                 .taken
                 .iter()
-                .all(|s| seen.iter().any(|r| r.audience == *audience && r.seq == *s))
+                .all(|s| seen.iter().any(|r| r.channel == *channel && r.seq == *s))
         })
     };
     while !complete(&seen) {
         // `receive` fails the test if the next delivery does not come in time.
         seen.extend(spear.receive(1).await);
     }
-    for (audience, tally) in expected {
+    for (channel, tally) in expected {
         let seqs: Vec<u64> = seen
             .iter()
-            .filter(|r| r.audience == *audience)
+            .filter(|r| r.channel == *channel)
             .map(|r| r.seq)
             .collect();
         let unique: BTreeSet<u64> = seqs.iter().copied().collect();
         assert_eq!(
             unique.len(),
             seqs.len(),
-            "{audience:?}: delivered twice: {seqs:?}"
+            "{channel:?}: delivered twice: {seqs:?}"
         );
         let refused: Vec<&u64> = unique
             .iter()
@@ -203,12 +201,12 @@ async fn delivered_once(spear: &mut TestSpear, expected: &[(Audience, &Tally)]) 
             .collect();
         assert!(
             refused.is_empty(),
-            "{audience:?}: refused but delivered: {refused:?}"
+            "{channel:?}: refused but delivered: {refused:?}"
         );
     }
     let others: Vec<&Received> = seen
         .iter()
-        .filter(|r| expected.iter().all(|(a, _)| *a != r.audience))
+        .filter(|r| expected.iter().all(|(a, _)| *a != r.channel))
         .collect();
     assert!(others.is_empty(), "deliveries for nobody here: {others:?}");
 }

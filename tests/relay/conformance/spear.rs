@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gru::config::NodeId;
-use gru::services::relay::{Audience, Delivery, Envelope, Inbound, Relay, RelayError, RelayReport};
+use gru::services::channel::Channel;
+use gru::services::relay::{Delivery, Envelope, Inbound, Relay, RelayError, RelayReport};
 use gru::services::spear::roster::{ChangeSink, Pending, Roster};
 use serde_json::json;
 use tokio::sync::mpsc::{error::TryRecvError, UnboundedReceiver, UnboundedSender};
@@ -102,15 +103,15 @@ impl TestSpear {
         self.roster.remove(conn);
     }
 
-    /// Publishes message `seq` of this spear to `audience`.
-    pub async fn publish(&self, audience: Audience, seq: u64) -> Result<(), RelayError> {
-        self.relay.publish(&message(self.id, audience, seq)).await
+    /// Publishes message `seq` of this spear to `channel`.
+    pub async fn publish(&self, channel: Channel, seq: u64) -> Result<(), RelayError> {
+        self.relay.publish(&message(self.id, channel, seq)).await
     }
 
     /// Publishes and insists that the relay took it.
-    pub async fn publish_ok(&self, audience: Audience, seq: u64) {
-        if let Err(e) = self.publish(audience, seq).await {
-            panic!("spear {}: publish {seq} to {audience:?}: {e}", self.id);
+    pub async fn publish_ok(&self, channel: Channel, seq: u64) {
+        if let Err(e) = self.publish(channel, seq).await {
+            panic!("spear {}: publish {seq} to {channel:?}: {e}", self.id);
         }
     }
 
@@ -190,10 +191,10 @@ async fn confirmed(spear: NodeId, pending: Pending) {
     );
 }
 
-/// Message `seq` from spear `from` to `audience`.
-fn message(from: NodeId, audience: Audience, seq: u64) -> Envelope {
+/// Message `seq` from spear `from` to `channel`.
+fn message(from: NodeId, channel: Channel, seq: u64) -> Envelope {
     Envelope {
-        channel: audience,
+        channel,
         position: None,
         payload: serde_json::value::to_raw_value(&json!({"from": from, "seq": seq})).expect("JSON"),
     }
@@ -203,7 +204,7 @@ fn message(from: NodeId, audience: Audience, seq: u64) -> Envelope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
     /// Who it was for.
-    pub audience: Audience,
+    pub channel: Channel,
     /// The spear that published it.
     pub from: NodeId,
     /// Its number.
@@ -214,7 +215,7 @@ impl From<Envelope> for Received {
     fn from(e: Envelope) -> Self {
         let v: serde_json::Value = serde_json::from_str(e.payload.get()).expect("JSON payload");
         Self {
-            audience: e.channel,
+            channel: e.channel,
             from: v["from"].as_u64().expect("from"),
             seq: v["seq"].as_u64().expect("seq"),
         }

@@ -4,7 +4,7 @@
 //! channel stops arriving: a later subscription confirmed on the same spear proves the
 //! unsubscribe went out first (one ordered task applies them).
 
-use gru::services::relay::Audience;
+use gru::services::channel::Channel;
 
 use super::Harness;
 
@@ -25,18 +25,18 @@ pub async fn check<H: Harness>(h: &mut H) {
     c.join(1, GROUP).await;
 
     for seq in 0..ROUNDS {
-        a.publish_ok(Audience::User(NOBODY), seq).await;
-        a.publish_ok(Audience::User(USER_B), seq).await;
-        a.publish_ok(Audience::Group(GROUP), seq).await;
+        a.publish_ok(Channel::User(NOBODY), seq).await;
+        a.publish_ok(Channel::User(USER_B), seq).await;
+        a.publish_ok(Channel::Group(GROUP), seq).await;
     }
     let got_b = b.receive(ROUNDS as usize).await;
     let got_c = c.receive(ROUNDS as usize).await;
     assert!(
-        got_b.iter().all(|r| r.audience == Audience::User(USER_B)),
+        got_b.iter().all(|r| r.channel == Channel::User(USER_B)),
         "spear b: {got_b:?}"
     );
     assert!(
-        got_c.iter().all(|r| r.audience == Audience::Group(GROUP)),
+        got_c.iter().all(|r| r.channel == Channel::Group(GROUP)),
         "spear c: {got_c:?}"
     );
     assert!(b.quiet().await.is_empty(), "spear b gets its user only");
@@ -54,15 +54,15 @@ pub async fn check<H: Harness>(h: &mut H) {
     b.bind(2, LATER_B).await;
     c.bind(2, LATER_C).await;
     for seq in ROUNDS..2 * ROUNDS {
-        a.publish_ok(Audience::User(USER_B), seq).await;
-        a.publish_ok(Audience::Group(GROUP), seq).await;
+        a.publish_ok(Channel::User(USER_B), seq).await;
+        a.publish_ok(Channel::Group(GROUP), seq).await;
     }
-    a.publish_ok(Audience::User(LATER_B), 0).await;
-    a.publish_ok(Audience::User(LATER_C), 0).await;
+    a.publish_ok(Channel::User(LATER_B), 0).await;
+    a.publish_ok(Channel::User(LATER_C), 0).await;
     let late_b = b.receive(1).await;
     let late_c = c.receive(1).await;
-    assert_eq!(late_b[0].audience, Audience::User(LATER_B), "{late_b:?}");
-    assert_eq!(late_c[0].audience, Audience::User(LATER_C), "{late_c:?}");
+    assert_eq!(late_b[0].channel, Channel::User(LATER_B), "{late_b:?}");
+    assert_eq!(late_c[0].channel, Channel::User(LATER_C), "{late_c:?}");
     assert!(b.quiet().await.is_empty(), "user 2 left spear b");
     assert!(c.quiet().await.is_empty(), "the group left spear c");
     assert_eq!(b.report().received, ROUNDS + 1, "{:?}", b.report());

@@ -206,24 +206,35 @@ impl SioClient {
 
     /// Emits `event` and waits (5 s) for its acknowledgement.
     pub async fn call(&self, event: &str, payload: &Value) -> Result<Value, String> {
-        self.request(event, serde_json::json!([event, payload]))
+        self.call_within(event, payload, TIMEOUT).await
+    }
+
+    /// Emits `event` and waits up to `within` for its acknowledgement.
+    pub async fn call_within(
+        &self,
+        event: &str,
+        payload: &Value,
+        within: Duration,
+    ) -> Result<Value, String> {
+        self.request(event, serde_json::json!([event, payload]), within)
             .await
     }
 
     /// Emits `event` with no payload at all and waits (5 s) for its acknowledgement.
     pub async fn call_without_payload(&self, event: &str) -> Result<Value, String> {
-        self.request(event, serde_json::json!([event])).await
+        self.request(event, serde_json::json!([event]), TIMEOUT)
+            .await
     }
 
     /// Sends the event packet with arguments `args` asking for an ack, and waits for it; gives
     /// up at once when the connection is (or becomes) closed, as no ack can come then.
-    async fn request(&self, event: &str, args: Value) -> Result<Value, String> {
+    async fn request(&self, event: &str, args: Value, within: Duration) -> Result<Value, String> {
         let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.acks.lock().expect("acks").insert(id, tx);
         self.emit_raw(&format!("42{id}{args}"));
         let mut closed = self.closed.clone();
-        let answer = tokio::time::timeout(TIMEOUT, async {
+        let answer = tokio::time::timeout(within, async {
             tokio::select! {
                 // An ack read before the connection closed wins over the close.
                 biased;
@@ -238,7 +249,7 @@ impl SioClient {
                 self.acks.lock().expect("acks").remove(&id);
                 Err(format!("no ack for {event}: the connection closed"))
             }
-            Err(_) => Err(format!("no ack for {event} within {TIMEOUT:?}")),
+            Err(_) => Err(format!("no ack for {event} within {within:?}")),
         }
     }
 
