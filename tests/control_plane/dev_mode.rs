@@ -17,14 +17,8 @@ async fn dev_mode() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (http, sio) = (free_port(), free_port());
     let log = dir.path().join("dev.log");
-    let mut cmd = crate::gru().command();
-    cmd.arg("dev")
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["--http", &format!("localhost:{http}")])
-        .args(["--grpc", &format!("127.0.0.1:{}", free_port())])
-        .args(["--sio", &format!("127.0.0.1:{sio}")])
-        .args(["--gossip", &format!("127.0.0.1:{}", free_port())]);
+    let data = dir.path().join("data");
+    let mut cmd = crate::gru().dev(&data, &format!("localhost:{http}"), sio);
     let mut dev = KillOnDrop::spawn("gru dev", &mut cmd, &log).expect("spawn gru dev");
     // gru dev's admin surface shares its address, behind its public dev key.
     let mut headers = reqwest::header::HeaderMap::new();

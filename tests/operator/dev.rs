@@ -15,14 +15,8 @@ use crate::run_gru;
 async fn gru_dev_operator() {
     let dir = tempfile::tempdir().expect("temp dir");
     let http = free_port();
-    let mut cmd = crate::gru().command();
-    cmd.arg("dev")
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["--http", &format!("localhost:{http}")])
-        .args(["--grpc", &format!("127.0.0.1:{}", free_port())])
-        .args(["--sio", &format!("127.0.0.1:{}", free_port())])
-        .args(["--gossip", &format!("127.0.0.1:{}", free_port())]);
+    let data = dir.path().join("data");
+    let mut cmd = crate::gru().dev(&data, &format!("localhost:{http}"), free_port());
     let log = dir.path().join("dev.log");
     let mut dev = KillOnDrop::spawn("gru dev", &mut cmd, &log).expect("spawn gru dev");
     let bare = format!("127.0.0.1:{http}");

@@ -65,6 +65,26 @@ impl GruBin {
     pub fn command(&self) -> Command {
         Command::new(&self.path)
     }
+
+    /// `gru dev` with its data under `data_dir`, HTTP on `http` (`host:port`, a name allowed),
+    /// socket.io on 127.0.0.1:`sio`, gRPC and gossip on free loopback ports.
+    pub fn dev(&self, data_dir: &Path, http: &str, sio: u16) -> Command {
+        let mut cmd = self.command();
+        cmd.arg("dev")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--http", http])
+            .args([
+                "--grpc",
+                &format!("127.0.0.1:{}", crate::ports::free_port()),
+            ])
+            .args(["--sio", &format!("127.0.0.1:{sio}")])
+            .args([
+                "--gossip",
+                &format!("127.0.0.1:{}", crate::ports::free_port()),
+            ]);
+        cmd
+    }
 }
 
 /// The `gru` cargo built for the running test binary of the gru package: the one
