@@ -546,69 +546,57 @@ fn public_routes(base: &Base<'_>, services: Services, runner: &mut Runner) -> pu
 /// public one (only on loopback, as `gru dev` does); `gru dev`'s then answers only to a
 /// loopback Host (DNS rebinding: its keys are public).
 fn serve_surfaces(base: &Base<'_>, surfaces: public::Surfaces, doors: Doors, runner: &mut Runner) {
-    let node = base.node;
-    let limits = ServeLimits::http(&base.config.http);
-    let mut shared = surfaces.public;
-    let mut loopback_only = false;
+    let listen = &base.node.listen;
     let own = [
         (
             Surface::Admin,
             Some(surfaces.admin),
             doors.admin,
-            node.listen.admin,
+            listen.admin,
         ),
         (
             Surface::ServerApi,
             surfaces.server_api,
             doors.server_api,
-            node.listen.server_api,
+            listen.server_api,
         ),
     ];
+    let mut shared = surfaces.public;
+    let mut loopback_only = false;
     for (surface, router, listener, addr) in own {
         let Some(router) = router else { continue };
         match listener {
             Some(listener) => {
                 let router = http::with_json_fallbacks(router, surface);
-                serve_http(
-                    surface.name(),
-                    listener,
-                    router,
-                    base.edge.options(limits),
-                    runner,
-                );
+                serve_http(surface, listener, router, base, runner);
             }
-            None if addr == Some(node.listen.http) => {
+            None if addr == Some(listen.http) => {
                 shared = shared.merge(router);
                 loopback_only = true;
             }
             None => {}
         }
     }
+    // The Host check wraps the JSON 404 too: a foreign Host gets 421 on any path.
     let mut shared = http::with_json_fallbacks(shared, Surface::Public);
     if loopback_only && base.config.uses_dev_secrets() {
         shared = http::loopback_host_only(shared);
     }
-    serve_http(
-        "http",
-        doors.http,
-        shared,
-        base.edge.options(limits),
-        runner,
-    );
+    serve_http(Surface::Public, doors.http, shared, base, runner);
 }
 
-/// Serves `router` on `listener` until the client stage stops.
+/// Serves `surface`'s `router` on `listener` until the client stage stops.
 fn serve_http(
-    name: &'static str,
+    surface: Surface,
     listener: tokio::net::TcpListener,
     router: axum::Router,
-    options: ServeOptions,
+    base: &Base<'_>,
     runner: &mut Runner,
 ) {
-    let label = if name == "http" {
-        "http listener"
-    } else {
-        name
+    let options = base.edge.options(ServeLimits::http(&base.config.http));
+    let (name, label) = match surface {
+        Surface::Public => ("http", "http listener"),
+        other => (other.name(), other.name()),
     };
     runner.spawn(Stage::Clients, label, move |cancel| {
         serve::serve(
