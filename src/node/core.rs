@@ -20,62 +20,81 @@ pub(super) struct Core {
     pub(super) raft: (GruRaft, StoreFlusher),
 }
 
-/// Opens the store, starts Raft and spawns the core's workers into `runner`.
+/// Opens the store, starts Raft and spawns the core's workers into `runner`: the bootstrap
+/// (or join), the lease sweeper and, in strict mode, the id issuer.
 pub(super) async fn start(
     base: &Base<'_>,
     pool: ChannelPool,
     runner: &mut Runner,
 ) -> Result<Core, NodeError> {
-    let config = base.config;
     let store = RaftStore::open(&base.node.data_dir)?;
     let flusher = store.flusher();
-    let raft_config = raft::raft_config(&config.cluster.name, &config.raft)?;
-    let network = raft::network::GrpcNetwork::new(pool);
-    let raft_handle = GruRaft::new(
-        base.node.id,
-        raft_config,
-        network,
-        store.log,
-        store.state_machine,
-    )
-    .await
-    .map_err(|e| NodeError::Raft(e.to_string()))?;
-    let control = Arc::new(ControlPlane::new(
-        base.node.id,
-        raft_handle.clone(),
-        store.state,
-        Duration::from_millis(config.spear.lease_ttl_ms),
-        base.client.clone(),
-    ));
-
-    let plan = BootstrapPlan {
-        me: base.me.clone(),
-        initial_voters: initial_voters(config),
-        join: base.node.join,
-    };
-    let (raft, client) = (raft_handle.clone(), base.client.clone());
-    runner.spawn(Stage::Background, "raft bootstrap", move |cancel| {
-        raft::bootstrap(raft, plan, client, cancel)
-    });
+    let (raft, control) = start_raft(base, pool, store).await?;
+    start_bootstrap(base, &raft, runner);
     let (plane, every) = (
         control.clone(),
-        Duration::from_millis(config.spear.lease_sweep_ms),
+        Duration::from_millis(base.config.spear.lease_sweep_ms),
     );
     runner.spawn(Stage::Background, "lease sweeper", move |cancel| {
         raft::run_lease_sweeper(plane, every, cancel)
     });
-    let strict = (config.idgen.mode == IdgenMode::Strict).then(|| {
+    let strict = start_strict_issuer(base.config, &control, runner);
+    Ok(Core {
+        control,
+        strict,
+        raft: (raft, flusher),
+    })
+}
+
+/// openraft on `store`, talking to the other members over `pool`, and the control plane on it.
+async fn start_raft(
+    base: &Base<'_>,
+    pool: ChannelPool,
+    store: RaftStore,
+) -> Result<(GruRaft, Arc<ControlPlane>), NodeError> {
+    let config = base.config;
+    let raft_config = raft::raft_config(&config.cluster.name, &config.raft)?;
+    let network = raft::network::GrpcNetwork::new(pool);
+    let id = base.node.id;
+    let raft = GruRaft::new(id, raft_config, network, store.log, store.state_machine)
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    let control = Arc::new(ControlPlane::new(
+        id,
+        raft.clone(),
+        store.state,
+        Duration::from_millis(config.spear.lease_ttl_ms),
+        base.client.clone(),
+    ));
+    Ok((raft, control))
+}
+
+/// The Raft group's bootstrap by the lowest initial voter, or this node's join.
+fn start_bootstrap(base: &Base<'_>, raft: &GruRaft, runner: &mut Runner) {
+    let plan = BootstrapPlan {
+        me: base.me.clone(),
+        initial_voters: initial_voters(base.config),
+        join: base.node.join,
+    };
+    let (raft, client) = (raft.clone(), base.client.clone());
+    runner.spawn(Stage::Background, "raft bootstrap", move |cancel| {
+        raft::bootstrap(raft, plan, client, cancel)
+    });
+}
+
+/// In strict mode, the id issuer that runs while this node leads.
+fn start_strict_issuer(
+    config: &ClusterConfig,
+    control: &Arc<ControlPlane>,
+    runner: &mut Runner,
+) -> Option<Arc<StrictIssuer>> {
+    (config.idgen.mode == IdgenMode::Strict).then(|| {
         let issuer = Arc::new(StrictIssuer::new(control.clone(), strict_settings(config)));
         let run = issuer.clone();
         runner.spawn(Stage::Background, "strict id issuer", move |cancel| {
             run.run(cancel)
         });
         issuer
-    });
-    Ok(Core {
-        control,
-        strict,
-        raft: (raft_handle, flusher),
     })
 }
 

@@ -101,6 +101,16 @@ struct Parts {
 }
 
 impl Parts {
+    /// Nothing started yet; the client listeners get their drain time on top of a stage's.
+    fn new(config: &ClusterConfig) -> Self {
+        let drain = Duration::from_millis(config.spear.drain_ms.max(config.http.drain_ms));
+        Self {
+            runner: Runner::new(STAGE_DEADLINE, drain + STAGE_DEADLINE),
+            gossip: None,
+            raft: None,
+        }
+    }
+
     /// Stops everything in order: the runner's stages, then gossip, Raft, a last flush.
     async fn stop(self) {
         let Parts {
@@ -278,13 +288,7 @@ pub async fn start_node(config: ClusterConfig, id: NodeId) -> Result<NodeHandle,
         .local_addr()
         .unwrap_or(node.listen.http);
     let grpc_addr = listeners.grpc.local_addr().ok();
-    let client_deadline =
-        Duration::from_millis(config.spear.drain_ms.max(config.http.drain_ms)) + STAGE_DEADLINE;
-    let mut parts = Parts {
-        runner: Runner::new(STAGE_DEADLINE, client_deadline),
-        gossip: None,
-        raft: None,
-    };
+    let mut parts = Parts::new(&config);
     let public_tls = edge.tls.clone();
     match compose(&config, &node, listeners, edge, &mut parts).await {
         Ok(auth) => {
