@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use gru_testkit::sio::SioClient;
+use gru_testkit::sio::{next_named, SioClient};
 use gru_testkit::TestCluster;
 
 use crate::Script;
@@ -236,15 +236,9 @@ async fn dashboard_browser() {
     let done = script.step("disconnected", Duration::from_secs(30)).await;
     assert_eq!(done["count"], 3, "{done}");
     for events in &mut events {
-        let notice = loop {
-            let (name, data) = tokio::time::timeout(Duration::from_secs(5), events.recv())
-                .await
-                .expect("told within 5 s")
-                .expect("an event");
-            if name == "server_disconnect" {
-                break data;
-            }
-        };
+        let (_, notice) = next_named(events, &["server_disconnect"], Duration::from_secs(5))
+            .await
+            .expect("told within 5 s");
         assert_eq!(notice["msg"], REASON, "{notice}");
         assert_eq!(notice["data"]["reason"], "by_server", "{notice}");
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use gru_testkit::sio::next_named;
 use gru_testkit::{ClusterOptions, API_KEY};
 
 use crate::common::{client_on, contents, get_as, msgs, post, two_spears};
@@ -100,15 +101,9 @@ async fn server_api_disconnect() {
     assert_eq!(answer["disconnected"], 3, "{answer}");
     assert_eq!(spears_of(&answer), [2, 2, 3], "{answer}");
     for events in [&mut e1, &mut e2, &mut e3] {
-        let notice = loop {
-            let (name, data) = tokio::time::timeout(Duration::from_secs(5), events.recv())
-                .await
-                .expect("told within 5 s")
-                .expect("an event");
-            if name == "server_disconnect" {
-                break data;
-            }
-        };
+        let (_, notice) = next_named(events, &["server_disconnect"], Duration::from_secs(5))
+            .await
+            .expect("told within 5 s");
         assert_eq!(notice["msg"], "account suspended", "{notice}");
         assert_eq!(notice["data"]["reason"], "by_server", "{notice}");
         assert!(notice["data"].get("reconnect").is_none(), "{notice}");

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use client::{tcp_established, SioClient};
+pub use client::{next_named, tcp_established, SioClient};
 pub use conn::{Frame, PacketText, SioConn, SioReader, SioWriter};
 pub use polling::{Answer, Eio, Polling};
 

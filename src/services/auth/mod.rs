@@ -15,3 +15,21 @@ pub use api_key::{
 };
 pub use keys::{AuthKeys, AuthStore, KeyRing};
 pub use token::{Claims, HolderField, TokenError, TokenKey, TokenKind};
+
+/// The `[auth]` section the unit tests of token checks share (spear and ticket check the same
+/// tokens): fixed secrets, a 10-minute token lifetime, no keys.
+#[cfg(test)]
+pub(crate) fn test_section(legacy_md5: bool) -> crate::config::AuthSection {
+    crate::config::AuthSection {
+        business_secret: "business-secret-0123456789".into(),
+        spear_secret: "spear-secret-0123456789abcd".into(),
+        token_ttl_secs: 600,
+        legacy_md5,
+        enforce_groups: false,
+        previous_business_secret: None,
+        previous_spear_secret: None,
+        api_keys: Vec::new(),
+        admin_keys: Vec::new(),
+        gossip_keys: Vec::new(),
+    }
+}

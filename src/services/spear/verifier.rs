@@ -138,18 +138,7 @@ mod tests {
     }
 
     fn auth(legacy_md5: bool) -> AuthSection {
-        AuthSection {
-            business_secret: "business-secret-0123456789".into(),
-            spear_secret: "spear-secret-0123456789abcd".into(),
-            token_ttl_secs: 600,
-            legacy_md5,
-            enforce_groups: false,
-            previous_business_secret: None,
-            previous_spear_secret: None,
-            api_keys: Vec::new(),
-            admin_keys: Vec::new(),
-            gossip_keys: Vec::new(),
-        }
+        crate::services::auth::test_section(legacy_md5)
     }
 
     fn token2(uid: u64, spears: Vec<u64>, exp: u64) -> String {

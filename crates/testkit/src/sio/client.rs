@@ -277,15 +277,7 @@ impl SioClient {
     /// The next event named one of `names` within `within`, with its name (other events are
     /// dropped): for a test of the order of different events.
     pub async fn next_of(&mut self, names: &[&str], within: Duration) -> Option<(String, Value)> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let (event, data) = tokio::time::timeout_at(deadline, self.events.recv())
-                .await
-                .ok()??;
-            if names.contains(&event.as_str()) {
-                return Some((event, data));
-            }
-        }
+        next_named(&mut self.events, names, within).await
     }
 
     /// Whether the server closes the connection within `within`.
@@ -324,6 +316,24 @@ pub fn tcp_established(local: SocketAddr) -> bool {
         let (_, local, _, state) = (fields.next(), fields.next(), fields.next(), fields.next());
         local == Some(want.as_str()) && state == Some("01")
     })
+}
+
+/// The next event named one of `names` within `within` from `events` (what
+/// [`SioClient::take_events`] gave), with its name; other events are dropped.
+pub async fn next_named(
+    events: &mut mpsc::UnboundedReceiver<(String, Value)>,
+    names: &[&str],
+    within: Duration,
+) -> Option<(String, Value)> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (event, data) = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .ok()??;
+        if names.contains(&event.as_str()) {
+            return Some((event, data));
+        }
+    }
 }
 
 #[cfg(test)]
