@@ -134,7 +134,10 @@ async fn an_expiring_token_is_told_closed_or_renewed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_closed_session() {
     use gru_testkit::sio::{Eio, Polling};
-    let cluster = start(&[]).await;
+    // A poll held by the server when the `41` is handled is answered at the next ping only
+    // (the session id is refused from the poll after it): a one-second ping keeps that wait
+    // well inside `WAIT` (at the default 25 s it outlasted it on a loaded CI machine).
+    let cluster = start(&[("GRU_SPEAR__PING_INTERVAL_MS", "1000")]).await;
     let mut ws = client(&cluster, 71, SioOptions::default()).await;
     ws.emit_raw("41");
     assert!(
