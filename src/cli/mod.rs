@@ -278,7 +278,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
 
 async fn dev(args: DevArgs) -> Result<()> {
     let listen = ListenAddrs::dev(args.grpc, args.http, args.sio, args.gossip);
-    let config = ClusterConfig::dev(args.data_dir.clone(), listen);
+    let config = ClusterConfig::dev(args.data_dir.clone(), listen).with_env_overrides()?;
     config.validate()?;
     // The banner only once every port is bound and the node runs: what it lists answers.
     let handle = gru::node::start_node(config.clone(), DEV_NODE).await?;

@@ -29,7 +29,7 @@ pub use messaging::{
 pub use nodes::{AdvertiseAddrs, ListenAddrs, NodeConfig, NodeId, Role};
 pub use sections::{
     ClusterSection, ClusterTlsSection, GossipSection, HttpSection, IdgenMode, IdgenSection,
-    MetricsSection, RaftSection, SpearSection, TicketSection,
+    MetricsSection, RaftSection, SpearSection, TicketSection, WebSocketPath,
 };
 
 /// Why a config was refused.
@@ -179,6 +179,19 @@ impl ClusterConfig {
         toml::Value::Table(doc)
             .try_into()
             .map_err(|err| blame(text, file, &overrides, err))
+    }
+
+    /// `self` with the process's `GRU_<SECTION>__<FIELD>` overrides applied (`gru dev` takes
+    /// them as `gru run` does), validated.
+    pub fn with_env_overrides(self) -> Result<Self, ConfigError> {
+        let overrides = env::from_process()?;
+        if overrides.is_empty() {
+            return Ok(self);
+        }
+        let text = toml::to_string(&self).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config = Self::parse(&text, overrides)?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// Checks every rule of `docs/config.md`; the error names the offending field.

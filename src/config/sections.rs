@@ -105,6 +105,11 @@ config_table! {
         /// A client that does not answer a ping within this long is closed. A client that stops
         /// reading is gone within `ping_interval_ms` + `ping_timeout_ms` at most.
         pub ping_timeout_ms: u64 = 20_000 => Knob::ms().range(1000, 300_000),
+        /// Which transport serves direct WebSocket sessions: `gru`, gru's own (one task per
+        /// connection, a message encoded once for all its recipients), or `socketioxide`, the
+        /// reference. Long-polling and sessions that start on polling and upgrade are always
+        /// socketioxide's. Both behave the same to clients (`docs/api.md`).
+        pub websocket: WebSocketPath = WebSocketPath::Gru => Knob::plain(),
         /// On a graceful stop the socket.io port stops accepting at once and every client is
         /// told to reconnect through ticket; connections still open after this long are cut.
         pub drain_ms: u64 = 2000 => Knob::ms().max(60_000),
@@ -236,6 +241,19 @@ pub enum IdgenMode {
 }
 
 toml_enum!(IdgenMode { Strict, Unique });
+
+/// Which transport serves a spear's direct WebSocket sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebSocketPath {
+    /// gru's own transport (`"gru"`).
+    #[default]
+    Gru,
+    /// socketioxide's (`"socketioxide"`), the reference.
+    Socketioxide,
+}
+
+toml_enum!(WebSocketPath { Gru, Socketioxide });
 
 config_table! {
     /// `[idgen]`: how ids are issued.

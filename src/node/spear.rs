@@ -18,7 +18,7 @@ use crate::api::grpc::SpearRpc;
 use crate::api::http::SpearProbe;
 use crate::api::serve::ServeLimits;
 use crate::api::socketio::{
-    self, Closer, ConnId, Deadlines, RoomDelivery, SocketSessions, SpearContext, SpearLimits,
+    self, Closer, ConnId, Deadlines, Links, RoomDelivery, SocketSessions, SpearContext, SpearLimits,
 };
 use crate::net::gossip::Gossip;
 use crate::net::redis::RedisLink;
@@ -50,11 +50,12 @@ pub(super) struct Spear {
     pub(super) rpc: SpearRpc,
 }
 
-/// The socket.io listener and the engine serving it.
+/// The socket.io listener, the engine serving it and its connections.
 struct SocketEdge {
     listener: TcpListener,
     layer: SocketIoLayer,
     io: SocketIo,
+    links: Links,
 }
 
 /// What the spear's steps share.
@@ -78,7 +79,8 @@ pub(super) async fn start(
     let counters = Arc::new(SpearCounters::default());
     let link = redis.as_ref().map(|r| r.link.clone());
     let history = history_store(base, link.as_ref());
-    let outlet = Arc::new(RoomDelivery::new(io.clone(), counters.clone()));
+    let links = Links::new(io.clone());
+    let outlet = Arc::new(RoomDelivery::new(links.clone(), counters.clone()));
     let sequencer = Arc::new(Sequencer::new(history.clone(), ids.clone(), outlet));
     let relay = start_relay(base, redis, sequencer.clone(), runner).await?;
     let (roster, presence) = roster_and_presence(base, link, &relay, &sequencer, runner);
@@ -94,6 +96,7 @@ pub(super) async fn start(
         listener,
         layer,
         io,
+        links,
     };
     Ok(socket_edge(base, edge, core, publisher, runner))
 }
@@ -212,11 +215,11 @@ fn socket_edge(
     let closer = Arc::new(Closer::new(refuse_closed_for(&base.config.spear)));
     let sessions: Arc<dyn LocalSessions> = Arc::new(SocketSessions::new(
         id,
-        edge.io.clone(),
+        edge.links.clone(),
         core.roster.clone(),
         closer.clone(),
     ));
-    let deadlines = start_deadlines(&edge.io, &closer, runner);
+    let deadlines = start_deadlines(&edge.links, &closer, runner);
     let ctx = Arc::new(SpearContext {
         verifier: Verifier::new(id, base.auth.clone()),
         publisher: publisher.clone(),
@@ -228,6 +231,7 @@ fn socket_edge(
         deadlines,
         counters: core.counters.clone(),
         drain: drain.clone(),
+        links: edge.links.clone(),
     });
     serve_and_register(base, edge, ctx, runner);
     spear_of(core, publisher, sessions, drain)
@@ -259,10 +263,10 @@ fn spear_of(
 }
 
 /// The auth and expiry deadlines of the edge's connections, closed through `closer`.
-fn start_deadlines(io: &SocketIo, closer: &Arc<Closer>, runner: &mut Runner) -> Deadlines {
-    let (io, closer) = (io.clone(), closer.clone());
+fn start_deadlines(links: &Links, closer: &Arc<Closer>, runner: &mut Runner) -> Deadlines {
+    let (links, closer) = (links.clone(), closer.clone());
     let (deadlines, task) = Deadlines::spawn(
-        move |sid, deadline| socketio::on_deadline(&io, &closer, sid, deadline),
+        move |sid, deadline| socketio::on_deadline(&links, &closer, sid, deadline),
         runner.token(Stage::Background),
     );
     runner.adopt(Stage::Background, "connection deadlines", task);
@@ -291,13 +295,17 @@ fn serve_and_register(
         .edge
         .options(ServeLimits::socket_io(&config.spear, &config.http));
     let (fence, fenced) = tokio::sync::watch::channel(false);
-    let SocketEdge {
-        listener,
-        layer,
-        io,
-    } = edge;
+    let edge = socketio::Edge {
+        listener: edge.listener,
+        layer: edge.layer,
+        io: edge.io,
+        options,
+        fenced,
+        websocket: config.spear.websocket,
+        ws: socketio::WsSettings::new(&config.spear),
+    };
     runner.spawn(Stage::Clients, "socket.io listener", move |cancel| {
-        socketio::serve(listener, (layer, io), ctx, (options, fenced), cancel)
+        socketio::serve(edge, ctx, cancel)
     });
     let (me, client, renew, lease) = (
         base.me.clone(),

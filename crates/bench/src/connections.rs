@@ -36,12 +36,18 @@ use wire::{Command, Reply, Setup, Stats};
 /// Which systems a capacity run measures (`--target`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Which {
-    /// gru: three core nodes and spear-only nodes, Redis relay.
+    /// gru: three core nodes and spear-only nodes, Redis relay; direct WebSocket sessions on
+    /// gru's own transport (`spear.websocket = "gru"`).
     Gru,
+    /// The same cluster with socketioxide's WebSocket transport (`spear.websocket =
+    /// "socketioxide"`).
+    GruSocketioxide,
     /// The Node peer (socket.io 4.8, Redis adapter), verifying the same tokens.
     Node,
-    /// gru, then the peer, in the same run.
+    /// gru (its own transport), then the peer, in the same run.
     Both,
+    /// gru on each WebSocket transport, then the peer, in the same run.
+    All,
 }
 
 /// What `gru-bench connections` measures.
@@ -150,8 +156,10 @@ pub(crate) async fn run(args: ConnectionsBench) -> Result<()> {
 async fn run_all(args: &ConnectionsBench) -> Result<()> {
     let targets: &[&'static str] = match args.target {
         Which::Gru => &["gru"],
+        Which::GruSocketioxide => &["gru-socketioxide"],
         Which::Node => &["node"],
         Which::Both => &["gru", "node"],
+        Which::All => &["gru", "gru-socketioxide", "node"],
     };
     let gru_bin = match &args.gru_bin {
         Some(path) => GruBin::at(path),
@@ -213,14 +221,19 @@ async fn bench_target(
         .context("cannot create a scratch directory")?;
     let result = async {
         let mut servers = match target {
-            "gru" => {
-                servers::start_gru(
-                    scratch.path(),
-                    gru_bin,
-                    args.spears,
-                    args.gru_worker_threads,
-                )
-                .await?
+            "gru" | "gru-socketioxide" => {
+                let websocket = if target == "gru" {
+                    "gru"
+                } else {
+                    "socketioxide"
+                };
+                let gru = servers::GruSetup {
+                    bin: gru_bin,
+                    spears: args.spears,
+                    worker_threads: args.gru_worker_threads,
+                    websocket,
+                };
+                servers::start_gru(scratch.path(), gru).await?
             }
             _ => servers::start_peer(scratch.path(), &args.peer_dir, args.spears).await?,
         };

@@ -93,6 +93,7 @@ async fn run_all(args: &PublishBench) -> Result<()> {
         procs::Toggles {
             history: true,
             metrics: true,
+            websocket: "gru",
         },
     )
     .await?;

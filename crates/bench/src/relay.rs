@@ -48,6 +48,9 @@ pub(crate) enum Which {
     /// The same two in the other order (metrics on first), so that an A/B can alternate and
     /// an effect of going first or second shows.
     MetricsOnFirst,
+    /// gru with the Redis relay on each WebSocket transport (`spear.websocket`: gru's own,
+    /// then socketioxide's), then the peer, in the same run.
+    Transports,
 }
 
 impl Which {
@@ -62,6 +65,7 @@ impl Which {
             Which::History => &[Target::Gru, Target::GruNoHistory, Target::Peer],
             Which::Metrics => &[Target::GruNoMetrics, Target::Gru],
             Which::MetricsOnFirst => &[Target::Gru, Target::GruNoMetrics],
+            Which::Transports => &[Target::Gru, Target::GruSocketioxide, Target::Peer],
         }
     }
 }
@@ -75,6 +79,9 @@ pub(crate) enum Target {
     GruNoHistory,
     /// gru, messages relayed through Redis pub/sub, with metrics off.
     GruNoMetrics,
+    /// gru, messages relayed through Redis pub/sub, direct WebSocket sessions on socketioxide
+    /// (`spear.websocket = "socketioxide"`; every other gru target uses gru's own).
+    GruSocketioxide,
     /// gru, messages relayed through a RocketMQ broker, routes in Redis.
     GruRocketMq,
     /// The Node peer, messages relayed through Redis pub/sub.
@@ -88,6 +95,7 @@ impl Target {
             Target::Gru => "gru",
             Target::GruNoHistory => "gru-no-history",
             Target::GruNoMetrics => "gru-no-metrics",
+            Target::GruSocketioxide => "gru-socketioxide",
             Target::GruRocketMq => "gru-rocketmq",
             Target::Peer => "peer",
         }
@@ -96,7 +104,7 @@ impl Target {
     /// The relay of gru's spears; `None` for the peer.
     fn gru_relay(self) -> Option<procs::GruRelay> {
         match self {
-            Target::Gru | Target::GruNoHistory | Target::GruNoMetrics => {
+            Target::Gru | Target::GruNoHistory | Target::GruNoMetrics | Target::GruSocketioxide => {
                 Some(procs::GruRelay::Redis)
             }
             Target::GruRocketMq => Some(procs::GruRelay::RocketMq),
@@ -112,6 +120,7 @@ impl std::fmt::Display for Target {
             Target::Gru => "gru (redis)",
             Target::GruNoHistory => "gru (redis, no history)",
             Target::GruNoMetrics => "gru (redis, no metrics)",
+            Target::GruSocketioxide => "gru (redis, socketioxide ws)",
             Target::GruRocketMq => "gru (rocketmq)",
             Target::Peer => "peer (redis)",
         })
@@ -244,6 +253,11 @@ async fn bench_target(
                         procs::Toggles {
                             history: target != Target::GruNoHistory,
                             metrics: target != Target::GruNoMetrics,
+                            websocket: if target == Target::GruSocketioxide {
+                                "socketioxide"
+                            } else {
+                                "gru"
+                            },
                         },
                     )
                     .await?

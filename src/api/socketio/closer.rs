@@ -17,12 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use socketioxide::extract::SocketRef;
 use tokio::time::Instant;
 
-use super::conn::transport_of;
+use super::link::Link;
 use super::protocol::{Reply, PARAM_ERROR};
-use super::server::ConnId;
+use super::ConnId;
 
 /// How long a connection that was told to go has to close by itself before it is cut.
 const GRACE: Duration = Duration::from_secs(1);
@@ -129,8 +128,9 @@ impl Closer {
 
     /// Tells the client why (event `server_disconnect` with `notice`, when there is one),
     /// disconnects it, and cuts its transport after the grace time unless it left by itself.
-    pub fn close(&self, s: &SocketRef, reason: CloseReason, notice: Option<&str>) {
-        tracing::debug!(sid = %s.id, reason = reason.code(), "closing connection");
+    pub fn close(&self, link: &Link, reason: CloseReason, notice: Option<&str>) {
+        let sid = link.id();
+        tracing::debug!(%sid, reason = reason.code(), "closing connection");
         if let Some(msg) = notice {
             let mut data = json!({"reason": reason.code()});
             if let Some(how) = reason.reconnect() {
@@ -140,18 +140,18 @@ impl Closer {
                 data: Some(data),
                 ..Reply::error(PARAM_ERROR, msg)
             };
-            let _ = s.emit("server_disconnect", &notice);
+            let _ = link.emit("server_disconnect", &notice);
         }
-        let transport = transport_of(s);
-        if s.clone().disconnect().is_err() {
+        let transport = link.transport();
+        if link.disconnect().is_err() {
             // No room for even the disconnect packet: nothing more can be told.
-            self.refuse(s.id);
+            self.refuse(sid);
             if let Some(conn) = transport {
                 conn.kill();
             }
             return;
         }
-        let (refused, sid) = (self.refused.clone(), s.id);
+        let refused = self.refused.clone();
         tokio::spawn(async move {
             tokio::time::sleep(GRACE).await;
             refuse(&refused, sid);
@@ -161,26 +161,22 @@ impl Closer {
         });
     }
 
-    /// Ends the transport of a socket whose namespace is closed already: its session id is
-    /// refused and its WebSocket connection cut.
-    pub fn end_transport(&self, s: &SocketRef) {
-        tracing::debug!(sid = %s.id, "ending a session without a namespace");
-        self.refuse(s.id);
-        if let Some(conn) = transport_of(s) {
-            conn.kill();
-        }
+    /// Ends the transport of a connection whose namespace is closed already: its session id
+    /// is refused and its WebSocket connection cut.
+    pub fn end_transport(&self, link: &Link) {
+        tracing::debug!(sid = %link.id(), "ending a session without a namespace");
+        self.refuse(link.id());
+        link.kill();
     }
 
     /// Cuts the connection now, telling nothing (it does not read).
-    pub fn cut(&self, s: &SocketRef, reason: CloseReason) {
-        tracing::info!(sid = %s.id, reason = reason.code(), "cutting connection");
-        self.refuse(s.id);
-        if let Some(conn) = transport_of(s) {
-            conn.kill();
-        }
-        // Free the namespace socket at once if the queue still takes the disconnect packet;
+    pub fn cut(&self, link: &Link, reason: CloseReason) {
+        tracing::info!(sid = %link.id(), reason = reason.code(), "cutting connection");
+        self.refuse(link.id());
+        link.kill();
+        // Free the connection at once if its queue still takes the disconnect packet;
         // otherwise the transport's end (or, when long-polling, the failed heartbeat) does.
-        let _ = s.clone().disconnect();
+        let _ = link.disconnect();
     }
 }
 

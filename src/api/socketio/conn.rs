@@ -1,13 +1,17 @@
-//! What a spear keeps per socket.io connection from its first packet to its last: the rate
-//! limits (so that a second `auth` cannot reset them) and the way to its transport.
+//! What a spear keeps per connection from its first packet to its last, whichever transport
+//! carries it: the rate limits (so that a second `auth` cannot reset them), the user it is
+//! bound to, the positions it presented to resume, and the way to its transport.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use socketioxide::extract::SocketRef;
 
 use crate::api::serve::Conn;
+use crate::services::channel::{Channel, Position};
+use crate::services::spear::verifier::Session;
 
 /// The per-connection limits, from `[spear]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +22,17 @@ pub struct ConnLimits {
     pub requests_per_sec: NonZeroU32,
 }
 
-/// One connection's state, shared by its handlers (kept in the socket's extensions).
+/// A connection authenticated in the handshake, between the handshake (before the connect
+/// packet) and the moment the connect packet is out, when it is answered with `auth_result`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HandshakeUser {
+    /// Live on its user's channel already, from this position (`None`: unknown).
+    Live(Option<Position>),
+    /// To be brought into its user's channel from this position once it can be sent to.
+    Resume(Position),
+}
+
+/// One connection's state, shared by its handlers.
 #[derive(Clone)]
 pub(super) struct ConnState(Arc<Inner>);
 
@@ -26,6 +40,16 @@ struct Inner {
     msgs: DefaultDirectRateLimiter,
     requests: DefaultDirectRateLimiter,
     connected_at_ms: u64,
+    bound: Mutex<Bound>,
+}
+
+/// What authentication gives a connection.
+#[derive(Default)]
+struct Bound {
+    session: Option<Session>,
+    /// Positions presented to resume, per channel, until the connection joins each.
+    resume: HashMap<Channel, Position>,
+    handshake: Option<HandshakeUser>,
 }
 
 impl ConnState {
@@ -35,7 +59,13 @@ impl ConnState {
             msgs: RateLimiter::direct(Quota::per_second(limits.msgs_per_sec)),
             requests: RateLimiter::direct(Quota::per_second(limits.requests_per_sec)),
             connected_at_ms: crate::clock::unix_ms(),
+            bound: Mutex::new(Bound::default()),
         }))
+    }
+
+    fn bound(&self) -> MutexGuard<'_, Bound> {
+        // Nothing here is left half-updated by a panic that matters more than the connection.
+        self.0.bound.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// When the connection opened, Unix ms.
@@ -54,15 +84,47 @@ impl ConnState {
         self.0.msgs.check().is_ok()
     }
 
-    /// The state of `s`, created on first use (the handshake creates it; a socket always has
-    /// one by the time its handlers run).
-    pub(super) fn of(s: &SocketRef, limits: ConnLimits) -> Self {
-        if let Some(state) = s.extensions.get::<ConnState>() {
-            return state;
+    /// The user the connection is bound to, once it authenticated.
+    pub(super) fn session(&self) -> Option<Session> {
+        self.bound().session.clone()
+    }
+
+    /// The bound user's id.
+    pub(super) fn uid(&self) -> Option<u64> {
+        self.bound().session.as_ref().map(|s| s.uid)
+    }
+
+    /// Binds (or renews) the connection's session.
+    pub(super) fn set_session(&self, session: Session) {
+        self.bound().session = Some(session);
+    }
+
+    /// Keeps positions to resume from until the connection joins their channels.
+    pub(super) fn keep_resume(&self, points: HashMap<Channel, Position>) {
+        self.bound().resume.extend(points);
+    }
+
+    /// The position presented for `channel`, if any (kept until [`Self::forget_resume`]).
+    pub(super) fn resume_point(&self, channel: Channel) -> Option<Position> {
+        self.bound().resume.get(&channel).copied()
+    }
+
+    /// Forgets the positions of `channels` (they were joined).
+    pub(super) fn forget_resume(&self, channels: impl IntoIterator<Item = Channel>) {
+        let mut bound = self.bound();
+        for channel in channels {
+            bound.resume.remove(&channel);
         }
-        let state = ConnState::new(limits);
-        s.extensions.insert(state.clone());
-        state
+    }
+
+    /// Notes how the handshake authenticated the connection.
+    pub(super) fn set_handshake(&self, user: HandshakeUser) {
+        self.bound().handshake = Some(user);
+    }
+
+    /// How the handshake authenticated the connection, once.
+    pub(super) fn take_handshake(&self) -> Option<HandshakeUser> {
+        self.bound().handshake.take()
     }
 }
 

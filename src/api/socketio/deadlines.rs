@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{delay_queue, DelayQueue};
 
-use super::server::ConnId;
+use super::closer::{CloseReason, Closer};
+use super::links::Links;
+use super::ConnId;
 
 /// What a connection must do by its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,27 @@ where
                 keys.remove(&conn);
                 due(conn, deadline);
             }
+        }
+    }
+}
+
+/// What a deadline that passed does to its connection: one that has not authenticated is
+/// told why and closed; so is one whose token expired.
+pub fn on_deadline(links: &Links, closer: &Closer, sid: ConnId, deadline: Deadline) {
+    let Some(link) = links.get(sid) else {
+        return;
+    };
+    let authenticated = link.state().is_some_and(|state| state.uid().is_some());
+    match deadline {
+        Deadline::Auth if !authenticated => {
+            let msg =
+                "not authenticated in time; get a ticket and send auth right after connecting";
+            closer.close(&link, CloseReason::AuthTimeout, Some(msg));
+        }
+        Deadline::Auth => {}
+        Deadline::TokenExpiry => {
+            let msg = "the token expired; get a new one from ticket (send auth with a fresh token2 before it expires to stay connected)";
+            closer.close(&link, CloseReason::TokenExpired, Some(msg));
         }
     }
 }

@@ -4,68 +4,53 @@
 
 use std::sync::Arc;
 
-use socketioxide::extract::SocketRef;
-use socketioxide::{SocketIo, TransportType};
-
 use super::closer::{CloseReason, Closer};
-use super::conn::ConnState;
-use super::server::ConnId;
-use crate::api::serve::Conn;
+use super::link::Link;
+use super::links::Links;
+use super::ConnId;
 use crate::config::NodeId;
 use crate::services::spear::{ConnectionInfo, LocalSessions, Roster};
 
 /// The socket.io side of [`LocalSessions`].
 pub struct SocketSessions {
     me: NodeId,
-    io: SocketIo,
+    links: Links,
     roster: Arc<Roster<ConnId>>,
     closer: Arc<Closer>,
 }
 
 impl SocketSessions {
-    /// Spear `me`'s connections: `roster` says whose they are, `io` holds them, `closer` ends
-    /// them.
-    pub fn new(me: NodeId, io: SocketIo, roster: Arc<Roster<ConnId>>, closer: Arc<Closer>) -> Self {
+    /// Spear `me`'s connections: `roster` says whose they are, `links` holds them, `closer`
+    /// ends them.
+    pub fn new(me: NodeId, links: Links, roster: Arc<Roster<ConnId>>, closer: Arc<Closer>) -> Self {
         Self {
             me,
-            io,
+            links,
             roster,
             closer,
         }
     }
 
-    fn found(&self, uid: u64) -> Vec<(SocketRef, ConnectionInfo)> {
+    fn found(&self, uid: u64) -> Vec<(Link, ConnectionInfo)> {
         self.roster
             .conns_of(uid)
             .into_iter()
             .filter_map(|(sid, groups)| {
-                let s = self.io.get_socket(sid)?;
-                let info = self.info(&s, groups);
-                Some((s, info))
+                let link = self.links.get(sid)?;
+                let info = self.info(&link, groups);
+                Some((link, info))
             })
             .collect()
     }
 
-    fn info(&self, s: &SocketRef, groups: Vec<u64>) -> ConnectionInfo {
-        let transport = match s.transport_type() {
-            TransportType::Websocket => "websocket",
-            TransportType::Polling => "polling",
-        };
-        let peer = s
-            .extensions
-            .get::<Conn>()
-            .or_else(|| s.req_parts().extensions.get::<Conn>().cloned())
-            .map(|c| c.peer().to_string());
+    fn info(&self, link: &Link, groups: Vec<u64>) -> ConnectionInfo {
         ConnectionInfo {
             spear: self.me,
-            id: s.id.to_string(),
-            transport: transport.to_string(),
-            connected_at_ms: s
-                .extensions
-                .get::<ConnState>()
-                .map_or(0, |c| c.connected_at_ms()),
+            id: link.id().to_string(),
+            transport: link.transport_name().to_string(),
+            connected_at_ms: link.state().map_or(0, |c| c.connected_at_ms()),
             groups,
-            peer,
+            peer: link.peer().map(|p| p.to_string()),
         }
     }
 }
@@ -78,8 +63,9 @@ impl LocalSessions for SocketSessions {
     fn disconnect(&self, uid: u64, reason: &str) -> Vec<ConnectionInfo> {
         self.found(uid)
             .into_iter()
-            .map(|(s, info)| {
-                self.closer.close(&s, CloseReason::ByServer, Some(reason));
+            .map(|(link, info)| {
+                self.closer
+                    .close(&link, CloseReason::ByServer, Some(reason));
                 info
             })
             .collect()

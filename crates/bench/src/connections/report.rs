@@ -247,29 +247,10 @@ pub(super) fn render(results: &[TargetResult]) -> String {
             );
         }
     }
-    let gru = results.iter().find(|r| r.target == "gru");
-    let node = results.iter().find(|r| r.target == "node");
-    if let (Some(g), Some(n)) = (gru, node) {
-        let ratio = |a: f64, b: f64| num(a / b, 2);
-        let _ = write!(
-            out,
-            "\ngru / node: bytes per session {}, idle CPU per 10k sessions {}, connect rate per spear {}",
-            ratio(g.bytes_per_session(), n.bytes_per_session()),
-            ratio(g.idle_cpu_per_10k(), n.idle_cpu_per_10k()),
-            ratio(g.connect_rate(), n.connect_rate()),
-        );
-        if let (Some(gl), Some(nl)) = (&g.load, &n.load) {
-            let _ = write!(
-                out,
-                ", p99 latency {}, spear CPU under load {}",
-                ratio(gl.latency_us[1] as f64, nl.latency_us[1] as f64),
-                ratio(
-                    g.spears.iter().map(|s| s.load_cpu_s).sum(),
-                    n.spears.iter().map(|s| s.load_cpu_s).sum()
-                ),
-            );
+    if let Some(n) = results.iter().find(|r| r.target == "node") {
+        for g in results.iter().filter(|r| r.target != "node") {
+            compare(&mut out, g, n);
         }
-        out.push('\n');
     }
     for r in results {
         for note in &r.notes {
@@ -277,6 +258,31 @@ pub(super) fn render(results: &[TargetResult]) -> String {
         }
     }
     out
+}
+
+/// One gru target against the peer, as ratios.
+fn compare(out: &mut String, g: &TargetResult, n: &TargetResult) {
+    let ratio = |a: f64, b: f64| num(a / b, 2);
+    let _ = write!(
+        out,
+        "\n{} / node: bytes per session {}, idle CPU per 10k sessions {}, connect rate per spear {}",
+        g.target,
+        ratio(g.bytes_per_session(), n.bytes_per_session()),
+        ratio(g.idle_cpu_per_10k(), n.idle_cpu_per_10k()),
+        ratio(g.connect_rate(), n.connect_rate()),
+    );
+    if let (Some(gl), Some(nl)) = (&g.load, &n.load) {
+        let _ = write!(
+            out,
+            ", p99 latency {}, spear CPU under load {}",
+            ratio(gl.latency_us[1] as f64, nl.latency_us[1] as f64),
+            ratio(
+                g.spears.iter().map(|s| s.load_cpu_s).sum(),
+                n.spears.iter().map(|s| s.load_cpu_s).sum()
+            ),
+        );
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]

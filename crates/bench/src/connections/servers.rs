@@ -102,14 +102,27 @@ struct NodePorts {
     sio: Option<u16>,
 }
 
-/// gru: Redis, three core nodes, `spears` spear nodes. Returns once node 1's cluster view
+/// How the gru cluster of a run is started.
+pub(super) struct GruSetup<'a> {
+    /// The binary.
+    pub(super) bin: &'a GruBin,
+    /// Spear nodes.
+    pub(super) spears: u64,
+    /// Runtime threads of each process.
+    pub(super) worker_threads: usize,
+    /// `spear.websocket`: `"gru"` or `"socketioxide"`.
+    pub(super) websocket: &'static str,
+}
+
+/// gru: Redis, three core nodes, the setup's spear nodes. Returns once node 1's cluster view
 /// lists every spear.
-pub(super) async fn start_gru(
-    dir: &Path,
-    gru_bin: &GruBin,
-    spears: u64,
-    worker_threads: usize,
-) -> Result<Servers> {
+pub(super) async fn start_gru(dir: &Path, setup: GruSetup<'_>) -> Result<Servers> {
+    let GruSetup {
+        bin: gru_bin,
+        spears,
+        worker_threads,
+        websocket,
+    } = setup;
     let redis = start_redis(dir)?;
     let nodes: Vec<(u64, NodePorts)> = CORES
         .iter()
@@ -140,6 +153,7 @@ pub(super) async fn start_gru(
     for (id, ports) in &nodes {
         let log = dir.join(format!("node{id}.log"));
         let mut cmd = crate::gru_node::command(gru_bin, &config, *id, worker_threads);
+        cmd.env("GRU_SPEAR__WEBSOCKET", websocket);
         let name = format!("gru node {id}");
         let guard = KillOnDrop::spawn(&name, &mut cmd, &log)?;
         let proc = Proc {

@@ -143,6 +143,8 @@ pub(crate) struct Toggles {
     pub(crate) history: bool,
     /// `metrics.enabled`.
     pub(crate) metrics: bool,
+    /// `spear.websocket`: `"gru"` or `"socketioxide"` (set through the environment).
+    pub(crate) websocket: &'static str,
 }
 
 impl Toggles {
@@ -205,6 +207,7 @@ pub(crate) async fn start_gru(
     let log = |id: u64| dir.join(format!("node{id}.log"));
     let spawn = |id: u64| {
         let mut cmd = crate::gru_node::command(gru_bin, &config, id, worker_threads);
+        cmd.env("GRU_SPEAR__WEBSOCKET", toggles.websocket);
         KillOnDrop::spawn(&format!("gru node {id}"), &mut cmd, &log(id))
     };
     let (node1, node2) = (spawn(1)?, spawn(2)?);
@@ -434,6 +437,7 @@ mod tests {
         let off = Toggles {
             history: false,
             metrics: false,
+            websocket: "gru",
         };
         let text = cluster_toml(
             Path::new("/tmp/bench"),

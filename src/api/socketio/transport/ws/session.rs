@@ -1,0 +1,406 @@
+//! The one task of a lean WebSocket connection: it owns the read side and the heartbeat,
+//! flushes what the write side could not write at once, and hands each event to the session
+//! model (`events`). Reading holds no buffer between frames: bytes are read into the stack and
+//! only an incomplete frame is kept.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use engineioxide_core::{Packet as EioPacket, Str};
+use tokio::io::{AsyncRead, ReadBuf, ReadHalf};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::conn::{Eio, Io, WsConn};
+use super::frame::{close_frame, pong_frame, FrameError, Incoming, Reader};
+use super::packets::{self, FromClient};
+use super::WsSettings;
+use crate::api::socketio::events::{self, Client};
+use crate::api::socketio::link::{Ack, Link};
+use crate::api::socketio::transport::namespace_refusal;
+use crate::api::socketio::SpearContext;
+
+/// Bytes read from the socket per call, on the task's stack.
+const READ_CHUNK: usize = 2048;
+
+/// How a connection ends; each as socketioxide ends it, so that both transports look the same
+/// to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The socket ended or failed, or the client left the namespace: it is dropped.
+    Gone,
+    /// The server closed it (what was queued, then a close frame, went out).
+    Closed,
+    /// The client closed: its close frame is answered with its code.
+    Echo(Option<u16>),
+    /// The transport was misused (a frame or message over the limits, a packet engine.io does
+    /// not take on a WebSocket): a close frame without a code.
+    Transport,
+    /// The session failed (a socket.io packet refused, a heartbeat missed, no connect in
+    /// time): engine.io's close packet, then a close frame without a code.
+    Session,
+}
+
+/// Where the namespace is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Namespace {
+    /// Waiting for the connect packet (socket.io 5), until the deadline.
+    Awaited(Instant),
+    /// Connected: events flow.
+    Open,
+    /// Connected once, then left by the client.
+    Left,
+    /// Refused (its connect error was sent): nothing more is taken.
+    Refused,
+}
+
+impl Namespace {
+    /// Whether the connection was connected, so counted among the spear's connections.
+    fn was_open(self) -> bool {
+        matches!(self, Namespace::Open | Namespace::Left)
+    }
+}
+
+/// The heartbeat: engine.io 4 has the server ping; engine.io 3 has the client ping.
+struct Heartbeat {
+    eio: Eio,
+    interval: Duration,
+    timeout: Duration,
+    /// When a ping was sent and no pong came yet (engine.io 4).
+    awaiting: bool,
+    next: Instant,
+}
+
+impl Heartbeat {
+    fn new(eio: Eio, settings: &WsSettings) -> Self {
+        let (interval, timeout) = (settings.open.ping_interval, settings.open.ping_timeout);
+        // engine.io 4: the first ping at once, as socketioxide sends it.
+        let first = match eio {
+            Eio::V4 => Duration::ZERO,
+            Eio::V3 => interval + timeout,
+        };
+        Self {
+            eio,
+            interval,
+            timeout,
+            awaiting: false,
+            next: Instant::now() + first,
+        }
+    }
+
+    /// The timer fired: the ping to send, or `Err` when the client is gone.
+    fn due(&mut self) -> Result<Option<Bytes>, End> {
+        match (self.eio, self.awaiting) {
+            (Eio::V4, false) => {
+                self.awaiting = true;
+                self.next = Instant::now() + self.timeout;
+                Ok(Some(packets::engine_frame(EioPacket::Ping)))
+            }
+            _ => Err(End::Session),
+        }
+    }
+
+    /// The client answered (engine.io 4) or pinged (engine.io 3).
+    fn heard(&mut self) {
+        self.awaiting = false;
+        self.next = Instant::now()
+            + match self.eio {
+                Eio::V4 => self.interval,
+                Eio::V3 => self.interval + self.timeout,
+            };
+    }
+}
+
+/// Where a connection's session is, as its packets move it.
+struct Position<'a> {
+    heartbeat: &'a mut Heartbeat,
+    namespace: &'a mut Namespace,
+    stopping: &'a CancellationToken,
+}
+
+/// Runs connection `conn` until it ends, then takes it out of the spear.
+pub(super) async fn run(
+    conn: Arc<WsConn>,
+    mut reader: ReadHalf<Io>,
+    ctx: Arc<SpearContext>,
+    settings: WsSettings,
+    stopping: CancellationToken,
+) {
+    let client = Client {
+        link: Link::Ws(conn.clone()),
+        state: conn.state().clone(),
+    };
+    let mut frames = Reader::new(settings.max_message);
+    let mut heartbeat = Heartbeat::new(conn.eio, &settings);
+    let mut namespace = match conn.eio {
+        Eio::V4 => Namespace::Awaited(Instant::now() + settings.connect_timeout),
+        Eio::V3 => Namespace::Open,
+    };
+    if conn.eio == Eio::V3 {
+        // socket.io 4 joins the default namespace with the session, without a connect packet.
+        connect(&client, &ctx, None, &stopping, &mut namespace).await;
+    }
+    let timer = tokio::time::sleep_until(heartbeat.next);
+    tokio::pin!(timer);
+    let end = loop {
+        let deadline = match namespace {
+            Namespace::Awaited(at) => at.min(heartbeat.next),
+            _ => heartbeat.next,
+        };
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        let pending = conn.has_pending();
+        tokio::select! {
+            read = read_some(&mut reader, &mut frames) => {
+                if !read {
+                    break End::Gone;
+                }
+                let at = Position { heartbeat: &mut heartbeat, namespace: &mut namespace, stopping: &stopping };
+                if let Err(end) = take_frames(&client, &ctx, &mut frames, at).await {
+                    break end;
+                }
+                frames.release();
+            }
+            () = &mut timer => {
+                if matches!(namespace, Namespace::Awaited(at) if at <= Instant::now()) {
+                    break End::Session;
+                }
+                match heartbeat.due() {
+                    // A ping that finds the connection closing (or its queue full) is not
+                    // sent: the close (or the heartbeat's timeout) ends the connection.
+                    Ok(Some(ping)) => {
+                        let _ = conn.send_engine(ping);
+                    }
+                    Ok(None) => {}
+                    Err(end) => break end,
+                }
+            }
+            () = conn.wake.notified() => {}
+            flushed = poll_fn(|cx| conn.poll_flush(cx)), if pending => {
+                if flushed.is_err() {
+                    break End::Gone;
+                }
+            }
+        }
+        if let Some(code) = conn.closing() {
+            break finish(&conn, None, close_frame(Some(code))).await;
+        }
+    };
+    match end {
+        End::Echo(code) => finish(&conn, None, close_frame(code)).await,
+        End::Transport => finish(&conn, None, close_frame(None)).await,
+        End::Session => {
+            let close = packets::engine_frame(EioPacket::Close);
+            finish(&conn, Some(close), close_frame(None)).await
+        }
+        End::Gone | End::Closed => end,
+    };
+    tracing::debug!(sid = %conn.id(), ?end, "lean WebSocket connection ended");
+    drop(conn.end());
+    if namespace.was_open() {
+        events::closed(&client.link, &ctx);
+    }
+}
+
+/// Writes what waits, then `last` (engine.io's close packet) when given, then the close frame.
+async fn finish(conn: &WsConn, last: Option<Bytes>, close: Bytes) -> End {
+    let mut out = match last {
+        Some(last) => [last, close].concat().into(),
+        None => close,
+    };
+    let written = tokio::time::timeout(
+        Duration::from_secs(1),
+        poll_fn(|cx| conn.poll_write_last(cx, &mut out)),
+    )
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        conn.kill();
+    }
+    End::Closed
+}
+
+/// Reads what the socket has into `frames`; false when it ended or failed.
+async fn read_some(reader: &mut ReadHalf<Io>, frames: &mut Reader) -> bool {
+    poll_fn(|cx| {
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut buf = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut *reader).poll_read(cx, &mut buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(_)) => Poll::Ready(false),
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(false),
+            Poll::Ready(Ok(())) => {
+                frames.feed(buf.filled());
+                Poll::Ready(true)
+            }
+        }
+    })
+    .await
+}
+
+/// Handles every whole frame read so far.
+async fn take_frames(
+    client: &Client,
+    ctx: &Arc<SpearContext>,
+    frames: &mut Reader,
+    at: Position<'_>,
+) -> Result<(), End> {
+    let Position {
+        heartbeat,
+        namespace,
+        stopping,
+    } = at;
+    loop {
+        let incoming = match frames.next() {
+            Ok(Some(incoming)) => incoming,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(refused(e)),
+        };
+        match incoming {
+            Incoming::Ping(payload) => {
+                if let Link::Ws(conn) = &client.link {
+                    let _ = conn.send_engine(pong_frame(&payload));
+                }
+            }
+            Incoming::Pong => {}
+            Incoming::Close(code) => return Err(End::Echo(code)),
+            Incoming::Text(text) => {
+                let text = Str::from(text);
+                let at = Position {
+                    heartbeat: &mut *heartbeat,
+                    namespace: &mut *namespace,
+                    stopping,
+                };
+                engine_packet(client, ctx, text, at).await?;
+            }
+        }
+    }
+}
+
+fn refused(e: FrameError) -> End {
+    match e {
+        // engine.io hands a binary frame to socket.io, which refuses it (no attachment waits).
+        FrameError::Binary => End::Session,
+        FrameError::Protocol | FrameError::TooLarge | FrameError::NotUtf8 => End::Transport,
+    }
+}
+
+/// One engine.io packet.
+async fn engine_packet(
+    client: &Client,
+    ctx: &Arc<SpearContext>,
+    text: Str,
+    at: Position<'_>,
+) -> Result<(), End> {
+    let Position {
+        heartbeat,
+        namespace,
+        stopping,
+    } = at;
+    let Link::Ws(conn) = &client.link else {
+        return Err(End::Gone);
+    };
+    let packet = EioPacket::parse(conn.eio.into(), text).map_err(|_| End::Transport)?;
+    match (packet, conn.eio) {
+        (EioPacket::Pong, Eio::V4) => heartbeat.heard(),
+        (EioPacket::Ping, Eio::V3) => {
+            heartbeat.heard();
+            let _ = conn.send_engine(packets::engine_frame(EioPacket::Pong));
+        }
+        (EioPacket::Close, _) => return Err(End::Transport),
+        (EioPacket::Message(msg), _) => {
+            socket_packet(client, ctx, msg, namespace, stopping).await?
+        }
+        // Upgrades, noops and binary packets have no place on a WebSocket session.
+        _ => return Err(End::Transport),
+    }
+    Ok(())
+}
+
+/// One socket.io packet.
+async fn socket_packet(
+    client: &Client,
+    ctx: &Arc<SpearContext>,
+    msg: Str,
+    namespace: &mut Namespace,
+    stopping: &CancellationToken,
+) -> Result<(), End> {
+    let packet = packets::decode(msg).map_err(|e| {
+        tracing::debug!(sid = %client.link.id(), error = %e, "a packet refused");
+        End::Session
+    })?;
+    match (packet, *namespace) {
+        (FromClient::Connect(auth), Namespace::Awaited(_)) => {
+            connect(client, ctx, auth, stopping, namespace).await;
+            Ok(())
+        }
+        (FromClient::Event { name, data, ack }, Namespace::Open) => {
+            let Link::Ws(conn) = &client.link else {
+                return Err(End::Gone);
+            };
+            let ack = Ack::Ws {
+                conn: conn.clone(),
+                id: ack,
+            };
+            let (client, ctx) = (client.clone(), ctx.clone());
+            tokio::spawn(async move { events::dispatch(client, &ctx, &name, data, ack).await });
+            Ok(())
+        }
+        (FromClient::Ack, Namespace::Open) => Ok(()),
+        // The client left the namespace, but not the session under it: that session has
+        // nothing left to carry (as on socketioxide, it is ended).
+        (FromClient::Disconnect, Namespace::Open) => {
+            *namespace = Namespace::Left;
+            Err(End::Gone)
+        }
+        (FromClient::Disconnect, _) => Err(End::Gone),
+        // A second connect, or packets before the connect or after a refusal.
+        _ => Err(End::Session),
+    }
+}
+
+/// Connects the namespace: the handshake's checks, then the connect packet (or the connect
+/// error that refuses it), then what follows a connect.
+async fn connect(
+    client: &Client,
+    ctx: &Arc<SpearContext>,
+    auth: Option<serde_json::Value>,
+    stopping: &CancellationToken,
+    namespace: &mut Namespace,
+) {
+    let Link::Ws(conn) = &client.link else {
+        return;
+    };
+    let checked =
+        namespace_refusal(ctx, stopping).and_then(|()| events::check_handshake(ctx, auth));
+    let auth = match checked {
+        Ok(auth) => auth,
+        Err(message) => {
+            *namespace = Namespace::Refused;
+            let error = packets::connect_error_frame(&message);
+            let _ = conn.close_with(error, 1000);
+            return;
+        }
+    };
+    events::opened(&client.link, ctx);
+    events::handshake(client, ctx, auth).await;
+    if let Some(connect) = packets::connect_frame(conn.eio, conn.id()) {
+        conn.open_namespace(connect);
+    }
+    *namespace = Namespace::Open;
+    let (client, ctx) = (client.clone(), ctx.clone());
+    tokio::spawn(async move { events::connected(&client, &ctx).await });
+}
+
+impl From<Eio> for engineioxide_core::ProtocolVersion {
+    fn from(eio: Eio) -> Self {
+        match eio {
+            Eio::V3 => engineioxide_core::ProtocolVersion::V3,
+            Eio::V4 => engineioxide_core::ProtocolVersion::V4,
+        }
+    }
+}
