@@ -142,7 +142,7 @@ pub(super) async fn run(
     };
     if conn.eio == Eio::V3 {
         // socket.io 4 joins the default namespace with the session, without a connect packet.
-        connect(&client, &ctx, None, &stopping, &mut namespace).await;
+        Box::pin(connect(&client, &ctx, None, &stopping, &mut namespace)).await;
     }
     let timer = tokio::time::sleep_until(heartbeat.next);
     tokio::pin!(timer);
@@ -161,7 +161,10 @@ pub(super) async fn run(
                     break End::Gone;
                 }
                 let at = Position { heartbeat: &mut heartbeat, namespace: &mut namespace, stopping: &stopping };
-                if let Err(end) = take_frames(&client, &ctx, &mut frames, at).await {
+                // Boxed: handling packets awaits the session model (a handshake awaits the
+                // relay and the history), a future far larger than the idle loop; inline, every
+                // idle connection's task would carry its size.
+                if let Err(end) = Box::pin(take_frames(&client, &ctx, &mut frames, at)).await {
                     break end;
                 }
                 frames.release();
