@@ -147,6 +147,24 @@ pub(super) enum Ack {
 }
 
 impl Ack {
+    /// Sends `reply` as the ack (when one was asked for) and as event `event` to `link`, both
+    /// or neither: on gru's own transport in one write.
+    pub(super) fn send_with_event<T: ?Sized + Serialize>(
+        self,
+        link: &Link,
+        event: &str,
+        reply: &T,
+    ) -> Result<(), Unsent> {
+        match self {
+            Ack::Ws { conn, id } => ws::ack_and_emit(&conn, id, event, reply),
+            ack => {
+                let acked = ack.send(reply);
+                let emitted = link.emit(event, reply);
+                acked.and(emitted)
+            }
+        }
+    }
+
     /// Sends `reply` as the ack (nothing when none was asked for).
     pub(super) fn send<T: ?Sized + Serialize>(self, reply: &T) -> Result<(), Unsent> {
         match self {

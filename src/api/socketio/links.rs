@@ -138,8 +138,7 @@ impl Links {
     }
 
     /// Sends event `event` with `data` to every connection live on `channel`; `Err(Full)` when
-    /// some connection did not take it (its send queue is full: it does not read, and a lean
-    /// connection is cut for it).
+    /// some connection did not take it (its send queue is full: it does not read).
     pub async fn deliver<T: ?Sized + Serialize>(
         &self,
         channel: Channel,
@@ -173,11 +172,11 @@ impl Links {
         let Some(frame) = ws::event_frame(event, data) else {
             return Err(Unsent::Closed);
         };
+        // A member whose queue is full misses this message alone (`docs/security.md`, "Slow
+        // consumers"); its write deadline or its next ping closes it.
         let mut result = Ok(());
         for conn in members {
             if conn.send(frame.clone()) == Err(Unsent::Full) {
-                tracing::info!(sid = %conn.id(), "cutting a client that does not read");
-                conn.kill();
                 result = Err(Unsent::Full);
             }
         }

@@ -94,9 +94,8 @@ fn payload(data: Option<Value>) -> Result<Value, String> {
 /// A client whose send queue is full does not read what it is sent: it is cut (and reconnects
 /// through ticket) rather than left to miss replies silently.
 fn answer(client: &Client, ctx: &SpearContext, ack: Ack, event: &str, reply: &Reply) {
-    let acked = ack.send(reply);
-    let emitted = client.link.emit(&format!("{event}_result"), reply);
-    cut_if_full(&client.link, ctx, &[acked, emitted]);
+    let sent = ack.send_with_event(&client.link, &format!("{event}_result"), reply);
+    cut_if_full(&client.link, ctx, &[sent]);
 }
 
 /// Cuts the connection if any of these sends found its queue full (a slow consumer).

@@ -1,8 +1,9 @@
 //! One connection of gru's own WebSocket transport, as everyone but its task sees it: a
-//! guarded write half. A frame is written at once by whoever sends it when nothing waits before
-//! it; only when the socket does not take it whole does it wait in a queue (bounded by
-//! `spear.send_queue_packets`) that the connection's task flushes — so an idle connection holds
-//! no queue, and a message to many connections costs each one write of the same bytes.
+//! bounded queue of ready frames (`spear.send_queue_packets`) in front of the write half, which
+//! the connection's task flushes, as many frames per write as wait. The queue holds memory only
+//! while frames wait (it is freed once written), so an idle connection holds none; a message to
+//! many connections is the same bytes in each queue; and under load one wake of the task writes
+//! every message that came meanwhile in one call.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -123,9 +124,9 @@ impl WsConn {
         self.out().open
     }
 
-    /// Sends socket.io packet `frame`: written now when nothing waits before it and the
-    /// socket takes it, else queued for the task (held until the namespace's connect packet is
-    /// out). `Err(Full)` when `spear.send_queue_packets` frames wait.
+    /// Sends socket.io packet `frame`: queued for the task to write (held until the
+    /// namespace's connect packet is out). `Err(Full)` when `spear.send_queue_packets` frames
+    /// wait.
     pub fn send(&self, frame: Bytes) -> Result<(), Unsent> {
         let mut out = self.out();
         if out.gated && out.writer.is_some() && out.closing.is_none() {
@@ -146,22 +147,17 @@ impl WsConn {
         if out.writer.is_none() || out.closing.is_some() {
             return Err(Unsent::Closed);
         }
-        if out.queue.is_empty() {
-            let mut rest = frame;
-            if let Some(writer) = out.writer.as_mut() {
-                try_write(writer, &mut rest);
-            }
-            if rest.is_empty() {
-                return Ok(());
-            }
-            out.queue.push_back(rest);
-        } else if out.queue.len() >= out.max {
+        if out.queue.len() >= out.max {
             return Err(Unsent::Full);
-        } else {
-            out.queue.push_back(frame);
         }
+        let was_empty = out.queue.is_empty();
+        out.queue.push_back(frame);
         drop(guard);
-        self.wake.notify_one();
+        // The task flushes until the queue is empty: only the first frame needs to wake it, and
+        // what comes while it writes goes out with the same write.
+        if was_empty {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -304,19 +300,6 @@ impl WsConn {
         out.queue = VecDeque::new();
         out.held = VecDeque::new();
         out.writer.take()
-    }
-}
-
-/// Writes as much of `frame` as the socket takes without waiting.
-fn try_write(writer: &mut WriteHalf<Io>, frame: &mut Bytes) {
-    let waker = futures_util::task::noop_waker_ref();
-    let mut cx = Context::from_waker(waker);
-    while !frame.is_empty() {
-        match Pin::new(&mut *writer).poll_write(&mut cx, frame) {
-            Poll::Ready(Ok(n)) if n > 0 => frame.advance(n),
-            // Nothing taken, an error or a full socket: the task finds out and deals with it.
-            _ => return,
-        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! gru's own WebSocket transport (`spear.websocket = "gru"`): direct WebSocket sessions,
 //! engine.io 4 (socket.io-client 3 and 4) and 3 (socket.io-client 2), at the same path and
-//! port as socketioxide's. One task per connection owns the read side and the heartbeat
-//! (`session.rs`); the write side is a guarded half that anyone may write a ready frame to
-//! (`conn.rs`); frames are read and written by `frame.rs`, packets encoded and decoded through
+//! port as socketioxide's. One task per connection owns the read side, the heartbeat and the
+//! writes (`session.rs`); others hand it ready frames through a bounded queue that holds memory
+//! only while frames wait (`conn.rs`); frames are read and written by `frame.rs`, packets encoded and decoded through
 //! the socketioxide project's protocol crates (`packets.rs`). Everything above the transport —
 //! events, delivery, the closer, evacuations — is the session model the socketioxide transport
 //! runs too.
@@ -31,6 +31,7 @@ use packets::OpenFields;
 
 use crate::api::serve::Conn;
 use crate::api::socketio::conn::{query_param, ConnState};
+use crate::api::socketio::link::Unsent;
 use crate::api::socketio::{ConnId, SpearContext};
 use crate::config::SpearSection;
 
@@ -160,9 +161,8 @@ pub(in crate::api::socketio) fn emit<T: ?Sized + Serialize>(
     conn: &WsConn,
     event: &str,
     data: &T,
-) -> Result<(), crate::api::socketio::link::Unsent> {
-    let frame =
-        packets::event_frame(event, data).ok_or(crate::api::socketio::link::Unsent::Closed)?;
+) -> Result<(), Unsent> {
+    let frame = packets::event_frame(event, data).ok_or(Unsent::Closed)?;
     conn.send(frame)
 }
 
@@ -179,14 +179,31 @@ pub(in crate::api::socketio) fn ack<T: ?Sized + Serialize>(
     conn: &WsConn,
     id: i64,
     data: &T,
-) -> Result<(), crate::api::socketio::link::Unsent> {
-    let frame = packets::ack_frame(id, data).ok_or(crate::api::socketio::link::Unsent::Closed)?;
+) -> Result<(), Unsent> {
+    let frame = packets::ack_frame(id, data).ok_or(Unsent::Closed)?;
     conn.send(frame)
 }
 
-/// Disconnects `conn` from the namespace (the disconnect packet, then a close frame).
-pub(in crate::api::socketio) fn disconnect(
+/// Sends ack `id` (when there is one) and event `event`, both with `data`, to `conn` in one
+/// write.
+pub(in crate::api::socketio) fn ack_and_emit<T: ?Sized + Serialize>(
     conn: &WsConn,
-) -> Result<(), crate::api::socketio::link::Unsent> {
+    id: Option<i64>,
+    event: &str,
+    data: &T,
+) -> Result<(), Unsent> {
+    let emitted = packets::event_frame(event, data).ok_or(Unsent::Closed)?;
+    let frames = match id {
+        Some(id) => {
+            let acked = packets::ack_frame(id, data).ok_or(Unsent::Closed)?;
+            [acked, emitted].concat().into()
+        }
+        None => emitted,
+    };
+    conn.send(frames)
+}
+
+/// Disconnects `conn` from the namespace (the disconnect packet, then a close frame).
+pub(in crate::api::socketio) fn disconnect(conn: &WsConn) -> Result<(), Unsent> {
     conn.close_with(packets::disconnect_frame(), 1000)
 }

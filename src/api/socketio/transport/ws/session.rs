@@ -20,7 +20,7 @@ use super::frame::{close_frame, pong_frame, FrameError, Incoming, Reader};
 use super::packets::{self, FromClient};
 use super::WsSettings;
 use crate::api::socketio::events::{self, Client};
-use crate::api::socketio::link::{Ack, Link};
+use crate::api::socketio::link::{Ack, Link, Unsent};
 use crate::api::socketio::transport::namespace_refusal;
 use crate::api::socketio::SpearContext;
 
@@ -174,10 +174,14 @@ pub(super) async fn run(
                     break End::Session;
                 }
                 match heartbeat.due() {
-                    // A ping that finds the connection closing (or its queue full) is not
-                    // sent: the close (or the heartbeat's timeout) ends the connection.
+                    // A ping that finds the connection closing is not sent: the close ends
+                    // it. One that finds its queue full ends it now: the client does not read
+                    // (`docs/security.md`, "Slow consumers").
                     Ok(Some(ping)) => {
-                        let _ = conn.send_engine(ping);
+                        if conn.send_engine(ping) == Err(Unsent::Full) {
+                            conn.kill();
+                            break End::Gone;
+                        }
                     }
                     Ok(None) => {}
                     Err(end) => break end,
