@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{admit, answer, payload, positions_json, refuse_unauthenticated, settle, Client};
+use super::{answer, authenticated, payload, positions_json, settle, Client};
 use crate::api::socketio::delivery::LinkCatcher;
 use crate::api::socketio::link::Ack;
 use crate::api::socketio::protocol::{
@@ -24,10 +24,7 @@ pub(super) async fn on_subscribe(
     data: Option<Value>,
     ack: Ack,
 ) {
-    let Some(session) = client.state.session() else {
-        return refuse_unauthenticated(client, ctx, ack, "subscribe");
-    };
-    let Some(ack) = admit(client, ctx, ack, "subscribe") else {
+    let Some((session, ack)) = authenticated(client, ctx, ack, "subscribe") else {
         return;
     };
     let reply = match payload(data).and_then(decode::<SubscribePayload>) {
@@ -42,10 +39,7 @@ pub(super) async fn on_subscribe(
 
 /// `join`: joins groups.
 pub(super) async fn on_join(client: &Client, ctx: &SpearContext, data: Option<Value>, ack: Ack) {
-    let Some(session) = client.state.session() else {
-        return refuse_unauthenticated(client, ctx, ack, "join");
-    };
-    let Some(ack) = admit(client, ctx, ack, "join") else {
+    let Some((session, ack)) = authenticated(client, ctx, ack, "join") else {
         return;
     };
     let reply = match payload(data).and_then(decode::<GroupsPayload>) {
@@ -57,10 +51,7 @@ pub(super) async fn on_join(client: &Client, ctx: &SpearContext, data: Option<Va
 
 /// `leave`: leaves groups.
 pub(super) fn on_leave(client: &Client, ctx: &SpearContext, data: Option<Value>, ack: Ack) {
-    if client.state.uid().is_none() {
-        return refuse_unauthenticated(client, ctx, ack, "leave");
-    }
-    let Some(ack) = admit(client, ctx, ack, "leave") else {
+    let Some((_, ack)) = authenticated(client, ctx, ack, "leave") else {
         return;
     };
     let reply = match payload(data).and_then(decode::<GroupsPayload>) {

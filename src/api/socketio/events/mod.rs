@@ -21,6 +21,7 @@ use super::protocol::{Reply, LOGIC_ERROR, NO_PAYLOAD, PARAM_ERROR};
 use super::SpearContext;
 use crate::services::channel::{Channel, Position};
 use crate::services::spear::roster::Pending;
+use crate::services::spear::verifier::Session;
 
 /// How long an `auth` or `subscribe` waits for the relay to confirm its subscriptions (when Redis
 /// is slow the reply goes out anyway; the subscription is completed when Redis answers).
@@ -124,6 +125,23 @@ fn admit(client: &Client, ctx: &SpearContext, ack: Ack, event: &str) -> Option<A
     None
 }
 
+/// The prelude of every event but `auth` and `msg`: the connection's user, and the ack once
+/// the event is counted against the request rate; `None` when the event was refused (before
+/// authentication: the connection is closed too) or is over the rate.
+fn authenticated(
+    client: &Client,
+    ctx: &SpearContext,
+    ack: Ack,
+    event: &str,
+) -> Option<(Session, Ack)> {
+    let Some(session) = client.state.session() else {
+        refuse_unauthenticated(client, ctx, ack, event);
+        return None;
+    };
+    let ack = admit(client, ctx, ack, event)?;
+    Some((session, ack))
+}
+
 /// How many channels a `resume` may name: the user's and its groups'.
 fn resume_limit(ctx: &SpearContext) -> usize {
     ctx.limits.max_groups.saturating_add(1)
@@ -149,10 +167,7 @@ fn positions_json(positions: &[(Channel, Position)]) -> Value {
 /// Any other event: refused (and the connection closed) before authentication, else answered
 /// "unknown event" under the request limit.
 fn on_unknown(client: &Client, ctx: &SpearContext, ack: Ack) {
-    if client.state.uid().is_none() {
-        return refuse_unauthenticated(client, ctx, ack, "error");
-    }
-    let Some(ack) = admit(client, ctx, ack, "error") else {
+    let Some((_, ack)) = authenticated(client, ctx, ack, "error") else {
         return;
     };
     let acked = ack.send(&Reply::error(PARAM_ERROR, "unknown event"));

@@ -2,17 +2,14 @@
 
 use serde_json::{json, Value};
 
-use super::{admit, answer, payload, refuse_unauthenticated, Client};
+use super::{answer, authenticated, payload, Client};
 use crate::api::socketio::link::Ack;
 use crate::api::socketio::protocol::{online_group, Reply, PARAM_ERROR, SYSTEM_ERROR};
 use crate::api::socketio::SpearContext;
 
 /// `online`: the ids of a group's members online anywhere in the cluster.
 pub(super) async fn on_online(client: &Client, ctx: &SpearContext, data: Option<Value>, ack: Ack) {
-    if client.state.uid().is_none() {
-        return refuse_unauthenticated(client, ctx, ack, "online");
-    }
-    let Some(ack) = admit(client, ctx, ack, "online") else {
+    let Some((_, ack)) = authenticated(client, ctx, ack, "online") else {
         return;
     };
     let reply = match payload(data).and_then(online_group) {

@@ -93,12 +93,12 @@ impl Heartbeat {
     }
 
     /// The timer fired: the ping to send, or `Err` when the client is gone.
-    fn due(&mut self) -> Result<Option<Bytes>, End> {
+    fn due(&mut self) -> Result<Bytes, End> {
         match (self.eio, self.awaiting) {
             (Eio::V4, false) => {
                 self.awaiting = true;
                 self.next = Instant::now() + self.timeout;
-                Ok(Some(packets::engine_frame(EioPacket::Ping)))
+                Ok(packets::engine_frame(EioPacket::Ping))
             }
             _ => Err(End::Session),
         }
@@ -115,11 +115,15 @@ impl Heartbeat {
     }
 }
 
-/// Where a connection's session is, as its packets move it.
-struct Position<'a> {
-    heartbeat: &'a mut Heartbeat,
-    namespace: &'a mut Namespace,
-    stopping: &'a CancellationToken,
+/// A connection's session, as its task and its packets move it.
+struct Session {
+    conn: Arc<WsConn>,
+    /// The same connection as the session model sees it.
+    client: Client,
+    ctx: Arc<SpearContext>,
+    stopping: CancellationToken,
+    heartbeat: Heartbeat,
+    namespace: Namespace,
 }
 
 /// Runs connection `conn` until it ends, then takes it out of the spear.
@@ -130,87 +134,194 @@ pub(super) async fn run(
     settings: WsSettings,
     stopping: CancellationToken,
 ) {
-    let client = Client {
-        link: Link::Ws(conn.clone()),
-        state: conn.state().clone(),
+    let mut session = Session {
+        client: Client {
+            link: Link::Ws(conn.clone()),
+            state: conn.state().clone(),
+        },
+        heartbeat: Heartbeat::new(conn.eio, &settings),
+        namespace: match conn.eio {
+            Eio::V4 => Namespace::Awaited(Instant::now() + settings.connect_timeout),
+            Eio::V3 => Namespace::Open,
+        },
+        conn,
+        ctx,
+        stopping,
     };
     let mut frames = Reader::new(settings.max_message);
-    let mut heartbeat = Heartbeat::new(conn.eio, &settings);
-    let mut namespace = match conn.eio {
-        Eio::V4 => Namespace::Awaited(Instant::now() + settings.connect_timeout),
-        Eio::V3 => Namespace::Open,
-    };
-    if conn.eio == Eio::V3 {
+    if session.conn.eio == Eio::V3 {
         // socket.io 4 joins the default namespace with the session, without a connect packet.
-        Box::pin(connect(&client, &ctx, None, &stopping, &mut namespace)).await;
+        Box::pin(session.connect(None)).await;
     }
-    let timer = tokio::time::sleep_until(heartbeat.next);
-    tokio::pin!(timer);
-    let end = loop {
-        let deadline = match namespace {
-            Namespace::Awaited(at) => at.min(heartbeat.next),
-            _ => heartbeat.next,
-        };
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
-        let pending = conn.has_pending();
-        tokio::select! {
-            read = read_some(&mut reader, &mut frames) => {
-                if !read {
-                    break End::Gone;
-                }
-                let at = Position { heartbeat: &mut heartbeat, namespace: &mut namespace, stopping: &stopping };
-                // Boxed: handling packets awaits the session model (a handshake awaits the
-                // relay and the history), a future far larger than the idle loop; inline, every
-                // idle connection's task would carry its size.
-                if let Err(end) = Box::pin(take_frames(&client, &ctx, &mut frames, at)).await {
-                    break end;
-                }
-                frames.release();
-            }
-            () = &mut timer => {
-                if matches!(namespace, Namespace::Awaited(at) if at <= Instant::now()) {
-                    break End::Session;
-                }
-                match heartbeat.due() {
-                    // A ping that finds the connection closing is not sent: the close ends
-                    // it. One that finds its queue full ends it now: the client does not read
-                    // (`docs/security.md`, "Slow consumers").
-                    Ok(Some(ping)) => {
-                        if conn.send_engine(ping) == Err(Unsent::Full) {
-                            conn.kill();
-                            break End::Gone;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(end) => break end,
-                }
-            }
-            () = conn.wake.notified() => {}
-            flushed = poll_fn(|cx| conn.poll_flush(cx)), if pending => {
-                if flushed.is_err() {
-                    break End::Gone;
-                }
-            }
-        }
-        if let Some(code) = conn.closing() {
-            break finish(&conn, None, close_frame(Some(code))).await;
-        }
-    };
+    let end = session.until_it_ends(&mut reader, &mut frames).await;
+    let conn = &session.conn;
     match end {
-        End::Echo(code) => finish(&conn, None, close_frame(code)).await,
-        End::Transport => finish(&conn, None, close_frame(None)).await,
+        End::Echo(code) => finish(conn, None, close_frame(code)).await,
+        End::Transport => finish(conn, None, close_frame(None)).await,
         End::Session => {
             let close = packets::engine_frame(EioPacket::Close);
-            finish(&conn, Some(close), close_frame(None)).await
+            finish(conn, Some(close), close_frame(None)).await
         }
         End::Gone | End::Closed => end,
     };
     tracing::debug!(sid = %conn.id(), ?end, "lean WebSocket connection ended");
     drop(conn.end());
-    if namespace.was_open() {
-        events::closed(&client.link, &ctx);
+    if session.namespace.was_open() {
+        events::closed(&session.client.link, &session.ctx);
+    }
+}
+
+impl Session {
+    /// The connection's loop: reads, the heartbeat, and the writes others queued.
+    async fn until_it_ends(&mut self, reader: &mut ReadHalf<Io>, frames: &mut Reader) -> End {
+        let timer = tokio::time::sleep_until(self.heartbeat.next);
+        tokio::pin!(timer);
+        loop {
+            let deadline = match self.namespace {
+                Namespace::Awaited(at) => at.min(self.heartbeat.next),
+                _ => self.heartbeat.next,
+            };
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            let conn = self.conn.clone();
+            let pending = conn.has_pending();
+            tokio::select! {
+                read = read_some(reader, frames) => {
+                    if !read {
+                        return End::Gone;
+                    }
+                    // Boxed: handling packets awaits the session model (a handshake awaits the
+                    // relay and the history), a future far larger than the idle loop; inline,
+                    // every idle connection's task would carry its size.
+                    if let Err(end) = Box::pin(self.take_frames(frames)).await {
+                        return end;
+                    }
+                    frames.release();
+                }
+                () = &mut timer => {
+                    if matches!(self.namespace, Namespace::Awaited(at) if at <= Instant::now()) {
+                        return End::Session;
+                    }
+                    let ping = match self.heartbeat.due() {
+                        Ok(ping) => ping,
+                        Err(end) => return end,
+                    };
+                    // A ping that finds the connection closing is not sent: the close ends it.
+                    // One that finds its queue full ends it now: the client does not read
+                    // (`docs/security.md`, "Slow consumers").
+                    if conn.send_engine(ping) == Err(Unsent::Full) {
+                        conn.kill();
+                        return End::Gone;
+                    }
+                }
+                () = conn.wake.notified() => {}
+                flushed = poll_fn(|cx| conn.poll_flush(cx)), if pending => {
+                    if flushed.is_err() {
+                        return End::Gone;
+                    }
+                }
+            }
+            if let Some(code) = conn.closing() {
+                return finish(&conn, None, close_frame(Some(code))).await;
+            }
+        }
+    }
+
+    /// Handles every whole frame read so far.
+    async fn take_frames(&mut self, frames: &mut Reader) -> Result<(), End> {
+        loop {
+            let incoming = match frames.next() {
+                Ok(Some(incoming)) => incoming,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(refused(e)),
+            };
+            match incoming {
+                Incoming::Ping(payload) => {
+                    let _ = self.conn.send_engine(pong_frame(&payload));
+                }
+                Incoming::Pong => {}
+                Incoming::Close(code) => return Err(End::Echo(code)),
+                Incoming::Text(text) => self.engine_packet(Str::from(text)).await?,
+            }
+        }
+    }
+
+    /// One engine.io packet.
+    async fn engine_packet(&mut self, text: Str) -> Result<(), End> {
+        let eio = self.conn.eio;
+        let packet = EioPacket::parse(eio.into(), text).map_err(|_| End::Transport)?;
+        match (packet, eio) {
+            (EioPacket::Pong, Eio::V4) => self.heartbeat.heard(),
+            (EioPacket::Ping, Eio::V3) => {
+                self.heartbeat.heard();
+                let _ = self
+                    .conn
+                    .send_engine(packets::engine_frame(EioPacket::Pong));
+            }
+            (EioPacket::Close, _) => return Err(End::Transport),
+            (EioPacket::Message(msg), _) => self.socket_packet(msg).await?,
+            // Upgrades, noops and binary packets have no place on a WebSocket session.
+            _ => return Err(End::Transport),
+        }
+        Ok(())
+    }
+
+    /// One socket.io packet.
+    async fn socket_packet(&mut self, msg: Str) -> Result<(), End> {
+        let packet = packets::decode(msg).map_err(|e| {
+            tracing::debug!(sid = %self.conn.id(), error = %e, "a packet refused");
+            End::Session
+        })?;
+        match (packet, self.namespace) {
+            (FromClient::Connect(auth), Namespace::Awaited(_)) => {
+                self.connect(auth).await;
+                Ok(())
+            }
+            (FromClient::Event { name, data, ack }, Namespace::Open) => {
+                let ack = Ack::Ws {
+                    conn: self.conn.clone(),
+                    id: ack,
+                };
+                let (client, ctx) = (self.client.clone(), self.ctx.clone());
+                tokio::spawn(async move { events::dispatch(client, &ctx, &name, data, ack).await });
+                Ok(())
+            }
+            (FromClient::Ack, Namespace::Open) => Ok(()),
+            // The client left the namespace, but not the session under it: that session has
+            // nothing left to carry (as on socketioxide, it is ended).
+            (FromClient::Disconnect, Namespace::Open) => {
+                self.namespace = Namespace::Left;
+                Err(End::Gone)
+            }
+            (FromClient::Disconnect, _) => Err(End::Gone),
+            // A second connect, or packets before the connect or after a refusal.
+            _ => Err(End::Session),
+        }
+    }
+
+    /// Connects the namespace: the handshake's checks, then the connect packet (or the connect
+    /// error that refuses it), then what follows a connect.
+    async fn connect(&mut self, auth: Option<serde_json::Value>) {
+        let (ctx, conn) = (&self.ctx, &self.conn);
+        let checked = namespace_refusal(ctx, &self.stopping)
+            .and_then(|()| events::check_handshake(ctx, auth));
+        let auth = match checked {
+            Ok(auth) => auth,
+            Err(message) => {
+                self.namespace = Namespace::Refused;
+                let _ = conn.close_with(packets::connect_error_frame(&message), 1000);
+                return;
+            }
+        };
+        events::opened(&self.client.link, ctx);
+        events::handshake(&self.client, ctx, auth).await;
+        if let Some(connect) = packets::connect_frame(conn.eio, conn.id()) {
+            conn.open_namespace(connect);
+        }
+        self.namespace = Namespace::Open;
+        let (client, ctx) = (self.client.clone(), ctx.clone());
+        tokio::spawn(async move { events::connected(&client, &ctx).await });
     }
 }
 
@@ -249,158 +360,12 @@ async fn read_some(reader: &mut ReadHalf<Io>, frames: &mut Reader) -> bool {
     .await
 }
 
-/// Handles every whole frame read so far.
-async fn take_frames(
-    client: &Client,
-    ctx: &Arc<SpearContext>,
-    frames: &mut Reader,
-    at: Position<'_>,
-) -> Result<(), End> {
-    let Position {
-        heartbeat,
-        namespace,
-        stopping,
-    } = at;
-    loop {
-        let incoming = match frames.next() {
-            Ok(Some(incoming)) => incoming,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(refused(e)),
-        };
-        match incoming {
-            Incoming::Ping(payload) => {
-                if let Link::Ws(conn) = &client.link {
-                    let _ = conn.send_engine(pong_frame(&payload));
-                }
-            }
-            Incoming::Pong => {}
-            Incoming::Close(code) => return Err(End::Echo(code)),
-            Incoming::Text(text) => {
-                let text = Str::from(text);
-                let at = Position {
-                    heartbeat: &mut *heartbeat,
-                    namespace: &mut *namespace,
-                    stopping,
-                };
-                engine_packet(client, ctx, text, at).await?;
-            }
-        }
-    }
-}
-
 fn refused(e: FrameError) -> End {
     match e {
         // engine.io hands a binary frame to socket.io, which refuses it (no attachment waits).
         FrameError::Binary => End::Session,
         FrameError::Protocol | FrameError::TooLarge | FrameError::NotUtf8 => End::Transport,
     }
-}
-
-/// One engine.io packet.
-async fn engine_packet(
-    client: &Client,
-    ctx: &Arc<SpearContext>,
-    text: Str,
-    at: Position<'_>,
-) -> Result<(), End> {
-    let Position {
-        heartbeat,
-        namespace,
-        stopping,
-    } = at;
-    let Link::Ws(conn) = &client.link else {
-        return Err(End::Gone);
-    };
-    let packet = EioPacket::parse(conn.eio.into(), text).map_err(|_| End::Transport)?;
-    match (packet, conn.eio) {
-        (EioPacket::Pong, Eio::V4) => heartbeat.heard(),
-        (EioPacket::Ping, Eio::V3) => {
-            heartbeat.heard();
-            let _ = conn.send_engine(packets::engine_frame(EioPacket::Pong));
-        }
-        (EioPacket::Close, _) => return Err(End::Transport),
-        (EioPacket::Message(msg), _) => {
-            socket_packet(client, ctx, msg, namespace, stopping).await?
-        }
-        // Upgrades, noops and binary packets have no place on a WebSocket session.
-        _ => return Err(End::Transport),
-    }
-    Ok(())
-}
-
-/// One socket.io packet.
-async fn socket_packet(
-    client: &Client,
-    ctx: &Arc<SpearContext>,
-    msg: Str,
-    namespace: &mut Namespace,
-    stopping: &CancellationToken,
-) -> Result<(), End> {
-    let packet = packets::decode(msg).map_err(|e| {
-        tracing::debug!(sid = %client.link.id(), error = %e, "a packet refused");
-        End::Session
-    })?;
-    match (packet, *namespace) {
-        (FromClient::Connect(auth), Namespace::Awaited(_)) => {
-            connect(client, ctx, auth, stopping, namespace).await;
-            Ok(())
-        }
-        (FromClient::Event { name, data, ack }, Namespace::Open) => {
-            let Link::Ws(conn) = &client.link else {
-                return Err(End::Gone);
-            };
-            let ack = Ack::Ws {
-                conn: conn.clone(),
-                id: ack,
-            };
-            let (client, ctx) = (client.clone(), ctx.clone());
-            tokio::spawn(async move { events::dispatch(client, &ctx, &name, data, ack).await });
-            Ok(())
-        }
-        (FromClient::Ack, Namespace::Open) => Ok(()),
-        // The client left the namespace, but not the session under it: that session has
-        // nothing left to carry (as on socketioxide, it is ended).
-        (FromClient::Disconnect, Namespace::Open) => {
-            *namespace = Namespace::Left;
-            Err(End::Gone)
-        }
-        (FromClient::Disconnect, _) => Err(End::Gone),
-        // A second connect, or packets before the connect or after a refusal.
-        _ => Err(End::Session),
-    }
-}
-
-/// Connects the namespace: the handshake's checks, then the connect packet (or the connect
-/// error that refuses it), then what follows a connect.
-async fn connect(
-    client: &Client,
-    ctx: &Arc<SpearContext>,
-    auth: Option<serde_json::Value>,
-    stopping: &CancellationToken,
-    namespace: &mut Namespace,
-) {
-    let Link::Ws(conn) = &client.link else {
-        return;
-    };
-    let checked =
-        namespace_refusal(ctx, stopping).and_then(|()| events::check_handshake(ctx, auth));
-    let auth = match checked {
-        Ok(auth) => auth,
-        Err(message) => {
-            *namespace = Namespace::Refused;
-            let error = packets::connect_error_frame(&message);
-            let _ = conn.close_with(error, 1000);
-            return;
-        }
-    };
-    events::opened(&client.link, ctx);
-    events::handshake(client, ctx, auth).await;
-    if let Some(connect) = packets::connect_frame(conn.eio, conn.id()) {
-        conn.open_namespace(connect);
-    }
-    *namespace = Namespace::Open;
-    let (client, ctx) = (client.clone(), ctx.clone());
-    tokio::spawn(async move { events::connected(&client, &ctx).await });
 }
 
 impl From<Eio> for engineioxide_core::ProtocolVersion {
