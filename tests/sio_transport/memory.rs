@@ -38,8 +38,11 @@ async fn connections_that_came_and_went_leave_no_memory() {
     for path in PATHS {
         let cluster = start(path, &[]).await;
         let addr = sio(&cluster);
-        // A first round warms the allocator and every lazily built structure.
-        churn(&addr, CONNECTIONS).await;
+        // Two rounds first warm the allocator and every lazily built structure (after one,
+        // socketioxide's spear still grew by 2.3 MB in one of several runs).
+        for _ in 0..2 {
+            churn(&addr, CONNECTIONS).await;
+        }
         let no_users = || async {
             let spear: serde_json::Value = cluster
                 .get(NODE, "/api/v1/spear")
