@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
-targets=(sio_payloads ticket_params tokens cluster_toml server_api_bodies)
+targets=(sio_payloads ticket_params tokens cluster_toml server_api_bodies ws_frames)
 cargo fuzz build --sanitizer none
 # The example config is the richest seed of the config target (ignored by git: a copy).
 mkdir -p fuzz/corpus/cluster_toml

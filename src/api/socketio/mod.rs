@@ -37,6 +37,8 @@ pub use delivery::RoomDelivery;
 pub use link::Link;
 pub use links::Links;
 pub use local_connections::SocketSessions;
+#[doc(hidden)]
+pub use transport::ws::read_client_bytes;
 pub use transport::{serve, socket_layer, Edge, WsSettings};
 
 /// A connection's key in the roster (its engine.io session id).

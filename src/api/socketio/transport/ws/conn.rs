@@ -142,6 +142,16 @@ impl WsConn {
 
     /// Sends engine.io packet `frame` (the open packet, a ping or pong), gate or not.
     pub(super) fn send_engine(&self, frame: Bytes) -> Result<(), Unsent> {
+        self.push(frame, true)
+    }
+
+    /// Queues a frame of the connection's own task (a ping, a pong): no wake, the task
+    /// flushes its queue before it waits again.
+    pub(super) fn queue_own(&self, frame: Bytes) -> Result<(), Unsent> {
+        self.push(frame, false)
+    }
+
+    fn push(&self, frame: Bytes, wake: bool) -> Result<(), Unsent> {
         let mut guard = self.out();
         let out = &mut *guard;
         if out.writer.is_none() || out.closing.is_some() {
@@ -155,7 +165,7 @@ impl WsConn {
         drop(guard);
         // The task flushes until the queue is empty: only the first frame needs to wake it, and
         // what comes while it writes goes out with the same write.
-        if was_empty {
+        if was_empty && wake {
             self.wake.notify_one();
         }
         Ok(())
@@ -245,13 +255,13 @@ impl WsConn {
             return Poll::Ready(Ok(()));
         };
         while !out.queue.is_empty() {
-            let slices: Vec<IoSlice<'_>> = out
-                .queue
-                .iter()
-                .take(WRITE_AT_ONCE)
-                .map(|f| IoSlice::new(f))
-                .collect();
-            let written = match Pin::new(&mut *writer).poll_write_vectored(cx, &slices) {
+            let mut slices = [IoSlice::new(&[]); WRITE_AT_ONCE];
+            let mut n = 0;
+            for (slot, frame) in slices.iter_mut().zip(&out.queue) {
+                *slot = IoSlice::new(frame);
+                n += 1;
+            }
+            let written = match Pin::new(&mut *writer).poll_write_vectored(cx, &slices[..n]) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
                 }

@@ -9,6 +9,7 @@
 
 mod conn;
 mod frame;
+mod fuzz;
 mod packets;
 mod session;
 
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use conn::Eio;
 pub(in crate::api::socketio) use conn::WsConn;
+pub use fuzz::read_client_bytes;
 use packets::OpenFields;
 
 use crate::api::serve::Conn;

@@ -4,8 +4,9 @@
 //! only an incomplete frame is kept.
 
 use std::future::poll_fn;
-use std::pin::Pin;
-use std::sync::Arc;
+use std::mem::MaybeUninit;
+use std::pin::{pin, Pin};
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -26,6 +27,13 @@ use crate::api::socketio::SpearContext;
 
 /// Bytes read from the socket per call, on the task's stack.
 const READ_CHUNK: usize = 2048;
+
+/// Heartbeat deadlines fall on a grid of this step (or of a sixteenth of the ping interval,
+/// when that is shorter): the pings of many connections come due together, so an idle spear
+/// wakes once for a batch of them, and reads their pongs in a batch, instead of once per
+/// connection. A ping goes out at most one step late, well inside the client's patience
+/// (`pingInterval + pingTimeout`).
+const BEAT_GRID: Duration = Duration::from_millis(250);
 
 /// How a connection ends; each as socketioxide ends it, so that both transports look the same
 /// to a client.
@@ -70,6 +78,8 @@ struct Heartbeat {
     eio: Eio,
     interval: Duration,
     timeout: Duration,
+    /// The grid the deadlines fall on.
+    step: Duration,
     /// When a ping was sent and no pong came yet (engine.io 4).
     awaiting: bool,
     next: Instant,
@@ -87,6 +97,7 @@ impl Heartbeat {
             eio,
             interval,
             timeout,
+            step: BEAT_GRID.min(interval / 16),
             awaiting: false,
             next: Instant::now() + first,
         }
@@ -97,7 +108,7 @@ impl Heartbeat {
         match (self.eio, self.awaiting) {
             (Eio::V4, false) => {
                 self.awaiting = true;
-                self.next = Instant::now() + self.timeout;
+                self.next = on_grid(Instant::now() + self.timeout, self.step);
                 Ok(packets::engine_frame(EioPacket::Ping))
             }
             _ => Err(End::Session),
@@ -107,12 +118,22 @@ impl Heartbeat {
     /// The client answered (engine.io 4) or pinged (engine.io 3).
     fn heard(&mut self) {
         self.awaiting = false;
-        self.next = Instant::now()
-            + match self.eio {
-                Eio::V4 => self.interval,
-                Eio::V3 => self.interval + self.timeout,
-            };
+        let after = match self.eio {
+            Eio::V4 => self.interval,
+            Eio::V3 => self.interval + self.timeout,
+        };
+        self.next = on_grid(Instant::now() + after, self.step);
     }
+}
+
+/// The first point of the spear's heartbeat grid (of `step`) at or after `at`.
+fn on_grid(at: Instant, step: Duration) -> Instant {
+    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+    let origin = Instant::from_std(*ORIGIN.get_or_init(std::time::Instant::now));
+    let step = step.as_nanos().max(1);
+    let since = at.saturating_duration_since(origin).as_nanos();
+    let up = u64::try_from(since.div_ceil(step) * step).unwrap_or(u64::MAX);
+    origin + Duration::from_nanos(up)
 }
 
 /// A connection's session, as its task and its packets move it.
@@ -174,8 +195,12 @@ pub(super) async fn run(
 impl Session {
     /// The connection's loop: reads, the heartbeat, and the writes others queued.
     async fn until_it_ends(&mut self, reader: &mut ReadHalf<Io>, frames: &mut Reader) -> End {
+        let conn = self.conn.clone();
         let timer = tokio::time::sleep_until(self.heartbeat.next);
         tokio::pin!(timer);
+        // One registration with the connection's notifier, renewed when it fires, not on every
+        // turn of the loop.
+        let mut woken = pin!(conn.wake.notified());
         loop {
             let deadline = match self.namespace {
                 Namespace::Awaited(at) => at.min(self.heartbeat.next),
@@ -184,17 +209,14 @@ impl Session {
             if timer.deadline() != deadline {
                 timer.as_mut().reset(deadline);
             }
-            let conn = self.conn.clone();
             let pending = conn.has_pending();
+            let mut renew = false;
             tokio::select! {
                 read = read_some(reader, frames) => {
                     if !read {
                         return End::Gone;
                     }
-                    // Boxed: handling packets awaits the session model (a handshake awaits the
-                    // relay and the history), a future far larger than the idle loop; inline,
-                    // every idle connection's task would carry its size.
-                    if let Err(end) = Box::pin(self.take_frames(frames)).await {
+                    if let Err(end) = self.take_frames(frames).await {
                         return end;
                     }
                     frames.release();
@@ -209,18 +231,22 @@ impl Session {
                     };
                     // A ping that finds the connection closing is not sent: the close ends it.
                     // One that finds its queue full ends it now: the client does not read
-                    // (`docs/security.md`, "Slow consumers").
-                    if conn.send_engine(ping) == Err(Unsent::Full) {
+                    // (`docs/security.md`, "Slow consumers"). Queued without a wake: the next
+                    // turn of this loop writes it.
+                    if conn.queue_own(ping) == Err(Unsent::Full) {
                         conn.kill();
                         return End::Gone;
                     }
                 }
-                () = conn.wake.notified() => {}
+                () = &mut woken => renew = true,
                 flushed = poll_fn(|cx| conn.poll_flush(cx)), if pending => {
                     if flushed.is_err() {
                         return End::Gone;
                     }
                 }
+            }
+            if renew {
+                woken.set(conn.wake.notified());
             }
             if let Some(code) = conn.closing() {
                 return finish(&conn, None, close_frame(Some(code))).await;
@@ -228,7 +254,8 @@ impl Session {
         }
     }
 
-    /// Handles every whole frame read so far.
+    /// Handles every whole frame read so far. The heartbeat and control frames are handled
+    /// here; socket.io packets go to [`Self::socket_packet`].
     async fn take_frames(&mut self, frames: &mut Reader) -> Result<(), End> {
         loop {
             let incoming = match frames.next() {
@@ -238,7 +265,7 @@ impl Session {
             };
             match incoming {
                 Incoming::Ping(payload) => {
-                    let _ = self.conn.send_engine(pong_frame(&payload));
+                    let _ = self.conn.queue_own(pong_frame(&payload));
                 }
                 Incoming::Pong => {}
                 Incoming::Close(code) => return Err(End::Echo(code)),
@@ -255,12 +282,13 @@ impl Session {
             (EioPacket::Pong, Eio::V4) => self.heartbeat.heard(),
             (EioPacket::Ping, Eio::V3) => {
                 self.heartbeat.heard();
-                let _ = self
-                    .conn
-                    .send_engine(packets::engine_frame(EioPacket::Pong));
+                let _ = self.conn.queue_own(packets::engine_frame(EioPacket::Pong));
             }
             (EioPacket::Close, _) => return Err(End::Transport),
-            (EioPacket::Message(msg), _) => self.socket_packet(msg).await?,
+            // Boxed: handling a socket.io packet awaits the session model (a handshake awaits
+            // the relay and the history), a future far larger than the idle loop; inline, every
+            // idle connection's task would carry its size.
+            (EioPacket::Message(msg), _) => Box::pin(self.socket_packet(msg)).await?,
             // Upgrades, noops and binary packets have no place on a WebSocket session.
             _ => return Err(End::Transport),
         }
@@ -345,8 +373,9 @@ async fn finish(conn: &WsConn, last: Option<Bytes>, close: Bytes) -> End {
 /// Reads what the socket has into `frames`; false when it ended or failed.
 async fn read_some(reader: &mut ReadHalf<Io>, frames: &mut Reader) -> bool {
     poll_fn(|cx| {
-        let mut chunk = [0u8; READ_CHUNK];
-        let mut buf = ReadBuf::new(&mut chunk);
+        // Not zeroed: the socket writes what is read.
+        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut buf = ReadBuf::uninit(&mut chunk);
         match Pin::new(&mut *reader).poll_read(cx, &mut buf) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(_)) => Poll::Ready(false),
@@ -374,5 +403,31 @@ impl From<Eio> for engineioxide_core::ProtocolVersion {
             Eio::V3 => engineioxide_core::ProtocolVersion::V3,
             Eio::V4 => engineioxide_core::ProtocolVersion::V4,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_deadlines_fall_on_the_grid_and_never_early() {
+        let step = Duration::from_millis(250);
+        let now = Instant::now();
+        let points: Vec<Instant> = (0..40)
+            .map(|ms| on_grid(now + Duration::from_millis(ms * 7), step))
+            .collect();
+        for (ms, point) in (0..40).zip(&points) {
+            let at = now + Duration::from_millis(ms * 7);
+            assert!(*point >= at, "a deadline moved earlier");
+            assert!(
+                *point < at + step,
+                "a deadline moved by a whole step or more"
+            );
+        }
+        // 280 ms of deadlines fall on at most three grid points: they wake the spear together.
+        let mut distinct = points.clone();
+        distinct.dedup();
+        assert!(distinct.len() <= 3, "{} grid points", distinct.len());
     }
 }
