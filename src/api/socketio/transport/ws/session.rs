@@ -135,8 +135,11 @@ fn on_grid(at: Instant, step: Duration) -> Instant {
     let origin = Instant::from_std(*ORIGIN.get_or_init(std::time::Instant::now));
     let step = step.as_nanos().max(1);
     let since = at.saturating_duration_since(origin).as_nanos();
-    let up = u64::try_from(since.div_ceil(step) * step).unwrap_or(u64::MAX);
-    origin + Duration::from_nanos(up)
+    // Past what a u64 of nanoseconds holds (centuries), the deadline stays where it was.
+    let Ok(up) = u64::try_from(since.div_ceil(step) * step) else {
+        return at;
+    };
+    origin.checked_add(Duration::from_nanos(up)).unwrap_or(at)
 }
 
 /// A connection's session, as its task and its packets move it.
