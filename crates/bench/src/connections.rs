@@ -510,6 +510,7 @@ async fn run_load(
         .await?;
     let start = Instant::now();
     let mut last = (before.received, before.disconnects);
+    let mut last_latency = before.latency.clone();
     let mut printed = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -518,16 +519,24 @@ async fn run_load(
         let t = start.elapsed().as_secs();
         if s.load_done || printed.elapsed() >= Duration::from_secs(10) {
             printed = Instant::now();
+            let interval = Histogram::new();
+            interval.add_buckets(&s.latency);
+            interval.remove_buckets(&last_latency);
+            let q = interval.quantiles(&[0.5, 0.99, 1.0]);
             eprintln!(
-                "{target}: {t} s: sent {}, acked {}, received {} of {} (+{} since the last line), disconnects {}",
+                "{target}: {t} s: sent {}, acked {}, received {} of {} (+{} since the last line, p50 / p99 / max {:.1} / {:.1} / {:.1} ms), disconnects {}",
                 s.sent.saturating_sub(before.sent),
                 s.acked.saturating_sub(before.acked),
                 s.received.saturating_sub(before.received),
                 s.expected.saturating_sub(before.expected),
                 s.received.saturating_sub(last.0),
+                q[0] as f64 / 1e3,
+                q[1] as f64 / 1e3,
+                q[2] as f64 / 1e3,
                 s.disconnects.saturating_sub(last.1)
             );
             last = (s.received, s.disconnects);
+            last_latency = s.latency;
         }
         if s.load_done {
             break;

@@ -84,6 +84,18 @@ impl Histogram {
         }
     }
 
+    /// Takes out buckets added earlier (a cumulative snapshot), leaving what was recorded
+    /// since: the progress line's figures for the last interval. Counts never go below zero.
+    pub(crate) fn remove_buckets(&self, buckets: &[(u32, u64)]) {
+        for &(i, n) in buckets {
+            if let Some(c) = self.counts.get(i as usize) {
+                let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                    Some(v.saturating_sub(n))
+                });
+            }
+        }
+    }
+
     /// The latencies at each quantile of `qs` (ascending), in µs; zeros when empty.
     pub(crate) fn quantiles(&self, qs: &[f64]) -> Vec<u64> {
         let counts: Vec<u64> = self
@@ -151,6 +163,21 @@ mod tests {
             vec![500, 990, 999, 1000]
         );
         assert_eq!(Histogram::new().quantiles(&[0.5]), vec![0]);
+    }
+
+    #[test]
+    fn removing_a_snapshot_leaves_what_came_after() {
+        let h = Histogram::new();
+        h.record(100);
+        let before = h.buckets();
+        h.record(5_000);
+        h.record(5_000);
+        let since = Histogram::new();
+        since.add_buckets(&h.buckets());
+        since.remove_buckets(&before);
+        assert_eq!(since.quantiles(&[0.0, 1.0]), vec![5_000, 5_000]);
+        since.remove_buckets(&before);
+        assert_eq!(since.buckets().iter().map(|b| b.1).sum::<u64>(), 2);
     }
 
     #[test]
