@@ -38,6 +38,7 @@ pub(super) async fn start(
     runner.spawn(Stage::Background, "lease sweeper", move |cancel| {
         raft::run_lease_sweeper(plane, every, cancel)
     });
+    start_sightings(base, &raft, runner);
     let strict = start_strict_issuer(base.config, &control, runner);
     Ok(Core {
         control,
@@ -79,6 +80,19 @@ fn start_bootstrap(base: &Base<'_>, raft: &GruRaft, runner: &mut Runner) {
     let (raft, client) = (raft.clone(), base.client.clone());
     runner.spawn(Stage::Background, "raft bootstrap", move |cancel| {
         raft::bootstrap(raft, plan, client, cancel)
+    });
+}
+
+/// Gossips the leader this core sees live (static stability: members that cannot reach the
+/// core tell a working cluster from one without a leader). A leader counts as live while a
+/// quorum acknowledged it within the election timeout's upper bound, the time a follower
+/// waits before it stands for election.
+fn start_sightings(base: &Base<'_>, raft: &GruRaft, runner: &mut Runner) {
+    let (raft, gossip, me) = (raft.clone(), base.gossip.clone(), base.node.id);
+    let quorum_within = Duration::from_millis(base.config.raft.election_timeout_max_ms);
+    let every = base.gossip_every;
+    runner.spawn(Stage::Background, "leader sightings", move |cancel| {
+        raft::publish_sightings(raft, gossip, me, quorum_within, every, cancel)
     });
 }
 

@@ -1,7 +1,10 @@
 //! Gossip between members (chitchat: Scuttlebutt reconciliation, phi-accrual failure
 //! detection). Every node gossips its roles; spears add their socket.io address, their
-//! connection count and whether they are draining. Ticket reads liveness and load from here;
-//! the Raft registry stays the authority on which spears exist.
+//! connection count and whether they are draining; core nodes add the Raft term and the leader
+//! they see live (or none). Ticket reads liveness and load from here; the Raft registry stays
+//! the authority on which spears exist. What the cores say about the leader tells a spear that
+//! cannot renew its lease whether the cluster works without it (then it is fenced) or has no
+//! leader at all (then it keeps its clients: static stability).
 //!
 //! Every datagram is sealed with the cluster's gossip key (`seal.rs`: an HMAC and the time it
 //! was sent) by chitchat's transport wrapped in `transport.rs`; one without a valid seal is
@@ -25,6 +28,8 @@ pub use transport::{GossipDrops, SealedTransport};
 const KEY_ROLES: &str = "roles";
 const KEY_LOAD: &str = "load";
 const KEY_DRAINING: &str = "draining";
+/// A core's view of the Raft leader: `TERM:LEADER`, or `TERM:-` when it sees none.
+const KEY_RAFT: &str = "raft";
 
 /// Gossip could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +48,51 @@ pub struct SpearHealth {
     pub dead: BTreeSet<NodeId>,
     /// Live spears that are draining (`gru drain`): they take no new users.
     pub draining: BTreeSet<NodeId>,
+}
+
+/// What the live core nodes gossip about the Raft leader.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderSightings {
+    /// Live core nodes that have said what they see.
+    pub cores: usize,
+    /// The leader seen live in the highest term any of them reports, with that term; `None`
+    /// when no live core sees one.
+    pub leader: Option<(NodeId, u64)>,
+}
+
+/// A core's `raft` value: its term, and the leader it sees live.
+fn raft_value(term: u64, leader: Option<NodeId>) -> String {
+    match leader {
+        Some(l) => format!("{term}:{l}"),
+        None => format!("{term}:-"),
+    }
+}
+
+/// Reads a `raft` value; `None` for one this build cannot read.
+fn parse_raft_value(value: &str) -> Option<(u64, Option<NodeId>)> {
+    let (term, leader) = value.split_once(':')?;
+    let term = term.parse().ok()?;
+    let leader = match leader {
+        "-" => None,
+        l => Some(l.parse().ok()?),
+    };
+    Some((term, leader))
+}
+
+/// Folds the cores' `(term, leader)` views into what they say together.
+fn sightings(views: impl IntoIterator<Item = (u64, Option<NodeId>)>) -> LeaderSightings {
+    let mut out = LeaderSightings::default();
+    let mut best_term = None;
+    for (term, leader) in views {
+        out.cores += 1;
+        if let Some(l) = leader {
+            if best_term.is_none_or(|t| term > t) {
+                best_term = Some(term);
+                out.leader = Some((l, term));
+            }
+        }
+    }
+    out
 }
 
 /// This node's gossip membership.
@@ -140,6 +190,34 @@ impl Gossip {
             .await;
     }
 
+    /// Publishes what this core sees of the Raft leader: `leader` is `None` when it sees none
+    /// live (an election is running, or it leads without a quorum behind it).
+    pub async fn set_raft_view(&self, term: u64, leader: Option<NodeId>) {
+        let value = raft_value(term, leader);
+        self.handle
+            .with_chitchat(|c| c.self_node_state().set(KEY_RAFT, &value))
+            .await;
+    }
+
+    /// What the live core nodes (this one included) say about the leader.
+    pub async fn leader_sightings(&self) -> LeaderSightings {
+        self.handle
+            .with_chitchat(|c| {
+                let mut views = Vec::new();
+                for id in c.live_nodes() {
+                    if let Some(view) = c
+                        .node_state(id)
+                        .and_then(|s| s.get(KEY_RAFT))
+                        .and_then(parse_raft_value)
+                    {
+                        views.push(view);
+                    }
+                }
+                sightings(views)
+            })
+            .await
+    }
+
     /// Liveness and load of every spear gossip has heard of.
     pub async fn spears(&self) -> SpearHealth {
         self.handle
@@ -197,5 +275,39 @@ impl Gossip {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raft_values_read_back() {
+        for (term, leader) in [(0, None), (7, Some(2)), (u64::MAX, Some(u64::MAX))] {
+            assert_eq!(
+                parse_raft_value(&raft_value(term, leader)),
+                Some((term, leader))
+            );
+        }
+        for bad in ["", "7", "x:1", "7:", "7:x", "-1:2"] {
+            assert_eq!(parse_raft_value(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_leader_of_the_highest_term_wins_and_silence_is_no_leader() {
+        assert_eq!(sightings([]), LeaderSightings::default());
+        assert_eq!(
+            sightings([(5, None), (6, None)]),
+            LeaderSightings {
+                cores: 2,
+                leader: None
+            }
+        );
+        assert_eq!(
+            sightings([(5, Some(1)), (7, None), (6, Some(3))]).leader,
+            Some((3, 6))
+        );
     }
 }
