@@ -10,6 +10,7 @@ use socketioxide::layer::SocketIoLayer;
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::runner::{Runner, Stage};
@@ -27,7 +28,8 @@ use crate::services::idgen::IdService;
 use crate::services::publish::{Publisher, PublisherParts, ReachLimits};
 use crate::services::relay::{self, Relay, RelaySetup};
 use crate::services::spear::{
-    self, roster::ChangeSink, Drain, LocalSessions, Roster, SpearCounters, Verifier,
+    self, roster::ChangeSink, Drain, LocalSessions, Roster, SpearCounters, Standing, StandingWatch,
+    Verifier,
 };
 use crate::services::stat::{Keys, Presence, PresenceMarks, PresenceWriter};
 
@@ -233,8 +235,9 @@ fn socket_edge(
         drain: drain.clone(),
         links: edge.links.clone(),
     });
-    serve_and_register(base, edge, ctx, runner);
-    spear_of(core, publisher, sessions, drain)
+    let (standing, standing_watch) = watch::channel(Standing::Joining);
+    serve_and_register(base, edge, ctx, standing, runner);
+    spear_of(core, publisher, sessions, (drain, standing_watch))
 }
 
 /// What the rest of the node gets of a started spear.
@@ -242,7 +245,7 @@ fn spear_of(
     core: Core,
     publisher: Arc<Publisher>,
     sessions: Arc<dyn LocalSessions>,
-    drain: Arc<Drain>,
+    (drain, standing): (Arc<Drain>, StandingWatch),
 ) -> Spear {
     Spear {
         probe: SpearProbe {
@@ -251,6 +254,7 @@ fn spear_of(
             counters: core.counters.clone(),
             roster: core.roster,
             drain: drain.clone(),
+            standing,
         },
         presence: core.presence,
         publisher,
@@ -284,6 +288,7 @@ fn serve_and_register(
     base: &Base<'_>,
     edge: SocketEdge,
     ctx: Arc<SpearContext>,
+    standing: watch::Sender<Standing>,
     runner: &mut Runner,
 ) {
     let config = base.config;
@@ -294,27 +299,27 @@ fn serve_and_register(
     let options = base
         .edge
         .options(ServeLimits::socket_io(&config.spear, &config.http));
-    let (fence, fenced) = tokio::sync::watch::channel(false);
     let edge = socketio::Edge {
         listener: edge.listener,
         layer: edge.layer,
         io: edge.io,
         options,
-        fenced,
+        standing: standing.subscribe(),
         websocket: config.spear.websocket,
         ws: socketio::WsSettings::new(&config.spear),
     };
     runner.spawn(Stage::Clients, "socket.io listener", move |cancel| {
         socketio::serve(edge, ctx, cancel)
     });
-    let (me, client, renew, lease) = (
+    let (me, client, gossip, renew, lease) = (
         base.me.clone(),
         base.client.clone(),
+        base.gossip.clone(),
         Duration::from_millis(config.spear.lease_renew_ms),
         Duration::from_millis(config.spear.lease_ttl_ms),
     );
     runner.spawn(Stage::Registration, "spear registration", move |cancel| {
-        spear::run_registration(me, client, (renew, lease), fence, cancel)
+        spear::run_registration(me, client, gossip, (renew, lease), standing, cancel)
     });
 }
 

@@ -21,7 +21,7 @@ use crate::services::idgen::IdgenReport;
 use crate::services::idgen::{IdError, IdService};
 use crate::services::relay::{Relay, RelayReport};
 use crate::services::spear::roster::RosterView;
-use crate::services::spear::{CountersReport, Drain, SpearCounters};
+use crate::services::spear::{CountersReport, Drain, SpearCounters, StandingReport, StandingWatch};
 
 /// What the HTTP handlers need from the node.
 #[derive(Clone)]
@@ -55,6 +55,8 @@ pub struct SpearProbe {
     pub roster: Arc<dyn RosterView>,
     /// Whether it is draining.
     pub drain: Arc<Drain>,
+    /// Where it stands with the cluster (serving, degraded, fenced).
+    pub standing: StandingWatch,
 }
 
 /// The node's one public route: the health check (every listener of the public surface).
@@ -223,6 +225,9 @@ struct SpearAnswer {
     groups: usize,
     /// Whether it is draining (`gru drain`): it takes no new users.
     draining: bool,
+    /// Where it stands with the cluster: `joining`, `serving`, `degraded` (no leader
+    /// anywhere: it keeps its clients) or `fenced` (cut off: its clients were moved), and why.
+    standing: StandingReport,
     relay: RelayAnswer,
 }
 
@@ -237,6 +242,7 @@ async fn spear(State(state): State<ApiState>) -> Result<Json<SpearAnswer>, ApiEr
         users,
         groups,
         draining: probe.drain.is_draining(),
+        standing: probe.standing.borrow().report(),
         relay: RelayAnswer::of(probe),
     }))
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::closer::CloseReason;
 use super::links::Links;
 use super::SpearContext;
-use crate::services::spear::{DrainState, Fenced};
+use crate::services::spear::{DrainState, StandingWatch};
 
 /// What a draining spear tells its clients and new connections.
 pub(super) const DRAINING: &str = "this spear is being drained: reconnect through ticket";
@@ -91,13 +91,14 @@ pub(super) async fn move_clients_when_draining(ctx: Arc<SpearContext>, settle: D
     std::future::pending::<()>().await;
 }
 
-/// Whenever this spear falls out of the cluster (`fenced`), tells every client to reconnect
-/// through ticket and disconnects it: ticket no longer places anyone here, and a spear cut off
-/// from the others cannot promise its clients their messages. Never returns (pends once the
-/// registration is gone, at shutdown).
-pub(super) async fn move_clients_when_fenced(links: Links, mut fenced: Fenced) {
-    while fenced.changed().await.is_ok() {
-        if !*fenced.borrow_and_update() {
+/// Whenever this spear is fenced (cut off from a cluster that works without it), tells every
+/// client to reconnect through ticket and disconnects it: ticket no longer places anyone here,
+/// and a spear cut off from the others cannot promise its clients their messages. A degraded
+/// spear (no leader anywhere) keeps its clients. Never returns (pends once the registration is
+/// gone, at shutdown).
+pub(super) async fn move_clients_when_fenced(links: Links, mut standing: StandingWatch) {
+    while standing.changed().await.is_ok() {
+        if !standing.borrow_and_update().is_fenced() {
             continue;
         }
         move_everyone(&links, OUT_OF_CLUSTER);

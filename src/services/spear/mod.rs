@@ -7,13 +7,15 @@ mod counters;
 mod drain;
 mod registration;
 pub mod roster;
+pub mod standing;
 mod user_connections;
 pub mod verifier;
 
 pub use counters::{CountersReport, SpearCounters};
 pub use drain::{Drain, DrainPlan, DrainPlanError, DrainState, MAX_DRAIN_EVERY};
-pub use registration::{run_registration, Fenced};
+pub use registration::run_registration;
 pub use roster::Roster;
+pub use standing::{Standing, StandingReport, StandingWatch};
 pub use user_connections::{
     ConnectionInfo, LocalSessions, NoClients, SessionsError, Sweep, UserSessions,
 };

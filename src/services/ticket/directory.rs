@@ -4,7 +4,13 @@
 //! On a core node the registry comes from the local state machine; elsewhere from polling a
 //! core node's cluster view. Gossip only ever removes a spear it has seen die (the registry is
 //! the authority): a spear gossip has not heard of yet is handed out on the registry's word.
+//!
+//! While no live core sees a leader (the core lost its quorum), leases cannot be renewed and
+//! the registry stands still: ticket then keeps placing users on the spears it last knew that
+//! gossip still sees live, whatever their leases say (static stability), and stops placing
+//! on a spear as soon as gossip sees it dead.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -38,22 +44,26 @@ pub struct SpearEntry {
 pub struct SpearDirectory {
     spears: Arc<RwLock<Vec<SpearEntry>>>,
     health: Arc<RwLock<SpearHealth>>,
+    /// No live core sees a leader: leases stand still, gossip's liveness decides.
+    leaderless: Arc<AtomicBool>,
 }
 
 impl SpearDirectory {
-    /// The spears whose lease has not ended by this node's clock and that gossip does not
-    /// consider dead or draining, with their gossiped loads.
+    /// The spears whose lease has not ended by this node's clock (or, while no core sees a
+    /// leader, that gossip sees live) and that gossip does not consider dead or draining, with
+    /// their gossiped loads.
     pub fn live(&self) -> Vec<SpearEntry> {
         let now = unix_ms();
+        let leaderless = self.leaderless.load(Ordering::Acquire);
         let health = self.health.read().unwrap_or_else(|e| e.into_inner());
         self.spears
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter(|s| {
-                s.expires_at_ms > now
-                    && !health.dead.contains(&s.id)
-                    && !health.draining.contains(&s.id)
+                let leased =
+                    s.expires_at_ms > now || (leaderless && health.live.contains_key(&s.id));
+                leased && !health.dead.contains(&s.id) && !health.draining.contains(&s.id)
             })
             .map(|s| SpearEntry {
                 load: health.live.get(&s.id).copied().unwrap_or(s.load),
@@ -88,6 +98,14 @@ impl SpearDirectory {
             }
             dead_before.clone_from(&health.dead);
             *self.health.write().unwrap_or_else(|e| e.into_inner()) = health;
+            let leaderless = gossip.leader_sightings().await.leader.is_none();
+            if self.leaderless.swap(leaderless, Ordering::AcqRel) != leaderless {
+                if leaderless {
+                    tracing::warn!("no core sees a leader: placing users on the spears gossip sees live, whatever their leases say");
+                } else {
+                    tracing::info!("a leader is back: placing users by their leases again");
+                }
+            }
         }
     }
 
@@ -182,6 +200,29 @@ mod tests {
             live.iter().map(|s| (s.id, s.load)).collect::<Vec<_>>(),
             [(1, 10)],
             "2 is dead, 3 draining, 4's lease is over"
+        );
+    }
+
+    #[test]
+    fn without_a_leader_expired_leases_of_spears_gossip_sees_live_still_place() {
+        let directory = SpearDirectory::default();
+        directory.replace((1..=3).map(|id| SpearEntry {
+            id,
+            sio: format!("127.0.0.1:{}", 31000 + id),
+            expires_at_ms: 1,
+            load: 0,
+        }));
+        *directory.health.write().expect("health") = SpearHealth {
+            live: [(1, 10)].into(),
+            dead: [2].into(),
+            draining: Default::default(),
+        };
+        assert!(directory.live().is_empty(), "with a leader, leases decide");
+        directory.leaderless.store(true, Ordering::Release);
+        assert_eq!(
+            directory.live().iter().map(|s| s.id).collect::<Vec<_>>(),
+            [1],
+            "2 is dead, 3 unheard of: only what gossip sees live"
         );
     }
 }

@@ -24,7 +24,7 @@ use crate::api::socketio::conn::query_param;
 use crate::api::socketio::evacuation::{DRAINING, OUT_OF_CLUSTER, SHUTTING_DOWN};
 use crate::api::socketio::transport::ws::{self, WsSettings};
 use crate::api::socketio::{ConnId, SpearContext};
-use crate::services::spear::{Drain, Fenced};
+use crate::services::spear::{Drain, StandingWatch};
 
 /// What the per-request gate of the socket.io port needs.
 #[derive(Clone)]
@@ -32,7 +32,7 @@ pub(super) struct Gate {
     pub(super) io: SocketIo,
     pub(super) closer: Arc<Closer>,
     pub(super) stopping: CancellationToken,
-    pub(super) fenced: Fenced,
+    pub(super) standing: StandingWatch,
     pub(super) drain: Arc<Drain>,
     /// The lean WebSocket transport, when it takes direct WebSocket sessions.
     pub(super) lean: Option<Lean>,
@@ -70,7 +70,7 @@ async fn admit_request(gate: &Gate, request: Request, next: Next) -> Response {
     let sid = query_param(query, "sid");
     let refusal = if gate.stopping.is_cancelled() {
         Some(SHUTTING_DOWN)
-    } else if *gate.fenced.borrow() {
+    } else if gate.standing.borrow().is_fenced() {
         Some(OUT_OF_CLUSTER)
     } else if gate.drain.is_draining() {
         Some(DRAINING)

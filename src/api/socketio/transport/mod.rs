@@ -19,7 +19,7 @@ use super::protocol::SYSTEM_ERROR;
 use super::SpearContext;
 use crate::api::serve::{self, ServeOptions};
 use crate::config::WebSocketPath;
-use crate::services::spear::Fenced;
+use crate::services::spear::StandingWatch;
 pub use ws::WsSettings;
 
 /// What serving the socket.io port takes besides the handlers' context.
@@ -32,8 +32,8 @@ pub struct Edge {
     pub io: SocketIo,
     /// How the listener serves connections.
     pub options: ServeOptions,
-    /// Whether the spear is out of the cluster.
-    pub fenced: Fenced,
+    /// Where the spear stands with the cluster (fenced: out of it).
+    pub standing: StandingWatch,
     /// Which transport takes direct WebSocket sessions (`spear.websocket`).
     pub websocket: WebSocketPath,
     /// The lean transport's settings.
@@ -65,7 +65,7 @@ pub async fn serve(edge: Edge, ctx: Arc<SpearContext>, shutdown: CancellationTok
         layer,
         io,
         options,
-        fenced,
+        standing,
         websocket,
         ws,
     } = edge;
@@ -74,14 +74,14 @@ pub async fn serve(edge: Edge, ctx: Arc<SpearContext>, shutdown: CancellationTok
         io,
         closer: ctx.closer.clone(),
         stopping: shutdown.clone(),
-        fenced: fenced.clone(),
+        standing: standing.clone(),
         drain: ctx.drain.clone(),
         lean: (websocket == WebSocketPath::Gru).then(|| gate::Lean {
             ctx: ctx.clone(),
             settings: ws,
         }),
     };
-    let fence = evacuation::move_clients_when_fenced(ctx.links.clone(), fenced);
+    let fence = evacuation::move_clients_when_fenced(ctx.links.clone(), standing);
     let drain = evacuation::move_clients_when_draining(ctx.clone(), DRAIN_SETTLE);
     // Paths that are not socket.io get the API's JSON 404. The layer wraps that service once,
     // here: every `Layer::layer` call makes a new engine.io engine with its own sessions, and
