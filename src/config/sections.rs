@@ -271,6 +271,11 @@ config_table! {
         /// of as many, then this rate; 429 `rate_limited` beyond): bulk callers leave the strict
         /// issuer's capacity (about 4 million a second) to messages.
         pub api_ids_per_sec: u32 = 100_000 => Knob::count("ids/s").range(1, 4_000_000),
+        /// How long a message, a server API publish or `GET /api/v1/ids` waits for ids before
+        /// it is refused (1001, 503) with "the id leader is unavailable; retry later": in
+        /// strict mode while no leader is elected (a failover, or a core without its quorum),
+        /// a send is answered within this time, never held until a leader is back.
+        pub wait_ms: u64 = 800 => Knob::ms().range(100, 10_000),
     }
 }
 

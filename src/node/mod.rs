@@ -474,7 +474,10 @@ fn start_ids(
     );
     let ids = Arc::new(IdService::new(
         config.idgen.mode,
-        config.idgen.max_batch,
+        (
+            config.idgen.max_batch,
+            Duration::from_millis(config.idgen.wait_ms),
+        ),
         strict,
         forwarder,
     ));

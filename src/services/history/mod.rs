@@ -141,6 +141,9 @@ pub trait EpochSource: Send + Sync {
 
 impl EpochSource for super::idgen::IdService {
     fn fresh(&self) -> BoxFuture<'_, Option<u64>> {
+        // Within `idgen.wait_ms`: without a leader (strict mode), a channel with no history
+        // goes live at epoch 0 ("no history yet") and the first message, which needs an id
+        // as much, starts its epoch. An epoch is a message id so that epochs only grow.
         Box::pin(async move {
             let blocks = self.issue(1).await.ok()?;
             blocks.first().map(|b| b.first)

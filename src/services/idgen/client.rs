@@ -132,9 +132,16 @@ async fn dispatch(
                 None => return,
             },
         };
+        // A caller that gave up (`idgen.wait_ms`) while the leader was away needs no ids.
+        if first.reply.is_closed() {
+            continue;
+        }
         let mut batch = vec![first];
         let mut total = batch[0].count;
         while let Ok(w) = rx.try_recv() {
+            if w.reply.is_closed() {
+                continue;
+            }
             if total.saturating_add(w.count) > max_batch {
                 carry = Some(w);
                 break;

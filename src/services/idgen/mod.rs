@@ -10,6 +10,7 @@ mod unique;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -68,6 +69,8 @@ pub struct IdService {
     strict: Option<Arc<StrictIssuer>>,
     unique: OnceLock<(UniqueIssuer, u64)>,
     forward: IdClient,
+    /// How long a caller waits for ids (`idgen.wait_ms`).
+    wait: Duration,
     /// Ids this node issued itself (not those fetched from the leader).
     issued: AtomicU64,
 }
@@ -95,10 +98,10 @@ pub struct IdgenReport {
 
 impl IdService {
     /// A service in `mode`; `strict` is the local issuer on core nodes; `forward` reaches the
-    /// leader from anywhere.
+    /// leader from anywhere; a caller waits at most `wait` for its ids.
     pub fn new(
         mode: IdgenMode,
-        max_batch: u32,
+        (max_batch, wait): (u32, Duration),
         strict: Option<Arc<StrictIssuer>>,
         forward: IdClient,
     ) -> Self {
@@ -108,8 +111,27 @@ impl IdService {
             strict,
             unique: OnceLock::new(),
             forward,
+            wait,
             issued: AtomicU64::new(0),
         }
+    }
+
+    /// `ids`, or [`IdError::Unavailable`] once the wait is over: a sender is answered, never
+    /// held until a leader is back. Ids issued for a request given up on are never used; a
+    /// gap in the ids is all it leaves.
+    async fn within_wait(
+        &self,
+        ids: impl std::future::Future<Output = Result<Vec<IdBlock>, IdError>>,
+    ) -> Result<Vec<IdBlock>, IdError> {
+        tokio::time::timeout(self.wait, ids)
+            .await
+            .unwrap_or_else(|_| {
+                Err(IdError::Unavailable(format!(
+                    "the id leader is unavailable (no ids within {} ms: a leader change, or the \
+                 core has no quorum); retry later",
+                    self.wait.as_millis()
+                )))
+            })
     }
 
     /// How this node issues ids now.
@@ -197,19 +219,25 @@ impl IdService {
     /// Ids for a caller that does not follow redirects (HTTP): issued here when possible,
     /// otherwise fetched from the leader.
     pub async fn issue(&self, count: u32) -> Result<Vec<IdBlock>, IdError> {
-        match self.issue_local(count).await {
-            Err(IdError::NotLeader { .. }) => self.forward.next(count).await,
-            other => other,
-        }
+        self.within_wait(async {
+            match self.issue_local(count).await {
+                Err(IdError::NotLeader { .. }) => self.forward.next(count).await,
+                other => other,
+            }
+        })
+        .await
     }
 
     /// Ids for `GET /api/v1/ids`: as [`Self::issue`], but in strict mode refused with
     /// [`IdError::Ahead`] rather than run the issuer more than half its window ahead of its
     /// clock (the other half stays for messages), also when the leader issues them.
     pub async fn issue_for_api(&self, count: u32) -> Result<Vec<IdBlock>, IdError> {
-        match self.issue_local_with(count, true).await {
-            Err(IdError::NotLeader { .. }) => self.forward.next_bounded(count).await,
-            other => other,
-        }
+        self.within_wait(async {
+            match self.issue_local_with(count, true).await {
+                Err(IdError::NotLeader { .. }) => self.forward.next_bounded(count).await,
+                other => other,
+            }
+        })
+        .await
     }
 }
