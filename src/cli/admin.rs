@@ -481,10 +481,30 @@ pub(crate) async fn drain(args: DrainArgs) -> Result<()> {
 /// A spear's own answer to `GET /api/v1/spear`, or why there is none.
 type SpearAnswer = (NodeId, Result<serde_json::Value, String>);
 
+/// What `gru status` prints first while the core has no leader.
+const NO_LEADER_BANNER: &str = "\
+!! NO LEADER: the core has no quorum. Spears keep their clients on the last known state;
+!! strict ids, registrations and membership changes are refused until a majority of the
+!! cores is back. Restart the lost cores (docs/operations.md, \"When the core loses its quorum\").";
+
+/// A spear's state as `/api/v1/spear` answered it: draining, else its standing.
+fn spear_state(answer: &serde_json::Value) -> String {
+    if answer["draining"] == true {
+        return "draining".into();
+    }
+    answer["standing"]["state"]
+        .as_str()
+        .unwrap_or("serving")
+        .to_string()
+}
+
 fn print_view(view: &ClusterView, spears: &[SpearAnswer]) {
     let leader = view
         .leader_id
         .map_or("none".to_string(), |id| id.to_string());
+    if view.leader_id.is_none() {
+        println!("{}", NO_LEADER_BANNER);
+    }
     println!(
         "served by node {}; leader {leader}; term {}",
         view.served_by, view.term
@@ -544,8 +564,12 @@ fn print_view(view: &ClusterView, spears: &[SpearAnswer]) {
         "ID", "SIO", "CONNECTIONS", "USERS", "GROUPS", "STATE", "LEASE_MS"
     );
     let now = gru::clock::unix_ms();
+    let mut reasons = Vec::new();
     for s in &view.spears {
-        let left = s.expires_at_ms.saturating_sub(now);
+        let left = match s.expires_at_ms.saturating_sub(now) {
+            0 => "expired".to_string(),
+            ms => ms.to_string(),
+        };
         let answer = spears.iter().find(|(id, _)| *id == s.id).map(|(_, a)| a);
         let count =
             |a: &serde_json::Value, k: &str| a[k].as_u64().map_or("?".into(), |n| n.to_string());
@@ -554,12 +578,7 @@ fn print_view(view: &ClusterView, spears: &[SpearAnswer]) {
                 count(a, "connections"),
                 count(a, "users"),
                 count(a, "groups"),
-                if a["draining"] == true {
-                    "draining"
-                } else {
-                    "serving"
-                }
-                .to_string(),
+                spear_state(a),
             ),
             Some(Err(e)) => (
                 "-".into(),
@@ -569,6 +588,14 @@ fn print_view(view: &ClusterView, spears: &[SpearAnswer]) {
             ),
             None => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
+        if let Some(Ok(a)) = answer {
+            if let (Some(st @ ("degraded" | "fenced")), Some(why)) = (
+                a["standing"]["state"].as_str(),
+                a["standing"]["reason"].as_str(),
+            ) {
+                reasons.push(format!("  spear {} is {st}: {why}", s.id));
+            }
+        }
         println!(
             "  {:<5} {:<22} {:>11} {:>7} {:>7} {:<9} {:>9}",
             s.id,
@@ -579,6 +606,9 @@ fn print_view(view: &ClusterView, spears: &[SpearAnswer]) {
             state,
             left
         );
+    }
+    for reason in reasons {
+        println!("{reason}");
     }
 }
 

@@ -171,7 +171,7 @@ fn admin(base: &Base<'_>, routes: &Routes, state: ApiState) -> Router {
             spear: routes.probe.clone(),
             ids: routes.ids.clone(),
             redis: routes.redis.clone(),
-            gossip: base.gossip.drops().clone(),
+            gossip: base.gossip.clone(),
         }));
     }
     if let Some(aggregator) = routes.workers.aggregator.clone() {

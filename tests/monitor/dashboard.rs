@@ -11,6 +11,8 @@
 //!   closes the user's clients (each is told, then closed); a session's POST from another
 //!   origin is refused;
 //! - a killed spear shows down within 5 s, and once restarted its chart has a gap;
+//! - with two cores killed, a banner says the core has no quorum and the spears show degraded
+//!   (amber, not a green "up"); with the cores back, the banner goes;
 //! - the panels dim when the dashboard's node is frozen or stopped and light up again when its
 //!   stream comes back (after a restart, through a new login).
 
@@ -274,6 +276,40 @@ async fn dashboard_browser() {
         "no gap for the restart: {before} → {after}: {gap}"
     );
     assert_eq!(gap["polylines"], gap["segments"], "{gap}");
+
+    // The core loses its quorum (the leader and one more killed): a banner says so, and the
+    // spears show degraded, not up; with the cores back, the banner goes.
+    script.step("quorum_loss", Duration::from_secs(30)).await;
+    let (leader, _) = cluster
+        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
+        .await;
+    let lost: Vec<u64> = std::iter::once(leader)
+        .chain([1, 2, 3].into_iter().filter(|c| *c != leader).take(1))
+        .collect();
+    for id in &lost {
+        cluster.kill(*id);
+    }
+    script.reply();
+    let shown = script.step("no_quorum", Duration::from_secs(60)).await;
+    assert!(
+        shown["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("No leader: the core has no quorum")),
+        "{shown}"
+    );
+    for pill in shown["pills"].as_array().expect("pills") {
+        assert!(
+            pill.as_str().is_some_and(|p| p.contains("warn")),
+            "a degraded spear drawn as {pill}: {shown}"
+        );
+    }
+    script.step("screenshot", Duration::from_secs(30)).await;
+    script.step("quorum_back", Duration::from_secs(30)).await;
+    for id in &lost {
+        cluster.restart(*id);
+    }
+    script.reply();
+    script.step("quorum_healed", Duration::from_secs(90)).await;
 
     // The dashboard's node frozen: the stream goes silent, the panels dim; thawed, they
     // light up again.

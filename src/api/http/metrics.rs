@@ -23,13 +23,13 @@ use prometheus_client::registry::Registry;
 
 use super::SpearProbe;
 use crate::config::{NodeId, Role};
-use crate::net::gossip::GossipDrops;
+use crate::net::gossip::{Gossip, LeaderSightings};
 use crate::net::redis::RedisLink;
 use crate::raft::{ControlPlane, RaftReading};
 use crate::services::idgen::{IdService, IdgenReport};
 use crate::services::metrics::{HistogramReading, Metrics, TicketOutcome};
 use crate::services::relay::RelayReport;
-use crate::services::spear::CountersReport;
+use crate::services::spear::{CountersReport, Standing};
 
 /// Where a scrape reads from.
 #[derive(Clone)]
@@ -48,8 +48,9 @@ pub struct MetricsState {
     pub ids: Arc<IdService>,
     /// The node's Redis link, when it has one.
     pub redis: Option<Arc<RedisLink>>,
-    /// Gossip datagrams dropped before chitchat saw them.
-    pub gossip: GossipDrops,
+    /// Gossip: the datagrams dropped before chitchat saw them, and what the cores say of the
+    /// leader.
+    pub gossip: Arc<Gossip>,
 }
 
 /// The `/metrics` route.
@@ -82,6 +83,7 @@ struct SpearReading {
     groups: usize,
     relay: RelayReport,
     publish_latency: Option<HistogramReading>,
+    standing: Standing,
 }
 
 /// Everything one scrape shows, copied out of the node.
@@ -98,6 +100,8 @@ struct Readings {
     tickets: Option<Vec<(TicketOutcome, u64)>>,
     /// Gossip datagrams dropped, per reason.
     gossip: Vec<(&'static str, u64)>,
+    /// What the live cores gossip about the leader.
+    sightings: LeaderSightings,
 }
 
 impl Readings {
@@ -114,6 +118,7 @@ impl Readings {
                 groups,
                 relay: s.relay.report(),
                 publish_latency: s.relay.latency().map(|h| h.read()),
+                standing: *s.standing.borrow(),
             }
         });
         let tickets = match state.metrics.recorded() {
@@ -137,8 +142,10 @@ impl Readings {
                 .as_ref()
                 .map(|link| (link.health().is_connected(), link.health().outages())),
             tickets,
+            sightings: state.gossip.leader_sightings().await,
             gossip: state
                 .gossip
+                .drops()
                 .report()
                 .into_iter()
                 .map(|(why, count)| (why.label(), count))
@@ -196,6 +203,21 @@ impl Collector for Readings {
             "This node: its id and roles (always 1).",
             &[("node", &node), ("roles", &self.roles)],
             1,
+        )?;
+        gauge(
+            &mut enc,
+            "gru_cluster_leader_seen",
+            "Whether a live core node gossips a live Raft leader (1) or none does (0: the core \
+             has no quorum; spears keep their clients, strict ids are refused).",
+            &[],
+            i64::from(self.sightings.leader.is_some()),
+        )?;
+        gauge(
+            &mut enc,
+            "gru_cluster_cores_seen",
+            "Live core nodes that gossip what they see of the leader.",
+            &[],
+            as_gauge(self.sightings.cores),
         )?;
         if let Some(raft) = &self.raft {
             encode_raft(&mut enc, raft)?;
@@ -338,6 +360,18 @@ fn encode_idgen(enc: &mut DescriptorEncoder<'_>, idgen: &IdgenReport) -> std::fm
 }
 
 fn encode_spear(enc: &mut DescriptorEncoder<'_>, spear: &SpearReading) -> std::fmt::Result {
+    let mut metric = enc.encode_descriptor(
+        "gru_spear_standing",
+        "This spear's standing with the cluster, 1 for the current state: joining, serving, \
+         degraded (no leader anywhere: clients kept), fenced (cut off: clients moved away).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for name in Standing::NAMES {
+        metric
+            .encode_family(&[("state", name)].as_slice())?
+            .encode_gauge(&i64::from(spear.standing.name() == name))?;
+    }
     gauge(
         enc,
         "gru_connections",

@@ -5,7 +5,8 @@
 // /api/v1/spear) — read back to back and retried until they agree, since the cluster moves on
 // between reads. Then: every node listed; the charts' time and value axes; the user lookup of
 // $LOOKUP_USER and its disconnect; spear $KILL killed (timed until shown down) and restarted (a gap in
-// its chart); the dashboard's node frozen, thawed, stopped and restarted (panels dimmed, lit,
+// its chart); two cores killed (the no-leader banner, the spears degraded) and restarted; the
+// dashboard's node frozen, thawed, stopped and restarted (panels dimmed, lit,
 // dimmed, lit after a new login). Each step that needs the test to act waits for its reply.
 'use strict';
 
@@ -300,6 +301,31 @@ run(async () => {
     await new Promise((r) => setTimeout(r, 3000));
     say('gap', { spear: kill, ...(await spearChart(page, kill)), first_seen: gap });
     say('screenshot', { path: await screenshot(page, 'dashboard-restart-gap.png') });
+
+    // The core without its quorum: a banner, and every spear degraded (neither up nor down);
+    // with the cores back, the banner goes and the spears are up again.
+    const quorum = (ids) => {
+      const banner = document.querySelector('[data-testid="no-leader"]');
+      const shown = !!banner && !banner.hidden && getComputedStyle(banner).display !== 'none';
+      const states = ids.map((id) => document.querySelector(`[data-testid="spear-${id}"]`)?.dataset.state);
+      const pills = ids.map((id) => document.querySelector(`[data-testid="spear-${id}-state"] .pill`)?.className);
+      return { shown, text: shown ? banner.textContent.trim() : '', states, pills };
+    };
+    say('quorum_loss', {});
+    await hear();
+    const lost = await until('the no-leader banner and degraded spears', 30000, async () => {
+      const q = await page.evaluate(quorum, spears);
+      return q.shown && q.states.every((s) => s === 'degraded') ? q : null;
+    });
+    say('no_quorum', lost);
+    say('screenshot', { path: await screenshot(page, 'dashboard-no-quorum.png') });
+    say('quorum_back', {});
+    await hear();
+    const healed = await until('the banner gone and the spears up', 60000, async () => {
+      const q = await page.evaluate(quorum, spears);
+      return !q.shown && q.states.every((s) => s === 'up') ? q : null;
+    });
+    say('quorum_healed', healed);
 
     // The dashboard's node frozen: its stream goes silent and the panels dim; thawed, lit.
     say('freeze', {});

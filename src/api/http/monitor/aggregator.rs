@@ -416,6 +416,8 @@ fn spears(
                 in_per_sec: None,
                 out_per_sec: None,
                 draining: None,
+                standing: None,
+                standing_reason: None,
                 relay: None,
                 stat,
             };
@@ -426,6 +428,10 @@ fn spears(
                 part.messages_in = a.messages_in;
                 part.messages_out = a.messages_out;
                 part.draining = a.draining;
+                if let Some(s) = a.standing {
+                    part.standing = Some(s.state);
+                    part.standing_reason = Some(s.reason);
+                }
                 part.relay = a.relay;
                 if let (Some(i), Some(o)) = (a.messages_in, a.messages_out) {
                     if let Some((then, pi, po)) = memory.spear_totals.insert(id, (now, i, o)) {

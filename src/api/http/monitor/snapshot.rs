@@ -128,6 +128,11 @@ pub struct SpearPart {
     pub out_per_sec: Option<f64>,
     /// It is shutting down.
     pub draining: Option<bool>,
+    /// Its standing with the cluster: `joining`, `serving`, `degraded` (no leader anywhere:
+    /// it keeps its clients) or `fenced` (cut off: its clients were moved away).
+    pub standing: Option<String>,
+    /// Why it stands so.
+    pub standing_reason: Option<String>,
     /// Its relay's counters, as the spear reports them.
     pub relay: Option<serde_json::Value>,
     /// Its users and groups as stat reads them from presence.
@@ -196,6 +201,17 @@ pub(super) struct SpearAnswer {
     pub draining: Option<bool>,
     /// The relay's counters.
     pub relay: Option<serde_json::Value>,
+    /// Its standing with the cluster: `state` and `reason`.
+    pub standing: Option<StandingAnswer>,
+}
+
+/// A spear's standing as it answers it.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct StandingAnswer {
+    /// `joining`, `serving`, `degraded` or `fenced`.
+    pub state: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// One group's online members per spear.

@@ -128,6 +128,22 @@
     );
   }
 
+  // A spear is green "up" only while it serves with a live lease.
+  const STATE_PILL = { up: 'ok', draining: 'warn', degraded: 'warn', 'lease expired': 'warn', joining: 'dim', fenced: 'bad', down: 'bad' };
+  function spearState(s) {
+    if (!s.up) return 'down';
+    if (s.draining) return 'draining';
+    if (s.standing === 'degraded' || s.standing === 'fenced' || s.standing === 'joining') return s.standing;
+    if (typeof s.lease_left_ms === 'number' && s.lease_left_ms <= 0) return 'lease expired';
+    return 'up';
+  }
+
+  function renderBanner(raft) {
+    const banner = document.getElementById('no-leader');
+    // Only a view some core served can say there is no leader.
+    banner.hidden = !raft || !raft.served_by || (raft.leader_id !== null && raft.leader_id !== undefined);
+  }
+
   function renderSpears(snap) {
     fill(
       'spears',
@@ -135,7 +151,7 @@
         // A spear that is down has no rate: its charts break there.
         record(`spear-${s.id}-in`, snap.at_ms, s.up ? s.in_per_sec : null);
         record(`spear-${s.id}-out`, snap.at_ms, s.up ? s.out_per_sec : null);
-        const state = s.up ? (s.draining ? 'draining' : 'up') : 'down';
+        const state = spearState(s);
         return el(
           'tr',
           { 'data-testid': `spear-${s.id}`, 'data-state': state, class: s.up ? '' : 'down' },
@@ -143,8 +159,8 @@
           el('td', { class: 'dim' }, s.sio || s.http || '–'),
           el(
             'td',
-            { 'data-testid': `spear-${s.id}-state`, title: s.error || '' },
-            el('span', { class: `pill ${s.up ? (s.draining ? 'warn' : 'ok') : 'bad'}` }, state),
+            { 'data-testid': `spear-${s.id}-state`, title: s.error || s.standing_reason || '' },
+            el('span', { class: `pill ${STATE_PILL[state]}` }, state),
             s.registered ? '' : el('span', { class: 'dim' }, ' unregistered'),
           ),
           el('td', { class: 'num', 'data-testid': `spear-${s.id}-connections` }, num(s.connections)),
@@ -427,6 +443,7 @@
     skew = snap.at_ms - receivedAt;
     interval = snap.interval_ms || 1000;
     signedOut = false;
+    renderBanner(snap.raft);
     renderRaft(snap.raft);
     renderNodes(snap.nodes || []);
     renderIdgen(snap);
