@@ -10,6 +10,7 @@ mod epoch_change_after_outage;
 mod fleet;
 mod gossip_auth;
 mod minority_partition;
+mod quorum_loss;
 mod redis_restart_resume;
 mod rolling_restart;
 mod scenario;

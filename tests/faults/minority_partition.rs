@@ -1,7 +1,8 @@
 //! `minority_partition`: spear 5 is cut off from Redis and from the cores (both ways) while
 //! clients on both spears exchange messages. It stops acknowledging what it cannot deliver (a
-//! message it has no id for gets no answer at all); once a whole lease passes without a
-//! renewal it tells its clients to reconnect through ticket, which places them on spear 4,
+//! message it has no id for is refused, or gets no answer when the connection closes first);
+//! once a whole lease passes without a renewal while gossip shows the cores' leader live, it is
+//! fenced and tells its clients to reconnect through ticket, which places them on spear 4,
 //! where they resume; after the heal it registers again and takes clients, and the delivery
 //! checker is clean throughout.
 
@@ -62,10 +63,10 @@ async fn minority_partition() {
         .expect("online");
     let payload =
         serde_json::json!({"type": 1, "target": {"id": 4001, "type": 1}, "content": "cut"});
-    // A message it cannot get an id for is never answered, neither acknowledged nor refused:
-    // its id request waits for a leader it cannot reach (5 s), and before that its lease lapses
-    // and it closes the connection, telling the client to go through ticket again. The wait
-    // for the answer outlasts both.
+    // A message it cannot get an id for is never acknowledged: its id request waits for a
+    // leader it cannot reach for `idgen.wait_ms` and is refused (1001, "retry later"), or, if
+    // its lease lapses first, the spear closes the connection and tells the client to go
+    // through ticket again. The wait for the answer outlasts both.
     let answer = conn
         .call_within(
             "msg",
@@ -74,7 +75,13 @@ async fn minority_partition() {
         )
         .await;
     match answer {
-        Ok(ack) => panic!("the cut-off spear answered a message it has no id for: {ack}"),
+        Ok(ack) => {
+            assert_eq!(
+                ack["success"], false,
+                "the cut-off spear acknowledged a message it has no id for: {ack}"
+            );
+            assert_eq!(ack["errorCode"], 1001, "{ack}");
+        }
         Err(e) => assert!(
             !conn.is_open(),
             "no answer, but the cut-off spear kept the connection open: {e}"
