@@ -513,6 +513,10 @@ impl ControlPlane {
             spears,
             id_ceiling: state.id_ceiling,
             workers: state.workers.clone(),
+            problem: metrics
+                .current_leader
+                .is_none()
+                .then(|| super::view::NO_LEADER.to_string()),
         })
     }
 }

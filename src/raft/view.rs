@@ -102,7 +102,18 @@ pub struct ClusterView {
     pub id_ceiling: u64,
     /// Snowflake worker ids by node (unique idgen mode).
     pub workers: std::collections::BTreeMap<NodeId, u16>,
+    /// What is seriously wrong, as the serving node sees it: present while it knows no leader
+    /// (the core has no quorum, or an election is running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
+
+/// [`ClusterView::problem`] while the serving node knows no leader.
+pub(super) const NO_LEADER: &str =
+    "no leader: the core has no quorum (or an election is running); \
+    spears keep their clients on the last known state, strict ids, registrations and \
+    membership changes are refused until a majority of the cores is back \
+    (docs/operations.md, \"When the core loses its quorum\")";
 
 impl ClusterView {
     /// The node entry for `id`.

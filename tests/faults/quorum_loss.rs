@@ -74,6 +74,21 @@ async fn outage(mode: &str) {
             )
             .await;
     }
+    // The surviving core's cluster view says what is wrong.
+    let view: Value = cluster
+        .get(survivor, "/api/v1/cluster?consistency=local")
+        .await
+        .expect("the surviving core answers")
+        .json()
+        .await
+        .expect("a cluster view");
+    assert_eq!(view["leader_id"], Value::Null, "{view}");
+    assert!(
+        view["problem"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("no leader: the core has no quorum")),
+        "{view}"
+    );
     if mode == "unique" {
         // Messages go on: every node issues its own ids.
         crowd.wait_acked(100).await;

@@ -128,6 +128,7 @@ mod tests {
             spears: Vec::new(),
             id_ceiling: 0,
             workers: BTreeMap::new(),
+            problem: None,
         }
     }
 
