@@ -13,6 +13,7 @@ mod gru_node;
 mod histogram;
 mod http_load;
 mod idgen;
+mod idgen_failover;
 mod minimal_http;
 mod publish;
 mod relay;
@@ -40,6 +41,9 @@ struct Cli {
 enum Command {
     /// Ids: single-id rate and latency with a coalescing client, batched rate, unique mode.
     Idgen(idgen::IdgenBench),
+    /// The longest gap between strict ids while the leader is stopped (SIGTERM) and killed,
+    /// on a three-core cluster it starts (see docs/performance.md).
+    IdgenFailover(idgen_failover::IdgenFailoverBench),
     /// Capacity: opens many authenticated, subscribed sessions from worker processes on
     /// spears it starts (gru and the Node peer), measures memory and idle CPU per session and
     /// the connect rate, then messages across the cluster (see docs/performance.md).
@@ -82,6 +86,7 @@ impl Cli {
     async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Idgen(args) => idgen::run(args).await,
+            Command::IdgenFailover(args) => idgen_failover::run(args).await,
             Command::Connections(args) => connections::run(args).await,
             Command::ConnectionsWorker => connections::worker::run().await,
             Command::Relay(args) => relay::run(args).await,
