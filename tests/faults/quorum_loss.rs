@@ -6,12 +6,14 @@
 //! within a second with the documented reason and none is acknowledged. When the cores come
 //! back, the spears renew without cutting anyone and strict sends succeed again within 2 s.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::fleet::{self, Client, Sent};
 use crate::scenario::{two_spears, wait_spears, Crowd, SPEARS};
+use gru_testkit::delivery::DeliveryChecker;
 use gru_testkit::tickets::ticket;
 use gru_testkit::{ClusterOptions, TestCluster};
 
@@ -96,7 +98,11 @@ async fn outage(mode: &str) {
         let slowest = refused_within_a_second(&crowd).await;
         eprintln!("strict: ten sends refused during the outage, the slowest after {slowest:?}");
     }
-    // New clients get a ticket from the surviving core, authenticate and join.
+    // New clients get a ticket from the surviving core, authenticate and join. They are not
+    // among the crowd's recipients, so what they receive is recorded apart; they stay
+    // connected to the end.
+    let newcomers_seen: fleet::Checker = Arc::new(Mutex::new(DeliveryChecker::new()));
+    let mut newcomers = Vec::new();
     for uid in [CLIENTS + 1, CLIENTS + 2] {
         let mut newcomer = Client::new(uid, 4000 + uid % 4);
         let (addr, token2) = ticket(&cluster, survivor, uid, &format!("u{uid}")).await;
@@ -106,9 +112,10 @@ async fn outage(mode: &str) {
             .find(|s| cluster.sio_addr(*s) == addr)
             .unwrap_or_else(|| panic!("ticket placed user {uid} on {addr}, no spear of ours"));
         newcomer
-            .connect(spear, &addr, &token2, &crowd.checker)
+            .connect(spear, &addr, &token2, &newcomers_seen)
             .await
             .unwrap_or_else(|e| panic!("newcomer {uid} during the outage: {e}"));
+        newcomers.push(newcomer);
     }
     let left = OUTAGE.saturating_sub(cut.elapsed());
     // The outage itself: nothing to wait for but its end.
@@ -141,6 +148,9 @@ async fn outage(mode: &str) {
     wait_spears(&cluster, 2).await;
     crowd.wait_acked(50).await;
     assert_all_connected(&crowd, "after the cores came back").await;
+    for n in &newcomers {
+        assert!(n.is_connected(), "newcomer {} was disconnected", n.uid);
+    }
     eprintln!("{mode}: every client kept through the outage and the return");
 
     crowd.stop_traffic().await;
