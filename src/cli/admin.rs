@@ -481,12 +481,6 @@ pub(crate) async fn drain(args: DrainArgs) -> Result<()> {
 /// A spear's own answer to `GET /api/v1/spear`, or why there is none.
 type SpearAnswer = (NodeId, Result<serde_json::Value, String>);
 
-/// What `gru status` prints first while the core has no leader.
-const NO_LEADER_BANNER: &str = "\
-!! NO LEADER: the core has no quorum. Spears keep their clients on the last known state;
-!! strict ids, registrations and membership changes are refused until a majority of the
-!! cores is back. Restart the lost cores (docs/operations.md, \"When the core loses its quorum\").";
-
 /// A spear's state as `/api/v1/spear` answered it: draining, else its standing.
 fn spear_state(answer: &serde_json::Value) -> String {
     if answer["draining"] == true {
@@ -502,8 +496,9 @@ fn print_view(view: &ClusterView, spears: &[SpearAnswer]) {
     let leader = view
         .leader_id
         .map_or("none".to_string(), |id| id.to_string());
-    if view.leader_id.is_none() {
-        println!("{}", NO_LEADER_BANNER);
+    // The serving node says what is wrong (`problem`); the banner puts it first, loud.
+    if let Some(problem) = &view.problem {
+        println!("!! {problem}");
     }
     println!(
         "served by node {}; leader {leader}; term {}",

@@ -50,10 +50,7 @@ async fn outage(mode: &str) {
     crowd.wait_acked(100).await;
 
     // Kill the leader and one follower: no quorum is left.
-    let (leader, _) = cluster.wait_leader(&CORES, Duration::from_secs(30)).await;
-    let killed: Vec<u64> = std::iter::once(leader)
-        .chain(CORES.iter().copied().filter(|c| *c != leader).take(1))
-        .collect();
+    let killed = leader_and_one_more(&cluster).await;
     let survivor = CORES
         .iter()
         .copied()
@@ -65,17 +62,7 @@ async fn outage(mode: &str) {
     let cut = Instant::now();
 
     // The spears say they are degraded, not fenced.
-    for spear in SPEARS {
-        cluster
-            .wait_for(
-                &format!("spear {spear} to report itself degraded"),
-                Duration::from_secs(20),
-                || async {
-                    (standing(&cluster, spear).await.as_deref() == Some("degraded")).then_some(())
-                },
-            )
-            .await;
-    }
+    wait_standing(&cluster, "degraded", Duration::from_secs(20)).await;
     // The surviving core's cluster view says what is wrong.
     let view: Value = cluster
         .get(survivor, "/api/v1/cluster?consistency=local")
@@ -134,17 +121,7 @@ async fn outage(mode: &str) {
         );
         eprintln!("strict: the first send acknowledged {took:?} after a leader was back");
     }
-    for spear in SPEARS {
-        cluster
-            .wait_for(
-                &format!("spear {spear} to serve again"),
-                Duration::from_secs(20),
-                || async {
-                    (standing(&cluster, spear).await.as_deref() == Some("serving")).then_some(())
-                },
-            )
-            .await;
-    }
+    wait_standing(&cluster, "serving", Duration::from_secs(20)).await;
     wait_spears(&cluster, 2).await;
     crowd.wait_acked(50).await;
     assert_all_connected(&crowd, "after the cores came back").await;
@@ -158,6 +135,25 @@ async fn outage(mode: &str) {
     let report = checker.verify();
     assert!(report.is_clean(), "{report}\n{}", checker.stories(&report));
     assert!(report.delivered > 0, "nothing was delivered");
+}
+
+/// The leader and one follower of the cores: killed together, they leave no quorum.
+async fn leader_and_one_more(cluster: &TestCluster) -> Vec<u64> {
+    let (leader, _) = cluster.wait_leader(&CORES, Duration::from_secs(30)).await;
+    std::iter::once(leader)
+        .chain(CORES.iter().copied().filter(|c| *c != leader).take(1))
+        .collect()
+}
+
+/// Waits until both spears report `state` as their standing.
+async fn wait_standing(cluster: &TestCluster, state: &str, deadline: Duration) {
+    for spear in SPEARS {
+        cluster
+            .wait_for(&format!("spear {spear} {state}"), deadline, || async {
+                (standing(cluster, spear).await.as_deref() == Some(state)).then_some(())
+            })
+            .await;
+    }
 }
 
 /// The spear's standing as `GET /api/v1/spear` answers it.
@@ -276,17 +272,7 @@ async fn spears_cut_from_the_cores() {
     for spear in SPEARS {
         cluster.partition(spear);
     }
-    for spear in SPEARS {
-        cluster
-            .wait_for(
-                &format!("spear {spear} fenced"),
-                Duration::from_secs(20),
-                || async {
-                    (standing(&cluster, spear).await.as_deref() == Some("fenced")).then_some(())
-                },
-            )
-            .await;
-    }
+    wait_standing(&cluster, "fenced", Duration::from_secs(20)).await;
     cluster
         .wait_for(
             "every client moved away",
@@ -304,17 +290,7 @@ async fn spears_cut_from_the_cores() {
     for spear in SPEARS {
         cluster.heal(spear);
     }
-    for spear in SPEARS {
-        cluster
-            .wait_for(
-                &format!("spear {spear} serving after the heal"),
-                Duration::from_secs(30),
-                || async {
-                    (standing(&cluster, spear).await.as_deref() == Some("serving")).then_some(())
-                },
-            )
-            .await;
-    }
+    wait_standing(&cluster, "serving", Duration::from_secs(30)).await;
     let back = crowd.reconnect_cut(&cluster, &SPEARS).await;
     assert_eq!(
         back, CLIENTS as usize,
@@ -322,10 +298,7 @@ async fn spears_cut_from_the_cores() {
     );
 
     // No leader anywhere, and the spears cut off as well: degraded, every client kept.
-    let (leader, _) = cluster.wait_leader(&CORES, Duration::from_secs(30)).await;
-    let killed: Vec<u64> = std::iter::once(leader)
-        .chain(CORES.iter().copied().filter(|c| *c != leader).take(1))
-        .collect();
+    let killed = leader_and_one_more(&cluster).await;
     for id in &killed {
         cluster.kill(*id);
     }
@@ -333,17 +306,7 @@ async fn spears_cut_from_the_cores() {
         cluster.partition(spear);
     }
     let cut = Instant::now();
-    for spear in SPEARS {
-        cluster
-            .wait_for(
-                &format!("spear {spear} degraded"),
-                Duration::from_secs(20),
-                || async {
-                    (standing(&cluster, spear).await.as_deref() == Some("degraded")).then_some(())
-                },
-            )
-            .await;
-    }
+    wait_standing(&cluster, "degraded", Duration::from_secs(20)).await;
     // Two more leases: long past the point where a fenced spear would have cut its clients.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_all_connected(&crowd, "while no core had a leader").await;
@@ -356,17 +319,7 @@ async fn spears_cut_from_the_cores() {
     for id in &killed {
         cluster.restart(*id);
     }
-    for spear in SPEARS {
-        cluster
-            .wait_for(
-                &format!("spear {spear} serving once the cores are back"),
-                Duration::from_secs(30),
-                || async {
-                    (standing(&cluster, spear).await.as_deref() == Some("serving")).then_some(())
-                },
-            )
-            .await;
-    }
+    wait_standing(&cluster, "serving", Duration::from_secs(30)).await;
     assert_all_connected(&crowd, "after the cores came back").await;
     eprintln!("degraded for {:?}, every client kept", cut.elapsed());
 }
