@@ -4,8 +4,11 @@
 //! told, as an impatient script would). The pullers get the
 //! key's rate (`idgen.api_ids_per_sec`) and 429s beyond it; the strict issuer, sampled
 //! throughout, never runs more than half its window ahead of its clock (the HTTP API's bound;
-//! the other half is the messages'); and the message p99 stays within 2x of idle (idle counted
-//! as at least 5 ms: below that, one scheduler tick of a shared 2-core machine is noise).
+//! the other half is the messages'); and the messages are not starved: their p99 stays within
+//! 5x of idle, idle counted as at least 10 ms. A starved message waits for the issuer's clock
+//! to catch up, hundreds of milliseconds to the window's 3 s; 32 busy pullers on a shared
+//! 2-core machine cost a few milliseconds of scheduling (11.8 ms against 1.8 ms idle in one CI
+//! run), which is noise, not what this test is about.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -165,7 +168,7 @@ async fn ids_rate() {
         "the issuer ran {worst_ahead} ms ahead (at most {} for the HTTP API)",
         WINDOW_MS / 2
     );
-    let bound = p99(&idle).max(Duration::from_millis(5)) * 2;
+    let bound = p99(&idle).max(Duration::from_millis(10)) * 5;
     assert!(
         p99(&loaded) <= bound,
         "ack p99 under id load {:?}, idle {:?} (bound {bound:?})",
