@@ -116,6 +116,11 @@ config_table! {
         /// whole: their next message starts a new epoch, which clients hear of as a `resync`
         /// (`epoch`).
         pub max_memory_bytes: u64 = 256 << 20 => Knob::bytes().range(1 << 20, 1 << 36),
+        /// How long a channel remembers the `clientMsgId`s of the messages sent to it: a
+        /// resend with the same id by the same user within it, on any spear, answers the
+        /// first send's ack and delivers nothing again (`docs/api.md`, "Sending exactly
+        /// once"). Kept where the history is, and lost with it.
+        pub resend_window_secs: u64 = 600 => Knob::secs().range(1, 86_400),
     }
 }
 

@@ -47,9 +47,53 @@ pub struct Position {
     pub offset: u64,
 }
 
+/// A client's id for a message it sends (`clientMsgId`): 1 to [`ClientMsgId::MAX_BYTES`]
+/// bytes, unique per sending user. A resend with the same id is answered with the first
+/// send's ack (`services::history::SentOnce`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientMsgId(Box<str>);
+
+/// Why a `clientMsgId` was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "clientMsgId must be a string of 1 to {} bytes",
+    ClientMsgId::MAX_BYTES
+)]
+pub struct BadClientMsgId;
+
+impl ClientMsgId {
+    /// The longest id, bytes.
+    pub const MAX_BYTES: usize = 64;
+
+    /// `text` as an id, when it is 1 to [`ClientMsgId::MAX_BYTES`] bytes.
+    pub fn new(text: &str) -> Result<Self, BadClientMsgId> {
+        if text.is_empty() || text.len() > Self::MAX_BYTES {
+            return Err(BadClientMsgId);
+        }
+        Ok(Self(text.into()))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_msg_id_has_one_to_64_bytes() {
+        assert_eq!(ClientMsgId::new(""), Err(BadClientMsgId));
+        assert_eq!(ClientMsgId::new(&"é".repeat(33)), Err(BadClientMsgId));
+        let longest = "x".repeat(64);
+        assert_eq!(ClientMsgId::new(&longest).map(|c| c.as_str().len()), Ok(64));
+        assert_eq!(
+            BadClientMsgId.to_string(),
+            "clientMsgId must be a string of 1 to 64 bytes"
+        );
+    }
 
     #[test]
     fn a_channel_reads_back_what_it_writes_and_nothing_else() {

@@ -37,6 +37,7 @@ async fn cluster_append_once() {
         Retention {
             max_messages: 100,
             max_age: Duration::from_secs(60),
+            resend_window: Duration::from_secs(60),
         },
     );
     let channel = Channel::Group(7);

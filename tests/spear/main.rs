@@ -4,6 +4,7 @@ mod bad_input;
 mod discovery;
 mod group_access;
 mod handshake_resume;
+mod msg_client_id;
 mod node_clients;
 mod rust_client;
 mod secret_rotation;

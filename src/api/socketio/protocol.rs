@@ -256,6 +256,10 @@ pub struct MsgPayload {
     pub target: Target,
     /// Any string.
     pub content: String,
+    /// The client's id for the message (1 to 64 bytes): a resend with the same one is
+    /// answered with the first send's ack and delivered nothing again.
+    #[serde(default, rename = "clientMsgId")]
+    pub client_msg_id: Option<String>,
 }
 
 /// `join` and `leave`.

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 
-use super::{HistoryError, HistoryStore, Page, Retention, Stored};
-use crate::services::channel::{Channel, Position};
+use super::{Appended, FirstSend, HistoryError, HistoryStore, Page, Retention, SentOnce, Stored};
+use crate::services::channel::{Channel, ClientMsgId, Position};
 
 /// Appends between two sweeps of idle channels.
 const SWEEP_EVERY: u64 = 4096;
@@ -21,6 +21,8 @@ const SWEEP_EVERY: u64 = 4096;
 const CHANNEL_COST: u64 = 160;
 /// What a message costs beyond its text, bytes.
 const MESSAGE_COST: u64 = 48;
+/// What a remembered client message id costs beyond its text, bytes.
+const SENT_COST: u64 = 96;
 
 #[derive(Debug)]
 struct ChannelLog {
@@ -33,6 +35,28 @@ struct ChannelLog {
     bytes: u64,
     /// `(offset, appended at, message)`, oldest first.
     messages: VecDeque<(u64, Instant, Arc<str>)>,
+    /// The client message ids sent to it within the resend window, by sender.
+    sent: HashMap<(Box<str>, ClientMsgId), FirstSend>,
+    /// The same, by when they are forgotten, soonest first.
+    sent_until: VecDeque<(Instant, Box<str>, ClientMsgId)>,
+}
+
+impl ChannelLog {
+    /// Forgets the client message ids whose window ended by `now`; returns the bytes freed.
+    fn expire_sent(&mut self, now: Instant) -> u64 {
+        let mut freed = 0;
+        while let Some((until, sender, client_id)) = self.sent_until.front() {
+            if *until > now {
+                break;
+            }
+            let cost = SENT_COST + (sender.len() + client_id.as_str().len()) as u64;
+            self.sent.remove(&(sender.clone(), client_id.clone()));
+            self.sent_until.pop_front();
+            self.bytes -= cost;
+            freed += cost;
+        }
+        freed
+    }
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +105,8 @@ impl Channels {
                         stamp,
                         bytes: CHANNEL_COST,
                         messages: VecDeque::new(),
+                        sent: HashMap::new(),
+                        sent_until: VecDeque::new(),
                     },
                 );
             }
@@ -136,7 +162,13 @@ impl MemoryStore {
             .bytes
     }
 
-    fn append_now(&self, channel: Channel, id: u64, message: &str) -> Position {
+    fn append_now(
+        &self,
+        channel: Channel,
+        id: u64,
+        message: &str,
+        once: Option<SentOnce<'_>>,
+    ) -> Appended {
         let now = Instant::now();
         let max_age = self.retention.max_age;
         let mut all = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
@@ -155,6 +187,14 @@ impl MemoryStore {
         let size = message.len() as u64 + MESSAGE_COST;
         let mut trimmed = 0;
         let c = all.touch(channel, id, now, &self.retention);
+        trimmed += c.expire_sent(now);
+        if let Some(once) = once {
+            if let Some(first) = c.sent.get(&(once.sender.into(), once.client_id.clone())) {
+                let first = *first;
+                all.bytes -= trimmed;
+                return Appended::Again(first);
+            }
+        }
         c.head += 1;
         c.last_append = now;
         c.messages.push_back((c.head, now, Arc::from(message)));
@@ -170,9 +210,28 @@ impl MemoryStore {
             epoch: c.epoch,
             offset: c.head,
         };
+        let mut size = size;
+        if let Some(once) = once {
+            let first = FirstSend {
+                fingerprint: once.fingerprint,
+                id: once.id,
+                create_time: once.create_time,
+                at: position,
+            };
+            let cost = SENT_COST + (once.sender.len() + once.client_id.as_str().len()) as u64;
+            c.sent
+                .insert((once.sender.into(), once.client_id.clone()), first);
+            c.sent_until.push_back((
+                now + self.retention.resend_window,
+                once.sender.into(),
+                once.client_id.clone(),
+            ));
+            c.bytes += cost;
+            size += cost;
+        }
         all.bytes = all.bytes + size - trimmed;
         all.shed(self.max_bytes, channel);
-        position
+        Appended::Stored(position)
     }
 
     fn open_now(&self, channel: Channel, epoch: u64) -> Position {
@@ -217,14 +276,15 @@ impl MemoryStore {
 }
 
 impl HistoryStore for MemoryStore {
-    fn append<'a>(
+    fn append_once<'a>(
         &'a self,
         channel: Channel,
         id: u64,
         message: &'a str,
-    ) -> BoxFuture<'a, Result<Position, HistoryError>> {
-        let position = self.append_now(channel, id, message);
-        Box::pin(std::future::ready(Ok(position)))
+        once: Option<SentOnce<'a>>,
+    ) -> BoxFuture<'a, Result<Appended, HistoryError>> {
+        let appended = self.append_now(channel, id, message, once);
+        Box::pin(std::future::ready(Ok(appended)))
     }
 
     fn open(&self, channel: Channel, epoch: u64) -> BoxFuture<'_, Result<Position, HistoryError>> {
@@ -247,11 +307,78 @@ mod tests {
 
     use super::*;
 
+    impl MemoryStore {
+        /// An append without a client message id.
+        fn put(&self, channel: Channel, id: u64, message: &str) -> Position {
+            match self.append_now(channel, id, message, None) {
+                Appended::Stored(at) => at,
+                again => panic!("no client message id, yet {again:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_client_msg_id_is_appended_once_per_sender_within_its_window() {
+        let s = store(10, Duration::from_secs(60));
+        let (g, client_id) = (Channel::Group(1), ClientMsgId::new("c-1").expect("id"));
+        let once = |sender: &'static str, id| SentOnce {
+            sender,
+            client_id: &client_id,
+            fingerprint: 7,
+            id,
+            create_time: 1000 + id,
+        };
+        let empty = s.bytes();
+        let first = s.append_now(g, 100, "{}", Some(once("u1", 100)));
+        let at = Position {
+            epoch: 100,
+            offset: 1,
+        };
+        assert_eq!(first, Appended::Stored(at));
+        let again = s.append_now(g, 101, "{}", Some(once("u1", 101)));
+        let remembered = FirstSend {
+            fingerprint: 7,
+            id: 100,
+            create_time: 1100,
+            at,
+        };
+        assert_eq!(again, Appended::Again(remembered));
+        assert_eq!(s.read_now(g, 0, 10).head, 1, "the resend stored nothing");
+        // Another sender's id of the same text is its own.
+        assert_eq!(
+            s.append_now(g, 102, "{}", Some(once("u2", 102))),
+            Appended::Stored(Position {
+                epoch: 100,
+                offset: 2
+            })
+        );
+        let with_ids = s.bytes();
+        std::thread::sleep(Duration::from_millis(250));
+        // Past the window the id is forgotten (and its bytes with it): the next send with it
+        // is a new message.
+        assert_eq!(
+            s.append_now(g, 103, "{}", Some(once("u1", 103))),
+            Appended::Stored(Position {
+                epoch: 100,
+                offset: 3
+            })
+        );
+        assert!(
+            s.bytes() < with_ids + MESSAGE_COST + 2,
+            "{} bytes",
+            s.bytes()
+        );
+        assert!(s.bytes() > empty);
+        assert_eq!(FirstSend::decode(&remembered.encode()), Ok(remembered));
+        assert!(FirstSend::decode("1 2 x").is_err());
+    }
+
     fn store(max_messages: u64, max_age: Duration) -> MemoryStore {
         MemoryStore::new(
             Retention {
                 max_messages,
                 max_age,
+                resend_window: Duration::from_millis(200),
             },
             1 << 30,
         )
@@ -262,21 +389,21 @@ mod tests {
         let s = store(10, Duration::from_secs(60));
         let (g, u) = (Channel::Group(1), Channel::User(1));
         assert_eq!(
-            s.append_now(g, 100, "{}"),
+            s.put(g, 100, "{}"),
             Position {
                 epoch: 100,
                 offset: 1
             }
         );
         assert_eq!(
-            s.append_now(g, 101, "{}"),
+            s.put(g, 101, "{}"),
             Position {
                 epoch: 100,
                 offset: 2
             }
         );
         assert_eq!(
-            s.append_now(u, 102, "{}"),
+            s.put(u, 102, "{}"),
             Position {
                 epoch: 102,
                 offset: 1
@@ -298,7 +425,7 @@ mod tests {
         let s = store(3, Duration::from_millis(200));
         let g = Channel::Group(1);
         for id in 1..=5 {
-            s.append_now(g, id, "{}");
+            s.put(g, id, "{}");
         }
         let page = s.read_now(g, 0, 10);
         assert_eq!(
@@ -311,7 +438,7 @@ mod tests {
         // Idle past max_age: forgotten, and the next message starts a new epoch.
         assert_eq!(s.read_now(g, 0, 10), Page::default());
         assert_eq!(
-            s.append_now(g, 9, "{}"),
+            s.put(g, 9, "{}"),
             Position {
                 epoch: 9,
                 offset: 1
@@ -324,16 +451,17 @@ mod tests {
         let retention = Retention {
             max_messages: 1000,
             max_age: Duration::from_secs(60),
+            resend_window: Duration::from_secs(60),
         };
         let s = MemoryStore::new(retention, 20_000);
         let kb = "x".repeat(1000);
         let (kept, flood) = (Channel::User(1), |i| Channel::User(100 + i));
-        s.append_now(kept, 1, &kb);
+        s.put(kept, 1, &kb);
         for i in 0..50 {
-            s.append_now(flood(i), 10 + i, &kb);
+            s.put(flood(i), 10 + i, &kb);
             // The one channel still written keeps its place.
             if i % 10 == 0 {
-                s.append_now(kept, 100 + i, &kb);
+                s.put(kept, 100 + i, &kb);
             }
         }
         assert!(s.bytes() <= 20_000, "{} bytes held", s.bytes());
@@ -349,7 +477,7 @@ mod tests {
         );
         // A forgotten channel starts again in a new epoch.
         assert_eq!(
-            s.append_now(flood(0), 999, "{}"),
+            s.put(flood(0), 999, "{}"),
             Position {
                 epoch: 999,
                 offset: 1

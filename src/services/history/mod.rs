@@ -30,7 +30,7 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::services::channel::{Channel, Position};
+use crate::services::channel::{Channel, ClientMsgId, Position};
 
 pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
@@ -43,6 +43,8 @@ pub struct Retention {
     pub max_messages: u64,
     /// How long a message stays replayable; an idle channel is forgotten after it.
     pub max_age: Duration,
+    /// How long a channel remembers its senders' client message ids.
+    pub resend_window: Duration,
 }
 
 impl Retention {
@@ -51,6 +53,7 @@ impl Retention {
         Self {
             max_messages: section.max_messages,
             max_age: Duration::from_secs(section.max_age_secs),
+            resend_window: Duration::from_secs(section.resend_window_secs),
         }
     }
 }
@@ -106,6 +109,71 @@ pub enum HistoryError {
     Corrupt(String),
 }
 
+/// A message sent with a client message id: its channel appends it once per
+/// [`Retention::resend_window`], whichever spear appends it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentOnce<'a> {
+    /// Who sends it (ids are per sender): `u<uid>` for a user, `s<name>` for a server.
+    pub sender: &'a str,
+    /// The client's id for the message.
+    pub client_id: &'a ClientMsgId,
+    /// What the message is (target and content), so that an id used again for another
+    /// message is told apart.
+    pub fingerprint: u64,
+    /// The message's id and creation time, remembered for the resends' acks.
+    pub id: u64,
+    /// Milliseconds.
+    pub create_time: u64,
+}
+
+/// The first append of a message sent with a client message id, as its resend finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstSend {
+    /// The first send's [`SentOnce::fingerprint`].
+    pub fingerprint: u64,
+    /// Its message id.
+    pub id: u64,
+    /// Its creation time, ms.
+    pub create_time: u64,
+    /// Where it was stored.
+    pub at: Position,
+}
+
+impl FirstSend {
+    /// As the stores keep it: `fingerprint id create_time epoch offset`, in decimal.
+    pub fn encode(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.fingerprint, self.id, self.create_time, self.at.epoch, self.at.offset
+        )
+    }
+
+    /// What [`FirstSend::encode`] wrote.
+    pub fn decode(text: &str) -> Result<Self, HistoryError> {
+        let corrupt = || HistoryError::Corrupt(format!("{text:?} is not a first send"));
+        let mut parts = text.split(' ').map(str::parse::<u64>);
+        let mut next = || parts.next().and_then(Result::ok).ok_or_else(corrupt);
+        Ok(Self {
+            fingerprint: next()?,
+            id: next()?,
+            create_time: next()?,
+            at: Position {
+                epoch: next()?,
+                offset: next()?,
+            },
+        })
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The message is stored, at this position.
+    Stored(Position),
+    /// Its client message id was appended before (within the window): nothing was stored.
+    Again(FirstSend),
+}
+
 /// Where channels keep their messages.
 pub trait HistoryStore: Send + Sync {
     /// Stores `message` (a JSON object, without position) as `channel`'s next message and
@@ -116,7 +184,26 @@ pub trait HistoryStore: Send + Sync {
         channel: Channel,
         id: u64,
         message: &'a str,
-    ) -> BoxFuture<'a, Result<Position, HistoryError>>;
+    ) -> BoxFuture<'a, Result<Position, HistoryError>> {
+        Box::pin(async move {
+            match self.append_once(channel, id, message, None).await? {
+                Appended::Stored(at) => Ok(at),
+                Appended::Again(first) => Err(HistoryError::Corrupt(format!(
+                    "an append without a client message id found a first send: {first:?}"
+                ))),
+            }
+        })
+    }
+
+    /// [`HistoryStore::append`], once per `once` (when given) within the resend window: in
+    /// one step with the append, so two spears appending the same send store it once.
+    fn append_once<'a>(
+        &'a self,
+        channel: Channel,
+        id: u64,
+        message: &'a str,
+        once: Option<SentOnce<'a>>,
+    ) -> BoxFuture<'a, Result<Appended, HistoryError>>;
 
     /// Opens `channel`'s history if it has none, with epoch `epoch` (a fresh id) at offset 0,
     /// and returns its epoch and head: a connection that goes live on an empty channel has a

@@ -4,7 +4,9 @@
 //! and whose fields are the append time (`t`, ms) and the message (`m`). One Lua script
 //! appends — epoch, offset, entry, trim and expiry at once — so two spears appending to one
 //! channel get consecutive offsets and the stream never disagrees with the hash. Both keys
-//! carry the channel's hash tag: one slot on a Redis Cluster.
+//! carry the channel's hash tag: one slot on a Redis Cluster. A message sent with a client
+//! message id leaves a record `…:sent:{u:U}:<sender>:<id>` (same tag) for the resend window,
+//! written by the same script: a resend finds it instead of appending again.
 //!
 //! A server restarted empty has no hash: the next append starts a new epoch (the message's
 //! id) and deletes any stream left behind, so an old position can never be read as new.
@@ -13,14 +15,20 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use super::{HistoryError, HistoryStore, Page, Retention, Stored};
+use super::{Appended, FirstSend, HistoryError, HistoryStore, Page, Retention, SentOnce, Stored};
 use crate::net::redis::{RedisError, RedisLink, Script};
 use crate::services::channel::{Channel, Position};
 use crate::services::relay::cluster_in_redis;
 
-/// KEYS: hash, stream. ARGV: candidate epoch, message, max messages, max age ms.
-/// Returns `{epoch, offset}`.
+/// KEYS: hash, stream, and for a message sent with a client message id its record. ARGV:
+/// candidate epoch, message, max messages, max age ms, and with the record the first send as
+/// `fingerprint id create_time` and the resend window ms. Returns `{epoch, offset}`, or
+/// `{'again', record}` when the record was there (nothing is appended).
 const APPEND: &str = r"
+if KEYS[3] then
+  local first = redis.call('GET', KEYS[3])
+  if first then return {'again', first} end
+end
 local e = redis.call('HGET', KEYS[1], 'e')
 if not e then
   redis.call('DEL', KEYS[2])
@@ -33,7 +41,10 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], p .. '-0', 't', now, 'm', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return {e, p}
+if KEYS[3] then
+  redis.call('SET', KEYS[3], ARGV[5] .. ' ' .. e .. ' ' .. p, 'PX', ARGV[6])
+end
+return {e, tostring(p)}
 ";
 
 /// KEYS: hash, stream. ARGV: candidate epoch, max age ms. Returns `{epoch, head}`.
@@ -132,12 +143,13 @@ fn offset(id: &str) -> Result<u64, HistoryError> {
 }
 
 impl HistoryStore for RedisStore {
-    fn append<'a>(
+    fn append_once<'a>(
         &'a self,
         channel: Channel,
         id: u64,
         message: &'a str,
-    ) -> BoxFuture<'a, Result<Position, HistoryError>> {
+        once: Option<SentOnce<'a>>,
+    ) -> BoxFuture<'a, Result<Appended, HistoryError>> {
         Box::pin(async move {
             let (hash, stream) = self.keys(channel);
             let (epoch, max, age) = (
@@ -145,24 +157,46 @@ impl HistoryStore for RedisStore {
                 self.retention.max_messages.to_string(),
                 self.max_age_ms(),
             );
-            let (epoch, offset): (String, u64) = self
+            let mut keys = vec![hash, stream];
+            let mut args: Vec<String> = Vec::with_capacity(6);
+            if let Some(once) = once {
+                keys.push(format!(
+                    "{}:sent:{{{channel}}}:{}:{}",
+                    self.prefix,
+                    once.sender,
+                    once.client_id.as_str()
+                ));
+                args.push(format!(
+                    "{} {} {}",
+                    once.fingerprint, once.id, once.create_time
+                ));
+                args.push(self.retention.resend_window.as_millis().to_string());
+            }
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let mut argv: Vec<&[u8]> = vec![
+                epoch.as_bytes(),
+                message.as_bytes(),
+                max.as_bytes(),
+                age.as_bytes(),
+            ];
+            argv.extend(args.iter().map(String::as_bytes));
+            let reply: Vec<String> = self
                 .link
-                .eval(
-                    &self.append,
-                    &[&hash, &stream],
-                    &[
-                        epoch.as_bytes(),
-                        message.as_bytes(),
-                        max.as_bytes(),
-                        age.as_bytes(),
-                    ],
-                )
+                .eval(&self.append, &keys, &argv)
                 .await
                 .map_err(append_failed)?;
-            Ok(Position {
-                epoch: number(&epoch)?,
-                offset,
-            })
+            match reply.as_slice() {
+                [again, first] if again == "again" => {
+                    Ok(Appended::Again(FirstSend::decode(first)?))
+                }
+                [epoch, offset] => Ok(Appended::Stored(Position {
+                    epoch: number(epoch)?,
+                    offset: number(offset)?,
+                })),
+                other => Err(HistoryError::Corrupt(format!(
+                    "an append answered {other:?}"
+                ))),
+            }
         })
     }
 

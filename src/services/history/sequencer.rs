@@ -602,7 +602,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::services::history::{MemoryStore, Retention};
+    use crate::services::history::{Appended, MemoryStore, Retention, SentOnce};
 
     /// What a room or a connection got: `Msg(offset)` or `Resync(epoch, offset)`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -684,6 +684,7 @@ mod tests {
             Retention {
                 max_messages,
                 max_age: Duration::from_secs(60),
+                resend_window: Duration::from_secs(60),
             },
             1 << 30,
         ));
@@ -861,6 +862,7 @@ mod tests {
                     Retention {
                         max_messages: 100,
                         max_age: Duration::from_secs(60),
+                        resend_window: Duration::from_secs(60),
                     },
                     1 << 30,
                 ))),
@@ -882,6 +884,7 @@ mod tests {
                 Retention {
                     max_messages: 100,
                     max_age: Duration::from_secs(60),
+                    resend_window: Duration::from_secs(60),
                 },
                 1 << 30,
             ));
@@ -890,13 +893,14 @@ mod tests {
     }
 
     impl HistoryStore for Flaky {
-        fn append<'a>(
+        fn append_once<'a>(
             &'a self,
             channel: Channel,
             id: u64,
             message: &'a str,
-        ) -> BoxFuture<'a, Result<Position, HistoryError>> {
-            Box::pin(async move { self.now()?.append(channel, id, message).await })
+            once: Option<SentOnce<'a>>,
+        ) -> BoxFuture<'a, Result<Appended, HistoryError>> {
+            Box::pin(async move { self.now()?.append_once(channel, id, message, once).await })
         }
 
         fn open(

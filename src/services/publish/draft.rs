@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::message::Sender;
 use crate::config::SpearSection;
-use crate::services::channel::Channel;
+use crate::services::channel::{Channel, ClientMsgId};
 
 /// The largest content a message may have, in bytes: `spear.max_payload_bytes`, for clients
 /// and business servers alike.
@@ -45,6 +45,8 @@ pub struct Draft {
     target_kind: i64,
     from: Sender,
     content: Arc<str>,
+    /// The sender's id for it: sent again with the same one, it is stored and delivered once.
+    client_id: Option<ClientMsgId>,
 }
 
 impl Draft {
@@ -65,7 +67,17 @@ impl Draft {
             target_kind,
             from,
             content,
+            client_id: None,
         })
+    }
+
+    /// The same message under its sender's id for it (`clientMsgId`): a resend with the same
+    /// id within `history.resend_window_secs` is answered as the first send was.
+    pub fn with_client_id(self, client_id: ClientMsgId) -> Self {
+        Self {
+            client_id: Some(client_id),
+            ..self
+        }
     }
 
     /// The same message to `channel` instead, sharing its content (one allocation however
@@ -90,6 +102,20 @@ impl Draft {
     /// Who sends it.
     pub fn from(&self) -> &Sender {
         &self.from
+    }
+
+    /// Its sender's id for it, if given.
+    pub fn client_id(&self) -> Option<&ClientMsgId> {
+        self.client_id.as_ref()
+    }
+
+    /// What tells this message apart from another sent under the same client id by the same
+    /// sender to the same channel: its target type and content (stable across builds: xxh3).
+    pub fn fingerprint(&self) -> u64 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(&self.target_kind.to_le_bytes());
+        hasher.update(self.content.as_bytes());
+        hasher.digest()
     }
 
     pub(super) fn into_parts(self) -> (Channel, i64, Sender, Arc<str>) {

@@ -16,6 +16,16 @@ pub enum Sender {
     Server(String),
 }
 
+impl Sender {
+    /// Its key among senders (client message ids are per sender): `u<uid>` or `s<name>`.
+    pub fn key(&self) -> String {
+        match self {
+            Sender::User(uid) => format!("u{uid}"),
+            Sender::Server(name) => format!("s{name}"),
+        }
+    }
+}
+
 /// What recipients get as event `msg`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Message {

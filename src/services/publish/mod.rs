@@ -23,7 +23,9 @@ pub use reach::{OverReach, Reach, ReachLimits};
 
 use crate::clock::unix_ms;
 use crate::services::channel::Channel;
-use crate::services::history::{positioned, HistoryError, HistoryStore, Sequencer};
+use crate::services::history::{
+    positioned, Appended, HistoryError, HistoryStore, SentOnce, Sequencer,
+};
 use crate::services::idgen::{IdError, IdService};
 use crate::services::relay::{Delivery, Envelope, Relay, RelayStats};
 use crate::services::spear::roster::{ConnKey, Roster};
@@ -152,6 +154,9 @@ impl Publisher {
     /// A user's message is within its [`Reach`] when channels keep a history; a server's
     /// always is.
     fn within_reach(&self, draft: &Draft) -> Result<(), PublishError> {
+        if draft.client_id().is_some() && self.parts.history.is_none() {
+            return Err(PublishError::ClientIdWithoutHistory);
+        }
         match (draft.from(), &self.parts.history) {
             (Sender::User(uid), Some(_)) => self
                 .reach
@@ -194,6 +199,9 @@ impl Publisher {
     async fn publish_as(&self, id: u64, draft: Draft) -> Result<Accepted, Refused> {
         self.parts.counters.published();
         let create_time = unix_ms();
+        let once_key = draft
+            .client_id()
+            .map(|client_id| (client_id.clone(), draft.from().key(), draft.fingerprint()));
         let (channel, target_kind, from, content) = draft.into_parts();
         let issued = Some((id, create_time));
         let message = Message::new(id, create_time, channel, target_kind, from, content);
@@ -205,9 +213,40 @@ impl Publisher {
         };
         let text =
             serde_json::to_string(&message).map_err(|_| refused(PublishError::Unencodable))?;
+        let once = once_key
+            .as_ref()
+            .map(|(client_id, sender, fingerprint)| SentOnce {
+                sender,
+                client_id,
+                fingerprint: *fingerprint,
+                id,
+                create_time,
+            });
         let placed = match &self.parts.history {
             None => Ok(None),
-            Some(store) => store.append(channel, id, &text).await.map(Some),
+            Some(store) => match store.append_once(channel, id, &text, once).await {
+                Ok(Appended::Stored(at)) => Ok(Some(at)),
+                Ok(Appended::Again(first)) => {
+                    // A resend: the first send's answer, and nothing stored or delivered again.
+                    return match once {
+                        Some(once) if once.fingerprint == first.fingerprint => Ok(Accepted {
+                            id: first.id,
+                            create_time: first.create_time,
+                            channel,
+                            position: Some(first.at),
+                            again: true,
+                        }),
+                        _ => Err(Refused::before_id(
+                            channel,
+                            PublishError::ClientIdReused(
+                                once.map(|o| o.client_id.as_str().to_string())
+                                    .unwrap_or_default(),
+                            ),
+                        )),
+                    };
+                }
+                Err(e) => Err(e),
+            },
         };
         // An append that may have run is delivered by the history or not at all.
         if let Err(e @ HistoryError::Uncertain(_)) = placed {
@@ -253,6 +292,7 @@ impl Publisher {
                 create_time,
                 channel,
                 position,
+                again: false,
             }),
             Err(error) => Err(Refused {
                 channel,

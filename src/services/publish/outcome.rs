@@ -19,6 +19,9 @@ pub struct Accepted {
     pub channel: Channel,
     /// Its place in the channel's history (`None` when history is off).
     pub position: Option<Position>,
+    /// A resend under a client message id the channel remembers: this is the first send's
+    /// answer, and nothing was stored or delivered again.
+    pub again: bool,
 }
 
 /// Why a message was not acknowledged.
@@ -39,6 +42,18 @@ pub enum PublishError {
     /// Its sender is over its budget of new channels or history bytes.
     #[error("{0}")]
     OverReach(#[from] OverReach),
+    /// Its client message id was used, within the resend window, for another message (another
+    /// content or target type) to the same channel.
+    #[error(
+        "clientMsgId {0:?} was already used for another message to this target (ids are \
+         remembered for history.resend_window_secs)"
+    )]
+    ClientIdReused(String),
+    /// A client message id needs the history, which is off.
+    #[error(
+        "clientMsgId needs the message history, which is off on this cluster (history.enabled)"
+    )]
+    ClientIdWithoutHistory,
 }
 
 /// Whom a message that was not acknowledged reached.
@@ -73,6 +88,10 @@ pub enum Reached {
 /// | `HereOnly`   | true             | true         | —          | false       | a 2nd copy  |
 /// | `Stored`     | `here`           | false        | its place  | false       | a 2nd copy  |
 /// | `Unknown`    | false            | false        | —          | true        | a 2nd copy  |
+///
+/// A resend under the same client message id is safe in every row but `HereOnly` (where the
+/// sender's spear's recipients get a second copy): the channel remembers the id with the
+/// message, so a stored one is answered, not stored again.
 ///
 /// socket.io's ack says `localOnly`, `stored` and `uncertain`; the server API says
 /// `delivered_here`, `stored` and `uncertain`.

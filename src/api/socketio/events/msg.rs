@@ -11,7 +11,7 @@ use crate::api::socketio::protocol::{
     decode, MsgPayload, Reply, LOGIC_ERROR, PARAM_ERROR, SYSTEM_ERROR,
 };
 use crate::api::socketio::SpearContext;
-use crate::services::channel::Channel;
+use crate::services::channel::{Channel, ClientMsgId};
 use crate::services::publish::{Draft, PublishError, Refused, Sender};
 use crate::services::spear::verifier::Session;
 
@@ -48,6 +48,11 @@ async fn send(client: &Client, session: &Session, ctx: &SpearContext, p: MsgPayl
         Ok(draft) => draft,
         Err(e) => return Reply::error(PARAM_ERROR, e.to_string()),
     };
+    let draft = match p.client_msg_id.as_deref().map(ClientMsgId::new) {
+        None => draft,
+        Some(Ok(client_id)) => draft.with_client_id(client_id),
+        Some(Err(e)) => return Reply::error(PARAM_ERROR, e.to_string()),
+    };
     if !client.state.allow_msg() {
         return Reply::error(LOGIC_ERROR, "too many messages per second");
     }
@@ -74,8 +79,12 @@ fn refused_reply(refused: Refused) -> Reply {
         issued,
         reached,
     } = refused;
-    if let PublishError::OverReach(_) = error {
-        return Reply::error(LOGIC_ERROR, error.to_string());
+    match error {
+        PublishError::OverReach(_) => return Reply::error(LOGIC_ERROR, error.to_string()),
+        PublishError::ClientIdReused(_) | PublishError::ClientIdWithoutHistory => {
+            return Reply::error(PARAM_ERROR, error.to_string())
+        }
+        _ => {}
     }
     let Some((id, create_time)) = issued else {
         return Reply::error(SYSTEM_ERROR, error.to_string());
