@@ -14,5 +14,6 @@ mod quorum_loss;
 mod redis_restart_resume;
 mod rolling_restart;
 mod scenario;
+mod sdk_faults;
 mod spear_kill_redis_down;
 mod spear_kill_resume;

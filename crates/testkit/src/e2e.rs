@@ -47,3 +47,109 @@ pub fn node_tests(files: &[&str], env: &[(&str, String)]) -> String {
     assert!(!stdout.contains("# pass 0"), "no end-to-end test ran");
     stdout
 }
+
+/// A Node script of `tests/e2e` running beside a test, speaking JSON lines: one object per
+/// line out of its stdout (other lines are echoed to stderr), commands in on its stdin. Killed
+/// when dropped, so a failed test leaves nothing behind.
+pub struct NodeScript {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<serde_json::Value>,
+    name: String,
+}
+
+impl NodeScript {
+    /// Runs `node <script>` in `tests/e2e` with `env`, and `GRU_BIN` set to the built `gru`.
+    pub fn start(script: &str, env: &[(&str, String)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+
+        let mut child = Command::new("node")
+            .arg(script)
+            .current_dir(dir())
+            .env("GRU_BIN", crate::gru().path())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node is needed for the end-to-end tests");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let name = script.to_string();
+        let echo = name.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                match serde_json::from_str::<serde_json::Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => eprintln!("[{echo}] {line}"),
+                }
+            }
+        });
+        Self {
+            child,
+            stdin,
+            lines,
+            name,
+        }
+    }
+
+    /// Sends `command` as one line.
+    pub fn send(&mut self, command: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("the script's stdin is open");
+        writeln!(stdin, "{command}").expect("the script reads its stdin");
+    }
+
+    /// Every line out so far, without waiting.
+    pub fn drain(&mut self) -> Vec<serde_json::Value> {
+        self.lines.try_iter().collect()
+    }
+
+    /// The lines out until one whose `key` is `value` (included), within `deadline`; panics
+    /// when the script exits first or the deadline passes.
+    pub async fn until(
+        &mut self,
+        key: &str,
+        value: &str,
+        deadline: std::time::Duration,
+    ) -> Vec<serde_json::Value> {
+        let until = std::time::Instant::now() + deadline;
+        let mut seen = Vec::new();
+        loop {
+            match self.lines.try_recv() {
+                Ok(v) => {
+                    let done = v[key] == value;
+                    seen.push(v);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    assert!(
+                        std::time::Instant::now() < until,
+                        "{}: no {key} = {value} within {deadline:?}",
+                        self.name
+                    );
+                    // Pace of polling the script's lines (a std channel) within the deadline.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    panic!("{}: exited before {key} = {value}", self.name)
+                }
+            }
+        }
+    }
+}
+
+impl Drop for NodeScript {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
