@@ -122,6 +122,19 @@ async fn msg_client_id() {
     // Each recipient got each message once, in order.
     assert_eq!(received_until(&mut bob, "end").await, ["m1", "m3", "end"]);
     assert_eq!(received_until(&mut carol, "g-end").await, ["g1", "g-end"]);
+    // On standalone Redis the history's script published each message in the round trip
+    // that stored it.
+    let relay: Value = cluster
+        .get(1, "/api/v1/relay")
+        .await
+        .expect("spear 1 answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        relay["with_history"].as_u64() >= Some(3),
+        "published with the history: {relay}"
+    );
     // Positions: m3 right after m1 in Bob's channel, so neither a second copy nor a gap.
     assert_eq!(
         third["data"]["position"].as_u64(),

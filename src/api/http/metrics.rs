@@ -416,7 +416,7 @@ fn encode_spear(enc: &mut DescriptorEncoder<'_>, spear: &SpearReading) -> std::f
         kind,
         as_gauge(r.channels),
     )?;
-    let counters: [(&str, &str, u64); 8] = [
+    let counters: [(&str, &str, u64); 9] = [
         (
             "gru_messages_in",
             "Messages this spear published for its clients and the server API, relayed or not.",
@@ -431,6 +431,11 @@ fn encode_spear(enc: &mut DescriptorEncoder<'_>, spear: &SpearReading) -> std::f
             "gru_relay_published",
             "Messages this spear handed to the relay and the transport accepted.",
             r.published,
+        ),
+        (
+            "gru_relay_published_with_history",
+            "Of those, messages the history's script published in the round trip that stored them.",
+            r.with_history,
         ),
         (
             "gru_relay_publish_errors",

@@ -31,6 +31,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::services::channel::{Channel, ClientMsgId, Position};
+use crate::services::relay::PublishRoute;
 
 pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
@@ -204,6 +205,22 @@ pub trait HistoryStore: Send + Sync {
         message: &'a str,
         once: Option<SentOnce<'a>>,
     ) -> BoxFuture<'a, Result<Appended, HistoryError>>;
+
+    /// [`HistoryStore::append_once`], and in the same step the relay's publish of the message
+    /// (positioned, as [`positioned`] writes it) on `route`, when this store can (Redis, on the
+    /// link the relay uses): one round trip instead of two. `None` when it cannot; then the
+    /// publisher appends and publishes apart. A message found [`Appended::Again`] is not
+    /// published again.
+    fn append_and_publish<'a>(
+        &'a self,
+        _channel: Channel,
+        _id: u64,
+        _message: &'a str,
+        _once: Option<SentOnce<'a>>,
+        _route: &'a PublishRoute,
+    ) -> Option<BoxFuture<'a, Result<Appended, HistoryError>>> {
+        None
+    }
 
     /// Opens `channel`'s history if it has none, with epoch `epoch` (a fresh id) at offset 0,
     /// and returns its epoch and head: a connection that goes live on an empty channel has a

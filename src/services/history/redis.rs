@@ -6,7 +6,9 @@
 //! channel get consecutive offsets and the stream never disagrees with the hash. Both keys
 //! carry the channel's hash tag: one slot on a Redis Cluster. A message sent with a client
 //! message id leaves a record `…:sent:{u:U}:<sender>:<id>` (same tag) for the resend window,
-//! written by the same script: a resend finds it instead of appending again.
+//! written by the same script: a resend finds it instead of appending again. With the Redis
+//! relay on standalone Redis the same script also publishes the message, positioned, on the
+//! relay's channel: one round trip per message instead of two.
 //!
 //! A server restarted empty has no hash: the next append starts a new epoch (the message's
 //! id) and deletes any stream left behind, so an old position can never be read as new.
@@ -18,14 +20,20 @@ use futures_util::future::BoxFuture;
 use super::{Appended, FirstSend, HistoryError, HistoryStore, Page, Retention, SentOnce, Stored};
 use crate::net::redis::{RedisError, RedisLink, Script};
 use crate::services::channel::{Channel, Position};
-use crate::services::relay::cluster_in_redis;
+use crate::services::relay::{cluster_in_redis, PublishRoute};
 
-/// KEYS: hash, stream, and for a message sent with a client message id its record. ARGV:
-/// candidate epoch, message, max messages, max age ms, and with the record the first send as
-/// `fingerprint id create_time` and the resend window ms. Returns `{epoch, offset}`, or
-/// `{'again', record}` when the record was there (nothing is appended).
-const APPEND: &str = r"
-if KEYS[3] then
+/// KEYS: hash, stream, the record of the message's client message id (when it has one; else
+/// the hash again, unused). ARGV: candidate epoch, message, max messages, max age ms; the first
+/// send as `fingerprint id create_time` (or empty: no client message id) and the resend window
+/// ms; the relay's Redis channel (or empty: not published here), its wire head
+/// (`<origin>:`) and the channel's name (`g:10`). Returns `{epoch, offset}`, or `{'again',
+/// record}` when the record was there (nothing is appended or published).
+///
+/// Published, the message carries its place as [`super::positioned`] writes it (its last
+/// fields) and goes out as the relay's wire form `<origin>:<epoch>.<offset>:<message>`.
+const APPEND: &str = r#"
+local once = ARGV[5] ~= ''
+if once then
   local first = redis.call('GET', KEYS[3])
   if first then return {'again', first} end
 end
@@ -41,11 +49,16 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], p .. '-0', 't', now, 'm', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-if KEYS[3] then
+if once then
   redis.call('SET', KEYS[3], ARGV[5] .. ' ' .. e .. ' ' .. p, 'PX', ARGV[6])
 end
+if ARGV[7] ~= '' then
+  local body = string.sub(ARGV[2], 1, -2)
+  local placed = body .. ',"channel":"' .. ARGV[9] .. '","epoch":"' .. e .. '","position":' .. p .. '}'
+  redis.call('PUBLISH', ARGV[7], ARGV[8] .. e .. '.' .. p .. ':' .. placed)
+end
 return {e, tostring(p)}
-";
+"#;
 
 /// KEYS: hash, stream. ARGV: candidate epoch, max age ms. Returns `{epoch, head}`.
 const OPEN: &str = r"
@@ -142,6 +155,70 @@ fn offset(id: &str) -> Result<u64, HistoryError> {
     number(id.strip_suffix("-0").unwrap_or(id))
 }
 
+impl RedisStore {
+    /// The append script, published on `route` when given.
+    async fn run_append(
+        &self,
+        channel: Channel,
+        id: u64,
+        message: &str,
+        once: Option<SentOnce<'_>>,
+        route: Option<&PublishRoute>,
+    ) -> Result<Appended, HistoryError> {
+        let (hash, stream) = self.keys(channel);
+        let record = once.map(|once| {
+            format!(
+                "{}:sent:{{{channel}}}:{}:{}",
+                self.prefix,
+                once.sender,
+                once.client_id.as_str()
+            )
+        });
+        let first = once.map_or_else(String::new, |once| {
+            format!("{} {} {}", once.fingerprint, once.id, once.create_time)
+        });
+        let (epoch, max, age, window, name) = (
+            id.to_string(),
+            self.retention.max_messages.to_string(),
+            self.max_age_ms(),
+            self.retention.resend_window.as_millis().to_string(),
+            channel.to_string(),
+        );
+        let keys = [
+            hash.as_str(),
+            stream.as_str(),
+            record.as_deref().unwrap_or(&hash),
+        ];
+        let (redis_channel, head) = route.map_or(("", ""), |r| (&r.redis_channel, &r.head));
+        let args: [&[u8]; 9] = [
+            epoch.as_bytes(),
+            message.as_bytes(),
+            max.as_bytes(),
+            age.as_bytes(),
+            first.as_bytes(),
+            window.as_bytes(),
+            redis_channel.as_bytes(),
+            head.as_bytes(),
+            name.as_bytes(),
+        ];
+        let reply: Vec<String> = self
+            .link
+            .eval(&self.append, &keys, &args)
+            .await
+            .map_err(append_failed)?;
+        match reply.as_slice() {
+            [again, first] if again == "again" => Ok(Appended::Again(FirstSend::decode(first)?)),
+            [epoch, offset] => Ok(Appended::Stored(Position {
+                epoch: number(epoch)?,
+                offset: number(offset)?,
+            })),
+            other => Err(HistoryError::Corrupt(format!(
+                "an append answered {other:?}"
+            ))),
+        }
+    }
+}
+
 impl HistoryStore for RedisStore {
     fn append_once<'a>(
         &'a self,
@@ -150,54 +227,24 @@ impl HistoryStore for RedisStore {
         message: &'a str,
         once: Option<SentOnce<'a>>,
     ) -> BoxFuture<'a, Result<Appended, HistoryError>> {
-        Box::pin(async move {
-            let (hash, stream) = self.keys(channel);
-            let (epoch, max, age) = (
-                id.to_string(),
-                self.retention.max_messages.to_string(),
-                self.max_age_ms(),
-            );
-            let mut keys = vec![hash, stream];
-            let mut args: Vec<String> = Vec::with_capacity(6);
-            if let Some(once) = once {
-                keys.push(format!(
-                    "{}:sent:{{{channel}}}:{}:{}",
-                    self.prefix,
-                    once.sender,
-                    once.client_id.as_str()
-                ));
-                args.push(format!(
-                    "{} {} {}",
-                    once.fingerprint, once.id, once.create_time
-                ));
-                args.push(self.retention.resend_window.as_millis().to_string());
-            }
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let mut argv: Vec<&[u8]> = vec![
-                epoch.as_bytes(),
-                message.as_bytes(),
-                max.as_bytes(),
-                age.as_bytes(),
-            ];
-            argv.extend(args.iter().map(String::as_bytes));
-            let reply: Vec<String> = self
-                .link
-                .eval(&self.append, &keys, &argv)
-                .await
-                .map_err(append_failed)?;
-            match reply.as_slice() {
-                [again, first] if again == "again" => {
-                    Ok(Appended::Again(FirstSend::decode(first)?))
-                }
-                [epoch, offset] => Ok(Appended::Stored(Position {
-                    epoch: number(epoch)?,
-                    offset: number(offset)?,
-                })),
-                other => Err(HistoryError::Corrupt(format!(
-                    "an append answered {other:?}"
-                ))),
-            }
-        })
+        Box::pin(self.run_append(channel, id, message, once, None))
+    }
+
+    fn append_and_publish<'a>(
+        &'a self,
+        channel: Channel,
+        id: u64,
+        message: &'a str,
+        once: Option<SentOnce<'a>>,
+        route: &'a PublishRoute,
+    ) -> Option<BoxFuture<'a, Result<Appended, HistoryError>>> {
+        Some(Box::pin(self.run_append(
+            channel,
+            id,
+            message,
+            once,
+            Some(route),
+        )))
     }
 
     fn open(&self, channel: Channel, epoch: u64) -> BoxFuture<'_, Result<Position, HistoryError>> {

@@ -222,32 +222,53 @@ impl Publisher {
                 id,
                 create_time,
             });
-        let placed = match &self.parts.history {
-            None => Ok(None),
-            Some(store) => match store.append_once(channel, id, &text, once).await {
-                Ok(Appended::Stored(at)) => Ok(Some(at)),
-                Ok(Appended::Again(first)) => {
-                    // A resend: the first send's answer, and nothing stored or delivered again.
-                    return match once {
-                        Some(once) if once.fingerprint == first.fingerprint => Ok(Accepted {
-                            id: first.id,
-                            create_time: first.create_time,
-                            channel,
-                            position: Some(first.at),
-                            again: true,
-                        }),
-                        _ => Err(Refused::before_id(
-                            channel,
-                            PublishError::ClientIdReused(
-                                once.map(|o| o.client_id.as_str().to_string())
-                                    .unwrap_or_default(),
-                            ),
-                        )),
-                    };
-                }
-                Err(e) => Err(e),
-            },
+        // With the Redis relay the history's script publishes the message too (one round
+        // trip); otherwise it is appended here and published below.
+        let route = self
+            .parts
+            .history
+            .as_ref()
+            .and(self.parts.relay.route(channel));
+        let combined = match (&self.parts.history, &route) {
+            (Some(store), Some(route)) => store.append_and_publish(channel, id, &text, once, route),
+            _ => None,
         };
+        let carried = combined.is_some();
+        let started = std::time::Instant::now();
+        let appended = match (combined, &self.parts.history) {
+            (Some(both), _) => both.await.map(Some),
+            (None, None) => Ok(None),
+            (None, Some(store)) => store.append_once(channel, id, &text, once).await.map(Some),
+        };
+        let placed = match appended {
+            Ok(Some(Appended::Again(first))) => {
+                // A resend: the first send's answer, and nothing stored or delivered again.
+                return match once {
+                    Some(once) if once.fingerprint == first.fingerprint => Ok(Accepted {
+                        id: first.id,
+                        create_time: first.create_time,
+                        channel,
+                        position: Some(first.at),
+                        again: true,
+                    }),
+                    _ => Err(Refused::before_id(
+                        channel,
+                        PublishError::ClientIdReused(
+                            once.map(|o| o.client_id.as_str().to_string())
+                                .unwrap_or_default(),
+                        ),
+                    )),
+                };
+            }
+            Ok(Some(Appended::Stored(at))) => Ok(Some(at)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        if carried {
+            // Published in the script when it stored the message (and perhaps when its outcome
+            // is unknown).
+            self.parts.relay.record(placed.is_ok(), started.elapsed());
+        }
         // An append that may have run is delivered by the history or not at all.
         if let Err(e @ HistoryError::Uncertain(_)) = placed {
             return Err(Refused {
@@ -269,6 +290,7 @@ impl Publisher {
             payload,
         };
         let relayed = match placed {
+            Ok(_) if carried => Ok(()),
             Ok(_) => self
                 .parts
                 .relay

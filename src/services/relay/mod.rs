@@ -185,6 +185,9 @@ pub struct RelayStats {
     pub published: AtomicU64,
     /// Messages the relay refused (the sender got error 1001).
     pub publish_errors: AtomicU64,
+    /// Of `published`, those published by the history's own script, in the round trip that
+    /// stored them ([`PublishRoute`]).
+    pub with_history: AtomicU64,
     /// Relayed messages that arrived at this spear (its own echoes included).
     pub received: AtomicU64,
     /// Arrived messages that this spear had sent itself (already delivered, skipped).
@@ -217,6 +220,8 @@ pub struct RelayReport {
     /// See [`RelayStats`].
     pub publish_errors: u64,
     /// See [`RelayStats`].
+    pub with_history: u64,
+    /// See [`RelayStats`].
     pub received: u64,
     /// See [`RelayStats`].
     pub echoes: u64,
@@ -241,6 +246,17 @@ pub struct TransportStatus {
     pub channels: u64,
 }
 
+/// Where a message can be published from inside Redis, in the same step that stores it in its
+/// channel's history (one script: one round trip instead of two): the Redis relay's channel of
+/// the message and the head of its wire form ([`wire`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishRoute {
+    /// The Redis channel.
+    pub redis_channel: String,
+    /// What precedes the message's place on the wire: `<origin spear id>:`.
+    pub head: String,
+}
+
 /// One way of carrying messages between spears. It follows the roster (as its
 /// [`ChangeSink`]) to receive what this spear's recipients need, and publishes.
 pub trait Backend: ChangeSink {
@@ -250,6 +266,13 @@ pub trait Backend: ChangeSink {
 
     /// The transport's state.
     fn status(&self) -> TransportStatus;
+
+    /// Where `channel`'s messages can be published from a history script right now, when this
+    /// backend can take a message that way (the Redis relay, on standalone Redis, settled);
+    /// `None` otherwise: the publisher appends, then calls [`Backend::publish`].
+    fn route(&self, _channel: Channel) -> Option<PublishRoute> {
+        None
+    }
 }
 
 /// A spear's relay: its backend and its counters. Cheap to clone.
@@ -302,6 +325,28 @@ impl Relay {
         outcome
     }
 
+    /// Where `channel`'s messages can be published from a history script now
+    /// ([`Backend::route`]).
+    pub fn route(&self, channel: Channel) -> Option<PublishRoute> {
+        self.backend.route(channel)
+    }
+
+    /// Counts a publish made on a [`PublishRoute`] (outside [`Relay::publish`]) that took
+    /// `took`, as [`Relay::publish`] counts its own.
+    pub fn record(&self, relayed: bool, took: Duration) {
+        if let Some(latency) = &self.latency {
+            latency.observe(took);
+        }
+        RelayStats::bump(if relayed {
+            &self.stats.published
+        } else {
+            &self.stats.publish_errors
+        });
+        if relayed {
+            RelayStats::bump(&self.stats.with_history);
+        }
+    }
+
     /// The live counters, for the spear's own deliveries.
     pub fn stats(&self) -> &RelayStats {
         &self.stats
@@ -316,6 +361,7 @@ impl Relay {
             connected: status.connected,
             outages: status.outages,
             published: load(&self.stats.published),
+            with_history: load(&self.stats.with_history),
             publish_errors: load(&self.stats.publish_errors),
             received: load(&self.stats.received),
             echoes: load(&self.stats.echoes),

@@ -38,6 +38,7 @@ pub async fn check<H: Harness>(h: &mut H) {
         outages: 0,
         published,
         publish_errors: 0,
+        with_history: 0,
         received,
         echoes,
         dropped: 0,

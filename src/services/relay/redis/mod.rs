@@ -25,11 +25,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::wanted::Wanted;
 use super::{
-    Backend, BuiltRelay, Envelope, Inbound, Relay, RelayBuildError, RelayError, RelaySetup,
-    RelayStats, TransportStatus,
+    Backend, BuiltRelay, Envelope, Inbound, PublishRoute, Relay, RelayBuildError, RelayError,
+    RelaySetup, RelayStats, TransportStatus,
 };
 use crate::config::NodeId;
 use crate::net::redis::{RedisError, RedisLink};
+use crate::services::channel::Channel;
 use crate::services::spear::roster::{Change, ChangeSink};
 use channels::Channels;
 use inbound::Receiver;
@@ -155,6 +156,18 @@ impl RedisRelay {
 impl Backend for RedisRelay {
     fn publish<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), RelayError>> {
         Box::pin(self.publish_now(envelope))
+    }
+
+    fn route(&self, channel: Channel) -> Option<PublishRoute> {
+        // A sharded channel is published by SPUBLISH, which a script may not name beside its
+        // keys on every Redis Cluster version: there the two steps stay apart.
+        let health = self.link.health();
+        (!self.link.is_cluster() && health.is_connected() && health.settled(self.settle)).then(
+            || PublishRoute {
+                redis_channel: self.channels.of(channel),
+                head: format!("{}:", self.me),
+            },
+        )
     }
 
     fn status(&self) -> TransportStatus {
