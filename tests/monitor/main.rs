@@ -4,11 +4,15 @@
 //! answers, every node is listed, the charts have a time axis and a gap where a spear was down,
 //! the user lookup finds a user and disconnects it, and the panels dim when the stream is lost.
 //! `playground_browser` (`playground.rs`): two users on two spears
-//! exchange a unicast and a group message through the playground. Both save screenshots under
-//! `<target>/screenshots/`.
+//! exchange a unicast and a group message through the playground (on the JavaScript SDK).
+//! `playground_resume` (`playground_resume.rs`): the first user's spear is killed and the
+//! conversation goes on with nothing missing and nothing twice; then 3,000 messages a second
+//! pour into the page, which stays responsive and counts them all. Each saves screenshots
+//! under `<target>/screenshots/`.
 
 mod dashboard;
 mod playground;
+mod playground_resume;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;

@@ -1,7 +1,8 @@
 //! `playground_browser`: one core (with ticket and stat) and two spears on the Redis relay,
 //! signing with `gru dev`'s public business secret so that the playground may mint token1s.
 //! Two playground pages, two users on two different spears: a unicast and a group message go
-//! through, and `online` lists both.
+//! through, and `online` lists both; the page's "kill my connection" drops the socket under the
+//! SDK, which reconnects and resumes (a unicast sent meanwhile arrives once).
 
 use std::time::Duration;
 
@@ -58,6 +59,11 @@ async fn playground_browser() {
         let user = user.as_u64().expect("a user id");
         assert!(users.contains(&user), "{user} online in {users:?}");
     }
+    let killed = script.step("kill_button", Duration::from_secs(60)).await;
+    assert_eq!(
+        killed["reason"], "transport close",
+        "a lost connection: {killed}"
+    );
     script.step("screenshot", Duration::from_secs(30)).await;
     script.step("screenshot", Duration::from_secs(30)).await;
     script.finish(Duration::from_secs(30)).await;

@@ -1,119 +1,93 @@
 // playground_browser's browser half (tests/monitor/playground.rs runs it). Two pages of the
-// playground on $GRU_HTTP, as two users the ticket places on two different spears: A mints its
-// token1 through `gru dev`'s route (the cluster runs with the dev secret), B has one pasted.
-// A sends B a unicast, B sends their group a broadcast, and A asks who is online; each page's
-// event log must show what arrived.
+// playground on $GRU_HTTP, as two users the ticket places on two different spears: A's token1 is
+// minted by the page through `gru dev`'s route (the cluster runs with the dev secret), B's is
+// pasted. A's client opens on long-polling and upgrades to WebSocket. A sends B a unicast, B
+// sends their group a message, and A asks who is online; each page's conversation must show
+// what arrived, from whom, at which place. Then A's "kill my connection" drops its socket under
+// the SDK: the client sees the connection lost, reconnects and resumes, and a unicast B sends
+// meanwhile reaches A once.
 'use strict';
 
 const assert = require('node:assert/strict');
-const { launch, say, until, login, screenshot, run } = require('./browser');
+const { launch, say, until, screenshot, run } = require('./browser');
+const { tid, openPlayground, userElsewhere, connect, send, conversation, count } = require('./playground_page');
 
-const base = `http://${process.env.GRU_HTTP}`;
 const group = Number(process.env.GROUP);
 
-async function devToken(uid, name) {
-  const resp = await fetch(`${base}/api/v1/dev/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${process.env.GRU_ADMIN_KEY}` },
-    body: JSON.stringify({ user_id: uid, user_name: name, app_type: 'web' }),
-  });
-  assert.equal(resp.status, 200, 'the dev token route answers');
-  return (await resp.json()).token;
-}
-
-/** The spear the ticket places `uid` on now. */
-async function placement(uid, token) {
-  const q = new URLSearchParams({ user_id: uid, user_name: `user${uid}`, app_type: 'web', token });
-  const resp = await fetch(`${base}/api/v1/ticket?${q}`);
-  assert.equal(resp.status, 200, 'ticket answers');
-  return (await resp.json()).spear.id;
-}
-
-/** Fills client 1 of `page` and connects; returns the spear it landed on. */
-async function connect(page, uid, token1) {
-  const t = (id) => `[data-testid="p1-${id}"]`;
-  await page.fill(t('user'), String(uid));
-  await page.fill(t('name'), `user${uid}`);
-  await page.fill(t('groups'), String(group));
-  await page.fill(t('token1'), token1 || '');
-  await page.click(t('connect'));
-  await until(`user ${uid} connected`, 20000, async () => {
-    const state = await page.textContent(t('state'));
-    if (state === 'failed') throw new Error(`user ${uid}: ${await page.textContent(t('log'))}`);
-    return state === 'connected';
-  });
-  // The page uses the client's default transports: long-polling across origins (CORS), then
-  // the upgrade to WebSocket.
-  const transports = await until(`user ${uid} upgraded`, 20000, async () => {
-    const seen = (await page.getAttribute(t('spear'), 'data-transports')) || '';
-    return seen.includes('websocket') && seen;
-  });
-  assert.equal(transports, 'polling,websocket', `user ${uid} opened on polling, then upgraded`);
-  return Number(await page.getAttribute(t('spear'), 'data-spear'));
-}
-
-async function send(page, type, target, content) {
-  const t = (id) => `[data-testid="p1-${id}"]`;
-  await page.selectOption(t('msg-type'), String(type));
-  await page.fill(t('msg-target'), String(target));
-  await page.fill(t('msg-content'), content);
-  await page.click(t('send'));
-}
-
-/** The `msg` events in `page`'s log whose text includes `content`. */
+/** The received rows of `page` whose content is `content`. */
 async function received(page, content) {
-  return page.$$eval(
-    '[data-testid="p1-log"] [data-event="msg"][data-dir="in"]',
-    (rows, c) => rows.map((r) => r.textContent).filter((t) => t.includes(c)),
-    content,
-  );
+  return (await conversation(page, 'in')).filter((m) => m.content === content);
 }
 
 run(async () => {
   const browser = await launch();
+  const events = [];
   try {
-    const a = await browser.newPage({ viewport: { width: 760, height: 900 } });
-    const b = await browser.newPage({ viewport: { width: 760, height: 900 } });
-    for (const [name, page] of [['a', a], ['b', b]]) {
-      page.on('pageerror', (e) => say('page_error', { page: name, error: String(e) }));
-      await login(page, base);
-      await page.goto(`${base}/playground`);
-    }
+    const a = await openPlayground(browser, 'a', events);
+    const b = await openPlayground(browser, 'b', events);
+
     const userA = 1001;
-    const spearA = await connect(a, userA, null);
-    say('connected', { user: userA, spear: spearA, token: 'minted by the page' });
+    // The page's long-polling goes across origins (the spear answers CORS), then upgrades.
+    const spearA = await connect(a.page, { uid: userA, groups: [group], transports: 'polling,websocket' });
+    const transports = await until(`user ${userA} upgraded`, 20000, async () => {
+      const seen = (await a.page.getAttribute(tid('spear'), 'data-transports')) || '';
+      return seen.includes('websocket') && seen;
+    });
+    assert.equal(transports, 'polling,websocket', `user ${userA} opened on polling, then upgraded`);
+    say('connected', { user: userA, spear: spearA, token: 'minted by the page', transports });
 
     // B: a user the ticket places on the other spear, with a pasted token1.
-    let userB = null;
-    let tokenB = null;
-    for (let uid = 2001; uid < 2200 && userB === null; uid++) {
-      const token = await devToken(uid, `user${uid}`);
-      if ((await placement(uid, token)) !== spearA) [userB, tokenB] = [uid, token];
-    }
-    assert.ok(userB, 'some user is placed on the other spear');
-    const spearB = await connect(b, userB, tokenB);
+    const { uid: userB, token: tokenB } = await userElsewhere(spearA, 2001);
+    const spearB = await connect(b.page, { uid: userB, token1: tokenB, groups: [group] });
     say('connected', { user: userB, spear: spearB, token: 'pasted' });
     assert.notEqual(spearA, spearB, 'the two users are on different spears');
 
     const unicast = `unicast from ${userA} to ${userB} @${Date.now()}`;
-    await send(a, 0, userB, unicast);
-    const gotUnicast = await until('B receives the unicast', 10000, async () => (await received(b, unicast))[0]);
-    assert.ok(gotUnicast.includes(`"fromId":${userA}`), `from A: ${gotUnicast}`);
+    await send(a.page, { user: userB }, unicast);
+    const [gotUnicast] = await until('B receives the unicast', 10000, () => received(b.page, unicast).then((r) => r.length && r));
+    assert.equal(gotUnicast.from, userA, 'from A');
+    assert.equal(gotUnicast.channel, `u:${userB}`, "on B's channel");
+    assert.ok(gotUnicast.position >= 1, `with its place: ${JSON.stringify(gotUnicast)}`);
     say('unicast', { to: userB, shown: gotUnicast });
 
     const broadcast = `group ${group} from ${userB} @${Date.now()}`;
-    await send(b, 1, group, broadcast);
-    const atA = await until('A receives the group message', 10000, async () => (await received(a, broadcast))[0]);
-    const atB = await until('B receives its own group message', 10000, async () => (await received(b, broadcast))[0]);
+    await send(b.page, { group }, broadcast);
+    const [atA] = await until('A receives the group message', 10000, () => received(a.page, broadcast).then((r) => r.length && r));
+    const [atB] = await until('B receives its own group message', 10000, () => received(b.page, broadcast).then((r) => r.length && r));
+    assert.equal(atA.channel, `g:${group}`);
+    assert.equal(atA.position, atB.position, 'one place for both');
+    const [acked] = await until("B's send acknowledged", 10000, async () => {
+      const out = (await conversation(b.page, 'out')).filter((m) => m.content === broadcast && m.status === 'acked');
+      return out.length && out;
+    });
+    assert.equal(acked.position, atB.position, 'the ack names the place it was delivered at');
     say('broadcast', { group, at_a: atA, at_b: atB });
 
-    await a.fill('[data-testid="p1-online-group"]', String(group));
-    await a.click('[data-testid="p1-online"]');
-    const online = await until('online answered', 10000, () => a.getAttribute('[data-testid="p1-online-result"]', 'data-users'));
+    await a.page.fill(tid('online-group'), String(group));
+    await a.page.click(tid('online'));
+    const online = await until('online answered', 10000, () => a.page.getAttribute(tid('online-result'), 'data-users'));
     say('online', { group, users: online.split(',').map(Number) });
 
-    say('screenshot', { path: await screenshot(a, 'playground-a.png') });
-    say('screenshot', { path: await screenshot(b, 'playground-b.png') });
+    // "kill my connection": the transport closed under socket.io, no disconnect packet.
+    const meanwhile = `to ${userA} around the kill @${Date.now()}`;
+    await a.page.click(tid('kill'));
+    await send(b.page, { user: userA }, meanwhile);
+    await until('A live again after the kill', 20000, async () => (await a.page.textContent(tid('state'))) === 'live' && (await count(a.page, 'reconnects')) === 1);
+    const [got] = await until('A receives what B sent around the kill', 10000, () => received(a.page, meanwhile).then((r) => r.length && r));
+    assert.equal((await received(a.page, meanwhile)).length, 1, 'once');
+    const states = await a.page.$$eval(`${tid('log')} [data-event="state"]`, (rows) => rows.map((r) => r.textContent));
+    const lost = states.find((s) => s.includes('reconnecting'));
+    assert.ok(lost, `the loss is logged: ${JSON.stringify(states)}`);
+    say('kill_button', {
+      reason: /\(([^)]*)\)/.exec(lost)[1],
+      spear_after: Number(await a.page.getAttribute(tid('spear'), 'data-spear')),
+      replayed: got.replayed,
+      duplicates_dropped: await count(a.page, 'duplicates'),
+    });
+
+    assert.deepEqual(events, [], 'no error in the pages');
+    say('screenshot', { path: await screenshot(a.page, 'playground-a.png') });
+    say('screenshot', { path: await screenshot(b.page, 'playground-b.png') });
   } finally {
     await browser.close();
   }

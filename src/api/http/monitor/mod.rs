@@ -4,9 +4,12 @@
 //! - `/` and `/dashboard`: the Raft group, every node, spears, idgen, groups, live over SSE,
 //!   on charts with a time axis; a user lookup over the admin user routes (`server_api/users.rs`)
 //!   with its disconnect.
-//! - `/playground`: Gru's front mock — a browser client that fetches a ticket, connects with
-//!   the official socket.io client (served from here), subscribes, sends, asks who is online.
-//! - `/assets/{file}`: their JS, CSS and the vendored socket.io client, embedded at build time.
+//! - `/playground`: Gru's front mock on the JavaScript SDK (`clients/js`, its browser build
+//!   served from here with the official socket.io client): per user a conversation and an
+//!   event log, the connection's state and spear, positions per channel, resume after a
+//!   dropped connection or a reload, sends, joins, `online`.
+//! - `/assets/{file}`: their JS, CSS, the vendored socket.io client and the SDK's browser
+//!   build, embedded at build time.
 //! - `GET /api/v1/monitor/snapshot`: the JSON the dashboard shows ([`Snapshot`]).
 //! - `GET /api/v1/monitor/stream`: the same, one SSE event per gathering (`stream.rs`).
 //! - `POST /api/v1/dev/token` in `gru dev` only (`dev.rs`).
@@ -71,7 +74,9 @@ struct Asset {
 }
 
 /// Every file the pages load. `socket.io.min.js` is socket.io-client 4.8.1's browser build
-/// (MIT, its licence header kept; see `assets/VENDORED.md`).
+/// (MIT, its licence header kept; see `assets/VENDORED.md`); `gru-client.js` is the SDK's
+/// browser build, checked in at `clients/js/dist/` (`npm run bundle` there; its unit tests
+/// fail when it is stale).
 const ASSETS: &[Asset] = &[
     Asset {
         name: "dashboard.html",
@@ -107,6 +112,11 @@ const ASSETS: &[Asset] = &[
         name: "socket.io.min.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("assets/socket.io.min.js"),
+    },
+    Asset {
+        name: "gru-client.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../../clients/js/dist/gru-client.browser.js"),
     },
 ];
 

@@ -1,238 +1,786 @@
-// The playground: Gru's front mock. Each panel is one user's client doing what a Gru client
-// does (docs/api.md): a token1 (minted by `gru dev` itself, or pasted), a ticket from this
-// node, the official socket.io client to the spear the ticket names, `auth` with token2,
-// `subscribe`, then `msg` and `online`. Every event in and out is logged with its time.
+// The playground: Gru's front mock on gru's JavaScript SDK (clients/js, `gru-client`, served as
+// /assets/gru-client.js: window.gruClient). Each panel is one user's client: createClient with
+// this node's ticket, a token1 minted by `gru dev` (or pasted), the groups typed in, positions
+// kept in localStorage (a reload resumes where the page was) and the official socket.io client
+// (window.io). The panel shows the connection's state and spear, the place of every channel,
+// the SDK's counters, the conversation and an event log; "kill my connection" drops the socket
+// under the SDK without a goodbye so that its reconnection and resume can be watched.
+//
+// Both lists take thousands of rows a second (a server publishing to the user): they keep the
+// last FEED_CAP entries, draw once per animation frame, and hold at most FEED_CAP rows.
 'use strict';
 
 (() => {
   const { el, clock, json } = gru;
-  let players = 0;
+  const { createClient, positionsKey } = gruClient;
 
-  function player() {
-    const n = ++players;
-    const id = (name) => `p${n}-${name}`;
-    const input = (name, attrs) => el('input', { id: id(name), 'data-testid': id(name), ...attrs });
-    let socket = null;
-    let user = null;
+  /** Entries each list keeps (and rows it draws); older ones are dropped and counted. */
+  const FEED_CAP = 500;
+  /** Where the panels' settings survive a reload of this tab. */
+  const SAVED = 'gru-playground:players';
 
-    const log = el('div', { class: 'log', 'data-testid': id('log') });
-    const state = el('b', { 'data-testid': id('state') }, 'disconnected');
-    const spear = el('span', { class: 'dim', 'data-testid': id('spear') }, '');
-    const onlineResult = el('span', { 'data-testid': id('online-result') }, '');
-
-    /** One line of the log: time, direction, event name, payload. */
-    function note(dir, event, payload) {
-      const text = payload === undefined ? '' : typeof payload === 'string' ? payload : JSON.stringify(payload);
-      const line = el(
-        'div',
-        { 'data-event': event, 'data-dir': dir },
-        el('span', { class: 't' }, clock(Date.now())),
-        el('span', { class: dir }, `${dir === 'in' ? '←' : dir === 'out' ? '→' : '!'} ${event}`),
-        ' ',
-        text,
-      );
-      log.append(line);
-      log.scrollTop = log.scrollHeight;
+  /** localStorage when the page may use it, else nothing (the SDK then keeps places in memory). */
+  const storage = (() => {
+    try {
+      const probe = 'gru-playground:probe';
+      window.localStorage.setItem(probe, '1');
+      window.localStorage.removeItem(probe);
+      return window.localStorage;
+    } catch (_) {
+      return undefined;
     }
+  })();
 
-    function setState(s, where) {
-      state.textContent = s;
-      state.className = s === 'connected' ? 'ok' : s === 'disconnected' || s === 'failed' ? 'bad' : 'warn';
-      if (where !== undefined) spear.textContent = where;
-      connectBtn.disabled = s !== 'disconnected' && s !== 'failed';
-      disconnectBtn.disabled = !socket;
-      for (const b of [sendBtn, onlineBtn, subscribeBtn]) b.disabled = s !== 'connected';
-    }
+  /** `{channel: {epoch, position}}` as `u:1001 #5, g:10 #3`. */
+  function places(map) {
+    const parts = Object.entries(map || {}).map(([c, at]) => `${c} #${at.position}`);
+    return parts.length ? parts.join(', ') : 'none';
+  }
 
-    /** Emits `event` with a JSON-string payload (as Gru's clients do) and logs the ack. */
-    function call(event, payload) {
-      const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
-      note('out', event, body);
-      return new Promise((resolve) => {
-        socket.timeout(10000).emit(event, body, (err, reply) => {
-          if (err) {
-            note('err', `${event} ack`, 'no acknowledgement within 10 s');
-            resolve(null);
-          } else {
-            note('in', `${event} ack`, reply);
-            resolve(reply);
-          }
-        });
+  /** A duration as `3 min`, `24 h`. */
+  function inWords(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 120) return `${s} s`;
+    if (s < 7200) return `${Math.round(s / 60)} min`;
+    return `${Math.round(s / 3600)} h`;
+  }
+
+  function short(v) {
+    if (v === undefined) return '';
+    const s = typeof v === 'string' ? v : JSON.stringify(v);
+    return s.length > 600 ? `${s.slice(0, 600)}…` : s;
+  }
+
+  /**
+   * A list that takes thousands of rows a second. It keeps the last `cap` entries (older ones
+   * are dropped and counted), draws what came since the last frame in one batch per animation
+   * frame, and never holds more than `cap` rows. Paused — its button, or scrolled up away from
+   * the bottom — it keeps collecting and draws nothing; its header says how many came since.
+   */
+  class Feed {
+    constructor({ testid, title, rowTestid, render, cap = FEED_CAP }) {
+      this.cap = cap;
+      this.render = render;
+      this.rowTestid = rowTestid;
+      this.entries = [];
+      this.seq = 0; // entries ever pushed
+      this.drawn = 0; // seq of the last entry drawn
+      this.base = 0; // seq at the last clear
+      this.paused = false;
+      this.held = false; // scrolled up
+      this.frame = 0;
+      this.rows = el('div', { class: 'rows', 'data-testid': testid });
+      this.info = el('span', { class: 'info dim', 'data-testid': `${testid}-info` });
+      this.pauseBtn = el('button', { type: 'button', class: 'small', 'data-testid': `${testid}-pause`, onclick: () => this.setPaused(!this.paused) }, 'pause');
+      const clearBtn = el('button', { type: 'button', class: 'small', 'data-testid': `${testid}-clear`, onclick: () => this.clear() }, 'clear');
+      this.node = el('div', { class: 'feed' }, el('div', { class: 'feed-head' }, el('b', {}, title), this.info, this.pauseBtn, clearBtn), this.rows);
+      this.rows.addEventListener('scroll', () => {
+        const bottom = this.rows.scrollHeight - this.rows.scrollTop - this.rows.clientHeight < 8;
+        if (this.held === !bottom) return;
+        this.held = !bottom;
+        this.schedule();
       });
     }
 
-    async function token1(uid, name, app) {
-      const pasted = document.getElementById(id('token1')).value.trim();
-      if (pasted) return pasted;
-      try {
-        const minted = await json('/api/v1/dev/token', {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ user_id: uid, user_name: name, app_type: app }),
-        });
-        note('sys', 'dev token', 'minted by gru dev');
-        return minted.token;
-      } catch (e) {
-        throw new Error(e.status === 404 ? 'this node mints no dev tokens (not gru dev): paste a token1' : `dev token: ${e.message}`);
-      }
+    /** Adds `entry` (drawn with the next frame); returns it, for `update`. */
+    push(entry) {
+      this.seq += 1;
+      entry.seq = this.seq;
+      this.entries.push(entry);
+      if (this.entries.length >= 2 * this.cap) this.entries.splice(0, this.entries.length - this.cap);
+      this.schedule();
+      return entry;
     }
 
-    function groupList() {
-      return document
-        .getElementById(id('groups'))
-        .value.split(/[\s,]+/)
+    /** Draws `entry` again (its fields changed) if it is on screen. */
+    update(entry) {
+      if (!entry.row || !entry.row.isConnected) return;
+      const row = this.draw1(entry);
+      entry.row.replaceWith(row);
+      entry.row = row;
+    }
+
+    clear() {
+      this.entries = [];
+      this.base = this.seq;
+      this.drawn = this.seq;
+      this.rows.replaceChildren();
+      this.schedule();
+    }
+
+    setPaused(paused) {
+      this.paused = paused;
+      this.pauseBtn.textContent = paused ? 'resume' : 'pause';
+      this.pauseBtn.classList.toggle('on', paused);
+      this.node.classList.toggle('paused', paused);
+      this.schedule();
+    }
+
+    schedule() {
+      if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+    }
+
+    draw1(entry) {
+      const row = this.render(entry);
+      row.setAttribute('data-testid', this.rowTestid);
+      return row;
+    }
+
+    flush() {
+      this.frame = 0;
+      const waiting = this.seq - this.drawn;
+      const kept = Math.min(this.entries.length, this.cap);
+      if (this.paused || this.held) {
+        this.info.textContent = `${this.paused ? 'paused' : 'scrolled up'} · ${waiting} new`;
+        return;
+      }
+      if (waiting > 0) {
+        const fresh = this.entries.slice(Math.max(0, this.entries.length - Math.min(waiting, this.cap)));
+        const batch = document.createDocumentFragment();
+        for (const entry of fresh) {
+          entry.row = this.draw1(entry);
+          batch.append(entry.row);
+        }
+        if (fresh.length >= this.cap) this.rows.replaceChildren(batch);
+        else this.rows.append(batch);
+        for (let extra = this.rows.childElementCount - this.cap; extra > 0; extra--) this.rows.firstElementChild.remove();
+        this.drawn = this.seq;
+        this.rows.scrollTop = this.rows.scrollHeight;
+      }
+      const dropped = this.seq - this.base - kept;
+      this.info.textContent = `${kept} kept${dropped ? ` · ${dropped} older dropped` : ''}`;
+    }
+  }
+
+  /** Settings of the panels (sessionStorage: this tab), so a reload brings them back. */
+  const saved = {
+    read() {
+      try {
+        return JSON.parse(sessionStorage.getItem(SAVED) || '[]');
+      } catch (_) {
+        return [];
+      }
+    },
+    write(list) {
+      try {
+        sessionStorage.setItem(SAVED, JSON.stringify(list));
+      } catch (_) {
+        /* not kept */
+      }
+    },
+  };
+  const panels = [];
+  /** Set when the page goes: the clients' closing must not be saved as the panels' settings. */
+  let leaving = false;
+  function saveAll() {
+    if (!leaving) saved.write(panels.map((p) => p.settings()));
+  }
+
+  function player(init) {
+    const n = panels.length + 1;
+    const id = (name) => `p${n}-${name}`;
+    const input = (name, attrs) => el('input', { id: id(name), 'data-testid': id(name), ...attrs });
+    const value = (name) => document.getElementById(id(name)).value.trim();
+    const preset = init || {};
+
+    let client = null;
+    /** The socket the SDK uses now, with its spear. */
+    let conn = null;
+    /** Spear ids by URL, from the ticket answers. */
+    const spearIds = new Map();
+    let received = 0;
+    let lastPositions = '';
+
+    // --- the two lists --------------------------------------------------------------------
+
+    const conversation = new Feed({
+      testid: id('conversation'),
+      rowTestid: id('conversation-row'),
+      title: 'conversation',
+      render(e) {
+        if (e.kind === 'in') {
+          const from = e.sender ? `${e.sender} (server)` : e.mine ? 'you' : `user ${e.from}`;
+          return el(
+            'div',
+            {
+              class: `msg in${e.replayed ? ' replayed' : ''}`,
+              'data-dir': 'in',
+              'data-channel': e.channel,
+              'data-position': e.position,
+              'data-content': e.content,
+              'data-from': e.from,
+              'data-replayed': e.replayed ? '1' : '0',
+            },
+            el('span', { class: 't' }, clock(e.t)),
+            el('span', { class: 'place' }, `${e.channel || '–'} #${e.position ?? '–'}`),
+            el('span', { class: 'who' }, from),
+            e.replayed ? el('span', { class: 'tag', title: 'replayed by the resume, before the connection went live' }, 'resumed') : null,
+            el('span', { class: 'text' }, e.content),
+          );
+        }
+        if (e.kind === 'out') {
+          const where = e.status === 'acked' ? `${e.ack.channel || e.to} #${e.ack.position ?? '–'}` : e.to;
+          const status = e.status === 'failed' ? `✗ ${e.error}` : e.status === 'acked' ? '✓' : 'sending…';
+          return el(
+            'div',
+            {
+              class: `msg out ${e.status}`,
+              'data-dir': 'out',
+              'data-status': e.status,
+              'data-channel': e.status === 'acked' ? e.ack.channel : e.to,
+              'data-position': e.status === 'acked' ? e.ack.position : undefined,
+              'data-content': e.content,
+              title: `clientMsgId ${e.clientMsgId || '–'}; sent while ${e.stateAtSend}`,
+            },
+            el('span', { class: 't' }, clock(e.t)),
+            el('span', { class: 'place' }, `→ ${where}`),
+            el('span', { class: 'who' }, status),
+            el('span', { class: 'text' }, e.content),
+          );
+        }
+        if (e.kind === 'resync') {
+          return el(
+            'div',
+            { class: 'msg err', 'data-dir': 'resync', 'data-channel': e.channel, 'data-position': e.position },
+            el('span', { class: 't' }, clock(e.t)),
+            `resync ${e.channel}: continues after epoch ${e.epoch} #${e.position} (${e.reason}): what came before is not replayed, reload it from your own store`,
+          );
+        }
+        return el('div', { class: `mark ${e.bad ? 'err' : ''}`, 'data-dir': 'mark' }, el('span', { class: 't' }, clock(e.t)), `— ${e.text} —`);
+      },
+    });
+
+    const log = new Feed({
+      testid: id('log'),
+      rowTestid: id('log-row'),
+      title: 'event log',
+      render(e) {
+        const arrow = e.level === 'in' ? '←' : e.level === 'out' ? '→' : e.level === 'err' ? '!' : '·';
+        return el(
+          'div',
+          { class: `ev ${e.level}`, 'data-event': e.event, 'data-level': e.level },
+          el('span', { class: 't' }, clock(e.t)),
+          el('span', { class: e.level }, `${arrow} ${e.event}`),
+          ' ',
+          e.text,
+        );
+      },
+    });
+
+    /** One line of the event log; level `in`, `out`, `sys` or `err` (drawn red). */
+    function note(level, event, payload) {
+      log.push({ t: Date.now(), level, event, text: short(payload) });
+    }
+
+    // --- status ---------------------------------------------------------------------------
+
+    const stateEl = el('b', { class: 'state dim', 'data-testid': id('state') }, 'idle');
+    const reasonEl = el('span', { class: 'dim', 'data-testid': id('state-reason') }, '');
+    const spearEl = el('span', { 'data-testid': id('spear') }, '–');
+    const groupsEl = el('span', { 'data-testid': id('groups-joined') }, '–');
+    const positionsEl = el('div', { class: 'positions', 'data-testid': id('positions') }, el('span', { class: 'dim' }, 'no channel yet'));
+    const counts = {};
+    const countEl = (key, label, hint) => {
+      counts[key] = el('b', { 'data-testid': id(`count-${key}`) }, '0');
+      return el('span', { class: 'count', title: hint }, counts[key], ` ${label}`);
+    };
+    const countsRow = el(
+      'div',
+      { class: 'counts' },
+      countEl('received', 'received', 'messages delivered to the application (each once)'),
+      countEl('duplicates', 'duplicates dropped', 'stats.duplicatesDropped: at or below the known place of their channel'),
+      countEl('retries', 'sends retried', 'stats.sendRetries: send attempts after the first, same clientMsgId'),
+      countEl('reconnects', 'reconnects', 'stats.reconnects: connections that went live after the first'),
+      countEl('resyncs', 'resyncs', 'stats.resyncs'),
+    );
+
+    let statusFrame = 0;
+    function scheduleStatus() {
+      if (!statusFrame) statusFrame = requestAnimationFrame(drawStatus);
+    }
+    function drawStatus() {
+      statusFrame = 0;
+      if (!client) return;
+      const s = client.stats;
+      const set = (key, v) => {
+        const text = String(v);
+        if (counts[key].textContent !== text) counts[key].textContent = text;
+      };
+      set('received', received);
+      set('duplicates', s.duplicatesDropped);
+      set('retries', s.sendRetries);
+      set('reconnects', s.reconnects);
+      set('resyncs', s.resyncs);
+      const groups = client.groups.join(', ') || 'none';
+      if (groupsEl.textContent !== groups) groupsEl.textContent = groups;
+      const now = client.positions();
+      const key = JSON.stringify(now);
+      if (key === lastPositions) return;
+      lastPositions = key;
+      const rows = Object.entries(now)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([channel, at]) =>
+          el(
+            'tr',
+            { 'data-testid': id('position'), 'data-channel': channel, 'data-epoch': at.epoch, 'data-position': at.position },
+            el('td', {}, channel),
+            el('td', { class: 'num' }, `#${at.position}`),
+            el('td', { class: 'dim', title: 'epoch: changes when the history behind the channel was lost or reset' }, at.epoch),
+          ),
+        );
+      positionsEl.replaceChildren(
+        rows.length
+          ? el('table', {}, el('tr', {}, el('th', {}, 'channel'), el('th', { class: 'num' }, 'position'), el('th', {}, 'epoch')), rows)
+          : el('span', { class: 'dim' }, 'no channel yet'),
+      );
+    }
+
+    function showState(state, reason) {
+      stateEl.textContent = state;
+      stateEl.dataset.state = state;
+      stateEl.className = `state ${state === 'live' ? 'ok' : state === 'connecting' || state === 'reconnecting' ? 'warn' : state === 'idle' ? 'dim' : 'bad'}`;
+      reasonEl.textContent = reason ? `(${reason})` : '';
+      reasonEl.dataset.reason = reason || '';
+      const open = client && state !== 'closed';
+      connectBtn.disabled = !!open;
+      closeBtn.disabled = !open;
+      killBtn.disabled = state !== 'live';
+      forgetBtn.disabled = !!open;
+      for (const b of [sendBtn, joinBtn, leaveBtn, onlineBtn]) b.disabled = !open;
+      for (const name of ['user', 'name', 'app', 'token1', 'groups', 'transports']) document.getElementById(id(name)).disabled = !!open;
+      scheduleStatus();
+    }
+
+    function showSpear() {
+      if (!conn) return;
+      const spear = spearIds.get(conn.url);
+      spearEl.textContent = `${spear !== undefined ? `spear ${spear}` : 'spear ?'} · ${conn.url} · ${conn.transports}`;
+      spearEl.dataset.spear = spear !== undefined ? String(spear) : '';
+      spearEl.dataset.url = conn.url;
+      spearEl.dataset.transports = conn.transports;
+    }
+
+    // --- what the SDK is given: fetch and io, traced -------------------------------------
+
+    /** The SDK's fetch (ticket), logged; learns the spears' ids from the answers. */
+    async function tracedFetch(url, init) {
+      const u = new URL(url, location.href);
+      note('out', `GET ${u.pathname}`, `user ${u.searchParams.get('user_id') || u.searchParams.get('userId')}`);
+      let resp;
+      try {
+        resp = await fetch(url, init);
+      } catch (e) {
+        note('err', 'ticket', e.message);
+        throw e;
+      }
+      // Read before the SDK goes on, so that the connect line can name the spear.
+      let body = null;
+      try {
+        body = await resp.clone().json();
+      } catch (_) {
+        /* not JSON */
+      }
+      if (resp.ok && body && body.spear) {
+        for (const node of [body.spear, ...(body.backups || [])]) spearIds.set(node.url, node.id);
+        showSpear();
+        const backups = (body.backups || []).map((b) => `spear ${b.id}`).join(', ') || 'none';
+        const left = body.expires_at ? ` for ${inWords(body.expires_at * 1000 - Date.now())}` : '';
+        note('in', 'ticket', `spear ${body.spear.id} (${body.spear.url}), backups: ${backups}; token good${left}`);
+      } else {
+        note('err', 'ticket', `${resp.status} ${body ? short(body.error || body) : 'not JSON'}`);
+      }
+      return resp;
+    }
+
+    /** The SDK's io(): socket.io's, with the socket kept (spear, transport, kill) and its raw events logged. */
+    function tracedIo(url, opts) {
+      const asked = (opts.transports || []).map(String).join(' then ');
+      const socket = window.io(url, opts);
+      const engine = socket.io.engine;
+      conn = { socket, url, transports: engine && engine.transport ? engine.transport.name : '' };
+      const resume = opts.auth && opts.auth.resume;
+      const spear = spearIds.get(url);
+      note('out', 'connect', `${spear !== undefined ? `spear ${spear} ` : ''}${url} over ${asked}; resume ${places(resume)}`);
+      showSpear();
+      const mine = conn;
+      if (engine) {
+        engine.on('upgrade', (transport) => {
+          mine.transports += `,${transport.name}`;
+          if (conn === mine) showSpear();
+          note('sys', 'transport', `upgraded to ${transport.name}`);
+        });
+      }
+      socket.on('connect', () => note('sys', 'socket.io connect', `id ${socket.id} over ${socket.io.engine.transport.name}`));
+      socket.on('auth_result', (r) => {
+        const ok = r && r.success;
+        note(ok ? 'in' : 'err', 'auth_result', ok ? `user ${r.data.userId}; went live at ${places(r.data.positions)}` : r);
+      });
+      socket.on('server_shutdown', (p) => note('err', 'server_shutdown', p));
+      socket.on('server_disconnect', (p) => note('err', 'server_disconnect', p));
+      socket.on('disconnect', (reason) => note('err', 'disconnect', reason));
+      socket.onAny((event, ...args) => {
+        if (rawBox.checked) note('in', event, args.length === 1 ? args[0] : args);
+      });
+      socket.onAnyOutgoing((event, ...args) => {
+        if (rawBox.checked) note('out', event, args.filter((a) => typeof a !== 'function'));
+      });
+      return socket;
+    }
+
+    // --- the client -------------------------------------------------------------------------
+
+    function groupList(name) {
+      return value(name)
+        .split(/[\s,]+/)
         .filter(Boolean)
         .map(Number)
         .filter((g) => Number.isSafeInteger(g) && g >= 0);
     }
 
-    async function subscribe() {
-      const groups = groupList();
-      if (!groups.length) return;
-      await call('subscribe', { userId: user.id, subscribeGroups: groups.map((g) => ({ id: g, name: `group ${g}` })) });
+    /** A token1 from `gru dev`'s route; `session` is the client asking (`{client, warned}`). */
+    async function devToken(uid, name, app, session) {
+      let minted;
+      try {
+        minted = await json('/api/v1/dev/token', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ user_id: uid, user_name: name, app_type: app }),
+        });
+      } catch (e) {
+        if (e.status === 404) {
+          note('err', 'token1', 'this node mints no dev tokens (it is not gru dev): paste a token1');
+          setTimeout(() => session.client.close(), 0);
+        } else if (e.status === 401 && !session.warned) {
+          session.warned = true;
+          note('err', 'token1', 'the admin session is over (did the node restart?): sign in again at /login, then come back');
+        }
+        throw e;
+      }
+      note('sys', 'token1', 'minted by gru dev');
+      return minted.token;
     }
 
-    async function connect() {
-      const uid = Number(document.getElementById(id('user')).value);
-      const name = document.getElementById(id('name')).value.trim() || `user${uid}`;
-      const app = document.getElementById(id('app')).value.trim() || 'web';
+    function connect() {
+      const uid = Number(value('user'));
       if (!Number.isSafeInteger(uid) || uid < 0) {
         note('err', 'connect', 'the user id must be a whole number');
         return;
       }
-      user = { id: uid, name, app };
+      const name = value('name') || `user${uid}`;
+      const app = value('app') || 'web';
+      const pasted = value('token1');
+      const groups = groupList('groups');
+      received = 0;
+      lastPositions = '';
+      const stored = storage ? storage.getItem(positionsKey(uid)) : null;
+      const options = {
+        ticketUrl: location.origin,
+        userId: uid,
+        name,
+        appType: app,
+        groups,
+        store: storage,
+        io: tracedIo,
+        fetch: tracedFetch,
+        transports: value('transports').split(','),
+        autoConnect: false,
+      };
+      const session = { client: null, warned: false };
+      if (pasted) options.token1 = pasted;
+      else options.getToken1 = () => devToken(uid, name, app, session);
+      let self;
       try {
-        setState('ticket');
-        const t1 = await token1(uid, name, app);
-        const query = new URLSearchParams({ user_id: uid, user_name: name, app_type: app, token: t1 });
-        note('out', 'GET /api/v1/ticket', `user ${uid}`);
-        const ticket = await json(`/api/v1/ticket?${query}`);
-        note('in', 'ticket', { spear: ticket.spear, backups: ticket.backups, expires_at: ticket.expires_at });
-        setState('connecting', `spear ${ticket.spear.id} · ${ticket.spear.url}`);
-        spear.dataset.spear = ticket.spear.id;
-        // The client's default transports, as an application's page uses them: long-polling
-        // first (the spear answers CORS for any origin), then the upgrade to WebSocket.
-        socket = io(ticket.spear.url, { reconnection: false, forceNew: true });
-        socket.onAny((event, ...args) => note('in', event, args.length === 1 ? args[0] : args));
-        socket.on('connect_error', (e) => {
-          note('err', 'connect_error', e.message);
-          socket = null;
-          setState('failed');
-        });
-        socket.on('disconnect', (reason) => {
-          note('err', 'disconnect', reason);
-          socket = null;
-          setState('disconnected');
-        });
-        const engine = socket.io.engine;
-        spear.dataset.transports = engine.transport.name;
-        engine.on('upgrade', (transport) => {
-          spear.dataset.transports += `,${transport.name}`;
-          note('sys', 'transport', `upgraded to ${transport.name}`);
-        });
-        socket.on('connect', async () => {
-          note('sys', 'connect', `socket.io id ${socket.id} over ${engine.transport.name}`);
-          setState('authenticating');
-          const reply = await call('auth', { id: uid, name, appType: app, token2: ticket.token });
-          if (!reply || !reply.success) {
-            setState('failed');
-            return;
-          }
-          await subscribe();
-          setState('connected');
-        });
+        self = createClient(options);
       } catch (e) {
         note('err', 'connect', e.message);
-        setState('failed');
+        return;
+      }
+      client = self;
+      session.client = self;
+      self.on('state', ({ state, reason, msg }) => {
+        if (client !== self) return;
+        showState(state, reason);
+        const why = [reason, msg].filter(Boolean).join(': ');
+        const bad = state === 'reconnecting' || state === 'degraded' || (state === 'closed' && reason !== 'closed');
+        if (state === 'live') {
+          const spear = conn && spearIds.get(conn.url);
+          const where = spear !== undefined ? `spear ${spear}` : conn ? conn.url : '?';
+          const again = self.stats.reconnects > 0 ? ` (reconnect ${self.stats.reconnects})` : '';
+          note('sys', 'state', `live on ${where}${again}`);
+          conversation.push({ kind: 'mark', t: Date.now(), text: `live on ${where}${again}` });
+        } else {
+          note(bad ? 'err' : 'sys', 'state', `${state}${why ? ` (${why})` : ''}`);
+          if (state !== 'connecting') conversation.push({ kind: 'mark', t: Date.now(), bad, text: `${state}${why ? `: ${why}` : ''}` });
+        }
+        saveAll();
+      });
+      self.on('message', (m) => {
+        if (client !== self) return;
+        received += 1;
+        conversation.push({
+          kind: 'in',
+          t: Date.now(),
+          channel: m.channel,
+          position: m.position,
+          epoch: m.epoch,
+          from: m.fromId,
+          mine: String(m.fromId) === String(uid),
+          sender: m.sender && m.sender.name,
+          content: m.content,
+          replayed: self.state !== 'live',
+        });
+        scheduleStatus();
+      });
+      self.on('resync', (r) => {
+        if (client !== self) return;
+        note('err', 'resync', `${r.channel}: ${r.reason}${r.local ? ' (found by the client)' : ''}; live messages continue after epoch ${r.epoch} #${r.position}`);
+        conversation.push({ kind: 'resync', t: Date.now(), ...r });
+        scheduleStatus();
+      });
+      self.on('error', (e) => {
+        if (client !== self) return;
+        note('err', `error ${e.code}`, e.message);
+      });
+      note('sys', 'client', `user ${uid} (${name}, ${app}), groups ${groups.join(', ') || 'none'}; stored places: ${stored ? places((JSON.parse(stored) || {}).channels) : 'none'}`);
+      showState('connecting');
+      self.connect();
+      saveAll();
+    }
+
+    async function close() {
+      if (!client) return;
+      note('out', 'close', 'for good: pending sends are rejected, positions stay stored');
+      await client.close();
+      scheduleStatus();
+      saveAll();
+    }
+
+    /** Drops the socket under the SDK, as a lost network would: no socket.io disconnect packet. */
+    function kill() {
+      const engine = conn && conn.socket.io && conn.socket.io.engine;
+      const transport = engine && engine.transport;
+      if (!transport || engine.readyState !== 'open') {
+        note('err', 'kill', 'no open connection');
+        return;
+      }
+      note('err', 'kill', `closing the ${transport.name} transport under socket.io (no disconnect packet): the client sees a lost connection and resumes`);
+      transport.close();
+    }
+
+    function forget() {
+      const uid = Number(value('user'));
+      if (!storage || !Number.isSafeInteger(uid)) return;
+      storage.removeItem(positionsKey(uid));
+      note('sys', 'positions', `forgotten for user ${uid}: the next connection starts live, without a resume`);
+    }
+
+    function send() {
+      if (!client) return;
+      const group = value('msg-type') === '1';
+      const target = value('msg-target');
+      const content = document.getElementById(id('msg-content')).value;
+      const repeat = Math.max(1, Math.min(1000, Number(value('msg-repeat')) || 1));
+      for (let i = 1; i <= repeat; i++) {
+        const text = repeat > 1 ? `${content} (${i}/${repeat})` : content;
+        const entry = { kind: 'out', t: Date.now(), to: `${group ? 'g' : 'u'}:${target}`, content: text, status: 'pending', stateAtSend: client.state };
+        const sent = client.send({ to: group ? { group: target } : { user: target }, content: text });
+        entry.clientMsgId = sent.clientMsgId;
+        conversation.push(entry);
+        if (repeat <= 20 || i === 1 || i === repeat) note('out', 'msg', `${entry.to}: ${short(text)}${client.state === 'live' ? '' : ` (queued: ${client.state})`}`);
+        sent.then(
+          (ack) => {
+            entry.status = 'acked';
+            entry.ack = ack;
+            conversation.update(entry);
+            if (repeat <= 20 || i === repeat) note('in', 'msg ack', `${ack.channel || entry.to} #${ack.position ?? '–'}, id ${ack.id}${ack.stored ? ' (stored: will be delivered)' : ''}`);
+          },
+          (e) => {
+            entry.status = 'failed';
+            entry.error = e.code;
+            conversation.update(entry);
+            note('err', 'msg refused', `${entry.to}: ${e.code}${e.errorCode ? ` (${e.errorCode})` : ''}: ${e.message}`);
+          },
+        );
+      }
+      scheduleStatus();
+    }
+
+    async function request(what, call) {
+      try {
+        const answer = await call();
+        scheduleStatus();
+        return answer;
+      } catch (e) {
+        note('err', `${what} refused`, `${e.code}${e.errorCode ? ` (${e.errorCode})` : ''}: ${e.message}`);
+        return null;
       }
     }
 
-    async function send() {
-      const type = Number(document.getElementById(id('msg-type')).value);
-      const target = Number(document.getElementById(id('msg-target')).value);
-      const content = document.getElementById(id('msg-content')).value;
-      await call('msg', { type, target: { id: target, type: 1 }, content });
+    async function join() {
+      const groups = groupList('join-groups');
+      if (!client || !groups.length) return;
+      note('out', 'join', groups.join(', '));
+      const answer = await request('join', () => client.join(groups));
+      if (answer) note('in', 'join', `joined ${answer.groups.join(', ')}; live at ${places(answer.positions)}`);
+    }
+
+    async function leave() {
+      const groups = groupList('join-groups');
+      if (!client || !groups.length) return;
+      note('out', 'leave', groups.join(', '));
+      const answer = await request('leave', () => client.leave(groups));
+      if (answer) note('in', 'leave', `left ${(answer.groups || groups).join(', ')}`);
     }
 
     async function online() {
-      const gid = document.getElementById(id('online-group')).value.trim();
-      const reply = await call('online', gid);
-      onlineResult.textContent = reply && reply.success ? `group ${gid}: ${reply.data.userIds.join(', ') || 'nobody'}` : 'failed';
-      if (reply && reply.success) onlineResult.dataset.users = reply.data.userIds.join(',');
+      const gid = value('online-group');
+      if (!client) return;
+      note('out', 'online', `group ${gid}`);
+      const answer = await request('online', () => client.online(gid));
+      if (answer) {
+        onlineResult.textContent = `group ${answer.groupId}: ${answer.userIds.join(', ') || 'nobody'}`;
+        onlineResult.dataset.users = answer.userIds.join(',');
+        note('in', 'online', `group ${answer.groupId}: ${answer.userIds.join(', ') || 'nobody'}`);
+      } else {
+        onlineResult.textContent = 'refused';
+        delete onlineResult.dataset.users;
+      }
     }
 
-    const connectBtn = el('button', { type: 'button', 'data-testid': id('connect'), onclick: connect }, 'connect');
-    const disconnectBtn = el(
-      'button',
-      { type: 'button', 'data-testid': id('disconnect'), onclick: () => socket && socket.disconnect() },
-      'disconnect',
-    );
-    const subscribeBtn = el('button', { type: 'button', 'data-testid': id('subscribe'), onclick: subscribe }, 'subscribe');
-    const sendBtn = el('button', { type: 'button', 'data-testid': id('send'), onclick: send }, 'send');
-    const onlineBtn = el('button', { type: 'button', 'data-testid': id('online'), onclick: online }, 'online?');
+    // --- the panel --------------------------------------------------------------------------
+
+    const button = (name, label, onclick, title) => el('button', { type: 'button', 'data-testid': id(name), onclick, title }, label);
+    const connectBtn = button('connect', 'connect', connect);
+    const closeBtn = button('close', 'close', close, 'client.close(): for good');
+    const killBtn = button('kill', 'kill my connection', kill, "drops the socket without a goodbye (closes socket.io's transport): watch the reconnection and the resume");
+    killBtn.classList.add('danger');
+    const forgetBtn = button('forget', 'forget positions', forget, "removes this user's places from localStorage: the next connection resumes nothing");
+    const sendBtn = button('send', 'send', send);
+    const joinBtn = button('join', 'join', join);
+    const leaveBtn = button('leave', 'leave', leave);
+    const onlineBtn = button('online', 'online?', online);
+    const onlineResult = el('span', { 'data-testid': id('online-result') }, '');
+    const rawBox = el('input', { type: 'checkbox', id: id('raw'), 'data-testid': id('raw') });
     const msgType = el(
       'select',
       { id: id('msg-type'), 'data-testid': id('msg-type') },
-      el('option', { value: '0' }, 'unicast to user'),
-      el('option', { value: '1' }, 'broadcast to group'),
+      el('option', { value: '0' }, 'to user'),
+      el('option', { value: '1' }, 'to group'),
     );
+    const transports = el(
+      'select',
+      { id: id('transports'), 'data-testid': id('transports'), title: 'socket.io transports, in the order tried' },
+      el('option', { value: 'websocket,polling' }, 'websocket, then polling'),
+      el('option', { value: 'polling,websocket' }, 'polling, upgrade to websocket'),
+      el('option', { value: 'polling' }, 'polling only'),
+      el('option', { value: 'websocket' }, 'websocket only'),
+    );
+    const uid0 = preset.user ?? 1000 + n;
 
     const panel = el(
       'section',
-      { 'data-testid': id('panel') },
-      el('h2', {}, `client ${n}`),
+      { class: 'player', 'data-testid': id('panel') },
+      el('h2', {}, `client ${n} `, stateEl, ' ', reasonEl),
       el(
         'div',
         { class: 'row' },
         el('label', { for: id('user') }, 'user id'),
-        input('user', { type: 'number', min: 0, value: 1000 + n }),
+        input('user', { type: 'number', min: 0, value: uid0 }),
         el('label', { for: id('name') }, 'name'),
-        input('name', { value: `user${1000 + n}`, size: 10 }),
+        input('name', { value: preset.name ?? `user${uid0}`, size: 10 }),
         el('label', { for: id('app') }, 'app'),
-        input('app', { value: 'web', size: 5 }),
+        input('app', { value: preset.app ?? 'web', size: 5 }),
+        el('label', { for: id('groups') }, 'groups'),
+        input('groups', { value: preset.groups ?? '10', placeholder: '10, 11', size: 8 }),
       ),
       el(
         'div',
         { class: 'row' },
         el('label', { for: id('token1') }, 'token1'),
-        input('token1', { placeholder: 'empty: minted by gru dev', size: 34 }),
+        input('token1', { placeholder: 'empty: minted by gru dev', size: 28 }),
+        transports,
+        connectBtn,
+        closeBtn,
+        killBtn,
+        forgetBtn,
       ),
       el(
-        'div',
-        { class: 'row' },
-        el('label', { for: id('groups') }, 'groups'),
-        input('groups', { value: '10', placeholder: '10, 11', size: 12 }),
-        connectBtn,
-        subscribeBtn,
-        disconnectBtn,
+        'dl',
+        { class: 'kv' },
+        el('dt', {}, 'on'),
+        el('dd', {}, spearEl),
+        el('dt', {}, 'groups'),
+        el('dd', {}, groupsEl),
+        el('dt', {}, 'counts'),
+        el('dd', {}, countsRow),
+        el('dt', {}, 'places'),
+        el('dd', {}, positionsEl),
       ),
-      el('div', { class: 'row' }, 'state: ', state, spear),
       el(
         'div',
         { class: 'row' },
         msgType,
-        input('msg-target', { type: 'number', min: 0, value: 1000 + n, title: 'user or group id' }),
-        input('msg-content', { value: 'hello', size: 18 }),
+        input('msg-target', { type: 'number', min: 0, value: uid0, title: 'user or group id' }),
+        input('msg-content', { value: 'hello', size: 16 }),
+        el('label', { for: id('msg-repeat'), title: 'sends that many, numbered' }, '×'),
+        input('msg-repeat', { type: 'number', min: 1, max: 1000, value: 1, class: 'narrow' }),
         sendBtn,
       ),
       el(
         'div',
         { class: 'row' },
-        el('label', { for: id('online-group') }, 'who is online in group'),
+        input('join-groups', { value: '11', size: 6, title: 'groups to join or leave' }),
+        joinBtn,
+        leaveBtn,
+        el('label', { for: id('online-group') }, 'online in group'),
         input('online-group', { type: 'number', min: 0, value: 10 }),
         onlineBtn,
         onlineResult,
       ),
-      log,
+      el('div', { class: 'panes' }, conversation.node, log.node),
+      el('div', { class: 'row dim' }, rawBox, el('label', { for: id('raw') }, 'log every socket.io event (msg included)')),
     );
     msgType.addEventListener('change', () => {
       const target = document.getElementById(id('msg-target'));
-      target.value = msgType.value === '1' ? groupList()[0] || 10 : user ? user.id : 1000 + n;
+      target.value = msgType.value === '1' ? groupList('groups')[0] ?? 10 : value('user');
     });
+    if (preset.transports) transports.value = preset.transports;
     document.getElementById('players').append(panel);
-    setState('disconnected');
+
+    const me = {
+      settings: () => ({
+        user: value('user'),
+        name: value('name'),
+        app: value('app'),
+        groups: value('groups'),
+        transports: transports.value,
+        // A pasted token is not kept: such a panel comes back disconnected.
+        reconnect: !!client && client.state !== 'closed' && !value('token1'),
+      }),
+      close: () => client && client.close(),
+    };
+    panels.push(me);
+    showState('idle');
+    if (preset.reconnect) connect();
+    return me;
   }
 
-  document.getElementById('add-player').addEventListener('click', player);
-  player();
+  document.getElementById('add-player').addEventListener('click', () => {
+    player();
+    saveAll();
+  });
+  // Positions are written to localStorage as messages come; closing flushes the last ones and
+  // leaves the spear cleanly. The settings were saved before (a reload brings the panels back).
+  window.addEventListener('pagehide', () => {
+    saveAll();
+    leaving = true;
+    for (const p of panels) p.close();
+  });
+  // Back from the back-forward cache: the clients were closed on the way out.
+  window.addEventListener('pageshow', (e) => {
+    if (e.persisted) location.reload();
+  });
+  const restore = saved.read();
+  if (restore.length) for (const s of restore) player(s);
+  else player();
 })();
