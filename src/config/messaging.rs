@@ -85,6 +85,11 @@ config_table! {
         /// How long the broker may take to store a message before the sender is answered 1001
         /// `did not answer within` (the message may still arrive).
         pub send_timeout_ms: u64 = 3000 => Knob::ms().range(100, 60_000),
+        /// Messages to one spear's queue that wait together, at most this long, go to the
+        /// broker as one batch (the client's accumulator): under load one request carries
+        /// many messages; an idle message waits at most this long. 0 sends each message on
+        /// its own.
+        pub batch_max_delay_ms: u32 = 1 => Knob::ms().range(0, 1000),
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use rocketmq_client_rust::{
     ClientError, ClientRuntime, ClientRuntimeConfig, DefaultLitePullConsumer, DefaultMQProducer,
 };
@@ -130,6 +131,8 @@ pub struct MqLink {
     producer: DefaultMQProducer,
     name_server: String,
     send_timeout: Duration,
+    /// Whether sends go through the client's accumulator (`rocketmq.batch_max_delay_ms`).
+    batching: bool,
     health: MqHealth,
     /// The queue [`Self::probe`] asks about, once known.
     probed: Mutex<Option<MessageQueue>>,
@@ -153,13 +156,20 @@ impl MqLink {
         let name_server = section.name_server.clone();
         let send_timeout = Duration::from_millis(section.send_timeout_ms);
         let timeout_ms = u32::try_from(section.send_timeout_ms).unwrap_or(u32::MAX);
-        let mut producer = DefaultMQProducer::builder(runtime.clone())
+        let mut builder = DefaultMQProducer::builder(runtime.clone())
             .producer_group(group.to_string())
             .name_server_addr(name_server.clone())
             .send_msg_timeout(timeout_ms)
             // One broker: retrying within the timeout is all a retry could do.
-            .retry_times_when_send_failed(0)
-            .build();
+            .retry_times_when_send_failed(0);
+        let batching = section.batch_max_delay_ms > 0;
+        if batching {
+            // Sends to one queue that wait together go as one request (a RocketMQ batch).
+            builder = builder
+                .auto_batch(true)
+                .batch_max_delay_ms(section.batch_max_delay_ms);
+        }
+        let mut producer = builder.build();
         producer.start().await.map_err(|e| client(&e))?;
         Ok(Arc::new(Self {
             owner,
@@ -167,6 +177,7 @@ impl MqLink {
             producer,
             name_server,
             send_timeout,
+            batching,
             health: MqHealth::new(),
             probed: Mutex::new(None),
         }))
@@ -233,16 +244,27 @@ impl MqLink {
             .tags(tag)
             .body_slice(body)
             .build_unchecked();
-        let sent = self.producer.send_with_selector_timeout(
-            message,
-            |queues: &[MessageQueue], _: &Message, key: &u64| {
-                pick(queues.iter().map(MessageQueue::queue_id), *key)
-                    .and_then(|i| queues.get(i))
-                    .cloned()
-            },
-            key,
-            self.send_timeout.as_millis() as u64,
-        );
+        let select = |queues: &[MessageQueue], _: &Message, key: &u64| {
+            pick(queues.iter().map(MessageQueue::queue_id), *key)
+                .and_then(|i| queues.get(i))
+                .cloned()
+        };
+        // Only the send without its own timeout goes through the client's accumulator (the
+        // producer's send timeout bounds it all the same).
+        let sent = if self.batching {
+            self.producer
+                .send_with_selector(message, select, key)
+                .boxed()
+        } else {
+            self.producer
+                .send_with_selector_timeout(
+                    message,
+                    select,
+                    key,
+                    self.send_timeout.as_millis() as u64,
+                )
+                .boxed()
+        };
         // The client bounds the send by the same timeout; this bounds the client.
         let outcome = match tokio::time::timeout(self.send_timeout * 2, sent).await {
             Ok(outcome) => outcome,
