@@ -47,10 +47,22 @@ export interface ClientOptions {
   store?: StoreLike;
   /** The key positions are kept under. Default `gru-client:<userId>:positions`. */
   storeKey?: string;
+  /**
+   * Positions reach the store at most this often, and at once on close() and (in a browser)
+   * on `pagehide` or when the page is hidden. Default 250. 0: written at every message
+   * (write-through). After a crash, a client may resume from up to this much earlier: those
+   * messages come again (with `replayed: true`).
+   */
+  storeFlushMs?: number;
   /** socket.io-client's `io`. Default: `require('socket.io-client')`. */
   io?: IoFactory;
   /** More options for `io()`; `auth`, `reconnection` and `forceNew` are the client's own. */
   ioOptions?: Record<string, unknown>;
+  /**
+   * Rewrites each spear URL the ticket hands out before connecting to it (a gateway or proxy in
+   * front of the spears, a test). Default: the ticket's URL as is.
+   */
+  mapUrl?: (url: string, node: SpearNode) => string;
   /** Default `['websocket', 'polling']` (WebSocket first, long-polling if it fails). */
   transports?: string[];
   /** The fetch() used for ticket. Default: the global one. */
@@ -83,6 +95,68 @@ export interface ClientOptions {
   newClientMsgId?: () => string;
   /** Random source of the backoff jitter, [0, 1). Default Math.random. */
   random?: () => number;
+}
+
+/** A spear as the ticket named it. `id` comes with the modern ticket only. */
+export interface SpearNode {
+  url: string;
+  name?: string;
+  id?: number;
+}
+
+/** The `ticket` event: a ticket was obtained (first connection, a fresh ticket). */
+export interface TicketEvent {
+  /** The placement first, then the backups. */
+  nodes: SpearNode[];
+  /** When its token expires (ms since the epoch); null for a legacy token without expiry. */
+  expiresAtMs: number | null;
+  legacy: boolean;
+}
+
+/** A live connection: the `connection` event, `client.connection`. */
+export interface ConnectionInfo {
+  /** The address connected to (after `mapUrl`). */
+  url: string;
+  /** The ticket's URL of the spear, when `mapUrl` changed it. */
+  spearUrl?: string;
+  /** The spear's node id (modern ticket). */
+  id?: number;
+  /** The spear's node name. */
+  name?: string;
+  /** socket.io's transport now (`websocket`, `polling`); null when the socket has no engine. */
+  transport: string | null;
+  /** Every transport of this connection in order: `['polling', 'websocket']` after an upgrade. */
+  transports: string[];
+  /** The places presented in the handshake (empty: nothing resumed). */
+  resume: Positions;
+  /** The attempt that made it, counted from 1 since the last live connection ended. */
+  attempt: number;
+  /** When it went live (ms since the epoch). */
+  since: number;
+}
+
+/** The `transport` event: socket.io upgraded the live connection's transport. */
+export interface TransportEvent {
+  transport: string;
+  transports: string[];
+  url: string;
+}
+
+/** The `notice` event: what the spear said before closing the connection. */
+export interface Notice {
+  event: 'server_shutdown' | 'server_disconnect';
+  /** The server's message. */
+  msg?: string;
+  /** server_disconnect's `data.reason`: `token_expired`, `auth_timeout`, `by_server`. */
+  reason?: string;
+  /** Where to go: `ticket`. */
+  reconnect?: string;
+  /** server_disconnect's errorCode. */
+  errorCode?: number;
+  /** The payload as the server sent it. */
+  payload: Record<string, unknown>;
+  /** The connection's address. */
+  url: string;
 }
 
 export type Target = { user: Id } | { group: Id };
@@ -119,6 +193,12 @@ export interface Message {
   epoch?: string;
   position?: number;
   sender?: { type: 'server'; name: string };
+  /**
+   * True when the message came by the resume's replay: on a connection not yet live, in a
+   * channel whose place it presented, before the answer that put the channel live. Absent on
+   * live messages.
+   */
+  replayed?: true;
   [key: string]: unknown;
 }
 
@@ -127,7 +207,7 @@ export interface Resync {
   channel: string;
   epoch: string;
   position: number;
-  /** The server's `epoch` | `retention` | `unavailable`; `gap` (with `local: true`) when the client found a group joined without its place presented. */
+  /** The server's `epoch` | `retention` | `unavailable`; `gap` (with `local: true`) when the client found a group joined on a live connection past its stored place (which it could not present). */
   reason: 'epoch' | 'retention' | 'unavailable' | 'gap' | string;
   local?: boolean;
 }
@@ -155,6 +235,8 @@ export interface Stats {
   ticketRequests: number;
   resyncs: number;
   renewals: number;
+  /** Gaps found (a position jumped on a connection): each ended the connection and was resumed. */
+  gaps: number;
 }
 
 export interface JoinResult {
@@ -168,7 +250,7 @@ export interface OnlineResult {
 }
 
 export declare class GruError extends Error {
-  /** `not_allowed` (1002), `bad_request` (1003 or bad arguments), `system_error` (1001), `timeout`, `closed`, `ticket`, `token1`, `connect`, `store`, `no_history`, `refused`. */
+  /** `not_allowed` (1002), `bad_request` (1003 or bad arguments), `system_error` (1001), `timeout`, `closed`, `ticket`, `token1`, `connect`, `store`, `no_history`, `gap`, `refused`. */
   code: string;
   /** The server's numeric code, when it answered one. */
   errorCode?: number;
@@ -186,6 +268,14 @@ export interface ClientEvents {
   message: (msg: Message) => void;
   resync: (r: Resync) => void;
   state: (e: StateEvent) => void;
+  /** A connection went live (just before the `state` event `live`). */
+  connection: (c: ConnectionInfo) => void;
+  /** socket.io upgraded the live connection's transport. */
+  transport: (e: TransportEvent) => void;
+  /** The spear's `server_shutdown` or `server_disconnect`, before the client acts on it. */
+  notice: (n: Notice) => void;
+  /** A ticket was obtained. */
+  ticket: (t: TicketEvent) => void;
   error: (e: GruError) => void;
 }
 
@@ -197,6 +287,8 @@ export declare class GruClient {
   readonly state: State;
   readonly groups: number[];
   readonly stats: Stats;
+  /** The live connection, or null. */
+  readonly connection: ConnectionInfo | null;
   on<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): this;
   once<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): this;
   off<E extends keyof ClientEvents>(event?: E, listener?: ClientEvents[E]): this;
@@ -211,6 +303,12 @@ export declare class GruClient {
   positions(): Positions;
   /** Closes for good; resolves once positions are stored. */
   close(): Promise<void>;
+  /**
+   * Drops the connection abruptly (socket.io's transport closed under it, no disconnect packet):
+   * the client reconnects and resumes as after a lost network. For tests and debugging; false
+   * when there was no connection.
+   */
+  dropConnection(): boolean;
 }
 
 export declare function createClient(options: ClientOptions): GruClient;
@@ -230,8 +328,9 @@ export declare class PositionBook {
   get(channel: string): Place | undefined;
   snapshot(): Positions;
   resumeMap(channels: Iterable<string>): Positions;
-  newConnection(): void;
-  accept(msg: { channel?: string; epoch?: string; position?: number }): 'new' | 'duplicate' | 'unplaced';
+  /** A new connection, presenting the places of `presented` (channels). */
+  newConnection(presented?: Iterable<string>): void;
+  accept(msg: { channel?: string; epoch?: string; position?: number }): 'new' | 'duplicate' | 'gap' | 'jump' | 'unplaced';
   resync(r: Resync): boolean;
   fromAnswer(positions: Positions | undefined): Record<string, 'seeded' | 'same' | 'ignored' | 'gap'>;
   forget(channel: string): boolean;
@@ -239,4 +338,5 @@ export declare class PositionBook {
 
 export declare const DEFAULTS: Readonly<Required<Pick<ClientOptions,
   'appType' | 'groups' | 'transports' | 'sendTimeoutMs' | 'ackTimeoutMs' | 'maxInFlight' | 'requestTimeoutMs'
-  | 'connectTimeoutMs' | 'ticketTimeoutMs' | 'backoffMinMs' | 'backoffMaxMs' | 'renewBeforeMs' | 'degradedAfter' | 'minTokenLifeMs' | 'autoConnect'>>>;
+  | 'connectTimeoutMs' | 'ticketTimeoutMs' | 'backoffMinMs' | 'backoffMaxMs' | 'renewBeforeMs' | 'degradedAfter' | 'minTokenLifeMs' | 'autoConnect'
+  | 'storeFlushMs'>>>;

@@ -87,7 +87,8 @@ module.exports = { backoffDelay, Backoff };
 // then live: sends go out, the token is renewed before it expires. When the connection ends
 // for any reason but a business server's `by_server` disconnect, the client goes back through
 // the ticket's other nodes, then a fresh ticket, waiting an exponential backoff with jitter
-// between attempts.
+// between attempts. A gap in a channel's positions (the server dropped messages for this
+// connection) ends the connection too, and the next one resumes from before the gap.
 
 const { Emitter } = require('./emitter');
 const { PositionBook } = require('./positions');
@@ -114,7 +115,26 @@ const DEFAULTS = {
   // A ticket whose token has less than this left is not worth connecting with.
   minTokenLifeMs: 5000,
   autoConnect: true,
+  // Positions reach the store at most this often (and on close, and when a page is hidden);
+  // 0 writes them at every message.
+  storeFlushMs: 250,
 };
+
+/** The global object's `name` (window, document), if there is one. */
+function global(name) {
+  return typeof globalThis !== 'undefined' ? globalThis[name] : undefined;
+}
+
+/** The name of the transport socket.io uses now under `socket` (`websocket`, `polling`), or null. */
+function transportName(socket) {
+  try {
+    const engine = socket && socket.io && socket.io.engine;
+    const name = engine && engine.transport && engine.transport.name;
+    return typeof name === 'string' ? name : null;
+  } catch (_) {
+    return null;
+  }
+}
 
 function defaultIo() {
   let mod;
@@ -153,6 +173,7 @@ class GruClient extends Emitter {
     }
     if (typeof o.name !== 'string' || !o.name) throw new TypeError('createClient: name is required');
     if (!o.token1 && typeof o.getToken1 !== 'function') throw new TypeError('createClient: token1 or getToken1 is required');
+    if (o.mapUrl !== undefined && typeof o.mapUrl !== 'function') throw new TypeError('createClient: mapUrl must be a function');
     this.options = o;
     this.userId = o.userId;
     this.name = o.name;
@@ -160,14 +181,16 @@ class GruClient extends Emitter {
     this.userChannel = `u:${o.userId}`;
     this.stats = {
       sendRetries: 0, duplicatesDropped: 0, reconnects: 0, connects: 0, connectAttempts: 0,
-      ticketRequests: 0, resyncs: 0, renewals: 0,
+      ticketRequests: 0, resyncs: 0, renewals: 0, gaps: 0,
     };
     this._io = o.io || null;
     this._random = o.random || Math.random;
     this._groups = new Set(groupList(o.groups));
     this._book = new PositionBook();
     this._store = new PositionStore(o.store || memoryStore(), o.storeKey || positionsKey(o.userId),
-      (e) => this._error(new GruError('store', `positions store: ${(e && e.message) || e}`, { cause: e })));
+      (e) => this._error(new GruError('store', `positions store: ${(e && e.message) || e}`, { cause: e })),
+      { flushMs: o.storeFlushMs });
+    this._snapshot = () => this._book.snapshot();
     const backoffOpts = { minMs: o.backoffMinMs, maxMs: o.backoffMaxMs, random: () => this._random() };
     this._backoffOpts = backoffOpts;
     this._backoff = new Backoff(backoffOpts);
@@ -196,7 +219,29 @@ class GruClient extends Emitter {
     this._liveWaiters = new Set();
     this._sleeps = new Set();
     this._renewTimer = null;
+    this._gapTimes = [];
+    this._watchPage();
     if (o.autoConnect) this.connect();
+  }
+
+  /**
+   * In a browser, positions waiting for their flush are written when the page is hidden or
+   * goes away (a reload, a closed tab: the page may not get another chance).
+   */
+  _watchPage() {
+    const win = global('window');
+    if (!win || typeof win.addEventListener !== 'function' || this.options.storeFlushMs <= 0) return;
+    const onHide = () => this._store.flush();
+    const onVisibility = () => {
+      const doc = global('document');
+      if (!doc || doc.visibilityState === 'hidden') this._store.flush();
+    };
+    win.addEventListener('pagehide', onHide);
+    win.addEventListener('visibilitychange', onVisibility);
+    this._unwatchPage = () => {
+      win.removeEventListener('pagehide', onHide);
+      win.removeEventListener('visibilitychange', onVisibility);
+    };
   }
 
   /** The current state: idle (before connect()), connecting, live, reconnecting, degraded, closed. */
@@ -212,6 +257,39 @@ class GruClient extends Emitter {
   /** The known place of every channel, `{channel: {epoch, position}}`. */
   positions() {
     return this._book.snapshot();
+  }
+
+  /**
+   * The live connection, or null: `{url, spearUrl?, id?, name?, transport, transports, resume,
+   * attempt, since}` (see the README's `connection` event).
+   */
+  get connection() {
+    const conn = this._conn;
+    return conn && conn.live ? this._connectionInfo(conn) : null;
+  }
+
+  /**
+   * Drops the current connection abruptly, as a lost network would: socket.io's transport is
+   * closed under it, without a socket.io disconnect, so the client goes through its usual
+   * reconnection and resume. A test and debugging aid; true if there was a connection to drop.
+   */
+  dropConnection() {
+    const conn = this._conn;
+    if (!conn || conn.ended || !conn.socket || this._closed) return false;
+    let engine = null;
+    try {
+      engine = conn.socket.io && conn.socket.io.engine;
+    } catch (_) { /* not socket.io's socket */ }
+    const transport = engine && engine.transport;
+    if (transport && typeof transport.close === 'function' && engine.readyState === 'open') {
+      // socket.io sees its transport close: 'disconnect' with reason 'transport close'.
+      try {
+        transport.close();
+      } catch (_) { /* closed already */ }
+    }
+    // A socket without an engine (or one that said nothing): the same path, by hand.
+    if (!conn.ended) this._end(conn, { kind: 'disconnect', reason: 'transport close' });
+    return true;
   }
 
   /** Starts connecting (done by createClient unless autoConnect is false). Resolves once the stored positions are loaded. */
@@ -324,11 +402,14 @@ class GruClient extends Emitter {
           this._ticket = ticket;
           this._untried = [...ticket.nodes];
           this._needFreshTicket = false;
+          this.emit('ticket', {
+            nodes: ticket.nodes.map((n) => ({ ...n })), expiresAtMs: ticket.expiresAtMs, legacy: ticket.legacy,
+          });
         }
         const node = this._untried.shift();
         let conn = null;
         try {
-          conn = await this._attempt(node);
+          conn = await this._attempt(node, attempt);
         } catch (e) {
           // A bug or a broken io factory must not stop the loop for good.
           this._error(e instanceof GruError ? e : new GruError('connect', `connect to ${node.url}: ${(e && e.message) || e}`, { cause: e }));
@@ -377,24 +458,41 @@ class GruClient extends Emitter {
   }
 
   /** One connection attempt to `node`: the connection once it answered and joined, else null. */
-  async _attempt(node) {
+  async _attempt(node, attempt = 1) {
     const o = this.options;
     const ticket = this._ticket;
     const groups = [...this._groups];
+    const resume = this._book.resumeMap([this.userChannel, ...groups.map((g) => `g:${g}`)]);
     const conn = {
-      url: node.url, name: node.name, socket: null, live: false, ended: false, pending: new Set(),
+      node,
+      url: node.url,
+      name: node.name,
+      attempt,
+      resume,
+      // Channels whose backlog the server replays on this connection (those it presents a
+      // place of), until the answer that puts each live: auth_result, or the group's join.
+      replaying: new Set(Object.keys(resume)),
+      transports: [],
+      socket: null,
+      live: false,
+      ended: false,
+      pending: new Set(),
     };
     this._conn = conn;
-    this._book.newConnection();
+    this._book.newConnection(Object.keys(resume));
     this.stats.connectAttempts += 1;
-    const resume = this._book.resumeMap([this.userChannel, ...groups.map((g) => `g:${g}`)]);
     const auth = { token: ticket.token };
     if (Object.keys(resume).length > 0) auth.resume = resume;
 
     const first = new Promise((resolve) => { conn.settle = resolve; });
     try {
+      if (o.mapUrl) {
+        const mapped = o.mapUrl(node.url, { ...node });
+        if (typeof mapped !== 'string' || !mapped) throw new GruError('connect', `mapUrl(${node.url}) gave no URL`);
+        conn.url = mapped;
+      }
       if (!this._io) this._io = defaultIo();
-      conn.socket = this._io(node.url, {
+      conn.socket = this._io(conn.url, {
         transports: o.transports,
         tryAllTransports: true,
         timeout: o.connectTimeoutMs,
@@ -406,7 +504,7 @@ class GruClient extends Emitter {
     } catch (e) {
       this._conn = null;
       conn.ended = true;
-      this._error(e instanceof GruError ? e : new GruError('connect', `connect to ${node.url}: ${e.message}`, { cause: e }));
+      this._error(e instanceof GruError ? e : new GruError('connect', `connect to ${conn.url}: ${e.message}`, { cause: e }));
       if (e instanceof GruError && e.code === 'bad_request') this._shutdown('no_socket_io', e.message);
       return null;
     }
@@ -430,25 +528,74 @@ class GruClient extends Emitter {
   /** `conn` answered and joined: sends go out, waiters go on, the token will be renewed. */
   _goLive(conn) {
     conn.live = true;
+    conn.since = Date.now();
+    conn.replaying.clear();
+    this._noteTransport(conn);
     this._backoff.reset();
-    this._untried = this._ticket.nodes.filter((n) => n.url !== conn.url);
+    this._untried = this._ticket.nodes.filter((n) => n.url !== conn.node.url);
     this.stats.connects += 1;
     if (this._everLive) this.stats.reconnects += 1;
     this._everLive = true;
     this._sends.setTransport({ emit: (payload, ack) => conn.socket.emit('msg', payload, ack) });
     this._scheduleRenewal(conn);
     for (const waiter of [...this._liveWaiters]) waiter.resolve(conn);
+    this.emit('connection', this._connectionInfo(conn));
     this._setState('live', undefined);
+  }
+
+  /** What the application sees of `conn` (the `connection` event, `client.connection`). */
+  _connectionInfo(conn) {
+    const info = { url: conn.url };
+    if (conn.url !== conn.node.url) info.spearUrl = conn.node.url;
+    if (conn.node.id !== undefined) info.id = conn.node.id;
+    if (conn.node.name !== undefined) info.name = conn.node.name;
+    info.transport = conn.transports.length > 0 ? conn.transports[conn.transports.length - 1] : null;
+    info.transports = [...conn.transports];
+    info.resume = JSON.parse(JSON.stringify(conn.resume));
+    info.attempt = conn.attempt;
+    info.since = conn.since;
+    return info;
+  }
+
+  /** Records the transport socket.io uses now under `conn` (or `name`), if it changed; true if it did. */
+  _noteTransport(conn, name = transportName(conn.socket)) {
+    if (!name || conn.transports[conn.transports.length - 1] === name) return false;
+    conn.transports.push(name);
+    return true;
   }
 
   _listen(conn) {
     const s = conn.socket;
+    // The transport the engine opens with; tentative: one that fails (WebSocket refused) is
+    // replaced by the next (long-polling) before socket.io connects.
+    this._noteTransport(conn);
+    s.on('connect', () => {
+      const name = transportName(s);
+      if (name && !conn.upgraded) conn.transports = [name];
+    });
+    // socket.io upgrades long-polling to WebSocket (transports ['polling', 'websocket']).
+    let engine = null;
+    try {
+      engine = s.io && s.io.engine;
+    } catch (_) { /* not socket.io's socket */ }
+    if (engine && typeof engine.on === 'function') {
+      conn.engine = engine;
+      conn.onUpgrade = (transport) => {
+        conn.upgraded = true;
+        const name = (transport && typeof transport.name === 'string' && transport.name) || transportName(s);
+        if (conn.ended || !this._noteTransport(conn, name) || !conn.live) return;
+        const transports = [...conn.transports];
+        this.emit('transport', { transport: transports[transports.length - 1], transports, url: conn.url });
+      };
+      engine.on('upgrade', conn.onUpgrade);
+    }
     s.on('msg', (m) => this._onMsg(conn, asObject(m)));
     s.on('resync', (r) => this._onResync(conn, asObject(r)));
     s.on('auth_result', (raw) => {
       const r = asObject(raw);
       if (conn.authed) return; // a renewal's answer comes as an ack and as auth_result
       conn.authed = true;
+      conn.replaying.delete(this.userChannel);
       if (r && r.success) {
         this._applyAnswer(r.data && r.data.positions);
         conn.settle({ ok: true });
@@ -459,6 +606,7 @@ class GruClient extends Emitter {
     });
     s.on('server_shutdown', (raw) => {
       const p = asObject(raw) || {};
+      this._notice(conn, { event: 'server_shutdown', msg: p.msg, reconnect: p.reconnect, payload: p });
       // The spear is stopping, drained or fenced and says where to go: through ticket, which
       // knows where there is room (its backups may be the next to go, or already full).
       if (p.reconnect === 'ticket') this._needFreshTicket = true;
@@ -467,6 +615,9 @@ class GruClient extends Emitter {
     s.on('server_disconnect', (raw) => {
       const p = asObject(raw) || {};
       const data = p.data || {};
+      this._notice(conn, {
+        event: 'server_disconnect', msg: p.msg, reason: data.reason, reconnect: data.reconnect, errorCode: p.errorCode, payload: p,
+      });
       if (data.reason === 'by_server') {
         // A business server closed the user's connections: no reconnect.
         this._shutdown('by_server', p.msg);
@@ -488,11 +639,24 @@ class GruClient extends Emitter {
     s.on('disconnect', (reason) => this._end(conn, { kind: 'disconnect', reason }));
   }
 
+  /** A `server_shutdown` or `server_disconnect`, told to the application as a `notice`. */
+  _notice(conn, notice) {
+    const out = { event: notice.event };
+    for (const [k, v] of Object.entries(notice)) if (v !== undefined) out[k] = v;
+    out.url = conn.url;
+    this.emit('notice', out);
+  }
+
   /** Ends `conn` (once): closes its socket and, if it was live, reconnects. */
   _end(conn, why) {
     if (conn.ended) return;
     conn.ended = true;
     conn.why = why;
+    // After a gap the same spear is the first to try: it is not the spear's fault.
+    if (why.kind === 'gap' && !this._closed) this._untried.unshift(conn.node);
+    if (conn.engine && conn.onUpgrade) {
+      try { conn.engine.off('upgrade', conn.onUpgrade); } catch (_) { /* an engine without off() */ }
+    }
     const s = conn.socket;
     if (s) {
       try { s.off(); } catch (_) { /* a socket without off() */ }
@@ -521,6 +685,7 @@ class GruClient extends Emitter {
       return false;
     }
     if (reply.success) {
+      for (const g of groups) conn.replaying.delete(`g:${g}`);
       this._applyAnswer(reply.data && reply.data.positions);
       return true;
     }
@@ -534,6 +699,7 @@ class GruClient extends Emitter {
         this._end(conn, { kind: 'timeout', msg: 'no answer to join' });
         return false;
       }
+      conn.replaying.delete(`g:${g}`);
       if (one.success) {
         this._applyAnswer(one.data && one.data.positions);
       } else if (!isRateLimited(one) && one.errorCode !== 1001) {
@@ -613,8 +779,43 @@ class GruClient extends Emitter {
       this.stats.duplicatesDropped += 1;
       return;
     }
-    if (outcome === 'new') this._persist();
+    if (outcome === 'gap') {
+      this._onGap(conn, m);
+      return;
+    }
+    if (outcome === 'jump') {
+      // A group joined on this live connection without its stored place: what lies between
+      // that place and this message is not replayed here. Told like the answer's own gap.
+      this.stats.resyncs += 1;
+      this.emit('resync', { channel: m.channel, epoch: String(m.epoch), position: Number(m.position) - 1, reason: 'gap', local: true });
+    }
+    if (outcome !== 'unplaced') this._persist();
+    if (!conn.live && conn.replaying.has(m.channel)) m.replayed = true;
     this.emit('message', m);
+  }
+
+  /**
+   * A message further on than the next position of its channel, on a connection that continues
+   * from the known place: the server did not deliver what lies between (it drops messages for
+   * a connection whose send queue is full). Nothing is delivered out of order: this connection
+   * ends and the next one (to the same spear first) resumes from the known place, which
+   * replays the gap and this message.
+   */
+  _onGap(conn, m) {
+    const at = this._book.get(m.channel);
+    const missing = Number(m.position) - at.position - 1;
+    this.stats.gaps += 1;
+    this._error(new GruError('gap',
+      `${m.channel}: position ${m.position} came after ${at.position} (epoch ${at.epoch}): ${missing} message(s) did not reach this connection; reconnecting to resume from ${at.position}`,
+      { data: { channel: m.channel, epoch: at.epoch, position: at.position, received: Number(m.position), missing } }));
+    // Gaps again and again (a server that keeps dropping): wait longer each time.
+    const now = Date.now();
+    this._gapTimes = this._gapTimes.filter((t) => now - t < 60000);
+    this._gapTimes.push(now);
+    if (this._gapTimes.length > 1) {
+      this._retryAfterMs = Math.max(this._retryAfterMs, backoffDelay(this._gapTimes.length - 1, this._backoffOpts));
+    }
+    this._end(conn, { kind: 'gap', reason: 'gap' });
   }
 
   _onResync(conn, r) {
@@ -640,7 +841,7 @@ class GruClient extends Emitter {
   }
 
   _persist() {
-    this._store.save(this._book.snapshot());
+    this._store.save(this._snapshot);
   }
 
   // --- token renewal --------------------------------------------------------------------
@@ -703,7 +904,7 @@ class GruClient extends Emitter {
     this._needFreshTicket = false;
     if (reply.success) {
       this.stats.renewals += 1;
-      this._untried = ticket.nodes.filter((n) => n.url !== conn.url);
+      this._untried = ticket.nodes.filter((n) => n.url !== conn.node.url);
       this._scheduleRenewal(conn);
       return;
     }
@@ -741,6 +942,8 @@ class GruClient extends Emitter {
     if (this._closed) return;
     this._closed = true;
     clearTimeout(this._renewTimer);
+    if (this._unwatchPage) this._unwatchPage();
+    this._store.flush();
     for (const s of [...this._sleeps]) {
       clearTimeout(s.timer);
       s.resolve();
@@ -930,6 +1133,10 @@ class PositionBook {
     // Channels that received a message or a resync on the current connection: for them an
     // answer's `positions` is no starting point any more (what came is further on).
     this._seen = new Set();
+    // Channels whose known place the current connection continues from: presented in its
+    // resume (the server replays from there), or put live by an answer, a message or a resync
+    // on it. For them the next message must be at the next position: one further on is a gap.
+    this._continued = new Set();
     if (initial && typeof initial === 'object') {
       for (const [channel, at] of Object.entries(initial)) {
         if (hasPlace(at)) this._places.set(channel, place(at.epoch, at.position));
@@ -960,26 +1167,49 @@ class PositionBook {
     return out;
   }
 
-  /** A new connection starts: answers may again name starting points. */
-  newConnection() {
+  /**
+   * A new connection starts: answers may again name starting points. `presented`: the
+   * channels whose places it presents in its resume (from `resumeMap`).
+   */
+  newConnection(presented = []) {
     this._seen.clear();
+    this._continued = new Set(presented);
   }
 
   /**
-   * A delivered message. Returns 'new' (its place is now the channel's), 'duplicate' (at or
-   * below the known place in the same epoch: drop it) or 'unplaced' (no channel/position: history
-   * off or the message went out without one; deliver it, nothing to remember).
+   * A delivered message. Returns:
+   * - 'new': its place is now the channel's;
+   * - 'duplicate': at or below the known place in the same epoch: drop it;
+   * - 'gap': more than one past the known place in the same epoch, on a connection that
+   *   continues from that place: messages in between were not delivered to this connection
+   *   (e.g. dropped for a slow consumer). The place is NOT moved: drop the message and resume
+   *   from the known place, which replays the gap and this message;
+   * - 'jump': the same, for a channel this connection does not continue from (a group joined
+   *   on a live connection, its stored place not presented, and a message before the join's
+   *   answer): the place moves to the message's; the caller reports the jump as a local resync
+   *   (the server cannot replay it on this connection);
+   * - 'unplaced': no channel/position (history off, or the message went out without one):
+   *   deliver it, nothing to remember.
    */
   accept(msg) {
     if (!msg || typeof msg.channel !== 'string' || !hasPlace(msg)) return 'unplaced';
     const at = place(msg.epoch, msg.position);
     const known = this._places.get(msg.channel);
+    if (known && known.epoch === at.epoch && at.position <= known.position) {
+      this._seen.add(msg.channel);
+      return 'duplicate';
+    }
+    if (known && known.epoch === at.epoch && at.position > known.position + 1
+      && this._continued.has(msg.channel)) {
+      return 'gap';
+    }
+    const jumped = known !== undefined && known.epoch === at.epoch && at.position > known.position + 1;
     this._seen.add(msg.channel);
-    if (known && known.epoch === at.epoch && at.position <= known.position) return 'duplicate';
+    this._continued.add(msg.channel);
     // Another epoch than the known one is taken as it comes: the server announces every epoch
     // change with a resync first, and a place from a lost history cannot be compared.
     this._places.set(msg.channel, at);
-    return 'new';
+    return jumped ? 'jump' : 'new';
   }
 
   /** A `resync` event: its place is where the channel's live messages continue after. */
@@ -987,6 +1217,7 @@ class PositionBook {
     if (!r || typeof r.channel !== 'string' || !hasPlace(r)) return false;
     this._places.set(r.channel, place(r.epoch, r.position));
     this._seen.add(r.channel);
+    this._continued.add(r.channel);
     return true;
   }
 
@@ -1008,6 +1239,7 @@ class PositionBook {
       if (!hasPlace(raw)) continue;
       const at = place(raw.epoch, raw.position);
       const known = this._places.get(channel);
+      this._continued.add(channel);
       if (this._seen.has(channel)) {
         outcome[channel] = 'ignored';
       } else if (!known) {
@@ -1028,6 +1260,7 @@ class PositionBook {
   /** Forgets `channel` (a group the client left). Returns true when a place was known. */
   forget(channel) {
     this._seen.delete(channel);
+    this._continued.delete(channel);
     return this._places.delete(channel);
   }
 }
@@ -1282,7 +1515,10 @@ module.exports = { SendQueue, newClientMsgId, validClientMsgId, msgPayload, clas
 // holding strings — window.localStorage, sessionStorage, or an async store (React Native's
 // AsyncStorage, a wrapper around IndexedDB or a file) whose methods return promises.
 // Writes are serialised and coalesced: at most one setItem runs at a time and, while it
-// runs, only the latest snapshot waits behind it. A synchronous store is written at once.
+// runs, only the latest snapshot waits behind it. With `flushMs` (the client's
+// `storeFlushMs`), a save only marks the positions dirty: they are serialised and written at
+// most once per `flushMs`, and at once on flush() (close, a page being hidden). Without it, a
+// synchronous store is written at every save.
 
 const FORMAT = 1;
 
@@ -1310,15 +1546,20 @@ class PositionStore {
    * `store`: a localStorage-like object (sync or async); `key`: where to keep the snapshot;
    * `onError(e)`: told when a read or write fails (positions then live in memory only).
    */
-  constructor(store, key, onError = () => {}) {
+  constructor(store, key, onError = () => {}, { flushMs = 0 } = {}) {
     if (!store || typeof store.getItem !== 'function' || typeof store.setItem !== 'function') {
       throw new TypeError('store must have getItem(key) and setItem(key, value)');
     }
+    if (typeof flushMs !== 'number' || !(flushMs >= 0)) throw new TypeError('storeFlushMs must be a number >= 0');
     this.store = store;
     this.key = key;
     this.onError = onError;
+    this.flushMs = flushMs;
     this._writing = false;
-    this._pending = undefined;
+    this._pending = undefined; // the serialised snapshot waiting for setItem
+    this._source = undefined; // what save() was given last and flush() has not serialised yet
+    this._timer = null;
+    this._queued = undefined; // the last value handed on to be written: an equal one is skipped
     this._idle = [];
   }
 
@@ -1344,14 +1585,55 @@ class PositionStore {
     return {};
   }
 
-  /** Stores `snapshot`; returns at once, the write completes in order behind earlier ones. */
+  /**
+   * Stores `snapshot` (`{channel: {epoch, position}}`, or a function returning it, called when
+   * the write is due); returns at once. Without `flushMs` the write starts now, in order behind
+   * earlier ones; with it, within `flushMs` (or at the next flush()).
+   */
   save(snapshot) {
-    this._pending = JSON.stringify({ v: FORMAT, channels: snapshot });
+    this._source = snapshot;
+    if (this.flushMs > 0) {
+      if (this._timer === null) {
+        this._timer = setTimeout(() => {
+          this._timer = null;
+          this.flush();
+        }, this.flushMs);
+      }
+      return;
+    }
+    this.flush();
+  }
+
+  /** True when a save has not been handed to the store yet (waiting for its flush). */
+  get dirty() {
+    return this._source !== undefined;
+  }
+
+  /** Writes what save() was given last now (behind a write in flight), without waiting for `flushMs`. */
+  flush() {
+    if (this._timer !== null) {
+      clearTimeout(this._timer);
+      this._timer = null;
+    }
+    if (this._source === undefined) return;
+    const source = this._source;
+    this._source = undefined;
+    let value;
+    try {
+      value = JSON.stringify({ v: FORMAT, channels: typeof source === 'function' ? source() : source });
+    } catch (e) {
+      this.onError(e);
+      return;
+    }
+    if (value === this._queued) return;
+    this._queued = value;
+    this._pending = value;
     if (!this._writing) this._drain();
   }
 
-  /** Resolves when every save so far has reached the store (or failed). */
+  /** Writes what waits (flush()) and resolves when every save so far has reached the store (or failed). */
   flushed() {
+    this.flush();
     if (!this._writing && this._pending === undefined) return Promise.resolve();
     return new Promise((resolve) => this._idle.push(resolve));
   }
@@ -1364,14 +1646,14 @@ class PositionStore {
       try {
         result = this.store.setItem(this.key, value);
       } catch (e) {
-        this.onError(e);
+        this._failed(value, e);
         continue;
       }
       if (isThenable(result)) {
         this._writing = true;
         result.then(
           () => { this._writing = false; this._drain(); },
-          (e) => { this._writing = false; this.onError(e); this._drain(); },
+          (e) => { this._writing = false; this._failed(value, e); this._drain(); },
         );
         return;
       }
@@ -1379,6 +1661,12 @@ class PositionStore {
     const idle = this._idle;
     this._idle = [];
     for (const resolve of idle) resolve();
+  }
+
+  /** A write failed: the next save of the same positions is not skipped as already written. */
+  _failed(value, e) {
+    if (this._queued === value) this._queued = undefined;
+    this.onError(e);
   }
 }
 
@@ -1427,7 +1715,7 @@ function tokenClaims(token) {
 
 /**
  * A ticket, normalised: `{token, expiresAtMs (null: never, a legacy MD5 token), nodes: [{url,
- * name}] (the placement first, then the backups), legacy}`.
+ * name, id?}] (the placement first, then the backups; `id` from the modern ticket), legacy}`.
  */
 async function fetchTicket({ ticketUrl, userId, name, appType, token1, fetch: fetchFn, timeoutMs = 10000 }) {
   const doFetch = fetchFn || globalThis.fetch;
@@ -1473,7 +1761,7 @@ function modernTicket(status, body, retryAfterMs) {
   if (status === 200 && body && typeof body.token === 'string' && body.spear && body.spear.url) {
     const nodes = [body.spear, ...(Array.isArray(body.backups) ? body.backups : [])]
       .filter((n) => n && typeof n.url === 'string')
-      .map((n) => ({ url: n.url, name: n.name }));
+      .map((n) => (n.id === undefined ? { url: n.url, name: n.name } : { url: n.url, name: n.name, id: n.id }));
     const exp = typeof body.expires_at === 'number' ? body.expires_at : (tokenClaims(body.token) || {}).exp;
     return { token: body.token, expiresAtMs: typeof exp === 'number' ? exp * 1000 : null, nodes, legacy: false };
   }

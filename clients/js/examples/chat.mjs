@@ -85,9 +85,11 @@ const print = (line) => {
 };
 
 client.on('state', ({ state, reason, msg }) => print(`* ${state}${reason ? ` (${reason}${msg ? `: ${msg}` : ''})` : ''}`));
+client.on('connection', (c) => print(`* on ${c.name ?? c.url} over ${c.transport ?? '?'}${Object.keys(c.resume).length ? ', resumed' : ''}`));
+client.on('notice', (n) => print(`* the spear says (${n.event}): ${n.msg ?? ''}`));
 client.on('message', (m) => {
   const from = m.sender?.type === 'server' ? `[${m.sender.name}]` : `user ${m.fromId}`;
-  print(`${m.channel ?? '?'}${m.position !== undefined ? ` #${m.position}` : ''}  ${from}: ${m.content}`);
+  print(`${m.channel ?? '?'}${m.position !== undefined ? ` #${m.position}` : ''}  ${from}: ${m.content}${m.replayed ? '  (while away)' : ''}`);
 });
 client.on('resync', (r) => print(`* ${r.channel}: resync (${r.reason}) — older messages must be reloaded from your own store`));
 client.on('error', (e) => print(`! ${e.message}`));

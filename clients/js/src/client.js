@@ -9,7 +9,8 @@
 // then live: sends go out, the token is renewed before it expires. When the connection ends
 // for any reason but a business server's `by_server` disconnect, the client goes back through
 // the ticket's other nodes, then a fresh ticket, waiting an exponential backoff with jitter
-// between attempts.
+// between attempts. A gap in a channel's positions (the server dropped messages for this
+// connection) ends the connection too, and the next one resumes from before the gap.
 
 const { Emitter } = require('./emitter');
 const { PositionBook } = require('./positions');
@@ -36,7 +37,26 @@ const DEFAULTS = {
   // A ticket whose token has less than this left is not worth connecting with.
   minTokenLifeMs: 5000,
   autoConnect: true,
+  // Positions reach the store at most this often (and on close, and when a page is hidden);
+  // 0 writes them at every message.
+  storeFlushMs: 250,
 };
+
+/** The global object's `name` (window, document), if there is one. */
+function global(name) {
+  return typeof globalThis !== 'undefined' ? globalThis[name] : undefined;
+}
+
+/** The name of the transport socket.io uses now under `socket` (`websocket`, `polling`), or null. */
+function transportName(socket) {
+  try {
+    const engine = socket && socket.io && socket.io.engine;
+    const name = engine && engine.transport && engine.transport.name;
+    return typeof name === 'string' ? name : null;
+  } catch (_) {
+    return null;
+  }
+}
 
 function defaultIo() {
   let mod;
@@ -75,6 +95,7 @@ class GruClient extends Emitter {
     }
     if (typeof o.name !== 'string' || !o.name) throw new TypeError('createClient: name is required');
     if (!o.token1 && typeof o.getToken1 !== 'function') throw new TypeError('createClient: token1 or getToken1 is required');
+    if (o.mapUrl !== undefined && typeof o.mapUrl !== 'function') throw new TypeError('createClient: mapUrl must be a function');
     this.options = o;
     this.userId = o.userId;
     this.name = o.name;
@@ -82,14 +103,16 @@ class GruClient extends Emitter {
     this.userChannel = `u:${o.userId}`;
     this.stats = {
       sendRetries: 0, duplicatesDropped: 0, reconnects: 0, connects: 0, connectAttempts: 0,
-      ticketRequests: 0, resyncs: 0, renewals: 0,
+      ticketRequests: 0, resyncs: 0, renewals: 0, gaps: 0,
     };
     this._io = o.io || null;
     this._random = o.random || Math.random;
     this._groups = new Set(groupList(o.groups));
     this._book = new PositionBook();
     this._store = new PositionStore(o.store || memoryStore(), o.storeKey || positionsKey(o.userId),
-      (e) => this._error(new GruError('store', `positions store: ${(e && e.message) || e}`, { cause: e })));
+      (e) => this._error(new GruError('store', `positions store: ${(e && e.message) || e}`, { cause: e })),
+      { flushMs: o.storeFlushMs });
+    this._snapshot = () => this._book.snapshot();
     const backoffOpts = { minMs: o.backoffMinMs, maxMs: o.backoffMaxMs, random: () => this._random() };
     this._backoffOpts = backoffOpts;
     this._backoff = new Backoff(backoffOpts);
@@ -118,7 +141,29 @@ class GruClient extends Emitter {
     this._liveWaiters = new Set();
     this._sleeps = new Set();
     this._renewTimer = null;
+    this._gapTimes = [];
+    this._watchPage();
     if (o.autoConnect) this.connect();
+  }
+
+  /**
+   * In a browser, positions waiting for their flush are written when the page is hidden or
+   * goes away (a reload, a closed tab: the page may not get another chance).
+   */
+  _watchPage() {
+    const win = global('window');
+    if (!win || typeof win.addEventListener !== 'function' || this.options.storeFlushMs <= 0) return;
+    const onHide = () => this._store.flush();
+    const onVisibility = () => {
+      const doc = global('document');
+      if (!doc || doc.visibilityState === 'hidden') this._store.flush();
+    };
+    win.addEventListener('pagehide', onHide);
+    win.addEventListener('visibilitychange', onVisibility);
+    this._unwatchPage = () => {
+      win.removeEventListener('pagehide', onHide);
+      win.removeEventListener('visibilitychange', onVisibility);
+    };
   }
 
   /** The current state: idle (before connect()), connecting, live, reconnecting, degraded, closed. */
@@ -134,6 +179,39 @@ class GruClient extends Emitter {
   /** The known place of every channel, `{channel: {epoch, position}}`. */
   positions() {
     return this._book.snapshot();
+  }
+
+  /**
+   * The live connection, or null: `{url, spearUrl?, id?, name?, transport, transports, resume,
+   * attempt, since}` (see the README's `connection` event).
+   */
+  get connection() {
+    const conn = this._conn;
+    return conn && conn.live ? this._connectionInfo(conn) : null;
+  }
+
+  /**
+   * Drops the current connection abruptly, as a lost network would: socket.io's transport is
+   * closed under it, without a socket.io disconnect, so the client goes through its usual
+   * reconnection and resume. A test and debugging aid; true if there was a connection to drop.
+   */
+  dropConnection() {
+    const conn = this._conn;
+    if (!conn || conn.ended || !conn.socket || this._closed) return false;
+    let engine = null;
+    try {
+      engine = conn.socket.io && conn.socket.io.engine;
+    } catch (_) { /* not socket.io's socket */ }
+    const transport = engine && engine.transport;
+    if (transport && typeof transport.close === 'function' && engine.readyState === 'open') {
+      // socket.io sees its transport close: 'disconnect' with reason 'transport close'.
+      try {
+        transport.close();
+      } catch (_) { /* closed already */ }
+    }
+    // A socket without an engine (or one that said nothing): the same path, by hand.
+    if (!conn.ended) this._end(conn, { kind: 'disconnect', reason: 'transport close' });
+    return true;
   }
 
   /** Starts connecting (done by createClient unless autoConnect is false). Resolves once the stored positions are loaded. */
@@ -246,11 +324,14 @@ class GruClient extends Emitter {
           this._ticket = ticket;
           this._untried = [...ticket.nodes];
           this._needFreshTicket = false;
+          this.emit('ticket', {
+            nodes: ticket.nodes.map((n) => ({ ...n })), expiresAtMs: ticket.expiresAtMs, legacy: ticket.legacy,
+          });
         }
         const node = this._untried.shift();
         let conn = null;
         try {
-          conn = await this._attempt(node);
+          conn = await this._attempt(node, attempt);
         } catch (e) {
           // A bug or a broken io factory must not stop the loop for good.
           this._error(e instanceof GruError ? e : new GruError('connect', `connect to ${node.url}: ${(e && e.message) || e}`, { cause: e }));
@@ -299,24 +380,41 @@ class GruClient extends Emitter {
   }
 
   /** One connection attempt to `node`: the connection once it answered and joined, else null. */
-  async _attempt(node) {
+  async _attempt(node, attempt = 1) {
     const o = this.options;
     const ticket = this._ticket;
     const groups = [...this._groups];
+    const resume = this._book.resumeMap([this.userChannel, ...groups.map((g) => `g:${g}`)]);
     const conn = {
-      url: node.url, name: node.name, socket: null, live: false, ended: false, pending: new Set(),
+      node,
+      url: node.url,
+      name: node.name,
+      attempt,
+      resume,
+      // Channels whose backlog the server replays on this connection (those it presents a
+      // place of), until the answer that puts each live: auth_result, or the group's join.
+      replaying: new Set(Object.keys(resume)),
+      transports: [],
+      socket: null,
+      live: false,
+      ended: false,
+      pending: new Set(),
     };
     this._conn = conn;
-    this._book.newConnection();
+    this._book.newConnection(Object.keys(resume));
     this.stats.connectAttempts += 1;
-    const resume = this._book.resumeMap([this.userChannel, ...groups.map((g) => `g:${g}`)]);
     const auth = { token: ticket.token };
     if (Object.keys(resume).length > 0) auth.resume = resume;
 
     const first = new Promise((resolve) => { conn.settle = resolve; });
     try {
+      if (o.mapUrl) {
+        const mapped = o.mapUrl(node.url, { ...node });
+        if (typeof mapped !== 'string' || !mapped) throw new GruError('connect', `mapUrl(${node.url}) gave no URL`);
+        conn.url = mapped;
+      }
       if (!this._io) this._io = defaultIo();
-      conn.socket = this._io(node.url, {
+      conn.socket = this._io(conn.url, {
         transports: o.transports,
         tryAllTransports: true,
         timeout: o.connectTimeoutMs,
@@ -328,7 +426,7 @@ class GruClient extends Emitter {
     } catch (e) {
       this._conn = null;
       conn.ended = true;
-      this._error(e instanceof GruError ? e : new GruError('connect', `connect to ${node.url}: ${e.message}`, { cause: e }));
+      this._error(e instanceof GruError ? e : new GruError('connect', `connect to ${conn.url}: ${e.message}`, { cause: e }));
       if (e instanceof GruError && e.code === 'bad_request') this._shutdown('no_socket_io', e.message);
       return null;
     }
@@ -352,25 +450,74 @@ class GruClient extends Emitter {
   /** `conn` answered and joined: sends go out, waiters go on, the token will be renewed. */
   _goLive(conn) {
     conn.live = true;
+    conn.since = Date.now();
+    conn.replaying.clear();
+    this._noteTransport(conn);
     this._backoff.reset();
-    this._untried = this._ticket.nodes.filter((n) => n.url !== conn.url);
+    this._untried = this._ticket.nodes.filter((n) => n.url !== conn.node.url);
     this.stats.connects += 1;
     if (this._everLive) this.stats.reconnects += 1;
     this._everLive = true;
     this._sends.setTransport({ emit: (payload, ack) => conn.socket.emit('msg', payload, ack) });
     this._scheduleRenewal(conn);
     for (const waiter of [...this._liveWaiters]) waiter.resolve(conn);
+    this.emit('connection', this._connectionInfo(conn));
     this._setState('live', undefined);
+  }
+
+  /** What the application sees of `conn` (the `connection` event, `client.connection`). */
+  _connectionInfo(conn) {
+    const info = { url: conn.url };
+    if (conn.url !== conn.node.url) info.spearUrl = conn.node.url;
+    if (conn.node.id !== undefined) info.id = conn.node.id;
+    if (conn.node.name !== undefined) info.name = conn.node.name;
+    info.transport = conn.transports.length > 0 ? conn.transports[conn.transports.length - 1] : null;
+    info.transports = [...conn.transports];
+    info.resume = JSON.parse(JSON.stringify(conn.resume));
+    info.attempt = conn.attempt;
+    info.since = conn.since;
+    return info;
+  }
+
+  /** Records the transport socket.io uses now under `conn` (or `name`), if it changed; true if it did. */
+  _noteTransport(conn, name = transportName(conn.socket)) {
+    if (!name || conn.transports[conn.transports.length - 1] === name) return false;
+    conn.transports.push(name);
+    return true;
   }
 
   _listen(conn) {
     const s = conn.socket;
+    // The transport the engine opens with; tentative: one that fails (WebSocket refused) is
+    // replaced by the next (long-polling) before socket.io connects.
+    this._noteTransport(conn);
+    s.on('connect', () => {
+      const name = transportName(s);
+      if (name && !conn.upgraded) conn.transports = [name];
+    });
+    // socket.io upgrades long-polling to WebSocket (transports ['polling', 'websocket']).
+    let engine = null;
+    try {
+      engine = s.io && s.io.engine;
+    } catch (_) { /* not socket.io's socket */ }
+    if (engine && typeof engine.on === 'function') {
+      conn.engine = engine;
+      conn.onUpgrade = (transport) => {
+        conn.upgraded = true;
+        const name = (transport && typeof transport.name === 'string' && transport.name) || transportName(s);
+        if (conn.ended || !this._noteTransport(conn, name) || !conn.live) return;
+        const transports = [...conn.transports];
+        this.emit('transport', { transport: transports[transports.length - 1], transports, url: conn.url });
+      };
+      engine.on('upgrade', conn.onUpgrade);
+    }
     s.on('msg', (m) => this._onMsg(conn, asObject(m)));
     s.on('resync', (r) => this._onResync(conn, asObject(r)));
     s.on('auth_result', (raw) => {
       const r = asObject(raw);
       if (conn.authed) return; // a renewal's answer comes as an ack and as auth_result
       conn.authed = true;
+      conn.replaying.delete(this.userChannel);
       if (r && r.success) {
         this._applyAnswer(r.data && r.data.positions);
         conn.settle({ ok: true });
@@ -381,6 +528,7 @@ class GruClient extends Emitter {
     });
     s.on('server_shutdown', (raw) => {
       const p = asObject(raw) || {};
+      this._notice(conn, { event: 'server_shutdown', msg: p.msg, reconnect: p.reconnect, payload: p });
       // The spear is stopping, drained or fenced and says where to go: through ticket, which
       // knows where there is room (its backups may be the next to go, or already full).
       if (p.reconnect === 'ticket') this._needFreshTicket = true;
@@ -389,6 +537,9 @@ class GruClient extends Emitter {
     s.on('server_disconnect', (raw) => {
       const p = asObject(raw) || {};
       const data = p.data || {};
+      this._notice(conn, {
+        event: 'server_disconnect', msg: p.msg, reason: data.reason, reconnect: data.reconnect, errorCode: p.errorCode, payload: p,
+      });
       if (data.reason === 'by_server') {
         // A business server closed the user's connections: no reconnect.
         this._shutdown('by_server', p.msg);
@@ -410,11 +561,24 @@ class GruClient extends Emitter {
     s.on('disconnect', (reason) => this._end(conn, { kind: 'disconnect', reason }));
   }
 
+  /** A `server_shutdown` or `server_disconnect`, told to the application as a `notice`. */
+  _notice(conn, notice) {
+    const out = { event: notice.event };
+    for (const [k, v] of Object.entries(notice)) if (v !== undefined) out[k] = v;
+    out.url = conn.url;
+    this.emit('notice', out);
+  }
+
   /** Ends `conn` (once): closes its socket and, if it was live, reconnects. */
   _end(conn, why) {
     if (conn.ended) return;
     conn.ended = true;
     conn.why = why;
+    // After a gap the same spear is the first to try: it is not the spear's fault.
+    if (why.kind === 'gap' && !this._closed) this._untried.unshift(conn.node);
+    if (conn.engine && conn.onUpgrade) {
+      try { conn.engine.off('upgrade', conn.onUpgrade); } catch (_) { /* an engine without off() */ }
+    }
     const s = conn.socket;
     if (s) {
       try { s.off(); } catch (_) { /* a socket without off() */ }
@@ -443,6 +607,7 @@ class GruClient extends Emitter {
       return false;
     }
     if (reply.success) {
+      for (const g of groups) conn.replaying.delete(`g:${g}`);
       this._applyAnswer(reply.data && reply.data.positions);
       return true;
     }
@@ -456,6 +621,7 @@ class GruClient extends Emitter {
         this._end(conn, { kind: 'timeout', msg: 'no answer to join' });
         return false;
       }
+      conn.replaying.delete(`g:${g}`);
       if (one.success) {
         this._applyAnswer(one.data && one.data.positions);
       } else if (!isRateLimited(one) && one.errorCode !== 1001) {
@@ -535,8 +701,43 @@ class GruClient extends Emitter {
       this.stats.duplicatesDropped += 1;
       return;
     }
-    if (outcome === 'new') this._persist();
+    if (outcome === 'gap') {
+      this._onGap(conn, m);
+      return;
+    }
+    if (outcome === 'jump') {
+      // A group joined on this live connection without its stored place: what lies between
+      // that place and this message is not replayed here. Told like the answer's own gap.
+      this.stats.resyncs += 1;
+      this.emit('resync', { channel: m.channel, epoch: String(m.epoch), position: Number(m.position) - 1, reason: 'gap', local: true });
+    }
+    if (outcome !== 'unplaced') this._persist();
+    if (!conn.live && conn.replaying.has(m.channel)) m.replayed = true;
     this.emit('message', m);
+  }
+
+  /**
+   * A message further on than the next position of its channel, on a connection that continues
+   * from the known place: the server did not deliver what lies between (it drops messages for
+   * a connection whose send queue is full). Nothing is delivered out of order: this connection
+   * ends and the next one (to the same spear first) resumes from the known place, which
+   * replays the gap and this message.
+   */
+  _onGap(conn, m) {
+    const at = this._book.get(m.channel);
+    const missing = Number(m.position) - at.position - 1;
+    this.stats.gaps += 1;
+    this._error(new GruError('gap',
+      `${m.channel}: position ${m.position} came after ${at.position} (epoch ${at.epoch}): ${missing} message(s) did not reach this connection; reconnecting to resume from ${at.position}`,
+      { data: { channel: m.channel, epoch: at.epoch, position: at.position, received: Number(m.position), missing } }));
+    // Gaps again and again (a server that keeps dropping): wait longer each time.
+    const now = Date.now();
+    this._gapTimes = this._gapTimes.filter((t) => now - t < 60000);
+    this._gapTimes.push(now);
+    if (this._gapTimes.length > 1) {
+      this._retryAfterMs = Math.max(this._retryAfterMs, backoffDelay(this._gapTimes.length - 1, this._backoffOpts));
+    }
+    this._end(conn, { kind: 'gap', reason: 'gap' });
   }
 
   _onResync(conn, r) {
@@ -562,7 +763,7 @@ class GruClient extends Emitter {
   }
 
   _persist() {
-    this._store.save(this._book.snapshot());
+    this._store.save(this._snapshot);
   }
 
   // --- token renewal --------------------------------------------------------------------
@@ -625,7 +826,7 @@ class GruClient extends Emitter {
     this._needFreshTicket = false;
     if (reply.success) {
       this.stats.renewals += 1;
-      this._untried = ticket.nodes.filter((n) => n.url !== conn.url);
+      this._untried = ticket.nodes.filter((n) => n.url !== conn.node.url);
       this._scheduleRenewal(conn);
       return;
     }
@@ -663,6 +864,8 @@ class GruClient extends Emitter {
     if (this._closed) return;
     this._closed = true;
     clearTimeout(this._renewTimer);
+    if (this._unwatchPage) this._unwatchPage();
+    this._store.flush();
     for (const s of [...this._sleeps]) {
       clearTimeout(s.timer);
       s.resolve();

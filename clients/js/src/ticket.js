@@ -39,7 +39,7 @@ function tokenClaims(token) {
 
 /**
  * A ticket, normalised: `{token, expiresAtMs (null: never, a legacy MD5 token), nodes: [{url,
- * name}] (the placement first, then the backups), legacy}`.
+ * name, id?}] (the placement first, then the backups; `id` from the modern ticket), legacy}`.
  */
 async function fetchTicket({ ticketUrl, userId, name, appType, token1, fetch: fetchFn, timeoutMs = 10000 }) {
   const doFetch = fetchFn || globalThis.fetch;
@@ -85,7 +85,7 @@ function modernTicket(status, body, retryAfterMs) {
   if (status === 200 && body && typeof body.token === 'string' && body.spear && body.spear.url) {
     const nodes = [body.spear, ...(Array.isArray(body.backups) ? body.backups : [])]
       .filter((n) => n && typeof n.url === 'string')
-      .map((n) => ({ url: n.url, name: n.name }));
+      .map((n) => (n.id === undefined ? { url: n.url, name: n.name } : { url: n.url, name: n.name, id: n.id }));
     const exp = typeof body.expires_at === 'number' ? body.expires_at : (tokenClaims(body.token) || {}).exp;
     return { token: body.token, expiresAtMs: typeof exp === 'number' ? exp * 1000 : null, nodes, legacy: false };
   }

@@ -94,9 +94,10 @@ test('positions are persisted in the store and a reload presents them in the han
   await live(first);
   server.io.sockets[0].fire('msg', msg('u:1', '100', 6));
   server.io.sockets[0].fire('msg', msg('g:10', '200', 4));
-  assert.deepEqual(JSON.parse(store.getItem('gru-client:1:positions')).channels,
-    { 'u:1': { epoch: '100', position: 6 }, 'g:10': { epoch: '200', position: 4 } }, 'written at once to a sync store');
+  assert.equal(store.getItem('gru-client:1:positions'), null, 'not written yet: within storeFlushMs');
   await first.close();
+  assert.deepEqual(JSON.parse(store.getItem('gru-client:1:positions')).channels,
+    { 'u:1': { epoch: '100', position: 6 }, 'g:10': { epoch: '200', position: 4 } }, 'close() wrote them');
 
   // The page reloads: a new client over the same store.
   const second = makeClient(t, server, { groups: [10], store });
@@ -110,12 +111,13 @@ test('positions are persisted in the store and a reload presents them in the han
   s.fire('msg', msg('g:10', '200', 4));
   s.fire('msg', msg('g:10', '200', 5));
   assert.deepEqual(second.messages.map((m) => m.content), ['g:10#5']);
+  await second.close();
 
   // Another user on the same store keeps its own key.
-  const bob = makeClient(t, gruServer({ uid: 2 }), { userId: 2, name: 'bob', store });
+  const bob = makeClient(t, gruServer({ uid: 2 }), { userId: 2, name: 'bob', store, storeFlushMs: 0 });
   await live(bob);
   assert.equal(bob.stats.connects, 1);
-  assert.ok(store.getItem('gru-client:2:positions'));
+  assert.ok(store.getItem('gru-client:2:positions'), 'storeFlushMs 0: written at once');
   assert.deepEqual(JSON.parse(store.getItem('gru-client:1:positions')).channels['g:10'], { epoch: '200', position: 5 });
 });
 

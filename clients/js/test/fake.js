@@ -4,6 +4,48 @@
 // server events at it; `fakeIo(onSocket)` is an `io` factory that hands each new socket to
 // `onSocket` (the test's "server"). `gruServer()` is a scripted spear that answers like gru.
 
+/**
+ * What the client reads of socket.io's engine (`socket.io.engine`): its transport's name, its
+ * `upgrade` event, and `transport.close()` (dropConnection), which the socket sees as a lost
+ * transport (`disconnect` with `transport close`).
+ */
+class FakeEngine {
+  constructor(socket, name) {
+    this.socket = socket;
+    this.readyState = 'open';
+    this.handlers = new Map();
+    this.transport = this._transport(name);
+  }
+
+  _transport(name) {
+    return {
+      name,
+      close: () => {
+        if (this.readyState !== 'open') return;
+        this.readyState = 'closed';
+        this.socket.fire('disconnect', 'transport close');
+      },
+    };
+  }
+
+  on(event, fn) {
+    if (!this.handlers.has(event)) this.handlers.set(event, []);
+    this.handlers.get(event).push(fn);
+    return this;
+  }
+
+  off(event, fn) {
+    this.handlers.set(event, (this.handlers.get(event) || []).filter((f) => f !== fn));
+    return this;
+  }
+
+  /** socket.io upgraded to `name` (`websocket`). */
+  upgrade(name) {
+    this.transport = this._transport(name);
+    for (const fn of [...(this.handlers.get('upgrade') || [])]) fn(this.transport);
+  }
+}
+
 class FakeSocket {
   constructor(url, opts) {
     this.url = url;
@@ -12,6 +54,7 @@ class FakeSocket {
     this.emitted = [];
     this.disconnected = false;
     this.onEmit = null;
+    this.io = { engine: new FakeEngine(this, (opts && opts.transports && opts.transports[0]) || 'polling') };
   }
 
   on(event, fn) {
@@ -171,4 +214,4 @@ function gruServer({ uid = 1, userPlace = { epoch: '100', position: 0 }, groupPl
   return server;
 }
 
-module.exports = { FakeSocket, fakeIo, fakeTicket, gruServer, jsonResponse, tick, sleep, waitFor };
+module.exports = { FakeSocket, FakeEngine, fakeIo, fakeTicket, gruServer, jsonResponse, tick, sleep, waitFor };

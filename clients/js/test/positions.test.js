@@ -82,3 +82,31 @@ test('a snapshot round-trips and bad entries are skipped', () => {
   const book = new PositionBook({ 'u:1': { epoch: '7', position: 5 }, 'g:1': { epoch: '7' }, 'g:2': null });
   assert.deepEqual(new PositionBook(book.snapshot()).snapshot(), { 'u:1': { epoch: '7', position: 5 } });
 });
+
+test('a jump past the next position: a gap on a connection continuing from the place, else a jump', () => {
+  const book = new PositionBook({ 'u:1': { epoch: '7', position: 5 }, 'g:10': { epoch: '7', position: 3 } });
+  book.newConnection(['u:1']);
+  // Presented: the server replays from 5, so 8 after 5 means 6 and 7 were dropped.
+  assert.equal(book.accept(msg('u:1', '7', 8)), 'gap');
+  assert.deepEqual(book.get('u:1'), { epoch: '7', position: 5 }, 'a gap does not move the place');
+  assert.equal(book.accept(msg('u:1', '7', 6)), 'new');
+  assert.equal(book.accept(msg('u:1', '7', 8)), 'gap');
+  // Not presented (joined on a live connection): the first message may be anywhere further on.
+  assert.equal(book.accept(msg('g:10', '7', 9)), 'jump');
+  assert.deepEqual(book.get('g:10'), { epoch: '7', position: 9 });
+  // From then on the connection continues from there.
+  assert.equal(book.accept(msg('g:10', '7', 11)), 'gap');
+  // Another epoch is not comparable: taken.
+  assert.equal(book.accept(msg('g:10', '8', 5)), 'new');
+  // An answer puts a channel live: continuity from its place.
+  book.newConnection([]);
+  book.fromAnswer({ 'g:10': { epoch: '8', position: 5 } });
+  assert.equal(book.accept(msg('g:10', '8', 7)), 'gap');
+  // So does a resync.
+  book.resync({ channel: 'u:1', epoch: '9', position: 0, reason: 'epoch' });
+  assert.equal(book.accept(msg('u:1', '9', 2)), 'gap');
+  assert.equal(book.accept(msg('u:1', '9', 1)), 'new');
+  // A channel first seen on this connection (no place) is seeded by its first message.
+  assert.equal(book.accept(msg('g:20', '7', 40)), 'new');
+  assert.equal(book.accept(msg('g:20', '7', 42)), 'gap');
+});

@@ -26,7 +26,7 @@ test('the modern ticket: query, nodes in order, expiry', async () => {
   const t = await fetchTicket({ ticketUrl: 'http://h:8080', userId: 123, name: 'Zhang', appType: 'web', token1: 'T1', fetch });
   assert.equal(asked.pathname, '/api/v1/ticket');
   assert.deepEqual(Object.fromEntries(asked.searchParams), { user_id: '123', user_name: 'Zhang', app_type: 'web', token: 'T1' });
-  assert.deepEqual(t, { token: 'v1.x.y', expiresAtMs: 2000000, nodes: [{ url: 'http://a:31001', name: 'node_4' }, { url: 'http://b:31002', name: 'node_5' }], legacy: false });
+  assert.deepEqual(t, { token: 'v1.x.y', expiresAtMs: 2000000, nodes: [{ url: 'http://a:31001', name: 'node_4', id: 4 }, { url: 'http://b:31002', name: 'node_5', id: 5 }], legacy: false });
 });
 
 test('Gru\'s ticket: the envelope, and the expiry read from the token', async () => {

@@ -2,9 +2,11 @@
 // /assets/gru-client.js: window.gruClient). Each panel is one user's client: createClient with
 // this node's ticket, a token1 minted by `gru dev` (or pasted), the groups typed in, positions
 // kept in localStorage (a reload resumes where the page was) and the official socket.io client
-// (window.io). The panel shows the connection's state and spear, the place of every channel,
-// the SDK's counters, the conversation and an event log; "kill my connection" drops the socket
-// under the SDK without a goodbye so that its reconnection and resume can be watched.
+// (window.io). The panel shows the connection's state and spear (the SDK's `connection` and
+// `transport` events), the place of every channel, the SDK's counters, the conversation
+// (`replayed` marks what the resume brought) and an event log (with the spear's `notice`s);
+// "kill my connection" is the SDK's dropConnection(): the socket dies under the SDK without a
+// goodbye so that its reconnection and resume can be watched.
 //
 // Both lists take thousands of rows a second (a server publishing to the user): they keep the
 // last FEED_CAP entries, draw once per animation frame, and hold at most FEED_CAP rows.
@@ -184,9 +186,7 @@
     const preset = init || {};
 
     let client = null;
-    /** The socket the SDK uses now, with its spear. */
-    let conn = null;
-    /** Spear ids by URL, from the ticket answers. */
+    /** Spear ids by URL, from the ticket answers (for the log's connection attempts). */
     const spearIds = new Map();
     let received = 0;
     let lastPositions = '';
@@ -351,13 +351,20 @@
       scheduleStatus();
     }
 
-    function showSpear() {
-      if (!conn) return;
-      const spear = spearIds.get(conn.url);
-      spearEl.textContent = `${spear !== undefined ? `spear ${spear}` : 'spear ?'} · ${conn.url} · ${conn.transports}`;
-      spearEl.dataset.spear = spear !== undefined ? String(spear) : '';
-      spearEl.dataset.url = conn.url;
-      spearEl.dataset.transports = conn.transports;
+    /** The SDK's live connection (`client.connection`): its spear, address and transports. */
+    function showSpear(info) {
+      if (!info) return;
+      const transports = info.transports.join(',');
+      spearEl.textContent = `${info.id !== undefined ? `spear ${info.id}` : 'spear ?'} · ${info.url} · ${transports}`;
+      spearEl.dataset.spear = info.id !== undefined ? String(info.id) : '';
+      spearEl.dataset.url = info.url;
+      spearEl.dataset.transports = transports;
+    }
+
+    /** `spear 2` for a connection, else its address. */
+    function where(info) {
+      if (!info) return '?';
+      return info.id !== undefined ? `spear ${info.id}` : info.url;
     }
 
     // --- what the SDK is given: fetch and io, traced -------------------------------------
@@ -382,7 +389,6 @@
       }
       if (resp.ok && body && body.spear) {
         for (const node of [body.spear, ...(body.backups || [])]) spearIds.set(node.url, node.id);
-        showSpear();
         const backups = (body.backups || []).map((b) => `spear ${b.id}`).join(', ') || 'none';
         const left = body.expires_at ? ` for ${inWords(body.expires_at * 1000 - Date.now())}` : '';
         note('in', 'ticket', `spear ${body.spear.id} (${body.spear.url}), backups: ${backups}; token good${left}`);
@@ -392,31 +398,18 @@
       return resp;
     }
 
-    /** The SDK's io(): socket.io's, with the socket kept (spear, transport, kill) and its raw events logged. */
+    /** The SDK's io(): socket.io's, each attempt and its answers logged (raw events too, when asked). */
     function tracedIo(url, opts) {
       const asked = (opts.transports || []).map(String).join(' then ');
       const socket = window.io(url, opts);
-      const engine = socket.io.engine;
-      conn = { socket, url, transports: engine && engine.transport ? engine.transport.name : '' };
       const resume = opts.auth && opts.auth.resume;
       const spear = spearIds.get(url);
       note('out', 'connect', `${spear !== undefined ? `spear ${spear} ` : ''}${url} over ${asked}; resume ${places(resume)}`);
-      showSpear();
-      const mine = conn;
-      if (engine) {
-        engine.on('upgrade', (transport) => {
-          mine.transports += `,${transport.name}`;
-          if (conn === mine) showSpear();
-          note('sys', 'transport', `upgraded to ${transport.name}`);
-        });
-      }
-      socket.on('connect', () => note('sys', 'socket.io connect', `id ${socket.id} over ${socket.io.engine.transport.name}`));
+      socket.on('connect', () => note('sys', 'socket.io connect', `id ${socket.id}`));
       socket.on('auth_result', (r) => {
         const ok = r && r.success;
         note(ok ? 'in' : 'err', 'auth_result', ok ? `user ${r.data.userId}; went live at ${places(r.data.positions)}` : r);
       });
-      socket.on('server_shutdown', (p) => note('err', 'server_shutdown', p));
-      socket.on('server_disconnect', (p) => note('err', 'server_disconnect', p));
       socket.on('disconnect', (reason) => note('err', 'disconnect', reason));
       socket.onAny((event, ...args) => {
         if (rawBox.checked) note('in', event, args.length === 1 ? args[0] : args);
@@ -503,11 +496,10 @@
         const why = [reason, msg].filter(Boolean).join(': ');
         const bad = state === 'reconnecting' || state === 'degraded' || (state === 'closed' && reason !== 'closed');
         if (state === 'live') {
-          const spear = conn && spearIds.get(conn.url);
-          const where = spear !== undefined ? `spear ${spear}` : conn ? conn.url : '?';
+          const on = where(self.connection);
           const again = self.stats.reconnects > 0 ? ` (reconnect ${self.stats.reconnects})` : '';
-          note('sys', 'state', `live on ${where}${again}`);
-          conversation.push({ kind: 'mark', t: Date.now(), text: `live on ${where}${again}` });
+          note('sys', 'state', `live on ${on}${again}`);
+          conversation.push({ kind: 'mark', t: Date.now(), text: `live on ${on}${again}` });
         } else {
           note(bad ? 'err' : 'sys', 'state', `${state}${why ? ` (${why})` : ''}`);
           if (state !== 'connecting') conversation.push({ kind: 'mark', t: Date.now(), bad, text: `${state}${why ? `: ${why}` : ''}` });
@@ -527,9 +519,24 @@
           mine: String(m.fromId) === String(uid),
           sender: m.sender && m.sender.name,
           content: m.content,
-          replayed: self.state !== 'live',
+          replayed: !!m.replayed,
         });
         scheduleStatus();
+      });
+      self.on('connection', (info) => {
+        if (client !== self) return;
+        showSpear(info);
+        const resumed = Object.keys(info.resume).length ? `resumed from ${places(info.resume)}` : 'nothing to resume';
+        note('sys', 'connection', `${where(info)} (${info.name || info.url}) over ${info.transports.join(' → ') || '?'}; ${resumed}; attempt ${info.attempt}`);
+      });
+      self.on('transport', (e) => {
+        if (client !== self) return;
+        showSpear(self.connection);
+        note('sys', 'transport', `upgraded to ${e.transport}`);
+      });
+      self.on('notice', (n) => {
+        if (client !== self) return;
+        note('err', n.event, n.payload);
       });
       self.on('resync', (r) => {
         if (client !== self) return;
@@ -555,16 +562,15 @@
       saveAll();
     }
 
-    /** Drops the socket under the SDK, as a lost network would: no socket.io disconnect packet. */
+    /** Drops the socket under the SDK (dropConnection), as a lost network would: no socket.io disconnect packet. */
     function kill() {
-      const engine = conn && conn.socket.io && conn.socket.io.engine;
-      const transport = engine && engine.transport;
-      if (!transport || engine.readyState !== 'open') {
+      const info = client && client.connection;
+      if (!info) {
         note('err', 'kill', 'no open connection');
         return;
       }
-      note('err', 'kill', `closing the ${transport.name} transport under socket.io (no disconnect packet): the client sees a lost connection and resumes`);
-      transport.close();
+      note('err', 'kill', `closing the ${info.transport || ''} transport under socket.io (no disconnect packet): the client sees a lost connection and resumes`);
+      client.dropConnection();
     }
 
     function forget() {
