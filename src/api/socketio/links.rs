@@ -173,10 +173,13 @@ impl Links {
             return Err(Unsent::Closed);
         };
         // A member whose queue is full misses this message alone (`docs/security.md`, "Slow
-        // consumers"); its write deadline or its next ping closes it.
+        // consumers") and is cut at once: left open, it would go on without the message and
+        // without knowing (a client that reconnects resumes from its last place).
         let mut result = Ok(());
         for conn in members {
             if conn.send(frame.clone()) == Err(Unsent::Full) {
+                tracing::info!(sid = %conn.id(), reason = "slow_consumer", "cutting connection");
+                conn.kill();
                 result = Err(Unsent::Full);
             }
         }
