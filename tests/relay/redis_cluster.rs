@@ -16,6 +16,23 @@ async fn relay_redis_cluster() {
     };
     let cluster = spear_cluster(&[1, 2], options).await;
     journey(&cluster).await;
+    // The history's script published the journey's messages itself (SPUBLISH in the slot of
+    // the channel's keys): one round trip each.
+    let mut with_history = 0;
+    for spear in [1, 2] {
+        let relay: serde_json::Value = cluster
+            .get(spear, "/api/v1/relay")
+            .await
+            .expect("the spear answers")
+            .json()
+            .await
+            .expect("JSON");
+        with_history += relay["with_history"].as_u64().unwrap_or(0);
+    }
+    assert!(
+        with_history > 0,
+        "no message published by the history's script"
+    );
     // The spears hold sharded subscriptions on the cluster's masters: a user's channel and a
     // group's, confirmed before the join is acknowledged.
     let client = connect(&cluster, 2, 999).await;

@@ -122,7 +122,7 @@ async fn msg_client_id() {
     // Each recipient got each message once, in order.
     assert_eq!(received_until(&mut bob, "end").await, ["m1", "m3", "end"]);
     assert_eq!(received_until(&mut carol, "g-end").await, ["g1", "g-end"]);
-    // On standalone Redis the history's script published each message in the round trip
+    // With the Redis relay the history's script published each message in the round trip
     // that stored it.
     let relay: Value = cluster
         .get(1, "/api/v1/relay")

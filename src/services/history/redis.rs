@@ -7,8 +7,9 @@
 //! carry the channel's hash tag: one slot on a Redis Cluster. A message sent with a client
 //! message id leaves a record `…:sent:{u:U}:<sender>:<id>` (same tag) for the resend window,
 //! written by the same script: a resend finds it instead of appending again. With the Redis
-//! relay on standalone Redis the same script also publishes the message, positioned, on the
-//! relay's channel: one round trip per message instead of two.
+//! relay the same script also publishes the message, positioned, on the relay's channel
+//! (`SPUBLISH` on a Redis Cluster: same hash tag, same slot): one round trip per message
+//! instead of two.
 //!
 //! A server restarted empty has no hash: the next append starts a new epoch (the message's
 //! id) and deletes any stream left behind, so an old position can never be read as new.
@@ -26,7 +27,8 @@ use crate::services::relay::{cluster_in_redis, PublishRoute};
 /// the hash again, unused). ARGV: candidate epoch, message, max messages, max age ms; the first
 /// send as `fingerprint id create_time` (or empty: no client message id) and the resend window
 /// ms; the relay's Redis channel (or empty: not published here), its wire head
-/// (`<origin>:`) and the channel's name (`g:10`). Returns `{epoch, offset}`, or `{'again',
+/// (`<origin>:`), the channel's name (`g:10`) and `1` for a sharded channel (`SPUBLISH`, a Redis
+/// Cluster's: in the slot of the keys, whose hash tag it shares). Returns `{epoch, offset}`, or `{'again',
 /// record}` when the record was there (nothing is appended or published).
 ///
 /// Published, the message carries its place as [`super::positioned`] writes it (its last
@@ -55,7 +57,9 @@ end
 if ARGV[7] ~= '' then
   local body = string.sub(ARGV[2], 1, -2)
   local placed = body .. ',"channel":"' .. ARGV[9] .. '","epoch":"' .. e .. '","position":' .. p .. '}'
-  redis.call('PUBLISH', ARGV[7], ARGV[8] .. e .. '.' .. p .. ':' .. placed)
+  local publish = 'PUBLISH'
+  if ARGV[10] == '1' then publish = 'SPUBLISH' end
+  redis.call(publish, ARGV[7], ARGV[8] .. e .. '.' .. p .. ':' .. placed)
 end
 return {e, tostring(p)}
 "#;
@@ -190,7 +194,12 @@ impl RedisStore {
             record.as_deref().unwrap_or(&hash),
         ];
         let (redis_channel, head) = route.map_or(("", ""), |r| (&r.redis_channel, &r.head));
-        let args: [&[u8]; 9] = [
+        let sharded: &[u8] = if route.is_some_and(|r| r.sharded) {
+            b"1"
+        } else {
+            b"0"
+        };
+        let args: [&[u8]; 10] = [
             epoch.as_bytes(),
             message.as_bytes(),
             max.as_bytes(),
@@ -200,6 +209,7 @@ impl RedisStore {
             redis_channel.as_bytes(),
             head.as_bytes(),
             name.as_bytes(),
+            sharded,
         ];
         let reply: Vec<String> = self
             .link

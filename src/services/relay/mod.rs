@@ -255,6 +255,9 @@ pub struct PublishRoute {
     pub redis_channel: String,
     /// What precedes the message's place on the wire: `<origin spear id>:`.
     pub head: String,
+    /// A Redis Cluster's sharded channel (`SPUBLISH`, in the slot of the channel's history
+    /// keys: they share its hash tag), else `PUBLISH`.
+    pub sharded: bool,
 }
 
 /// One way of carrying messages between spears. It follows the roster (as its
@@ -268,7 +271,7 @@ pub trait Backend: ChangeSink {
     fn status(&self) -> TransportStatus;
 
     /// Where `channel`'s messages can be published from a history script right now, when this
-    /// backend can take a message that way (the Redis relay, on standalone Redis, settled);
+    /// backend can take a message that way (the Redis relay, settled);
     /// `None` otherwise: the publisher appends, then calls [`Backend::publish`].
     fn route(&self, _channel: Channel) -> Option<PublishRoute> {
         None

@@ -159,15 +159,14 @@ impl Backend for RedisRelay {
     }
 
     fn route(&self, channel: Channel) -> Option<PublishRoute> {
-        // A sharded channel is published by SPUBLISH, which a script may not name beside its
-        // keys on every Redis Cluster version: there the two steps stay apart.
+        // On a Redis Cluster the script's SPUBLISH names a shard channel in the slot of its
+        // keys (the channel's hash tag), which Redis allows from a script.
         let health = self.link.health();
-        (!self.link.is_cluster() && health.is_connected() && health.settled(self.settle)).then(
-            || PublishRoute {
-                redis_channel: self.channels.of(channel),
-                head: format!("{}:", self.me),
-            },
-        )
+        (health.is_connected() && health.settled(self.settle)).then(|| PublishRoute {
+            redis_channel: self.channels.of(channel),
+            head: format!("{}:", self.me),
+            sharded: self.link.is_cluster(),
+        })
     }
 
     fn status(&self) -> TransportStatus {
