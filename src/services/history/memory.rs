@@ -12,7 +12,10 @@ use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 
-use super::{Appended, FirstSend, HistoryError, HistoryStore, Page, Retention, SentOnce, Stored};
+use super::{
+    sent_record_bytes, Appended, FirstSend, HistoryError, HistoryStore, Page, Retention, SentOnce,
+    Stored,
+};
 use crate::services::channel::{Channel, ClientMsgId, Position};
 
 /// Appends between two sweeps of idle channels.
@@ -21,8 +24,6 @@ const SWEEP_EVERY: u64 = 4096;
 const CHANNEL_COST: u64 = 160;
 /// What a message costs beyond its text, bytes.
 const MESSAGE_COST: u64 = 48;
-/// What a remembered client message id costs beyond its text, bytes.
-const SENT_COST: u64 = 96;
 
 #[derive(Debug)]
 struct ChannelLog {
@@ -49,7 +50,7 @@ impl ChannelLog {
             if *until > now {
                 break;
             }
-            let cost = SENT_COST + (sender.len() + client_id.as_str().len()) as u64;
+            let cost = sent_record_bytes(sender, client_id);
             self.sent.remove(&(sender.clone(), client_id.clone()));
             self.sent_until.pop_front();
             self.bytes -= cost;
@@ -218,7 +219,7 @@ impl MemoryStore {
                 create_time: once.create_time,
                 at: position,
             };
-            let cost = SENT_COST + (once.sender.len() + once.client_id.as_str().len()) as u64;
+            let cost = sent_record_bytes(once.sender, once.client_id);
             c.sent
                 .insert((once.sender.into(), once.client_id.clone()), first);
             c.sent_until.push_back((

@@ -127,6 +127,16 @@ pub struct SentOnce<'a> {
     pub create_time: u64,
 }
 
+/// What remembering a message's client message id costs in its channel's store beyond the
+/// sender's key and the id themselves, bytes (the record's value and its keeping).
+pub const SENT_RECORD_BYTES: u64 = 96;
+
+/// What the record of `client_id` sent by `sender` (a [`SentOnce::sender`]) costs, bytes:
+/// counted in the memory store's bound and in the sender's history budget.
+pub fn sent_record_bytes(sender: &str, client_id: &ClientMsgId) -> u64 {
+    SENT_RECORD_BYTES + (sender.len() + client_id.as_str().len()) as u64
+}
+
 /// The first append of a message sent with a client message id, as its resend finds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FirstSend {

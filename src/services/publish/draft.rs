@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::message::Sender;
 use crate::config::SpearSection;
 use crate::services::channel::{Channel, ClientMsgId};
+use crate::services::history::sent_record_bytes;
 
 /// The largest content a message may have, in bytes: `spear.max_payload_bytes`, for clients
 /// and business servers alike.
@@ -109,6 +110,17 @@ impl Draft {
         self.client_id.as_ref()
     }
 
+    /// What it makes its channel's history hold, bytes, as its sender's budget
+    /// (`spear.max_history_bytes_per_min`) counts it: its content, and the record of its client
+    /// message id when it has one (kept `history.resend_window_secs`).
+    pub fn history_bytes(&self) -> u64 {
+        let record = self
+            .client_id
+            .as_ref()
+            .map_or(0, |id| sent_record_bytes(&self.from.key(), id));
+        self.content.len() as u64 + record
+    }
+
     /// What tells this message apart from another sent under the same client id by the same
     /// sender to the same channel: its target type and content (stable across builds: xxh3).
     pub fn fingerprint(&self) -> u64 {
@@ -140,6 +152,23 @@ mod tests {
             e.to_string(),
             "content is larger than 3 bytes (spear.max_payload_bytes)"
         );
+    }
+
+    #[test]
+    fn a_client_msg_id_is_charged_to_the_history_budget() {
+        let draft = Draft::new(
+            Channel::User(1),
+            -1,
+            Sender::User(2),
+            "hello".into(),
+            ContentLimit::new(10),
+        )
+        .expect("within the limit");
+        assert_eq!(draft.history_bytes(), 5);
+        let id = ClientMsgId::new(&"x".repeat(64)).expect("an id");
+        let charged = draft.with_client_id(id.clone()).history_bytes();
+        assert_eq!(charged, 5 + sent_record_bytes("u2", &id));
+        assert!(charged > 5 + 64);
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Publisher {
         match (draft.from(), &self.parts.history) {
             (Sender::User(uid), Some(_)) => self
                 .reach
-                .send(*uid, draft.channel(), draft.content().len())
+                .send(*uid, draft.channel(), draft.history_bytes())
                 .map_err(PublishError::from),
             _ => Ok(()),
         }
@@ -228,7 +228,7 @@ impl Publisher {
             .parts
             .history
             .as_ref()
-            .and(self.parts.relay.route(channel));
+            .and_then(|_| self.parts.relay.route(channel));
         let combined = match (&self.parts.history, &route) {
             (Some(store), Some(route)) => store.append_and_publish(channel, id, &text, once, route),
             _ => None,

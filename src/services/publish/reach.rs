@@ -137,7 +137,7 @@ impl Reach {
 
     /// Charges a message of `bytes` from user `uid` to `channel`, or says which budget it is
     /// over (then nothing is charged).
-    pub fn send(&self, uid: u64, channel: Channel, bytes: usize) -> Result<(), OverReach> {
+    pub fn send(&self, uid: u64, channel: Channel, bytes: u64) -> Result<(), OverReach> {
         let limits = self.limits;
         self.with_user(uid, |user, now| {
             user.refill(now, limits.history_bytes_per_min);
