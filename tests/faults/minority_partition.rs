@@ -38,14 +38,7 @@ async fn minority_partition() {
     })
     .await;
     let redis_proxy = redis_proxy.expect("the proxy");
-    let mut crowd = Crowd::connect(
-        &cluster,
-        CLIENTS,
-        |uid| 4000 + uid % 4,
-        |uid| SPEARS[(uid % 2) as usize],
-        &SPEARS,
-    )
-    .await;
+    let mut crowd = Crowd::on_two_spears(&cluster, CLIENTS, 4000).await;
     crowd.start_traffic(2);
     crowd.wait_acked(100).await;
 

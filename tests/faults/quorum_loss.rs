@@ -38,14 +38,7 @@ async fn outage(mode: &str) {
     };
     let mut cluster = two_spears(options, |_| {}).await;
     wait_spears(&cluster, 2).await;
-    let mut crowd = Crowd::connect(
-        &cluster,
-        CLIENTS,
-        |uid| 4000 + uid % 4,
-        |uid| SPEARS[(uid % 2) as usize],
-        &SPEARS,
-    )
-    .await;
+    let mut crowd = Crowd::on_two_spears(&cluster, CLIENTS, 4000).await;
     crowd.start_traffic(2);
     crowd.wait_acked(100).await;
 
@@ -259,14 +252,7 @@ async fn spears_cut_from_the_cores() {
     };
     let mut cluster = two_spears(options, |_| {}).await;
     wait_spears(&cluster, 2).await;
-    let crowd = Crowd::connect(
-        &cluster,
-        CLIENTS,
-        |uid| 4000 + uid % 4,
-        |uid| SPEARS[(uid % 2) as usize],
-        &SPEARS,
-    )
-    .await;
+    let crowd = Crowd::on_two_spears(&cluster, CLIENTS, 4000).await;
 
     // A leader the others see: fenced, every client told to leave.
     for spear in SPEARS {

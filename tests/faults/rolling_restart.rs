@@ -8,7 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::scenario::{through_ticket, two_spears, wait_handed_out, wait_spears, Crowd, SPEARS};
+use crate::scenario::{
+    restart_core, through_ticket, two_spears, wait_handed_out, wait_spears, Crowd, SPEARS,
+};
 use gru_testkit::{history, ClusterOptions};
 
 const CLIENTS: u64 = 40;
@@ -16,26 +18,12 @@ const CLIENTS: u64 = 40;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart() {
     let mut cluster = two_spears(ClusterOptions::default(), |_| {}).await;
-    let mut crowd = Crowd::connect(
-        &cluster,
-        CLIENTS,
-        |uid| 3000 + uid % 4,
-        |uid| SPEARS[(uid % 2) as usize],
-        &SPEARS,
-    )
-    .await;
+    let mut crowd = Crowd::on_two_spears(&cluster, CLIENTS, 3000).await;
     crowd.start_traffic(2);
     crowd.wait_acked(100).await;
 
     for core in [1, 2, 3] {
-        assert!(cluster.stop(core), "core {core} stops cleanly");
-        // Down for a moment, as in a real rolling restart: the others go on without it.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        cluster.restart(core);
-        cluster
-            .wait_leader(&[1, 2, 3], Duration::from_secs(30))
-            .await;
-        wait_spears(&cluster, 2).await;
+        restart_core(&mut cluster, core).await;
         let back = crowd.reconnect_cut(&cluster, &SPEARS).await;
         eprintln!("core {core} restarted; {back} clients cut meanwhile came back");
     }

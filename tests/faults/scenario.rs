@@ -28,6 +28,19 @@ pub struct Crowd {
 }
 
 impl Crowd {
+    /// Users `1..=n` split over the two spears of [`two_spears`] (odd users on the first), in
+    /// four groups from `first_group`.
+    pub async fn on_two_spears(cluster: &TestCluster, n: u64, first_group: u64) -> Self {
+        Self::connect(
+            cluster,
+            n,
+            |uid| first_group + uid % 4,
+            |uid| SPEARS[(uid % 2) as usize],
+            &SPEARS,
+        )
+        .await
+    }
+
     /// Users `1..=n`, user `u` in group `group(u)`, connected to spear `spear(u)` with a token
     /// for `spears` (Gru's `auth` event), each in its group.
     pub async fn connect(
@@ -295,6 +308,19 @@ pub async fn history_counter(cluster: &TestCluster, nodes: &[u64], name: &str) -
 
 /// The spear-only nodes of [`two_spears`].
 pub const SPEARS: [u64; 2] = [4, 5];
+
+/// Stops core `core` cleanly, leaves it down for a moment as a rolling restart would, starts
+/// it again and waits for a leader among the three cores and for both spears registered.
+pub async fn restart_core(cluster: &mut TestCluster, core: u64) {
+    assert!(cluster.stop(core), "core {core} stops cleanly");
+    // Down for a moment, as in a real rolling restart: the others go on without it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.restart(core);
+    cluster
+        .wait_leader(&[1, 2, 3], Duration::from_secs(30))
+        .await;
+    wait_spears(cluster, 2).await;
+}
 
 /// Three cores (ticket on all, stat on node 1) and two spear-only nodes (4 and 5), with
 /// `options`; `prepare` sees the cluster before it starts.

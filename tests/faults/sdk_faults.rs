@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::scenario::{two_spears, wait_spears, SPEARS};
+use crate::scenario::{restart_core, two_spears, wait_spears, SPEARS};
 use gru_testkit::delivery::{ClientKey, DeliveryChecker, Message, Resync};
 use gru_testkit::e2e::NodeScript;
 use gru_testkit::ClusterOptions;
@@ -84,13 +84,7 @@ async fn sdk_faults() {
 
     eprintln!("sdk_faults: rolling restart");
     for core in [1, 2, 3] {
-        assert!(cluster.stop(core), "core {core} stops cleanly");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        cluster.restart(core);
-        cluster
-            .wait_leader(&[1, 2, 3], Duration::from_secs(30))
-            .await;
-        wait_spears(&cluster, 2).await;
+        restart_core(&mut cluster, core).await;
     }
     for spear in SPEARS {
         assert!(cluster.stop(spear), "spear {spear} stops cleanly");
@@ -132,12 +126,35 @@ async fn sdk_faults() {
             .until("ev", "settled", Duration::from_secs(180))
             .await,
     );
-    // The last messages on their way, then the clients' own accounts.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The last messages on their way: until a second goes by without one.
+    lines.extend(quiet(&mut driver, Duration::from_secs(1), Duration::from_secs(30)).await);
     driver.send("close");
     lines.extend(driver.until("ev", "closed", Duration::from_secs(30)).await);
 
     verify(&users, &lines);
+}
+
+/// What `driver` prints until `still` goes by without a delivery, within `deadline`.
+async fn quiet(driver: &mut NodeScript, still: Duration, deadline: Duration) -> Vec<Value> {
+    let start = tokio::time::Instant::now();
+    let (mut lines, mut last) = (Vec::new(), start);
+    loop {
+        let now = tokio::time::Instant::now();
+        let more = driver.drain();
+        if more.iter().any(|l| l["ev"] == "message") {
+            last = now;
+        }
+        lines.extend(more);
+        if now - last >= still {
+            return lines;
+        }
+        assert!(
+            now - start < deadline,
+            "deliveries still arriving after {deadline:?}"
+        );
+        // Pace of looking at the driver's lines.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Feeds what the SDK's users saw to the checker, and checks what only the contents can tell.

@@ -14,12 +14,11 @@ mod dashboard;
 mod playground;
 mod playground_resume;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use gru_testkit::e2e::NodeScript;
+use gru_testkit::{ClusterOptions, TestCluster, API_KEY, API_KEY_NAME, SPEAR_SECRET};
 use serde_json::Value;
 
 /// Where screenshots go: `screenshots/` in the target directory this test was built in.
@@ -34,50 +33,35 @@ fn screenshot_dir() -> PathBuf {
     target.join("screenshots")
 }
 
-/// A browser script running, speaking JSON lines: its steps come out of `steps`, and
-/// [`Script::reply`] answers one.
+/// A browser script running, speaking JSON lines: [`Script::step`] reads its steps and
+/// [`Script::reply`] answers one. Killed when dropped (node's exit takes the browser down).
 struct Script {
-    child: Child,
-    stdin: ChildStdin,
-    steps: mpsc::Receiver<Value>,
+    node: NodeScript,
     name: &'static str,
 }
 
 impl Script {
     /// Runs `tests/e2e/browser/<name>` with `env` (and `SCREENSHOTS`).
     fn start(name: &'static str, env: &[(&str, String)]) -> Self {
-        let e2e = gru_testkit::e2e::dir();
-        let mut child = Command::new("node")
-            .arg(format!("browser/{name}"))
-            .current_dir(&e2e)
-            .env("SCREENSHOTS", screenshot_dir())
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node is needed for the browser tests");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, steps) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(step) => {
-                        if tx.send(step).is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => eprintln!("[{name}] {line}"),
-                }
-            }
-        });
+        let mut env = env.to_vec();
+        env.push((
+            "SCREENSHOTS",
+            screenshot_dir().to_string_lossy().into_owned(),
+        ));
         Self {
-            child,
-            stdin,
-            steps,
+            node: NodeScript::start(&format!("browser/{name}"), &env),
             name,
         }
+    }
+
+    /// Panics on a step that says the script failed.
+    fn check(&self, step: &Value) {
+        eprintln!("[{}] {step}", self.name);
+        assert_ne!(
+            step["step"], "failed",
+            "{} failed: {}",
+            self.name, step["error"]
+        );
     }
 
     /// The next step named `want`, skipping progress notes; panics on a failure, an early
@@ -86,65 +70,59 @@ impl Script {
         let until = std::time::Instant::now() + deadline;
         loop {
             let left = until.saturating_duration_since(std::time::Instant::now());
-            let step = match self.steps.try_recv() {
-                Ok(step) => step,
-                Err(mpsc::TryRecvError::Empty) if !left.is_zero() => {
-                    // Pace of polling the script's lines (a std channel) within the deadline.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-                Err(mpsc::TryRecvError::Empty) => {
-                    panic!("{}: no `{want}` within {deadline:?}", self.name)
-                }
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    panic!("{}: exited before `{want}`", self.name)
-                }
-            };
-            eprintln!("[{}] {step}", self.name);
-            match step["step"].as_str() {
-                Some("failed") => panic!("{} failed: {}", self.name, step["error"]),
-                Some(name) if name == want => return step,
-                _ => {}
+            let step = self.node.next(left).await;
+            self.check(&step);
+            if step["step"] == want {
+                return step;
             }
         }
     }
 
     /// Tells the script its step was done.
     fn reply(&mut self) {
-        writeln!(self.stdin, "done").expect("the script reads its stdin");
+        self.node.send("done");
     }
 
     /// Waits for the script to exit on its own and checks that it succeeded.
     async fn finish(mut self, deadline: Duration) {
-        let until = std::time::Instant::now() + deadline;
-        loop {
-            while let Ok(step) = self.steps.try_recv() {
-                eprintln!("[{}] {step}", self.name);
-                assert_ne!(
-                    step["step"], "failed",
-                    "{} failed: {}",
-                    self.name, step["error"]
-                );
-            }
-            if let Some(status) = self.child.try_wait().expect("wait for node") {
-                assert!(status.success(), "{} exited with {status}", self.name);
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < until,
-                "{} did not exit within {deadline:?}",
-                self.name
-            );
-            // Pace of polling for the script's exit within the deadline.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let (status, steps) = self.node.wait_exit(deadline).await;
+        for step in &steps {
+            self.check(step);
         }
+        assert!(status.success(), "{} exited with {status}", self.name);
     }
 }
 
-impl Drop for Script {
-    fn drop(&mut self) {
-        // A failed test must not leave Chromium behind: node's exit takes the browser down.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The playground tests' cluster: one core (with ticket and stat) and two spears on the Redis
+/// relay, signing with `gru dev`'s public business secret so that the playground may mint
+/// token1s, with the test API key; returned once ticket knows both spears live.
+async fn playground_cluster() -> TestCluster {
+    let options = ClusterOptions {
+        auth_toml: Some(format!(
+            "business_secret = \"INSECURE-dev-business-secret\"\n\
+             spear_secret = \"{SPEAR_SECRET}\"\n\
+             [[auth.api_keys]]\nname = \"{API_KEY_NAME}\"\nsecret = \"{API_KEY}\""
+        )),
+        ..ClusterOptions::default()
+    };
+    let cluster = TestCluster::builder()
+        .node(1, &["core", "ticket", "stat"])
+        .spears(&PLAYGROUND_SPEARS)
+        .options(options)
+        .launch()
+        .await;
+    // The ticket places users only on spears it knows live (lease and gossip).
+    cluster
+        .wait_for("the spears announced", Duration::from_secs(30), || async {
+            let view = cluster.view(1).await?;
+            PLAYGROUND_SPEARS
+                .iter()
+                .all(|s| view.node(*s).is_some_and(|n| !n.grpc.is_empty()))
+                .then_some(())
+        })
+        .await;
+    cluster
 }
+
+/// The spears of [`playground_cluster`].
+const PLAYGROUND_SPEARS: [u64; 2] = [2, 3];

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use gru_testkit::{ClusterOptions, TestCluster, API_KEY, API_KEY_NAME, SPEAR_SECRET};
+use gru_testkit::API_KEY;
 
-use crate::Script;
+use crate::{playground_cluster, Script};
 
 const GROUP: u64 = 10;
 /// Messages published to one user within a second.
@@ -29,30 +29,7 @@ const FLOOD_REQUESTS: usize = 30;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playground_resume() {
-    let options = ClusterOptions {
-        auth_toml: Some(format!(
-            "business_secret = \"INSECURE-dev-business-secret\"\n\
-             spear_secret = \"{SPEAR_SECRET}\"\n\
-             [[auth.api_keys]]\nname = \"{API_KEY_NAME}\"\nsecret = \"{API_KEY}\""
-        )),
-        ..ClusterOptions::default()
-    };
-    let mut cluster = TestCluster::builder()
-        .node(1, &["core", "ticket", "stat"])
-        .spears(&[2, 3])
-        .options(options)
-        .launch()
-        .await;
-    // The ticket places users only on spears it knows live (lease and gossip).
-    cluster
-        .wait_for("the spears announced", Duration::from_secs(30), || async {
-            let view = cluster.view(1).await?;
-            [2, 3]
-                .iter()
-                .all(|s| view.node(*s).is_some_and(|n| !n.grpc.is_empty()))
-                .then_some(())
-        })
-        .await;
+    let mut cluster = playground_cluster().await;
 
     let mut script = Script::start(
         "playground_resume.js",

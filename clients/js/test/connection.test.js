@@ -5,37 +5,8 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { createClient, memoryStore } = require('../src/index');
-const { gruServer, fakeTicket, sleep, waitFor } = require('./fake');
+const { gruServer, makeClient, live, sleep, waitFor } = require('./fake');
 
-function makeClient(t, server, opts = {}) {
-  const client = createClient({
-    ticketUrl: 'http://ticket.test:8080',
-    userId: 1,
-    name: 'alice',
-    token1: 'T1',
-    io: server.io,
-    fetch: opts.fetch || fakeTicket(),
-    backoffMinMs: 1,
-    backoffMaxMs: 5,
-    ...opts,
-  });
-  client.errors = [];
-  client.states = [];
-  client.messages = [];
-  client.resyncs = [];
-  client.connections = [];
-  client.notices = [];
-  client.on('error', (e) => client.errors.push(e));
-  client.on('state', (s) => client.states.push(s));
-  client.on('message', (m) => client.messages.push(m));
-  client.on('resync', (r) => client.resyncs.push(r));
-  client.on('connection', (c) => client.connections.push(c));
-  client.on('notice', (n) => client.notices.push(n));
-  t.after(() => client.close());
-  return client;
-}
-
-const live = (client) => waitFor('the client to be live', () => client.state === 'live');
 const msg = (channel, epoch, position) => ({
   id: position, createTime: 1, fromId: 2, msgType: 0, target: { id: '1', type: -1 }, content: `${channel}#${position}`, expireTime: 0, channel, epoch, position,
 });

@@ -214,4 +214,34 @@ function gruServer({ uid = 1, userPlace = { epoch: '100', position: 0 }, groupPl
   return server;
 }
 
-module.exports = { FakeSocket, FakeEngine, fakeIo, fakeTicket, gruServer, jsonResponse, tick, sleep, waitFor };
+/**
+ * A client of `server` with fast backoff that records its events (`errors`, `states`,
+ * `messages`, `resyncs`, `connections`, `notices`), closed by the test `t`'s end.
+ */
+function makeClient(t, server, opts = {}) {
+  // Required here, not at the top: src/index does not need the fakes, the fakes need it.
+  const { createClient } = require('../src/index');
+  const client = createClient({
+    ticketUrl: 'http://ticket.test:8080',
+    userId: 1,
+    name: 'alice',
+    token1: 'T1',
+    io: server.io,
+    fetch: opts.fetch || fakeTicket(),
+    backoffMinMs: 1,
+    backoffMaxMs: 5,
+    ...opts,
+  });
+  const record = { errors: 'error', states: 'state', messages: 'message', resyncs: 'resync', connections: 'connection', notices: 'notice' };
+  for (const [list, event] of Object.entries(record)) {
+    client[list] = [];
+    client.on(event, (v) => client[list].push(v));
+  }
+  t.after(() => client.close());
+  return client;
+}
+
+/** Resolves once `client` is live. */
+const live = (client) => waitFor('the client to be live', () => client.state === 'live');
+
+module.exports = { FakeSocket, FakeEngine, fakeIo, fakeTicket, gruServer, jsonResponse, makeClient, live, tick, sleep, waitFor };

@@ -111,6 +111,29 @@ impl NodeScript {
         self.lines.try_iter().collect()
     }
 
+    /// The next line out, within `deadline`; panics when the script exits first or the
+    /// deadline passes.
+    pub async fn next(&mut self, deadline: std::time::Duration) -> serde_json::Value {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            match self.lines.try_recv() {
+                Ok(v) => return v,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    assert!(
+                        std::time::Instant::now() < until,
+                        "{}: no line within {deadline:?}",
+                        self.name
+                    );
+                    // Pace of polling the script's lines (a std channel) within the deadline.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    panic!("{}: exited while a line was awaited", self.name)
+                }
+            }
+        }
+    }
+
     /// The lines out until one whose `key` is `value` (included), within `deadline`; panics
     /// when the script exits first or the deadline passes.
     pub async fn until(
@@ -122,27 +145,37 @@ impl NodeScript {
         let until = std::time::Instant::now() + deadline;
         let mut seen = Vec::new();
         loop {
-            match self.lines.try_recv() {
-                Ok(v) => {
-                    let done = v[key] == value;
-                    seen.push(v);
-                    if done {
-                        return seen;
-                    }
-                }
-                Err(std::sync::mpsc::TryRecvError::Empty) => {
-                    assert!(
-                        std::time::Instant::now() < until,
-                        "{}: no {key} = {value} within {deadline:?}",
-                        self.name
-                    );
-                    // Pace of polling the script's lines (a std channel) within the deadline.
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    panic!("{}: exited before {key} = {value}", self.name)
-                }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            let v = self.next(left).await;
+            let done = v[key] == value;
+            seen.push(v);
+            if done {
+                return seen;
             }
+        }
+    }
+
+    /// Waits for the script to exit on its own within `deadline` and returns how, with the
+    /// lines it printed meanwhile; panics after the deadline.
+    pub async fn wait_exit(
+        &mut self,
+        deadline: std::time::Duration,
+    ) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
+        let until = std::time::Instant::now() + deadline;
+        let mut seen = Vec::new();
+        loop {
+            seen.extend(self.lines.try_iter());
+            if let Some(status) = self.child.try_wait().expect("wait for node") {
+                seen.extend(self.lines.try_iter());
+                return (status, seen);
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "{} did not exit within {deadline:?}",
+                self.name
+            );
+            // Pace of polling for the script's exit within the deadline.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 }

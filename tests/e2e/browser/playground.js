@@ -9,8 +9,8 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const { launch, say, until, screenshot, run } = require('./browser');
-const { tid, openPlayground, userElsewhere, connect, send, conversation, count } = require('./playground_page');
+const { launch, say, until, run } = require('./browser');
+const { tid, openPlayground, userElsewhere, connect, send, conversation, count, finishPages } = require('./playground_page');
 
 const group = Number(process.env.GROUP);
 
@@ -85,9 +85,7 @@ run(async () => {
       duplicates_dropped: await count(a.page, 'duplicates'),
     });
 
-    assert.deepEqual(events, [], 'no error in the pages');
-    say('screenshot', { path: await screenshot(a.page, 'playground-a.png') });
-    say('screenshot', { path: await screenshot(b.page, 'playground-b.png') });
+    await finishPages(events, { a: a.page, b: b.page }, 'playground');
   } finally {
     await browser.close();
   }

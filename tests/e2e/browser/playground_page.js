@@ -4,7 +4,7 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const { until, login } = require('./browser');
+const { until, login, say, screenshot } = require('./browser');
 
 const base = `http://${process.env.GRU_HTTP}`;
 
@@ -115,4 +115,12 @@ async function place(page, channel, n = 1) {
   return { epoch: await row.getAttribute('data-epoch'), position: Number(await row.getAttribute('data-position')) };
 }
 
-module.exports = { base, tid, openPlayground, devToken, placement, userElsewhere, connect, send, copies, conversation, count, place };
+/** The end of a playground script: no page reported an error, and a screenshot of each page. */
+async function finishPages(events, pages, prefix) {
+  assert.deepEqual(events, [], 'no error in the pages');
+  for (const [name, page] of Object.entries(pages)) {
+    say('screenshot', { path: await screenshot(page, `${prefix}-${name}.png`) });
+  }
+}
+
+module.exports = { base, tid, openPlayground, devToken, placement, userElsewhere, connect, send, copies, conversation, count, place, finishPages };

@@ -19,7 +19,7 @@
 
 const assert = require('node:assert/strict');
 const { launch, say, hear, until, screenshot, run } = require('./browser');
-const { tid, openPlayground, userElsewhere, connect, send, copies, conversation, count, place } = require('./playground_page');
+const { tid, openPlayground, userElsewhere, connect, send, copies, conversation, count, place, finishPages } = require('./playground_page');
 
 const group = Number(process.env.GROUP);
 const FLOOD = Number(process.env.FLOOD || 3000);
@@ -221,9 +221,7 @@ run(async () => {
       duplicates_dropped: await count(a.page, 'duplicates'),
     });
 
-    assert.deepEqual(events, [], 'no error in the pages');
-    say('screenshot', { path: await screenshot(a.page, 'playground-resume-a.png') });
-    say('screenshot', { path: await screenshot(b.page, 'playground-resume-b.png') });
+    await finishPages(events, { a: a.page, b: b.page }, 'playground-resume');
   } finally {
     await browser.close();
   }
