@@ -1,7 +1,8 @@
 // The Gru client journey with the official clients, against `gru dev` and against a cluster,
 // over every transport (WebSocket, long-polling, and the default: polling upgraded to
 // WebSocket) with socket.io-client 4 and 2: ticket → spear → auth → subscribe → unicast →
-// group broadcast (sender included) → online, a bad token refused, an event before auth
+// group broadcast (sender included) → online, a resend under one clientMsgId delivered once,
+// a bad token refused, an event before auth
 // disconnecting, and the modern handshake auth. Every answer that brings a connection into a
 // channel names where it went live (`data.positions`); the channel's next message is the one
 // after it. One `gru dev` and one cluster serve every combination: each has its own users and
@@ -10,7 +11,7 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const {
-  TRANSPORTS, startDev, startCluster, ticket, connect, firstTransport, assertTransport, once, call,
+  TRANSPORTS, startDev, startCluster, ticket, connect, firstTransport, assertTransport, once, call, waitFor,
 } = require('./harness');
 
 // A place in a channel's history as answers and messages give it.
@@ -137,6 +138,27 @@ for (const [target, start] of [['gru dev', startDev], ['a cluster', startCluster
             a.close();
             b.close();
           }
+        });
+
+        test(`${tag}: a resend with the same clientMsgId gets the first ack and delivers once`, async () => {
+          const [A, B] = [uid(5), uid(6)];
+          const { s: a } = await authed(version, transport, A, 'resender');
+          const { s: b } = await authed(version, transport, B, 'receiver');
+          await assertTransport(a);
+          const got = [];
+          b.on('msg', (m) => got.push(typeof m === 'string' ? JSON.parse(m) : m));
+          const send = (content, clientMsgId) => call(a, 'msg', { type: 0, target: { id: B }, content, clientMsgId });
+          const first = await send('once', `c-${k}-1`);
+          assert.equal(first.success, true, JSON.stringify(first));
+          assert.deepEqual(await send('once', `c-${k}-1`), first, 'the resend answers the first ack');
+          const reused = await send('another', `c-${k}-1`);
+          assert.equal(reused.errorCode, 1003, JSON.stringify(reused));
+          const end = await send('end', `c-${k}-2`);
+          assert.equal(end.data.position, first.data.position + 1, 'nothing stored in between');
+          await waitFor('the receiver to get the end', 20000, async () => got.some((m) => m.content === 'end'));
+          assert.deepEqual(got.map((m) => m.content), ['once', 'end'], 'each message delivered once');
+          a.close();
+          b.close();
         });
 
         test(`${tag}: a bad token is refused and the connection closed`, async () => {
