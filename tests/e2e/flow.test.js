@@ -2,8 +2,8 @@
 // over every transport (WebSocket, long-polling, and the default: polling upgraded to
 // WebSocket) with socket.io-client 4 and 2: ticket → spear → auth → subscribe → unicast →
 // group broadcast (sender included) → online, a resend under one clientMsgId delivered once,
-// a bad token refused, an event before auth
-// disconnecting, and the modern handshake auth. Every answer that brings a connection into a
+// a bad token refused, an event before auth disconnecting, and the modern handshake auth.
+// Every answer that brings a connection into a
 // channel names where it went live (`data.positions`); the channel's next message is the one
 // after it. One `gru dev` and one cluster serve every combination: each has its own users and
 // groups.
