@@ -19,7 +19,7 @@ use crate::raft::store::StateHandle;
 use crate::raft::types::{GruRaft, Member, RaftPeer};
 use crate::raft::view::{ClusterView, NodeStatus, NodeView, RaftRole, SpearView};
 
-/// How long a peer may take to report its status for the cluster view.
+/// How long a peer may take to report its status for the cluster view, at most.
 const PEER_STATUS_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Where the leader is, as far as this node knows.
@@ -427,6 +427,10 @@ impl ControlPlane {
         let voters: Vec<NodeId> = membership.voter_ids().collect();
         let learners: Vec<NodeId> = membership.learner_ids().collect();
 
+        // A peer that does not answer (a paused process: its port still takes connections) is
+        // shown unreachable within half of a caller's RPC timeout, so that the view still
+        // reaches a `ClusterClient` caller, whose request gives up after one RPC timeout.
+        let peer_timeout = PEER_STATUS_TIMEOUT.min(self.peers.rpc_timeout() / 2);
         let mut probes = tokio::task::JoinSet::new();
         for (id, peer) in membership.nodes() {
             if *id == self.node_id {
@@ -434,12 +438,11 @@ impl ControlPlane {
             }
             let (id, addr, peers) = (*id, peer.grpc.clone(), self.peers.clone());
             probes.spawn(async move {
-                let status =
-                    tokio::time::timeout(PEER_STATUS_TIMEOUT, peers.node_status(&addr)).await;
+                let status = tokio::time::timeout(peer_timeout, peers.node_status(&addr)).await;
                 let status = match status {
                     Ok(Ok(s)) => Ok(NodeStatus::from(s)),
                     Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!("no answer within {PEER_STATUS_TIMEOUT:?}")),
+                    Err(_) => Err(format!("no answer within {peer_timeout:?}")),
                 };
                 (id, status)
             });

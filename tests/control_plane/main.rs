@@ -9,6 +9,7 @@ mod failover_leader_kill;
 mod in_process;
 mod join_spears;
 mod leader_stop;
+mod paused_core;
 mod start_failure;
 mod ticket_api;
 
