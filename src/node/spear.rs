@@ -2,9 +2,11 @@
 //! presence, the publisher, and the socket.io edge with its closer and deadlines, the load it
 //! gossips and its registration with the Raft group.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use redis::PushInfo;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::SocketIo;
@@ -21,12 +23,15 @@ use crate::api::serve::ServeLimits;
 use crate::api::socketio::{
     self, Closer, ConnId, Deadlines, Links, RoomDelivery, SocketSessions, SpearContext, SpearLimits,
 };
+use crate::config::NodeId;
 use crate::net::gossip::Gossip;
+use crate::net::grpc::ClusterClient;
 use crate::net::redis::RedisLink;
+use crate::raft::ClusterView;
 use crate::services::history::{HistoryStore, MemoryStore, RedisStore, Retention, Sequencer};
 use crate::services::idgen::IdService;
 use crate::services::publish::{Publisher, PublisherParts, ReachLimits};
-use crate::services::relay::{self, Relay, RelaySetup};
+use crate::services::relay::{self, LiveSpears, Relay, RelaySetup, SpearRegistry};
 use crate::services::spear::{
     self, roster::ChangeSink, Drain, LocalSessions, Roster, SpearCounters, Standing, StandingWatch,
     Verifier,
@@ -84,7 +89,8 @@ pub(super) async fn start(
     let links = Links::new(io.clone());
     let outlet = Arc::new(RoomDelivery::new(links.clone(), counters.clone()));
     let sequencer = Arc::new(Sequencer::new(history.clone(), ids.clone(), outlet));
-    let relay = start_relay(base, redis, sequencer.clone(), runner).await?;
+    let (registered_at, registry) = registry(base);
+    let relay = start_relay(base, (redis, registry), sequencer.clone(), runner).await?;
     let (roster, presence) = roster_and_presence(base, link, &relay, &sequencer, runner);
     let core = Core {
         sequencer,
@@ -100,7 +106,40 @@ pub(super) async fn start(
         io,
         links,
     };
-    Ok(socket_edge(base, edge, core, publisher, runner))
+    Ok(socket_edge(
+        base,
+        edge,
+        (core, registered_at),
+        publisher,
+        runner,
+    ))
+}
+
+/// The registry as the relay sees it, and where the spear's registration publishes when it
+/// began.
+fn registry(base: &Base<'_>) -> (watch::Sender<Option<u64>>, SpearRegistry) {
+    let (registered_at, watch) = watch::channel(None);
+    let registry = SpearRegistry {
+        live: Arc::new(Registered(base.client.clone())),
+        registered_at: watch,
+        lease: Duration::from_millis(base.config.spear.lease_ttl_ms),
+    };
+    (registered_at, registry)
+}
+
+/// The spears the registry holds, read through the leader.
+struct Registered(Arc<ClusterClient>);
+
+impl LiveSpears for Registered {
+    fn live(&self) -> BoxFuture<'_, Result<HashSet<NodeId>, String>> {
+        Box::pin(async move {
+            let view: ClusterView = self.0.cluster_view(true).await.map_err(|e| e.to_string())?;
+            if !view.linearizable {
+                return Err(format!("node {} read no linearizable view", view.served_by));
+            }
+            Ok(view.spears.iter().map(|s| s.id).collect())
+        })
+    }
 }
 
 /// What clients and the server API publish through: ids, then history, then the relay, and
@@ -149,7 +188,7 @@ fn history_store(base: &Base<'_>, redis: Option<&Arc<RedisLink>>) -> Option<Arc<
 /// stopped in the last one, after them.
 async fn start_relay(
     base: &Base<'_>,
-    redis: Option<RedisFeed>,
+    (redis, registry): (Option<RedisFeed>, SpearRegistry),
     inbound: Arc<Sequencer>,
     runner: &mut Runner,
 ) -> Result<Relay, NodeError> {
@@ -158,6 +197,7 @@ async fn start_relay(
         me: base.node.id,
         redis: redis.map(|r| (r.link, r.pushes)),
         inbound,
+        registry: Some(registry),
         cancel: runner.token(Stage::Background),
     })
     .await?;
@@ -208,7 +248,7 @@ fn roster_and_presence(
 fn socket_edge(
     base: &Base<'_>,
     edge: SocketEdge,
-    core: Core,
+    (core, registered_at): (Core, watch::Sender<Option<u64>>),
     publisher: Arc<Publisher>,
     runner: &mut Runner,
 ) -> Spear {
@@ -236,7 +276,7 @@ fn socket_edge(
         links: edge.links.clone(),
     });
     let (standing, standing_watch) = watch::channel(Standing::Joining);
-    serve_and_register(base, edge, ctx, standing, runner);
+    serve_and_register(base, edge, ctx, (standing, registered_at), runner);
     spear_of(core, publisher, sessions, (drain, standing_watch))
 }
 
@@ -288,7 +328,7 @@ fn serve_and_register(
     base: &Base<'_>,
     edge: SocketEdge,
     ctx: Arc<SpearContext>,
-    standing: watch::Sender<Standing>,
+    registration: (watch::Sender<Standing>, watch::Sender<Option<u64>>),
     runner: &mut Runner,
 ) {
     let config = base.config;
@@ -304,7 +344,7 @@ fn serve_and_register(
         layer: edge.layer,
         io: edge.io,
         options,
-        standing: standing.subscribe(),
+        standing: registration.0.subscribe(),
         websocket: config.spear.websocket,
         ws: socketio::WsSettings::new(&config.spear),
     };
@@ -319,7 +359,7 @@ fn serve_and_register(
         Duration::from_millis(config.spear.lease_ttl_ms),
     );
     runner.spawn(Stage::Registration, "spear registration", move |cancel| {
-        spear::run_registration(me, client, gossip, (renew, lease), standing, cancel)
+        spear::run_registration(me, client, gossip, (renew, lease), registration, cancel)
     });
 }
 

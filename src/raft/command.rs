@@ -66,6 +66,9 @@ pub enum CommandResponse {
     Lease {
         /// End of the lease.
         expires_at_ms: u64,
+        /// When this registration began (unchanged by renewals).
+        #[serde(default)]
+        registered_at_ms: u64,
     },
     /// These spears' leases had ended and they were removed.
     Expired {

@@ -13,7 +13,7 @@ use openraft::ChangeMembers;
 
 use crate::clock::unix_ms;
 use crate::config::{NodeId, Role};
-use crate::net::grpc::ClusterClient;
+use crate::net::grpc::{ClusterClient, LeaseGrant};
 use crate::raft::command::{Command, CommandResponse};
 use crate::raft::store::StateHandle;
 use crate::raft::types::{GruRaft, Member, RaftPeer};
@@ -201,8 +201,8 @@ impl ControlPlane {
         self.write(Command::UpsertMember(member)).await.map(|_| ())
     }
 
-    /// Registers or renews a spear's lease; returns the lease length granted.
-    pub async fn spear_heartbeat(&self, spear: Member) -> Result<Duration, ControlError> {
+    /// Registers or renews a spear's lease; returns the lease granted.
+    pub async fn spear_heartbeat(&self, spear: Member) -> Result<LeaseGrant, ControlError> {
         if !spear.has_role(Role::Spear) || spear.sio.is_none() {
             return Err(ControlError::Invalid(format!(
                 "node {} is not a spear with a socket.io address",
@@ -210,13 +210,23 @@ impl ControlPlane {
             )));
         }
         let ttl_ms = u64::try_from(self.lease_ttl.as_millis()).unwrap_or(u64::MAX);
-        self.write(Command::SpearHeartbeat {
-            spear,
-            now_ms: unix_ms(),
-            ttl_ms,
+        let registered_at_ms = match self
+            .write(Command::SpearHeartbeat {
+                spear,
+                now_ms: unix_ms(),
+                ttl_ms,
+            })
+            .await?
+        {
+            CommandResponse::Lease {
+                registered_at_ms, ..
+            } => registered_at_ms,
+            _ => 0,
+        };
+        Ok(LeaseGrant {
+            ttl: self.lease_ttl,
+            registered_at_ms,
         })
-        .await?;
-        Ok(self.lease_ttl)
     }
 
     /// Removes a spear from the registry at once.

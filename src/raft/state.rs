@@ -94,7 +94,10 @@ impl ClusterState {
                     },
                 );
                 touched.push(Record::Spear(spear.id));
-                CommandResponse::Lease { expires_at_ms }
+                CommandResponse::Lease {
+                    expires_at_ms,
+                    registered_at_ms,
+                }
             }
             Command::DeregisterSpear { id } => {
                 self.spears.remove(id);

@@ -17,7 +17,13 @@
 //!   goes on;
 //! - `relay_rocketmq_spear_restart`: a spear stopped and started again resumes its topic
 //!   where it stopped reading (the offsets it committed), so nothing it handed on before
-//!   comes again.
+//!   comes again;
+//! - `rocketmq_dead_spear_routes`: a spear killed for good: once its lease has ended the
+//!   others remove its routes (and theirs stay), and publishers send no more copies to its
+//!   topic; started again under its id, it routes again;
+//! - `rocketmq_spear_back_from_the_dead`: a spear frozen (SIGSTOP) past its lease loses its
+//!   routes to the sweep; thawed, it is registered anew, writes them again in a new
+//!   generation that the sweep leaves alone, and its client, still connected, gets messages.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +33,66 @@ use gru_testkit::wait_for;
 use gru_testkit::{ClusterOptions, TestCluster};
 
 use crate::harness::{connect, drain, relay_counter, relay_report, send, spear_cluster, Relayed};
+
+/// The routes in the cluster's Redis, read with `redis-cli`.
+struct Routes {
+    port: u16,
+}
+
+impl Routes {
+    fn of(cluster: &mut TestCluster) -> Self {
+        let redis = cluster.redis().expect("the cluster's Redis");
+        Self { port: redis.port() }
+    }
+
+    fn cli(&self, args: &[&str]) -> Vec<String> {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    /// The route set of the channel `tag` (`u:7`, `g:9`; `spears`: the set of generations),
+    /// sorted.
+    fn set(&self, tag: &str) -> Vec<String> {
+        self.cli(&["SMEMBERS", &format!("gru:gru-test:route:{{{tag}}}")])
+    }
+
+    /// Whether nothing names spear `sid` as a route any more: not in the route sets `tags`,
+    /// no index of its generations, not in the set of generations.
+    fn none_name(&self, sid: u64, tags: &[&str]) -> bool {
+        let named = |tag: &str| self.set(tag).iter().any(|e| spear_of(e) == sid);
+        !tags.iter().any(|tag| named(tag))
+            && !named("spears")
+            && self
+                .cli(&["KEYS", &format!("gru:gru-test:route:{{s:{sid}:*}}")])
+                .is_empty()
+    }
+}
+
+/// The spear of a route entry: `GEN × 2²⁰ + SID` (`docs/relay.md`), with a generation.
+fn spear_of(entry: &str) -> u64 {
+    let packed: u64 = entry.parse().unwrap_or_else(|_| panic!("{entry:?}"));
+    assert!(packed >> 20 > 0, "a generation: {entry:?}");
+    packed & ((1 << 20) - 1)
+}
+
+/// The spears a route set's entries name, sorted, each once.
+fn spears_in(entries: &[String]) -> Vec<u64> {
+    let mut spears: Vec<u64> = entries.iter().map(|e| spear_of(e)).collect();
+    spears.sort_unstable();
+    spears.dedup();
+    spears
+}
 
 fn broker() -> RocketMq {
     RocketMq::start().unwrap_or_else(|e| panic!("{e}"))
@@ -293,4 +359,148 @@ async fn name_server_restart() {
         .await;
     let report = relay_report(&cluster, 1).await;
     assert_eq!(report["connected"], true, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketmq_dead_spear_routes() {
+    const AFTER: u64 = 20;
+    let mq = broker();
+    let mut cluster = rocketmq_cluster(&[1, 2, 3], &mq).await;
+    // Alice on spear 1, Bob on 2, Carol on 3; all three in group 97.
+    let alice = connect(&cluster, 1, 971).await;
+    let mut bob = connect(&cluster, 2, 972).await;
+    let carol = connect(&cluster, 3, 973).await;
+    for c in [&alice, &bob, &carol] {
+        c.join(97).await;
+    }
+    let routes = Routes::of(&mut cluster);
+    let tags = ["u:971", "u:972", "u:973", "g:97"];
+    assert_eq!(spears_in(&routes.set("u:973")), [3]);
+    assert_eq!(spears_in(&routes.set("g:97")), [1, 2, 3]);
+    let ack = send(&alice, 0, 973, "before").await;
+    assert_eq!(ack["success"], true, "{ack}");
+
+    // Spear 3 dies for good: its lease ends, the registry drops it, and a sweep removes its
+    // routes from Redis.
+    drop(carol);
+    cluster.kill(3);
+    let killed = Instant::now();
+    wait_for(
+        "the dead spear's routes to be removed",
+        Duration::from_secs(60),
+        || {
+            let gone = routes.none_name(3, &tags);
+            async move { gone.then_some(()) }
+        },
+    )
+    .await;
+    eprintln!(
+        "spear 3's routes were gone {:?} after kill -9 (lease {} ms)",
+        killed.elapsed(),
+        gru_testkit::LEASE_TTL_MS
+    );
+    // The living spears' routes stayed.
+    assert_eq!(spears_in(&routes.set("u:971")), [1]);
+    assert_eq!(spears_in(&routes.set("u:972")), [2]);
+    assert_eq!(spears_in(&routes.set("g:97")), [1, 2]);
+
+    // No more copies for spear 3's topic: a message to Carol (on no spear now) is sent to no
+    // spear, one to the group to spear 2 only.
+    let copies = relay_counter(&cluster, 1, "copies").await;
+    for seq in 0..AFTER {
+        let ack = send(&alice, 0, 973, &format!("c{seq}")).await;
+        assert_eq!(ack["success"], true, "{ack}");
+        let ack = send(&alice, 1, 97, &format!("g{seq}")).await;
+        assert_eq!(ack["success"], true, "{ack}");
+    }
+    assert_eq!(
+        relay_counter(&cluster, 1, "copies").await - copies,
+        AFTER,
+        "one copy per group message (to spear 2), none to the dead spear"
+    );
+    let got = drain(&mut bob, Duration::from_millis(800)).await;
+    assert_eq!(got.len() as u64, AFTER, "bob: {got:?}");
+    assert_eq!(relay_counter(&cluster, 1, "publish_errors").await, 0);
+
+    // Started again under its id, spear 3 routes again: Carol gets what is sent to her.
+    cluster.restart(3);
+    cluster.wait_spears(1, 3).await;
+    let mut carol = connect(&cluster, 3, 973).await;
+    assert_eq!(spears_in(&routes.set("u:973")), [3]);
+    let ack = send(&alice, 0, 973, "back").await;
+    assert_eq!(ack["success"], true, "{ack}");
+    let got = drain(&mut carol, Duration::from_millis(800)).await;
+    assert!(
+        got.iter().any(|m| m["content"] == "back"),
+        "carol on the restarted spear: {got:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketmq_spear_back_from_the_dead() {
+    let mq = broker();
+    let mut cluster = rocketmq_cluster(&[1, 2, 3], &mq).await;
+    let alice = connect(&cluster, 1, 981).await;
+    let mut carol = connect(&cluster, 3, 983).await;
+    let routes = Routes::of(&mut cluster);
+    let before = routes.set("u:983");
+    assert_eq!(spears_in(&before), [3]);
+
+    // Spear 3 freezes past its lease: the registry drops it and the sweep removes its routes.
+    let pid = cluster.pid(3).expect("spear 3 runs").to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let frozen = Instant::now();
+    let thawed = std::panic::AssertUnwindSafe(wait_for(
+        "the frozen spear's routes to be removed",
+        Duration::from_secs(60),
+        || {
+            let gone = routes.none_name(3, &["u:983"]);
+            async move { gone.then_some(()) }
+        },
+    ));
+    // Whatever happens, the spear is thawed before the test ends.
+    let outcome = futures_util::FutureExt::catch_unwind(thawed).await;
+    signal("-CONT");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    eprintln!(
+        "spear 3's routes were swept {:?} after it froze",
+        frozen.elapsed()
+    );
+
+    // Thawed, spear 3 is registered anew and writes its routes again, in a new generation.
+    let again = wait_for("spear 3 to route again", Duration::from_secs(60), || {
+        let now = routes.set("u:983");
+        async move { (!now.is_empty()).then_some(now) }
+    })
+    .await;
+    assert_eq!(spears_in(&again), [3]);
+    // The sweep leaves the new generation alone: a few sweeps later spear 3 still routes, in
+    // a generation newer than the swept one (a registration made just before the freeze and
+    // the one after it may each begin one).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = routes.set("u:983");
+    assert_eq!(spears_in(&later), [3], "{later:?}");
+    let began = |e: &String| e.parse::<u64>().expect("a packed entry") >> 20;
+    assert!(
+        later.iter().all(|e| began(e) > began(&before[0])),
+        "a newer generation than {before:?}: {later:?}"
+    );
+
+    // Carol's connection lived through it and gets what is sent now.
+    let ack = send(&alice, 0, 983, "after").await;
+    assert_eq!(ack["success"], true, "{ack}");
+    let got = drain(&mut carol, Duration::from_millis(800)).await;
+    assert!(
+        got.iter().any(|m| m["content"] == "after"),
+        "carol, on the thawed spear: {got:?}"
+    );
 }

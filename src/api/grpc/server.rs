@@ -73,12 +73,13 @@ impl ControlPlaneRpc for ControlService {
             .into_inner()
             .spear
             .ok_or_else(|| Status::invalid_argument("spear is required"))?;
-        let ttl = self
+        let lease = self
             .control
             .spear_heartbeat(Member::try_from(spear)?)
             .await?;
         Ok(Response::new(LeaseReply {
-            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            ttl_ms: u64::try_from(lease.ttl.as_millis()).unwrap_or(u64::MAX),
+            registered_at_ms: lease.registered_at_ms,
         }))
     }
 

@@ -29,6 +29,16 @@ const MAX_REDIRECTS: usize = 3;
 /// Pause after a full round of failed attempts (an election is probably running).
 const ROUND_PAUSE: Duration = Duration::from_millis(100);
 
+/// A spear's lease, as the leader granted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseGrant {
+    /// The lease's length.
+    pub ttl: Duration,
+    /// When this registration began (Unix ms, leader's clock; renewals keep it): a new value
+    /// means the spear's earlier registration had ended. 0 from a leader that does not say.
+    pub registered_at_ms: u64,
+}
+
 /// Why a control-plane call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -301,7 +311,7 @@ impl ClusterClient {
     }
 
     /// Registers or renews a spear's lease; returns the lease length the leader granted.
-    pub async fn spear_heartbeat(&self, spear: Member) -> Result<Duration, ClientError> {
+    pub async fn spear_heartbeat(&self, spear: Member) -> Result<LeaseGrant, ClientError> {
         let msg = SpearHeartbeatRequest { spear: Some(spear) };
         let reply = self
             .on_leader(|ch| {
@@ -313,7 +323,10 @@ impl ClusterClient {
                 }
             })
             .await?;
-        Ok(Duration::from_millis(reply.ttl_ms))
+        Ok(LeaseGrant {
+            ttl: Duration::from_millis(reply.ttl_ms),
+            registered_at_ms: reply.registered_at_ms,
+        })
     }
 
     /// Removes a spear from the registry.

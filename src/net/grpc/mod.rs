@@ -15,7 +15,7 @@ pub mod pb {
 }
 
 pub use channels::ChannelPool;
-pub use client::{ClientError, ClusterClient};
+pub use client::{ClientError, ClusterClient, LeaseGrant};
 pub use id_stream::IdStream;
 
 /// Metadata key of the leader's id in a not-leader answer.

@@ -2,11 +2,14 @@
 //! builds itself from the same [`RelaySetup`]. Adding a backend is its folder, its `mod` line
 //! in `relay/mod.rs`, one arm here, and its config section.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use redis::PushInfo;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -24,8 +27,31 @@ pub struct RelaySetup<'a, I> {
     pub redis: Option<(Arc<RedisLink>, UnboundedReceiver<PushInfo>)>,
     /// Where messages from other spears go.
     pub inbound: I,
+    /// The spear registry, for a backend that removes what dead spears left in its transport
+    /// (the RocketMQ relay's routes); `None`: nothing is removed.
+    pub registry: Option<SpearRegistry>,
     /// Stops the backend's workers.
     pub cancel: CancellationToken,
+}
+
+/// Which spears the registry holds alive, read through the leader (a follower's copy may lag
+/// behind a registration).
+pub trait LiveSpears: Send + Sync + 'static {
+    /// The registered spears; an error when no leader answered.
+    fn live(&self) -> BoxFuture<'_, Result<HashSet<NodeId>, String>>;
+}
+
+/// What a relay knows of the spear registry.
+#[derive(Clone)]
+pub struct SpearRegistry {
+    /// The spears it holds alive.
+    pub live: Arc<dyn LiveSpears>,
+    /// When this spear's current registration began (the leader's `registered_at_ms`;
+    /// `None` before the first): a new value means the previous registration ended, and the
+    /// cluster may have removed what it held for this spear.
+    pub registered_at: watch::Receiver<Option<u64>>,
+    /// `spear.lease_ttl_ms`.
+    pub lease: Duration,
 }
 
 /// A relay, with what its backend runs.

@@ -94,6 +94,7 @@ impl Backend for LocalRelay {
             connected: true,
             outages: 0,
             channels: 0,
+            copies: None,
         }
     }
 }
@@ -244,6 +245,7 @@ impl Backend for BusRelay {
             connected: !bus.cut,
             outages: bus.outages - self.outages_before,
             channels: self.subscriptions.count(),
+            copies: None,
         }
     }
 }

@@ -57,7 +57,7 @@ use super::spear::roster::{Change, ChangeSink};
 use crate::config::NodeId;
 
 use crate::services::channel::{Channel, Position};
-pub use build::{build, BuiltRelay, RelayBuildError, RelaySetup};
+pub use build::{build, BuiltRelay, LiveSpears, RelayBuildError, RelaySetup, SpearRegistry};
 pub use local::{LocalBus, LocalRelay};
 pub use redis::{RedisParts, RedisRelay};
 #[cfg(feature = "rocketmq")]
@@ -231,6 +231,9 @@ pub struct RelayReport {
     pub slow_clients: u64,
     /// Channels this spear is subscribed to (or wants to be, during an outage).
     pub channels: u64,
+    /// See [`TransportStatus::copies`]; absent where the transport fans out itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copies: Option<u64>,
 }
 
 /// What a backend says of its transport.
@@ -244,6 +247,9 @@ pub struct TransportStatus {
     pub outages: u64,
     /// Channels subscribed, or wanted during an outage.
     pub channels: u64,
+    /// Copies of messages sent to other spears, when the transport sends one per spear
+    /// (RocketMQ: one per spear of the route); `None` where the transport fans out itself.
+    pub copies: Option<u64>,
 }
 
 /// Where a message can be published from inside Redis, in the same step that stores it in its
@@ -371,6 +377,7 @@ impl Relay {
             dropped: load(&self.stats.dropped),
             slow_clients: load(&self.stats.slow_clients),
             channels: status.channels,
+            copies: status.copies,
         }
     }
 }

@@ -3,7 +3,9 @@
 //! group's add can never overtake its removal). What queued up while a command was out goes in
 //! the next one. The task remembers the wanted set: when it may have been lost (the connection
 //! closed, a command failed, the transport reconnected) it puts it all in place again until the
-//! transport takes it.
+//! transport takes it. Asked to [`restart`](Wanted::restart), it lets the transport begin
+//! anew ([`Apply::restart`]) and puts it all in place again the same way; once everything is
+//! in place, the transport may clear what it left behind ([`Apply::tidy`]).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -41,6 +43,17 @@ pub(super) trait Apply: Send + Sync + 'static {
     /// Takes `items` away; true once the transport confirmed.
     fn remove(&self, items: &[String]) -> impl Future<Output = bool> + Send;
 
+    /// Begins anew, after which everything wanted is put in place again; retried until true.
+    fn restart(&self) -> impl Future<Output = bool> + Send {
+        async { true }
+    }
+
+    /// Clears what earlier runs left behind, while everything wanted is in place (called
+    /// every [`REPAIR_EVERY`] then).
+    fn tidy(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Counts the transport's reconnections: when it moves, what it held may be gone.
     fn reconnections(&self) -> u64;
 }
@@ -57,6 +70,8 @@ pub(super) struct Wanted {
     ops: UnboundedSender<Op>,
     /// Set when what is wanted may have been lost.
     lost: AtomicBool,
+    /// Set when the transport is to begin anew.
+    restart: AtomicBool,
     /// Items wanted.
     count: AtomicU64,
 }
@@ -71,6 +86,7 @@ impl Wanted {
         let wanted = Arc::new(Self {
             ops,
             lost: AtomicBool::new(false),
+            restart: AtomicBool::new(false),
             count: AtomicU64::new(0),
         });
         let task = tokio::spawn(wanted.clone().run(apply, rx, cancel));
@@ -119,6 +135,11 @@ impl Wanted {
         self.lost.store(true, Ordering::Release);
     }
 
+    /// The transport is to begin anew ([`Apply::restart`]) and put everything in place again.
+    pub(super) fn restart(&self) {
+        self.restart.store(true, Ordering::Release);
+    }
+
     /// Items wanted (in place, or to be once the transport is back).
     pub(super) fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
@@ -162,8 +183,18 @@ impl Wanted {
                         seen = now;
                         self.lost();
                     }
+                    if self.restart.swap(false, Ordering::AcqRel) {
+                        if apply.restart().await {
+                            self.lost();
+                        } else {
+                            self.restart();
+                        }
+                    }
                     if self.lost.swap(false, Ordering::AcqRel) {
                         self.repair(&apply, &wanted, &mut unwanted).await;
+                    }
+                    if !self.lost.load(Ordering::Acquire) {
+                        apply.tidy().await;
                     }
                 }
             }

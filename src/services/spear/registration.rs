@@ -24,13 +24,15 @@ const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(2);
 /// each renewal it judges the spear's [`Standing`] from the age of the last successful
 /// renewal against `lease` and what the live cores gossip about the leader, and publishes it
 /// on `standing` when it changes: a fenced spear moves its clients away (`api::socketio`), a
-/// degraded one keeps them.
+/// degraded one keeps them. Each renewal also publishes on `registered_at` when the current
+/// registration began (the leader's `registered_at_ms`): a new value means the previous one
+/// ended, and with it what the cluster removes of a spear it holds dead (its RocketMQ routes).
 pub async fn run_registration(
     me: Member,
     client: Arc<ClusterClient>,
     gossip: Arc<Gossip>,
     (renew, lease): (Duration, Duration),
-    standing: watch::Sender<Standing>,
+    (standing, registered_at): (watch::Sender<Standing>, watch::Sender<Option<u64>>),
     cancel: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(renew);
@@ -51,10 +53,17 @@ pub async fn run_registration(
             r = tokio::time::timeout(renew, client.spear_heartbeat((&me).into())) => r,
         };
         match outcome {
-            Ok(Ok(ttl)) => {
+            Ok(Ok(grant)) => {
                 if !registered {
-                    tracing::info!(lease = ?ttl, "spear registered with the cluster");
+                    tracing::info!(lease = ?grant.ttl, "spear registered with the cluster");
                     registered = true;
+                }
+                if grant.registered_at_ms != 0 {
+                    registered_at.send_if_modified(|was| {
+                        let changed = *was != Some(grant.registered_at_ms);
+                        *was = Some(grant.registered_at_ms);
+                        changed
+                    });
                 }
                 last_ok = Some(Instant::now());
                 failed_in_a_row = 0;

@@ -227,6 +227,7 @@ impl Harness for RocketMq {
             queues: mq_section.queues,
             settle: SETTLE,
             inbound: ToChannel(sink.clone()),
+            registry: None,
         };
         let (relay, mut tasks) = RocketMqRelay::start(parts, cancel.clone());
         tasks.push(monitor);

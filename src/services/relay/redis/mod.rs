@@ -175,6 +175,7 @@ impl Backend for RedisRelay {
             connected: self.link.health().is_connected(),
             outages: self.link.health().outages(),
             channels: self.subscriptions.count(),
+            copies: None,
         }
     }
 }

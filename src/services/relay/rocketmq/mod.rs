@@ -6,7 +6,8 @@
 //! a conversation keeps its order. A spear never receives what it has no recipient for, and
 //! never its own message. `docs/relay.md` explains the routing and its costs.
 //!
-//! Routes: `routes.rs`, names: `names.rs`, what arrives: `inbound.rs`. A publish is accepted
+//! Routes: `routes.rs`, names: `names.rs`, what arrives: `inbound.rs`, dead spears' routes
+//! removed: `sweeper.rs` (with a [`SpearRegistry`]). A publish is accepted
 //! once the broker stored a copy for every spear of the route. While the broker is unreachable
 //! publishing fails at once and a prober tries the broker every [`PROBE_EVERY`]; messages the
 //! broker took while a spear was away wait in its topic. After a Redis outage a spear refuses
@@ -16,8 +17,9 @@ mod inbound;
 mod link;
 mod names;
 mod routes;
+mod sweeper;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +32,7 @@ use super::wanted::Wanted;
 use super::TransportStatus;
 use super::{
     wire, Backend, BuiltRelay, Envelope, Inbound, Relay, RelayBuildError, RelayError, RelaySetup,
-    RelayStats,
+    RelayStats, SpearRegistry,
 };
 use crate::config::NodeId;
 use crate::net::redis::{RedisError, RedisLink};
@@ -39,6 +41,7 @@ use inbound::Receiver;
 pub use link::{MqError, MqLink};
 use names::Names;
 use routes::Routes;
+use sweeper::Sweeper;
 
 /// How the transports are named in errors.
 const TRANSPORT: &str = "RocketMQ";
@@ -62,6 +65,9 @@ pub struct RocketMqParts<I> {
     pub settle: Duration,
     /// Where messages from other spears go.
     pub inbound: I,
+    /// The spear registry: with it, this spear writes its routes again when it is registered
+    /// anew, and removes the routes of spears the registry holds dead.
+    pub registry: Option<SpearRegistry>,
 }
 
 /// The RocketMQ relay of `setup` (`relay.kind = "rocketmq"`): its client, which stops after
@@ -81,6 +87,7 @@ pub(in crate::services::relay) async fn build<I: Inbound>(
         queues: config.rocketmq.queues,
         settle: Duration::from_millis(config.redis.settle_ms),
         inbound: setup.inbound,
+        registry: setup.registry,
     };
     let (relay, tasks) = RocketMqRelay::start(parts, setup.cancel);
     Ok(BuiltRelay {
@@ -98,6 +105,8 @@ pub struct RocketMqRelay {
     me: NodeId,
     settle: Duration,
     routes: Arc<Wanted>,
+    /// Copies sent to other spears' topics.
+    copies: AtomicU64,
 }
 
 impl RocketMqRelay {
@@ -107,8 +116,9 @@ impl RocketMqRelay {
     }
 
     /// Starts the relay of `parts.me`: the task that sets up its topic and hands what arrives
-    /// to `parts.inbound`, the one that keeps its routes, and the broker prober, all until
-    /// `cancel`.
+    /// to `parts.inbound`, the one that keeps its routes, and the broker prober, and with a
+    /// registry the task that begins a new generation of routes at each new registration and
+    /// the sweeper of dead spears' routes, all until `cancel`.
     pub fn start<I: Inbound>(
         parts: RocketMqParts<I>,
         cancel: CancellationToken,
@@ -126,19 +136,30 @@ impl RocketMqRelay {
             inbound: parts.inbound,
         };
         let receiving = tokio::spawn(receiver.run(cancel.clone()));
-        let keeper = Routes {
-            link: parts.link.clone(),
-            names: names.clone(),
-            me: parts.me,
-            consuming,
-        };
+        let keeper = Routes::new(parts.link.clone(), names.clone(), parts.me, consuming);
         let (routes, routing) = Wanted::start(keeper, cancel.clone());
         let probing = tokio::spawn(probe(
             parts.mq.clone(),
             names.topic(parts.me),
             parts.queues,
-            cancel,
+            cancel.clone(),
         ));
+        let mut tasks = vec![receiving, routing, probing];
+        if let Some(registry) = parts.registry {
+            let sweeper = Sweeper {
+                link: parts.link.clone(),
+                names: names.clone(),
+                me: parts.me,
+                live: registry.live,
+                lease: registry.lease,
+            };
+            tasks.push(tokio::spawn(sweeper.run(cancel.clone())));
+            tasks.push(tokio::spawn(follow_registrations(
+                registry.registered_at,
+                routes.clone(),
+                cancel,
+            )));
+        }
         let backend = Arc::new(Self {
             link: parts.link,
             mq: parts.mq,
@@ -146,11 +167,9 @@ impl RocketMqRelay {
             me: parts.me,
             settle: parts.settle,
             routes,
+            copies: AtomicU64::new(0),
         });
-        (
-            Relay::new(backend, stats),
-            vec![receiving, routing, probing],
-        )
+        (Relay::new(backend, stats), tasks)
     }
 
     async fn publish_now(&self, envelope: &Envelope) -> Result<(), RelayError> {
@@ -180,6 +199,7 @@ impl RocketMqRelay {
         });
         for outcome in futures_util::future::join_all(sends).await {
             outcome.map_err(mq_error)?;
+            self.copies.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -219,6 +239,29 @@ fn routes_error(e: RedisError) -> RelayError {
     }
 }
 
+/// Begins a new generation of routes whenever the registry gives this spear a new
+/// registration (the first one included): while it was out, other spears may have removed the
+/// routes it had written as those of a dead spear.
+async fn follow_registrations(
+    mut registered_at: tokio::sync::watch::Receiver<Option<u64>>,
+    routes: Arc<Wanted>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = registered_at.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+        if registered_at.borrow_and_update().is_some() {
+            routes.restart();
+        }
+    }
+}
+
 /// Tries the broker every [`PROBE_EVERY`], so that every spear sees an outage (not only those
 /// that publish) and publishing resumes without waiting for traffic: a cheap read while it is
 /// reachable, creating this spear's topic again (idempotent) while it is not. The outcomes are
@@ -248,6 +291,7 @@ impl Backend for RocketMqRelay {
             connected: self.mq.health().is_connected(),
             outages: self.mq.health().outages(),
             channels: self.routes.count(),
+            copies: Some(self.copies.load(Ordering::Relaxed)),
         }
     }
 }
