@@ -279,30 +279,42 @@ impl Publisher {
             });
         }
         let position = placed.as_ref().ok().copied().flatten();
-        let payload = match position {
-            Some(at) => positioned(&text, channel, at),
-            None => serde_json::value::RawValue::from_string(text).ok(),
-        }
-        .ok_or_else(|| refused(PublishError::Unencodable))?;
-        let envelope = Envelope {
-            channel,
-            position,
-            payload,
+        // The message as the relay and this spear's recipients take it: built (and checked)
+        // only when one of them does.
+        let envelope = || {
+            let payload = match position {
+                Some(at) => positioned(&text, channel, at),
+                None => serde_json::value::RawValue::from_string(text.clone()).ok(),
+            }
+            .ok_or_else(|| refused(PublishError::Unencodable))?;
+            Ok(Envelope {
+                channel,
+                position,
+                payload,
+            })
         };
-        let relayed = match placed {
-            Ok(_) if carried => Ok(()),
-            Ok(_) => self
-                .parts
-                .relay
-                .publish(&envelope)
-                .await
-                .map_err(PublishError::from),
-            Err(e) => Err(PublishError::from(e)),
+        let (relayed, built) = match placed {
+            Ok(_) if carried => (Ok(()), None),
+            Ok(_) => {
+                let built = envelope()?;
+                let relayed = self.parts.relay.publish(&built).await;
+                (relayed.map_err(PublishError::from), Some(built))
+            }
+            Err(e) => (Err(PublishError::from(e)), None),
         };
         // The relay brings it to every other spear; here only rooms with someone in them cost
         // a serialisation (a sender's own user room counts: its other connections get it too).
         let here = self.parts.here.present(channel);
-        if here && self.parts.sequencer.deliver(envelope).await == Delivery::SlowClient {
+        let local = match (here, built) {
+            (false, _) => None,
+            (true, Some(built)) => Some(built),
+            (true, None) => Some(envelope()?),
+        };
+        let delivered = match local {
+            Some(envelope) => self.parts.sequencer.deliver(envelope).await,
+            None => Delivery::Done,
+        };
+        if delivered == Delivery::SlowClient {
             // A recipient whose queue is full misses it and is disconnected by the
             // slow-consumer policy; that is its problem, never the sender's.
             RelayStats::bump(&self.parts.relay.stats().slow_clients);
