@@ -9,6 +9,7 @@ mod conformance;
 mod crash_presence;
 mod cross_node;
 mod harness;
+mod history_ttl;
 mod history_uncertain;
 mod redis_cluster;
 mod redis_link;

@@ -33,7 +33,7 @@ use serde_json::value::RawValue;
 use crate::services::channel::{Channel, ClientMsgId, Position};
 use crate::services::relay::PublishRoute;
 
-pub use self::redis::RedisStore;
+pub use self::redis::{renew_every, RedisStore};
 pub use memory::MemoryStore;
 pub use sequencer::{Catcher, Outlet, Sequencer, SequencerReport, SequencerStats};
 

@@ -1,5 +1,6 @@
 //! History in Redis, for every relay that travels (Redis is always there for presence): per
-//! channel a hash `…:hmeta:{u:U}` (`e`: the epoch, `p`: the last offset) and a stream
+//! channel a hash `…:hmeta:{u:U}` (`e`: the epoch, `p`: the last offset, `x`: when the keys'
+//! time to live was last renewed, see [`renew_every`]) and a stream
 //! `…:hist:{u:U}` whose entry ids are the offsets (`<offset>-0`, so a replay is one `XRANGE`)
 //! and whose fields are the append time (`t`, ms) and the message (`m`). One Lua script
 //! appends — epoch, offset, entry, trim and expiry at once — so two spears appending to one
@@ -15,6 +16,7 @@
 //! id) and deletes any stream left behind, so an old position can never be read as new.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
@@ -28,7 +30,10 @@ use crate::services::relay::{cluster_in_redis, PublishRoute};
 /// send as `fingerprint id create_time` (or empty: no client message id) and the resend window
 /// ms; the relay's Redis channel (or empty: not published here), its wire head
 /// (`<origin>:`), the channel's name (`g:10`) and `1` for a sharded channel (`SPUBLISH`, a Redis
-/// Cluster's: in the slot of the keys, whose hash tag it shares). Returns `{epoch, offset}`, or `{'again',
+/// Cluster's: in the slot of the keys, whose hash tag it shares), and how often at most the
+/// keys' time to live is renewed ([`renew_every`]; their time to live is then max age plus
+/// that, so that a channel lives at least max age after its last message while most appends
+/// leave the time to live alone: two calls fewer). Returns `{epoch, offset}`, or `{'again',
 /// record}` when the record was there (nothing is appended or published).
 ///
 /// Published, the message carries its place as [`super::positioned`] writes it (its last
@@ -39,7 +44,8 @@ if once then
   local first = redis.call('GET', KEYS[3])
   if first then return {'again', first} end
 end
-local e = redis.call('HGET', KEYS[1], 'e')
+local h = redis.call('HMGET', KEYS[1], 'e', 'x')
+local e = h[1]
 if not e then
   redis.call('DEL', KEYS[2])
   e = ARGV[1]
@@ -49,8 +55,13 @@ local p = redis.call('HINCRBY', KEYS[1], 'p', 1)
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], p .. '-0', 't', now, 'm', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local every = tonumber(ARGV[11])
+local renewed = tonumber(h[2])
+if not renewed or math.abs(now - renewed) >= every then
+  redis.call('HSET', KEYS[1], 'x', now)
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) + every)
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]) + every)
+end
 if once then
   redis.call('SET', KEYS[3], ARGV[5] .. ' ' .. e .. ' ' .. p, 'PX', ARGV[6])
 end
@@ -136,6 +147,13 @@ impl RedisStore {
     }
 }
 
+/// How often at most an append renews its channel's time to live: a sixteenth of `max_age`
+/// (at least a millisecond), so that an idle channel is forgotten between `max_age` and
+/// 17/16 of it after its last message.
+pub fn renew_every(max_age: Duration) -> Duration {
+    (max_age / 16).max(Duration::from_millis(1))
+}
+
 fn unavailable(e: RedisError) -> HistoryError {
     HistoryError::Unavailable(format!("Redis is unreachable or refused: {e}"))
 }
@@ -188,6 +206,7 @@ impl RedisStore {
             self.retention.resend_window.as_millis().to_string(),
             channel.to_string(),
         );
+        let every = renew_every(self.retention.max_age).as_millis().to_string();
         let keys = [
             hash.as_str(),
             stream.as_str(),
@@ -199,7 +218,7 @@ impl RedisStore {
         } else {
             b"0"
         };
-        let args: [&[u8]; 10] = [
+        let args: [&[u8]; 11] = [
             epoch.as_bytes(),
             message.as_bytes(),
             max.as_bytes(),
@@ -210,6 +229,7 @@ impl RedisStore {
             head.as_bytes(),
             name.as_bytes(),
             sharded,
+            every.as_bytes(),
         ];
         let reply: Vec<String> = self
             .link
