@@ -114,8 +114,8 @@ config_table! {
         /// Messages kept per channel (at least: Redis trims in whole blocks). A client further
         /// behind gets a `resync` (`retention`).
         pub max_messages: u64 = 500 => Knob::count("messages").range(1, 100_000),
-        /// How long a message stays replayable; a channel without a message for this long is
-        /// forgotten, and its next message starts a new epoch.
+        /// How long a message stays replayable; a channel without a message for this long (in
+        /// Redis: up to 1/16 longer) is forgotten, and its next message starts a new epoch.
         pub max_age_secs: u64 = 3600 => Knob::secs().range(1, 604_800),
         /// With the local relay, the most the spear's memory keeps of history (messages and
         /// each channel's own cost). Past it the channels written least recently are forgotten
