@@ -17,50 +17,34 @@ async fn cluster_view_with_a_paused_core() {
         followers.next().expect("a follower"),
         followers.next().expect("another follower"),
     );
-    let pid = cluster.pid(paused).expect("it runs").to_string();
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {sig} {pid}");
-    };
-
-    signal("-STOP");
-    let read = std::panic::AssertUnwindSafe(async {
-        for path in [
-            "/api/v1/cluster?consistency=linearizable",
-            "/api/v1/cluster",
-        ] {
-            // Asked of the follower: the linearizable read goes through its client to the
-            // leader, whose view probes every peer.
-            let resp = cluster
-                .get(asker, path)
-                .await
-                .unwrap_or_else(|| panic!("{path}: no answer"));
-            let status = resp.status().as_u16();
-            let view: Value = resp.json().await.expect("JSON");
-            assert_eq!(status, 200, "{path}: {view}");
-            assert_eq!(view["leader_id"], leader, "{path}: {view}");
-            let frozen = view["nodes"]
-                .as_array()
-                .expect("nodes")
-                .iter()
-                .find(|n| n["id"] == paused)
-                .cloned()
-                .expect("the paused node is listed");
-            assert!(
-                frozen["unreachable"].is_string(),
-                "{path}: the paused node is shown unreachable: {frozen}"
-            );
-        }
-    });
-    let outcome = futures_util::FutureExt::catch_unwind(read).await;
-    // Whatever happened, the node is thawed before the cluster is dropped.
-    signal("-CONT");
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
+    let frozen = cluster.freeze(paused);
+    for path in [
+        "/api/v1/cluster?consistency=linearizable",
+        "/api/v1/cluster",
+    ] {
+        // Asked of the follower: the linearizable read goes through its client to the
+        // leader, whose view probes every peer.
+        let resp = cluster
+            .get(asker, path)
+            .await
+            .unwrap_or_else(|| panic!("{path}: no answer"));
+        let status = resp.status().as_u16();
+        let view: Value = resp.json().await.expect("JSON");
+        assert_eq!(status, 200, "{path}: {view}");
+        assert_eq!(view["leader_id"], leader, "{path}: {view}");
+        let paused_view = view["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["id"] == paused)
+            .cloned()
+            .expect("the paused node is listed");
+        assert!(
+            paused_view["unreachable"].is_string(),
+            "{path}: the paused node is shown unreachable: {paused_view}"
+        );
     }
+    drop(frozen);
     // Thawed, it answers again.
     gru_testkit::wait_for(
         "the thawed node to show in the view again",

@@ -447,33 +447,21 @@ async fn rocketmq_spear_back_from_the_dead() {
     assert_eq!(spears_in(&before), [3]);
 
     // Spear 3 freezes past its lease: the registry drops it and the sweep removes its routes.
-    let pid = cluster.pid(3).expect("spear 3 runs").to_string();
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {sig} {pid}");
-    };
-    signal("-STOP");
-    let frozen = Instant::now();
-    let thawed = std::panic::AssertUnwindSafe(wait_for(
+    let frozen = cluster.freeze(3);
+    let at = Instant::now();
+    wait_for(
         "the frozen spear's routes to be removed",
         Duration::from_secs(60),
         || {
             let gone = routes.none_name(3, &["u:983"]);
             async move { gone.then_some(()) }
         },
-    ));
-    // Whatever happens, the spear is thawed before the test ends.
-    let outcome = futures_util::FutureExt::catch_unwind(thawed).await;
-    signal("-CONT");
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    )
+    .await;
+    drop(frozen);
     eprintln!(
         "spear 3's routes were swept {:?} after it froze",
-        frozen.elapsed()
+        at.elapsed()
     );
 
     // Thawed, spear 3 is registered anew and writes its routes again, in a new generation.

@@ -559,6 +559,15 @@ admin = "{host}:{admin}"
         assert!(process.signal(sig), "kill -{sig} {}", process.pid());
     }
 
+    /// Freezes node `id` (SIGSTOP, as a paused VM: its ports still take connections, nothing
+    /// answers) until the guard is dropped (SIGCONT), also when the test fails.
+    pub fn freeze(&self, id: u64) -> Frozen {
+        self.signal(id, "STOP");
+        Frozen {
+            pid: self.pid(id).expect("node is running"),
+        }
+    }
+
     /// The process id of node `id`, while it runs.
     pub fn pid(&self, id: u64) -> Option<u32> {
         self.nodes[&id].process.as_ref().map(KillOnDrop::pid)
@@ -896,6 +905,24 @@ impl Drop for TestCluster {
                     );
                 }
             }
+        }
+    }
+}
+
+/// A node frozen by [`TestCluster::freeze`]: it runs again when this is dropped.
+#[must_use = "the node runs again as soon as this is dropped"]
+pub struct Frozen {
+    pid: u32,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let thawed = std::process::Command::new("kill")
+            .args(["-CONT", &self.pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !thawed && !std::thread::panicking() {
+            panic!("kill -CONT {}", self.pid);
         }
     }
 }

@@ -41,8 +41,8 @@ pub mod wait;
 
 pub use builder::ClusterBuilder;
 pub use cluster::{
-    admin_http, ClusterOptions, NodeSpec, Ports, RedisTarget, TestCluster, ADMIN_KEY, API_KEY,
-    API_KEY_NAME, BUSINESS_SECRET, CORES, LEASE_TTL_MS, READ_KEY, SPEAR_SECRET,
+    admin_http, ClusterOptions, Frozen, NodeSpec, Ports, RedisTarget, TestCluster, ADMIN_KEY,
+    API_KEY, API_KEY_NAME, BUSINESS_SECRET, CORES, LEASE_TTL_MS, READ_KEY, SPEAR_SECRET,
 };
 pub use gru_bin::{gru, GruBin, GruBinError};
 pub use process::{peak_rss_kib, rss_kib, KillOnDrop, ProcessError};
