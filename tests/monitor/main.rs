@@ -112,15 +112,7 @@ async fn playground_cluster() -> TestCluster {
         .launch()
         .await;
     // The ticket places users only on spears it knows live (lease and gossip).
-    cluster
-        .wait_for("the spears announced", Duration::from_secs(30), || async {
-            let view = cluster.view(1).await?;
-            PLAYGROUND_SPEARS
-                .iter()
-                .all(|s| view.node(*s).is_some_and(|n| !n.grpc.is_empty()))
-                .then_some(())
-        })
-        .await;
+    cluster.wait_announced(1, &PLAYGROUND_SPEARS).await;
     cluster
 }
 

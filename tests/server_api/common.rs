@@ -24,15 +24,7 @@ pub async fn two_spears(options: ClusterOptions) -> TestCluster {
         .launch()
         .await;
     // A spear serves the server API once it knows the other spear's address.
-    cluster
-        .wait_for("the spears announced", Duration::from_secs(30), || async {
-            let view = cluster.view(1).await?;
-            SPEARS
-                .iter()
-                .all(|s| view.node(*s).is_some_and(|n| !n.grpc.is_empty()))
-                .then_some(())
-        })
-        .await;
+    cluster.wait_announced(1, &SPEARS).await;
     cluster
 }
 

@@ -759,6 +759,18 @@ admin = "{host}:{admin}"
         .await;
     }
 
+    /// Waits (30 s at most) until node `via`'s cluster view has the gRPC address of every node
+    /// of `ids` (announced: ticket may place users there, the server API reach them).
+    pub async fn wait_announced(&self, via: u64, ids: &[u64]) {
+        self.wait_for("the nodes announced", Duration::from_secs(30), || async {
+            let view = self.view(via).await?;
+            ids.iter()
+                .all(|id| view.node(*id).is_some_and(|n| !n.grpc.is_empty()))
+                .then_some(())
+        })
+        .await;
+    }
+
     /// Polls `probe` every 50 ms until it yields a value; panics naming `what` at the deadline
     /// ([`crate::wait_for`]).
     pub async fn wait_for<T, F, Fut>(&self, what: &str, deadline: Duration, probe: F) -> T
