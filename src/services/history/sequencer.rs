@@ -174,6 +174,21 @@ impl Sequencer {
             .clone()
     }
 
+    /// Whether this spear delivers `channel` in a known epoch (its cursor is at a position).
+    /// A cursor busy elsewhere counts as not known: the caller asks the store as it would
+    /// without this answer.
+    fn delivering(&self, channel: Channel) -> bool {
+        let cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+        cells
+            .get(&channel)
+            .and_then(|cell| {
+                cell.try_lock()
+                    .ok()
+                    .map(|c| matches!(*c, Cursor::At { .. }))
+            })
+            .unwrap_or(false)
+    }
+
     async fn resync_room(&self, channel: Channel, epoch: u64, offset: u64, reason: ResyncReason) {
         bump(&self.stats.resyncs);
         tracing::debug!(%channel, epoch, offset, ?reason, "channel resync");
@@ -481,11 +496,18 @@ impl Sequencer {
         channel: Channel,
         catcher: &dyn Catcher,
     ) -> Option<Position> {
-        let head = match store.read(channel, u64::MAX, 0).await {
-            Ok(page) => Some(self.opened(store, channel, page, catcher).await),
-            Err(e) => {
-                tracing::debug!(%channel, error = %e, "channel head unknown");
-                None
+        // A channel this spear already delivers (another connection here is in it) has its
+        // cursor, which the store's head would not change: the store is not asked. A join to
+        // a group with members on this spear costs no round trip.
+        let head = if self.delivering(channel) {
+            None
+        } else {
+            match store.read(channel, u64::MAX, 0).await {
+                Ok(page) => Some(self.opened(store, channel, page, catcher).await),
+                Err(e) => {
+                    tracing::debug!(%channel, error = %e, "channel head unknown");
+                    None
+                }
             }
         };
         catcher.go_live();
@@ -702,6 +724,90 @@ mod tests {
             position: Some(at),
             payload: positioned(&message, G, at).expect("JSON"),
         }
+    }
+
+    /// A store that counts the reads it is asked for.
+    struct CountingReads {
+        inner: Arc<MemoryStore>,
+        reads: AtomicU64,
+    }
+
+    impl HistoryStore for CountingReads {
+        fn append_once<'a>(
+            &'a self,
+            channel: Channel,
+            id: u64,
+            message: &'a str,
+            once: Option<SentOnce<'a>>,
+        ) -> BoxFuture<'a, Result<Appended, HistoryError>> {
+            self.inner.append_once(channel, id, message, once)
+        }
+
+        fn open(
+            &self,
+            channel: Channel,
+            epoch: u64,
+        ) -> BoxFuture<'_, Result<Position, HistoryError>> {
+            self.inner.open(channel, epoch)
+        }
+
+        fn read(
+            &self,
+            channel: Channel,
+            after: u64,
+            max: usize,
+        ) -> BoxFuture<'_, Result<Page, HistoryError>> {
+            bump(&self.reads);
+            self.inner.read(channel, after, max)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_join_to_a_channel_delivered_here_does_not_ask_the_store() {
+        let (inner, room, _) = setup(100);
+        let store = Arc::new(CountingReads {
+            inner: inner.clone(),
+            reads: AtomicU64::new(0),
+        });
+        let seq = Sequencer::new(Some(store.clone()), epochs(), room.clone());
+        let reads = || store.reads.load(Ordering::Relaxed);
+        // The first connection asks the store, and opens the channel in epoch 1000.
+        let first = seq.catch_up(G, None, room.as_ref()).await;
+        assert_eq!(
+            first,
+            Some(Position {
+                epoch: 1000,
+                offset: 0
+            })
+        );
+        assert_eq!(reads(), 1);
+        let e = append(&inner, 1).await;
+        seq.deliver(e).await;
+        // The next goes live where this spear delivered up to, without a read.
+        let second = seq.catch_up(G, None, &Record::default()).await;
+        assert_eq!(
+            second,
+            Some(Position {
+                epoch: 1000,
+                offset: 1
+            })
+        );
+        assert_eq!(reads(), 1);
+        // A channel this spear does not deliver is read.
+        seq.catch_up(Channel::Group(8), None, &Record::default())
+            .await;
+        assert_eq!(reads(), 2);
+        // Once forgotten (its last recipient left), the channel is read again.
+        seq.changed(Change::GroupClosed(7));
+        let again = seq.catch_up(G, None, &Record::default()).await;
+        assert_eq!(
+            again,
+            Some(Position {
+                epoch: 1000,
+                offset: 1
+            })
+        );
+        assert_eq!(reads(), 3);
     }
 
     #[tokio::test]
