@@ -84,20 +84,39 @@ pub(in crate::api::socketio) async fn handshake(
     client.state.set_handshake(user);
 }
 
-/// Runs once the connect packet is out: a connection authenticated in the handshake with a
-/// position for its user's channel gets the backlog after it, then goes live; either way it is
-/// told where that channel went live with an `auth_result`, the answer an `auth` event gets.
-pub(in crate::api::socketio) async fn connected(client: &Client, ctx: &SpearContext) {
-    let Some(user) = client.state.take_handshake() else {
-        return;
-    };
+/// Runs once the connect packet is out (or queued ahead of everything else): a connection
+/// authenticated in the handshake is told where its user's channel went live with an
+/// `auth_result`, the answer an `auth` event gets. One that presented a position for that
+/// channel has its backlog to get first: returned, for [`resume_user_channel`], which may take
+/// long (the caller runs it apart from the connection's reads); `None` when all is done.
+pub(in crate::api::socketio) fn connected(client: &Client, ctx: &SpearContext) -> Option<Position> {
+    let user = client.state.take_handshake()?;
+    let uid = client.state.uid()?;
+    match user {
+        HandshakeUser::Live(at) => {
+            announce(client, ctx, uid, at);
+            None
+        }
+        HandshakeUser::Resume(from) => Some(from),
+    }
+}
+
+/// The backlog of the user's channel after `from`, then the live channel and the
+/// `auth_result` (see [`connected`]).
+pub(in crate::api::socketio) async fn resume_user_channel(
+    client: &Client,
+    ctx: &SpearContext,
+    from: Position,
+) {
     let Some(uid) = client.state.uid() else {
         return;
     };
-    let at = match user {
-        HandshakeUser::Live(at) => at,
-        HandshakeUser::Resume(from) => enter_user_channel(client, ctx, uid, Some(from)).await,
-    };
+    let at = enter_user_channel(client, ctx, uid, Some(from)).await;
+    announce(client, ctx, uid, at);
+}
+
+/// The `auth_result` of a connection authenticated in the handshake.
+fn announce(client: &Client, ctx: &SpearContext, uid: u64, at: Option<Position>) {
     let reply = Reply::ok("ok", Some(auth_data(uid, at)));
     let sent = client.link.emit("auth_result", &reply);
     super::cut_if_full(&client.link, ctx, &[sent]);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-pub(super) use auth::{check_handshake, connected, handshake};
+pub(super) use auth::{check_handshake, connected, handshake, resume_user_channel};
 
 use super::closer::CloseReason;
 use super::conn::ConnState;

@@ -63,7 +63,9 @@ pub(super) fn register(io: &SocketIo, ctx: Arc<SpearContext>, stopping: Cancella
         "/",
         (async move |s: SocketRef| {
             if let Some(client) = client_of(&s) {
-                events::connected(&client, &on_connect).await;
+                if let Some(from) = events::connected(&client, &on_connect) {
+                    events::resume_user_channel(&client, &on_connect, from).await;
+                }
             }
         })
         .with(async move |s: SocketRef, TryData(auth): TryData<Value>| {

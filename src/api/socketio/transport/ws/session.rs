@@ -176,9 +176,16 @@ pub(super) async fn run(
         stopping,
     };
     let mut frames = Reader::new(settings.max_message);
-    if session.conn.eio == Eio::V3 {
+    match session.conn.eio {
+        // engine.io 4's first ping is due at once: queued behind the open packet, both go out
+        // in the session's first write.
+        Eio::V4 => {
+            if let Ok(ping) = session.heartbeat.due() {
+                let _ = session.conn.queue_own(ping);
+            }
+        }
         // socket.io 4 joins the default namespace with the session, without a connect packet.
-        Box::pin(session.connect(None)).await;
+        Eio::V3 => Box::pin(session.connect(None)).await,
     }
     let end = session.until_it_ends(&mut reader, &mut frames).await;
     let conn = &session.conn;
@@ -354,8 +361,12 @@ impl Session {
             conn.open_namespace(connect);
         }
         self.namespace = Namespace::Open;
-        let (client, ctx) = (self.client.clone(), ctx.clone());
-        tokio::spawn(async move { events::connected(&client, &ctx).await });
+        // The auth_result of a connection that goes live at once follows the connect packet
+        // in the same write; a resume's backlog is brought apart from the reads.
+        if let Some(from) = events::connected(&self.client, ctx) {
+            let (client, ctx) = (self.client.clone(), ctx.clone());
+            tokio::spawn(async move { events::resume_user_channel(&client, &ctx, from).await });
+        }
     }
 }
 
