@@ -83,6 +83,10 @@ pub(crate) struct ConnectionsBench {
     /// engine.io heartbeat of every session (gru and socket.io ping every 25 s).
     #[arg(long, default_value_t = 25)]
     idle_secs: u64,
+    /// Seconds each server idles with no session open, after the warm-up, while its CPU is
+    /// read: its fixed part, which the idle window's figure is split by (0 skips it).
+    #[arg(long, default_value_t = 30)]
+    fixed_secs: u64,
     /// Members per group (each session joins two groups).
     #[arg(long, default_value_t = 10)]
     group_size: u64,
@@ -279,6 +283,12 @@ async fn measure(
 
     warm_up(servers, args.warmup).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    if args.fixed_secs > 0 {
+        eprintln!("{target}: idle with no session for {} s", args.fixed_secs);
+    }
+    let fixed_before = cpu_ticks_each(&spear_pids)?;
+    tokio::time::sleep(Duration::from_secs(args.fixed_secs)).await;
+    let fixed_cpu = cpu_secs(&fixed_before, &cpu_ticks_each(&spear_pids)?);
     let rss_before: Vec<u64> = spear_pids
         .iter()
         .map(|p| rss_kib(*p))
@@ -413,6 +423,7 @@ async fn measure(
                 opened: window.opened,
                 rss_before_kib: rss_before[k],
                 rss_after_kib: rss_after[k],
+                fixed_cpu_s: fixed_cpu[k],
                 idle_cpu_s: idle_cpu[k],
                 load_cpu_s: load_cpu[k],
                 connect_rate: window.rate(),
@@ -427,6 +438,7 @@ async fn measure(
         open_cpu_s,
         open_latency_us: [q[0], q[1]],
         idle_secs: args.idle_secs as f64,
+        fixed_secs: args.fixed_secs as f64,
         spears,
         redis_rss_kib: [redis_before, redis_after],
         client_rss_kib,

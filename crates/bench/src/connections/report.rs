@@ -14,6 +14,8 @@ pub(super) struct SpearResult {
     pub(super) rss_before_kib: u64,
     /// VmRSS with the sessions open and idle, KiB.
     pub(super) rss_after_kib: u64,
+    /// CPU seconds over the window before any session opened (the spear's fixed part).
+    pub(super) fixed_cpu_s: f64,
     /// CPU seconds over the idle window.
     pub(super) idle_cpu_s: f64,
     /// CPU seconds over the load.
@@ -37,6 +39,24 @@ impl SpearResult {
             return f64::NAN;
         }
         self.idle_cpu_s / secs * 100.0 / (self.opened as f64 / 10_000.0)
+    }
+
+    /// Percent of one core the spear spends with no session open, over `secs` seconds.
+    pub(super) fn fixed_cpu_pct(&self, secs: f64) -> f64 {
+        if secs <= 0.0 {
+            return f64::NAN;
+        }
+        self.fixed_cpu_s / secs * 100.0
+    }
+
+    /// The sessions' part of the idle CPU: percent of one core per 10,000 idle sessions
+    /// above the spear's fixed part (`idle_secs` of idle, `fixed_secs` of no sessions).
+    pub(super) fn sessions_cpu_per_10k(&self, idle_secs: f64, fixed_secs: f64) -> f64 {
+        if self.opened == 0 || idle_secs <= 0.0 || fixed_secs <= 0.0 {
+            return f64::NAN;
+        }
+        let above = self.idle_cpu_s / idle_secs - self.fixed_cpu_s / fixed_secs;
+        above * 100.0 / (self.opened as f64 / 10_000.0)
     }
 }
 
@@ -95,6 +115,8 @@ pub(super) struct TargetResult {
     pub(super) open_latency_us: [u64; 2],
     /// Seconds of the idle window.
     pub(super) idle_secs: f64,
+    /// Seconds of the window with no session open (0: not measured).
+    pub(super) fixed_secs: f64,
     /// Each spear.
     pub(super) spears: Vec<SpearResult>,
     /// Redis's VmRSS before and after the sessions opened, KiB.
@@ -136,6 +158,21 @@ impl TargetResult {
             self.spears
                 .iter()
                 .map(|s| s.idle_cpu_per_10k(self.idle_secs)),
+        )
+    }
+
+    /// The spear's fixed part: percent of a core with no session open, mean over the spears.
+    pub(super) fn fixed_cpu_pct(&self) -> f64 {
+        mean(self.spears.iter().map(|s| s.fixed_cpu_pct(self.fixed_secs)))
+    }
+
+    /// The sessions' part of the idle CPU, percent of a core per 10,000 sessions, mean over
+    /// the spears.
+    pub(super) fn sessions_cpu_per_10k(&self) -> f64 {
+        mean(
+            self.spears
+                .iter()
+                .map(|s| s.sessions_cpu_per_10k(self.idle_secs, self.fixed_secs)),
         )
     }
 
@@ -185,8 +222,8 @@ fn ms(us: u64) -> String {
 pub(super) fn render(results: &[TargetResult]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| target | spears | sessions open (planned) | bytes per session, mean (each spear) | idle CPU % of a core per 10k sessions | connect rate per spear, sessions/s (each) | open s | open p50 / p99 ms | open CPU s, spears / cores + Redis / clients | spear CPU ms per session open | Redis RSS before → after | client RSS |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| target | spears | sessions open (planned) | bytes per session, mean (each spear) | idle CPU % of a core per 10k sessions | … the spear's fixed part, % of a core / the sessions' part, % per 10k | connect rate per spear, sessions/s (each) | open s | open p50 / p99 ms | open CPU s, spears / cores + Redis / clients | spear CPU ms per session open | Redis RSS before → after | client RSS |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in results {
         let each = |f: &dyn Fn(&SpearResult) -> String| {
@@ -194,7 +231,7 @@ pub(super) fn render(results: &[TargetResult]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} ({}) | {} ({}) | {} | {} ({}) | {} | {} / {} | {} / {} / {} | {} | {} → {} MiB | {} MiB |",
+            "| {} | {} | {} ({}) | {} ({}) | {} | {} / {} | {} ({}) | {} | {} / {} | {} / {} / {} | {} | {} → {} MiB | {} MiB |",
             r.target,
             r.spears.len(),
             thousands(r.opened()),
@@ -202,6 +239,8 @@ pub(super) fn render(results: &[TargetResult]) -> String {
             num(r.bytes_per_session(), 0),
             each(&|s| num(s.bytes_per_session(), 0)),
             num(r.idle_cpu_per_10k(), 2),
+            num(r.fixed_cpu_pct(), 2),
+            num(r.sessions_cpu_per_10k(), 2),
             num(r.connect_rate(), 0),
             each(&|s| num(s.connect_rate, 0)),
             num(r.open_secs, 1),
@@ -265,10 +304,11 @@ fn compare(out: &mut String, g: &TargetResult, n: &TargetResult) {
     let ratio = |a: f64, b: f64| num(a / b, 2);
     let _ = write!(
         out,
-        "\n{} / node: bytes per session {}, idle CPU per 10k sessions {}, connect rate per spear {}",
+        "\n{} / node: bytes per session {}, idle CPU per 10k sessions {} (the sessions' part {}), connect rate per spear {}",
         g.target,
         ratio(g.bytes_per_session(), n.bytes_per_session()),
         ratio(g.idle_cpu_per_10k(), n.idle_cpu_per_10k()),
+        ratio(g.sessions_cpu_per_10k(), n.sessions_cpu_per_10k()),
         ratio(g.connect_rate(), n.connect_rate()),
     );
     if let (Some(gl), Some(nl)) = (&g.load, &n.load) {
@@ -295,6 +335,8 @@ mod tests {
             opened: 10_000,
             rss_before_kib: 20_000,
             rss_after_kib: 20_000 + bytes_kib * 10_000 / 1024,
+            // 0.25 % of a core over 20 s.
+            fixed_cpu_s: 0.05,
             idle_cpu_s,
             load_cpu_s: 3.0,
             connect_rate: 5000.0,
@@ -306,6 +348,7 @@ mod tests {
             open_cpu_s: [3.0, 1.0, 4.0],
             open_latency_us: [1500, 40_000],
             idle_secs: 25.0,
+            fixed_secs: 20.0,
             spears: vec![spear(4), spear(5)],
             redis_rss_kib: [10_240, 20_480],
             client_rss_kib: 512_000,
@@ -330,6 +373,14 @@ mod tests {
         assert!((r.spears[0].bytes_per_session() - 1024.0).abs() < 1.0);
         // 0.5 s over 25 s is 2 % of a core, for 10,000 sessions.
         assert!((r.idle_cpu_per_10k() - 2.0).abs() < 1e-9);
+        // Of which 0.25 % is the spear's own, with no session open.
+        assert!((r.fixed_cpu_pct() - 0.25).abs() < 1e-9);
+        assert!((r.sessions_cpu_per_10k() - 1.75).abs() < 1e-9);
+        let unmeasured = TargetResult {
+            fixed_secs: 0.0,
+            ..r.clone()
+        };
+        assert!(unmeasured.sessions_cpu_per_10k().is_nan());
         assert!(SpearResult::default().bytes_per_session().is_nan());
         assert_eq!(r.load.as_ref().map(LoadResult::completeness), Some(100.0));
     }
@@ -337,9 +388,9 @@ mod tests {
     #[test]
     fn the_report_has_both_tables_and_the_ratios() {
         let text = render(&[result("gru", 1024, 0.5), result("node", 4096, 1.0)]);
-        assert!(text.contains("| gru | 2 | 20,000 (20,000) | 1024 (1024 / 1024) | 2.00 | 5000 (5000 / 5000) | 2.0 | 1.5 / 40.0 | 3.0 / 1.0 / 4.0 | 0.150 | 10 → 20 MiB | 500 MiB |"), "{text}");
+        assert!(text.contains("| gru | 2 | 20,000 (20,000) | 1024 (1024 / 1024) | 2.00 | 0.25 / 1.75 | 5000 (5000 / 5000) | 2.0 | 1.5 / 40.0 | 3.0 / 1.0 / 4.0 | 0.150 | 10 → 20 MiB | 500 MiB |"), "{text}");
         assert!(text.contains("| gru | 20,000 | 1,000 | 60 | 60,000 | 60,000 (0) | 330,000 | 330,000 | 100.000 % | 1.2 | 8.0 | 25.0 | 0 | 3.0 / 3.0 | 0.0 | 0.0 |"), "{text}");
-        assert!(text.contains("gru / node: bytes per session 0.25, idle CPU per 10k sessions 0.50, connect rate per spear 1.00, p99 latency 1.00"), "{text}");
+        assert!(text.contains("gru / node: bytes per session 0.25, idle CPU per 10k sessions 0.50 (the sessions' part 0.47), connect rate per spear 1.00, p99 latency 1.00"), "{text}");
         let alone = render(&[result("node", 4096, 1.0)]);
         assert!(!alone.contains("gru / node"));
         assert_eq!(thousands(1_234_567), "1,234,567");
