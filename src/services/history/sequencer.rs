@@ -726,49 +726,11 @@ mod tests {
         }
     }
 
-    /// A store that counts the reads it is asked for.
-    struct CountingReads {
-        inner: Arc<MemoryStore>,
-        reads: AtomicU64,
-    }
-
-    impl HistoryStore for CountingReads {
-        fn append_once<'a>(
-            &'a self,
-            channel: Channel,
-            id: u64,
-            message: &'a str,
-            once: Option<SentOnce<'a>>,
-        ) -> BoxFuture<'a, Result<Appended, HistoryError>> {
-            self.inner.append_once(channel, id, message, once)
-        }
-
-        fn open(
-            &self,
-            channel: Channel,
-            epoch: u64,
-        ) -> BoxFuture<'_, Result<Position, HistoryError>> {
-            self.inner.open(channel, epoch)
-        }
-
-        fn read(
-            &self,
-            channel: Channel,
-            after: u64,
-            max: usize,
-        ) -> BoxFuture<'_, Result<Page, HistoryError>> {
-            bump(&self.reads);
-            self.inner.read(channel, after, max)
-        }
-    }
-
     #[tokio::test]
     async fn a_join_to_a_channel_delivered_here_does_not_ask_the_store() {
-        let (inner, room, _) = setup(100);
-        let store = Arc::new(CountingReads {
-            inner: inner.clone(),
-            reads: AtomicU64::new(0),
-        });
+        let store = Arc::new(Flaky::up());
+        let inner = store.now().expect("up");
+        let room = Arc::new(Record::default());
         let seq = Sequencer::new(Some(store.clone()), epochs(), room.clone());
         let reads = || store.reads.load(Ordering::Relaxed);
         // The first connection asks the store, and opens the channel in epoch 1000.
@@ -955,10 +917,12 @@ mod tests {
         assert_eq!(seq.report().stale, 1);
     }
 
-    /// A store that can be down, and comes back empty (a Redis restarted without its data).
+    /// A store that can be down, and comes back empty (a Redis restarted without its data);
+    /// it counts the reads it is asked for.
     struct Flaky {
         store: Mutex<Arc<MemoryStore>>,
         down: std::sync::atomic::AtomicBool,
+        reads: AtomicU64,
     }
 
     impl Flaky {
@@ -973,6 +937,7 @@ mod tests {
                     1 << 30,
                 ))),
                 down: std::sync::atomic::AtomicBool::new(false),
+                reads: AtomicU64::new(0),
             };
             flaky.restart_empty();
             flaky
@@ -1023,6 +988,7 @@ mod tests {
             after: u64,
             max: usize,
         ) -> BoxFuture<'_, Result<Page, HistoryError>> {
+            bump(&self.reads);
             Box::pin(async move { self.now()?.read(channel, after, max).await })
         }
     }
